@@ -1,0 +1,111 @@
+"""Exception tree and compiler-style diagnostics.
+
+Every problem found in a rule, pathway, profile or case file becomes a
+:class:`Diagnostic`: one line ``file:line:col: message (did you mean 'x'?) [CODE]``.
+A load collects all diagnostics and raises them together in a
+:class:`DefinitionError`; input errors at run time (a bad event or case) raise
+:class:`InputError`, which also carries diagnostics and never changes a session.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Iterable
+
+__all__ = [
+    "Diagnostic",
+    "PathwayError",
+    "DefinitionError",
+    "InputError",
+    "TransitionRefused",
+    "EngineError",
+    "EngineLimitError",
+    "suggest",
+]
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """Closest candidate to ``name`` for a "did you mean" hint, or None."""
+    matches = difflib.get_close_matches(str(name), sorted(set(candidates)), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def display_path(path: str | os.PathLike[str] | None) -> str:
+    """A path as shown in diagnostics: relative to the working folder when under it."""
+    if path is None:
+        return "<input>"
+    text = os.fspath(path)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:  # another drive on Windows
+        return text
+    return text if rel.startswith("..") else rel
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One finding, located in a file."""
+
+    file: str
+    line: int
+    col: int
+    code: str
+    message: str
+    hint: str | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        hint = f" (did you mean '{self.hint}'?)" if self.hint else ""
+        return f"{self.file}:{self.line}:{self.col}: {self.message}{hint} [{self.code}]"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class PathwayError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class _DiagnosticsError(PathwayError):
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    @property
+    def codes(self) -> list[str]:
+        return [d.code for d in self.diagnostics]
+
+
+class DefinitionError(_DiagnosticsError):
+    """A pathway, rule or profile file is wrong; all problems of the load are listed."""
+
+
+class InputError(_DiagnosticsError):
+    """A case file or an API event is wrong; nothing was applied."""
+
+
+class TransitionRefused(PathwayError):
+    """A rule asked for a move that is not an edge of the state graph; nothing was applied."""
+
+    def __init__(self, rule: str, source: str, target: str):
+        self.rule, self.source, self.target = rule, source, target
+        super().__init__(
+            f"rule '{rule}' asked for transition {source} -> {target}, "
+            "which is not an edge of the pathway graph; nothing was applied [PW501]"
+        )
+
+
+class EngineError(PathwayError):
+    """The rules engine failed while evaluating; nothing was applied."""
+
+
+class EngineLimitError(DefinitionError):
+    """A compiled ruleset would exceed a measured limit of durable_rules."""

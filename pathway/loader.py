@@ -1,0 +1,365 @@
+"""Load a pathway folder into a checked, resolved definition.
+
+All problems of a load are collected and raised together as one :class:`DefinitionError`,
+each a ``file:line:col: message [CODE]`` line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from . import conditions as C
+from .effects import Alert, Derive, Dose, Effect, Offer, Recommend, Require, Transition, parse_effects, TEMPLATE_RE
+from .errors import DefinitionError, Diagnostic, display_path, suggest
+from .graph import build_graph, expand_sources
+from .model import ANY_ACTIVE, Evidence, FieldDef, FieldsFile, PathwayFile, RuleFile, SourcesFile
+from .yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
+
+__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir"]
+
+#: Fields every snapshot has, computed by the session (never given by a case).
+BUILTIN_FIELDS: dict[str, FieldDef] = {
+    "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
+                    range=(0, 3650), scope="event"),
+    "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
+                              range=(0, 3650), scope="event"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A resolved rule: conditions parsed, parameters substituted, states expanded."""
+
+    id: str
+    title: str
+    file: str
+    line: int
+    col: int
+    states: tuple[str, ...]
+    priority: int
+    due: C.Cond
+    requires: tuple[str, ...]
+    when: C.Cond
+    then: tuple[Effect, ...]
+    otherwise: tuple[Effect, ...]
+    evidence: Evidence
+    params: tuple[str, ...] = ()
+    note: str = ""
+
+    def targets(self, branch: str = "then") -> list[str]:
+        effects = self.then if branch == "then" else self.otherwise
+        return [e.to for e in effects if isinstance(e, Transition)]
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class PathwayDef:
+    """Everything the compiler, engine, diagrams and checks need, already validated."""
+
+    root: Path
+    spec: PathwayFile
+    fields: dict[str, FieldDef]
+    rules: list[Rule]
+    graph: nx.DiGraph
+    params: dict[str, Any]
+    profile: str | None = None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def start_state(self) -> str:
+        return next(s for s, d in self.spec.states.items() if d.kind == "start")
+
+    def rules_in(self, state: str) -> list[Rule]:
+        return [r for r in self.rules if state in r.states]
+
+
+def shipped_rules_dir() -> Path:
+    """Folder of the rules installed with the package (or of the source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "rules", here.parent / "rules"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the shipped rules folder was not found next to the package")
+
+
+def resolve_pathway_dir(name_or_path: str | os.PathLike[str]) -> Path:
+    """A pathway by name (``asuc``) among the shipped rules, or a path to its folder."""
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.is_dir() and (path / "pathway.yaml").is_file():
+        return path
+    if path.is_file() and path.name == "pathway.yaml":
+        return path.parent
+    if os.sep not in text and "/" not in text:
+        try:
+            shipped = shipped_rules_dir() / text
+        except FileNotFoundError:
+            shipped = None
+        if shipped is not None and (shipped / "pathway.yaml").is_file():
+            return shipped
+        names = [p.name for p in shipped.parent.iterdir() if (p / "pathway.yaml").is_file()] if shipped else []
+        raise DefinitionError([Diagnostic(text, 0, 0, "PW001", f"no pathway named '{text}'", suggest(text, names))])
+    raise DefinitionError([Diagnostic(display_path(text), 0, 0, "PW001", "not a pathway folder (no pathway.yaml)")])
+
+
+class _Loader:
+    def __init__(self, root: Path, overrides: dict[str, Any] | None):
+        self.root = root
+        self.overrides = overrides or {}
+        self.diags: list[Diagnostic] = []
+        self.files: list[str] = []
+
+    def _load(self, relname: str) -> Located | None:
+        path = self.root / relname
+        shown = display_path(path)
+        self.files.append(str(path))
+        if not path.is_file():
+            self.diags.append(Diagnostic(shown, 0, 0, "PW002", f"file '{relname}' not found"))
+            return None
+        try:
+            return load_yaml_file(str(path), shown)
+        except YamlProblem as exc:
+            self.diags.append(exc.diagnostic)
+            return None
+
+    def _validate(self, doc: Located, model: Any) -> Any:
+        if not isinstance(doc.data, dict):
+            self.diags.append(doc.diag((), "PW112", f"the file must hold a mapping, not {type(doc.data).__name__}"))
+            return None
+        try:
+            return model.model_validate(doc.data)
+        except ValidationError as exc:
+            self.diags.extend(validation_diagnostics(doc, (), exc))
+            return None
+
+    def run(self) -> PathwayDef:
+        pdoc = self._load("pathway.yaml")
+        spec: PathwayFile | None = self._validate(pdoc, PathwayFile) if pdoc else None
+        if spec is None:
+            raise DefinitionError(self.diags)
+        if spec.sources_file:
+            sdoc = self._load(spec.sources_file)
+            sfile: SourcesFile | None = self._validate(sdoc, SourcesFile) if sdoc else None
+            if sfile is not None:
+                clash = sorted(set(sfile.sources) & set(spec.sources))
+                for sid in clash:
+                    self.diags.append(sdoc.diag(("sources", sid), "PW205", f"source '{sid}' is also listed in pathway.yaml", key=True))
+                spec = spec.model_copy(update={"sources": {**spec.sources, **sfile.sources}})
+        self._check_pathway(pdoc, spec)
+        params = {name: p.value for name, p in spec.parameters.items()}
+        params.update(self.overrides)
+
+        fdoc = self._load(spec.fields_file)
+        fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
+        fields = dict(fields_file.fields) if fields_file else {}
+        for name in BUILTIN_FIELDS:
+            if name in fields and fdoc:
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined", key=True))
+        for name in fields:
+            if name in spec.derived and fdoc:
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml", key=True))
+        fields.update(BUILTIN_FIELDS)
+        fields["state"] = None  # type: ignore[assignment]  # resolved below
+
+        rules: list[Rule] = []
+        seen: dict[str, str] = {}
+        for relname in spec.rule_files:
+            doc = self._load(relname)
+            if doc is None:
+                continue
+            rfile: RuleFile | None = self._validate(doc, RuleFile)
+            if rfile is None:
+                continue
+            for index, rdef in enumerate(rfile.rules):
+                rule = self._rule(doc, ("rules", index), rdef, spec, fields, params)
+                if rule is None:
+                    continue
+                if rule.id in seen:
+                    self.diags.append(doc.diag(("rules", index, "id"), "PW205",
+                                               f"duplicate rule id '{rule.id}' (first defined at {seen[rule.id]})"))
+                    continue
+                seen[rule.id] = rule.location
+                rules.append(rule)
+        fields.pop("state")
+        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("otherwise")])
+        if self.diags:
+            raise DefinitionError(self.diags)
+        return PathwayDef(self.root, spec, fields, rules, graph, params, files=self.files)
+
+    def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
+        states = list(spec.states)
+        starts = [s for s, d in spec.states.items() if d.kind == "start"]
+        if len(starts) != 1:
+            self.diags.append(doc.diag(("states",), "PW208", f"a pathway needs exactly one start state, found {len(starts)}"))
+        for i, t in enumerate(spec.transitions):
+            sources = [t.from_] if isinstance(t.from_, str) else t.from_
+            for j, src in enumerate(sources):
+                where = ("transitions", i, "from") + ((j,) if not isinstance(t.from_, str) else ())
+                if src != ANY_ACTIVE and src not in spec.states:
+                    self.diags.append(doc.diag(where, "PW201", f"unknown state '{src}'", suggest(src, states + [ANY_ACTIVE])))
+                elif src in spec.states and spec.states[src].kind == "terminal":
+                    self.diags.append(doc.diag(where, "PW207", f"terminal state '{src}' cannot have a way out"))
+            if t.to not in spec.states:
+                self.diags.append(doc.diag(("transitions", i, "to"), "PW201", f"unknown state '{t.to}'", suggest(t.to, states)))
+        for name, p in spec.parameters.items():
+            for k, src in enumerate(p.sources):
+                if src not in spec.sources:
+                    self.diags.append(doc.diag(("parameters", name, "sources", k), "PW204", f"unknown source '{src}'",
+                                               suggest(src, spec.sources)))
+            if p.choices and p.value not in p.choices:
+                self.diags.append(doc.diag(("parameters", name, "value"), "PW112",
+                                           f"value {p.value!r} is not one of the choices {p.choices}"))
+        for name, value in self.overrides.items():
+            if name not in spec.parameters:
+                self.diags.append(doc.diag(("parameters",), "PW203", f"override of unknown parameter '{name}'",
+                                           suggest(name, spec.parameters)))
+
+    def _rule(self, doc: Located, path: tuple[Any, ...], rdef: Any, spec: PathwayFile,
+              fields: dict[str, FieldDef | None], params: dict[str, Any]) -> Rule | None:
+        before = len(self.diags)
+        state_names = list(spec.states)
+        in_values = [rdef.in_] if isinstance(rdef.in_, str) else list(rdef.in_)
+        for k, name in enumerate(in_values):
+            if name != ANY_ACTIVE and name not in spec.states:
+                where = path + ("in",) + (() if isinstance(rdef.in_, str) else (k,))
+                self.diags.append(doc.diag(where, "PW201", f"unknown state '{name}'", suggest(name, state_names + [ANY_ACTIVE])))
+        states = tuple(s for s in expand_sources(spec, rdef.in_) if s in spec.states) if ANY_ACTIVE in in_values else tuple(
+            s for s in in_values if s in spec.states)
+
+        def field_type(name: str) -> tuple[str, list[str]] | None:
+            if name == "state":
+                return ("enum", state_names)
+            f = fields.get(name)
+            return (f.type, list(f.values)) if f is not None else None
+
+        def derived_type(name: str) -> tuple[str, list[str]] | None:
+            d = spec.derived.get(name)
+            return (d.type, list(d.values)) if d is not None else None
+
+        known = sorted([n for n in fields] + list(spec.derived))
+        parser = C.ConditionParser(doc, field_type, derived_type, params, known, self.diags)
+        due = parser.parse(rdef.due, path + ("due",)) if rdef.due is not None else C.Always()
+        when = parser.parse(rdef.when, path + ("when",)) if rdef.when is not None else C.Always()
+        for k, name in enumerate(rdef.requires):
+            if name not in fields or name == "state":
+                self.diags.append(doc.diag(path + ("requires", k), "PW202", f"unknown field '{name}'", suggest(name, known)))
+        then = self._effects(doc, rdef.then, path + ("then",), spec, states, fields, params, known, parser)
+        otherwise = self._effects(doc, rdef.otherwise, path + ("otherwise",), spec, states, fields, params, known, parser)
+        if not rdef.then and not rdef.otherwise:
+            self.diags.append(doc.diag(path, "PW111", f"rule '{rdef.id}' has no effects ('then' or 'otherwise')"))
+        if rdef.otherwise and rdef.when is None:
+            self.diags.append(doc.diag(path + ("otherwise",), "PW112", "'otherwise' needs a 'when' condition to negate"))
+        for k, src in enumerate(rdef.evidence.sources):
+            if src not in spec.sources:
+                self.diags.append(doc.diag(path + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
+                                           suggest(src, spec.sources)))
+        requires = list(rdef.requires)
+        if any(isinstance(e, Dose) for e in then + otherwise) and "weight_kg" in fields and "weight_kg" not in requires:
+            requires.append("weight_kg")
+        if len(self.diags) > before:
+            return None
+        line, col = doc.pos(path)
+        return Rule(
+            id=rdef.id, title=rdef.title, file=doc.file, line=line, col=col, states=states, priority=rdef.priority,
+            due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
+            evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note,
+        )
+
+    def _effects(self, doc: Located, items: list[Any], path: tuple[Any, ...], spec: PathwayFile, states: tuple[str, ...],
+                 fields: dict[str, Any], params: dict[str, Any], known: list[str], parser: C.ConditionParser) -> list[Effect]:
+        effects = parse_effects(doc, items, path, self.diags)
+        out: list[Effect] = []
+        template_names = set(known) | set(params) | {"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg"}
+        transitions = 0
+        for i, effect in enumerate(effects):
+            epath = path + (i,)
+            kind_key = next(iter(items[i])) if i < len(items) and isinstance(items[i], dict) else None
+            body = epath + ((kind_key,) if kind_key else ())
+            if isinstance(effect, Transition):
+                transitions += 1
+                if effect.to not in spec.states:
+                    self.diags.append(doc.diag(body, "PW201", f"unknown state '{effect.to}'", suggest(effect.to, list(spec.states))))
+                else:
+                    graph = build_graph(spec)
+                    for s in states:
+                        if not graph.has_edge(s, effect.to):
+                            self.diags.append(doc.diag(body, "PW206",
+                                                       f"transition {s} -> {effect.to} is not an edge of the pathway graph"
+                                                       + (" (terminal states have no way out)" if spec.states[s].kind == "terminal" else "")))
+            elif isinstance(effect, Derive):
+                for name, value in effect.values.items():
+                    d = spec.derived.get(name)
+                    if d is None:
+                        self.diags.append(doc.diag(body + (name,), "PW202", f"unknown derived fact '{name}' (declare it under 'derived:' in pathway.yaml)",
+                                                   suggest(name, list(spec.derived)), key=True))
+                        continue
+                    ok = {"boolean": isinstance(value, bool), "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+                          "string": isinstance(value, str) and (not d.values or value in d.values)}[d.type]
+                    if not ok:
+                        self.diags.append(doc.diag(body + (name,), "PW112", f"derived fact '{name}' is {d.type}; {value!r} does not fit"))
+            elif isinstance(effect, Require):
+                for k, name in enumerate(effect.fields):
+                    if name not in fields or name == "state":
+                        self.diags.append(doc.diag(body + ("fields", k), "PW202", f"unknown field '{name}'", suggest(name, known)))
+            elif isinstance(effect, Dose):
+                resolved: dict[str, Any] = {}
+                for key in ("mg_per_kg_per_day", "mg_per_kg", "times_per_day", "round_to_mg", "max_mg_per_dose"):
+                    value = getattr(effect, key)
+                    if isinstance(value, str):
+                        if not value.startswith("$") or value[1:] not in params:
+                            name = value[1:] if value.startswith("$") else value
+                            self.diags.append(doc.diag(body + (key,), "PW203", f"unknown parameter '{name}'", suggest(name, list(params))))
+                            continue
+                        parser.used_params.add(value[1:])
+                        value = params[value[1:]]
+                    resolved[key] = value
+                if (effect.mg_per_kg_per_day is None) == (effect.mg_per_kg is None):
+                    self.diags.append(doc.diag(body, "PW112", "a dose needs exactly one of 'mg_per_kg_per_day' or 'mg_per_kg'"))
+                targets = {}
+                for tname, (low, high) in effect.targets.items():
+                    pair = []
+                    for bound in (low, high):
+                        if isinstance(bound, str):
+                            if bound.startswith("$") and bound[1:] in params:
+                                parser.used_params.add(bound[1:])
+                                bound = params[bound[1:]]
+                            else:
+                                self.diags.append(doc.diag(body + ("targets", tname), "PW203", f"unknown parameter '{bound}'"))
+                        pair.append(bound)
+                    targets[tname] = tuple(pair)
+                resolved["targets"] = targets
+                effect = effect.model_copy(update=resolved)
+            for text_key in ("text",):
+                text = getattr(effect, text_key, None)
+                if isinstance(text, str):
+                    for name in TEMPLATE_RE.findall(text):
+                        if name not in template_names:
+                            self.diags.append(doc.diag(body + (text_key,), "PW202", f"unknown name '{{{name}}}' in text",
+                                                       suggest(name, sorted(template_names))))
+            out.append(effect)
+        if transitions > 1:
+            self.diags.append(doc.diag(path, "PW112", "a rule takes at most one transition per branch"))
+        return out
+
+
+def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> PathwayDef:
+    """Load, validate and resolve a pathway folder; raise DefinitionError listing every problem."""
+    root = resolve_pathway_dir(name_or_path)
+    return _Loader(root, overrides).run()

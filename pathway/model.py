@@ -1,0 +1,167 @@
+"""The rule-file vocabulary, as pydantic v2 models (``extra="forbid"`` throughout).
+
+A pathway folder holds:
+
+- ``pathway.yaml``: id, version, title, states, transitions, parameters, derived facts, sources;
+- ``fields.yaml``: every input field (name, type, canonical unit, plausible range, meaning);
+- any number of rule files (``*.yaml`` listed under ``rule_files``), each a list of rules.
+
+Conditions (``when``/``due``) and effects (``then``/``otherwise``) are kept as plain data here
+and parsed with positions by :mod:`pathway.conditions` and :mod:`pathway.effects`, so errors
+inside them can point at the exact line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ANY_ACTIVE",
+    "StateDef",
+    "TransitionDef",
+    "ParameterDef",
+    "SourceDef",
+    "DerivedDef",
+    "FieldDef",
+    "PathwayFile",
+    "FieldsFile",
+    "SourcesFile",
+    "Evidence",
+    "RuleDef",
+    "RuleFile",
+]
+
+ANY_ACTIVE = "any_active"
+_ID = r"^[a-z][a-z0-9_]*$"
+_SOURCE_ID = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class StateDef(_Model):
+    """One state of the pathway graph."""
+
+    kind: Literal["start", "active", "terminal"]
+    title: str
+    description: str = ""
+
+
+class TransitionDef(_Model):
+    """An edge of the graph. ``from: any_active`` expands to every start/active state."""
+
+    from_: str | list[str] = Field(alias="from")
+    to: str
+    title: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ParameterDef(_Model):
+    """A named, sourced threshold or dose that rules refer to as ``$name``."""
+
+    value: float | int | bool | str
+    unit: str = ""
+    title: str = ""
+    sources: list[str] = Field(default_factory=list)
+    note: str = ""
+    choices: list[float | int | bool | str] = Field(default_factory=list)
+
+
+class SourceDef(_Model):
+    """One entry of the evidence source list."""
+
+    title: str
+    tag: str
+    ref: str = ""
+
+
+class DerivedDef(_Model):
+    """A named fact that rules derive and other rules test (forward chaining)."""
+
+    type: Literal["boolean", "number", "string"] = "boolean"
+    title: str
+    values: list[str] = Field(default_factory=list)
+
+
+class FieldDef(_Model):
+    """One input field of a case or event."""
+
+    type: Literal["number", "integer", "boolean", "enum", "string"]
+    title: str
+    unit: str = ""
+    range: tuple[float, float] | None = None
+    values: list[str] = Field(default_factory=list)
+    quantity: str | None = None
+    scope: Literal["patient", "event", "both"] = "event"
+    #: An event value counts as current for this many days after it was recorded (a value
+    #: recorded on day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
+    valid_for_days: float | None = None
+    description: str = ""
+
+
+class PathwayFile(_Model):
+    id: str = Field(pattern=_ID)
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
+    title: str
+    description: str = ""
+    states: dict[str, StateDef]
+    transitions: list[TransitionDef]
+    parameters: dict[str, ParameterDef] = Field(default_factory=dict)
+    derived: dict[str, DerivedDef] = Field(default_factory=dict)
+    sources: dict[str, SourceDef] = Field(default_factory=dict)
+    sources_file: str | None = None
+    fields_file: str = "fields.yaml"
+    rule_files: list[str]
+
+    @field_validator("states", "parameters", "derived")
+    @classmethod
+    def _ids(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not re.match(_ID, key):
+                raise ValueError(f"'{key}' is not a valid id (lower case letters, digits and '_', starting with a letter)")
+        return value
+
+
+class SourcesFile(_Model):
+    sources: dict[str, SourceDef]
+
+
+class FieldsFile(_Model):
+    fields: dict[str, FieldDef]
+
+
+class Evidence(_Model):
+    """Where a rule comes from: source ids, strength of evidence and verification status."""
+
+    sources: list[str] = Field(min_length=1)
+    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
+    status: Literal["verified", "unverified"]
+    note: str = ""
+
+
+class RuleDef(_Model):
+    """One rule. ``when``/``due`` are conditions; ``then``/``otherwise`` are effect lists."""
+
+    id: str = Field(pattern=_ID)
+    title: str
+    in_: str | list[str] = Field(alias="in")
+    priority: int = 0
+    due: Any = None
+    requires: list[str] = Field(default_factory=list)
+    when: Any = None
+    then: list[Any] = Field(default_factory=list)
+    otherwise: list[Any] = Field(default_factory=list)
+    evidence: Evidence
+    note: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RuleFile(_Model):
+    title: str = ""
+    rules: list[RuleDef]

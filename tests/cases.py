@@ -1,0 +1,44 @@
+"""Case builders shared by the tests: small, readable patients for each branch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+PATIENT: dict[str, Any] = {
+    "id": "p-1",
+    "weight_kg": 70,
+    "age_years": 40,
+    "prior_anti_tnf_failure": False,
+    "prior_thiopurine_failure": False,
+    "latent_tb": "negative",
+    "hbv_status": "negative",
+    "nyha_class": 0,
+    "tpmt_status": "normal",
+}
+
+ADMIT = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60}
+DAY3_FAIL = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80}
+RESCUE_LABS = {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
+               "active_serious_infection": False}
+RESPONSE = {"stool_freq_24h": 2, "visible_blood": False}
+NO_RESPONSE = {"stool_freq_24h": 6, "visible_blood": True}
+
+
+def patient(**overrides: Any) -> dict[str, Any]:
+    p = copy.deepcopy(PATIENT)
+    p.update(overrides)
+    return p
+
+
+def to_rescue(**patient_overrides: Any) -> dict[str, Any]:
+    """A case that reaches rescue_selection on day 3 with eligibility labs recorded."""
+    return {"patient": patient(**patient_overrides),
+            "events": [dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS)]}
+
+
+def rescue(agent: str, *later: dict[str, Any], **patient_overrides: Any) -> dict[str, Any]:
+    case = to_rescue(**patient_overrides)
+    case["events"].append({"day": 3, "rescue_choice": agent})
+    case["events"].extend(later)
+    return case

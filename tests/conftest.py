@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pathway import load_pathway  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pw():
+    return load_pathway("asuc")
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """A private copy of the ASUC rules folder that a test may edit."""
+    dest = tmp_path / "asuc"
+    shutil.copytree(ROOT / "rules" / "asuc", dest)
+    return dest

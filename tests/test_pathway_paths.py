@@ -1,0 +1,167 @@
+"""Every state and every transition of the ASUC graph is reached by a case, with the expected outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from cases import ADMIT, DAY3_FAIL, NO_RESPONSE, RESPONSE, patient, rescue, to_rescue
+
+# (case id, case, expected path, expected rule that took the last edge)
+CASES = [
+    ("not_asuc_few_stools",
+     {"patient": patient(), "events": [{"day": 0, "bloody_stools_24h": 4, "pulse_bpm": 100}]},
+     ["suspected_asuc", "not_asuc"], "tw_not_met"),
+    ("not_asuc_no_systemic_sign",
+     {"patient": patient(), "events": [{"day": 0, "bloody_stools_24h": 7, "pulse_bpm": 80, "temp_c": 37.0,
+                                        "hb_g_dl": 13.0, "crp_mg_l": 12}]},
+     ["suspected_asuc", "not_asuc"], "tw_not_met"),
+    ("steroid_response_day3",
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 8}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_day3"),
+    ("oxford_positive_day3",
+     {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL)]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection"], "steroid_failure_day3"),
+    ("deterioration_on_steroids",
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 1, "clinical_deterioration": True}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection"], "clinical_deterioration_on_steroids"),
+    ("incomplete_response_day7",
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 20},
+                                       {"day": 7, "stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 15}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection"], "incomplete_response_final_day"),
+    ("tacrolimus_to_thiopurine",
+     rescue("tacrolimus", {"day": 10, **RESPONSE}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "maintenance_thiopurine"], "tac_response"),
+    ("tacrolimus_to_vedolizumab",
+     rescue("tacrolimus", {"day": 10, **RESPONSE}, prior_thiopurine_failure=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "maintenance_vedolizumab"],
+     "tac_response_thiopurine_experienced"),
+    ("tacrolimus_no_response",
+     rescue("tacrolimus", {"day": 10, **NO_RESPONSE}, {"day": 17, **NO_RESPONSE}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "colectomy"], "tac_no_response"),
+    ("ciclosporin_to_thiopurine",
+     rescue("ciclosporin", {"day": 10, **RESPONSE}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_thiopurine"], "csa_response"),
+    ("ciclosporin_to_vedolizumab",
+     rescue("ciclosporin", {"day": 10, **RESPONSE}, prior_thiopurine_failure=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_vedolizumab"],
+     "csa_response_thiopurine_experienced"),
+    ("ciclosporin_no_response",
+     rescue("ciclosporin", {"day": 10, **NO_RESPONSE}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "colectomy"], "csa_no_response"),
+    ("infliximab_to_maintenance",
+     rescue("infliximab", {"day": 10, **RESPONSE}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "maintenance_infliximab"], "ifx_response"),
+    ("infliximab_no_response",
+     rescue("infliximab", {"day": 10, **NO_RESPONSE}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "ifx_no_response"),
+    ("colectomy_chosen",
+     rescue("colectomy"),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "choose_colectomy"),
+    ("no_eligible_agent",
+     {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL),
+                                       {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8,
+                                        "creatinine_umol_l": 70, "active_serious_infection": True}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "no_eligible_rescue"),
+    ("rescue_deterioration",
+     rescue("infliximab", {"day": 5, "clinical_deterioration": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "rescue_deterioration"),
+    ("perforation_at_presentation",
+     {"patient": patient(), "events": [{"day": 0, "perforation": True}]},
+     ["suspected_asuc", "colectomy"], "perforation_or_massive_bleed"),
+    ("toxic_megacolon_on_steroids",
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 2, "transverse_colon_cm": 6.2, "systemic_toxicity": True}]},
+     ["suspected_asuc", "iv_steroids", "colectomy"], "toxic_megacolon"),
+    ("massive_haemorrhage_in_selection",
+     {"patient": patient(), "events": [*to_rescue()["events"], {"day": 4, "massive_haemorrhage": True}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "perforation_or_massive_bleed"),
+    ("perforation_on_tacrolimus",
+     rescue("tacrolimus", {"day": 5, "perforation": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "colectomy"], "perforation_or_massive_bleed"),
+    ("megacolon_on_ciclosporin",
+     rescue("ciclosporin", {"day": 5, "caecum_cm": 10, "systemic_toxicity": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "colectomy"], "toxic_megacolon"),
+]
+
+
+@pytest.mark.parametrize("name,case,path,last_rule", CASES, ids=[c[0] for c in CASES])
+def test_case_path(pw, name, case, path, last_rule):
+    result = pw.run_case(case)
+    assert result["path"] == path
+    assert result["state"] == path[-1]
+    moves = [t for t in result["trace"] if "to" in t]
+    assert [m["to"] for m in moves] == path[1:]
+    assert moves[-1]["rule"] == last_rule
+
+
+def test_every_state_and_edge_is_exercised(pw):
+    edges, states = set(), set()
+    for _, case, _, _ in CASES:
+        result = pw.run_case(case)
+        states.update(result["path"])
+        edges.update((t["from"], t["to"]) for t in result["trace"] if "to" in t)
+    assert states == set(pw.graph.nodes)
+    assert edges == set(pw.graph.edges), f"never taken: {sorted(set(pw.graph.edges) - edges)}"
+
+
+def test_every_transition_rule_is_exercised(pw):
+    fired = set()
+    for _, case, _, _ in CASES:
+        fired.update(t["rule"] for t in pw.run_case(case)["trace"] if "to" in t)
+    transition_rules = {r for _, _, data in pw.graph.edges(data=True) for r in data["rules"]}
+    assert transition_rules <= fired, f"never fired: {sorted(transition_rules - fired)}"
+
+
+def test_tacrolimus_start_dose_is_weight_based_and_rounded(pw):
+    result = pw.run_case(rescue("tacrolimus", weight_kg=72))
+    med = next(r["medication"] for r in result["recommendations"] if r["rule"] == "tac_start_dose")
+    # 72 kg x 0.05 mg/kg/day / 2 = 1.8 mg -> nearest 0.5 mg capsule step = 2 mg twice daily
+    assert med["name"] == "tacrolimus"
+    assert med["dose_mg"] == 2
+    assert med["times_per_day"] == 2
+    assert med["route"] == "oral"
+    assert med["calculated_mg"] == 1.8
+    assert med["targets"] == {"tacrolimus_trough_ng_ml": [10, 15]}
+
+
+def test_tacrolimus_trough_titration_both_directions(pw):
+    low = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 6.0}))
+    high = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 18.5}))
+    ok = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 12.0}))
+    rules = lambda r: {x["rule"] for x in r["recommendations"]}  # noqa: E731
+    assert "tac_trough_low" in rules(low) and "tac_trough_high" not in rules(low)
+    assert "tac_trough_high" in rules(high) and "tac_trough_low" not in rules(high)
+    assert "tac_trough_in_range" in rules(ok)
+    assert "tac_start_dose" not in rules(ok)  # a trough is recorded: titrate, do not restart
+
+
+def test_ciclosporin_excluded_by_low_cholesterol_both_directions(pw):
+    low = pw.run_case({"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL),
+                                                        {"day": 3, "cholesterol_mmol_l": 2.4, "magnesium_mmol_l": 0.8,
+                                                         "creatinine_umol_l": 70, "active_serious_infection": False}]})
+    ok = pw.run_case(to_rescue())
+    opt = lambda r, name: next(o for o in r["options"] if o["option"] == name)  # noqa: E731
+    assert opt(low, "ciclosporin")["available"] is False
+    assert any("Cholesterol 2.4" in a for a in opt(low, "ciclosporin")["against"])
+    assert opt(ok, "ciclosporin")["available"] is True
+    assert low["derived"]["ciclosporin_excluded"] is True
+    assert ok["derived"]["ciclosporin_excluded"] is False
+
+
+@pytest.mark.parametrize("field,value", [("latent_tb", "untreated"), ("hbv_status", "positive_untreated"),
+                                         ("nyha_class", 3), ("prior_anti_tnf_failure", True)])
+def test_infliximab_exclusions(pw, field, value):
+    result = pw.run_case(to_rescue(**{field: value}))
+    ifx = next(o for o in result["options"] if o["option"] == "infliximab")
+    assert ifx["available"] is False and ifx["against"]
+    chosen = pw.run_case(rescue("infliximab", **{field: value}))
+    assert chosen["state"] == "rescue_selection"  # a contraindicated choice is not taken
+    assert any(a["rule"] == "chosen_agent_contraindicated" for a in chosen["alerts"])
+
+
+def test_steroid_regimen_and_vte_on_entry(pw):
+    result = pw.run_case({"patient": patient(), "events": [dict(ADMIT)]})
+    assert result["state"] == "iv_steroids"
+    mp = next(r for r in result["recommendations"] if r["rule"] == "ivs_regimen")
+    assert mp["medication"] == {"name": "methylprednisolone", "dose_mg": 60, "times_per_day": 1, "route": "iv"}
+    assert any(r["rule"] == "vte_prophylaxis" for r in result["recommendations"])
+    assert all(r["evidence"]["sources"] for r in result["recommendations"])
