@@ -34,6 +34,8 @@ __all__ = [
     "compile_pathway",
     "MAX_RULES_PER_RULESET",
     "MAX_IDENTICAL_CONDITIONS",
+    "MAX_ALPHA_STACK",
+    "alpha_stack_bound",
     "ruleset_name",
 ]
 
@@ -43,6 +45,11 @@ __all__ = [
 MAX_RULES_PER_RULESET = 200
 #: 256 rules on one identical condition segfault the engine.
 MAX_IDENTICAL_CONDITIONS = 64
+#: durable_rules walks its alpha network for one fact with a fixed stack of 64 entries
+#: (``MAX_STACK_SIZE`` in events.c): a fact that matches more pending alpha nodes at once fails
+#: with error 303 (measured: 64 rules diverging under one node pass, 65 fail). The compiler
+#: computes an upper bound of that stack for every ruleset and keeps a margin below 64.
+MAX_ALPHA_STACK = 60
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,13 @@ class CompiledPathway:
     definition: PathwayDef
     rulesets: dict[str, dict[str, Any]]  # ruleset name -> durable definition (without 'run')
     bindings: dict[str, Binding]  # durable rule name -> binding
-    state_ruleset: dict[str, str]  # state -> ruleset name (absent: state has no rules)
+    state_rulesets: dict[str, list[str]]  # state -> its ruleset names (absent: state has no rules)
 
     def ruleset_json(self, state: str) -> str:
-        return json.dumps(self.rulesets[self.state_ruleset[state]], sort_keys=True, indent=1)
+        """The durable_rules definitions of one state, as evaluated (without action names)."""
+        merged = {n: {k: v for k, v in r.items() if k != "run"}
+                  for name in self.state_rulesets.get(state, []) for n, r in self.rulesets[name].items()}
+        return json.dumps(merged, sort_keys=True, indent=1)
 
 
 def ruleset_name(definition: PathwayDef, state: str) -> str:
@@ -84,7 +94,10 @@ def _patterns(conj: list[C.Cond]) -> list[dict[str, Any]]:
         if isinstance(c, C.Cmp) and c.derived:
             derived.setdefault(c.field, []).append(c)
     snap = C.snapshot_json(C.And(tuple(snapshot)))
-    m: dict[str, Any] = {"$and": [{"_k": "case"}, snap]} if snap is not None else {"_k": "case"}
+    if snap is None:
+        m: dict[str, Any] = {"_k": "case"}
+    else:
+        m = {"$and": [{"_k": "case"}, *(snap["$and"] if set(snap) == {"$and"} else [snap])]}
     patterns: list[dict[str, Any]] = [{"m": m}]
     for i, (name, tests) in enumerate(sorted(derived.items())):
         body = [{"_k": "derived"}, {"name": name}]
@@ -107,35 +120,140 @@ def _expand(rule: Rule, branch: str, cond: C.Cond, out: dict[str, Any], bindings
         bindings[name] = Binding(rule, branch, tuple(conj))
 
 
+def _components(rules: list[Rule]) -> list[list[Rule]]:
+    """Rules of one state grouped so that every derived fact stays inside one group.
+
+    A rule that tests a derived fact must share a ruleset with the rules that derive it
+    (forward chaining happens inside one durable_rules session); unrelated groups may be
+    evaluated in separate rulesets of the same state.
+    """
+    parent = list(range(len(rules)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        names = {c.field for cond in (rule.due, rule.when) for c in C.fields_of(cond) if c.derived}
+        names |= {n for e in rule.then + rule.otherwise if isinstance(e, Derive) for n in e.values}
+        for name in sorted(names):
+            if name in owner:
+                parent[find(i)] = find(owner[name])
+            else:
+                owner[name] = i
+    groups: dict[int, list[Rule]] = {}
+    for i, rule in enumerate(rules):
+        groups.setdefault(find(i), []).append(rule)
+    return sorted(groups.values(), key=lambda g: rules.index(g[0]))
+
+
+def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding], diags: list[Diagnostic]) -> None:
+    # Derivations run first so the trace reads in causal order; decisions are taken only
+    # after the engine is quiet, so firing order never changes the outcome.
+    priority = 1 if any(isinstance(e, Derive) for e in rule.then + rule.otherwise) else 2
+    ready = C.And((rule.due, _present(rule.requires)))
+    if rule.then:
+        _expand(rule, "then", C.And((ready, rule.when)), out, bindings, priority, diags)
+    if rule.otherwise:
+        _expand(rule, "else", C.And((ready, C.negate(rule.when))), out, bindings, priority, diags)
+    if rule.requires:
+        _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires))), out, bindings, 3, diags)
+
+
+def _fits(out: dict[str, Any]) -> bool:
+    return len(out) <= MAX_RULES_PER_RULESET and alpha_stack_bound(out) <= MAX_ALPHA_STACK
+
+
 def compile_pathway(definition: PathwayDef) -> CompiledPathway:
-    """Build the per-state rulesets; raise EngineLimitError when a partition is too large."""
+    """Build the rulesets of every state; raise EngineLimitError when a group is too large.
+
+    A state's rules go into one ruleset while it stays within the engine's limits; beyond
+    that they are split into several rulesets along derived-fact groups (see _components).
+    """
     rulesets: dict[str, dict[str, Any]] = {}
     bindings: dict[str, Binding] = {}
-    state_ruleset: dict[str, str] = {}
+    state_rulesets: dict[str, list[str]] = {}
     diags: list[Diagnostic] = []
     for state in definition.spec.states:
         rules = definition.rules_in(state)
         if not rules:
             continue
-        out: dict[str, Any] = {}
-        for rule in rules:
-            # Derivations run first so the trace reads in causal order; decisions are taken
-            # only after the engine is quiet, so firing order never changes the outcome.
-            priority = 1 if any(isinstance(e, Derive) for e in rule.then + rule.otherwise) else 2
-            ready = C.And((rule.due, _present(rule.requires)))
-            if rule.then:
-                _expand(rule, "then", C.And((ready, rule.when)), out, bindings, priority, diags)
-            if rule.otherwise:
-                _expand(rule, "else", C.And((ready, C.negate(rule.when))), out, bindings, priority, diags)
-            if rule.requires:
-                _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires))), out, bindings, 3, diags)
-        name = ruleset_name(definition, state)
-        _check_limits(definition, state, name, out, diags)
-        rulesets[name] = out
-        state_ruleset[state] = name
+        chunks: list[dict[str, Any]] = []
+        for group in _components(rules):
+            part: dict[str, Any] = {}
+            for rule in group:
+                _engine_rules(rule, part, bindings, diags)
+            if chunks and _fits({**chunks[-1], **part}):
+                chunks[-1].update(part)
+            else:
+                chunks.append(part)
+        names = []
+        for k, chunk in enumerate(chunks):
+            name = ruleset_name(definition, state) + (f".{k + 1}" if k else "")
+            _check_limits(definition, state, name, chunk, diags)
+            rulesets[name] = chunk
+            names.append(name)
+        state_rulesets[state] = names
     if diags:
         raise EngineLimitError(diags)
-    return CompiledPathway(definition, rulesets, bindings, state_ruleset)
+    return CompiledPathway(definition, rulesets, bindings, state_rulesets)
+
+
+class _Alpha:
+    """A node of a model of durable_rules' alpha network (identical tests under one parent share a node)."""
+
+    __slots__ = ("children",)
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Alpha] = {}
+
+
+def _chain(parents: list[_Alpha], expr: dict[str, Any], counter: list[int]) -> list[_Alpha]:
+    """Add ``expr`` below every node of ``parents``; return the nodes where the chain continues."""
+    if set(expr) == {"$and"}:
+        for item in expr["$and"]:
+            parents = _chain(parents, item, counter)
+        return parents
+    if set(expr) == {"$or"}:
+        ends: list[_Alpha] = []
+        for branch in expr["$or"]:
+            ends.extend(_chain(parents, branch, counter))
+        counter[0] += 1
+        forward = _Alpha()  # the node every branch links to (one per $or)
+        for end in ends:
+            end.children[f"forward#{counter[0]}"] = forward
+        return [forward]
+    key = json.dumps(expr, sort_keys=True)
+    out = []
+    for parent in parents:
+        out.append(parent.children.setdefault(key, _Alpha()))
+    return out
+
+
+def alpha_stack_bound(ruleset: dict[str, Any]) -> int:
+    """Upper bound of durable_rules' alpha-walk stack for any one message of this ruleset.
+
+    Popping a node pushes its matching children; the bound assumes every child matches:
+    ``f(node) = children + max(0, f(child) - 1)``.
+    """
+    root = _Alpha()
+    counter = [0]
+    for rule in ruleset.values():
+        for pattern in rule["all"]:
+            (expr,) = pattern.values()
+            _chain([root], expr, counter)
+    memo: dict[int, int] = {}
+
+    def f(node: _Alpha) -> int:
+        if id(node) not in memo:
+            kids = list(node.children.values())
+            memo[id(node)] = len(kids) + max(0, max((f(k) - 1 for k in kids), default=0))
+        return memo[id(node)]
+
+    return f(root)
 
 
 def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, Any], diags: list[Diagnostic]) -> None:
@@ -144,6 +262,12 @@ def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, 
         diags.append(Diagnostic(pfile, 1, 1, "PW302",
                                 f"state '{state}' compiles into {len(out)} engine rules; the limit is {MAX_RULES_PER_RULESET} "
                                 "per state (durable_rules hangs or fails beyond ~255); split the state"))
+    bound = alpha_stack_bound(out)
+    if bound > MAX_ALPHA_STACK:
+        diags.append(Diagnostic(pfile, 1, 1, "PW304",
+                                f"ruleset '{name}' of state '{state}' may match {bound} alpha nodes for one fact; durable_rules fails beyond 64 "
+                                f"(error 303), this pathway engine allows {MAX_ALPHA_STACK}; share leading tests between "
+                                "rules derived facts connect into one group, or split the state"))
     same = Counter(json.dumps(r["all"], sort_keys=True) for r in out.values())
     worst, count = same.most_common(1)[0] if same else ("", 0)
     if count > MAX_IDENTICAL_CONDITIONS:

@@ -153,31 +153,42 @@ class Engine:
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, state: str, snapshot: dict[str, Any]) -> tuple[list[Firing], dict[str, Any]]:
         """Run the rules of ``state`` on ``snapshot``; return the firings and the derived facts."""
-        ruleset = self.compiled.state_ruleset.get(state)
-        if ruleset is None:
+        names = self.compiled.state_rulesets.get(state)
+        if not names:
             return [], {}
+        firings: list[Firing] = []
+        derived: dict[str, Any] = {}
+        errors: list[str] = []
         with self._lock:
-            sid = f"{self._sids[ruleset]}"
-            fact = {k: v for k, v in snapshot.items() if v is not None}
-            fact["_k"] = "case"
-            fact["sid"] = sid
-            ctx = _Context(sid, ruleset, fact)
-            self._ctx = ctx
             self.evaluations += 1
+            for ruleset in names:  # groups share no derived fact (see compile._components)
+                ctx = self._run_one(ruleset, snapshot)
+                firings.extend(ctx.firings)
+                derived.update(ctx.derived)
+                errors.extend(ctx.errors)
+        if errors:
+            raise EngineError(f"evaluation of state '{state}' failed; nothing was applied: " + "; ".join(errors))
+        return firings, derived
+
+    def _run_one(self, ruleset: str, snapshot: dict[str, Any]) -> _Context:
+        sid = f"{self._sids[ruleset]}"
+        fact = {k: v for k, v in snapshot.items() if v is not None}
+        fact["_k"] = "case"
+        fact["sid"] = sid
+        ctx = _Context(sid, ruleset, fact)
+        self._ctx = ctx
+        try:
             try:
-                try:
-                    self._host.assert_fact(ruleset, fact)
-                    ctx.asserted.insert(0, fact)
-                except MessageNotHandledException:
-                    pass  # no rule of this state matched: nothing stored
-            except Exception as exc:  # noqa: BLE001
-                ctx.errors.append(f"engine failure: {type(exc).__name__}: {exc}")
-            finally:
-                self._ctx = None
-                self._release(ctx)
-        if ctx.errors:
-            raise EngineError(f"evaluation of state '{state}' failed; nothing was applied: " + "; ".join(ctx.errors))
-        return ctx.firings, ctx.derived
+                self._host.assert_fact(ruleset, fact)
+                ctx.asserted.insert(0, fact)
+            except MessageNotHandledException:
+                pass  # no rule of this ruleset matched: nothing stored
+        except Exception as exc:  # noqa: BLE001
+            ctx.errors.append(f"engine failure in ruleset '{ruleset}': {type(exc).__name__}: {exc}")
+        finally:
+            self._ctx = None
+            self._release(ctx)
+        return ctx
 
     def _release(self, ctx: _Context) -> None:
         """Retract everything this evaluation asserted and check the sid is empty."""
