@@ -59,6 +59,8 @@ class Binding:
     rule: Rule
     branch: str  # "then" | "else" | "missing"
     clauses: tuple[C.Cond, ...]
+    #: (name, is_derived) of every value the clauses test, reported in the trace
+    fields: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass
@@ -117,7 +119,11 @@ def _expand(rule: Rule, branch: str, cond: C.Cond, out: dict[str, Any], bindings
     for k, conj in enumerate(dnf):
         name = f"{rule.id}.{branch}.{k}"
         out[name] = {"all": _patterns(conj), "pri": priority, "run": name}
-        bindings[name] = Binding(rule, branch, tuple(conj))
+        seen: dict[str, bool] = {}
+        for clause in conj:
+            for cmp in C.fields_of(clause):
+                seen.setdefault(cmp.field, cmp.derived)
+        bindings[name] = Binding(rule, branch, tuple(conj), tuple(seen.items()))
 
 
 def _components(rules: list[Rule]) -> list[list[Rule]]:

@@ -12,10 +12,10 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
 - creating and deleting a ruleset per patient leaks: rulesets are registered once per
   loaded pathway, on a host of its own (names are per host, so two pathways never clash);
 - ``set_rulesets`` mutates its argument: it gets a deep copy;
-- a message no rule matches raises ``MessageNotHandledException``: caught (it means "no rule
-  matched" and the message was not stored);
-- exceptions inside actions are swallowed into session state: our actions catch everything
-  themselves, and the evaluation raises :class:`EngineError` afterwards;
+- a message no rule matches raises ``MessageNotHandledException`` (status 1 of the core call):
+  read as "no rule matched", the message was not stored;
+- the Host swallows exceptions inside actions into session state: the engine runs actions
+  itself, collects every exception, and raises :class:`EngineError` once the engine is quiet;
 - the host's wall-clock dispatch threads are never started (clinical time comes from data,
   and no second thread ever touches the engine); evaluations are serialised by a lock.
 """
@@ -23,14 +23,14 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import durable_rules_engine as _core
 from durable import engine as durable_engine
-from durable.engine import MessageNotHandledException
 
-from . import conditions as C
 from .compile import Binding, CompiledPathway
 from .effects import Derive, Effect
 from .errors import EngineError
@@ -67,7 +67,7 @@ class _Context:
 
 
 class _Host(durable_engine.Host):
-    """A durable_rules host whose actions are the engine's generic handlers, bound by name."""
+    """A durable_rules host used to register rulesets; actions are dispatched by the Engine."""
 
     def __init__(self, owner: "Engine"):
         self._owner = owner
@@ -77,78 +77,41 @@ class _Host(durable_engine.Host):
         return None
 
     def get_action(self, action_name: str):  # noqa: ANN201 - durable's protocol
-        return self._owner._make_action(action_name)
+        if action_name not in self._owner.compiled.bindings:
+            raise EngineError(f"no binding for engine rule '{action_name}'")
+        return _never_called
+
+
+def _never_called(c: Any) -> None:  # pragma: no cover - the Engine runs actions itself
+    raise EngineError("durable_rules' own action dispatch is not used by this engine")
 
 
 class Engine:
-    """Evaluates one state's rules on one snapshot at a time, with real forward chaining."""
+    """Evaluates one state's rules on one snapshot at a time, with real forward chaining.
+
+    Rulesets are registered through durable_rules' Host; evaluation talks to its C core
+    (``durable_rules_engine``, the module the Host itself uses): assert the snapshot, then
+    take each activated action in the engine's agenda order, run the generic handler bound
+    to its rule name, and complete it, until the agenda is empty. Our handlers never change
+    durable's session state, so the Host's per-action state round trip is skipped.
+    """
 
     def __init__(self, compiled: CompiledPathway):
         self.compiled = compiled
         self._lock = threading.Lock()
-        self._ctx: _Context | None = None
         self._host = _Host(self)
         self._host.set_rulesets(copy.deepcopy(compiled.rulesets))
+        self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
+        self._fields = {name: b.fields for name, b in compiled.bindings.items()}
+        # Each ruleset is sent only the case fields its rules test: smaller messages to encode,
+        # parse and carry through every activation.
+        self._tested: dict[str, frozenset[str]] = {
+            name: frozenset(f for rule in ruleset for f, is_derived in self._fields[rule] if not is_derived)
+            for name, ruleset in compiled.rulesets.items()
+        }
         self.retired_sids = 0
         self.evaluations = 0
-
-    # -- actions -----------------------------------------------------------------------
-    def _make_action(self, name: str):  # noqa: ANN202
-        binding = self.compiled.bindings[name]
-
-        def action(c: Any) -> None:
-            ctx = self._ctx
-            if ctx is None:  # never expected: nothing runs outside evaluate()
-                return
-            try:
-                self._fire(ctx, binding, c)
-            except BaseException as exc:  # noqa: BLE001 - durable would swallow it; we re-raise later
-                ctx.errors.append(f"rule '{binding.rule.id}' ({binding.branch}): {type(exc).__name__}: {exc}")
-
-        return action
-
-    def _fire(self, ctx: _Context, binding: Binding, c: Any) -> None:
-        rule = binding.rule
-        key = (rule.id, binding.branch)
-        if key in ctx.fired:  # refraction: one firing per rule and branch per evaluation
-            return
-        ctx.fired.add(key)
-        matched: dict[str, Any] = c._m  # pattern name -> message
-        snapshot = matched["m"]
-        facts: dict[str, Any] = {}
-        for clause in binding.clauses:
-            for cmp in C.fields_of(clause):
-                if cmp.derived:
-                    facts[cmp.field] = ctx.derived.get(cmp.field)
-                else:
-                    facts[cmp.field] = snapshot.get(cmp.field)
-        missing: tuple[str, ...] = ()
-        if binding.branch == "missing":
-            missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
-            effects: tuple[Effect, ...] = ()
-        else:
-            effects = rule.then if binding.branch == "then" else rule.otherwise
-        ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
-        for effect in effects:
-            if isinstance(effect, Derive):
-                for fact_name, value in effect.values.items():
-                    self._derive(ctx, c, rule.id, fact_name, value)
-
-    def _derive(self, ctx: _Context, c: Any, rule_id: str, name: str, value: Any) -> None:
-        if name in ctx.derived:
-            if ctx.derived[name] != value:
-                ctx.errors.append(
-                    f"rule '{rule_id}' derives {name} = {value!r}, but it was already derived as {ctx.derived[name]!r}"
-                )
-            return
-        ctx.derived[name] = value
-        message = {"_k": "derived", "name": name, "value": value, "sid": ctx.sid}
-        try:
-            c.assert_fact(message)  # triggers the rules that test this fact, inside the engine
-        except MessageNotHandledException:
-            return  # no rule of this state tests it: not stored
-        ctx.asserted.append(message)
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, state: str, snapshot: dict[str, Any]) -> tuple[list[Firing], dict[str, Any]]:
@@ -170,39 +133,88 @@ class Engine:
             raise EngineError(f"evaluation of state '{state}' failed; nothing was applied: " + "; ".join(errors))
         return firings, derived
 
+    def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
+        """Assert one message; return durable's state handle, or None when no rule matched it."""
+        result = _core.assert_fact(handle, json.dumps(message, ensure_ascii=False))
+        if result[0] == 1:  # MessageNotHandled: no rule matched; the message was not stored
+            return None
+        ctx.asserted.append(message)
+        return result[1]
+
     def _run_one(self, ruleset: str, snapshot: dict[str, Any]) -> _Context:
         sid = f"{self._sids[ruleset]}"
-        fact = {k: v for k, v in snapshot.items() if v is not None}
+        handle = self._handles[ruleset]
+        tested = self._tested[ruleset]
+        fact = {k: v for k, v in snapshot.items() if v is not None and k in tested}
         fact["_k"] = "case"
         fact["sid"] = sid
         ctx = _Context(sid, ruleset, fact)
-        self._ctx = ctx
         try:
-            try:
-                self._host.assert_fact(ruleset, fact)
-                ctx.asserted.insert(0, fact)
-            except MessageNotHandledException:
-                pass  # no rule of this ruleset matched: nothing stored
+            state_handle = self._assert(ctx, handle, fact)
+            if state_handle is not None:
+                started = _core.start_action_for_state(handle, state_handle)
+                pending = started[1] if started else None
+                while pending:
+                    (name, matched), = json.loads(pending).items()
+                    try:
+                        self._fire(ctx, handle, name, matched)
+                    except Exception as exc:  # noqa: BLE001 - reported after the engine is quiet
+                        binding = self.compiled.bindings.get(name)
+                        rule = binding.rule.id if binding else name
+                        ctx.errors.append(f"rule '{rule}' ({binding.branch if binding else '?'}): {type(exc).__name__}: {exc}")
+                    pending = _core.complete_and_start_action(handle, state_handle)
         except Exception as exc:  # noqa: BLE001
             ctx.errors.append(f"engine failure in ruleset '{ruleset}': {type(exc).__name__}: {exc}")
         finally:
-            self._ctx = None
-            self._release(ctx)
+            self._release(ctx, handle)
         return ctx
 
-    def _release(self, ctx: _Context) -> None:
+    def _fire(self, ctx: _Context, handle: Any, name: str, matched: dict[str, Any]) -> None:
+        binding = self.compiled.bindings[name]
+        rule = binding.rule
+        key = (rule.id, binding.branch)
+        if key in ctx.fired:  # refraction: one firing per rule and branch per evaluation
+            return
+        ctx.fired.add(key)
+        snapshot = matched["m"]
+        derived = ctx.derived
+        facts = {f: (derived.get(f) if is_derived else snapshot.get(f)) for f, is_derived in self._fields[name]}
+        missing: tuple[str, ...] = ()
+        if binding.branch == "missing":
+            missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
+            effects: tuple[Effect, ...] = ()
+        else:
+            effects = rule.then if binding.branch == "then" else rule.otherwise
+        ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
+        for effect in effects:
+            if isinstance(effect, Derive):
+                for fact_name, value in effect.values.items():
+                    self._derive(ctx, handle, rule.id, fact_name, value)
+
+    def _derive(self, ctx: _Context, handle: Any, rule_id: str, name: str, value: Any) -> None:
+        if name in ctx.derived:
+            if ctx.derived[name] != value:
+                ctx.errors.append(
+                    f"rule '{rule_id}' derives {name} = {value!r}, but it was already derived as {ctx.derived[name]!r}"
+                )
+            return
+        ctx.derived[name] = value
+        # Asserted into the same engine session: activates the rules that test this fact,
+        # whose actions join the agenda of the running evaluation (forward chaining).
+        self._assert(ctx, handle, {"_k": "derived", "name": name, "value": value, "sid": ctx.sid})
+
+    def _release(self, ctx: _Context, handle: Any) -> None:
         """Retract everything this evaluation asserted and check the sid is empty."""
         clean = True
         if ctx.asserted:
             try:
-                self._host.retract_facts(ctx.ruleset, list(reversed(ctx.asserted)))
-            except MessageNotHandledException:
-                clean = False
+                result = _core.retract_facts(handle, json.dumps(list(reversed(ctx.asserted)), ensure_ascii=False))
+                clean = result[0] != 1
             except Exception:  # noqa: BLE001
                 clean = False
         if clean:
             try:
-                clean = not self._host.get_facts(ctx.ruleset, ctx.sid)
+                clean = _core.get_facts(handle, ctx.sid) == "[]"
             except Exception:  # noqa: BLE001
                 clean = False
         if not clean:

@@ -35,6 +35,18 @@ def _round(value: float, step: float) -> float:
     return int(result) if result.is_integer() else round(result, 6)
 
 
+def _copy_trace(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy callers may change freely (entries hold scalars, a facts dict and a missing list)."""
+    out = []
+    for entry in trace:
+        item = dict(entry)
+        item["facts"] = dict(entry["facts"])
+        if "missing" in entry:
+            item["missing"] = list(entry["missing"])
+        out.append(item)
+    return out
+
+
 def _num(value: float) -> float | int:
     value = round(float(value), 6)
     return int(value) if value.is_integer() else value
@@ -138,7 +150,7 @@ class Session:
             "data_required": list(required.values()),
             "alerts": alerts,
             "derived": dict(sorted(self._derived.items())),
-            "trace": copy.deepcopy(self._trace),
+            "trace": _copy_trace(self._trace),
         }
 
     def to_json(self) -> str:
@@ -231,8 +243,7 @@ class Session:
             firings, derived = pw.engine.evaluate(self._state, snapshot)
             self._derived = derived
             chosen = self._choose(firings)
-            records = [self._record(f, snapshot) for f in firings]
-            for f, rec in zip(firings, records):
+            for f in firings:
                 entry = {"event": index, "day": day, "state": self._state, "rule": f.rule, "branch": f.branch,
                          "facts": f.facts}
                 if f.missing:
@@ -241,12 +252,14 @@ class Session:
                     entry["from"], entry["to"] = self._state, chosen[1]
                 self._trace.append(entry)
             if chosen is None:
-                self._current = taken + records
+                # Only what makes up "now" is rendered: the moves taken and the final state's firings.
+                values = self._values(snapshot)
+                self._current = taken + [self._record(f, snapshot, values) for f in firings]
                 return
             firing, target = chosen
             if not pw.graph.has_edge(self._state, target):
                 raise TransitionRefused(firing.rule, self._state, target)
-            taken.append(records[firings.index(firing)])
+            taken.append(self._record(firing, snapshot, self._values(snapshot)))
             self._state = target
             self._entered_day = day
             self._path.append(target)
@@ -267,11 +280,15 @@ class Session:
         top.sort(key=lambda ft: rules.rule_order(ft[0].rule))
         return top[0]
 
-    def _record(self, firing: Firing, snapshot: dict[str, Any]) -> dict[str, Any]:
-        """Effects of one firing, rendered against the snapshot (texts filled, doses computed)."""
+    def _values(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """Names a text may use: parameters, then current values, then derived facts."""
         values = dict(self._pathway.definition.params)
         values.update({k: v for k, v in snapshot.items() if v is not None})
         values.update(self._derived)
+        return values
+
+    def _record(self, firing: Firing, snapshot: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """Effects of one firing, rendered against the snapshot (texts filled, doses computed)."""
         effects: list[dict[str, Any]] = []
         for eff in firing.effects:
             if isinstance(eff, Recommend):

@@ -134,10 +134,10 @@ def test_an_exception_inside_an_action_is_raised_and_nothing_is_applied(rules_co
     before = json.dumps(s.dump(), sort_keys=True)
     original = pw.engine._fire
 
-    def broken(ctx, binding, c):
-        if binding.rule.id == "oxford_index":
+    def broken(ctx, handle, name, matched):
+        if name.startswith("oxford_index."):
             raise RuntimeError("boom")
-        return original(ctx, binding, c)
+        return original(ctx, handle, name, matched)
 
     monkeypatch.setattr(pw.engine, "_fire", broken)
     with pytest.raises(EngineError, match="rule 'oxford_index' .*RuntimeError: boom"):
