@@ -11,6 +11,7 @@ Exit codes: 0 ok, 1 findings, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
@@ -163,6 +164,11 @@ def _demo(out_dir: str) -> int:
     return _diagram("asuc", str(Path(out_dir) / "asuc"), {})
 
 
+#: Modules that add further subcommands: each has ``add_command(subparsers)`` that creates its
+#: parser and sets ``handler`` (a function ``(args) -> exit code``).
+COMMAND_MODULES: list[str] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pathway", description="Clinical pathways as rule files, run on durable_rules.")
     parser.add_argument("--version", action="version", version=f"asuc-pathway {__version__}")
@@ -171,20 +177,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check and compile a pathway's rule files")
     p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    p.set_defaults(handler=lambda a: _validate(a.pathway, _params(a.parameter)))
 
     p = sub.add_parser("run", help="run a case file (JSON or YAML) through a pathway")
     p.add_argument("case")
     p.add_argument("--pathway", default=None, help="pathway name or folder (default: the case's 'pathway', else asuc)")
     p.add_argument("--format", choices=["json", "text"], default="json")
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")
+    p.set_defaults(handler=lambda a: _run_case(a.pathway, a.case, a.format, _params(a.parameter)))
 
     p = sub.add_parser("diagram", help="write the pathway diagram as DOT and SVG")
     p.add_argument("pathway")
     p.add_argument("-o", "--output", default=None, help="output file (without suffix, or .dot/.svg); default diagrams/<id>")
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")
+    p.set_defaults(handler=lambda a: _diagram(a.pathway, a.output, _params(a.parameter)))
 
     p = sub.add_parser("demo", help="run the demo patient through the ASUC pathway and write the diagrams")
     p.add_argument("-o", "--output-dir", default="diagrams")
+    p.set_defaults(handler=lambda a: _demo(a.output_dir))
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_command(sub)
     return parser
 
 
@@ -195,15 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code not in (0, None) else EXIT_OK
     try:
-        params = _params(getattr(args, "parameter", []))
-        if args.command == "validate":
-            return _validate(args.pathway, params)
-        if args.command == "run":
-            return _run_case(args.pathway, args.case, args.format, params)
-        if args.command == "diagram":
-            return _diagram(args.pathway, args.output, params)
-        if args.command == "demo":
-            return _demo(args.output_dir)
+        return int(args.handler(args))
     except DefinitionError as exc:
         _print_diags(exc.diagnostics)
         print(f"{len(exc.diagnostics)} problem(s) found", file=sys.stderr)
@@ -217,4 +222,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
-    return EXIT_BAD_INPUT

@@ -68,6 +68,9 @@ class Session:
         self._day: float | None = None
         self._events: list[dict[str, Any]] = []
         self._trace: list[dict[str, Any]] = []
+        # What each evaluation saw (inputs and derived facts), so every clause of every rule can
+        # be explained later without running the engine again.
+        self._evaluations: list[dict[str, Any]] = []
         self._current: list[dict[str, Any]] = []  # firings that make up "now"
         self._derived: dict[str, Any] = {}
         self._seen: dict[str, float] = {}  # field -> day recorded (event values only)
@@ -80,6 +83,11 @@ class Session:
     @property
     def path(self) -> list[str]:
         return list(self._path)
+
+    @property
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw and the ``derived`` facts."""
+        return copy.deepcopy(self._evaluations)
 
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
         """Apply one event (``day`` or ``time`` plus field values); return the result after it.
@@ -176,6 +184,7 @@ class Session:
             "seen": dict(self._seen),
             "derived": dict(self._derived),
             "trace": copy.deepcopy(self._trace),
+            "evaluations": copy.deepcopy(self._evaluations),
             "current": copy.deepcopy(self._current),
             "admission": self._admission.isoformat() if self._admission else None,
         }
@@ -197,6 +206,7 @@ class Session:
         s._derived = dict(doc["derived"])
         s._seen = dict(doc["seen"])
         s._trace = copy.deepcopy(doc["trace"])
+        s._evaluations = copy.deepcopy(doc["evaluations"])
         s._current = copy.deepcopy(doc["current"])
         return s
 
@@ -215,6 +225,7 @@ class Session:
         new._path = list(self._path)
         new._events = list(self._events)
         new._trace = list(self._trace)
+        new._evaluations = list(self._evaluations)
         return new
 
     def _snapshot(self) -> dict[str, Any]:
@@ -242,6 +253,9 @@ class Session:
             snapshot = self._snapshot()
             firings, derived = pw.engine.evaluate(self._state, snapshot)
             self._derived = derived
+            self._evaluations.append({"event": index, "day": day, "state": self._state,
+                                      "facts": {k: v for k, v in snapshot.items() if v is not None},
+                                      "derived": dict(derived)})
             chosen = self._choose(firings)
             for f in firings:
                 entry = {"event": index, "day": day, "state": self._state, "rule": f.rule, "branch": f.branch,

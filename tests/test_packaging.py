@@ -1,0 +1,41 @@
+"""The wheel ships the rules: `pip install` then `pathway validate asuc` works from any folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+                   check=True, capture_output=True)
+    (wheel,) = dist.glob("asuc_pathway-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True)
+    # Dependencies come from this environment (no network needed); the package itself from the wheel.
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "outer_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run([str(py), "-c", "import pathway, pathway.loader as l; print(pathway.__file__); print(l.shipped_rules_dir())"],
+                           cwd=elsewhere, check=True, capture_output=True, text=True).stdout.split()
+    assert all(str(venv) in line for line in where), where
+    validate = subprocess.run([str(venv / "bin" / "pathway"), "validate", "asuc"], cwd=elsewhere, capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stderr
+    assert validate.stdout.startswith("ok: asuc ")
+    demo_case = Path(where[1]) / "asuc" / "cases" / "demo.yaml"
+    run = subprocess.run([str(venv / "bin" / "pathway"), "run", str(demo_case), "--format", "json"], cwd=elsewhere,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert '"state": "maintenance_thiopurine"' in run.stdout
