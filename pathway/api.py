@@ -73,22 +73,23 @@ _cache_lock = threading.Lock()
 
 
 def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
-    return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in root.glob("*.yaml")))
+    files = [*root.glob("*.yaml"), *root.glob("profiles/*.yaml")]
+    return tuple(sorted((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
 
 
-def load_pathway(name_or_path: str | os.PathLike[str] = "asuc", *, parameters: dict[str, Any] | None = None,
-                 cache: bool = True) -> Pathway:
-    """Load a pathway by name (``"asuc"``) or folder path, optionally overriding parameters.
+def load_pathway(name_or_path: str | os.PathLike[str] = "asuc", *, profile: str | None = None,
+                 parameters: dict[str, Any] | None = None, cache: bool = True) -> Pathway:
+    """Load a pathway by name (``"asuc"``) or folder path, under a site profile, optionally overriding parameters.
 
     Loaded pathways are cached per folder, file state and overrides, so repeated loads reuse
     one engine host instead of registering new rulesets.
     """
     root = resolve_pathway_dir(name_or_path).resolve()
-    key = (str(root), _signature(root), tuple(sorted((parameters or {}).items())))
+    key = (str(root), _signature(root), profile, tuple(sorted((parameters or {}).items())))
     with _cache_lock:
         if cache and key in _cache:
             return _cache[key]
-        pathway = Pathway(load_definition(root, parameters))
+        pathway = Pathway(load_definition(root, parameters, profile))
         if cache:
             _cache[key] = pathway
         return pathway

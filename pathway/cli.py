@@ -166,7 +166,9 @@ def _demo(out_dir: str) -> int:
 
 #: Modules that add further subcommands: each has ``add_command(subparsers)`` that creates its
 #: parser and sets ``handler`` (a function ``(args) -> exit code``).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "pathway.testing",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

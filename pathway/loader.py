@@ -18,7 +18,7 @@ from . import conditions as C
 from .effects import Alert, Derive, Dose, Effect, Offer, Recommend, Require, Transition, parse_effects, TEMPLATE_RE
 from .errors import DefinitionError, Diagnostic, display_path, suggest
 from .graph import build_graph, expand_sources
-from .model import ANY_ACTIVE, Evidence, FieldDef, FieldsFile, PathwayFile, RuleFile, SourcesFile
+from .model import ANY_ACTIVE, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
 from .yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
 
 __all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir"]
@@ -120,9 +120,10 @@ def resolve_pathway_dir(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 class _Loader:
-    def __init__(self, root: Path, overrides: dict[str, Any] | None):
+    def __init__(self, root: Path, overrides: dict[str, Any] | None, profile: str | None = None):
         self.root = root
         self.overrides = overrides or {}
+        self.profile = profile
         self.diags: list[Diagnostic] = []
         self.files: list[str] = []
 
@@ -164,6 +165,9 @@ class _Loader:
                 spec = spec.model_copy(update={"sources": {**spec.sources, **sfile.sources}})
         self._check_pathway(pdoc, spec)
         params = {name: p.value for name, p in spec.parameters.items()}
+        profile_id = self.profile or spec.default_profile
+        if profile_id:
+            params.update(self._profile(pdoc, spec, profile_id))
         params.update(self.overrides)
 
         fdoc = self._load(spec.fields_file)
@@ -201,7 +205,40 @@ class _Loader:
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("otherwise")])
         if self.diags:
             raise DefinitionError(self.diags)
-        return PathwayDef(self.root, spec, fields, rules, graph, params, files=self.files)
+        return PathwayDef(self.root, spec, fields, rules, graph, params, profile=profile_id, files=self.files)
+
+    def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
+        """Parameter values of a site profile, checked against the pathway's parameters."""
+        available = sorted(p.stem for p in (self.root / "profiles").glob("*.yaml"))
+        if profile_id not in available:
+            where = ("default_profile",) if profile_id == spec.default_profile and not self.profile else ()
+            self.diags.append(pdoc.diag(where, "PW211", f"unknown profile '{profile_id}'",
+                                        suggest(profile_id, available)))
+            return {}
+        doc = self._load(f"profiles/{profile_id}.yaml")
+        profile: ProfileFile | None = self._validate(doc, ProfileFile) if doc else None
+        if profile is None:
+            return {}
+        if profile.id != profile_id:
+            self.diags.append(doc.diag(("id",), "PW112", f"profile id '{profile.id}' does not match its file name '{profile_id}'"))
+        for k, src in enumerate(profile.sources):
+            if src not in spec.sources:
+                self.diags.append(doc.diag(("sources", k), "PW204", f"unknown source '{src}'", suggest(src, spec.sources)))
+        values: dict[str, Any] = {}
+        for name, value in profile.parameters.items():
+            where = ("parameters", name)
+            p = spec.parameters.get(name)
+            if p is None:
+                self.diags.append(doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, spec.parameters), key=True))
+                continue
+            if not _same_kind(p.value, value):
+                self.diags.append(doc.diag(where, "PW112", f"parameter '{name}' is {type(p.value).__name__}; {value!r} does not fit"))
+                continue
+            if p.choices and value not in p.choices:
+                self.diags.append(doc.diag(where, "PW112", f"{value!r} is not one of the choices for '{name}': {p.choices}"))
+                continue
+            values[name] = value
+        return values
 
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
         states = list(spec.states)
@@ -230,6 +267,9 @@ class _Loader:
             if name not in spec.parameters:
                 self.diags.append(doc.diag(("parameters",), "PW203", f"override of unknown parameter '{name}'",
                                            suggest(name, spec.parameters)))
+            elif not _same_kind(spec.parameters[name].value, value):
+                self.diags.append(doc.diag(("parameters", name), "PW112",
+                                           f"override of '{name}' with {value!r} does not fit its type"))
 
     def _rule(self, doc: Located, path: tuple[Any, ...], rdef: Any, spec: PathwayFile,
               fields: dict[str, FieldDef | None], params: dict[str, Any]) -> Rule | None:
@@ -359,7 +399,20 @@ class _Loader:
         return out
 
 
-def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> PathwayDef:
-    """Load, validate and resolve a pathway folder; raise DefinitionError listing every problem."""
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None,
+                    profile: str | None = None) -> PathwayDef:
+    """Load, validate and resolve a pathway folder; raise DefinitionError listing every problem.
+
+    ``profile`` names a site profile (``profiles/<id>.yaml``; default: the pathway's
+    ``default_profile``); ``overrides`` set parameters on top of it.
+    """
     root = resolve_pathway_dir(name_or_path)
-    return _Loader(root, overrides).run()
+    return _Loader(root, overrides, profile).run()

@@ -32,6 +32,7 @@ __all__ = [
     "Evidence",
     "RuleDef",
     "RuleFile",
+    "ProfileFile",
 ]
 
 ANY_ACTIVE = "any_active"
@@ -117,6 +118,8 @@ class PathwayFile(_Model):
     sources_file: str | None = None
     fields_file: str = "fields.yaml"
     rule_files: list[str]
+    #: Site profiles live in ``profiles/<id>.yaml``; this one applies when none is asked for.
+    default_profile: str | None = None
 
     @field_validator("states", "parameters", "derived")
     @classmethod
@@ -160,6 +163,16 @@ class RuleDef(_Model):
     note: str = ""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ProfileFile(_Model):
+    """A site profile: named parameter values for the points where guidelines disagree."""
+
+    id: str = Field(pattern=_ID)
+    title: str
+    description: str = ""
+    sources: list[str] = Field(default_factory=list)
+    parameters: dict[str, float | int | bool | str] = Field(default_factory=dict)
 
 
 class RuleFile(_Model):
