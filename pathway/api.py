@@ -25,7 +25,10 @@ class Pathway:
         self.definition = definition
         self.compiled: CompiledPathway = compile_pathway(definition)
         self.engine = Engine(self.compiled)
-        self.builtins = set(BUILTIN_FIELDS) | {"state"}
+        self.builtins = set(BUILTIN_FIELDS) | {"state"} | {f"days_since_{s}" for s in definition.spec.states}
+        #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
+        self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
+        self.builtins |= set(self.aggregates)
         self._rules = {r.id: r for r in definition.rules}
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
 

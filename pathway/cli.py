@@ -168,6 +168,7 @@ def _demo(out_dir: str) -> int:
 #: parser and sets ``handler`` (a function ``(args) -> exit code``).
 COMMAND_MODULES: list[str] = [
     "pathway.testing",
+    "pathway.evidence",
 ]
 
 

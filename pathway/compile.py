@@ -6,7 +6,8 @@ engine's generic effect handlers:
 
 - ``<id>.then.<k>``: ``due`` and every ``requires`` field present and ``when`` holds;
 - ``<id>.else.<k>``: ``due``, ``requires`` present and ``when`` is definitely false;
-- ``<id>.missing``: ``due`` holds but a ``requires`` field is missing (data required).
+- ``<id>.missing``: ``due`` holds, a ``requires`` field is missing and ``when`` could still hold
+  (data required).
 
 ``<k>`` numbers the disjuncts when a condition mixes case fields and derived facts: each
 derived test becomes a join with a derived-fact message, so a fact derived by one rule's
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import conditions as C
-from .effects import Derive
+from .effects import Derive, Score
 from .errors import Diagnostic, EngineLimitError
 from .loader import PathwayDef, Rule
 
@@ -89,6 +90,22 @@ def _absent_any(names: tuple[str, ...]) -> C.Cond:
     return C.Or(tuple(C.Cmp(n, "present", False) for n in names))
 
 
+def _possible(cond: C.Cond) -> C.Cond:
+    """``cond`` is true or unknown: each case-field test also passes when its field is missing.
+
+    Used for data-required: a missing value is reported only for rules that could still fire.
+    Derived facts cannot be tested for absence, so their tests stay as they are.
+    """
+    if isinstance(cond, C.Always):
+        return cond
+    if isinstance(cond, C.Cmp):
+        if cond.derived or cond.op == "present":
+            return cond
+        return C.Or((cond, C.Cmp(cond.field, "present", False, False, None, cond.line, cond.col)))
+    items = tuple(_possible(c) for c in cond.items)
+    return C.And(items) if isinstance(cond, C.And) else C.Or(items)
+
+
 def _patterns(conj: list[C.Cond]) -> list[dict[str, Any]]:
     snapshot = [c for c in conj if not (isinstance(c, C.Cmp) and c.derived)]
     derived: dict[str, list[C.Cmp]] = {}
@@ -144,7 +161,8 @@ def _components(rules: list[Rule]) -> list[list[Rule]]:
     owner: dict[str, int] = {}
     for i, rule in enumerate(rules):
         names = {c.field for cond in (rule.due, rule.when) for c in C.fields_of(cond) if c.derived}
-        names |= {n for e in rule.then + rule.otherwise if isinstance(e, Derive) for n in e.values}
+        names |= {n for e in rule.then + rule.otherwise + rule.if_missing if isinstance(e, Derive) for n in e.values}
+        names |= {e.name for e in rule.then + rule.otherwise if isinstance(e, Score)}
         for name in sorted(names):
             if name in owner:
                 parent[find(i)] = find(owner[name])
@@ -159,14 +177,16 @@ def _components(rules: list[Rule]) -> list[list[Rule]]:
 def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding], diags: list[Diagnostic]) -> None:
     # Derivations run first so the trace reads in causal order; decisions are taken only
     # after the engine is quiet, so firing order never changes the outcome.
-    priority = 1 if any(isinstance(e, Derive) for e in rule.then + rule.otherwise) else 2
+    priority = 1 if any(isinstance(e, (Derive, Score)) for e in rule.then + rule.otherwise) else 2
     ready = C.And((rule.due, _present(rule.requires)))
     if rule.then:
         _expand(rule, "then", C.And((ready, rule.when)), out, bindings, priority, diags)
     if rule.otherwise:
         _expand(rule, "else", C.And((ready, C.negate(rule.when))), out, bindings, priority, diags)
     if rule.requires:
-        _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires))), out, bindings, 3, diags)
+        missing_priority = 1 if any(isinstance(e, Derive) for e in rule.if_missing) else 3
+        _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires), _possible(rule.when))), out, bindings,
+                missing_priority, diags)
 
 
 def _fits(out: dict[str, Any]) -> bool:

@@ -41,6 +41,7 @@ __all__ = [
     "Cond",
     "ConditionParser",
     "negate",
+    "evaluate",
     "to_dnf",
     "snapshot_json",
     "describe",
@@ -115,6 +116,26 @@ class Always:
 
 
 Cond = Union[Cmp, And, Or, Always]
+
+
+def evaluate(cond: Cond, facts: dict[str, Any]) -> bool | None:
+    """Three-valued (Kleene) value of a condition on plain values: True, False or None (unknown).
+
+    The engine fires rules in durable_rules; this evaluator serves effects that compute values
+    from conditions (``score`` items), explanations and static checks.
+    """
+    if isinstance(cond, Always):
+        return True
+    if isinstance(cond, Cmp):
+        return cond.holds(facts)
+    values = [evaluate(c, facts) for c in cond.items]
+    if isinstance(cond, And):
+        if any(v is False for v in values):
+            return False
+        return None if any(v is None for v in values) else True
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
 
 
 def negate(cond: Cond) -> Cond:

@@ -11,6 +11,9 @@ Each list item is a one-key mapping::
       - alert: {level: warning, text: "Magnesium {magnesium_mmol_l} mmol/L is low"}
       - require: {fields: [weight_kg], text: "Weight is needed for the dose"}
       - offer: {option: infliximab, available: false, against: ["prior anti-TNF failure"]}
+      - score: {name: lindgren_index, terms: [{field: stool_freq_24h}, {field: crp_mg_l, factor: 0.14}]}
+      - titrate: {name: tacrolimus, current_daily_mg: tacrolimus_daily_dose_mg,
+                  measured: tacrolimus_trough_ng_ml, target: 12.5, times_per_day: 2}
 
 Texts may name fields, derived facts and parameters in braces (``{crp_mg_l}``); they are
 filled with plain string substitution, never evaluated.
@@ -35,6 +38,10 @@ __all__ = [
     "Require",
     "Derive",
     "Offer",
+    "Score",
+    "ScoreItem",
+    "ScoreTerm",
+    "Titrate",
     "Effect",
     "EFFECT_KINDS",
     "parse_effects",
@@ -104,6 +111,8 @@ class Derive(_E):
 class Offer(_E):
     option: str
     available: bool = True
+    #: options are listed by rank (lowest first), then by name; a parameter may set it
+    rank: float | str = 100
     text: str = ""
     for_: list[str] = Field(default_factory=list, alias="for")
     against: list[str] = Field(default_factory=list)
@@ -111,7 +120,44 @@ class Offer(_E):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-Effect = Transition | Recommend | Dose | Alert | Require | Derive | Offer
+class ScoreItem(_E):
+    when: Any
+    points: float
+
+
+class ScoreTerm(_E):
+    field: str
+    factor: float | str = 1
+
+
+class Score(_E):
+    """A number derived from the case: points of the items whose condition holds, plus
+    ``factor x field`` terms, optionally divided by a field; every field used must be in the
+    rule's ``requires`` (so the score is never computed on missing data)."""
+
+    name: str
+    items: list[ScoreItem] = Field(default_factory=list)
+    terms: list[ScoreTerm] = Field(default_factory=list)
+    divide_by: str | None = None
+    round_to: float | None = None
+
+
+class Titrate(_E):
+    """A level-guided dose: ``current daily dose x target / measured level``, rounded to a dose
+    step and limited to a fraction of change; both fields become required."""
+
+    name: str
+    route: Literal["oral", "iv", "sc", "im", "rectal", "iv_infusion"]
+    current_daily_mg: str
+    measured: str
+    target: float | str
+    times_per_day: float | str = 1
+    round_to_mg: float | str = 1
+    max_change_fraction: float | str | None = None
+    text: str = ""
+
+
+Effect = Transition | Recommend | Dose | Alert | Require | Derive | Offer | Score | Titrate
 
 EFFECT_KINDS: dict[str, type[_E]] = {
     "transition": Transition,
@@ -121,6 +167,8 @@ EFFECT_KINDS: dict[str, type[_E]] = {
     "require": Require,
     "derive": Derive,
     "offer": Offer,
+    "score": Score,
+    "titrate": Titrate,
 }
 
 
@@ -140,9 +188,9 @@ def fill_text(template: str, values: dict[str, Any]) -> str:
     return TEMPLATE_RE.sub(one, template)
 
 
-def parse_effects(doc: Located, items: list[Any], path: tuple[Any, ...], out: list[Diagnostic]) -> list[Effect]:
-    """Validate a ``then``/``otherwise`` list into effect objects (names are checked later)."""
-    effects: list[Effect] = []
+def parse_effects(doc: Located, items: list[Any], path: tuple[Any, ...], out: list[Diagnostic]) -> list[tuple[int, Effect]]:
+    """Validate a ``then``/``otherwise`` list into (index, effect) pairs (names are checked later)."""
+    effects: list[tuple[int, Effect]] = []
     for i, item in enumerate(items):
         ipath = path + (i,)
         if not isinstance(item, dict) or len(item) != 1:
@@ -157,18 +205,16 @@ def parse_effects(doc: Located, items: list[Any], path: tuple[Any, ...], out: li
             body = {"to": body}
         elif model is Derive:
             body = {"values": body}
+        sub = ipath + (kind,)
+        if model is Transition and not isinstance(body["to"], str):
+            out.append(doc.diag(sub, "PW112", "'transition' takes a state id"))
+            continue
         try:
-            if model is Transition and not isinstance(body["to"], str):
-                raise ValueError
-            effects.append(model.model_validate(body))
-        except ValueError as exc:
-            if isinstance(exc, ValidationError):
-                sub = ipath + (kind,)
-                if model in (Transition, Derive):
-                    # Errors are about the body itself, not a 'to'/'values' key the author never wrote.
-                    out.append(doc.diag(sub, "PW112", f"'{kind}' takes {'a state id' if model is Transition else 'a mapping of fact: value'}"))
-                else:
-                    out.extend(validation_diagnostics(doc, sub, exc))
+            effects.append((i, model.model_validate(body)))
+        except ValidationError as exc:
+            if model in (Transition, Derive):
+                # Errors are about the body itself, not a 'to'/'values' key the author never wrote.
+                out.append(doc.diag(sub, "PW112", f"'{kind}' takes {'a state id' if model is Transition else 'a mapping of fact: value'}"))
             else:
-                out.append(doc.diag(ipath + (kind,), "PW112", "'transition' takes a state id"))
+                out.extend(validation_diagnostics(doc, sub, exc))
     return effects

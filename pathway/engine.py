@@ -32,7 +32,8 @@ import durable_rules_engine as _core
 from durable import engine as durable_engine
 
 from .compile import Binding, CompiledPathway
-from .effects import Derive, Effect
+from . import conditions as C
+from .effects import Derive, Effect, Score
 from .errors import EngineError
 
 __all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS"]
@@ -64,6 +65,20 @@ class _Context:
     derived: dict[str, Any] = field(default_factory=dict)
     asserted: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
+    """Points of the items that hold, plus factor x value terms, optionally divided; rounded."""
+    total = 0.0
+    for item in effect.items:
+        if C.evaluate(item.when, values) is True:
+            total += item.points
+    for term in effect.terms:
+        total += float(term.factor) * float(values[term.field])  # type: ignore[arg-type]
+    if effect.divide_by is not None:
+        total /= float(values[effect.divide_by])
+    total = round(total / effect.round_to) * effect.round_to if effect.round_to else round(total, 6)
+    return int(total) if float(total).is_integer() else total
 
 
 class _Host(durable_engine.Host):
@@ -182,7 +197,7 @@ class Engine:
         missing: tuple[str, ...] = ()
         if binding.branch == "missing":
             missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
-            effects: tuple[Effect, ...] = ()
+            effects: tuple[Effect, ...] = rule.if_missing
         else:
             effects = rule.then if binding.branch == "then" else rule.otherwise
         ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
@@ -190,6 +205,10 @@ class Engine:
             if isinstance(effect, Derive):
                 for fact_name, value in effect.values.items():
                     self._derive(ctx, handle, rule.id, fact_name, value)
+            elif isinstance(effect, Score):
+                value = compute_score(effect, snapshot)
+                facts[effect.name] = value
+                self._derive(ctx, handle, rule.id, effect.name, value)
 
     def _derive(self, ctx: _Context, handle: Any, rule_id: str, name: str, value: Any) -> None:
         if name in ctx.derived:

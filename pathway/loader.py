@@ -15,13 +15,15 @@ import networkx as nx
 from pydantic import ValidationError
 
 from . import conditions as C
-from .effects import Alert, Derive, Dose, Effect, Offer, Recommend, Require, Transition, parse_effects, TEMPLATE_RE
+from .effects import (TEMPLATE_RE, Alert, Derive, Dose, Effect, Offer, Recommend, Require, Score, ScoreItem, ScoreTerm,
+                      Titrate, Transition, parse_effects)
 from .errors import DefinitionError, Diagnostic, display_path, suggest
 from .graph import build_graph, expand_sources
 from .model import ANY_ACTIVE, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
 from .yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
 
-__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir"]
+__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
+           "underived_tests"]
 
 #: Fields every snapshot has, computed by the session (never given by a case).
 BUILTIN_FIELDS: dict[str, FieldDef] = {
@@ -51,6 +53,7 @@ class Rule:
     evidence: Evidence
     params: tuple[str, ...] = ()
     note: str = ""
+    if_missing: tuple[Effect, ...] = ()
 
     def targets(self, branch: str = "then") -> list[str]:
         effects = self.then if branch == "then" else self.otherwise
@@ -180,6 +183,13 @@ class _Loader:
             if name in spec.derived and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml", key=True))
         fields.update(BUILTIN_FIELDS)
+        for sid, sdef in spec.states.items():
+            fields[f"days_since_{sid}"] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
+                                                   unit="day", range=(0, 3650))
+        for name, fdef in list(fields.items()):
+            if fdef is not None and fdef.aggregate is not None and fdef.aggregate.of not in fields and fdoc:
+                self.diags.append(fdoc.diag(("fields", name, "aggregate", "of"), "PW202",
+                                            f"unknown field '{fdef.aggregate.of}'", suggest(fdef.aggregate.of, list(fields))))
         fields["state"] = None  # type: ignore[assignment]  # resolved below
 
         rules: list[Rule] = []
@@ -202,6 +212,8 @@ class _Loader:
                 seen[rule.id] = rule.location
                 rules.append(rule)
         fields.pop("state")
+        if not self.diags:  # with broken rules the set of derivations is incomplete
+            self.diags.extend(underived_tests(rules))
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("otherwise")])
         if self.diags:
             raise DefinitionError(self.diags)
@@ -300,17 +312,25 @@ class _Loader:
         for k, name in enumerate(rdef.requires):
             if name not in fields or name == "state":
                 self.diags.append(doc.diag(path + ("requires", k), "PW202", f"unknown field '{name}'", suggest(name, known)))
-        then = self._effects(doc, rdef.then, path + ("then",), spec, states, fields, params, known, parser)
-        otherwise = self._effects(doc, rdef.otherwise, path + ("otherwise",), spec, states, fields, params, known, parser)
-        if not rdef.then and not rdef.otherwise:
-            self.diags.append(doc.diag(path, "PW111", f"rule '{rdef.id}' has no effects ('then' or 'otherwise')"))
+        requires = list(rdef.requires)
+        then = self._effects(doc, rdef.then, path + ("then",), spec, states, fields, params, known, parser, requires)
+        otherwise = self._effects(doc, rdef.otherwise, path + ("otherwise",), spec, states, fields, params, known, parser,
+                                  requires)
+        if_missing = self._effects(doc, rdef.if_missing, path + ("if_missing",), spec, states, fields, params, known, parser,
+                                   requires)
+        if rdef.if_missing and not rdef.requires:
+            self.diags.append(doc.diag(path + ("if_missing",), "PW112", "'if_missing' needs a 'requires' list"))
+        if any(isinstance(e, (Transition, Dose, Titrate, Score)) for e in if_missing):
+            self.diags.append(doc.diag(path + ("if_missing",), "PW112",
+                                       "'if_missing' may not move the patient or compute doses or scores on missing data"))
+        if not rdef.then and not rdef.otherwise and not rdef.if_missing:
+            self.diags.append(doc.diag(path, "PW111", f"rule '{rdef.id}' has no effects ('then', 'otherwise' or 'if_missing')"))
         if rdef.otherwise and rdef.when is None:
             self.diags.append(doc.diag(path + ("otherwise",), "PW112", "'otherwise' needs a 'when' condition to negate"))
         for k, src in enumerate(rdef.evidence.sources):
             if src not in spec.sources:
                 self.diags.append(doc.diag(path + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                            suggest(src, spec.sources)))
-        requires = list(rdef.requires)
         if any(isinstance(e, Dose) for e in then + otherwise) and "weight_kg" in fields and "weight_kg" not in requires:
             requires.append("weight_kg")
         if len(self.diags) > before:
@@ -319,16 +339,64 @@ class _Loader:
         return Rule(
             id=rdef.id, title=rdef.title, file=doc.file, line=line, col=col, states=states, priority=rdef.priority,
             due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
-            evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note,
+            evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note, if_missing=tuple(if_missing),
         )
 
+    def _score(self, doc: Located, body: tuple[Any, ...], effect: Score, spec: PathwayFile, fields: dict[str, Any],
+               params: dict[str, Any], known: list[str], parser: C.ConditionParser, requires: list[str]) -> Score:
+        """Resolve a score: item conditions parsed, factors resolved, every field covered by ``requires``."""
+        d = spec.derived.get(effect.name)
+        if d is None or d.type != "number":
+            self.diags.append(doc.diag(body + ("name",), "PW202",
+                                       f"'{effect.name}' must be a number derived fact declared under 'derived:'",
+                                       suggest(effect.name, list(spec.derived))))
+        used: list[tuple[tuple[Any, ...], str]] = []
+        items = []
+        for k, item in enumerate(effect.items):
+            where = body + ("items", k, "when")
+            cond = parser.parse(item.when, where)
+            for cmp in C.fields_of(cond):
+                used.append((where, cmp.field))
+                if cmp.derived:
+                    self.diags.append(doc.diag(where, "PW213", f"score items test case fields only, not derived fact '{cmp.field}'"))
+            items.append(ScoreItem.model_construct(when=cond, points=item.points))
+        terms = []
+        for k, term in enumerate(effect.terms):
+            used.append((body + ("terms", k, "field"), term.field))
+            factor = self._param(doc, body + ("terms", k, "factor"), term.factor, params, parser)
+            terms.append(ScoreTerm.model_construct(field=term.field, factor=factor))
+        if effect.divide_by is not None:
+            used.append((body + ("divide_by",), effect.divide_by))
+        for where, name in used:
+            f = fields.get(name)
+            if f is None and name not in spec.derived:
+                self.diags.append(doc.diag(where, "PW202", f"unknown field '{name}'", suggest(name, known)))
+            elif name not in spec.derived and name not in requires:
+                self.diags.append(doc.diag(where, "PW213", f"score '{effect.name}' uses '{name}', which the rule does not "
+                                                           "list under 'requires' (a score is never computed on missing data)"))
+        return effect.model_copy(update={"items": items, "terms": terms})
+
+    def _param(self, doc: Located, where: tuple[Any, ...], value: Any, params: dict[str, Any],
+               parser: C.ConditionParser) -> Any:
+        """A literal, or the value of a ``$parameter`` reference (reported when unknown)."""
+        if not isinstance(value, str):
+            return value
+        name = value[1:] if value.startswith("$") else value
+        if not value.startswith("$") or name not in params:
+            self.diags.append(_parameter_problem(doc, where, value, params))
+            return None
+        parser.used_params.add(name)
+        return params[name]
+
     def _effects(self, doc: Located, items: list[Any], path: tuple[Any, ...], spec: PathwayFile, states: tuple[str, ...],
-                 fields: dict[str, Any], params: dict[str, Any], known: list[str], parser: C.ConditionParser) -> list[Effect]:
+                 fields: dict[str, Any], params: dict[str, Any], known: list[str], parser: C.ConditionParser,
+                 requires: list[str]) -> list[Effect]:
         effects = parse_effects(doc, items, path, self.diags)
         out: list[Effect] = []
-        template_names = set(known) | set(params) | {"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg"}
+        template_names = set(known) | set(params) | {"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg",
+                                                     "new_daily_mg", "change_percent"}
         transitions = 0
-        for i, effect in enumerate(effects):
+        for i, effect in effects:
             epath = path + (i,)
             kind_key = next(iter(items[i])) if i < len(items) and isinstance(items[i], dict) else None
             body = epath + ((kind_key,) if kind_key else ())
@@ -364,8 +432,7 @@ class _Loader:
                     value = getattr(effect, key)
                     if isinstance(value, str):
                         if not value.startswith("$") or value[1:] not in params:
-                            name = value[1:] if value.startswith("$") else value
-                            self.diags.append(doc.diag(body + (key,), "PW203", f"unknown parameter '{name}'", suggest(name, list(params))))
+                            self.diags.append(_parameter_problem(doc, body + (key,), value, params))
                             continue
                         parser.used_params.add(value[1:])
                         value = params[value[1:]]
@@ -386,6 +453,26 @@ class _Loader:
                     targets[tname] = tuple(pair)
                 resolved["targets"] = targets
                 effect = effect.model_copy(update=resolved)
+            elif isinstance(effect, Offer):
+                rank = self._param(doc, body + ("rank",), effect.rank, params, parser)
+                if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, float))):
+                    self.diags.append(doc.diag(body + ("rank",), "PW112", f"rank must be a number, not {rank!r}"))
+                elif rank is not None:
+                    effect = effect.model_copy(update={"rank": rank})
+            elif isinstance(effect, Score):
+                effect = self._score(doc, body, effect, spec, fields, params, known, parser, requires)
+            elif isinstance(effect, Titrate):
+                resolved = {}
+                for key in ("target", "times_per_day", "round_to_mg", "max_change_fraction"):
+                    resolved[key] = self._param(doc, body + (key,), getattr(effect, key), params, parser)
+                for key in ("current_daily_mg", "measured"):
+                    name = getattr(effect, key)
+                    spec_f = fields.get(name)
+                    if spec_f is None or spec_f.type not in ("number", "integer"):
+                        self.diags.append(doc.diag(body + (key,), "PW202", f"unknown number field '{name}'", suggest(name, known)))
+                    elif name not in requires:
+                        requires.append(name)
+                effect = effect.model_copy(update=resolved)
             for text_key in ("text",):
                 text = getattr(effect, text_key, None)
                 if isinstance(text, str):
@@ -397,6 +484,38 @@ class _Loader:
         if transitions > 1:
             self.diags.append(doc.diag(path, "PW112", "a rule takes at most one transition per branch"))
         return out
+
+
+def _parameter_problem(doc: Located, where: tuple[Any, ...], value: str, params: dict[str, Any]) -> Diagnostic:
+    """PW203 for a text where a number or ``$parameter`` belongs; a parameter name without '$' says so."""
+    if not value.startswith("$") and value in params:
+        return doc.diag(where, "PW203", f"'{value}' is not a number; a parameter is written with '$'", f"${value}")
+    name = value[1:] if value.startswith("$") else value
+    return doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, list(params)))
+
+
+def underived_tests(rules: list[Rule]) -> list[Diagnostic]:
+    """PW212: conditions on a derived fact that no rule derives (so they can never hold).
+
+    A fact is derived by a ``derive`` effect (any branch) or named by a ``score`` effect.
+    Each test is reported at its own line and column.
+    """
+    derived: set[str] = set()
+    for rule in rules:
+        for effect in (*rule.then, *rule.otherwise, *rule.if_missing):
+            if isinstance(effect, Derive):
+                derived.update(effect.values)
+            elif isinstance(effect, Score):
+                derived.add(effect.name)
+    out: dict[tuple[str, int, int, str], Diagnostic] = {}
+    for rule in rules:
+        for cmp in (c for cond in (rule.due, rule.when) for c in C.fields_of(cond)):
+            if cmp.derived and cmp.field not in derived:
+                out.setdefault((rule.file, cmp.line, cmp.col, cmp.field), Diagnostic(
+                    rule.file, cmp.line, cmp.col, "PW212",
+                    f"derived fact '{cmp.field}' is tested here but no rule derives it "
+                    f"(add 'derive: {{{cmp.field}: ...}}' to a rule)"))
+    return list(out.values())
 
 
 def _same_kind(default: Any, value: Any) -> bool:

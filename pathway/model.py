@@ -26,6 +26,8 @@ __all__ = [
     "SourceDef",
     "DerivedDef",
     "FieldDef",
+    "Aggregate",
+    "CheckSetting",
     "PathwayFile",
     "FieldsFile",
     "SourcesFile",
@@ -89,8 +91,17 @@ class DerivedDef(_Model):
     values: list[str] = Field(default_factory=list)
 
 
+class Aggregate(_Model):
+    """A field computed from the recorded values of another field over a window of days."""
+
+    of: str
+    fn: Literal["mean", "first", "last", "min", "max", "count"]
+    from_day: float = 0
+    to_day: float = 3650
+
+
 class FieldDef(_Model):
-    """One input field of a case or event."""
+    """One input field of a case or event (or, with ``aggregate``, computed from one)."""
 
     type: Literal["number", "integer", "boolean", "enum", "string"]
     title: str
@@ -102,7 +113,23 @@ class FieldDef(_Model):
     #: An event value counts as current for this many days after it was recorded (a value
     #: recorded on day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
     valid_for_days: float | None = None
+    aggregate: Aggregate | None = None
     description: str = ""
+
+
+class CheckSetting(_Model):
+    """One entry of ``checks:`` in pathway.yaml: a static check (``pathway check``) explained or switched off.
+
+    Findings with this ``code`` (narrowed to a ``state`` and/or a ``rule`` when given) are
+    reported as explained by ``note`` instead of counting as warnings; ``disable: true`` does
+    not run the check at all. Only warning checks may be explained or disabled here.
+    """
+
+    code: str = Field(pattern=r"^PW\d{3}$")
+    note: str = Field(min_length=1)
+    state: str | None = None
+    rule: str | None = None
+    disable: bool = False
 
 
 class PathwayFile(_Model):
@@ -120,6 +147,8 @@ class PathwayFile(_Model):
     rule_files: list[str]
     #: Site profiles live in ``profiles/<id>.yaml``; this one applies when none is asked for.
     default_profile: str | None = None
+    #: Explained or disabled static checks (``pathway check``), each with a note saying why.
+    checks: list[CheckSetting] = Field(default_factory=list)
 
     @field_validator("states", "parameters", "derived")
     @classmethod
@@ -159,6 +188,8 @@ class RuleDef(_Model):
     when: Any = None
     then: list[Any] = Field(default_factory=list)
     otherwise: list[Any] = Field(default_factory=list)
+    #: effects when ``due`` holds but a ``requires`` field is missing (besides data_required)
+    if_missing: list[Any] = Field(default_factory=list)
     evidence: Evidence
     note: str = ""
 

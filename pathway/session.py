@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import json
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from .effects import Alert, Dose, Medication, Offer, Recommend, Require, Transition, fill_text
+from .effects import Alert, Dose, Medication, Offer, Recommend, Require, Titrate, Transition, fill_text
 from .engine import Firing
 from .errors import EngineError, TransitionRefused
 from .inputs import validate_event, validate_patient
@@ -28,9 +28,9 @@ RESULT_KEYS = ("pathway", "version", "patient_id", "state", "path", "recommendat
 SESSION_FORMAT = 1
 
 
-def _round(value: float, step: float) -> float:
-    """Round half up to a multiple of ``step`` (deterministic, no banker's rounding)."""
-    q = (Decimal(str(value)) / Decimal(str(step))).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+def _round(value: float, step: float, rounding: str = ROUND_HALF_UP) -> float:
+    """Round to a multiple of ``step`` (half up by default: deterministic, no banker's rounding)."""
+    q = (Decimal(str(value)) / Decimal(str(step))).quantize(Decimal(1), rounding=rounding)
     result = float(q * Decimal(str(step)))
     return int(result) if result.is_integer() else round(result, 6)
 
@@ -74,6 +74,8 @@ class Session:
         self._current: list[dict[str, Any]] = []  # firings that make up "now"
         self._derived: dict[str, Any] = {}
         self._seen: dict[str, float] = {}  # field -> day recorded (event values only)
+        self._history: dict[str, list[list[Any]]] = {}  # field -> [[day, value], ...] (event values)
+        self._entered: dict[str, float] = {self._state: 0}  # state -> day first entered
 
     # -- public API --------------------------------------------------------------------
     @property
@@ -131,14 +133,16 @@ class Session:
                     for f in eff["fields"]:
                         self._need(required, f, rule.id, eff["text"] or f"needed for '{rule.title}'")
                 elif kind == "offer":
-                    opt = options.setdefault(eff["option"], {"option": eff["option"], "available": True, "text": "",
-                                                             "for": [], "against": [], "rules": []})
+                    opt = options.setdefault(eff["option"], {"option": eff["option"], "available": True, "rank": eff["rank"],
+                                                             "text": "", "for": [], "against": [], "rules": []})
                     opt["available"] = opt["available"] and eff["available"]
+                    opt["rank"] = min(opt["rank"], eff["rank"])
                     opt["text"] = opt["text"] or eff["text"]
                     for key in ("for", "against"):
                         opt[key].extend(x for x in eff[key] if x not in opt[key])
                     if rule.id not in opt["rules"]:
                         opt["rules"].append(rule.id)
+        ranked = sorted(options.values(), key=lambda o: (o["rank"], o["option"]))
         for name, entry in required.items():
             spec = d.fields.get(name)
             entry.update({"title": spec.title if spec else name, "unit": spec.unit if spec else ""})
@@ -154,10 +158,12 @@ class Session:
             "state_kind": state_def.kind,
             "path": list(self._path),
             "recommendations": recs,
-            "options": list(options.values()),
+            "options": ranked,
             "data_required": list(required.values()),
             "alerts": alerts,
-            "derived": dict(sorted(self._derived.items())),
+            "derived": dict(sorted(self._derived.items())),  # derived during the last event
+            "unverified_rules": sorted({item["rule"] for item in self._current
+                                        if self._pathway.rule(item["rule"]).evidence.status == "unverified"}),
             "trace": _copy_trace(self._trace),
         }
 
@@ -182,6 +188,8 @@ class Session:
             "day": self._day,
             "facts": dict(self._facts),
             "seen": dict(self._seen),
+            "history": copy.deepcopy(self._history),
+            "entered": dict(self._entered),
             "derived": dict(self._derived),
             "trace": copy.deepcopy(self._trace),
             "evaluations": copy.deepcopy(self._evaluations),
@@ -205,6 +213,8 @@ class Session:
         s._day = doc["day"]
         s._derived = dict(doc["derived"])
         s._seen = dict(doc["seen"])
+        s._history = copy.deepcopy(doc["history"])
+        s._entered = dict(doc["entered"])
         s._trace = copy.deepcopy(doc["trace"])
         s._evaluations = copy.deepcopy(doc["evaluations"])
         s._current = copy.deepcopy(doc["current"])
@@ -222,6 +232,8 @@ class Session:
         new.__dict__.update(self.__dict__)
         new._facts = dict(self._facts)
         new._seen = dict(self._seen)
+        new._history = {k: list(v) for k, v in self._history.items()}
+        new._entered = dict(self._entered)
         new._path = list(self._path)
         new._events = list(self._events)
         new._trace = list(self._trace)
@@ -236,10 +248,38 @@ class Session:
             valid = fields[name].valid_for_days
             if seen is None or valid is None or self._day - seen < valid:  # type: ignore[operator]
                 snap[name] = value
+        for name, spec in self._pathway.aggregates.items():
+            value = self._aggregate(spec.aggregate)  # type: ignore[arg-type]
+            if value is not None:
+                snap[name] = value
         snap["day"] = self._day
         snap["days_in_state"] = _num(self._day - self._entered_day) if self._day is not None else None
+        if self._day is not None:
+            for state, entered in self._entered.items():
+                snap[f"days_since_{state}"] = _num(self._day - entered)
         snap["state"] = self._state
         return snap
+
+    def _aggregate(self, agg: Any) -> Any:
+        """mean/first/last/min/max/count of a field's recorded values in a window of days (last value of each day)."""
+        per_day: dict[float, Any] = {}
+        for day, value in self._history.get(agg.of, []):
+            if agg.from_day <= day <= agg.to_day and day <= (self._day if self._day is not None else day):
+                per_day[day] = value
+        if not per_day:
+            return None
+        values = [per_day[d] for d in sorted(per_day)]
+        if agg.fn == "count":
+            return len(values)
+        if agg.fn == "first":
+            return values[0]
+        if agg.fn == "last":
+            return values[-1]
+        if agg.fn == "min":
+            return min(values)
+        if agg.fn == "max":
+            return max(values)
+        return _num(sum(values) / len(values))
 
     def _apply(self, day: float, values: dict[str, Any], raw_event: dict[str, Any], index: int) -> None:
         pw = self._pathway
@@ -247,12 +287,16 @@ class Session:
         self._day = day
         self._facts.update(values)
         self._seen.update({name: day for name in values})
+        for name, value in values.items():
+            self._history.setdefault(name, []).append([day, value])
         self._events.append({"day": day, **values} if "note" not in raw_event else {"day": day, **values, "note": raw_event["note"]})
         taken: list[dict[str, Any]] = []
+        event_derived: dict[str, Any] = {}
         for _hop in range(len(d.spec.states) + 1):
             snapshot = self._snapshot()
             firings, derived = pw.engine.evaluate(self._state, snapshot)
             self._derived = derived
+            event_derived.update(derived)
             self._evaluations.append({"event": index, "day": day, "state": self._state,
                                       "facts": {k: v for k, v in snapshot.items() if v is not None},
                                       "derived": dict(derived)})
@@ -269,6 +313,8 @@ class Session:
                 # Only what makes up "now" is rendered: the moves taken and the final state's firings.
                 values = self._values(snapshot)
                 self._current = taken + [self._record(f, snapshot, values) for f in firings]
+                # The result shows every fact derived during this event, in every state it passed.
+                self._derived = event_derived
                 return
             firing, target = chosen
             if not pw.graph.has_edge(self._state, target):
@@ -276,6 +322,7 @@ class Session:
             taken.append(self._record(firing, snapshot, self._values(snapshot)))
             self._state = target
             self._entered_day = day
+            self._entered.setdefault(target, day)
             self._path.append(target)
         raise EngineError(f"more than {len(d.spec.states)} transitions in one event: the rules loop")
 
@@ -313,6 +360,9 @@ class Session:
             elif isinstance(eff, Dose):
                 med, text = self._dose(eff, snapshot, values)
                 effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
+            elif isinstance(eff, Titrate):
+                med, text = self._titrate(eff, snapshot, values)
+                effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
             elif isinstance(eff, Alert):
                 effects.append({"kind": "alert", "level": eff.level, "text": fill_text(eff.text, values)})
             elif isinstance(eff, Require):
@@ -320,7 +370,7 @@ class Session:
                 if missing:
                     effects.append({"kind": "require", "fields": missing, "text": fill_text(eff.text, values)})
             elif isinstance(eff, Offer):
-                effects.append({"kind": "offer", "option": eff.option, "available": eff.available,
+                effects.append({"kind": "offer", "option": eff.option, "available": eff.available, "rank": _num(float(eff.rank)),
                                 "text": fill_text(eff.text, values), "for": [fill_text(x, values) for x in eff.for_],
                                 "against": [fill_text(x, values) for x in eff.against]})
         out: dict[str, Any] = {"rule": firing.rule, "branch": firing.branch, "effects": effects}
@@ -334,6 +384,40 @@ class Session:
         if "targets" in data:
             data["targets"] = {k: [_num(v[0]), _num(v[1])] for k, v in data["targets"].items()}
         return data
+
+    @staticmethod
+    def _titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        current = float(snapshot[eff.current_daily_mg])
+        measured = float(snapshot[eff.measured])
+        target = float(eff.target)  # type: ignore[arg-type]
+        times = float(eff.times_per_day)  # type: ignore[arg-type]
+        step = float(eff.round_to_mg)  # type: ignore[arg-type]
+        proposed = current * target / measured if measured > 0 else current * 2
+        limited = False
+        if eff.max_change_fraction is not None:
+            frac = float(eff.max_change_fraction)  # type: ignore[arg-type]
+            low, high = current * (1 - frac), current * (1 + frac)
+            if not low <= proposed <= high:
+                proposed, limited = min(max(proposed, low), high), True
+        if limited:
+            # At the limit, round toward the current dose so the step never exceeds the limit.
+            rounding = ROUND_FLOOR if proposed > current else ROUND_CEILING
+            dose = _round(proposed / times, step, rounding)
+        else:
+            dose = _round(proposed / times, step)
+        if dose <= 0:
+            dose = _num(step)
+        med: dict[str, Any] = {"name": eff.name, "dose_mg": dose, "times_per_day": _num(times), "route": eff.route,
+                               "daily_mg": _num(dose * times),
+                               "basis": {eff.current_daily_mg: _num(current), eff.measured: _num(measured),
+                                         "target": _num(target)},
+                               "calculated_mg": _num(proposed / times)}
+        if limited:
+            med["change_limited"] = True
+        change = round(100 * (dose * times - current) / current) if current else 0
+        filled = dict(values, dose_mg=dose, times_per_day=_num(times), new_daily_mg=med["daily_mg"], change_percent=change)
+        default = f"{eff.name} {dose:g} mg {eff.route} {_num(times)} times a day"
+        return med, fill_text(eff.text, filled) if eff.text else default
 
     @staticmethod
     def _dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:

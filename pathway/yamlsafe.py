@@ -109,6 +109,10 @@ def load_yaml_text(text: str, file: str) -> Located:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             message = f"YAML syntax error: {exc.problem or exc.context}"
+            ctx = exc.context_mark
+            if exc.problem and exc.context and ctx is not None and ctx.line + 1 != line:
+                # e.g. an unclosed '[': the parser notices on a later line; name where it opened.
+                message += f" ({exc.context} that starts at line {ctx.line + 1}, column {ctx.column + 1})"
             raise YamlProblem(Diagnostic(file, line, col, "PW100", message)) from None
         except yaml.YAMLError as exc:
             raise YamlProblem(Diagnostic(file, 1, 1, "PW100", f"YAML error: {exc}")) from None
@@ -157,5 +161,9 @@ def validation_diagnostics(doc: Located, path: Path_, exc: Any) -> list[Diagnost
             out.append(doc.diag(where[:-1], "PW111", f"missing required key '{loc[-1]}'"))
         else:
             what = ".".join(map(str, loc)) or "value"
-            out.append(doc.diag(where, "PW112", f"{what}: {err['msg']}"))
+            hint = None
+            if err["type"] == "literal_error" and isinstance(err.get("input"), str):
+                # "Input should be 'start', 'active' or 'terminal'": suggest the closest allowed value.
+                hint = suggest(err["input"], re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))))
+            out.append(doc.diag(where, "PW112", f"{what}: {err['msg']}", hint))
     return out

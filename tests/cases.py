@@ -15,12 +15,16 @@ PATIENT: dict[str, Any] = {
     "hbv_status": "negative",
     "nyha_class": 0,
     "tpmt_status": "normal",
+    "hiv_uncontrolled": False,
+    "demyelinating_disease": False,
+    "malignancy_current": False,
+    "immunodeficiency": False,
 }
 
 ADMIT = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60}
 DAY3_FAIL = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80}
 RESCUE_LABS = {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
-               "active_serious_infection": False}
+               "active_serious_infection": False, "bp_uncontrolled": False}
 RESPONSE = {"stool_freq_24h": 2, "visible_blood": False}
 NO_RESPONSE = {"stool_freq_24h": 6, "visible_blood": True}
 

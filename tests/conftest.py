@@ -23,3 +23,7 @@ def rules_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "asuc"
     shutil.copytree(ROOT / "rules" / "asuc", dest)
     return dest
+
+
+# Deliberately broken files (error corpus, check fixtures) are inputs of tests, not tests.
+collect_ignore = ["corpus", "fixtures"]

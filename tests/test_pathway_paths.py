@@ -60,11 +60,25 @@ CASES = [
     ("no_eligible_agent",
      {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL),
                                        {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8,
-                                        "creatinine_umol_l": 70, "active_serious_infection": True}]},
+                                        "creatinine_umol_l": 70, "active_serious_infection": True, "bp_uncontrolled": False}]},
      ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "no_eligible_rescue"),
     ("rescue_deterioration",
      rescue("infliximab", {"day": 5, "clinical_deterioration": True}),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "rescue_deterioration"),
+    ("sequential_ciclosporin_then_infliximab",
+     rescue("ciclosporin", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "infliximab",
+                                     "active_serious_infection": False}, specialist_centre=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "rescue_infliximab"], "sequential_to_infliximab"),
+    ("sequential_tacrolimus_then_infliximab",
+     rescue("tacrolimus", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "infliximab",
+                                     "active_serious_infection": False}, specialist_centre=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "rescue_infliximab"], "sequential_to_infliximab"),
+    ("sequential_infliximab_then_ciclosporin",
+     rescue("infliximab", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "ciclosporin", "bp_uncontrolled": False,
+                             "active_serious_infection": False, "cholesterol_mmol_l": 4.4, "magnesium_mmol_l": 0.8,
+                             "creatinine_umol_l": 70},
+            specialist_centre=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "rescue_ciclosporin"], "sequential_to_ciclosporin"),
     ("perforation_at_presentation",
      {"patient": patient(), "events": [{"day": 0, "perforation": True}]},
      ["suspected_asuc", "colectomy"], "perforation_or_massive_bleed"),
@@ -124,20 +138,40 @@ def test_tacrolimus_start_dose_is_weight_based_and_rounded(pw):
 
 
 def test_tacrolimus_trough_titration_both_directions(pw):
-    low = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 6.0}))
-    high = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 18.5}))
-    ok = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 12.0}))
+    def at(trough, **extra):
+        return pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": trough, **extra}))
+
+    def med(result, rule):
+        return next(r["medication"] for r in result["recommendations"] if r["rule"] == rule)
+
+    low, high, ok = at(6.0, tacrolimus_daily_dose_mg=4), at(18.5, tacrolimus_daily_dose_mg=8), at(12.0)
     rules = lambda r: {x["rule"] for x in r["recommendations"]}  # noqa: E731
-    assert "tac_trough_low" in rules(low) and "tac_trough_high" not in rules(low)
-    assert "tac_trough_high" in rules(high) and "tac_trough_low" not in rules(high)
+    # 4 mg/day x 12.5 / 6.0 = 8.33 -> capped at +50% = 6 mg/day = 3 mg twice daily
+    assert med(low, "tac_trough_low")["dose_mg"] == 3 and med(low, "tac_trough_low")["change_limited"] is True
+    # 8 mg/day x 12.5 / 18.5 = 5.41 mg/day -> 2.7 mg -> 2.5 mg twice daily
+    assert med(high, "tac_trough_high")["dose_mg"] == 2.5 and "change_limited" not in med(high, "tac_trough_high")
+    assert "tac_trough_high" not in rules(low) and "tac_trough_low" not in rules(high)
     assert "tac_trough_in_range" in rules(ok)
     assert "tac_start_dose" not in rules(ok)  # a trough is recorded: titrate, do not restart
+    # a low trough without the current dose: the dose needed to titrate is data required, not guessed
+    missing = at(6.0)
+    assert "tac_trough_low" not in rules(missing)
+    need = {d["field"]: d["rules"] for d in missing["data_required"]}
+    assert need["tacrolimus_daily_dose_mg"] == ["tac_trough_low"] and "tacrolimus_trough_ng_ml" not in need
+
+
+def test_tacrolimus_toxicity_takes_priority_over_a_low_trough(pw):
+    result = pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 6.0, "tacrolimus_daily_dose_mg": 4,
+                                               "creatinine_umol_l": 140}))
+    assert "tac_trough_low" not in {r["rule"] for r in result["recommendations"]}
+    assert any(a["rule"] == "tac_creatinine_rise" and a["level"] == "critical" for a in result["alerts"])
 
 
 def test_ciclosporin_excluded_by_low_cholesterol_both_directions(pw):
     low = pw.run_case({"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL),
                                                         {"day": 3, "cholesterol_mmol_l": 2.4, "magnesium_mmol_l": 0.8,
-                                                         "creatinine_umol_l": 70, "active_serious_infection": False}]})
+                                                         "creatinine_umol_l": 70, "active_serious_infection": False,
+                                                         "bp_uncontrolled": False}]})
     ok = pw.run_case(to_rescue())
     opt = lambda r, name: next(o for o in r["options"] if o["option"] == name)  # noqa: E731
     assert opt(low, "ciclosporin")["available"] is False

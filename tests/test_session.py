@@ -197,5 +197,22 @@ def test_forward_chaining_derived_fact_triggers_rules_in_the_engine(pw):
     fired = [t["rule"] for t in result["trace"] if t["event"] == 1]
     assert fired.index("oxford_index") < fired.index("steroid_failure_day3")
     step = next(t for t in result["trace"] if t["rule"] == "steroid_failure_day3")
-    assert step["facts"] == {"oxford_high_risk": True}
+    assert step["facts"]["oxford_high_risk"] is True and step["facts"]["day"] == 3
     assert result["derived"]["ciclosporin_excluded"] is False
+
+
+@pytest.mark.parametrize("field,given,canonical", [
+    ("crp_mg_l", {"value": 4.5, "unit": "mg/dL"}, 45.0),
+    ("albumin_g_l", {"value": 3.0, "unit": "g/dL"}, 30.0),
+    ("hb_g_dl", {"value": 105, "unit": "g/L"}, 10.5),
+    ("temp_c", {"value": 99.5, "unit": "°F"}, 37.5),
+    ("cholesterol_mmol_l", {"value": 116, "unit": "mg/dL"}, 3.0),
+    ("magnesium_mmol_l", {"value": 1.2, "unit": "mg/dL"}, 0.49),
+    ("creatinine_umol_l", {"value": 1.2, "unit": "mg/dL"}, 106.08),
+    ("glucose_mmol_l", {"value": 120, "unit": "mg/dL"}, 6.67),
+    ("tacrolimus_trough_ng_ml", {"value": 12, "unit": "µg/L"}, 12.0),
+])
+def test_section_13_conversions(pw, field, given, canonical):
+    s = pw.start(patient())
+    s.observe({"day": 0, field: given})
+    assert s.dump()["facts"][field] == pytest.approx(canonical, abs=0.01)

@@ -1,0 +1,124 @@
+"""The ASUC scenario library: it passes, covers every rule and edge, and failures name file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from pathway.cli import main
+from pathway.evidence import evidence
+from pathway.scenario import discover, load_scenarios, run_scenario, run_scenarios
+
+LIBRARY = ROOT / "rules" / "asuc" / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def library():
+    return run_scenarios(discover([LIBRARY]), "asuc")
+
+
+def test_library_has_at_least_40_scenarios_and_all_pass(library):
+    outcomes, _ = library
+    assert len(outcomes) >= 40
+    failed = [o.report() for o in outcomes if not o.passed]
+    assert not failed, "\n".join(failed)
+
+
+def test_library_covers_every_rule_and_edge(library):
+    _, coverage = library
+    assert coverage.rules_never == [], f"rules never fired by a scenario: {coverage.rules_never}"
+    assert coverage.edges_never == [], f"edges never taken by a scenario: {coverage.edges_never}"
+    assert coverage.percent() == (100.0, 100.0)
+
+
+def test_every_contraindication_is_tested_both_ways(library):
+    outcomes, _ = library
+    by_id = {o.id: o.result for o in outcomes}
+    pairs = [("ciclosporin_low_cholesterol", "ciclosporin_normal_cholesterol", "ciclosporin_excluded"),
+             ("renal_impairment_excludes_cni", "creatinine_mg_dl_normal", "tacrolimus_excluded"),
+             ("infliximab_latent_tb", "infliximab_tb_treated", "infliximab_excluded"),
+             ("infliximab_hbv_untreated", "infliximab_hbv_on_antiviral", "infliximab_excluded"),
+             ("infliximab_nyha_3", "infliximab_nyha_2", "infliximab_excluded")]
+    for excluded, allowed, fact in pairs:
+        assert by_id[excluded]["derived"][fact] is True
+        assert by_id[allowed]["derived"][fact] is False
+
+
+def test_a_wrong_expectation_names_the_file_and_line(tmp_path):
+    text = (LIBRARY / "tacrolimus.yaml").read_text(encoding="utf-8")
+    parts = text.split("\n\n- id:")
+    first = parts[0] + "\n\n- id:" + parts[1]
+    wrong = first.replace("dose_mg: 2, times_per_day: 2, daily_mg: 4", "dose_mg: 3, times_per_day: 2, daily_mg: 4")
+    assert wrong != first
+    path = tmp_path / "wrong.yaml"
+    path.write_text(wrong + "\n", encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    outcome = run_scenario(loaded)
+    assert not outcome.passed
+    line = wrong.splitlines().index(next(l for l in wrong.splitlines() if "dose_mg: 3" in l)) + 1
+    assert f"wrong.yaml:{line}: scenario 'tac_start_dose_72kg': tacrolimus dose_mg" in outcome.report()
+    assert "expected: 3" in outcome.report() and "actual:   2" in outcome.report()
+
+
+def test_pathway_test_command_reports_coverage_and_fails_on_a_failure(tmp_path, capsys):
+    assert main(["test", "asuc", "--coverage", "--json", str(tmp_path / "out.json")]) == 0
+    out = capsys.readouterr().out
+    assert "coverage: rules 100.0%" in out and "edges 100.0%" in out
+    data = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert data["coverage"]["rules_never_fired"] == [] and all(s["passed"] for s in data["scenarios"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenarios:\n  - id: x\n    purpose: wrong state\n    case: {patient: {id: x}, events: [{day: 0, bloody_stools_24h: 2}]}\n"
+                   "    expect: {state: iv_steroids}\n", encoding="utf-8")
+    assert main(["test", "asuc", str(bad)]) == 1
+    assert "bad.yaml:5: scenario 'x': final state" in capsys.readouterr().out
+
+
+def test_evidence_listing_has_every_rule_and_the_verified_split(pw):
+    data = evidence(pw)
+    ids = {r["id"] for r in data["rules"]}
+    assert ids == {r.id for r in pw.definition.rules}
+    assert data["summary"]["verified"] + data["summary"]["unverified"] == len(ids)
+    assert data["summary"]["unverified"] > 0
+    for r in data["rules"]:
+        assert r["sources"] and all(s in data["sources"] for s in r["sources"])
+    assert data["sources"]["Ogata-2006"]["ref"].startswith("https://")
+
+
+def test_profiles_change_the_rescue_order_without_python(tmp_path):
+    from cases import to_rescue
+    from pathway import load_pathway
+
+    default = load_pathway("asuc").run_case(to_rescue())
+    nice = load_pathway("asuc", profile="nice").run_case(to_rescue())
+    order = lambda r: [o["option"] for o in r["options"] if o["available"]]  # noqa: E731
+    assert order(default)[:2] == ["ciclosporin", "infliximab"] and default["options"][0]["rank"] == default["options"][1]["rank"]
+    assert order(nice)[:2] == ["ciclosporin", "infliximab"] and nice["options"][0]["rank"] < nice["options"][1]["rank"]
+    assert (default["profile"], nice["profile"]) == ("default", "nice")
+
+
+def test_profile_file_edit_changes_the_order(rules_copy):
+    from cases import to_rescue
+    from pathway import load_pathway
+
+    nice = rules_copy / "profiles" / "nice.yaml"
+    nice.write_text(nice.read_text(encoding="utf-8").replace("rank_infliximab: 2", "rank_infliximab: 0"), encoding="utf-8")
+    result = load_pathway(rules_copy, profile="nice").run_case(to_rescue())
+    assert result["options"][0]["option"] == "infliximab"
+
+
+def test_a_bad_profile_is_reported_with_its_line(rules_copy):
+    from pathway import DefinitionError, load_pathway
+
+    (rules_copy / "profiles" / "bad.yaml").write_text(
+        "id: bad\ntitle: Bad\nparameters:\n  rank_infliximab: 1\n  oxford_crp: 50\n  tac_start_mg_kg_day: 0.2\n", encoding="utf-8")
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(rules_copy, profile="bad")
+    text = str(info.value)
+    assert "bad.yaml:5:3: unknown parameter 'oxford_crp' (did you mean 'oxford_crp_mg_l'?) [PW203]" in text
+    assert "bad.yaml:6:" in text and "not one of the choices" in text
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(rules_copy, profile="nicee")
+    assert info.value.diagnostics[0].code == "PW211" and info.value.diagnostics[0].hint == "nice"
