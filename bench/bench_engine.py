@@ -50,10 +50,12 @@ def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
     """One patient; the branch is chosen by i so every run has the same mix."""
     patient = {"id": f"b{i}", "weight_kg": round(rng.uniform(45, 110), 1), "age_years": rng.randint(18, 85),
                "prior_anti_tnf_failure": rng.random() < 0.2, "prior_thiopurine_failure": rng.random() < 0.3,
-               "latent_tb": "negative", "hbv_status": "negative", "nyha_class": 0, "tpmt_status": "normal"}
+               "latent_tb": "negative", "hbv_status": "negative", "nyha_class": 0, "tpmt_status": "normal",
+               "hiv_uncontrolled": False, "demyelinating_disease": False, "malignancy_current": False,
+               "immunodeficiency": False}
     admit = {"day": 0, "bloody_stools_24h": rng.randint(6, 14), "pulse_bpm": rng.randint(91, 130),
              "temp_c": round(rng.uniform(37.0, 39.0), 1), "hb_g_dl": round(rng.uniform(8.5, 13.5), 1),
-             "crp_mg_l": rng.randint(31, 200)}
+             "crp_mg_l": rng.randint(31, 200), "albumin_g_l": rng.randint(20, 40), "uceis": rng.randint(3, 8)}
     branch = i % 8
     if branch == 0:  # not ASUC
         return {"patient": patient, "events": [{"day": 0, "bloody_stools_24h": rng.randint(1, 5), "pulse_bpm": 80}]}
@@ -61,10 +63,11 @@ def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
     if branch == 1:  # responds to steroids
         return {"patient": patient, "events": [admit, day1,
                                                {"day": 3, "stool_freq_24h": rng.randint(0, 3), "visible_blood": False,
-                                                "crp_mg_l": rng.randint(1, 30)}]}
+                                                "crp_mg_l": rng.randint(1, 8), "albumin_g_l": rng.randint(32, 42)}]}
     fail = {"day": 3, "stool_freq_24h": rng.randint(9, 15), "visible_blood": True, "crp_mg_l": rng.randint(46, 200),
             "cholesterol_mmol_l": round(rng.uniform(3.2, 6.5), 1), "magnesium_mmol_l": round(rng.uniform(0.7, 1.0), 2),
-            "creatinine_umol_l": rng.randint(50, 110), "active_serious_infection": False}
+            "creatinine_umol_l": rng.randint(50, 110), "active_serious_infection": False, "bp_uncontrolled": False,
+            "albumin_g_l": rng.randint(20, 40), "cdiff_result": "negative", "cmv_biopsy_result": "negative"}
     agent = ["tacrolimus", "ciclosporin", "infliximab", "tacrolimus", "ciclosporin", "colectomy"][branch - 2]
     if agent == "infliximab" and patient["prior_anti_tnf_failure"]:
         agent = "ciclosporin"
@@ -73,7 +76,8 @@ def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
         return {"patient": patient, "events": events}
     if agent == "tacrolimus":
         events.append({"day": 6, "tacrolimus_trough_ng_ml": round(rng.uniform(4, 20), 1), "stool_freq_24h": 5,
-                       "visible_blood": True, "magnesium_mmol_l": round(rng.uniform(0.55, 0.9), 2)})
+                       "visible_blood": True, "magnesium_mmol_l": round(rng.uniform(0.55, 0.9), 2),
+                       "tacrolimus_daily_dose_mg": round(rng.uniform(2, 8) * 2) / 2})
     responds = rng.random() < 0.7
     events.append({"day": 11, "stool_freq_24h": 2 if responds else 7, "visible_blood": not responds})
     if agent == "tacrolimus" and not responds:
@@ -171,6 +175,10 @@ def main() -> int:
     engine_base_s = time.perf_counter() - start
     raw_s = run_raw(pw.compiled, recorded)
 
+    end_states: dict[str, int] = {}
+    for case in cases[:2000]:
+        state = pw.run_case(case)["state"]
+        end_states[state] = end_states.get(state, 0) + 1
     rss_start = _rss_kb()
     start = time.perf_counter()
     rss_1k = 0
@@ -201,6 +209,7 @@ def main() -> int:
         f"rss_mb_after_{args.patients // 1000}k": round(rss_end / 1024, 1),
         "peak_rss_mb": round(rss_peak / 1024, 1),
         "retired_sids": pw.engine.retired_sids,
+        "final_states_first_2000": dict(sorted(end_states.items())),
     }
     print(f"machine            {numbers['machine']}")
     print(f"engine             {numbers['engine_patients_per_s']:>8} patients/s  {numbers['engine_events_per_s']:>8} events/s"
@@ -212,6 +221,7 @@ def main() -> int:
     print(f"memory (VmRSS)     before {numbers['rss_mb_before']} MB, after 1k {numbers['rss_mb_after_1k']} MB, "
           f"after {args.patients // 1000}k {round(rss_end / 1024, 1)} MB, peak {numbers['peak_rss_mb']} MB")
     print(f"engine sessions retired (not verifiably empty): {pw.engine.retired_sids}")
+    print("final states of the first 2,000 patients: " + ", ".join(f"{k} {v}" for k, v in sorted(end_states.items())))
     if args.json:
         print(json.dumps(numbers, sort_keys=True))
     return 0

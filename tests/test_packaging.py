@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -28,14 +29,15 @@ def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
     (site / "outer_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run([str(py), "-c", "import pathway, pathway.loader as l; print(pathway.__file__); print(l.shipped_rules_dir())"],
-                           cwd=elsewhere, check=True, capture_output=True, text=True).stdout.split()
+                           cwd=elsewhere, check=True, capture_output=True, text=True, env=env).stdout.split()
     assert all(str(venv) in line for line in where), where
-    validate = subprocess.run([str(venv / "bin" / "pathway"), "validate", "asuc"], cwd=elsewhere, capture_output=True, text=True)
+    validate = subprocess.run([str(venv / "bin" / "pathway"), "validate", "asuc"], cwd=elsewhere, capture_output=True, text=True, env=env)
     assert validate.returncode == 0, validate.stderr
     assert validate.stdout.startswith("ok: asuc ")
     demo_case = Path(where[1]) / "asuc" / "cases" / "demo.yaml"
     run = subprocess.run([str(venv / "bin" / "pathway"), "run", str(demo_case), "--format", "json"], cwd=elsewhere,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert '"state": "maintenance_thiopurine"' in run.stdout
