@@ -169,6 +169,8 @@ def _demo(out_dir: str) -> int:
 COMMAND_MODULES: list[str] = [
     "pathway.testing",
     "pathway.evidence",
+    "pathway.schema",
+    "pathway.fieldref",
 ]
 
 
