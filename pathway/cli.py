@@ -22,7 +22,7 @@ from . import __version__
 from .api import Pathway, load_pathway
 from .errors import DefinitionError, Diagnostic, InputError, PathwayError, display_path
 from .loader import shipped_rules_dir
-from .render import write_diagrams
+from .render import build_diagram, write_diagram, write_diagrams
 from .yamlsafe import Located, YamlProblem, load_yaml_file
 
 __all__ = ["main"]
@@ -146,9 +146,12 @@ def _validate(name: str, parameters: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def _diagram(name: str, out: str | None, parameters: dict[str, Any]) -> int:
+def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = "graphviz") -> int:
     pathway = load_pathway(name, parameters=parameters)
     target = Path(out) if out else Path("diagrams") / pathway.id
+    if fmt == "mermaid":
+        print(f"wrote {display_path(write_diagram(build_diagram(pathway.graph), target, 'mermaid'))}")
+        return EXIT_OK
     for path in write_diagrams(pathway.graph, target):
         print(f"wrote {display_path(path)}")
     return EXIT_OK
@@ -171,6 +174,9 @@ COMMAND_MODULES: list[str] = [
     "pathway.evidence",
     "pathway.schema",
     "pathway.fieldref",
+    "pathway.trace",
+    "pathway.diff",
+    "pathway.report",
 ]
 
 
@@ -191,11 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")
     p.set_defaults(handler=lambda a: _run_case(a.pathway, a.case, a.format, _params(a.parameter)))
 
-    p = sub.add_parser("diagram", help="write the pathway diagram as DOT and SVG")
+    p = sub.add_parser("diagram", help="write the pathway diagram as DOT and SVG (or Mermaid)")
     p.add_argument("pathway")
-    p.add_argument("-o", "--output", default=None, help="output file (without suffix, or .dot/.svg); default diagrams/<id>")
+    p.add_argument("-o", "--output", default=None, help="output file (without suffix, or .dot/.svg/.mmd); default diagrams/<id>")
+    p.add_argument("--format", choices=["graphviz", "mermaid"], default="graphviz",
+                   help="graphviz: FILE.dot and FILE.svg (default); mermaid: FILE.mmd")
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")
-    p.set_defaults(handler=lambda a: _diagram(a.pathway, a.output, _params(a.parameter)))
+    p.set_defaults(handler=lambda a: _diagram(a.pathway, a.output, _params(a.parameter), a.format))
 
     p = sub.add_parser("demo", help="run the demo patient through the ASUC pathway and write the diagrams")
     p.add_argument("-o", "--output-dir", default="diagrams")

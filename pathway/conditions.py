@@ -13,7 +13,8 @@ Syntax (YAML)::
 - A mapping with several keys is an implicit ``all``; a list is an implicit ``all``.
 - ``field: value`` tests equality; ``field: {op: value, ...}`` with ops
   ``eq ne gt gte lt lte in not_in between present``.
-- A string value starting with ``$`` names a pathway parameter.
+- A string value starting with ``$`` names a pathway parameter; a key starting with ``$`` tests a
+  parameter (``$rescue_policy: ciclosporin_first``), settled when the pathway loads.
 - ``true`` is the condition that always holds.
 - Field names are inputs (``fields.yaml``), built-ins (``day``, ``days_in_state``) or named
   derived facts (``derived:`` in the pathway file). Tests on derived facts are compiled into
@@ -308,7 +309,34 @@ class ConditionParser:
             return self.params[name], name
         return value, None
 
+    def _param_test(self, name: str, spec: Any, path: tuple[Any, ...]) -> list[Cond]:
+        """``$param: value`` (or ``{op: value}``): a test on a parameter, settled when the pathway loads.
+
+        Lets a site profile switch a rule on or off; the rule's trace still shows the real inputs.
+        """
+        pname = name[1:]
+        if pname not in self.params:
+            self._err(path, "PW203", f"unknown parameter '{pname}'", suggest(pname, self.params), key=True)
+            return []
+        self.used_params.add(pname)
+        value = self.params[pname]
+        ops = spec if isinstance(spec, dict) else {"eq": spec}
+        outcome = True
+        for op, raw in ops.items():
+            if op not in _OPS or op in ("present", "between"):
+                self._err(path + (op,), "PW110", f"operator '{op}' cannot test a parameter", key=True)
+                return []
+            target, _ = self._resolve(raw, path + (op,))
+            if op in _NUMERIC_OPS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                self._err(path + (op,), "PW209", f"'{op}' needs a number, but parameter '{pname}' is {value!r}")
+                return []
+            held = Cmp("$", op, tuple(target) if isinstance(target, list) else target).holds({"$": value})
+            outcome = outcome and bool(held)
+        return [Always() if outcome else Or(())]
+
     def _field(self, name: str, spec: Any, path: tuple[Any, ...]) -> list[Cond]:
+        if name.startswith("$"):
+            return self._param_test(name, spec, path)
         kind = self.field_type(name)
         derived = False
         if kind is None:

@@ -433,9 +433,13 @@ def _condition_defs() -> dict[str, Any]:
                 "any": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "At least one holds."},
                 "not": {**ref("Condition"), "description": "The condition does not hold."},
             },
-            "patternProperties": {r"^(?!(all|any|not)$)[a-z][a-z0-9_]*$": ref("FieldTest")},
+            "patternProperties": {
+                r"^(?!(all|any|not)$)[a-z][a-z0-9_]*$": ref("FieldTest"),
+                r"^\$[a-z][a-z0-9_]*$": {**ref("FieldTest"),
+                                           "description": "A test on a pathway parameter, settled when the pathway loads."},
+            },
             "additionalProperties": False,
-            "description": "Keys are 'all', 'any', 'not' or field / derived-fact names; several keys all hold.",
+            "description": "Keys are 'all', 'any', 'not', field / derived-fact names or $parameters; several keys all hold.",
         },
         "Condition": {
             "anyOf": [

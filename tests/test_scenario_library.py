@@ -97,6 +97,9 @@ def test_profiles_change_the_rescue_order_without_python(tmp_path):
     assert order(default)[:2] == ["ciclosporin", "infliximab"] and default["options"][0]["rank"] == default["options"][1]["rank"]
     assert order(nice)[:2] == ["ciclosporin", "infliximab"] and nice["options"][0]["rank"] < nice["options"][1]["rank"]
     assert (default["profile"], nice["profile"]) == ("default", "nice")
+    ifx = lambda r: next(o for o in r["options"] if o["option"] == "infliximab")  # noqa: E731
+    assert any("Ciclosporin-first policy" in a for a in ifx(nice)["against"])
+    assert not any("Ciclosporin-first policy" in a for a in ifx(default)["against"])
 
 
 def test_profile_file_edit_changes_the_order(rules_copy):
