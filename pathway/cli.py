@@ -22,7 +22,7 @@ from . import __version__
 from .api import Pathway, load_pathway
 from .errors import DefinitionError, Diagnostic, InputError, PathwayError, display_path
 from .loader import shipped_rules_dir
-from .render import build_diagram, write_diagram, write_diagrams
+from .render import build_diagram, build_trace_diagram, write_diagram, write_diagrams
 from .yamlsafe import Located, YamlProblem, load_yaml_file
 
 __all__ = ["main"]
@@ -158,13 +158,21 @@ def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = 
 
 
 def _demo(out_dir: str) -> int:
-    case = shipped_rules_dir() / "asuc" / "cases" / "demo.yaml"
-    print(f"== demo case: {display_path(case)}\n")
-    code = _run_case("asuc", str(case), "text", {})
+    """The demo patient through the ASUC pathway: its course, then the diagrams (the pathway and
+    the patient's path over it)."""
+    case_path = shipped_rules_dir() / "asuc" / "cases" / "demo.yaml"
+    print(f"== demo case: {display_path(case_path)}\n")
+    code = _run_case("asuc", str(case_path), "text", {})
     if code != EXIT_OK:
         return code
     print()
-    return _diagram("asuc", str(Path(out_dir) / "asuc"), {})
+    code = _diagram("asuc", str(Path(out_dir) / "asuc"), {})
+    pathway = load_pathway("asuc")
+    result = pathway.run_case(load_yaml_file(str(case_path), display_path(case_path)).data)
+    trace = build_trace_diagram(pathway.graph, result)
+    for fmt in ("dot", "svg"):
+        print(f"wrote {display_path(write_diagram(trace, Path(out_dir) / 'asuc-demo-trace', fmt))}")
+    return code
 
 
 #: Modules that add further subcommands: each has ``add_command(subparsers)`` that creates its
@@ -174,6 +182,8 @@ COMMAND_MODULES: list[str] = [
     "pathway.evidence",
     "pathway.schema",
     "pathway.fieldref",
+    "pathway.verify",
+    "pathway.explain",
     "pathway.trace",
     "pathway.diff",
     "pathway.report",

@@ -2,7 +2,8 @@
 
 The graph is the single contract shared by the loader (a rule may only take an edge),
 the session (refuses any other move), the diagrams and the checks. Nodes carry ``title``
-and ``kind``; edges carry ``title`` and ``rules`` (ids of the rules that can take them).
+and ``kind``; edges carry ``title``, ``rules`` (ids of the rules that can take them) and
+``any_active`` (declared only through ``from: any_active``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ def build_graph(pathway: PathwayFile, rule_edges: Iterable[tuple[str, str, str]]
     for sid, state in pathway.states.items():
         graph.add_node(sid, title=state.title, kind=state.kind)
     for transition in pathway.transitions:
+        from_any = transition.from_ == ANY_ACTIVE or (not isinstance(transition.from_, str) and ANY_ACTIVE in transition.from_)
         for source in expand_sources(pathway, transition.from_):
             if source in graph and transition.to in graph:
                 if not graph.has_edge(source, transition.to):
-                    graph.add_edge(source, transition.to, title=transition.title, rules=[])
-                elif transition.title and not graph.edges[source, transition.to]["title"]:
-                    graph.edges[source, transition.to]["title"] = transition.title
+                    # any_active: the edge exists only because it leaves every active state
+                    # (e.g. emergency colectomy); diagrams draw such edges apart.
+                    graph.add_edge(source, transition.to, title=transition.title, rules=[], any_active=from_any)
+                else:
+                    edge = graph.edges[source, transition.to]
+                    edge["any_active"] = edge["any_active"] and from_any
+                    if transition.title and not edge["title"]:
+                        edge["title"] = transition.title
     for rule_id, source, target in rule_edges:
         if graph.has_edge(source, target):
             rules = graph.edges[source, target]["rules"]

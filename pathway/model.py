@@ -120,15 +120,17 @@ class FieldDef(_Model):
 class CheckSetting(_Model):
     """One entry of ``checks:`` in pathway.yaml: a static check (``pathway check``) explained or switched off.
 
-    Findings with this ``code`` (narrowed to a ``state`` and/or a ``rule`` when given) are
-    reported as explained by ``note`` instead of counting as warnings; ``disable: true`` does
-    not run the check at all. Only warning checks may be explained or disabled here.
+    Findings with this ``code`` (narrowed to a ``state``, a ``rule`` and/or a site ``profile``
+    when given) are reported as explained by ``note`` instead of counting as warnings;
+    ``disable: true`` does not run the check at all. Only warning checks may be explained or
+    disabled here.
     """
 
     code: str = Field(pattern=r"^PW\d{3}$")
     note: str = Field(min_length=1)
     state: str | None = None
     rule: str | None = None
+    profile: str | None = None
     disable: bool = False
 
 

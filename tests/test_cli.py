@@ -64,3 +64,5 @@ def test_python_dash_m_and_demo(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "path: suspected_asuc -> iv_steroids -> rescue_selection -> rescue_tacrolimus -> maintenance_thiopurine" in proc.stdout
     assert (tmp_path / "asuc.svg").is_file() and (tmp_path / "asuc.dot").is_file()
+    trace = (tmp_path / "asuc-demo-trace.dot").read_text(encoding="utf-8")
+    assert "4. tac_response (day 11)" in trace and (tmp_path / "asuc-demo-trace.svg").is_file()

@@ -33,11 +33,17 @@ def test_svg_is_rendered_by_dot(pw):
 
 
 def test_committed_diagrams_are_current(pw, tmp_path):
+    from pathway.render import build_trace_diagram, write_diagram
+    from pathway.yamlsafe import load_yaml_file
+
     written = write_diagrams(pw.graph, tmp_path / "asuc")
+    demo = load_yaml_file(str(ROOT / "rules" / "asuc" / "cases" / "demo.yaml"), "demo.yaml").data
+    trace = build_trace_diagram(pw.graph, pw.run_case(demo))
+    written += [write_diagram(trace, tmp_path / "asuc-demo-trace", fmt) for fmt in ("dot", "svg")]
     for path in written:
         committed = ROOT / "diagrams" / path.name
-        assert committed.is_file(), f"{committed} is missing: run 'pathway diagram asuc'"
+        assert committed.is_file(), f"{committed} is missing: run 'pathway demo'"
         fresh, old = path.read_text(encoding="utf-8"), committed.read_text(encoding="utf-8")
         if path.suffix == ".svg":
             fresh, old = _strip_version(fresh), _strip_version(old)
-        assert fresh == old, f"{committed} is stale: run 'pathway diagram asuc'"
+        assert fresh == old, f"{committed} is stale: run 'pathway demo'"

@@ -1,0 +1,189 @@
+"""`pathway report`: one self-contained HTML page, checked as text and rendered in headless Chromium
+(a screenshot with content, no console errors)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from pathway.cli import main
+from pathway.report import build_report, write_report
+from pathway.scenario import discover, run_scenarios
+from pathway.verify import check_pathway
+
+FIXTURES = ROOT / "tests" / "fixtures" / "checks"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0"]
+
+
+def _chromium() -> str:
+    for name in BROWSERS:
+        exe = shutil.which(name)
+        if exe:
+            return exe
+    pytest.skip("Chromium was not found on PATH (Debian package 'chromium'; './dev test' installs it)")
+
+
+def _browse(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+
+def _console(stderr: str) -> list[str]:
+    """Console messages and uncaught errors Chromium logged while loading the page."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+def _png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
+    """Width, height and RGB(A) rows of a PNG (8-bit, as Chromium writes them), unfiltered."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, bpp = 8, b"", 0, 0, 4
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and colour in (2, 6)
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            c = prev[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + b) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append(bytes(line))
+        prev = line
+    return width, height, rows
+
+
+def _screenshot_stats(path: Path) -> tuple[int, int, int, float]:
+    """(width, height, distinct colours, share of non-white pixels) of a screenshot, sampled."""
+    width, height, rows = _png_pixels(path)
+    bpp = len(rows[0]) // width
+    colours, inked, total = set(), 0, 0
+    for y in range(0, height, 4):
+        row = rows[y]
+        for x in range(0, width, 4):
+            px = row[x * bpp:x * bpp + 3]
+            colours.add(px)
+            inked += px != b"\xff\xff\xff"
+            total += 1
+    return width, height, len(colours), inked / total
+
+
+@pytest.fixture(scope="module")
+def asuc_report(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    write_report("asuc", out)
+    return out, out.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained_and_complete(asuc_report, pw):
+    _, html = asuc_report
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)  # nothing to fetch, nothing to run
+    assert html.count("<svg") == 1 and "<?xml" not in html  # the diagram, inline
+    for section in ("diagram", "checks", "rules", "scenarios", "parameters", "sources"):
+        assert f'id="{section}"' in html
+    d = pw.definition
+    assert html.count('<tr id="rule-') == len(d.rules)
+    for rule in d.rules:
+        assert f'<tr id="rule-{rule.id}">' in html
+    for name in d.spec.parameters:
+        assert f"<td><code>{name}</code></td>" in html
+    checks = check_pathway("asuc")
+    assert checks.summary() in html
+    for f in checks.findings:
+        assert f"<code>{f.code}</code>" in html and f"{f.file}:{f.line}:{f.col}" in html
+    outcomes, cov = run_scenarios(discover([d.root / "scenarios"]), str(d.root))
+    r, e = cov.percent()
+    assert f"{len([o for o in outcomes if o.passed])} of {len(outcomes)} scenarios pass" in html
+    assert f"<td>{r}% (" in html and f"<td>{e}% (" in html
+    assert "Oxford (Travis) criteria on day 3" in html and "when: (stool_freq_24h &gt; $oxford_stool_high or" in html
+
+
+def test_report_is_deterministic():
+    assert build_report("asuc")[0] == build_report("asuc")[0]
+
+
+def test_report_renders_in_headless_chromium(asuc_report, pw, tmp_path: Path):
+    page, _ = asuc_report
+    dom = _browse(page, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert _console(dom.stderr) == []
+    assert dom.stdout.count('<tr id="rule-') == len(pw.definition.rules)
+    assert "<svg" in dom.stdout and 'class="node"' in dom.stdout
+    shot = tmp_path / "report.png"
+    run = _browse(page, f"--screenshot={shot}", "--window-size=1280,2200", "--hide-scrollbars")
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    assert _console(run.stderr) == []
+    width, height, colours, inked = _screenshot_stats(shot)
+    assert (width, height) == (1280, 2200)
+    assert colours > 20 and inked > 0.03, (colours, inked)
+
+
+def test_the_browser_checks_can_fail(tmp_path: Path):
+    """Controls: a page with a script error is caught, and a blank page is not taken for a report."""
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><html><body><p>x</p><script>throw new Error('boom')</script></body></html>",
+                      encoding="utf-8")
+    messages = _console(_browse(broken, "--dump-dom").stderr)
+    assert any("Uncaught Error: boom" in m for m in messages)
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
+    shot = tmp_path / "blank.png"
+    _browse(blank, f"--screenshot={shot}", "--window-size=400,300")
+    width, height, colours, inked = _screenshot_stats(shot)
+    assert (width, height) == (400, 300) and colours == 1 and inked == 0.0
+
+
+def test_command_with_scenarios_and_exit_codes(tmp_path: Path, capsys):
+    folder = tmp_path / "mini"
+    shutil.copytree(FIXTURES / "ok", folder)
+    (folder / "scenarios").mkdir()
+    (folder / "scenarios" / "basic.yaml").write_text(yaml.safe_dump({"scenarios": [
+        {"id": "treated_then_done", "purpose": "A low level ends the treatment",
+         "case": {"patient": {"id": "s1", "eligible": True}, "events": [{"day": 0, "level": 4}]},
+         "expect": {"state": "done"}},
+        {"id": "not_eligible", "purpose": "Not eligible: out of the pathway",
+         "case": {"patient": {"id": "s2", "eligible": False}, "events": [{"day": 0}]},
+         "expect": {"state": "out"}}]}, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "mini.html"
+    assert main(["report", str(folder), "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "2 of 2 scenarios pass" in html and "<td>100.0% (2/2)</td>" in html
+    assert "<b>Transitions never taken:</b> treat -&gt; out" in html
+    assert "mini 1.0.0: 0 error(s), 0 warning(s), 0 explained" in html
+    broken = tmp_path / "overlap"
+    shutil.copytree(FIXTURES / "overlap", broken)
+    assert main(["report", str(broken), "-o", str(tmp_path / "overlap.html")]) == 1  # written, with a check error
+    assert "<code>PW610</code>" in (tmp_path / "overlap.html").read_text(encoding="utf-8")
+    assert main(["report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html")]) == 2
