@@ -81,6 +81,20 @@ def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
     return int(total) if float(total).is_integer() else total
 
 
+def _action_name(pending: str) -> str:
+    """The engine rule name of an activation ``{"<name>": {...matched messages...}}``.
+
+    Engine rule names are ``<rule id>.<branch>.<k>`` (letters, digits, '_' and '.'), so the
+    name is the first JSON string; the rest of the message is not needed.
+    """
+    if pending.startswith('{"'):
+        end = pending.find('"', 2)
+        if end > 2:
+            return pending[2:end]
+    (name, _), = json.loads(pending).items()
+    return name
+
+
 class _Host(durable_engine.Host):
     """A durable_rules host used to register rulesets; actions are dispatched by the Engine."""
 
@@ -170,9 +184,9 @@ class Engine:
                 started = _core.start_action_for_state(handle, state_handle)
                 pending = started[1] if started else None
                 while pending:
-                    (name, matched), = json.loads(pending).items()
+                    name = _action_name(pending)
                     try:
-                        self._fire(ctx, handle, name, matched)
+                        self._fire(ctx, handle, name)
                     except Exception as exc:  # noqa: BLE001 - reported after the engine is quiet
                         binding = self.compiled.bindings.get(name)
                         rule = binding.rule.id if binding else name
@@ -184,14 +198,16 @@ class Engine:
             self._release(ctx, handle)
         return ctx
 
-    def _fire(self, ctx: _Context, handle: Any, name: str, matched: dict[str, Any]) -> None:
+    def _fire(self, ctx: _Context, handle: Any, name: str) -> None:
         binding = self.compiled.bindings[name]
         rule = binding.rule
         key = (rule.id, binding.branch)
         if key in ctx.fired:  # refraction: one firing per rule and branch per evaluation
             return
         ctx.fired.add(key)
-        snapshot = matched["m"]
+        # The matched messages are the snapshot and derived facts this evaluation asserted
+        # itself, so they are read from the context rather than parsed back from the engine.
+        snapshot = ctx.snapshot
         derived = ctx.derived
         facts = {f: (derived.get(f) if is_derived else snapshot.get(f)) for f, is_derived in self._fields[name]}
         missing: tuple[str, ...] = ()

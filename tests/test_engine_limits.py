@@ -135,10 +135,10 @@ def test_an_exception_inside_an_action_is_raised_and_nothing_is_applied(rules_co
     before = json.dumps(s.dump(), sort_keys=True)
     original = pw.engine._fire
 
-    def broken(ctx, handle, name, matched):
+    def broken(ctx, handle, name):
         if name.startswith("oxford_index."):
             raise RuntimeError("boom")
-        return original(ctx, handle, name, matched)
+        return original(ctx, handle, name)
 
     monkeypatch.setattr(pw.engine, "_fire", broken)
     with pytest.raises(EngineError, match="rule 'oxford_index' .*RuntimeError: boom"):
