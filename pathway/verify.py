@@ -954,21 +954,10 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
 
 # -- command ------------------------------------------------------------------------------
 
-def _params(values: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--parameter takes NAME=VALUE, not {item!r}")
-        try:
-            out[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[name] = raw
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     codes = [c for item in args.disable for c in item.split(",")]
+    from .cli import _params  # the command line's own NAME=VALUE parsing (cli imports this module lazily)
+
     report = check_pathway(args.pathway, profile=args.profile, parameters=_params(args.parameter), disable=codes,
                            budget=args.budget)
     if args.format == "json":
