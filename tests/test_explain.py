@@ -146,3 +146,27 @@ def test_command_text_and_json(tmp_path: Path, capsys):
     bad.write_text("patient: {id: x}\nevents:\n  - {day: 0, pulse_bpm: -5}\n", encoding="utf-8")
     assert main(["explain", str(bad)]) == 2
     assert "bad.yaml:3:" in capsys.readouterr().err
+
+
+def test_day3_rescue_choice_and_rescue_response_decisions_fired_and_not(pw):
+    """The three decisions auditors ask about, each explained when it fired and when it did not."""
+    from cases import NO_RESPONSE, rescue
+
+    demo = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    day3 = _rule(explain(pw, demo, rule="steroid_failure_day3"), "steroid_failure_day3")
+    assert day3["outcome"] == "fired" and day3["took"] == {"from": "iv_steroids", "to": "rescue_selection"}
+    assert ("oxford_high_risk", True) in {(leaf["field"], leaf["saw"]) for leaf in _leaves(day3["when"])}
+    choice = _rule(explain(pw, demo, rule="choose_tacrolimus"), "choose_tacrolimus")
+    assert choice["outcome"] == "fired"
+    assert {("rescue_choice", "tacrolimus"), ("tacrolimus_excluded", False)} <= {
+        (leaf["field"], leaf["saw"]) for leaf in _leaves(choice["when"])}
+
+    waiting = explain(pw, rescue("tacrolimus", {"day": 10, **NO_RESPONSE}))
+    assert waiting["state"] == "rescue_tacrolimus"
+    response = _rule(waiting, "tac_response")
+    assert response["outcome"] == "condition_false"
+    assert (response["failed"]["field"], response["failed"]["saw"]) == ("complete_response", False)
+    no_response = _rule(waiting, "tac_no_response")
+    assert no_response["outcome"] == "not_due"
+    assert (no_response["failed"]["field"], no_response["failed"]["saw"], no_response["failed"]["value"]) == (
+        "days_in_state", 7, 14)
