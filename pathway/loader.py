@@ -130,12 +130,17 @@ class _Loader:
         self.diags: list[Diagnostic] = []
         self.files: list[str] = []
 
-    def _load(self, relname: str) -> Located | None:
+    def _load(self, relname: str, ref: tuple[Located, tuple[Any, ...]] | None = None) -> Located | None:
+        """Load one YAML file of the folder; ``ref`` is where pathway.yaml names it (for a missing file)."""
         path = self.root / relname
         shown = display_path(path)
         self.files.append(str(path))
         if not path.is_file():
-            self.diags.append(Diagnostic(shown, 0, 0, "PW002", f"file '{relname}' not found"))
+            message = f"file '{relname}' not found in {display_path(self.root)}"
+            if ref is not None:
+                self.diags.append(ref[0].diag(ref[1], "PW002", message))
+            else:
+                self.diags.append(Diagnostic(shown, 0, 0, "PW002", message))
             return None
         try:
             return load_yaml_file(str(path), shown)
@@ -159,7 +164,7 @@ class _Loader:
         if spec is None:
             raise DefinitionError(self.diags)
         if spec.sources_file:
-            sdoc = self._load(spec.sources_file)
+            sdoc = self._load(spec.sources_file, (pdoc, ("sources_file",)))
             sfile: SourcesFile | None = self._validate(sdoc, SourcesFile) if sdoc else None
             if sfile is not None:
                 clash = sorted(set(sfile.sources) & set(spec.sources))
@@ -173,7 +178,7 @@ class _Loader:
             params.update(self._profile(pdoc, spec, profile_id))
         params.update(self.overrides)
 
-        fdoc = self._load(spec.fields_file)
+        fdoc = self._load(spec.fields_file, (pdoc, ("fields_file",)))
         fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
         fields = dict(fields_file.fields) if fields_file else {}
         for name in BUILTIN_FIELDS:
@@ -194,8 +199,8 @@ class _Loader:
 
         rules: list[Rule] = []
         seen: dict[str, str] = {}
-        for relname in spec.rule_files:
-            doc = self._load(relname)
+        for k, relname in enumerate(spec.rule_files):
+            doc = self._load(relname, (pdoc, ("rule_files", k)))
             if doc is None:
                 continue
             rfile: RuleFile | None = self._validate(doc, RuleFile)
@@ -256,7 +261,12 @@ class _Loader:
         states = list(spec.states)
         starts = [s for s, d in spec.states.items() if d.kind == "start"]
         if len(starts) != 1:
-            self.diags.append(doc.diag(("states",), "PW208", f"a pathway needs exactly one start state, found {len(starts)}"))
+            if not starts:
+                self.diags.append(doc.diag(("states",), "PW208", "a pathway needs exactly one start state, found none"))
+            for extra in starts[1:]:
+                self.diags.append(doc.diag(("states", extra, "kind"), "PW208",
+                                           f"second start state '{extra}' (the start is '{starts[0]}'); "
+                                           "a pathway has exactly one start state"))
         for i, t in enumerate(spec.transitions):
             sources = [t.from_] if isinstance(t.from_, str) else t.from_
             for j, src in enumerate(sources):

@@ -132,3 +132,18 @@ def test_unknown_pathway_name():
         load_definition("asucc")
     assert info.value.diagnostics[0].code == "PW001"
     assert info.value.diagnostics[0].hint == "asuc"
+
+
+def test_missing_rule_file_points_at_its_entry_in_the_pathway_file(rules_copy):
+    (rules_copy / "sequential.yaml").unlink()
+    text = (rules_copy / "pathway.yaml").read_text(encoding="utf-8")
+    line = text.splitlines().index("  - sequential.yaml") + 1
+    (d,) = [d for d in _errors(rules_copy) if d.code == "PW002"]
+    assert d.file.endswith("asuc/pathway.yaml") and (d.line, d.col) == (line, 5)
+    assert "file 'sequential.yaml' not found" in d.message
+
+
+def test_second_start_state_points_at_its_kind(rules_copy):
+    line = _edit(rules_copy, "pathway.yaml", "  iv_steroids:\n    kind: active\n", "  iv_steroids:\n    kind: start\n", "kind")
+    (d,) = [d for d in _errors(rules_copy) if d.code == "PW208"]
+    assert (d.line, d.col) == (line, 11) and "second start state 'iv_steroids'" in d.message
