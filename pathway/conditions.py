@@ -119,17 +119,19 @@ class Always:
 Cond = Union[Cmp, And, Or, Always]
 
 
-def evaluate(cond: Cond, facts: dict[str, Any]) -> bool | None:
+def evaluate(cond: Cond, facts: dict[str, Any],
+             leaf: Callable[[Cmp, dict[str, Any]], bool | None] | None = None) -> bool | None:
     """Three-valued (Kleene) value of a condition on plain values: True, False or None (unknown).
 
     The engine fires rules in durable_rules; this evaluator serves effects that compute values
-    from conditions (``score`` items), explanations and static checks.
+    from conditions (``score`` items), explanations and static checks. ``leaf`` may replace
+    :meth:`Cmp.holds` for the comparisons.
     """
     if isinstance(cond, Always):
         return True
     if isinstance(cond, Cmp):
-        return cond.holds(facts)
-    values = [evaluate(c, facts) for c in cond.items]
+        return leaf(cond, facts) if leaf is not None else cond.holds(facts)
+    values = [evaluate(c, facts, leaf) for c in cond.items]
     if isinstance(cond, And):
         if any(v is False for v in values):
             return False

@@ -108,31 +108,15 @@ class StateEvaluation:
         return {**self.facts, **self.derived}
 
 
+def _leaf(cond: C.Cmp, facts: dict[str, Any]) -> bool | None:
+    if cond.derived and cond.op == "present":
+        return True if facts.get(cond.field) is not None else None
+    return cond.holds(facts)
+
+
 def truth(cond: C.Cond, facts: dict[str, Any]) -> bool | None:
     """Three-valued value of a condition; a test on a derived fact not yet derived is unknown."""
-    if isinstance(cond, C.Always):
-        return True
-    if isinstance(cond, C.Cmp):
-        if cond.derived and cond.op == "present":
-            return True if facts.get(cond.field) is not None else None
-        return cond.holds(facts)
-    if isinstance(cond, C.And):
-        result: bool | None = True
-        for item in cond.items:
-            value = truth(item, facts)
-            if value is False:
-                return False
-            if value is None:
-                result = None
-        return result
-    result = False
-    for item in cond.items:
-        value = truth(item, facts)
-        if value is True:
-            return True
-        if value is None:
-            result = None
-    return result
+    return C.evaluate(cond, facts, _leaf)
 
 
 def branch_conditions(compiled: CompiledPathway) -> dict[str, dict[str, C.Cond]]:
