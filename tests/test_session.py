@@ -216,3 +216,27 @@ def test_section_13_conversions(pw, field, given, canonical):
     s = pw.start(patient())
     s.observe({"day": 0, field: given})
     assert s.dump()["facts"][field] == pytest.approx(canonical, abs=0.01)
+
+
+def test_sessions_in_several_threads_match_a_sequential_run(pw):
+    """One engine per pathway, evaluations serialised inside it: threads give the same answers."""
+    import threading
+
+    from cases import RESPONSE
+
+    cases = [rescue(["tacrolimus", "ciclosporin", "infliximab"][i % 3], {"day": 10, **RESPONSE}, id=f"t{i}",
+                    weight_kg=50 + i % 40) for i in range(90)]
+    expected = [json.dumps(pw.run_case(c), sort_keys=True) for c in cases]
+    got: list[str | None] = [None] * len(cases)
+
+    def work(start: int) -> None:
+        for i in range(start, len(cases), 3):
+            got[i] = json.dumps(pw.run_case(cases[i]), sort_keys=True)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == expected
+    assert pw.engine.retired_sids == 0
