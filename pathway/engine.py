@@ -63,7 +63,7 @@ class _Context:
     firings: list[Firing] = field(default_factory=list)
     fired: set[tuple[str, str]] = field(default_factory=set)
     derived: dict[str, Any] = field(default_factory=dict)
-    asserted: list[dict[str, Any]] = field(default_factory=list)
+    asserted: list[str] = field(default_factory=list)  # JSON of each message stored in the engine
     errors: list[str] = field(default_factory=list)
 
 
@@ -79,6 +79,13 @@ def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
         total /= float(values[effect.divide_by])
     total = round(total / effect.round_to) * effect.round_to if effect.round_to else round(total, 6)
     return int(total) if float(total).is_integer() else total
+
+
+def _branch_effects(binding: Binding) -> tuple[Effect, ...]:
+    rule = binding.rule
+    if binding.branch == "missing":
+        return rule.if_missing
+    return rule.then if binding.branch == "then" else rule.otherwise
 
 
 def _action_name(pending: str) -> str:
@@ -133,6 +140,9 @@ class Engine:
         self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
         self._fields = {name: b.fields for name, b in compiled.bindings.items()}
+        # The effects an action must apply inside the engine (derived facts and scores).
+        self._chaining = {name: tuple(e for e in _branch_effects(b) if isinstance(e, (Derive, Score)))
+                          for name, b in compiled.bindings.items()}
         # Each ruleset is sent only the case fields its rules test: smaller messages to encode,
         # parse and carry through every activation.
         self._tested: dict[str, frozenset[str]] = {
@@ -164,10 +174,11 @@ class Engine:
 
     def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
         """Assert one message; return durable's state handle, or None when no rule matched it."""
-        result = _core.assert_fact(handle, json.dumps(message, ensure_ascii=False))
+        text = json.dumps(message, ensure_ascii=False)
+        result = _core.assert_fact(handle, text)
         if result[0] == 1:  # MessageNotHandled: no rule matched; the message was not stored
             return None
-        ctx.asserted.append(message)
+        ctx.asserted.append(text)  # the same text retracts it (durable matches messages by content)
         return result[1]
 
     def _run_one(self, ruleset: str, snapshot: dict[str, Any]) -> _Context:
@@ -213,11 +224,9 @@ class Engine:
         missing: tuple[str, ...] = ()
         if binding.branch == "missing":
             missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
-            effects: tuple[Effect, ...] = rule.if_missing
-        else:
-            effects = rule.then if binding.branch == "then" else rule.otherwise
+        effects = _branch_effects(binding)
         ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
-        for effect in effects:
+        for effect in self._chaining[name]:
             if isinstance(effect, Derive):
                 for fact_name, value in effect.values.items():
                     self._derive(ctx, handle, rule.id, fact_name, value)
@@ -243,7 +252,7 @@ class Engine:
         clean = True
         if ctx.asserted:
             try:
-                result = _core.retract_facts(handle, json.dumps(list(reversed(ctx.asserted)), ensure_ascii=False))
+                result = _core.retract_facts(handle, "[" + ",".join(reversed(ctx.asserted)) + "]")
                 clean = result[0] != 1
             except Exception:  # noqa: BLE001
                 clean = False

@@ -240,7 +240,23 @@ class Session:
         new._evaluations = list(self._evaluations)
         return new
 
-    def _snapshot(self) -> dict[str, Any]:
+    def _snapshot(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the rules see: current values, computed fields and the clock of the current state.
+
+        ``base`` (the values part, which only an event changes) is reused across the states one
+        event passes through.
+        """
+        snap = dict(base) if base is not None else self._values_now()
+        snap["day"] = self._day
+        snap["days_in_state"] = _num(self._day - self._entered_day) if self._day is not None else None
+        if self._day is not None:
+            for state, entered in self._entered.items():
+                snap[f"days_since_{state}"] = _num(self._day - entered)
+        snap["state"] = self._state
+        return snap
+
+    def _values_now(self) -> dict[str, Any]:
+        """Values still current on this day (see ``valid_for_days``) and the computed fields."""
         fields = self._pathway.definition.fields
         snap: dict[str, Any] = {}
         for name, value in self._facts.items():
@@ -252,12 +268,6 @@ class Session:
             value = self._aggregate(spec.aggregate)  # type: ignore[arg-type]
             if value is not None:
                 snap[name] = value
-        snap["day"] = self._day
-        snap["days_in_state"] = _num(self._day - self._entered_day) if self._day is not None else None
-        if self._day is not None:
-            for state, entered in self._entered.items():
-                snap[f"days_since_{state}"] = _num(self._day - entered)
-        snap["state"] = self._state
         return snap
 
     def _aggregate(self, agg: Any) -> Any:
@@ -292,8 +302,9 @@ class Session:
         self._events.append({"day": day, **values} if "note" not in raw_event else {"day": day, **values, "note": raw_event["note"]})
         taken: list[dict[str, Any]] = []
         event_derived: dict[str, Any] = {}
+        values_now = self._values_now()
         for _hop in range(len(d.spec.states) + 1):
-            snapshot = self._snapshot()
+            snapshot = self._snapshot(values_now)
             firings, derived = pw.engine.evaluate(self._state, snapshot)
             self._derived = derived
             event_derived.update(derived)
