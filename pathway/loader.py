@@ -7,6 +7,7 @@ each a ``file:line:col: message [CODE]`` line.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from .effects import (TEMPLATE_RE, Alert, Derive, Dose, Effect, Offer, Recommend
                       Titrate, Transition, parse_effects)
 from .errors import DefinitionError, Diagnostic, display_path, suggest
 from .graph import build_graph, expand_sources
-from .model import ANY_ACTIVE, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
+from .model import ANY_ACTIVE, ID_PATTERN, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
 from .yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
 
 __all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
@@ -258,6 +259,13 @@ class _Loader:
         return values
 
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
+        for section in ("states", "parameters", "derived"):
+            for key in getattr(spec, section):
+                if not re.match(ID_PATTERN, key):
+                    fixed = re.sub(r"[^a-z0-9_]", "_", key.lower())
+                    self.diags.append(doc.diag((section, key), "PW112",
+                                               f"'{key}' is not a valid id (lower case letters, digits and '_', "
+                                               "starting with a letter)", fixed if fixed != key else None, key=True))
         states = list(spec.states)
         starts = [s for s, d in spec.states.items() if d.kind == "start"]
         if len(starts) != 1:

@@ -13,10 +13,9 @@ inside them can point at the exact line and column.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ANY_ACTIVE",
@@ -39,6 +38,7 @@ __all__ = [
 
 ANY_ACTIVE = "any_active"
 _ID = r"^[a-z][a-z0-9_]*$"
+ID_PATTERN = _ID
 _SOURCE_ID = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
 
 
@@ -152,13 +152,8 @@ class PathwayFile(_Model):
     #: Explained or disabled static checks (``pathway check``), each with a note saying why.
     checks: list[CheckSetting] = Field(default_factory=list)
 
-    @field_validator("states", "parameters", "derived")
-    @classmethod
-    def _ids(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
-            if not re.match(_ID, key):
-                raise ValueError(f"'{key}' is not a valid id (lower case letters, digits and '_', starting with a letter)")
-        return value
+    # Ids of states, parameters and derived facts are checked by the loader, which can point at
+    # the offending key (see ID_PATTERN).
 
 
 class SourcesFile(_Model):

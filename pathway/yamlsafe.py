@@ -136,10 +136,10 @@ def load_yaml_file(path: str, display: str) -> Located:
 
 
 def _known_keys() -> list[str]:
-    from . import effects, model  # local: effects/model import this module
+    from . import effects, model, scenario  # local: these import this module
 
     keys: set[str] = set()
-    for module in (model, effects):
+    for module in (model, effects, scenario):
         for obj in vars(module).values():
             fields = getattr(obj, "model_fields", None)
             if isinstance(fields, dict):
