@@ -23,7 +23,7 @@ from .api import Pathway, load_pathway
 from .errors import DefinitionError, Diagnostic, InputError, PathwayError, display_path
 from .loader import shipped_rules_dir
 from .render import build_diagram, build_trace_diagram, write_diagram, write_diagrams
-from .yamlsafe import Located, YamlProblem, load_yaml_file
+from .yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
 
 __all__ = ["main"]
 
@@ -72,6 +72,9 @@ def _print_diags(diags: Sequence[Diagnostic]) -> None:
 
 
 def _load_case(path: str) -> Located:
+    """A case file (JSON or YAML), or standard input when ``path`` is ``-``."""
+    if path == "-":
+        return load_yaml_text(sys.stdin.read(), "<stdin>")
     file = Path(path)
     if not file.is_file():
         raise InputError([Diagnostic(display_path(path), 0, 0, "PW400", "case file not found")])
@@ -201,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=lambda a: _validate(a.pathway, _params(a.parameter)))
 
     p = sub.add_parser("run", help="run a case file (JSON or YAML) through a pathway")
-    p.add_argument("case")
+    p.add_argument("case", help="case file, or - to read the case from standard input")
     p.add_argument("--pathway", default=None, help="pathway name or folder (default: the case's 'pathway', else asuc)")
     p.add_argument("--format", choices=["json", "text"], default="json")
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")

@@ -66,3 +66,13 @@ def test_python_dash_m_and_demo(tmp_path):
     assert (tmp_path / "asuc.svg").is_file() and (tmp_path / "asuc.dot").is_file()
     trace = (tmp_path / "asuc-demo-trace.dot").read_text(encoding="utf-8")
     assert "4. tac_response (day 11)" in trace and (tmp_path / "asuc-demo-trace.svg").is_file()
+
+
+def test_run_reads_a_case_from_standard_input():
+    case = json.dumps(rescue("infliximab"))
+    proc = subprocess.run([sys.executable, "-m", "pathway", "run", "-"], input=case, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["state"] == "rescue_infliximab"
+    bad = subprocess.run([sys.executable, "-m", "pathway", "run", "-"], input='{"patient": {"id": "x"}, "events": [{"day": 0, "pulse_bpm": 500}]}',
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "<stdin>:1:" in bad.stderr and "implausible pulse_bpm = 500" in bad.stderr
