@@ -240,3 +240,11 @@ def test_sessions_in_several_threads_match_a_sequential_run(pw):
         t.join()
     assert got == expected
     assert pw.engine.retired_sids == 0
+
+
+def test_the_readme_api_example(pw):
+    s = pw.start({"id": "p1", "weight_kg": 72, "prior_anti_tnf_failure": True})
+    assert s.observe({"day": 0, "bloody_stools_24h": 9, "pulse_bpm": 104, "crp_mg_l": 88})["state"] == "iv_steroids"
+    r = s.observe({"day": 3, "stool_freq_24h": 7, "visible_blood": True, "crp_mg_l": {"value": 5.2, "unit": "mg/dL"}})
+    assert r["state"] == "rescue_selection" and s.result() == r
+    assert pw.restore(s.dump()).result() == r
