@@ -184,7 +184,8 @@ def main() -> int:
     for c in baseline_cases[:2000]:
         state = pw.run_case(c)["state"]
         end_states[state] = end_states.get(state, 0) + 1
-    del baseline_cases, recorded
+    del baseline_cases
+    recorded.clear()
     gc.collect()
 
     rss_before_run = _rss_kb()

@@ -84,7 +84,7 @@ def _load_case(path: str) -> Located:
 def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str, Any]]) -> str:
     lines = [f"{pathway.definition.spec.title} ({pathway.id} {pathway.version}) - patient {results[-1]['patient_id'] if results else case['patient'].get('id')}"]
     previous_trace = 0
-    for event, result in zip(case["events"], results):
+    for result in results:
         lines.append("")
         lines.append(f"day {result['day']:g}: {result['state']} - {result['state_title']}")
         for step in result["trace"][previous_trace:]:

@@ -16,7 +16,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 from . import conditions as C
-from .effects import (TEMPLATE_RE, Alert, Derive, Dose, Effect, Offer, Recommend, Require, Score, ScoreItem, ScoreTerm,
+from .effects import (TEMPLATE_RE, Derive, Dose, Effect, Offer, Require, Score, ScoreItem, ScoreTerm,
                       Titrate, Transition, parse_effects)
 from .errors import DefinitionError, Diagnostic, display_path, suggest
 from .graph import build_graph, expand_sources

@@ -328,7 +328,7 @@ def diagram_to_mermaid(d: Diagram) -> str:
         style = _mermaid_style(n.attrs)
         if style:
             lines.append(f"    style {_mermaid_id(n.id)} {style}")
-    for i, (text, kind, attrs) in enumerate(d.legend):
+    for i, (_text, kind, attrs) in enumerate(d.legend):
         color = attrs.get("color", "#000000")
         style = _mermaid_style(attrs) if kind == "node" else f"fill:#ffffff,stroke:{color},color:{color}"
         lines.append(f"    style legend_{i} {style}")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from cases import rescue
-from conftest import ROOT
 from pathway.cli import main
 
 

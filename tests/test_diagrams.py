@@ -14,8 +14,11 @@ def _strip_version(svg: str) -> str:
 
 def test_dot_has_every_state_by_kind_and_every_edge_with_rule_ids(pw):
     dot = to_dot(pw.graph)
+    lines = {line.split(" [", 1)[0].strip(): line for line in dot.splitlines() if " [label=" in line and "->" not in line}
     for node, data in pw.graph.nodes(data=True):
-        assert f"\t{node} [label=" in dot
+        line = lines[node]
+        assert ("peripheries=2" in line) == (data["kind"] == "terminal"), line
+        assert ("shape=oval" in line) == (data["kind"] == "start"), line
     assert 'suspected_asuc [label="Suspected acute severe UC\\n[suspected_asuc]" color="#1d4ed8"' in dot
     assert "colectomy [label=" in dot and "peripheries=2" in dot  # terminal states are drawn distinct
     edges = {(m[0], m[1]): m[3] for m in re.findall(r'\t(\w+) -> (\w+) \[label=("?)(.*?)\3[ \]]', dot)}
