@@ -128,6 +128,7 @@ class _Loader:
         self.root = root
         self.overrides = overrides or {}
         self.profile = profile
+        self._edge_graph: nx.DiGraph | None = None
         self.diags: list[Diagnostic] = []
         self.files: list[str] = []
 
@@ -257,6 +258,12 @@ class _Loader:
                 continue
             values[name] = value
         return values
+
+    def _edges(self, spec: PathwayFile) -> nx.DiGraph:
+        """The graph of the declared transitions, built once per load (rules are checked against it)."""
+        if self._edge_graph is None:
+            self._edge_graph = build_graph(spec)
+        return self._edge_graph
 
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
         for section in ("states", "parameters", "derived"):
@@ -423,7 +430,7 @@ class _Loader:
                 if effect.to not in spec.states:
                     self.diags.append(doc.diag(body, "PW201", f"unknown state '{effect.to}'", suggest(effect.to, list(spec.states))))
                 else:
-                    graph = build_graph(spec)
+                    graph = self._edges(spec)
                     for s in states:
                         if not graph.has_edge(s, effect.to):
                             self.diags.append(doc.diag(body, "PW206",
