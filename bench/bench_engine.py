@@ -35,7 +35,7 @@ from durable import engine as durable_engine  # noqa: E402
 from durable.engine import MessageNotHandledException  # noqa: E402
 
 from pathway import load_pathway  # noqa: E402
-from pathway.effects import Derive  # noqa: E402
+from pathway.definition.effects import Derive  # noqa: E402
 
 
 def _rss_kb(field: str = "VmRSS") -> int:

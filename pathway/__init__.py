@@ -8,8 +8,8 @@
     'iv_steroids'
 """
 
-from .api import Pathway, load_pathway, run_case
-from .errors import (
+from pathway.runtime.api import Pathway, load_pathway, run_case
+from pathway.core.errors import (
     DefinitionError,
     Diagnostic,
     EngineError,
@@ -18,8 +18,8 @@ from .errors import (
     PathwayError,
     TransitionRefused,
 )
-from .session import RESULT_KEYS, Session
-from .store import SessionNotFound, SessionStore
+from pathway.runtime.session import RESULT_KEYS, Session
+from pathway.runtime.store import SessionNotFound, SessionStore
 
 __version__ = "0.1.0"
 

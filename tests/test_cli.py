@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from cases import rescue
-from pathway.cli import main
+from pathway.cli.main import main
 
 
 def test_validate_ok(capsys):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pathway.errors import DefinitionError
-from pathway.loader import load_definition
+from pathway.core.errors import DefinitionError
+from pathway.loading.loader import load_definition
 
 
 def _edit(folder: Path, file: str, old: str, new: str, at: str | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import ROOT
-from pathway.render import render_svg, to_dot, write_diagrams
+from pathway.render.diagram import render_svg, to_dot, write_diagrams
 
 
 def _strip_version(svg: str) -> str:
@@ -36,8 +36,8 @@ def test_svg_is_rendered_by_dot(pw):
 
 
 def test_committed_diagrams_are_current(pw, tmp_path):
-    from pathway.render import build_trace_diagram, write_diagram
-    from pathway.yamlsafe import load_yaml_file
+    from pathway.render.diagram import build_trace_diagram, write_diagram
+    from pathway.core.yamlsafe import load_yaml_file
 
     written = write_diagrams(pw.graph, tmp_path / "asuc")
     demo = load_yaml_file(str(ROOT / "rules" / "asuc" / "cases" / "demo.yaml"), "demo.yaml").data

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pathway.cli import main
-from pathway.diff import build_diff_diagram, diff_pathways
-from pathway.render import diagram_to_dot, diagram_to_mermaid, render_svg
+from pathway.cli.main import main
+from pathway.analysis.diff import build_diff_diagram, diff_pathways
+from pathway.render.diagram import diagram_to_dot, diagram_to_mermaid, render_svg
 
 NODE = re.compile(r'^\t(\w+) \[label="(.*?)"(.*)\]$', re.M)
 EDGE = re.compile(r'^\t(\w+) -> (\w+) \[label=("?)(.*?)\3( .*)?\]$', re.M)

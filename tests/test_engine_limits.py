@@ -11,7 +11,7 @@ from durable import engine as durable_engine
 
 from cases import ADMIT, DAY3_FAIL, patient, to_rescue
 from pathway import EngineError, EngineLimitError, load_pathway
-from pathway.compile import MAX_ALPHA_STACK, MAX_IDENTICAL_CONDITIONS, MAX_RULES_PER_RULESET, alpha_stack_bound
+from pathway.runtime.compile import MAX_ALPHA_STACK, MAX_IDENTICAL_CONDITIONS, MAX_RULES_PER_RULESET, alpha_stack_bound
 
 
 class _QuietHost(durable_engine.Host):

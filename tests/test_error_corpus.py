@@ -18,10 +18,10 @@ import pytest
 from jsonschema import Draft7Validator
 
 from conftest import ROOT
-from pathway.errors import DefinitionError, Diagnostic
-from pathway.loader import load_definition
-from pathway.scenario import load_scenarios
-from pathway.yamlsafe import load_yaml_file
+from pathway.core.errors import DefinitionError, Diagnostic
+from pathway.loading.loader import load_definition
+from pathway.authoring.scenario import load_scenarios
+from pathway.core.yamlsafe import load_yaml_file
 
 CORPUS = ROOT / "tests" / "corpus"
 SCHEMA_DIR = ROOT / "rules" / "schema"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from pathway import effects as E
-from pathway.cli import main
-from pathway.fieldref import collect_usage, field_reference
-from pathway.loader import load_definition
-from pathway.schema import authored_fields
+from pathway.definition import effects as E
+from pathway.cli.main import main
+from pathway.authoring.fieldref import collect_usage, field_reference
+from pathway.loading.loader import load_definition
+from pathway.authoring.schema import authored_fields
 
 COMMITTED = ROOT / "docs" / "fields-asuc.md"
 BASE = ROOT / "tests" / "corpus" / "base"  # a small valid pathway with a site profile

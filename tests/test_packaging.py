@@ -30,7 +30,7 @@ def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run([str(py), "-c", "import pathway, pathway.loader as l; print(pathway.__file__); print(l.shipped_rules_dir())"],
+    where = subprocess.run([str(py), "-c", "import pathway, pathway.loading.loader as l; print(pathway.__file__); print(l.shipped_rules_dir())"],
                            cwd=elsewhere, check=True, capture_output=True, text=True, env=env).stdout.split()
     assert all(str(venv) in line for line in where), where
     validate = subprocess.run([str(venv / "bin" / "pathway"), "validate", "asuc"], cwd=elsewhere, capture_output=True, text=True, env=env)

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from pathway.cli import main
-from pathway.report import build_report, write_report
-from pathway.scenario import discover, run_scenarios
-from pathway.verify import check_pathway
+from pathway.cli.main import main
+from pathway.audit.report import build_report, write_report
+from pathway.authoring.scenario import discover, run_scenarios
+from pathway.analysis.check import check_pathway
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checks"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from conftest import ROOT
-from pathway.cli import main
-from pathway.evidence import evidence
-from pathway.scenario import discover, load_scenarios, run_scenario, run_scenarios
+from pathway.cli.main import main
+from pathway.audit.evidence import evidence
+from pathway.authoring.scenario import discover, load_scenarios, run_scenario, run_scenarios
 
 LIBRARY = ROOT / "rules" / "asuc" / "scenarios"
 

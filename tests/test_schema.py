@@ -17,12 +17,12 @@ from jsonschema import Draft7Validator
 
 from conftest import ROOT
 from pathway import InputError, load_pathway
-from pathway import effects as E
-from pathway.cli import main
-from pathway.loader import load_definition
-from pathway.schema import (DESCRIPTIONS, HEADER_PREFIX, add_headers, check_headers, header_for, model_schemas,
+from pathway.definition import effects as E
+from pathway.cli.main import main
+from pathway.loading.loader import load_definition
+from pathway.authoring.schema import (DESCRIPTIONS, HEADER_PREFIX, add_headers, check_headers, header_for, model_schemas,
                             pathway_schemas, render, schema_for_file, schemas)
-from pathway.yamlsafe import load_yaml_file
+from pathway.core.yamlsafe import load_yaml_file
 
 SCHEMA_DIR = ROOT / "rules" / "schema"
 ASUC = ROOT / "rules" / "asuc"
@@ -324,7 +324,7 @@ def test_case_schema_agrees_with_the_engine_on_events(generated: dict[str, dict[
 def test_case_schema_lists_every_input_field(generated: dict[str, dict[str, Any]]) -> None:
     defs = generated["asuc.case.schema.json"]["$defs"]
     fields = {n: f for n, f in load_definition("asuc").fields.items() if f is not None}
-    from pathway.schema import authored_fields
+    from pathway.authoring.schema import authored_fields
 
     authored = {n: f for n, f in authored_fields(load_definition("asuc")).items() if f.aggregate is None}
     for name, f in authored.items():

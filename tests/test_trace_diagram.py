@@ -10,8 +10,8 @@ import yaml
 
 from cases import rescue
 from conftest import ROOT
-from pathway.cli import main
-from pathway.render import (STYLE, build_diagram, build_trace_diagram, diagram_to_dot, render_svg,
+from pathway.cli.main import main
+from pathway.render.diagram import (STYLE, build_diagram, build_trace_diagram, diagram_to_dot, render_svg,
                             to_dot, to_mermaid)
 
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"

@@ -1,0 +1,365 @@
+"""Compare two versions of a pathway: ``pathway diff OLD NEW [-o FILE.svg]``.
+
+OLD and NEW are pathway folders or names, each optionally under a site profile
+(``--old-profile`` / ``--new-profile``). The comparison covers states, transitions, rules and
+parameters: added, removed and changed, with old -> new for every changed property (a rule's
+conditions in plain words via :func:`pathway.conditions.describe`, its effects and evidence; a
+parameter's effective value, unit and sources). The text lists every change; the diagram draws
+both versions as one graph, coloured by change, with a legend.
+
+Exit code: 0 when the versions are the same, 1 when they differ, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from pathway.definition import conditions as C
+from pathway.definition.effects import Alert, Derive, Dose, Offer, Recommend, Require, Score, Transition
+from pathway.core.errors import display_path
+from pathway.analysis.evaluate import format_value
+from pathway.loading.loader import PathwayDef, Rule, load_definition
+from pathway.render.diagram import (DIAGRAM_FORMATS, STYLE, Diagram, DiagramEdge, DiagramNode, _wrap, diagram_format, render_diagram,
+                     write_diagram)
+
+__all__ = ["Change", "PathwayDiff", "diff_definitions", "diff_pathways", "build_diff_diagram", "effect_text", "add_command"]
+
+SECTIONS = ("state", "transition", "rule", "parameter")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One added, removed or changed state, transition, rule or parameter."""
+
+    section: str
+    kind: str  # added | removed | changed
+    key: str
+    details: tuple[str, ...] = ()
+    where: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"section": self.section, "kind": self.kind, "key": self.key, "details": list(self.details),
+                "where": self.where}
+
+
+@dataclass
+class PathwayDiff:
+    """Every change from one pathway version to another, in a stable order."""
+
+    old: dict[str, Any]
+    new: dict[str, Any]
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        """True when nothing changed."""
+        return not self.changes
+
+    def of(self, section: str, kind: str | None = None) -> list[Change]:
+        """The changes of one section (state, transition, rule, parameter), optionally of one kind."""
+        return [c for c in self.changes if c.section == section and (kind is None or c.kind == kind)]
+
+    def counts(self) -> dict[str, int]:
+        """Number of added, removed and changed items."""
+        return {k: sum(1 for c in self.changes if c.kind == k) for k in ("added", "removed", "changed")}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``pathway diff --json``)."""
+        return {"old": self.old, "new": self.new, "same": self.same, "counts": self.counts(),
+                "changes": [c.to_dict() for c in self.changes]}
+
+    def text(self) -> str:
+        """Readable report: one line per change (``+`` added, ``-`` removed, ``~`` changed), details indented."""
+        def name(v: dict[str, Any]) -> str:
+            return f"{v['id']} {v['version']}" + (f" (profile {v['profile']})" if v.get("profile") else "") + f" [{v['root']}]"
+
+        lines = [f"diff {name(self.old)} -> {name(self.new)}"]
+        mark = {"added": "+", "removed": "-", "changed": "~"}
+        for section in SECTIONS:
+            items = self.of(section)
+            counts = {k: sum(1 for c in items if c.kind == k) for k in ("added", "removed", "changed")}
+            lines.append(f"{section}s: {counts['added']} added, {counts['removed']} removed, {counts['changed']} changed")
+            for c in items:
+                lines.append(f"  {mark[c.kind]} {section} {c.key}" + (f"  ({c.where})" if c.where else ""))
+                lines.extend(f"      {d}" for d in c.details)
+        n = self.counts()
+        lines.append("same" if self.same else f"{n['added']} added, {n['removed']} removed, {n['changed']} changed")
+        return "\n".join(lines)
+
+
+# -- summaries ----------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of an effect's field (conditions in plain words)."""
+    if isinstance(value, (C.Cmp, C.And, C.Or, C.Always)):
+        return C.describe(value)
+    if isinstance(value, BaseModel):
+        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def effect_text(effect: Any) -> str:
+    """One effect in one line (used by the diff and the audit report)."""
+    if isinstance(effect, Transition):
+        return f"transition -> {effect.to}"
+    if isinstance(effect, Recommend):
+        med = f" [{effect.medication.name}]" if effect.medication else ""
+        return f"recommend ({effect.kind}){med}: {effect.text}"
+    if isinstance(effect, Dose):
+        per = (f"{format_value(effect.mg_per_kg_per_day)} mg/kg/day" if effect.mg_per_kg_per_day is not None
+               else f"{format_value(effect.mg_per_kg)} mg/kg")
+        return f"dose {effect.name} {effect.route} {per}, {format_value(effect.times_per_day)}x/day"
+    if isinstance(effect, Alert):
+        return f"alert ({effect.level}): {effect.text}"
+    if isinstance(effect, Require):
+        return f"require {', '.join(effect.fields)}" + (f": {effect.text}" if effect.text else "")
+    if isinstance(effect, Derive):
+        return "derive " + ", ".join(f"{k} = {format_value(v)}" for k, v in effect.values.items())
+    if isinstance(effect, Offer):
+        return f"offer {effect.option} ({'available' if effect.available else 'not available'})" + (
+            f": {effect.text}" if effect.text else "")
+    if isinstance(effect, Score):
+        parts = [f"{format_value(i.points)} if {_plain(i.when)}" for i in effect.items]
+        parts += [f"{format_value(t.factor)} x {t.field}" for t in effect.terms]
+        return f"score {effect.name} = " + " + ".join(parts) + (f" / {effect.divide_by}" if effect.divide_by else "")
+    kind = type(effect).__name__.lower()
+    return f"{kind} " + json.dumps(_plain(effect), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _rule_view(rule: Rule) -> dict[str, Any]:
+    ev = rule.evidence
+    return {
+        "title": rule.title,
+        "in": ", ".join(rule.states),
+        "priority": str(rule.priority),
+        "due": C.describe(rule.due),
+        "requires": ", ".join(rule.requires) or "-",
+        "when": C.describe(rule.when),
+        "then": [effect_text(e) for e in rule.then],
+        "otherwise": [effect_text(e) for e in rule.otherwise],
+        "if_missing": [effect_text(e) for e in getattr(rule, "if_missing", ())],
+        "evidence": f"sources {', '.join(ev.sources)}; strength {ev.strength}; {ev.status}" + (f"; {ev.note}" if ev.note else ""),
+        "note": rule.note,
+    }
+
+
+def _compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for key in old:
+        a, b = old[key], new[key]
+        if a == b:
+            continue
+        if isinstance(a, list):
+            out += [f"{key}: - {x}" for x in a if x not in b] + [f"{key}: + {x}" for x in b if x not in a]
+            if not [x for x in a if x not in b] and not [x for x in b if x not in a]:
+                out.append(f"{key}: order changed")
+        else:
+            out.append(f"{key}: {a or '-'} -> {b or '-'}")
+    return out
+
+
+def _param_view(d: PathwayDef, name: str) -> dict[str, Any]:
+    p = d.spec.parameters[name]
+    value = d.params.get(name, p.value)
+    return {"value": f"{format_value(value)}" + (f" {p.unit}" if p.unit else ""), "title": p.title,
+            "sources": ", ".join(p.sources) or "-", "choices": ", ".join(format_value(c) for c in p.choices) or "-",
+            "note": p.note}
+
+
+def _edges(d: PathwayDef) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(a, b): {"title": data.get("title", ""), "rules": list(data.get("rules", []))}
+            for a, b, data in d.graph.edges(data=True)}
+
+
+def _side(d: PathwayDef) -> dict[str, Any]:
+    return {"id": d.id, "version": d.version, "profile": d.profile, "root": display_path(d.root)}
+
+
+def diff_definitions(old: PathwayDef, new: PathwayDef) -> PathwayDiff:
+    """Every difference between two loaded pathway definitions."""
+    out = PathwayDiff(_side(old), _side(new))
+    add = out.changes.append
+    # states
+    for sid, s in new.spec.states.items():
+        if sid not in old.spec.states:
+            add(Change("state", "added", sid, (f"{s.kind}: {s.title}",)))
+        else:
+            o = old.spec.states[sid]
+            details = _compare({"kind": o.kind, "title": o.title, "description": o.description},
+                               {"kind": s.kind, "title": s.title, "description": s.description})
+            if details:
+                add(Change("state", "changed", sid, tuple(details)))
+    for sid, s in old.spec.states.items():
+        if sid not in new.spec.states:
+            add(Change("state", "removed", sid, (f"{s.kind}: {s.title}",)))
+    # transitions
+    old_e, new_e = _edges(old), _edges(new)
+    for edge in new_e:
+        key = f"{edge[0]} -> {edge[1]}"
+        if edge not in old_e:
+            add(Change("transition", "added", key, (f"rules: {', '.join(new_e[edge]['rules']) or '(none)'}",)))
+        else:
+            a, b = old_e[edge], new_e[edge]
+            details = []
+            if a["title"] != b["title"]:
+                details.append(f"title: {a['title'] or '-'} -> {b['title'] or '-'}")
+            gone = [r for r in a["rules"] if r not in b["rules"]]
+            came = [r for r in b["rules"] if r not in a["rules"]]
+            if gone or came:
+                details.append("rules: " + ", ".join([f"+{r}" for r in came] + [f"-{r}" for r in gone]))
+            if details:
+                add(Change("transition", "changed", key, tuple(details)))
+    for edge in old_e:
+        if edge not in new_e:
+            add(Change("transition", "removed", f"{edge[0]} -> {edge[1]}",
+                       (f"rules: {', '.join(old_e[edge]['rules']) or '(none)'}",)))
+    # rules
+    old_r = {r.id: r for r in old.rules}
+    new_r = {r.id: r for r in new.rules}
+    for rid, r in new_r.items():
+        if rid not in old_r:
+            add(Change("rule", "added", rid, (f"in {', '.join(r.states)}: {r.title}", f"when: {C.describe(r.when)}"),
+                       r.location))
+        else:
+            details = _compare(_rule_view(old_r[rid]), _rule_view(r))
+            if details:
+                add(Change("rule", "changed", rid, tuple(details), r.location))
+    for rid, r in old_r.items():
+        if rid not in new_r:
+            add(Change("rule", "removed", rid, (f"in {', '.join(r.states)}: {r.title}",), r.location))
+    # parameters (effective values, under each side's profile)
+    users: dict[str, list[str]] = {}
+    for r in new.rules + old.rules:
+        for p in r.params:
+            if r.id not in users.setdefault(p, []):
+                users[p].append(r.id)
+    for name in new.spec.parameters:
+        used = f"used by {', '.join(sorted(users[name]))}" if users.get(name) else "used by no rule"
+        if name not in old.spec.parameters:
+            add(Change("parameter", "added", name, (f"value: {_param_view(new, name)['value']}", used)))
+        else:
+            details = _compare(_param_view(old, name), _param_view(new, name))
+            if details:
+                add(Change("parameter", "changed", name, tuple(details) + (used,)))
+    for name in old.spec.parameters:
+        if name not in new.spec.parameters:
+            add(Change("parameter", "removed", name, (f"value: {_param_view(old, name)['value']}",)))
+    return out
+
+
+def diff_pathways(old: str | Path, new: str | Path, *, old_profile: str | None = None,
+                  new_profile: str | None = None) -> tuple[PathwayDiff, PathwayDef, PathwayDef]:
+    """Load two pathway versions (folders or names, each under an optional profile) and compare them."""
+    a = load_definition(old, profile=old_profile)
+    b = load_definition(new, profile=new_profile)
+    return diff_definitions(a, b), a, b
+
+
+# -- diagram --------------------------------------------------------------------------------
+
+def build_diff_diagram(diff: PathwayDiff, old: PathwayDef, new: PathwayDef) -> Diagram:
+    """Both versions as one graph: added (green), removed (red, dashed), changed (orange), unchanged (grey)."""
+    title = f"Changes: {old.spec.title} {old.version} -> {new.version}"
+    if old.profile != new.profile:
+        title += f" (profile {old.profile or '-'} -> {new.profile or '-'})"
+    d = Diagram(new.id, title)
+    states = {c.key: c.kind for c in diff.of("state")}
+    rules = {c.key: c.kind for c in diff.of("rule")}
+    params = {c.key for c in diff.of("parameter")}
+    for r in new.rules:  # a rule whose parameter changed behaves differently: drawn as changed
+        if r.id not in rules and params & set(r.params):
+            rules[r.id] = "changed"
+    rule_states: dict[str, set[str]] = {}
+    for r in old.rules + new.rules:
+        if r.id in rules:
+            for s in r.states:
+                rule_states.setdefault(s, set()).add(r.id)
+    order = list(new.spec.states) + [s for s in old.spec.states if s not in new.spec.states]
+    for sid in order:
+        spec = new.spec.states.get(sid) or old.spec.states[sid]
+        kind = states.get(sid) or ("changed" if rule_states.get(sid) else "unchanged")
+        label = f"{_wrap(spec.title)}\\n[{sid}]"
+        marks = sorted(rule_states.get(sid, set()))
+        if marks and kind != "added" and kind != "removed":
+            label += f"\\nrules changed: {len(marks)}"
+        d.nodes.append(DiagramNode(sid, label, {**STYLE[spec.kind], **STYLE[kind]}))
+    old_e, new_e = _edges(old), _edges(new)
+    edges = list(new_e) + [e for e in old_e if e not in new_e]
+    for edge in edges:
+        a, b = old_e.get(edge), new_e.get(edge)
+        names = sorted(set((a or {}).get("rules", [])) | set((b or {}).get("rules", [])))
+        parts = []
+        for r in names:
+            if b is None or r not in b["rules"]:
+                parts.append(f"-{r}")
+            elif a is None or r not in a["rules"]:
+                parts.append(f"+{r}")
+            elif rules.get(r) == "changed":
+                parts.append(f"~{r}")
+            else:
+                parts.append(r)
+        if a is None:
+            kind = "added"
+        elif b is None:
+            kind = "removed"
+        elif a != b or any(p[0] in "+-~" for p in parts):
+            kind = "changed"
+        else:
+            kind = "unchanged"
+        d.edges.append(DiagramEdge(edge[0], edge[1], "\\n".join(parts) or "(no rule)", dict(STYLE[f"{kind}_edge"])))
+    d.legend = [("added", "node", {**STYLE["active"], **STYLE["added"]}),
+                ("removed", "node", {**STYLE["active"], **STYLE["removed"]}),
+                ("changed (or its rules, or their parameters)", "node", {**STYLE["active"], **STYLE["changed"]}),
+                ("unchanged", "node", {**STYLE["active"], **STYLE["unchanged"]}),
+                ("added transition", "edge", dict(STYLE["added_edge"])),
+                ("removed transition", "edge", dict(STYLE["removed_edge"])),
+                ("changed transition", "edge", dict(STYLE["changed_edge"])),
+                ("unchanged transition", "edge", dict(STYLE["unchanged_edge"]))]
+    return d
+
+
+# -- command --------------------------------------------------------------------------------
+
+def _run(args: argparse.Namespace) -> int:
+    diff, old, new = diff_pathways(args.old, args.new, old_profile=args.old_profile, new_profile=args.new_profile)
+    if args.json:
+        print(json.dumps(diff.to_dict(), sort_keys=True, indent=2, ensure_ascii=False))
+    else:
+        print(diff.text())
+    if args.output or args.format:
+        diagram = build_diff_diagram(diff, old, new)
+        if args.output:
+            # with --json, standard output stays one JSON document
+            print(f"wrote {display_path(write_diagram(diagram, Path(args.output), args.format))}",
+                  file=sys.stderr if args.json else sys.stdout)
+        else:
+            print(render_diagram(diagram, diagram_format(None, args.format)), end="")
+    return 0 if diff.same else 1
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """Add ``pathway diff``."""
+    p = sub.add_parser("diff", help="compare two pathway versions (states, transitions, rules, parameters)")
+    p.add_argument("old", help="old pathway name or folder")
+    p.add_argument("new", help="new pathway name or folder")
+    p.add_argument("--old-profile", default=None, help="site profile of the old version")
+    p.add_argument("--new-profile", default=None, help="site profile of the new version")
+    p.add_argument("-o", "--output", default=None, help="write the diff diagram (.svg, .dot or .mmd)")
+    p.add_argument("--format", choices=list(DIAGRAM_FORMATS), default=None, help="diagram format (default: by suffix)")
+    p.add_argument("--json", action="store_true", help="print the changes as JSON")
+    p.set_defaults(handler=_run)

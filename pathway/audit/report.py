@@ -1,0 +1,242 @@
+"""The audit report: ``pathway report PATHWAY -o report.html``.
+
+One self-contained HTML page (inline CSS and SVG, no scripts, no external resources) for a
+reviewer: the pathway diagram; the static check results (:mod:`pathway.verify`); every rule
+with its state, priority, conditions in plain words, effects, evidence sources, strength and
+status; the scenario results and coverage (rules never fired, transitions never taken); and the
+parameters with their values under the profile and their sources. The page is deterministic:
+the same rule files give the same bytes.
+
+Exit code: 0 when the report shows no check error and no failed scenario, 1 otherwise (the
+report is written in both cases), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pathway import __version__
+from pathway.definition import conditions as C
+from pathway.runtime.api import load_pathway
+from pathway.analysis.diff import effect_text
+from pathway.core.errors import DefinitionError, PathwayError, display_path
+from pathway.analysis.evaluate import format_value
+from pathway.loading.loader import PathwayDef, resolve_pathway_dir
+from pathway.render.diagram import render_svg, to_dot
+from pathway.authoring.scenario import discover, run_scenarios
+from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, check_pathway
+
+__all__ = ["build_report", "write_report", "add_command"]
+
+_CSS = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 2rem; color: #0f172a; line-height: 1.4; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem;
+border-bottom: 2px solid #e2e8f0; padding-bottom: 0.2rem; } .muted { color: #64748b; }
+table { border-collapse: collapse; width: 100%; font-size: 0.85rem; margin-top: 0.6rem; }
+th, td { border: 1px solid #e2e8f0; padding: 0.3rem 0.45rem; text-align: left; vertical-align: top; }
+th { background: #f1f5f9; } tr:nth-child(even) td { background: #fafafa; }
+code { font-family: Menlo, Consolas, monospace; font-size: 0.8rem; }
+.pill { display: inline-block; padding: 0.05rem 0.45rem; border-radius: 0.6rem; font-size: 0.75rem; font-weight: bold; }
+.error { background: #fee2e2; color: #991b1b; } .warning { background: #fef3c7; color: #92400e; }
+.explained { background: #e0e7ff; color: #3730a3; } .ok { background: #dcfce7; color: #166534; }
+.unverified { background: #fef3c7; color: #92400e; } .verified { background: #dcfce7; color: #166534; }
+.diagram { overflow-x: auto; border: 1px solid #e2e8f0; padding: 0.5rem; }
+.diagram svg { max-width: 100%; height: auto; }
+.summary td { width: 25%; } ul.tight { margin: 0; padding-left: 1.1rem; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _pill(text: str, kind: str) -> str:
+    return f'<span class="pill {kind}">{_e(text)}</span>'
+
+
+def _list(items: list[str]) -> str:
+    if not items:
+        return '<span class="muted">-</span>'
+    return '<ul class="tight">' + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+
+
+def _inline_svg(svg: str) -> str:
+    """SVG text for embedding in HTML: no XML prolog, doctype or comments."""
+    start = svg.find("<svg")
+    body = svg[start:] if start >= 0 else svg
+    return re.sub(r"<!--.*?-->", "", body, flags=re.S).strip()
+
+
+def _section_checks(report: CheckReport) -> str:
+    rows = []
+    for f in report.findings:
+        kind = "explained" if f.explained else f.severity
+        where = f"{f.file}:{f.line}:{f.col}"
+        rows.append(f"<tr><td>{_pill(kind, kind)}</td><td><code>{_e(f.code)}</code></td><td><code>{_e(where)}</code></td>"
+                    f"<td>{_e(f.message)}"
+                    + (f'<br><span class="muted">explained: {_e(f.explained)}</span>' if f.explained else "")
+                    + "</td></tr>")
+    table = ("<table><tr><th>severity</th><th>code</th><th>where</th><th>finding</th></tr>" + "".join(rows) + "</table>"
+             if rows else f"<p>{_pill('no findings', 'ok')}</p>")
+    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    codes = "".join(f"<tr><td><code>{c.code}</code></td><td>{_pill(c.severity, c.severity)}</td><td>{_e(c.title)}</td></tr>"
+                    for c in CHECKS.values())
+    return (f'<h2 id="checks">Static checks</h2><p>{_e(report.summary())}'
+            + (f" (disabled: {_e(', '.join(report.disabled))})" if report.disabled else "") + "</p>" + table
+            + (f"<p class=\"muted\">Notes:</p><ul>{notes}</ul>" if notes else "")
+            + "<details><summary>Check codes</summary><table><tr><th>code</th><th>severity</th><th>check</th></tr>"
+            + codes + "</table></details>")
+
+
+def _section_rules(d: PathwayDef) -> str:
+    sources = d.spec.sources
+    rows = []
+    for r in d.rules:
+        cond = []
+        if not isinstance(r.due, C.Always):
+            cond.append(f"due: {C.describe(r.due)}")
+        if r.requires:
+            cond.append(f"requires: {', '.join(r.requires)}")
+        cond.append(f"when: {C.describe(r.when)}")
+        effects = [f"then: {effect_text(e)}" for e in r.then] + [f"otherwise: {effect_text(e)}" for e in r.otherwise]
+        effects += [f"if missing: {effect_text(e)}" for e in getattr(r, "if_missing", ())]
+        srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>'
+                         for s in r.evidence.sources)
+        rows.append(
+            f'<tr id="rule-{_e(r.id)}"><td><code>{_e(r.id)}</code><br><span class="muted">{_e(r.location)}</span></td>'
+            f"<td>{_e(r.title)}</td><td>{_e(', '.join(r.states))}</td><td>{r.priority}</td><td>{_list(cond)}</td>"
+            f"<td>{_list(effects)}</td><td>{srcs}"
+            + (f'<br><span class="muted">{_e(r.evidence.note)}</span>' if r.evidence.note else "")
+            + f"</td><td>{_e(r.evidence.strength)}</td><td>{_pill(r.evidence.status, r.evidence.status)}</td></tr>")
+    unverified = sum(1 for r in d.rules if r.evidence.status == "unverified")
+    return (f'<h2 id="rules">Rules</h2><p>{len(d.rules)} rules, {unverified} unverified.</p>'
+            "<table><tr><th>rule</th><th>title</th><th>state</th><th>priority</th><th>conditions</th><th>effects</th>"
+            "<th>sources</th><th>strength</th><th>status</th></tr>" + "".join(rows) + "</table>")
+
+
+def _section_parameters(d: PathwayDef) -> str:
+    users: dict[str, list[str]] = {}
+    for r in d.rules:
+        for p in r.params:
+            users.setdefault(p, []).append(r.id)
+    rows = []
+    for name, p in d.spec.parameters.items():
+        value = d.params.get(name, p.value)
+        changed = "" if value == p.value else f' <span class="muted">(pathway default {_e(format_value(p.value))})</span>'
+        srcs = ", ".join(f'<abbr title="{_e(d.spec.sources[s].title if s in d.spec.sources else s)}">{_e(s)}</abbr>'
+                         for s in p.sources) or _pill("no source", "warning")
+        rows.append(f"<tr><td><code>{_e(name)}</code></td><td>{_e(format_value(value))}{changed}</td><td>{_e(p.unit)}</td>"
+                    f"<td>{_e(p.title)}</td><td>{srcs}</td><td>{_e(', '.join(format_value(c) for c in p.choices))}</td>"
+                    f"<td>{_e(p.note)}</td><td>{_e(', '.join(sorted(users.get(name, []))))}</td></tr>")
+    return ('<h2 id="parameters">Parameters</h2>'
+            + (f"<p>Values under profile <code>{_e(d.profile)}</code>.</p>" if d.profile else "")
+            + "<table><tr><th>parameter</th><th>value</th><th>unit</th><th>title</th><th>sources</th><th>choices</th>"
+            "<th>note</th><th>used by</th></tr>" + "".join(rows) + "</table>")
+
+
+def _section_sources(d: PathwayDef) -> str:
+    rows = "".join(f"<tr><td><code>{_e(sid)}</code></td><td>{_e(s.tag)}</td><td>{_e(s.title)}</td><td>{_e(s.ref)}</td></tr>"
+                   for sid, s in sorted(d.spec.sources.items()))
+    return ('<h2 id="sources">Sources</h2><table><tr><th>id</th><th>tag</th><th>title</th><th>reference</th></tr>'
+            + rows + "</table>")
+
+
+def _section_scenarios(root: Path, scenario_dir: Path | None) -> tuple[str, int]:
+    folder = scenario_dir or root / "scenarios"
+    head = '<h2 id="scenarios">Scenario coverage</h2>'
+    files = discover([folder]) if folder.is_dir() else []
+    if not files:
+        return head + f"<p class=\"muted\">No scenario files in {_e(display_path(folder))}.</p>", 0
+    try:
+        outcomes, cov = run_scenarios(files, str(root))
+    except PathwayError as exc:
+        return head + f"<p>{_pill('error', 'error')} scenarios could not be run: <code>{_e(exc)}</code></p>", 1
+    failed = [o for o in outcomes if not o.passed]
+    r, e = cov.percent()
+    rows = "".join(
+        f"<tr><td>{_pill('pass', 'ok') if o.passed else _pill('fail', 'error')}</td><td><code>{_e(o.id)}</code></td>"
+        f"<td>{_e(o.scenario.scenario.purpose)}</td><td><code>{_e(o.scenario.location)}</code></td>"
+        f"<td>{'' if o.passed else '<pre>' + _e(o.report()) + '</pre>'}</td></tr>" for o in outcomes)
+    never_r = ", ".join(cov.rules_never) or "none"
+    never_e = ", ".join(f"{a} -> {b}" for a, b in cov.edges_never) or "none"
+    body = (f"<p>{len(outcomes) - len(failed)} of {len(outcomes)} scenarios pass "
+            f"({len(files)} file(s) in <code>{_e(display_path(folder))}</code>).</p>"
+            '<table class="summary"><tr><th>rules fired</th>'
+            f"<td>{r}% ({sum(1 for n in cov.rules.values() if n)}/{len(cov.rules)})</td>"
+            f"<th>transitions taken</th><td>{e}% ({sum(1 for n in cov.edges.values() if n)}/{len(cov.edges)})</td></tr></table>"
+            f"<p><b>Rules never fired:</b> {_e(never_r)}</p><p><b>Transitions never taken:</b> {_e(never_e)}</p>"
+            "<table><tr><th>result</th><th>scenario</th><th>purpose</th><th>where</th><th>failure</th></tr>" + rows + "</table>")
+    return head + body, len(failed)
+
+
+def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = None, scenario_dir: Path | None = None,
+                 budget: int = DEFAULT_BUDGET) -> tuple[str, int]:
+    """The report as HTML text and the number of problems it shows (check errors plus failed scenarios)."""
+    root = resolve_pathway_dir(name_or_path)
+    checks = check_pathway(root, profile=profile, budget=budget)
+    try:
+        pw = load_pathway(root, profile=profile)
+    except DefinitionError:
+        pw = None
+    title = f"{checks.pathway} {checks.version}"
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Audit report: {_e(title)}</title>"
+             f"<style>{_CSS}</style></head><body>"]
+    if pw is None:
+        parts.append(f"<h1>Audit report: {_e(title)}</h1><p>{_pill('does not load', 'error')} The pathway does not load; "
+                     "only the check results follow.</p>")
+        parts.append(_section_checks(checks))
+        parts.append("</body></html>")
+        return "".join(parts) + "\n", len(checks.errors) or 1
+    d = pw.definition
+    scen_html, failed = _section_scenarios(d.root, scenario_dir)
+    parts.append(f"<h1>Audit report: {_e(d.spec.title)}</h1>"
+                 f"<p class=\"muted\">Pathway <code>{_e(d.id)}</code> version {_e(d.version)}"
+                 + (f", profile <code>{_e(d.profile)}</code>" if d.profile else "")
+                 + f"; asuc-pathway {_e(__version__)}. Decision support for review by clinicians, not clinical advice.</p>")
+    status = _pill(f"{len(checks.errors)} check error(s)", "error" if checks.errors else "ok")
+    status += " " + _pill(f"{len(checks.warnings)} warning(s)", "warning" if checks.warnings else "ok")
+    status += " " + _pill(f"{failed} failed scenario(s)", "error" if failed else "ok")
+    parts.append(f"<p>{status}</p><p>{d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, "
+                 f"{len(d.rules)} rules, {len(d.spec.parameters)} parameters, {len(d.spec.sources)} sources.</p>"
+                 '<p><a href="#diagram">Diagram</a> · <a href="#checks">Checks</a> · <a href="#rules">Rules</a> · '
+                 '<a href="#scenarios">Scenarios</a> · <a href="#parameters">Parameters</a> · '
+                 '<a href="#sources">Sources</a></p>')
+    parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph)))}</div>')
+    parts.append(_section_checks(checks))
+    parts.append(_section_rules(d))
+    parts.append(scen_html)
+    parts.append(_section_parameters(d))
+    parts.append(_section_sources(d))
+    parts.append("</body></html>")
+    return "".join(parts) + "\n", len(checks.errors) + failed
+
+
+def write_report(name_or_path: str | os.PathLike[str], out: Path, **kwargs: Any) -> tuple[Path, int]:
+    """Write the report to ``out``; return the path and the number of problems shown."""
+    text, problems = build_report(name_or_path, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out, problems
+
+
+def _run(args: argparse.Namespace) -> int:
+    path, problems = write_report(args.pathway, Path(args.output), profile=args.profile,
+                                  scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget)
+    print(f"wrote {display_path(path)}" + (f" ({problems} problem(s) shown)" if problems else ""))
+    return 1 if problems else 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """Add ``pathway report``."""
+    p = sub.add_parser("report", help="write a self-contained HTML audit report")
+    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
+    p.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--profile", default=None, help="site profile")
+    p.add_argument("--scenarios", default=None, help="scenario folder (default: <pathway>/scenarios)")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="search bound of the checks")
+    p.set_defaults(handler=_run)

@@ -1,0 +1,367 @@
+"""The field reference: a generated Markdown page of every name a rule author can use.
+
+``pathway fields PATHWAY [-o FILE] [--check]`` writes it (default ``docs/fields-<id>.md``;
+``-o -`` prints it). The page lists, from the loaded pathway:
+
+- input fields: type, canonical unit, plausible range, other accepted units (from
+  :mod:`pathway.units`), how long a value stays current, where it is given, meaning, and the
+  rules that use it (in conditions, ``requires``, effects or texts);
+- derived facts: which rules derive them (and the values they give) and which rules test them;
+- built-ins computed by the engine (``day``, ``days_in_state``, ``state`` ...);
+- parameters: value, unit, meaning, choices, sources, site-profile values, rules using them;
+- effects and their arguments, read from the effect models.
+
+The output is deterministic (pathway order for fields and parameters, sorted rule ids), so a
+test regenerates the committed page and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from collections import defaultdict
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from pathway.definition import conditions as C
+from pathway.definition import effects as E
+from pathway.core.errors import DefinitionError, display_path
+from pathway.loading.loader import BUILTIN_FIELDS, PathwayDef, Rule, load_definition
+from pathway.definition.model import FieldDef, ProfileFile
+from pathway.authoring.schema import DESCRIPTIONS, authored_fields
+from pathway.definition.units import units_for
+from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
+
+__all__ = ["Usage", "collect_usage", "field_reference", "default_output", "add_command"]
+
+_EFFECT_NOTES: dict[str, str] = {
+    "transition": "Takes a state id: `- transition: rescue_selection`. The move must be an edge of the graph; "
+                  "when several rules ask for moves, the highest `priority` wins.",
+    "derive": "Takes a mapping of derived fact to value: `- derive: {oxford_high_risk: true}`. The fact is asserted "
+              "in the engine and triggers the rules that test it.",
+}
+
+
+class Usage:
+    """Which rules use each name, and how."""
+
+    def __init__(self) -> None:
+        self.tested: dict[str, set[str]] = defaultdict(set)
+        self.required: dict[str, set[str]] = defaultdict(set)
+        self.mentioned: dict[str, set[str]] = defaultdict(set)
+        self.derived_by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.params: dict[str, set[str]] = defaultdict(set)
+
+    def used_by(self, name: str) -> list[str]:
+        return sorted(self.tested[name] | self.required[name] | self.mentioned[name])
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from _strings(getattr(obj, name))
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _strings(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _strings(value)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def collect_usage(definition: PathwayDef) -> Usage:
+    """Index every rule of the pathway by the fields, facts and parameters it uses."""
+    usage = Usage()
+    for rule in definition.rules:
+        _rule_usage(rule, usage)
+    return usage
+
+
+def _rule_usage(rule: Rule, usage: Usage) -> None:
+    for cond in (rule.due, rule.when):
+        for cmp in C.fields_of(cond):
+            usage.tested[cmp.field].add(rule.id)
+    for name in rule.requires:
+        usage.required[name].add(rule.id)
+    for name in rule.params:
+        usage.params[name].add(rule.id)
+    for effect in (*rule.then, *rule.otherwise, *getattr(rule, "if_missing", ())):
+        for text in _strings(effect):
+            for name in E.TEMPLATE_RE.findall(text):
+                usage.mentioned[name].add(rule.id)
+        if isinstance(effect, E.Derive):
+            for name, value in effect.values.items():
+                usage.derived_by[name][rule.id].add(_value_text(value))
+        elif isinstance(effect, E.Require):
+            for name in effect.fields:
+                usage.required[name].add(rule.id)
+        elif isinstance(effect, E.Dose):
+            for name in effect.targets:
+                usage.mentioned[name].add(rule.id)
+        elif isinstance(effect, E.Score):
+            usage.derived_by[effect.name][rule.id].add("score")
+            for item in effect.items:
+                if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always)):
+                    for cmp in C.fields_of(item.when):
+                        usage.tested[cmp.field].add(rule.id)
+            for term in effect.terms:
+                usage.mentioned[term.field].add(rule.id)
+            if effect.divide_by:
+                usage.mentioned[effect.divide_by].add(rule.id)
+        elif isinstance(effect, E.Titrate):
+            for name in (effect.current_daily_mg, effect.measured):
+                usage.required[name].add(rule.id)
+
+
+# -- Markdown helpers -------------------------------------------------------------------------
+
+def _cell(text: Any) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _code(name: str) -> str:
+    return f"`{name}`"
+
+
+def _rules(ids: list[str] | set[str]) -> str:
+    return ", ".join(_code(r) for r in sorted(ids)) if ids else "—"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _days(value: float) -> str:
+    return f"{value:g} day" + ("" if value == 1 else "s")
+
+
+def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:
+    aggregate = getattr(field, "aggregate", None)
+    ftype = field.type + (f" ({', '.join(field.values)})" if field.type == "enum" and field.values else "")
+    rng = f"{field.range[0]:g}–{field.range[1]:g}" if field.range is not None else "—"
+    others = [u for u in units_for(field.quantity) if u != field.unit]
+    if aggregate is not None:
+        current = f"computed: {aggregate.fn} of `{aggregate.of}` over days {aggregate.from_day:g}–{aggregate.to_day:g}"
+        given = "computed"
+    else:
+        current = _days(field.valid_for_days) if field.valid_for_days is not None else "until replaced"
+        given = {"patient": "patient", "event": "events", "both": "patient or events"}[field.scope]
+        if field.scope == "patient":
+            current = "always (patient record)"
+    meaning = field.title + (f". {field.description}" if field.description else "")
+    return [_code(name), ftype, field.unit or "—", rng, ", ".join(others) or "—", current, given, meaning,
+            _rules(usage.used_by(name))]
+
+
+def _type_text(annotation: Any, nested: list[type[BaseModel]]) -> str:
+    """Readable type of an effect argument; nested models are collected for their own tables."""
+    if annotation is Any:
+        return "condition"
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(_code(str(a)) for a in args)
+    if origin in (Union, types.UnionType):
+        parts = [a for a in args if a is not type(None)]
+        if str in parts and any(p in (float, int) for p in parts):
+            return "number or `$parameter`"
+        return " or ".join(_type_text(p, nested) for p in parts)
+    if origin is list:
+        return "list of " + _type_text(args[0], nested)
+    if origin is tuple:
+        return "[" + ", ".join(_type_text(a, nested) for a in args) + "]"
+    if origin is dict:
+        return "mapping of name to " + _type_text(args[1], nested)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation not in nested:
+            nested.append(annotation)
+        return f"mapping ({annotation.__name__}, below)"
+    return {bool: "true/false", float: "number", int: "whole number", str: "text"}.get(annotation, str(annotation))
+
+
+def _default_text(info: Any) -> str:
+    if info.is_required():
+        return "required"
+    default = info.get_default(call_default_factory=True)
+    if default is None:
+        return "optional"
+    if default == "":
+        return 'default ""'
+    return "default " + _value_text(default)
+
+
+def _model_table(model: type[BaseModel], nested: list[type[BaseModel]]) -> list[str]:
+    rows = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        meaning = info.description or DESCRIPTIONS.get(model.__name__, {}).get(key, "")
+        rows.append([_code(key), _type_text(info.annotation, nested), _default_text(info), meaning])
+    return _table(["argument", "type", "required / default", "meaning"], rows)
+
+
+def _doc(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").replace("``", "`").split())
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+def _profiles(root: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted((root / "profiles").glob("*.yaml")):
+        try:
+            doc = load_yaml_file(str(path), display_path(path))
+        except YamlProblem as exc:
+            raise DefinitionError([exc.diagnostic]) from None
+        try:
+            out[path.stem] = dict(ProfileFile.model_validate(doc.data).parameters)
+        except ValidationError as exc:
+            raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+    return out
+
+
+def field_reference(definition: PathwayDef) -> str:
+    """The Markdown field reference of a loaded pathway."""
+    spec = definition.spec
+    usage = collect_usage(definition)
+    authored = authored_fields(definition)
+    lines = [
+        f"# Field reference: {spec.title} (`{spec.id}` {spec.version})",
+        "",
+        f"<!-- Generated by `pathway fields {spec.id}` from the rule files; do not edit by hand. -->",
+        "",
+        "Every name a rule may test, require or show in a text, with the rules that use it. Values are given in the",
+        "canonical unit carried by the field name, or as `{value, unit}` in one of the other accepted units. An event",
+        "value stays current for the time shown, then counts as missing (so a day-0 CRP is not the day-3 CRP).",
+        "See [authoring.md](authoring.md) for how rules, scenarios and schemas fit together.",
+        "",
+        "## Input fields",
+        "",
+    ]
+    rows = [_field_row(name, field, usage) for name, field in authored.items()]
+    lines += _table(["field", "type", "unit", "plausible range", "other units", "current for", "given in", "meaning",
+                     "used by rules"], rows)
+
+    lines += ["", "## Derived facts", "",
+              "Asserted by a rule's `derive` (or `score`) effect inside the engine; asserting one triggers the rules that",
+              "test it. A derived fact cannot be tested for absence (`present: false`): derive an explicit false instead.",
+              ""]
+    rows = []
+    for name, d in spec.derived.items():
+        by = usage.derived_by.get(name, {})
+        derived = ", ".join(f"`{r}` ({' / '.join(sorted(v))})" for r, v in sorted(by.items())) or "— (no rule)"
+        values = ", ".join(d.values) if d.values else ("true / false" if d.type == "boolean" else "—")
+        rows.append([_code(name), d.type, values, d.title, derived, _rules(usage.tested.get(name, set()))])
+    lines += _table(["fact", "type", "values", "meaning", "derived by", "tested by"], rows)
+
+    lines += ["", "## Built-ins", "", "Computed by the engine for every evaluation; a case cannot give them.", ""]
+    rows = []
+    for name, field in BUILTIN_FIELDS.items():
+        rows.append([_code(name), field.type, field.unit or "—", field.title, _rules(usage.tested.get(name, set()))])
+    rows.append([_code("state"), "enum (" + ", ".join(spec.states) + ")", "—", "The current state of the pathway",
+                 _rules(usage.tested.get("state", set()))])
+    per_state = [f"days_since_{s}" for s in spec.states if f"days_since_{s}" in definition.fields]
+    if per_state:
+        testers = set().union(*(usage.tested.get(n, set()) for n in per_state))
+        meaning = f"Days since the state was first entered (one per state, e.g. `{per_state[0]}`)"
+        rows.append([_code("days_since_<state>"), "number", "day", meaning, _rules(testers)])
+    extra = [n for n, f in definition.fields.items()
+             if f is not None and n not in authored and n not in BUILTIN_FIELDS and n not in per_state]
+    for name in extra:
+        field = definition.fields[name]
+        rows.append([_code(name), field.type, field.unit or "—", field.title, _rules(usage.tested.get(name, set()))])
+    lines += _table(["name", "type", "unit", "meaning", "tested by"], rows)
+
+    profiles = _profiles(definition.root)
+    lines += ["", "## Parameters", "",
+              "Rules refer to a parameter as `$name`; the value below is the pathway's own, which a site profile",
+              "(`profiles/<id>.yaml`) or an override (`--parameter NAME=VALUE`) may replace.", ""]
+    header = ["parameter", "value", "unit", "meaning", "choices", "sources"]
+    if profiles:
+        header.append("profiles")
+    header.append("used by rules")
+    rows = []
+    for name, p in spec.parameters.items():
+        meaning = p.title + (f". {p.note}" if p.note else "")
+        row = [_code(name), _value_text(p.value), p.unit or "—", meaning,
+               ", ".join(_value_text(c) for c in p.choices) or "—", ", ".join(p.sources) or "—"]
+        if profiles:
+            row.append(", ".join(f"{pid}: {_value_text(values[name])}" for pid, values in profiles.items()
+                                 if name in values) or "—")
+        row.append(_rules(usage.params.get(name, set())))
+        rows.append(row)
+    lines += _table(header, rows)
+
+    lines += ["", "## Effects", "",
+              "`then`, `otherwise` (and `if_missing`) are lists of one-key mappings, the key naming the effect. Texts may",
+              "name fields, derived facts and parameters in braces (`{crp_mg_l}`); they are filled by plain substitution.",
+              "Where the type says `$parameter`, a number may be replaced by a parameter reference.", ""]
+    for kind, model in E.EFFECT_KINDS.items():
+        lines += [f"### `{kind}`", ""]
+        note = _EFFECT_NOTES.get(kind) if model in (E.Transition, E.Derive) else _doc(model)
+        if note:
+            lines += [note, ""]
+        if model in (E.Transition, E.Derive):
+            continue
+        nested: list[type[BaseModel]] = []
+        lines += _model_table(model, nested)
+        done: set[type[BaseModel]] = set()
+        while nested:
+            sub = nested.pop(0)
+            if sub in done:
+                continue
+            done.add(sub)
+            lines += ["", f"`{sub.__name__}`" + (f": {_doc(sub)}" if _doc(sub) else ""), ""]
+            lines += _model_table(sub, nested)
+        lines.append("")
+    while lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def default_output(pathway_id: str) -> Path:
+    return Path("docs") / f"fields-{pathway_id}.md"
+
+
+def _run(args: argparse.Namespace) -> int:
+    definition = load_definition(args.pathway)
+    text = field_reference(definition)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output) if args.output else default_output(definition.id)
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        if current != text:
+            print(f"{display_path(target)}: stale or missing; run 'pathway fields {args.pathway} -o {display_path(target)}'",
+                  file=sys.stderr)
+            return 1
+        print(f"ok: {display_path(target)} is current")
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8", newline="\n")
+    print(f"wrote {display_path(target)}")
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """``pathway fields PATHWAY [-o FILE] [--check]``."""
+    p = sub.add_parser("fields", help="write the field reference (Markdown) of a pathway")
+    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="output file (default docs/fields-<id>.md; '-' prints to standard output)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if FILE is not current")
+    p.set_defaults(handler=_run)

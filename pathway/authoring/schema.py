@@ -1,0 +1,827 @@
+"""JSON Schemas for every file an author writes, generated from the pydantic models.
+
+``pathway schema PATHWAY [-o DIR] [--check] [--add-headers]`` writes them (default: the
+``schema`` folder beside the pathway folder, i.e. ``rules/schema/`` for the shipped rules):
+
+- ``pathway``, ``fields``, ``sources``, ``rules``, ``profile``, ``scenario``: one per file kind,
+  from :mod:`pathway.model`, :mod:`pathway.effects` and :mod:`pathway.scenario`;
+- ``<id>.case`` and ``<id>.scenario``: per pathway, from its ``fields.yaml`` (field names, types,
+  enum values, plausible ranges, ``{value, unit}`` quantities with the accepted units).
+
+The models keep conditions and effects as plain data (they are parsed later with positions),
+so the generator describes them itself: in a rule-file model a bare ``Any`` field is a
+condition (recursive: ``all``/``any`` lists, ``not``, ``{field: value}``,
+``{field: {op: value}}``) and a ``list[Any]`` field is an effect list (one-key objects whose
+bodies are the effect models of :data:`pathway.effects.EFFECT_KINDS`). Wherever a rule may give
+a number or a ``$parameter``, the schema says exactly that.
+
+Output is deterministic: sorted keys, indent 2, UTF-8, trailing newline. The schemas are JSON
+Schema draft 7, the draft the YAML language server validates with: definitions live under
+``$defs`` (plain JSON-pointer references), pairs are ``items`` with a length, and a ``$ref`` that
+carries a description is wrapped in ``allOf`` (draft 7 ignores keywords beside ``$ref``).
+
+Every shipped YAML file starts with ``# yaml-language-server: $schema=<relative path>``, the
+modeline the YAML language server reads (VS Code's YAML extension, Neovim's yamlls); :func:`add_headers`
+inserts the line into files that lack it and never touches the rest of a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from pathway.definition import effects as E
+from pathway.definition import model as M
+from pathway.core.errors import DefinitionError, display_path
+from pathway.definition.inputs import EVENT_META, PATIENT_META
+from pathway.loading.loader import PathwayDef, load_definition, resolve_pathway_dir
+from pathway.definition.units import CONVERSIONS, units_for
+from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
+
+__all__ = [
+    "DIALECT",
+    "HEADER_PREFIX",
+    "PARAMETER_REF",
+    "model_schemas",
+    "pathway_schemas",
+    "schemas",
+    "render",
+    "write_schemas",
+    "stale_schemas",
+    "default_schema_dir",
+    "authored_fields",
+    "schema_for_file",
+    "header_for",
+    "check_headers",
+    "add_headers",
+    "add_command",
+]
+
+DIALECT = "http://json-schema.org/draft-07/schema#"
+HEADER_PREFIX = "# yaml-language-server: $schema="
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+PARAMETER_REF = r"^\$[a-z][a-z0-9_]*$"
+
+_REF = "#/$defs/{model}"
+#: Effects whose body is not a mapping of the model's keys (mirrors ``parse_effects``).
+_EFFECT_BODY_FIELD: dict[type[BaseModel], str] = {E.Transition: "to", E.Derive: "values"}
+#: Condition operators and what they take ("number": a number or a $parameter).
+_OPERATORS: dict[str, tuple[str, str]] = {
+    "eq": ("value", "equal to"),
+    "ne": ("value", "not equal to (a missing value is unknown, not unequal)"),
+    "gt": ("number", "greater than"),
+    "gte": ("number", "greater than or equal to"),
+    "lt": ("number", "less than"),
+    "lte": ("number", "less than or equal to"),
+    "in": ("values", "one of the listed values"),
+    "not_in": ("values", "none of the listed values (and recorded)"),
+    "between": ("range", "within [low, high], both inclusive"),
+    "present": ("boolean", "true: the value is recorded; false: it is missing (not allowed on derived facts)"),
+}
+
+#: Hover texts for keys the models leave undescribed: {model name: {key: text}}.
+DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "PathwayFile": {
+        "id": "Pathway id: lower case letters, digits and '_', starting with a letter.",
+        "version": "Semantic version of the pathway, e.g. 0.1.0.",
+        "title": "Human title of the pathway.",
+        "states": "State id -> state. Exactly one state has kind 'start'; terminal states have no way out.",
+        "transitions": "The edges of the state graph. A rule may only take a transition listed here; "
+                       "'from: any_active' means every start or active state.",
+        "parameters": "Named thresholds and doses (value, unit, sources). Rules refer to them as '$name'.",
+        "derived": "Named facts that rules derive ('derive' effect) and other rules test.",
+        "sources": "Evidence sources listed inline (id -> source); usually kept in sources_file instead.",
+        "sources_file": "File with the evidence source list (sources.schema.json).",
+        "fields_file": "File with the input fields (fields.schema.json).",
+        "rule_files": "Rule files, in load order (rules.schema.json).",
+        "default_profile": "Site profile (profiles/<id>.yaml) used when none is asked for.",
+    },
+    "TransitionDef": {
+        "from": "Source state id(s), or 'any_active' for every start or active state.",
+        "to": "Target state id.",
+    },
+    "ParameterDef": {
+        "value": "The value rules use (a profile or an override may replace it).",
+        "unit": "Unit of the value, e.g. mg/L or mg/kg/day.",
+        "sources": "Source ids supporting the value (from the sources list).",
+        "choices": "The values guidelines support; a profile may only pick one of these.",
+    },
+    "FieldDef": {
+        "type": "number, integer, boolean, enum (with 'values') or string.",
+        "unit": "Canonical unit; it is also part of the field name (crp_mg_l is in mg/L).",
+        "range": "Plausible range [low, high] in the canonical unit; a value outside is refused.",
+        "values": "The allowed values of an enum field.",
+        "quantity": "Analyte for unit conversion, so {value, unit} in another unit is accepted. Known: "
+                    + ", ".join(sorted(CONVERSIONS)) + ".",
+        "scope": "Where a value is given: the patient record, events, or both.",
+        "valid_for_days": "An event value stays current this many days after it was recorded (none: until replaced).",
+    },
+    "RuleDef": {
+        "id": "Rule id, unique across the pathway.",
+        "in": "State id(s) where the rule applies, or 'any_active'.",
+        "priority": "When several rules ask for moves, the highest priority wins; equal priorities asking "
+                    "for different states are an error.",
+        "requires": "Fields that must be recorded before the rule decides; while one is missing it is "
+                    "listed under data_required and the rule waits.",
+        "evidence": "Where the rule comes from: source ids, strength and verification status.",
+    },
+    "StateDef": {
+        "kind": "start (exactly one), active, or terminal (no way out).",
+        "description": "What happens in this state, for readers and diagrams.",
+    },
+    "DerivedDef": {
+        "type": "boolean (default), number or string.",
+        "values": "The allowed values of a string fact.",
+    },
+    "SourceDef": {
+        "tag": "Kind of evidence: G guideline, T trial, M meta-analysis, O observational, S secondary summary, Label.",
+        "ref": "Where to find it (URL, PMID).",
+    },
+    "Evidence": {
+        "sources": "Source ids (from the sources list); at least one.",
+        "strength": "G guideline, T trial, M meta-analysis, O observational, S secondary, Label drug label, expert.",
+        "status": "verified: checked against the source; unverified: still to be checked.",
+    },
+    "Recommend": {
+        "kind": "What sort of recommendation: order, medication, advice, monitoring, referral, procedure or avoid.",
+        "text": "The recommendation as shown; may name values in braces, e.g. {crp_mg_l}.",
+        "medication": "A structured medicine (name, dose, route, targets) for a medication recommendation.",
+    },
+    "Medication": {
+        "name": "Medicine name.",
+        "dose_mg": "Dose per administration in mg.",
+        "times_per_day": "Administrations a day.",
+        "route": "Route of administration.",
+        "frequency": "Frequency in words, e.g. 'weeks 0, 2 and 6'.",
+        "duration": "How long, in words.",
+        "schedule": "Schedule in words.",
+        "targets": "Target ranges: field -> [low, high], e.g. a trough level.",
+    },
+    "Dose": {
+        "name": "Medicine name.",
+        "route": "Route of administration.",
+        "mg_per_kg_per_day": "Daily dose per kg, split into times_per_day doses (give this or mg_per_kg).",
+        "mg_per_kg": "Dose per administration per kg (give this or mg_per_kg_per_day).",
+        "times_per_day": "Administrations a day.",
+        "round_to_mg": "Each dose is rounded to this step, e.g. the smallest capsule.",
+        "max_mg_per_dose": "Upper limit of one dose in mg.",
+        "text": "Text shown with the dose; {dose_mg}, {daily_mg}, {times_per_day} and field values may be named.",
+        "frequency": "Frequency in words.",
+        "duration": "How long, in words.",
+        "schedule": "Schedule in words.",
+        "targets": "Target ranges: field -> [low, high] (numbers or $parameters).",
+    },
+    "Alert": {
+        "level": "info, warning or critical.",
+        "text": "The alert as shown; may name values in braces.",
+    },
+    "Require": {
+        "fields": "Fields to record; listed under data_required.",
+        "text": "Why they are needed.",
+    },
+    "Offer": {
+        "option": "The option's name, e.g. infliximab; offers of one option from several rules are merged "
+                  "(available only if every offer says so).",
+        "available": "false when a contraindication rules the option out.",
+        "rank": "Options are listed by rank (lowest first), then by name.",
+        "text": "The option as shown.",
+        "for": "Reasons for the option.",
+        "against": "Reasons against the option.",
+    },
+    "Score": {
+        "name": "The number derived fact (declared under 'derived:') that receives the score.",
+        "items": "Points added when a condition on case fields holds.",
+        "terms": "factor x field, added to the score.",
+        "divide_by": "A field the sum is divided by.",
+        "round_to": "Round the score to this step.",
+    },
+    "ScoreItem": {
+        "when": "Condition on case fields.",
+        "points": "Points added when it holds.",
+    },
+    "ScoreTerm": {
+        "field": "A number field (listed in the rule's requires).",
+        "factor": "Multiplier of the field's value.",
+    },
+    "Titrate": {
+        "name": "Medicine name.",
+        "route": "Route of administration.",
+        "current_daily_mg": "Field holding the current daily dose in mg.",
+        "measured": "Field holding the measured level.",
+        "target": "Target level; new daily dose = current x target / measured.",
+        "times_per_day": "Administrations a day.",
+        "round_to_mg": "Each dose is rounded to this step.",
+        "max_change_fraction": "Largest change of the daily dose, as a fraction (0.5 = at most 50%).",
+        "text": "Text shown; {new_daily_mg}, {change_percent} and field values may be named.",
+    },
+    "Scenario": {
+        "id": "Scenario id, unique in the file; the pytest test name.",
+        "purpose": "What the scenario checks, in one sentence.",
+        "profile": "Site profile to load the pathway with.",
+        "parameters": "Parameter overrides for this scenario.",
+        "case": "The patient and the events, in time order.",
+        "expect": "The expected outcome; every key is optional.",
+    },
+    "Expectation": {
+        "state": "Final state.",
+        "path": "Visited states, exactly.",
+        "path_contains": "States visited in this order (others may come between).",
+        "recommendations": "Recommendations that must be present or absent.",
+        "alerts": "Alerts that must be present or absent.",
+        "options": "Options that must be present or absent.",
+        "doses": "Doses of named medicines (dose_mg, daily_mg, times_per_day, route; tolerance in mg).",
+        "data_required": "Exactly these fields are required.",
+        "data_required_includes": "These fields are among those required.",
+        "derived": "Derived fact -> expected value.",
+        "fired": "Rules that fired at some point.",
+        "not_fired": "Rules that never fired.",
+        "refused": "The case must be refused with this code (and at this event).",
+    },
+    "ProfileFile": {
+        "id": "Profile id; must equal the file name (profiles/<id>.yaml).",
+        "sources": "Source ids behind the profile's choices.",
+        "parameters": "Parameter name -> value; each must fit the pathway parameter's type and choices.",
+    },
+}
+_EFFECT_TEXT: dict[str, str] = {
+    "recommend": "A recommendation for the team: kind, text and, for a medicine, a structured medication.",
+    "alert": "An alert (info, warning or critical) listed under alerts.",
+    "require": "Fields to record before deciding; listed under data_required.",
+    "offer": "An option at a decision, with reasons for and against; listed under options.",
+}
+_CONDITION_TEXT = ("A condition: 'true', a list (all must hold), or a mapping of 'all'/'any' lists, "
+                   "'not', and field tests '{field: value}' or '{field: {op: value}}'.")
+_EFFECTS_TEXT = "Effects: a list of one-key objects such as '- transition: <state>' or '- recommend: {...}'."
+_KEY_TEXT: dict[str, str] = {
+    "due": "Condition saying when the decision is due, e.g. {day: {gte: $assessment_day}}. " + _CONDITION_TEXT,
+    "when": "Condition tested once the rule is due and its required fields are recorded. " + _CONDITION_TEXT,
+    "then": "Effects when 'when' holds. " + _EFFECTS_TEXT,
+    "otherwise": "Effects when 'when' is definitely false (never on missing data). " + _EFFECTS_TEXT,
+    "if_missing": "Effects when the rule is due but a required field is missing. " + _EFFECTS_TEXT,
+}
+
+
+# -- helpers on schema dicts ------------------------------------------------------------------
+
+def _models_in(*modules: Any) -> dict[str, type[BaseModel]]:
+    out: dict[str, type[BaseModel]] = {}
+    for module in modules:
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__:
+                out[obj.__name__] = obj
+    return out
+
+
+_SUB_MAPS = ("properties", "patternProperties", "$defs")
+_SUB_ONE = ("items", "additionalProperties", "not", "propertyNames", "contains", "if", "then", "else")
+_SUB_LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _walk(node: Any, fn: Any) -> Any:
+    """Apply ``fn`` to every subschema bottom-up (keys of ``properties`` are names, not schemas)."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _SUB_MAPS and isinstance(value, dict):
+            out[key] = {name: _walk(sub, fn) for name, sub in value.items()}
+        elif key in _SUB_ONE and isinstance(value, dict):
+            out[key] = _walk(value, fn)
+        elif key in _SUB_LIST and isinstance(value, list):
+            out[key] = [_walk(sub, fn) for sub in value]
+        else:
+            out[key] = value
+    return fn(out)
+
+
+def _tidy(node: dict[str, Any]) -> dict[str, Any]:
+    """Drop pydantic's generated titles; turn pairs (``prefixItems`` of one schema) into ``items``."""
+    node.pop("title", None)
+    if isinstance(node.get("description"), str):
+        node["description"] = " ".join(node["description"].replace("``", "`").split())
+    prefix = node.get("prefixItems")
+    if isinstance(prefix, list) and prefix and all(p == prefix[0] for p in prefix):
+        del node["prefixItems"]
+        node["items"] = prefix[0]
+    return node
+
+
+def _parameter_refs(node: dict[str, Any]) -> dict[str, Any]:
+    """In rule files a ``number | str`` value is a number or a ``$parameter`` reference."""
+    alts = node.get("anyOf")
+    if isinstance(alts, list):
+        types = [a.get("type") for a in alts]
+        if "number" in types and "string" in types and set(types) <= {"number", "string", "null"}:
+            node["anyOf"] = [{"$ref": _REF.format(model="ParameterRef")} if a.get("type") == "string" else a for a in alts]
+    return node
+
+
+def _wrap_refs(node: dict[str, Any]) -> dict[str, Any]:
+    """``{$ref, description}`` -> ``{allOf: [{$ref}], description}``, read alike by every draft."""
+    if "$ref" in node and len(node) > 1:
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return {"allOf": [{"$ref": node["$ref"]}], **rest}
+    return node
+
+
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return _walk(model.model_json_schema(ref_template=_REF), _tidy)
+
+
+def _merge_defs(target: dict[str, Any], defs: dict[str, Any]) -> None:
+    for name, schema in defs.items():
+        if name in target and target[name] != schema:
+            raise ValueError(f"two different models are both named '{name}'")
+        target[name] = schema
+
+
+def _describe(schema: dict[str, Any], classes: dict[str, type[BaseModel]]) -> None:
+    """Fill in descriptions from :data:`DESCRIPTIONS`, and describe conditions and effect lists."""
+    targets = [(name, sub) for name, sub in schema.get("$defs", {}).items()]
+    root_name = schema.get("x-model")
+    if root_name:
+        targets.append((root_name, schema))
+    for name, sub in targets:
+        props = sub.get("properties", {})
+        for key, text in DESCRIPTIONS.get(name, {}).items():
+            if key in props and "description" not in props[key]:
+                props[key]["description"] = text
+        cls = classes.get(name)
+        if cls is None:
+            continue
+        for fname, info in cls.model_fields.items():
+            key = info.alias or fname
+            if key not in props:
+                continue
+            text = _KEY_TEXT.get(key, "")
+            if info.annotation is Any:
+                props[key] = {"$ref": _REF.format(model="Condition"), "description": text or _CONDITION_TEXT}
+            elif get_origin(info.annotation) is list and get_args(info.annotation) == (Any,):
+                props[key] = {"$ref": _REF.format(model="Effects"), "description": text or _EFFECTS_TEXT}
+
+
+def _finish(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
+    schema.pop("x-model", None)
+    schema = _walk(schema, _wrap_refs)
+    out = {"$schema": DIALECT, "title": title}
+    out.update({k: v for k, v in schema.items() if k not in ("$schema", "title")})
+    out["description"] = description
+    return out
+
+
+def _file_schema(model: type[BaseModel], classes: dict[str, type[BaseModel]]) -> dict[str, Any]:
+    schema = _model_schema(model)
+    schema["x-model"] = model.__name__
+    _describe(schema, classes)
+    return schema
+
+
+# -- condition and effect vocabulary ----------------------------------------------------------
+
+def _condition_defs() -> dict[str, Any]:
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": _REF.format(model=name)}
+
+    ops: dict[str, Any] = {}
+    for op, (kind, text) in _OPERATORS.items():
+        body: dict[str, Any]
+        if kind == "value":
+            body = ref("Value")
+        elif kind == "number":
+            body = ref("Number")
+        elif kind == "values":
+            body = {"type": "array", "minItems": 1, "items": ref("Value")}
+        elif kind == "range":
+            body = {"type": "array", "minItems": 2, "maxItems": 2, "items": ref("Number")}
+        else:
+            body = {"type": "boolean"}
+        ops[op] = {**body, "description": text}
+    return {
+        "ParameterRef": {
+            "type": "string",
+            "pattern": PARAMETER_REF,
+            "description": "A named parameter of the pathway: '$' followed by its name, e.g. $assessment_day.",
+        },
+        "Number": {"anyOf": [{"type": "number"}, ref("ParameterRef")], "description": "A number or a $parameter."},
+        "Value": {
+            "anyOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string"}],
+            "description": "A value of the field's type (true/false, a number, an enum value or text), or a $parameter.",
+        },
+        "Operators": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": ops,
+            "description": "Comparisons on one field; several operators all apply.",
+        },
+        "FieldTest": {
+            "anyOf": [ref("Value"), ref("Operators")],
+            "description": "'value' tests equality; '{op: value}' uses an operator: " + ", ".join(_OPERATORS) + ".",
+        },
+        "ConditionMapping": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "all": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "Every condition holds."},
+                "any": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "At least one holds."},
+                "not": {**ref("Condition"), "description": "The condition does not hold."},
+            },
+            "patternProperties": {
+                r"^(?!(all|any|not)$)[a-z][a-z0-9_]*$": ref("FieldTest"),
+                r"^\$[a-z][a-z0-9_]*$": {**ref("FieldTest"),
+                                           "description": "A test on a pathway parameter, settled when the pathway loads."},
+            },
+            "additionalProperties": False,
+            "description": "Keys are 'all', 'any', 'not', field / derived-fact names or $parameters; several keys all hold.",
+        },
+        "Condition": {
+            "anyOf": [
+                {"const": True, "description": "Always holds."},
+                {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "Every condition holds."},
+                ref("ConditionMapping"),
+            ],
+            "description": _CONDITION_TEXT,
+        },
+    }
+
+
+def _effect_defs(defs: dict[str, Any], classes: dict[str, type[BaseModel]]) -> dict[str, Any]:
+    """Effect models into ``defs``; returns the ``Effect`` and ``Effects`` definitions."""
+    bodies: dict[str, Any] = {}
+    for kind, model in E.EFFECT_KINDS.items():
+        schema = _model_schema(model)
+        _merge_defs(defs, schema.pop("$defs", {}))
+        schema.pop("$schema", None)
+        body_field = _EFFECT_BODY_FIELD.get(model)
+        if body_field is None:
+            _merge_defs(defs, {model.__name__: schema})
+            bodies[kind] = {"$ref": _REF.format(model=model.__name__)}
+            continue
+        body = copy.deepcopy(schema["properties"][body_field])
+        if model is E.Transition:
+            body.update({"pattern": ID_PATTERN, "description": "The state to move to; the move must be an edge of the graph."})
+        elif body.get("type") == "object":
+            body.update({"minProperties": 1, "propertyNames": {"pattern": ID_PATTERN},
+                         "description": "Derived fact -> value; asserted in the engine, where it triggers the rules "
+                                        "that test it."})
+        bodies[kind] = body
+    for name, sub in list(defs.items()):
+        if name in classes:
+            _describe({"$defs": {name: sub}}, classes)
+    for kind, body in bodies.items():
+        if "$ref" in body:
+            doc = " ".join((E.EFFECT_KINDS[kind].__doc__ or "").replace("``", "`").split())
+            body["description"] = doc or _EFFECT_TEXT.get(kind, f"The '{kind}' effect.")
+    return {
+        "Effect": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": bodies,
+            "description": "One effect: a one-key object, the key naming the effect (" + ", ".join(E.EFFECT_KINDS) + ").",
+        },
+        "Effects": {"type": "array", "items": {"$ref": _REF.format(model="Effect")}, "description": _EFFECTS_TEXT},
+    }
+
+
+# -- the schemas ------------------------------------------------------------------------------
+
+def model_schemas() -> dict[str, dict[str, Any]]:
+    """The schemas of the file kinds every pathway shares, keyed by file name."""
+    from pathway.authoring import scenario as S  # local: the scenario runner pulls in the engine
+
+    classes = {**_models_in(S), **_models_in(E), **_models_in(M)}
+    out: dict[str, dict[str, Any]] = {}
+
+    pathway = _file_schema(M.PathwayFile, classes)
+    for key in ("states", "parameters", "derived"):
+        pathway["properties"][key]["propertyNames"] = {"pattern": ID_PATTERN}
+    out["pathway.schema.json"] = _finish(pathway, "Pathway file (pathway.yaml)",
+                                         "States, transitions, parameters, derived facts and the list of rule files.")
+    out["fields.schema.json"] = _finish(_file_schema(M.FieldsFile, classes), "Fields file (fields.yaml)",
+                                        "Every input field of a case or event: type, canonical unit, plausible range.")
+    out["sources.schema.json"] = _finish(_file_schema(M.SourcesFile, classes), "Sources file (sources.yaml)",
+                                         "The evidence source list that rules, parameters and profiles cite.")
+
+    rules = _file_schema(M.RuleFile, classes)
+    defs = rules.setdefault("$defs", {})
+    defs.update(_effect_defs(defs, classes))
+    defs.update(_condition_defs())
+    _describe(rules, classes)
+    rules = _walk(rules, _parameter_refs)
+    out["rules.schema.json"] = _finish(rules, "Rule file", "A list of rules: where they apply, when they are due, "
+                                       "what they test, their effects and their evidence.")
+
+    out["profile.schema.json"] = _finish(_file_schema(M.ProfileFile, classes), "Site profile (profiles/<id>.yaml)",
+                                         "Named parameter values for the points where guidelines disagree.")
+    out["scenario.schema.json"] = _finish(_file_schema(S.ScenarioFile, classes), "Scenario file",
+                                          "Cases with the outcome an author expects, run by 'pathway test' and pytest.")
+    return out
+
+
+def authored_fields(definition: PathwayDef) -> dict[str, M.FieldDef]:
+    """The fields of the pathway's fields file, in file order (without built-ins)."""
+    path = definition.root / definition.spec.fields_file
+    doc = load_yaml_file(str(path), display_path(path))
+    try:
+        return dict(M.FieldsFile.model_validate(doc.data).fields)
+    except ValidationError as exc:  # load_definition succeeded, so this only happens on a race
+        raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+
+
+def _field_text(field: M.FieldDef) -> str:
+    bits = [field.title]
+    if field.unit:
+        bits.append(f"unit {field.unit}")
+    if field.range is not None:
+        bits.append(f"plausible {field.range[0]:g} to {field.range[1]:g}" + (f" {field.unit}" if field.unit else ""))
+    others = [u for u in units_for(field.quantity) if u != field.unit]
+    if others:
+        bits.append("also accepted as {value, unit} in " + ", ".join(others))
+    if field.valid_for_days is not None:
+        bits.append(f"current for {field.valid_for_days:g} day(s)")
+    text = "; ".join(bits) + "."
+    return text + (" " + " ".join(field.description.split()) if field.description else "")
+
+
+def _field_value(field: M.FieldDef) -> dict[str, Any]:
+    alts: list[dict[str, Any]] = []
+    if field.type in ("number", "integer"):
+        plain: dict[str, Any] = {"type": field.type}
+        if field.range is not None:
+            plain["minimum"], plain["maximum"] = field.range
+        alts.append(plain)
+        units = units_for(field.quantity) or ([field.unit] if field.unit else [])
+        if units:
+            alts.append({
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["value", "unit"],
+                "properties": {"value": {"type": "number"}, "unit": {"enum": units}},
+                "description": "A quantity in one of the accepted units, converted to " + (field.unit or units[0]) + ".",
+            })
+    elif field.type == "boolean":
+        alts.append({"type": "boolean"})
+    elif field.type == "enum":
+        alts.append({"type": "string", "enum": list(field.values)})
+    else:
+        alts.append({"type": "string"})
+    alts.append({"type": "null", "description": "Not recorded (ignored)."})
+    return {"anyOf": alts, "title": field.title, "description": _field_text(field)}
+
+
+def _case_defs(definition: PathwayDef) -> dict[str, Any]:
+    fields = {n: f for n, f in authored_fields(definition).items() if getattr(f, "aggregate", None) is None}
+    patient: dict[str, Any] = {
+        "id": {"anyOf": [{"type": "string", "pattern": r"\S"}, {"type": "integer"}],
+               "description": "Patient id (text or number)."},
+        "admission_time": {"type": "string", "description": "ISO 8601 admission time, e.g. 2026-03-02T08:00; "
+                                                             "event times count days from it."},
+        "note": {"type": "string", "description": "Free text, ignored by the engine."},
+    }
+    event: dict[str, Any] = {
+        "day": {"type": "number", "minimum": 0, "maximum": 3650,
+                "description": "Clinical day: 0 = admission and first IV steroid dose, 3 = 72 h later."},
+        "time": {"type": "string", "description": "ISO 8601 time (instead of 'day'), counted from admission_time "
+                                                   "or else from the first event."},
+        "note": {"type": "string", "description": "Free text, ignored by the engine."},
+        "id": {"anyOf": [{"type": "string"}, {"type": "integer"}], "description": "Event id, ignored by the engine."},
+    }
+    assert set(patient) == PATIENT_META and set(event) == EVENT_META, "case metadata keys changed in pathway.inputs"
+    for name, field in sorted(fields.items()):
+        if field.scope in ("patient", "both"):
+            patient[name] = _field_value(field)
+        if field.scope in ("event", "both"):
+            event[name] = _field_value(field)
+    return {
+        "Patient": {"type": "object", "additionalProperties": False, "required": ["id"], "properties": patient,
+                    "description": "The patient: id, admission time, history and baseline values."},
+        "Event": {"type": "object", "additionalProperties": False, "properties": event,
+                  "oneOf": [{"required": ["day"]}, {"required": ["time"]}],
+                  "description": "One event: 'day' or 'time' (not both), then observations and recorded decisions."},
+    }
+
+
+def pathway_schemas(definition: PathwayDef, generic: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The case and scenario schemas of one pathway, from its fields file."""
+    generic = generic or model_schemas()
+    pid, title = definition.spec.id, definition.spec.title
+    defs = _case_defs(definition)
+    case = {
+        "$schema": DIALECT,
+        "title": f"Case file for pathway '{pid}' ({title})",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["patient", "events"],
+        "properties": {
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "pathway": {"type": "string", "description": "Pathway name or folder (default: asuc)."},
+            "patient": {"$ref": _REF.format(model="Patient")},
+            "events": {"type": "array", "items": {"$ref": _REF.format(model="Event")},
+                       "description": "Events in time order."},
+            "expect": {"type": "object", "description": "Ignored when a case is run; scenario files hold expectations."},
+        },
+        "$defs": defs,
+        "description": f"A patient and the events of their course, in the fields of pathway '{pid}'.",
+    }
+    scenario = copy.deepcopy(generic["scenario.schema.json"])
+    scenario["title"] = f"Scenario file for pathway '{pid}' ({title})"
+    scenario["$defs"].update(copy.deepcopy(defs))
+    scenario["$defs"]["Case"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["patient", "events"],
+        "properties": {"patient": {"$ref": _REF.format(model="Patient")},
+                       "events": {"type": "array", "items": {"$ref": _REF.format(model="Event")}}},
+        "description": f"The case in the fields of pathway '{pid}'.",
+    }
+    # A scenario that expects a refusal holds a bad case on purpose: only the others are checked
+    # against the pathway's fields.
+    scenario["$defs"]["Scenario"].update({
+        "if": {"required": ["expect"], "properties": {"expect": {"required": ["refused"]}}},
+        "else": {"properties": {"case": {"$ref": _REF.format(model="Case")}}},
+    })
+    return {f"{pid}.case.schema.json": _walk(case, _wrap_refs), f"{pid}.scenario.schema.json": _walk(scenario, _wrap_refs)}
+
+
+def schemas(pathway: str | os.PathLike[str] | PathwayDef = "asuc") -> dict[str, dict[str, Any]]:
+    """Every schema for ``pathway`` (name, folder or loaded definition), keyed by file name."""
+    definition = pathway if isinstance(pathway, PathwayDef) else load_definition(pathway)
+    generic = model_schemas()
+    return {**generic, **pathway_schemas(definition, generic)}
+
+
+def render(schema: dict[str, Any]) -> str:
+    """Deterministic JSON text: sorted keys, indent 2, UTF-8 characters kept, trailing newline."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def default_schema_dir(pathway_root: Path) -> Path:
+    """``schema/`` beside the pathway folder (``rules/schema`` for ``rules/asuc``)."""
+    return pathway_root.resolve().parent / "schema"
+
+
+def write_schemas(all_schemas: dict[str, dict[str, Any]], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in sorted(all_schemas.items()):
+        path = out_dir / name
+        path.write_text(render(schema), encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def stale_schemas(all_schemas: dict[str, dict[str, Any]], out_dir: Path) -> list[str]:
+    """File names whose committed text differs from the generated one (or that are missing)."""
+    stale = []
+    for name, schema in sorted(all_schemas.items()):
+        path = out_dir / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != render(schema):
+            stale.append(name)
+    return stale
+
+
+# -- editor headers ---------------------------------------------------------------------------
+
+def _spec_of(root: Path) -> M.PathwayFile:
+    path = root / "pathway.yaml"
+    try:
+        doc = load_yaml_file(str(path), display_path(path))
+    except YamlProblem as exc:
+        raise DefinitionError([exc.diagnostic]) from None
+    try:
+        return M.PathwayFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+
+
+def _yaml_files(root: Path) -> list[Path]:
+    return sorted({*root.rglob("*.yaml"), *root.rglob("*.yml")})
+
+
+def schema_for_file(root: Path, file: Path, spec: M.PathwayFile | None = None) -> str | None:
+    """The schema file name for a YAML file of a pathway folder, or None for a file of no known kind."""
+    spec = spec or _spec_of(root)
+    rel = file.resolve().relative_to(root.resolve()).as_posix()
+    if rel == "pathway.yaml":
+        return "pathway.schema.json"
+    if rel == Path(spec.fields_file).as_posix():
+        return "fields.schema.json"
+    if spec.sources_file and rel == Path(spec.sources_file).as_posix():
+        return "sources.schema.json"
+    if rel in {Path(r).as_posix() for r in spec.rule_files}:
+        return "rules.schema.json"
+    folder = rel.split("/", 1)[0] if "/" in rel else ""
+    return {
+        "profiles": "profile.schema.json",
+        "scenarios": f"{spec.id}.scenario.schema.json",
+        "cases": f"{spec.id}.case.schema.json",
+    }.get(folder)
+
+
+def header_for(file: Path, schema_dir: Path, schema_name: str) -> str:
+    """The modeline for ``file``: the schema's path relative to the file's folder."""
+    rel = os.path.relpath(schema_dir.resolve() / schema_name, file.resolve().parent)
+    return HEADER_PREFIX + Path(rel).as_posix()
+
+
+def _first_line(path: Path) -> str:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def check_headers(root: Path, schema_dir: Path | None = None) -> list[str]:
+    """Problems with the editor headers of a pathway folder's YAML files (empty when all are right)."""
+    root = Path(root)
+    schema_dir = schema_dir or default_schema_dir(root)
+    spec = _spec_of(root)
+    problems = []
+    for file in _yaml_files(root):
+        name = schema_for_file(root, file, spec)
+        shown = display_path(file)
+        if name is None:
+            problems.append(f"{shown}: no schema is known for this file (not a rule, profile, scenario or case file)")
+            continue
+        want = header_for(file, schema_dir, name)
+        first = _first_line(file)
+        if first != want:
+            was = f", not '{first}'" if first.startswith(HEADER_PREFIX) else ""
+            problems.append(f"{shown}:1: first line should be '{want}'{was}")
+    return problems
+
+
+def add_headers(root: Path, schema_dir: Path | None = None) -> list[tuple[Path, str]]:
+    """Insert the modeline as the first line of every YAML file that lacks it.
+
+    A file whose first line is already a modeline pointing elsewhere gets that one line
+    replaced; nothing else in any file changes. Returns (file, "added" | "fixed") pairs.
+    """
+    root = Path(root)
+    schema_dir = schema_dir or default_schema_dir(root)
+    spec = _spec_of(root)
+    changed: list[tuple[Path, str]] = []
+    for file in _yaml_files(root):
+        name = schema_for_file(root, file, spec)
+        if name is None:
+            continue
+        want = header_for(file, schema_dir, name)
+        with open(file, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+        newline = "\r\n" if "\r\n" in text else "\n"
+        first, sep, rest = text.partition("\n")
+        first = first.rstrip("\r")
+        if first == want:
+            continue
+        if first.startswith(HEADER_PREFIX):
+            text, action = want + newline + rest if sep else want + newline, "fixed"
+        else:
+            text, action = want + newline + text, "added"
+        with open(file, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        changed.append((file, action))
+    return changed
+
+
+# -- the command ------------------------------------------------------------------------------
+
+def _run(args: argparse.Namespace) -> int:
+    definition = load_definition(args.pathway)
+    out_dir = Path(args.output) if args.output else default_schema_dir(resolve_pathway_dir(args.pathway))
+    all_schemas = schemas(definition)
+    if args.check:
+        problems = [f"{display_path(out_dir / name)}: stale or missing; run 'pathway schema {args.pathway}'"
+                    for name in stale_schemas(all_schemas, out_dir)]
+        problems += check_headers(definition.root, out_dir)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if not problems:
+            print(f"ok: {len(all_schemas)} schemas current in {display_path(out_dir)}; every file has its header")
+        return 1 if problems else 0
+    for path in write_schemas(all_schemas, out_dir):
+        print(f"wrote {display_path(path)}")
+    if args.add_headers:
+        for path, action in add_headers(definition.root, out_dir):
+            print(f"{action} header: {display_path(path)}")
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """``pathway schema PATHWAY [-o DIR] [--check] [--add-headers]``."""
+    p = sub.add_parser("schema", help="write JSON Schemas for rule, pathway, profile, scenario and case files")
+    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="output folder (default: schema/ beside the pathway folder, e.g. rules/schema)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a schema is stale or a YAML file lacks its header")
+    p.add_argument("--add-headers", action="store_true",
+                   help="also insert the '# yaml-language-server: $schema=...' line into YAML files that lack it")
+    p.set_defaults(handler=_run)

@@ -1,0 +1,425 @@
+"""Conditions as data: parsing (with positions), negation, and durable_rules JSON.
+
+Syntax (YAML)::
+
+    when:
+      all:
+        - bloody_stools_24h: {gte: $tw_min_bloody_stools}
+        - any:
+            - pulse_bpm: {gt: 90}
+            - temp_c: {gt: 37.8}
+        - not: {toxic_megacolon: true}
+
+- A mapping with several keys is an implicit ``all``; a list is an implicit ``all``.
+- ``field: value`` tests equality; ``field: {op: value, ...}`` with ops
+  ``eq ne gt gte lt lte in not_in between present``.
+- A string value starting with ``$`` names a pathway parameter; a key starting with ``$`` tests a
+  parameter (``$rescue_policy: ciclosporin_first``), settled when the pathway loads.
+- ``true`` is the condition that always holds.
+- Field names are inputs (``fields.yaml``), built-ins (``day``, ``days_in_state``) or named
+  derived facts (``derived:`` in the pathway file). Tests on derived facts are compiled into
+  joins with the derived-fact messages, so asserting a derived fact triggers the rules that
+  use it inside the engine (forward chaining).
+
+Logic is three-valued (Kleene): a comparison on a missing value is *unknown*, so neither a
+rule nor its negation (``otherwise``) fires, and the rule's ``requires`` list reports the gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+from typing import Any, Callable, Union
+
+from pathway.core.errors import Diagnostic, suggest
+from pathway.core.yamlsafe import Located
+
+__all__ = [
+    "Cmp",
+    "And",
+    "Or",
+    "Always",
+    "Cond",
+    "ConditionParser",
+    "negate",
+    "evaluate",
+    "to_dnf",
+    "snapshot_json",
+    "describe",
+    "MAX_DNF_TERMS",
+]
+
+MAX_DNF_TERMS = 16
+
+_NEGATE_OP = {
+    "eq": "ne",
+    "ne": "eq",
+    "gt": "lte",
+    "lte": "gt",
+    "gte": "lt",
+    "lt": "gte",
+    "in": "not_in",
+    "not_in": "in",
+}
+_NUMERIC_OPS = {"gt", "gte", "lt", "lte"}
+_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "present"}
+_OP_WORDS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "in": "in", "not_in": "not in"}
+
+
+@dataclass(frozen=True)
+class Cmp:
+    """``field op value``; ``op == 'present'`` tests presence (value True) or absence (False)."""
+
+    field: str
+    op: str
+    value: Any
+    derived: bool = False
+    param: str | None = None
+    line: int = 0
+    col: int = 0
+
+    def holds(self, facts: dict[str, Any]) -> bool | None:
+        """Evaluate in Python (three-valued): used by explanations and tests, never for firing."""
+        if self.op == "present":
+            return (facts.get(self.field) is not None) == bool(self.value)
+        actual = facts.get(self.field)
+        if actual is None:
+            return None
+        if self.op == "eq":
+            return actual == self.value
+        if self.op == "ne":
+            return actual != self.value
+        if self.op == "in":
+            return actual in self.value
+        if self.op == "not_in":
+            return actual not in self.value
+        return {
+            "gt": actual > self.value,
+            "gte": actual >= self.value,
+            "lt": actual < self.value,
+            "lte": actual <= self.value,
+        }[self.op]
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple["Cond", ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple["Cond", ...]
+
+
+@dataclass(frozen=True)
+class Always:
+    pass
+
+
+Cond = Union[Cmp, And, Or, Always]
+
+
+def evaluate(cond: Cond, facts: dict[str, Any],
+             leaf: Callable[[Cmp, dict[str, Any]], bool | None] | None = None) -> bool | None:
+    """Three-valued (Kleene) value of a condition on plain values: True, False or None (unknown).
+
+    The engine fires rules in durable_rules; this evaluator serves effects that compute values
+    from conditions (``score`` items), explanations and static checks. ``leaf`` may replace
+    :meth:`Cmp.holds` for the comparisons.
+    """
+    if isinstance(cond, Always):
+        return True
+    if isinstance(cond, Cmp):
+        return leaf(cond, facts) if leaf is not None else cond.holds(facts)
+    values = [evaluate(c, facts, leaf) for c in cond.items]
+    if isinstance(cond, And):
+        if any(v is False for v in values):
+            return False
+        return None if any(v is None for v in values) else True
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
+
+
+def negate(cond: Cond) -> Cond:
+    """Negation pushed down to the comparisons (keeps three-valued semantics)."""
+    if isinstance(cond, Always):
+        return Or(())  # never holds
+    if isinstance(cond, And):
+        return Or(tuple(negate(c) for c in cond.items))
+    if isinstance(cond, Or):
+        return And(tuple(negate(c) for c in cond.items))
+    if cond.op == "present":
+        return Cmp(cond.field, "present", not cond.value, cond.derived, cond.param, cond.line, cond.col)
+    return Cmp(cond.field, _NEGATE_OP[cond.op], cond.value, cond.derived, cond.param, cond.line, cond.col)
+
+
+def fields_of(cond: Cond) -> list[Cmp]:
+    if isinstance(cond, Cmp):
+        return [cond]
+    if isinstance(cond, (And, Or)):
+        return [c for item in cond.items for c in fields_of(item)]
+    return []
+
+
+def _has_derived(cond: Cond) -> bool:
+    return any(c.derived for c in fields_of(cond))
+
+
+def to_dnf(cond: Cond) -> list[list[Cond]]:
+    """Disjunctive normal form over *derived* tests only.
+
+    Sub-trees that touch no derived fact stay whole (they compile into one pattern with
+    nested ``$or``); only the parts that need joins with derived facts are multiplied out.
+    Returns a list of conjunctions; each conjunction is a list of snapshot sub-trees and
+    derived comparisons.
+    """
+    if not _has_derived(cond):
+        return [[cond]]
+    if isinstance(cond, Cmp):
+        return [[cond]]
+    if isinstance(cond, Or):
+        return [conj for item in cond.items for conj in to_dnf(item)]
+    assert isinstance(cond, And)
+    result: list[list[Cond]] = [[]]
+    for item in cond.items:
+        result = [left + right for left, right in product(result, to_dnf(item))]
+        if len(result) > MAX_DNF_TERMS * 4:
+            break
+    return result
+
+
+def _cmp_json(c: Cmp, name: str) -> dict[str, Any]:
+    if c.op == "present":
+        return {"$ex" if c.value else "$nex": {name: 1}}
+    if c.op == "eq":
+        return {name: c.value}
+    if c.op == "ne":
+        return {"$neq": {name: c.value}}
+    if c.op == "in":
+        return {"$or": [{name: v} for v in c.value]} if len(c.value) != 1 else {name: c.value[0]}
+    if c.op == "not_in":
+        return {"$and": [{"$ex": {name: 1}}] + [{"$neq": {name: v}} for v in c.value]}
+    return {"$" + c.op: {name: c.value}}  # $gt $gte $lt $lte
+
+
+def snapshot_json(cond: Cond) -> dict[str, Any] | None:
+    """durable_rules JSON (operator-first form) for a sub-tree on the case snapshot.
+
+    Returns None for a condition that always holds.
+    """
+    if isinstance(cond, Always):
+        return None
+    if isinstance(cond, Cmp):
+        return _cmp_json(cond, cond.field)
+    compiled = [snapshot_json(item) for item in cond.items]
+    if isinstance(cond, Or) and any(p is None for p in compiled):
+        return None  # an always-true branch makes the whole Or true
+    # Flatten nested $and/$or of the same kind, so the ruleset JSON reads like the rule.
+    key = "$and" if isinstance(cond, And) else "$or"
+    parts = [q for p in compiled if p is not None for q in (p[key] if set(p) == {key} else [p])]
+    if isinstance(cond, And):
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+    if not parts:
+        # Or(()) never holds: a test no fact can pass.
+        return {"$and": [{"$ex": {"_never": 1}}, {"$nex": {"_never": 1}}]}
+    return parts[0] if len(parts) == 1 else {"$or": parts}
+
+
+def derived_json(c: Cmp) -> dict[str, Any]:
+    return _cmp_json(c, "value")
+
+
+def describe(cond: Cond) -> str:
+    """Plain-words rendering used by traces and diagrams."""
+    if isinstance(cond, Always):
+        return "always"
+    if isinstance(cond, Cmp):
+        value = f"${cond.param}" if cond.param else cond.value
+        if cond.op == "present":
+            return f"{cond.field} {'is recorded' if cond.value else 'is missing'}"
+        if isinstance(value, bool):
+            value = str(value).lower()
+        return f"{cond.field} {_OP_WORDS[cond.op]} {value}"
+    joiner = " and " if isinstance(cond, And) else " or "
+    if not cond.items:
+        return "always" if isinstance(cond, And) else "never"
+    return "(" + joiner.join(describe(i) for i in cond.items) + ")"
+
+
+class ConditionParser:
+    """Parses condition data with positions, checking names, operators, types and parameters."""
+
+    def __init__(
+        self,
+        doc: Located,
+        field_type: Callable[[str], tuple[str, list[str]] | None],
+        derived_type: Callable[[str], tuple[str, list[str]] | None],
+        params: dict[str, Any],
+        known_names: list[str],
+        diagnostics: list[Diagnostic],
+    ):
+        self.doc = doc
+        self.field_type = field_type
+        self.derived_type = derived_type
+        self.params = params
+        self.known_names = known_names
+        self.diagnostics = diagnostics
+        self.used_params: set[str] = set()
+
+    def _err(self, path: tuple[Any, ...], code: str, message: str, hint: str | None = None, key: bool = False) -> None:
+        self.diagnostics.append(self.doc.diag(path, code, message, hint, key=key))
+
+    def parse(self, data: Any, path: tuple[Any, ...]) -> Cond:
+        if data is True:
+            return Always()
+        if isinstance(data, list):
+            if not data:
+                self._err(path, "PW112", "an empty list is not a condition (write 'true' for always)")
+            return And(tuple(self.parse(item, path + (i,)) for i, item in enumerate(data)))
+        if not isinstance(data, dict) or not data:
+            self._err(path, "PW112", f"a condition must be a mapping, a list or 'true', not {data!r}")
+            return Always()
+        parts: list[Cond] = []
+        for key, value in data.items():
+            sub = path + (key,)
+            if key == "all":
+                if not isinstance(value, list) or not value:
+                    self._err(sub, "PW112", "'all' takes a non-empty list of conditions")
+                    continue
+                parts.append(And(tuple(self.parse(v, sub + (i,)) for i, v in enumerate(value))))
+            elif key == "any":
+                if not isinstance(value, list) or not value:
+                    self._err(sub, "PW112", "'any' takes a non-empty list of conditions")
+                    continue
+                parts.append(Or(tuple(self.parse(v, sub + (i,)) for i, v in enumerate(value))))
+            elif key == "not":
+                parts.append(negate(self.parse(value, sub)))
+            else:
+                parts.extend(self._field(str(key), value, sub))
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def _resolve(self, value: Any, path: tuple[Any, ...]) -> tuple[Any, str | None]:
+        if isinstance(value, str) and value.startswith("$"):
+            name = value[1:]
+            if name not in self.params:
+                self._err(path, "PW203", f"unknown parameter '{name}'", suggest(name, self.params))
+                return None, name
+            self.used_params.add(name)
+            return self.params[name], name
+        return value, None
+
+    def _param_test(self, name: str, spec: Any, path: tuple[Any, ...]) -> list[Cond]:
+        """``$param: value`` (or ``{op: value}``): a test on a parameter, settled when the pathway loads.
+
+        Lets a site profile switch a rule on or off; the rule's trace still shows the real inputs.
+        """
+        pname = name[1:]
+        if pname not in self.params:
+            self._err(path, "PW203", f"unknown parameter '{pname}'", suggest(pname, self.params), key=True)
+            return []
+        self.used_params.add(pname)
+        value = self.params[pname]
+        ops = spec if isinstance(spec, dict) else {"eq": spec}
+        outcome = True
+        for op, raw in ops.items():
+            if op not in _OPS or op in ("present", "between"):
+                self._err(path + (op,), "PW110", f"operator '{op}' cannot test a parameter", key=True)
+                return []
+            target, _ = self._resolve(raw, path + (op,))
+            if op in _NUMERIC_OPS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                self._err(path + (op,), "PW209", f"'{op}' needs a number, but parameter '{pname}' is {value!r}")
+                return []
+            held = Cmp("$", op, tuple(target) if isinstance(target, list) else target).holds({"$": value})
+            outcome = outcome and bool(held)
+        return [Always() if outcome else Or(())]
+
+    def _field(self, name: str, spec: Any, path: tuple[Any, ...]) -> list[Cond]:
+        if name.startswith("$"):
+            return self._param_test(name, spec, path)
+        kind = self.field_type(name)
+        derived = False
+        if kind is None:
+            kind = self.derived_type(name)
+            derived = kind is not None
+        if kind is None:
+            self._err(path, "PW202", f"unknown field or derived fact '{name}'", suggest(name, self.known_names), key=True)
+            return []
+        ftype, values = kind
+        line, col = self.doc.pos(path, key=True)
+        if not isinstance(spec, dict):
+            spec = {"eq": spec}
+            op_paths = {"eq": path}
+        else:
+            op_paths = {op: path + (op,) for op in spec}
+        out: list[Cond] = []
+        for op, raw in spec.items():
+            opath = op_paths[op]
+            if op not in _OPS:
+                self._err(opath, "PW110", f"unknown operator '{op}'", suggest(str(op), _OPS), key=True)
+                continue
+            if op == "present":
+                if not isinstance(raw, bool):
+                    self._err(opath, "PW112", "'present' takes true or false")
+                    continue
+                if derived and raw is False:
+                    self._err(opath, "PW210",
+                              f"derived fact '{name}' cannot be tested for absence; derive an explicit false value instead")
+                    continue
+                out.append(Cmp(name, "present", raw, derived, None, line, col))
+                continue
+            if op == "between":
+                if not isinstance(raw, list) or len(raw) != 2:
+                    self._err(opath, "PW112", "'between' takes a list of two bounds [low, high] (both inclusive)")
+                    continue
+                low, low_param = self._resolve(raw[0], opath + (0,))
+                high, high_param = self._resolve(raw[1], opath + (1,))
+                for bound, bpath in ((low, opath + (0,)), (high, opath + (1,))):
+                    self._check_value(name, ftype, values, "gte", bound, bpath)
+                out.append(Cmp(name, "gte", low, derived, low_param, line, col))
+                out.append(Cmp(name, "lte", high, derived, high_param, line, col))
+                continue
+            if op in ("in", "not_in"):
+                if not isinstance(raw, list) or not raw:
+                    self._err(opath, "PW112", f"'{op}' takes a non-empty list of values")
+                    continue
+                resolved = []
+                for i, item in enumerate(raw):
+                    value, _ = self._resolve(item, opath + (i,))
+                    self._check_value(name, ftype, values, "eq", value, opath + (i,))
+                    resolved.append(value)
+                out.append(Cmp(name, op, tuple(resolved), derived, None, line, col))
+                continue
+            value, param = self._resolve(raw, opath)
+            if value is None and param is not None:
+                continue
+            if not self._check_value(name, ftype, values, op, value, opath):
+                continue
+            out.append(Cmp(name, op, value, derived, param, line, col))
+        return out
+
+    def _check_value(self, name: str, ftype: str, values: list[str], op: str, value: Any, path: tuple[Any, ...]) -> bool:
+        if value is None:
+            return False
+        if op in _NUMERIC_OPS and ftype not in ("number", "integer"):
+            self._err(path, "PW209", f"'{op}' needs a number, but '{name}' is {ftype}")
+            return False
+        if ftype in ("number", "integer"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self._err(path, "PW112", f"'{name}' is a number; {value!r} is not")
+                return False
+        elif ftype == "boolean":
+            if not isinstance(value, bool):
+                self._err(path, "PW112", f"'{name}' is true/false; {value!r} is not")
+                return False
+        elif ftype == "enum":
+            if value not in values:
+                self._err(path, "PW112", f"'{value}' is not a value of '{name}' ({', '.join(values)})",
+                          suggest(str(value), values))
+                return False
+        elif not isinstance(value, str):
+            self._err(path, "PW112", f"'{name}' is text; {value!r} is not")
+            return False
+        return True

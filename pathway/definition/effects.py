@@ -1,0 +1,220 @@
+"""The closed set of effects a rule may have (``then`` / ``otherwise``).
+
+Each list item is a one-key mapping::
+
+    then:
+      - transition: rescue_selection
+      - derive: {oxford_high_risk: true}
+      - recommend: {kind: advice, text: "Discuss rescue therapy and surgery today"}
+      - dose: {name: tacrolimus, route: oral, mg_per_kg_per_day: $tac_start_mg_kg_day, times_per_day: 2,
+               round_to_mg: 0.5, targets: {tacrolimus_trough_ng_ml: [10, 15]}}
+      - alert: {level: warning, text: "Magnesium {magnesium_mmol_l} mmol/L is low"}
+      - require: {fields: [weight_kg], text: "Weight is needed for the dose"}
+      - offer: {option: infliximab, available: false, against: ["prior anti-TNF failure"]}
+      - score: {name: lindgren_index, terms: [{field: stool_freq_24h}, {field: crp_mg_l, factor: 0.14}]}
+      - titrate: {name: tacrolimus, current_daily_mg: tacrolimus_daily_dose_mg,
+                  measured: tacrolimus_trough_ng_ml, target: 12.5, times_per_day: 2}
+
+Texts may name fields, derived facts and parameters in braces (``{crp_mg_l}``); they are
+filled with plain string substitution, never evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pathway.core.errors import Diagnostic, suggest
+from pathway.core.yamlsafe import Located, validation_diagnostics
+
+__all__ = [
+    "Transition",
+    "Recommend",
+    "Medication",
+    "Dose",
+    "Alert",
+    "Require",
+    "Derive",
+    "Offer",
+    "Score",
+    "ScoreItem",
+    "ScoreTerm",
+    "Titrate",
+    "Effect",
+    "EFFECT_KINDS",
+    "parse_effects",
+    "fill_text",
+    "TEMPLATE_RE",
+]
+
+TEMPLATE_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+class _E(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Transition(_E):
+    to: str
+
+
+class Medication(_E):
+    name: str
+    dose_mg: float | None = None
+    times_per_day: float | None = None
+    route: Literal["oral", "iv", "sc", "im", "rectal", "iv_infusion"] | None = None
+    frequency: str = ""
+    duration: str = ""
+    schedule: str = ""
+    targets: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class Recommend(_E):
+    kind: Literal["order", "medication", "advice", "monitoring", "referral", "procedure", "avoid"] = "advice"
+    text: str
+    medication: Medication | None = None
+
+
+class Dose(_E):
+    """A weight-based dose; needs ``weight_kg`` (added to the rule's requirements)."""
+
+    name: str
+    route: Literal["oral", "iv", "sc", "im", "rectal", "iv_infusion"]
+    mg_per_kg_per_day: float | str | None = None
+    mg_per_kg: float | str | None = None
+    times_per_day: float | str = 1
+    round_to_mg: float | str = 1
+    max_mg_per_dose: float | str | None = None
+    text: str = ""
+    frequency: str = ""
+    duration: str = ""
+    schedule: str = ""
+    targets: dict[str, tuple[float | str, float | str]] = Field(default_factory=dict)
+
+
+class Alert(_E):
+    level: Literal["info", "warning", "critical"] = "warning"
+    text: str
+
+
+class Require(_E):
+    fields: list[str] = Field(min_length=1)
+    text: str = ""
+
+
+class Derive(_E):
+    values: dict[str, bool | float | int | str]
+
+
+class Offer(_E):
+    option: str
+    available: bool = True
+    #: options are listed by rank (lowest first), then by name; a parameter may set it
+    rank: float | str = 100
+    text: str = ""
+    for_: list[str] = Field(default_factory=list, alias="for")
+    against: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ScoreItem(_E):
+    when: Any
+    points: float
+
+
+class ScoreTerm(_E):
+    field: str
+    factor: float | str = 1
+
+
+class Score(_E):
+    """A number derived from the case: points of the items whose condition holds, plus
+    ``factor x field`` terms, optionally divided by a field; every field used must be in the
+    rule's ``requires`` (so the score is never computed on missing data)."""
+
+    name: str
+    items: list[ScoreItem] = Field(default_factory=list)
+    terms: list[ScoreTerm] = Field(default_factory=list)
+    divide_by: str | None = None
+    round_to: float | None = None
+
+
+class Titrate(_E):
+    """A level-guided dose: ``current daily dose x target / measured level``, rounded to a dose
+    step and limited to a fraction of change; both fields become required."""
+
+    name: str
+    route: Literal["oral", "iv", "sc", "im", "rectal", "iv_infusion"]
+    current_daily_mg: str
+    measured: str
+    target: float | str
+    times_per_day: float | str = 1
+    round_to_mg: float | str = 1
+    max_change_fraction: float | str | None = None
+    text: str = ""
+
+
+Effect = Transition | Recommend | Dose | Alert | Require | Derive | Offer | Score | Titrate
+
+EFFECT_KINDS: dict[str, type[_E]] = {
+    "transition": Transition,
+    "recommend": Recommend,
+    "dose": Dose,
+    "alert": Alert,
+    "require": Require,
+    "derive": Derive,
+    "offer": Offer,
+    "score": Score,
+    "titrate": Titrate,
+}
+
+
+def fill_text(template: str, values: dict[str, Any]) -> str:
+    """Replace ``{name}`` by the value (numbers without trailing zeros); unknown names stay."""
+
+    def one(match: re.Match[str]) -> str:
+        value = values.get(match.group(1))
+        if value is None:
+            return match.group(0)
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, float):
+            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+        return str(value)
+
+    return TEMPLATE_RE.sub(one, template)
+
+
+def parse_effects(doc: Located, items: list[Any], path: tuple[Any, ...], out: list[Diagnostic]) -> list[tuple[int, Effect]]:
+    """Validate a ``then``/``otherwise`` list into (index, effect) pairs (names are checked later)."""
+    effects: list[tuple[int, Effect]] = []
+    for i, item in enumerate(items):
+        ipath = path + (i,)
+        if not isinstance(item, dict) or len(item) != 1:
+            out.append(doc.diag(ipath, "PW112", "an effect is a one-key mapping such as 'transition: <state>'"))
+            continue
+        (kind, body), = item.items()
+        model = EFFECT_KINDS.get(kind)
+        if model is None:
+            out.append(doc.diag(ipath + (kind,), "PW110", f"unknown effect '{kind}'", suggest(str(kind), EFFECT_KINDS), key=True))
+            continue
+        if model is Transition:
+            body = {"to": body}
+        elif model is Derive:
+            body = {"values": body}
+        sub = ipath + (kind,)
+        if model is Transition and not isinstance(body["to"], str):
+            out.append(doc.diag(sub, "PW112", "'transition' takes a state id"))
+            continue
+        try:
+            effects.append((i, model.model_validate(body)))
+        except ValidationError as exc:
+            if model in (Transition, Derive):
+                # Errors are about the body itself, not a 'to'/'values' key the author never wrote.
+                out.append(doc.diag(sub, "PW112", f"'{kind}' takes {'a state id' if model is Transition else 'a mapping of fact: value'}"))
+            else:
+                out.extend(validation_diagnostics(doc, sub, exc))
+    return effects

@@ -1,0 +1,168 @@
+"""Validation of case files and API events against the pathway's field vocabulary.
+
+A value is given in its canonical unit under the field's name (``crp_mg_l: 52``) or as
+``{value, unit}`` in another unit (``crp_mg_l: {value: 5.2, unit: mg/dL}``), converted with
+the §13 factors. Unknown fields, wrong types, unknown units and implausible values are
+refused with a message naming the field, the value and the plausible range.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pathway.core.errors import Diagnostic, InputError, suggest
+from pathway.definition.model import FieldDef
+from pathway.definition.units import convert, units_for
+
+__all__ = ["validate_patient", "validate_event", "EVENT_META", "PATIENT_META"]
+
+EVENT_META = {"day", "time", "note", "id"}
+PATIENT_META = {"id", "admission_time", "note"}
+
+
+def _diag(where: str, code: str, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(where, 0, 0, code, message, hint)
+
+
+def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic]) -> Any:
+    if isinstance(raw, dict):
+        if spec.type not in ("number", "integer"):
+            out.append(_diag(where, "PW402", f"'{name}' is {spec.type}; a {{value, unit}} quantity does not fit"))
+            return None
+        extra = set(raw) - {"value", "unit"}
+        if extra or "value" not in raw or "unit" not in raw:
+            out.append(_diag(where, "PW402", f"'{name}': a quantity is {{value: <number>, unit: <unit>}}"))
+            return None
+        value, unit = raw["value"], raw["unit"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out.append(_diag(where, "PW402", f"'{name}': value {value!r} is not a number"))
+            return None
+        converted = convert(spec.quantity, value, str(unit)) if unit != spec.unit else float(value)
+        if converted is None:
+            known = units_for(spec.quantity) or [spec.unit]
+            out.append(_diag(where, "PW404", f"'{name}': unit '{unit}' is not accepted (use one of: {', '.join(known)})",
+                             suggest(str(unit), known)))
+            return None
+        raw = converted
+        if spec.type == "integer" and float(raw).is_integer():
+            raw = int(raw)
+    if spec.type in ("number", "integer"):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or (isinstance(raw, float) and not math.isfinite(raw)):
+            out.append(_diag(where, "PW402", f"'{name}' must be a number in {spec.unit or 'its unit'}, not {raw!r}"))
+            return None
+        if spec.type == "integer" and not float(raw).is_integer():
+            out.append(_diag(where, "PW402", f"'{name}' must be a whole number, not {raw!r}"))
+            return None
+        if spec.range is not None:
+            low, high = spec.range
+            if not low <= raw <= high:
+                unit = f" {spec.unit}" if spec.unit else ""
+                out.append(_diag(where, "PW403",
+                                 f"implausible {name} = {raw:g}{unit}: plausible range is {low:g}–{high:g}{unit}"
+                                 + (" (check the unit)" if spec.quantity else "")))
+                return None
+        return int(raw) if spec.type == "integer" else float(raw) if isinstance(raw, float) else raw
+    if spec.type == "boolean":
+        if not isinstance(raw, bool):
+            out.append(_diag(where, "PW402", f"'{name}' must be true or false, not {raw!r}"))
+            return None
+        return raw
+    if spec.type == "enum":
+        if raw not in spec.values:
+            out.append(_diag(where, "PW402", f"'{name}' must be one of {', '.join(spec.values)}; got {raw!r}",
+                             suggest(str(raw), spec.values)))
+            return None
+        return raw
+    if not isinstance(raw, str):
+        out.append(_diag(where, "PW402", f"'{name}' must be text, not {raw!r}"))
+        return None
+    return raw
+
+
+def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], scopes: tuple[str, ...],
+            builtins: set[str], where: str, out: list[Diagnostic]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        if name in meta:
+            continue
+        loc = f"{where}.{name}"
+        if name in builtins:
+            out.append(_diag(loc, "PW401", f"'{name}' is computed by the engine and cannot be given"))
+            continue
+        spec = fields.get(name)
+        if spec is None:
+            out.append(_diag(loc, "PW401", f"unknown field '{name}'", suggest(name, [*fields, *meta])))
+            continue
+        if spec.scope not in scopes:
+            out.append(_diag(loc, "PW401", f"'{name}' belongs to the {spec.scope}, not here"))
+            continue
+        if raw is None:
+            continue
+        value = _value(name, spec, raw, loc, out)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def validate_patient(patient: Any, fields: dict[str, FieldDef], builtins: set[str]) -> tuple[str, dict[str, Any], datetime | None]:
+    """Return (patient id, canonical values, admission time); raise InputError otherwise."""
+    out: list[Diagnostic] = []
+    if not isinstance(patient, dict):
+        raise InputError([_diag("patient", "PW400", "the patient must be a mapping")])
+    pid = patient.get("id")
+    if not isinstance(pid, (str, int)) or isinstance(pid, bool) or str(pid).strip() == "":
+        out.append(_diag("patient.id", "PW400", "the patient needs an 'id' (text or number)"))
+    admission = None
+    if patient.get("admission_time") is not None:
+        admission = _parse_time(patient["admission_time"], "patient.admission_time", out)
+    values = _fields(patient, fields, PATIENT_META, ("patient", "both"), builtins, "patient", out)
+    if out:
+        raise InputError(out)
+    return str(pid), values, admission
+
+
+def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(raw))
+    except ValueError:
+        out.append(_diag(where, "PW405", f"'{raw}' is not an ISO 8601 time (e.g. 2026-03-02T08:00)"))
+        return None
+    if parsed.tzinfo is None:
+        return parsed
+    return parsed.replace(tzinfo=None) - parsed.utcoffset()  # type: ignore[operator]
+
+
+def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,
+                   admission: datetime | None, last_day: float | None) -> tuple[float, dict[str, Any], datetime | None]:
+    """Return (clinical day, canonical values, admission time to keep); raise InputError otherwise."""
+    out: list[Diagnostic] = []
+    if not isinstance(event, dict):
+        raise InputError([_diag(where, "PW400", "an event must be a mapping with 'day' or 'time'")])
+    day: float | None = None
+    if "day" in event and "time" in event:
+        out.append(_diag(where, "PW405", "give either 'day' or 'time', not both"))
+    elif "day" in event:
+        raw = event["day"]
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < 0 or raw > 3650:
+            out.append(_diag(f"{where}.day", "PW405", f"'day' must be a number from 0 (admission) to 3650, not {raw!r}"))
+        else:
+            day = float(raw)
+    elif "time" in event:
+        when = _parse_time(event["time"], f"{where}.time", out)
+        if when is not None:
+            admission = admission or when
+            day = round((when - admission).total_seconds() / 86400.0, 4)
+            if day < 0:
+                out.append(_diag(f"{where}.time", "PW405", f"time {event['time']} is before admission"))
+                day = None
+    else:
+        out.append(_diag(where, "PW405", "an event needs 'day' (0 = admission and first IV steroid dose) or an ISO 'time'"))
+    if day is not None and last_day is not None and day < last_day:
+        out.append(_diag(f"{where}.day", "PW406", f"events must be in time order: day {day:g} comes after day {last_day:g}"))
+    values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out)
+    if out:
+        raise InputError(out)
+    assert day is not None
+    return (int(day) if float(day).is_integer() else day), values, admission

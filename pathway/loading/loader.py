@@ -1,0 +1,562 @@
+"""Load a pathway folder into a checked, resolved definition.
+
+All problems of a load are collected and raised together as one :class:`DefinitionError`,
+each a ``file:line:col: message [CODE]`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from pathway.definition import conditions as C
+from pathway.definition.effects import (TEMPLATE_RE, Derive, Dose, Effect, Offer, Require, Score, ScoreItem, ScoreTerm,
+                      Titrate, Transition, parse_effects)
+from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
+from pathway.definition.graph import build_graph, expand_sources
+from pathway.definition.model import ANY_ACTIVE, ID_PATTERN, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
+from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
+
+__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
+           "underived_tests"]
+
+#: Fields every snapshot has, computed by the session (never given by a case).
+BUILTIN_FIELDS: dict[str, FieldDef] = {
+    "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
+                    range=(0, 3650), scope="event"),
+    "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
+                              range=(0, 3650), scope="event"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A resolved rule: conditions parsed, parameters substituted, states expanded."""
+
+    id: str
+    title: str
+    file: str
+    line: int
+    col: int
+    states: tuple[str, ...]
+    priority: int
+    due: C.Cond
+    requires: tuple[str, ...]
+    when: C.Cond
+    then: tuple[Effect, ...]
+    otherwise: tuple[Effect, ...]
+    evidence: Evidence
+    params: tuple[str, ...] = ()
+    note: str = ""
+    if_missing: tuple[Effect, ...] = ()
+
+    def targets(self, branch: str = "then") -> list[str]:
+        effects = self.then if branch == "then" else self.otherwise
+        return [e.to for e in effects if isinstance(e, Transition)]
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class PathwayDef:
+    """Everything the compiler, engine, diagrams and checks need, already validated."""
+
+    root: Path
+    spec: PathwayFile
+    fields: dict[str, FieldDef]
+    rules: list[Rule]
+    graph: nx.DiGraph
+    params: dict[str, Any]
+    profile: str | None = None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def start_state(self) -> str:
+        return next(s for s, d in self.spec.states.items() if d.kind == "start")
+
+    def rules_in(self, state: str) -> list[Rule]:
+        return [r for r in self.rules if state in r.states]
+
+
+def shipped_rules_dir() -> Path:
+    """Folder of the rules installed with the package (or of the source checkout)."""
+    package = Path(__file__).resolve().parents[1]  # pathway/
+    for candidate in (package / "rules", package.parent / "rules"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the shipped rules folder was not found next to the package")
+
+
+def resolve_pathway_dir(name_or_path: str | os.PathLike[str]) -> Path:
+    """A pathway by name (``asuc``) among the shipped rules, or a path to its folder."""
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.is_dir() and (path / "pathway.yaml").is_file():
+        return path
+    if path.is_file() and path.name == "pathway.yaml":
+        return path.parent
+    if os.sep not in text and "/" not in text:
+        try:
+            shipped = shipped_rules_dir() / text
+        except FileNotFoundError:
+            shipped = None
+        if shipped is not None and (shipped / "pathway.yaml").is_file():
+            return shipped
+        names = [p.name for p in shipped.parent.iterdir() if (p / "pathway.yaml").is_file()] if shipped else []
+        raise DefinitionError([Diagnostic(text, 0, 0, "PW001", f"no pathway named '{text}'", suggest(text, names))])
+    raise DefinitionError([Diagnostic(display_path(text), 0, 0, "PW001", "not a pathway folder (no pathway.yaml)")])
+
+
+class _Loader:
+    def __init__(self, root: Path, overrides: dict[str, Any] | None, profile: str | None = None):
+        self.root = root
+        self.overrides = overrides or {}
+        self.profile = profile
+        self._edge_graph: nx.DiGraph | None = None
+        self.diags: list[Diagnostic] = []
+        self.files: list[str] = []
+
+    def _load(self, relname: str, ref: tuple[Located, tuple[Any, ...]] | None = None) -> Located | None:
+        """Load one YAML file of the folder; ``ref`` is where pathway.yaml names it (for a missing file)."""
+        path = self.root / relname
+        shown = display_path(path)
+        self.files.append(str(path))
+        if not path.is_file():
+            message = f"file '{relname}' not found in {display_path(self.root)}"
+            if ref is not None:
+                self.diags.append(ref[0].diag(ref[1], "PW002", message))
+            else:
+                self.diags.append(Diagnostic(shown, 0, 0, "PW002", message))
+            return None
+        try:
+            return load_yaml_file(str(path), shown)
+        except YamlProblem as exc:
+            self.diags.append(exc.diagnostic)
+            return None
+
+    def _validate(self, doc: Located, model: Any) -> Any:
+        if not isinstance(doc.data, dict):
+            self.diags.append(doc.diag((), "PW112", f"the file must hold a mapping, not {type(doc.data).__name__}"))
+            return None
+        try:
+            return model.model_validate(doc.data)
+        except ValidationError as exc:
+            self.diags.extend(validation_diagnostics(doc, (), exc))
+            return None
+
+    def run(self) -> PathwayDef:
+        pdoc = self._load("pathway.yaml")
+        spec: PathwayFile | None = self._validate(pdoc, PathwayFile) if pdoc else None
+        if spec is None:
+            raise DefinitionError(self.diags)
+        if spec.sources_file:
+            sdoc = self._load(spec.sources_file, (pdoc, ("sources_file",)))
+            sfile: SourcesFile | None = self._validate(sdoc, SourcesFile) if sdoc else None
+            if sfile is not None:
+                clash = sorted(set(sfile.sources) & set(spec.sources))
+                for sid in clash:
+                    self.diags.append(sdoc.diag(("sources", sid), "PW205", f"source '{sid}' is also listed in pathway.yaml", key=True))
+                spec = spec.model_copy(update={"sources": {**spec.sources, **sfile.sources}})
+        self._check_pathway(pdoc, spec)
+        params = {name: p.value for name, p in spec.parameters.items()}
+        profile_id = self.profile or spec.default_profile
+        if profile_id:
+            params.update(self._profile(pdoc, spec, profile_id))
+        params.update(self.overrides)
+
+        fdoc = self._load(spec.fields_file, (pdoc, ("fields_file",)))
+        fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
+        fields = dict(fields_file.fields) if fields_file else {}
+        for name in BUILTIN_FIELDS:
+            if name in fields and fdoc:
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined", key=True))
+        for name in fields:
+            if name in spec.derived and fdoc:
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml", key=True))
+        fields.update(BUILTIN_FIELDS)
+        for sid, sdef in spec.states.items():
+            fields[f"days_since_{sid}"] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
+                                                   unit="day", range=(0, 3650))
+        for name, fdef in list(fields.items()):
+            if fdef is not None and fdef.aggregate is not None and fdef.aggregate.of not in fields and fdoc:
+                self.diags.append(fdoc.diag(("fields", name, "aggregate", "of"), "PW202",
+                                            f"unknown field '{fdef.aggregate.of}'", suggest(fdef.aggregate.of, list(fields))))
+        fields["state"] = None  # type: ignore[assignment]  # resolved below
+
+        rules: list[Rule] = []
+        seen: dict[str, str] = {}
+        for k, relname in enumerate(spec.rule_files):
+            doc = self._load(relname, (pdoc, ("rule_files", k)))
+            if doc is None:
+                continue
+            rfile: RuleFile | None = self._validate(doc, RuleFile)
+            if rfile is None:
+                continue
+            for index, rdef in enumerate(rfile.rules):
+                rule = self._rule(doc, ("rules", index), rdef, spec, fields, params)
+                if rule is None:
+                    continue
+                if rule.id in seen:
+                    self.diags.append(doc.diag(("rules", index, "id"), "PW205",
+                                               f"duplicate rule id '{rule.id}' (first defined at {seen[rule.id]})"))
+                    continue
+                seen[rule.id] = rule.location
+                rules.append(rule)
+        fields.pop("state")
+        if not self.diags:  # with broken rules the set of derivations is incomplete
+            self.diags.extend(underived_tests(rules))
+        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("otherwise")])
+        if self.diags:
+            raise DefinitionError(self.diags)
+        return PathwayDef(self.root, spec, fields, rules, graph, params, profile=profile_id, files=self.files)
+
+    def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
+        """Parameter values of a site profile, checked against the pathway's parameters."""
+        available = sorted(p.stem for p in (self.root / "profiles").glob("*.yaml"))
+        if profile_id not in available:
+            where = ("default_profile",) if profile_id == spec.default_profile and not self.profile else ()
+            self.diags.append(pdoc.diag(where, "PW211", f"unknown profile '{profile_id}'",
+                                        suggest(profile_id, available)))
+            return {}
+        doc = self._load(f"profiles/{profile_id}.yaml")
+        profile: ProfileFile | None = self._validate(doc, ProfileFile) if doc else None
+        if profile is None:
+            return {}
+        if profile.id != profile_id:
+            self.diags.append(doc.diag(("id",), "PW112", f"profile id '{profile.id}' does not match its file name '{profile_id}'"))
+        for k, src in enumerate(profile.sources):
+            if src not in spec.sources:
+                self.diags.append(doc.diag(("sources", k), "PW204", f"unknown source '{src}'", suggest(src, spec.sources)))
+        values: dict[str, Any] = {}
+        for name, value in profile.parameters.items():
+            where = ("parameters", name)
+            p = spec.parameters.get(name)
+            if p is None:
+                self.diags.append(doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, spec.parameters), key=True))
+                continue
+            if not _same_kind(p.value, value):
+                self.diags.append(doc.diag(where, "PW112", f"parameter '{name}' is {type(p.value).__name__}; {value!r} does not fit"))
+                continue
+            if p.choices and value not in p.choices:
+                self.diags.append(doc.diag(where, "PW112", f"{value!r} is not one of the choices for '{name}': {p.choices}"))
+                continue
+            values[name] = value
+        return values
+
+    def _edges(self, spec: PathwayFile) -> nx.DiGraph:
+        """The graph of the declared transitions, built once per load (rules are checked against it)."""
+        if self._edge_graph is None:
+            self._edge_graph = build_graph(spec)
+        return self._edge_graph
+
+    def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
+        for section in ("states", "parameters", "derived"):
+            for key in getattr(spec, section):
+                if not re.match(ID_PATTERN, key):
+                    fixed = re.sub(r"[^a-z0-9_]", "_", key.lower())
+                    self.diags.append(doc.diag((section, key), "PW112",
+                                               f"'{key}' is not a valid id (lower case letters, digits and '_', "
+                                               "starting with a letter)", fixed if fixed != key else None, key=True))
+        states = list(spec.states)
+        starts = [s for s, d in spec.states.items() if d.kind == "start"]
+        if len(starts) != 1:
+            if not starts:
+                self.diags.append(doc.diag(("states",), "PW208", "a pathway needs exactly one start state, found none"))
+            for extra in starts[1:]:
+                self.diags.append(doc.diag(("states", extra, "kind"), "PW208",
+                                           f"second start state '{extra}' (the start is '{starts[0]}'); "
+                                           "a pathway has exactly one start state"))
+        for i, t in enumerate(spec.transitions):
+            sources = [t.from_] if isinstance(t.from_, str) else t.from_
+            for j, src in enumerate(sources):
+                where = ("transitions", i, "from") + ((j,) if not isinstance(t.from_, str) else ())
+                if src != ANY_ACTIVE and src not in spec.states:
+                    self.diags.append(doc.diag(where, "PW201", f"unknown state '{src}'", suggest(src, states + [ANY_ACTIVE])))
+                elif src in spec.states and spec.states[src].kind == "terminal":
+                    self.diags.append(doc.diag(where, "PW207", f"terminal state '{src}' cannot have a way out"))
+            if t.to not in spec.states:
+                self.diags.append(doc.diag(("transitions", i, "to"), "PW201", f"unknown state '{t.to}'", suggest(t.to, states)))
+        for name, p in spec.parameters.items():
+            for k, src in enumerate(p.sources):
+                if src not in spec.sources:
+                    self.diags.append(doc.diag(("parameters", name, "sources", k), "PW204", f"unknown source '{src}'",
+                                               suggest(src, spec.sources)))
+            if p.choices and p.value not in p.choices:
+                self.diags.append(doc.diag(("parameters", name, "value"), "PW112",
+                                           f"value {p.value!r} is not one of the choices {p.choices}"))
+        for name, value in self.overrides.items():
+            if name not in spec.parameters:
+                self.diags.append(doc.diag(("parameters",), "PW203", f"override of unknown parameter '{name}'",
+                                           suggest(name, spec.parameters)))
+            elif not _same_kind(spec.parameters[name].value, value):
+                self.diags.append(doc.diag(("parameters", name), "PW112",
+                                           f"override of '{name}' with {value!r} does not fit its type"))
+
+    def _rule(self, doc: Located, path: tuple[Any, ...], rdef: Any, spec: PathwayFile,
+              fields: dict[str, FieldDef | None], params: dict[str, Any]) -> Rule | None:
+        before = len(self.diags)
+        state_names = list(spec.states)
+        in_values = [rdef.in_] if isinstance(rdef.in_, str) else list(rdef.in_)
+        for k, name in enumerate(in_values):
+            if name != ANY_ACTIVE and name not in spec.states:
+                where = path + ("in",) + (() if isinstance(rdef.in_, str) else (k,))
+                self.diags.append(doc.diag(where, "PW201", f"unknown state '{name}'", suggest(name, state_names + [ANY_ACTIVE])))
+        states = tuple(s for s in expand_sources(spec, rdef.in_) if s in spec.states) if ANY_ACTIVE in in_values else tuple(
+            s for s in in_values if s in spec.states)
+
+        def field_type(name: str) -> tuple[str, list[str]] | None:
+            if name == "state":
+                return ("enum", state_names)
+            f = fields.get(name)
+            return (f.type, list(f.values)) if f is not None else None
+
+        def derived_type(name: str) -> tuple[str, list[str]] | None:
+            d = spec.derived.get(name)
+            return (d.type, list(d.values)) if d is not None else None
+
+        known = sorted([n for n in fields] + list(spec.derived))
+        parser = C.ConditionParser(doc, field_type, derived_type, params, known, self.diags)
+        due = parser.parse(rdef.due, path + ("due",)) if rdef.due is not None else C.Always()
+        when = parser.parse(rdef.when, path + ("when",)) if rdef.when is not None else C.Always()
+        for k, name in enumerate(rdef.requires):
+            if name not in fields or name == "state":
+                self.diags.append(doc.diag(path + ("requires", k), "PW202", f"unknown field '{name}'", suggest(name, known)))
+        requires = list(rdef.requires)
+        then = self._effects(doc, rdef.then, path + ("then",), spec, states, fields, params, known, parser, requires)
+        otherwise = self._effects(doc, rdef.otherwise, path + ("otherwise",), spec, states, fields, params, known, parser,
+                                  requires)
+        if_missing = self._effects(doc, rdef.if_missing, path + ("if_missing",), spec, states, fields, params, known, parser,
+                                   requires)
+        if rdef.if_missing and not rdef.requires:
+            self.diags.append(doc.diag(path + ("if_missing",), "PW112", "'if_missing' needs a 'requires' list"))
+        if any(isinstance(e, (Transition, Dose, Titrate, Score)) for e in if_missing):
+            self.diags.append(doc.diag(path + ("if_missing",), "PW112",
+                                       "'if_missing' may not move the patient or compute doses or scores on missing data"))
+        if not rdef.then and not rdef.otherwise and not rdef.if_missing:
+            self.diags.append(doc.diag(path, "PW111", f"rule '{rdef.id}' has no effects ('then', 'otherwise' or 'if_missing')"))
+        if rdef.otherwise and rdef.when is None:
+            self.diags.append(doc.diag(path + ("otherwise",), "PW112", "'otherwise' needs a 'when' condition to negate"))
+        for k, src in enumerate(rdef.evidence.sources):
+            if src not in spec.sources:
+                self.diags.append(doc.diag(path + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
+                                           suggest(src, spec.sources)))
+        if any(isinstance(e, Dose) for e in then + otherwise) and "weight_kg" in fields and "weight_kg" not in requires:
+            requires.append("weight_kg")
+        if len(self.diags) > before:
+            return None
+        line, col = doc.pos(path)
+        return Rule(
+            id=rdef.id, title=rdef.title, file=doc.file, line=line, col=col, states=states, priority=rdef.priority,
+            due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
+            evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note, if_missing=tuple(if_missing),
+        )
+
+    def _score(self, doc: Located, body: tuple[Any, ...], effect: Score, spec: PathwayFile, fields: dict[str, Any],
+               params: dict[str, Any], known: list[str], parser: C.ConditionParser, requires: list[str]) -> Score:
+        """Resolve a score: item conditions parsed, factors resolved, every field covered by ``requires``."""
+        d = spec.derived.get(effect.name)
+        if d is None or d.type != "number":
+            self.diags.append(doc.diag(body + ("name",), "PW202",
+                                       f"'{effect.name}' must be a number derived fact declared under 'derived:'",
+                                       suggest(effect.name, list(spec.derived))))
+        used: list[tuple[tuple[Any, ...], str]] = []
+        items = []
+        for k, item in enumerate(effect.items):
+            where = body + ("items", k, "when")
+            cond = parser.parse(item.when, where)
+            for cmp in C.fields_of(cond):
+                used.append((where, cmp.field))
+                if cmp.derived:
+                    self.diags.append(doc.diag(where, "PW213", f"score items test case fields only, not derived fact '{cmp.field}'"))
+            items.append(ScoreItem.model_construct(when=cond, points=item.points))
+        terms = []
+        for k, term in enumerate(effect.terms):
+            used.append((body + ("terms", k, "field"), term.field))
+            factor = self._param(doc, body + ("terms", k, "factor"), term.factor, params, parser)
+            terms.append(ScoreTerm.model_construct(field=term.field, factor=factor))
+        if effect.divide_by is not None:
+            used.append((body + ("divide_by",), effect.divide_by))
+        for where, name in used:
+            f = fields.get(name)
+            if f is None and name not in spec.derived:
+                self.diags.append(doc.diag(where, "PW202", f"unknown field '{name}'", suggest(name, known)))
+            elif name not in spec.derived and name not in requires:
+                self.diags.append(doc.diag(where, "PW213", f"score '{effect.name}' uses '{name}', which the rule does not "
+                                                           "list under 'requires' (a score is never computed on missing data)"))
+        return effect.model_copy(update={"items": items, "terms": terms})
+
+    def _param(self, doc: Located, where: tuple[Any, ...], value: Any, params: dict[str, Any],
+               parser: C.ConditionParser) -> Any:
+        """A literal, or the value of a ``$parameter`` reference (reported when unknown)."""
+        if not isinstance(value, str):
+            return value
+        name = value[1:] if value.startswith("$") else value
+        if not value.startswith("$") or name not in params:
+            self.diags.append(_parameter_problem(doc, where, value, params))
+            return None
+        parser.used_params.add(name)
+        return params[name]
+
+    def _effects(self, doc: Located, items: list[Any], path: tuple[Any, ...], spec: PathwayFile, states: tuple[str, ...],
+                 fields: dict[str, Any], params: dict[str, Any], known: list[str], parser: C.ConditionParser,
+                 requires: list[str]) -> list[Effect]:
+        effects = parse_effects(doc, items, path, self.diags)
+        out: list[Effect] = []
+        template_names = set(known) | set(params) | {"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg",
+                                                     "new_daily_mg", "change_percent"}
+        transitions = 0
+        for i, effect in effects:
+            epath = path + (i,)
+            kind_key = next(iter(items[i])) if i < len(items) and isinstance(items[i], dict) else None
+            body = epath + ((kind_key,) if kind_key else ())
+            if isinstance(effect, Transition):
+                transitions += 1
+                if effect.to not in spec.states:
+                    self.diags.append(doc.diag(body, "PW201", f"unknown state '{effect.to}'", suggest(effect.to, list(spec.states))))
+                else:
+                    graph = self._edges(spec)
+                    for s in states:
+                        if not graph.has_edge(s, effect.to):
+                            self.diags.append(doc.diag(body, "PW206",
+                                                       f"transition {s} -> {effect.to} is not an edge of the pathway graph"
+                                                       + (" (terminal states have no way out)" if spec.states[s].kind == "terminal" else "")))
+            elif isinstance(effect, Derive):
+                for name, value in effect.values.items():
+                    d = spec.derived.get(name)
+                    if d is None:
+                        self.diags.append(doc.diag(body + (name,), "PW202", f"unknown derived fact '{name}' (declare it under 'derived:' in pathway.yaml)",
+                                                   suggest(name, list(spec.derived)), key=True))
+                        continue
+                    ok = {"boolean": isinstance(value, bool), "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+                          "string": isinstance(value, str) and (not d.values or value in d.values)}[d.type]
+                    if not ok:
+                        self.diags.append(doc.diag(body + (name,), "PW112", f"derived fact '{name}' is {d.type}; {value!r} does not fit"))
+            elif isinstance(effect, Require):
+                for k, name in enumerate(effect.fields):
+                    if name not in fields or name == "state":
+                        self.diags.append(doc.diag(body + ("fields", k), "PW202", f"unknown field '{name}'", suggest(name, known)))
+            elif isinstance(effect, Dose):
+                resolved: dict[str, Any] = {}
+                for key in ("mg_per_kg_per_day", "mg_per_kg", "times_per_day", "round_to_mg", "max_mg_per_dose"):
+                    value = getattr(effect, key)
+                    if isinstance(value, str):
+                        if not value.startswith("$") or value[1:] not in params:
+                            self.diags.append(_parameter_problem(doc, body + (key,), value, params))
+                            continue
+                        parser.used_params.add(value[1:])
+                        value = params[value[1:]]
+                    resolved[key] = value
+                if (effect.mg_per_kg_per_day is None) == (effect.mg_per_kg is None):
+                    self.diags.append(doc.diag(body, "PW112", "a dose needs exactly one of 'mg_per_kg_per_day' or 'mg_per_kg'"))
+                targets = {}
+                for tname, (low, high) in effect.targets.items():
+                    pair = []
+                    for bound in (low, high):
+                        if isinstance(bound, str):
+                            if bound.startswith("$") and bound[1:] in params:
+                                parser.used_params.add(bound[1:])
+                                bound = params[bound[1:]]
+                            else:
+                                self.diags.append(doc.diag(body + ("targets", tname), "PW203", f"unknown parameter '{bound}'"))
+                        pair.append(bound)
+                    targets[tname] = tuple(pair)
+                resolved["targets"] = targets
+                effect = effect.model_copy(update=resolved)
+            elif isinstance(effect, Offer):
+                rank = self._param(doc, body + ("rank",), effect.rank, params, parser)
+                if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, float))):
+                    self.diags.append(doc.diag(body + ("rank",), "PW112", f"rank must be a number, not {rank!r}"))
+                elif rank is not None:
+                    effect = effect.model_copy(update={"rank": rank})
+            elif isinstance(effect, Score):
+                effect = self._score(doc, body, effect, spec, fields, params, known, parser, requires)
+            elif isinstance(effect, Titrate):
+                resolved = {}
+                for key in ("target", "times_per_day", "round_to_mg", "max_change_fraction"):
+                    resolved[key] = self._param(doc, body + (key,), getattr(effect, key), params, parser)
+                for key in ("current_daily_mg", "measured"):
+                    name = getattr(effect, key)
+                    spec_f = fields.get(name)
+                    if spec_f is None or spec_f.type not in ("number", "integer"):
+                        self.diags.append(doc.diag(body + (key,), "PW202", f"unknown number field '{name}'", suggest(name, known)))
+                    elif name not in requires:
+                        requires.append(name)
+                effect = effect.model_copy(update=resolved)
+            for text_key in ("text",):
+                text = getattr(effect, text_key, None)
+                if isinstance(text, str):
+                    for name in TEMPLATE_RE.findall(text):
+                        if name not in template_names:
+                            self.diags.append(doc.diag(body + (text_key,), "PW202", f"unknown name '{{{name}}}' in text",
+                                                       suggest(name, sorted(template_names))))
+            out.append(effect)
+        if transitions > 1:
+            self.diags.append(doc.diag(path, "PW112", "a rule takes at most one transition per branch"))
+        return out
+
+
+def _parameter_problem(doc: Located, where: tuple[Any, ...], value: str, params: dict[str, Any]) -> Diagnostic:
+    """PW203 for a text where a number or ``$parameter`` belongs; a parameter name without '$' says so."""
+    if not value.startswith("$") and value in params:
+        return doc.diag(where, "PW203", f"'{value}' is not a number; a parameter is written with '$'", f"${value}")
+    name = value[1:] if value.startswith("$") else value
+    return doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, list(params)))
+
+
+def underived_tests(rules: list[Rule]) -> list[Diagnostic]:
+    """PW212: conditions on a derived fact that no rule derives (so they can never hold).
+
+    A fact is derived by a ``derive`` effect (any branch) or named by a ``score`` effect.
+    Each test is reported at its own line and column.
+    """
+    derived: set[str] = set()
+    for rule in rules:
+        for effect in (*rule.then, *rule.otherwise, *rule.if_missing):
+            if isinstance(effect, Derive):
+                derived.update(effect.values)
+            elif isinstance(effect, Score):
+                derived.add(effect.name)
+    out: dict[tuple[str, int, int, str], Diagnostic] = {}
+    for rule in rules:
+        for cmp in (c for cond in (rule.due, rule.when) for c in C.fields_of(cond)):
+            if cmp.derived and cmp.field not in derived:
+                out.setdefault((rule.file, cmp.line, cmp.col, cmp.field), Diagnostic(
+                    rule.file, cmp.line, cmp.col, "PW212",
+                    f"derived fact '{cmp.field}' is tested here but no rule derives it "
+                    f"(add 'derive: {{{cmp.field}: ...}}' to a rule)"))
+    return list(out.values())
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None,
+                    profile: str | None = None) -> PathwayDef:
+    """Load, validate and resolve a pathway folder; raise DefinitionError listing every problem.
+
+    ``profile`` names a site profile (``profiles/<id>.yaml``; default: the pathway's
+    ``default_profile``); ``overrides`` set parameters on top of it.
+    """
+    root = resolve_pathway_dir(name_or_path)
+    return _Loader(root, overrides, profile).run()

@@ -1,0 +1,302 @@
+"""Compile a resolved pathway into durable_rules rulesets (JSON data, not code).
+
+One ruleset per state (partitioning keeps every ruleset far from durable_rules' limits).
+Each pathway rule becomes up to three kinds of durable rules, all bound by name to the
+engine's generic effect handlers:
+
+- ``<id>.then.<k>``: ``due`` and every ``requires`` field present and ``when`` holds;
+- ``<id>.else.<k>``: ``due``, ``requires`` present and ``when`` is definitely false;
+- ``<id>.missing``: ``due`` holds, a ``requires`` field is missing and ``when`` could still hold
+  (data required).
+
+``<k>`` numbers the disjuncts when a condition mixes case fields and derived facts: each
+derived test becomes a join with a derived-fact message, so a fact derived by one rule's
+action triggers the rules that test it, inside the engine.
+
+Messages: the case snapshot ``{"_k": "case", field: value, ...}`` and one message per
+derived fact ``{"_k": "derived", "name": ..., "value": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from pathway.definition import conditions as C
+from pathway.definition.effects import Derive, Score
+from pathway.core.errors import Diagnostic, EngineLimitError
+from pathway.loading.loader import PathwayDef, Rule
+
+__all__ = [
+    "Binding",
+    "CompiledPathway",
+    "compile_pathway",
+    "MAX_RULES_PER_RULESET",
+    "MAX_IDENTICAL_CONDITIONS",
+    "MAX_ALPHA_STACK",
+    "alpha_stack_bound",
+    "ruleset_name",
+]
+
+#: durable-rules 2.0.28 hangs registering more than ~512 rules in one ruleset and fails with
+#: error 303 when one fact activates ~255 rules; every rule of a partition can be activated by
+#: the one snapshot fact, so a partition stays well below both.
+MAX_RULES_PER_RULESET = 200
+#: 256 rules on one identical condition segfault the engine.
+MAX_IDENTICAL_CONDITIONS = 64
+#: durable_rules walks its alpha network for one fact with a fixed stack of 64 entries
+#: (``MAX_STACK_SIZE`` in events.c): a fact that matches more pending alpha nodes at once fails
+#: with error 303 (measured: 64 rules diverging under one node pass, 65 fail). The compiler
+#: computes an upper bound of that stack for every ruleset and keeps a margin below 64.
+MAX_ALPHA_STACK = 60
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a durable rule name stands for: the pathway rule and which branch fired."""
+
+    rule: Rule
+    branch: str  # "then" | "else" | "missing"
+    clauses: tuple[C.Cond, ...]
+    #: (name, is_derived) of every value the clauses test, reported in the trace
+    fields: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass
+class CompiledPathway:
+    definition: PathwayDef
+    rulesets: dict[str, dict[str, Any]]  # ruleset name -> durable definition (without 'run')
+    bindings: dict[str, Binding]  # durable rule name -> binding
+    state_rulesets: dict[str, list[str]]  # state -> its ruleset names (absent: state has no rules)
+
+    def ruleset_json(self, state: str) -> str:
+        """The durable_rules definitions of one state, as evaluated (without action names)."""
+        merged = {n: {k: v for k, v in r.items() if k != "run"}
+                  for name in self.state_rulesets.get(state, []) for n, r in self.rulesets[name].items()}
+        return json.dumps(merged, sort_keys=True, indent=1)
+
+
+def ruleset_name(definition: PathwayDef, state: str) -> str:
+    return f"{definition.id}.{state}"
+
+
+def _present(names: tuple[str, ...]) -> C.Cond:
+    return C.And(tuple(C.Cmp(n, "present", True) for n in names))
+
+
+def _absent_any(names: tuple[str, ...]) -> C.Cond:
+    return C.Or(tuple(C.Cmp(n, "present", False) for n in names))
+
+
+def _possible(cond: C.Cond) -> C.Cond:
+    """``cond`` is true or unknown: each case-field test also passes when its field is missing.
+
+    Used for data-required: a missing value is reported only for rules that could still fire.
+    Derived facts cannot be tested for absence, so their tests stay as they are.
+    """
+    if isinstance(cond, C.Always):
+        return cond
+    if isinstance(cond, C.Cmp):
+        if cond.derived or cond.op == "present":
+            return cond
+        return C.Or((cond, C.Cmp(cond.field, "present", False, False, None, cond.line, cond.col)))
+    items = tuple(_possible(c) for c in cond.items)
+    return C.And(items) if isinstance(cond, C.And) else C.Or(items)
+
+
+def _patterns(conj: list[C.Cond]) -> list[dict[str, Any]]:
+    snapshot = [c for c in conj if not (isinstance(c, C.Cmp) and c.derived)]
+    derived: dict[str, list[C.Cmp]] = {}
+    for c in conj:
+        if isinstance(c, C.Cmp) and c.derived:
+            derived.setdefault(c.field, []).append(c)
+    snap = C.snapshot_json(C.And(tuple(snapshot)))
+    if snap is None:
+        m: dict[str, Any] = {"_k": "case"}
+    else:
+        m = {"$and": [{"_k": "case"}, *(snap["$and"] if set(snap) == {"$and"} else [snap])]}
+    patterns: list[dict[str, Any]] = [{"m": m}]
+    for i, (name, tests) in enumerate(sorted(derived.items())):
+        body = [{"_k": "derived"}, {"name": name}]
+        body += [C.derived_json(t) for t in tests if t.op != "present"]
+        patterns.append({f"d{i}": {"$and": body}})
+    return patterns
+
+
+def _expand(rule: Rule, branch: str, cond: C.Cond, out: dict[str, Any], bindings: dict[str, Binding],
+            priority: int, diags: list[Diagnostic]) -> None:
+    dnf = C.to_dnf(cond)
+    if len(dnf) > C.MAX_DNF_TERMS:
+        diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW301",
+                                f"rule '{rule.id}' expands into {len(dnf)} engine rules (limit {C.MAX_DNF_TERMS}); "
+                                "move derived-fact tests out of large 'any' blocks or derive an intermediate fact"))
+        return
+    for k, conj in enumerate(dnf):
+        name = f"{rule.id}.{branch}.{k}"
+        out[name] = {"all": _patterns(conj), "pri": priority, "run": name}
+        seen: dict[str, bool] = {}
+        for clause in conj:
+            for cmp in C.fields_of(clause):
+                seen.setdefault(cmp.field, cmp.derived)
+        bindings[name] = Binding(rule, branch, tuple(conj), tuple(seen.items()))
+
+
+def _components(rules: list[Rule]) -> list[list[Rule]]:
+    """Rules of one state grouped so that every derived fact stays inside one group.
+
+    A rule that tests a derived fact must share a ruleset with the rules that derive it
+    (forward chaining happens inside one durable_rules session); unrelated groups may be
+    evaluated in separate rulesets of the same state.
+    """
+    parent = list(range(len(rules)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        names = {c.field for cond in (rule.due, rule.when) for c in C.fields_of(cond) if c.derived}
+        names |= {n for e in rule.then + rule.otherwise + rule.if_missing if isinstance(e, Derive) for n in e.values}
+        names |= {e.name for e in rule.then + rule.otherwise if isinstance(e, Score)}
+        for name in sorted(names):
+            if name in owner:
+                parent[find(i)] = find(owner[name])
+            else:
+                owner[name] = i
+    groups: dict[int, list[Rule]] = {}
+    for i, rule in enumerate(rules):
+        groups.setdefault(find(i), []).append(rule)
+    return sorted(groups.values(), key=lambda g: rules.index(g[0]))
+
+
+def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding], diags: list[Diagnostic]) -> None:
+    # Derivations run first so the trace reads in causal order; decisions are taken only
+    # after the engine is quiet, so firing order never changes the outcome.
+    priority = 1 if any(isinstance(e, (Derive, Score)) for e in rule.then + rule.otherwise) else 2
+    ready = C.And((rule.due, _present(rule.requires)))
+    if rule.then:
+        _expand(rule, "then", C.And((ready, rule.when)), out, bindings, priority, diags)
+    if rule.otherwise:
+        _expand(rule, "else", C.And((ready, C.negate(rule.when))), out, bindings, priority, diags)
+    if rule.requires:
+        missing_priority = 1 if any(isinstance(e, Derive) for e in rule.if_missing) else 3
+        _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires), _possible(rule.when))), out, bindings,
+                missing_priority, diags)
+
+
+def _fits(out: dict[str, Any]) -> bool:
+    return len(out) <= MAX_RULES_PER_RULESET and alpha_stack_bound(out) <= MAX_ALPHA_STACK
+
+
+def compile_pathway(definition: PathwayDef) -> CompiledPathway:
+    """Build the rulesets of every state; raise EngineLimitError when a group is too large.
+
+    A state's rules go into one ruleset while it stays within the engine's limits; beyond
+    that they are split into several rulesets along derived-fact groups (see _components).
+    """
+    rulesets: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, Binding] = {}
+    state_rulesets: dict[str, list[str]] = {}
+    diags: list[Diagnostic] = []
+    for state in definition.spec.states:
+        rules = definition.rules_in(state)
+        if not rules:
+            continue
+        chunks: list[dict[str, Any]] = []
+        for group in _components(rules):
+            part: dict[str, Any] = {}
+            for rule in group:
+                _engine_rules(rule, part, bindings, diags)
+            if chunks and _fits({**chunks[-1], **part}):
+                chunks[-1].update(part)
+            else:
+                chunks.append(part)
+        names = []
+        for k, chunk in enumerate(chunks):
+            name = ruleset_name(definition, state) + (f".{k + 1}" if k else "")
+            _check_limits(definition, state, name, chunk, diags)
+            rulesets[name] = chunk
+            names.append(name)
+        state_rulesets[state] = names
+    if diags:
+        raise EngineLimitError(diags)
+    return CompiledPathway(definition, rulesets, bindings, state_rulesets)
+
+
+class _Alpha:
+    """A node of a model of durable_rules' alpha network (identical tests under one parent share a node)."""
+
+    __slots__ = ("children",)
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Alpha] = {}
+
+
+def _chain(parents: list[_Alpha], expr: dict[str, Any], counter: list[int]) -> list[_Alpha]:
+    """Add ``expr`` below every node of ``parents``; return the nodes where the chain continues."""
+    if set(expr) == {"$and"}:
+        for item in expr["$and"]:
+            parents = _chain(parents, item, counter)
+        return parents
+    if set(expr) == {"$or"}:
+        ends: list[_Alpha] = []
+        for branch in expr["$or"]:
+            ends.extend(_chain(parents, branch, counter))
+        counter[0] += 1
+        forward = _Alpha()  # the node every branch links to (one per $or)
+        for end in ends:
+            end.children[f"forward#{counter[0]}"] = forward
+        return [forward]
+    key = json.dumps(expr, sort_keys=True)
+    out = []
+    for parent in parents:
+        out.append(parent.children.setdefault(key, _Alpha()))
+    return out
+
+
+def alpha_stack_bound(ruleset: dict[str, Any]) -> int:
+    """Upper bound of durable_rules' alpha-walk stack for any one message of this ruleset.
+
+    Popping a node pushes its matching children; the bound assumes every child matches:
+    ``f(node) = children + max(0, f(child) - 1)``.
+    """
+    root = _Alpha()
+    counter = [0]
+    for rule in ruleset.values():
+        for pattern in rule["all"]:
+            (expr,) = pattern.values()
+            _chain([root], expr, counter)
+    memo: dict[int, int] = {}
+
+    def f(node: _Alpha) -> int:
+        if id(node) not in memo:
+            kids = list(node.children.values())
+            memo[id(node)] = len(kids) + max(0, max((f(k) - 1 for k in kids), default=0))
+        return memo[id(node)]
+
+    return f(root)
+
+
+def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, Any], diags: list[Diagnostic]) -> None:
+    pfile = str(definition.root / "pathway.yaml")
+    if len(out) > MAX_RULES_PER_RULESET:
+        diags.append(Diagnostic(pfile, 1, 1, "PW302",
+                                f"state '{state}' compiles into {len(out)} engine rules; the limit is {MAX_RULES_PER_RULESET} "
+                                "per state (durable_rules hangs or fails beyond ~255); split the state"))
+    bound = alpha_stack_bound(out)
+    if bound > MAX_ALPHA_STACK:
+        diags.append(Diagnostic(pfile, 1, 1, "PW304",
+                                f"ruleset '{name}' of state '{state}' may match {bound} alpha nodes for one fact; durable_rules fails beyond 64 "
+                                f"(error 303), this pathway engine allows {MAX_ALPHA_STACK}; share leading tests between "
+                                "rules derived facts connect into one group, or split the state"))
+    same = Counter(json.dumps(r["all"], sort_keys=True) for r in out.values())
+    worst, count = same.most_common(1)[0] if same else ("", 0)
+    if count > MAX_IDENTICAL_CONDITIONS:
+        diags.append(Diagnostic(pfile, 1, 1, "PW303",
+                                f"state '{state}' has {count} rules on one identical condition; the limit is "
+                                f"{MAX_IDENTICAL_CONDITIONS} (durable_rules crashes at 256)"))

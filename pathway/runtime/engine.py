@@ -1,0 +1,269 @@
+"""The forward-chaining engine: durable_rules behind our own interface.
+
+durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
+
+- a ruleset holds at most 1,024 live sessions (sids): patient sessions do not hold a sid.
+  A sid is the working memory of *one* evaluation: the case snapshot is asserted, rules fire
+  and derive facts (which fire further rules), then every asserted fact is retracted and the
+  sid is verified empty before it is used again. Open patient sessions are plain objects
+  (and rows in the store), so any number can be open at once;
+- ``delete_state`` segfaults on a sid that still holds facts: it is never called; a sid
+  that cannot be verified empty is retired and a fresh one used (bounded, see MAX_RETIRED);
+- creating and deleting a ruleset per patient leaks: rulesets are registered once per
+  loaded pathway, on a host of its own (names are per host, so two pathways never clash);
+- ``set_rulesets`` mutates its argument: it gets a deep copy;
+- a message no rule matches raises ``MessageNotHandledException`` (status 1 of the core call):
+  read as "no rule matched", the message was not stored;
+- the Host swallows exceptions inside actions into session state: the engine runs actions
+  itself, collects every exception, and raises :class:`EngineError` once the engine is quiet;
+- the host's wall-clock dispatch threads are never started (clinical time comes from data,
+  and no second thread ever touches the engine); evaluations are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import durable_rules_engine as _core
+from durable import engine as durable_engine
+
+from pathway.runtime.compile import Binding, CompiledPathway
+from pathway.definition import conditions as C
+from pathway.definition.effects import Derive, Effect, Score
+from pathway.core.errors import EngineError
+
+__all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS"]
+
+#: Live sids per ruleset are bounded by durable_rules at 1,024; we use one at a time and
+#: retire one only if it could not be verified empty, which must stay rare.
+MAX_RETIRED_SIDS = 512
+
+
+@dataclass
+class Firing:
+    """One rule that fired in one evaluation: which branch, on which facts, with which effects."""
+
+    rule: str
+    branch: str  # then | else | missing
+    facts: dict[str, Any]
+    effects: tuple[Effect, ...]
+    missing: tuple[str, ...] = ()
+    binding: Binding | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class _Context:
+    sid: str
+    ruleset: str
+    snapshot: dict[str, Any]
+    firings: list[Firing] = field(default_factory=list)
+    fired: set[tuple[str, str]] = field(default_factory=set)
+    derived: dict[str, Any] = field(default_factory=dict)
+    asserted: list[str] = field(default_factory=list)  # JSON of each message stored in the engine
+    errors: list[str] = field(default_factory=list)
+
+
+def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
+    """Points of the items that hold, plus factor x value terms, optionally divided; rounded."""
+    total = 0.0
+    for item in effect.items:
+        if C.evaluate(item.when, values) is True:
+            total += item.points
+    for term in effect.terms:
+        total += float(term.factor) * float(values[term.field])  # type: ignore[arg-type]
+    if effect.divide_by is not None:
+        total /= float(values[effect.divide_by])
+    total = round(total / effect.round_to) * effect.round_to if effect.round_to else round(total, 6)
+    return int(total) if float(total).is_integer() else total
+
+
+def _branch_effects(binding: Binding) -> tuple[Effect, ...]:
+    rule = binding.rule
+    if binding.branch == "missing":
+        return rule.if_missing
+    return rule.then if binding.branch == "then" else rule.otherwise
+
+
+def _action_name(pending: str) -> str:
+    """The engine rule name of an activation ``{"<name>": {...matched messages...}}``.
+
+    Engine rule names are ``<rule id>.<branch>.<k>`` (letters, digits, '_' and '.'), so the
+    name is the first JSON string; the rest of the message is not needed.
+    """
+    if pending.startswith('{"'):
+        end = pending.find('"', 2)
+        if end > 2:
+            return pending[2:end]
+    (name, _), = json.loads(pending).items()
+    return name
+
+
+class _Host(durable_engine.Host):
+    """A durable_rules host used to register rulesets; actions are dispatched by the Engine."""
+
+    def __init__(self, owner: "Engine"):
+        self._owner = owner
+        super().__init__()
+
+    def _run(self) -> None:  # no wall-clock dispatch or timer threads
+        return None
+
+    def get_action(self, action_name: str):  # noqa: ANN201 - durable's protocol
+        if action_name not in self._owner.compiled.bindings:
+            raise EngineError(f"no binding for engine rule '{action_name}'")
+        return _never_called
+
+
+def _never_called(c: Any) -> None:  # pragma: no cover - the Engine runs actions itself
+    raise EngineError("durable_rules' own action dispatch is not used by this engine")
+
+
+class Engine:
+    """Evaluates one state's rules on one snapshot at a time, with real forward chaining.
+
+    Rulesets are registered through durable_rules' Host; evaluation talks to its C core
+    (``durable_rules_engine``, the module the Host itself uses): assert the snapshot, then
+    take each activated action in the engine's agenda order, run the generic handler bound
+    to its rule name, and complete it, until the agenda is empty. Our handlers never change
+    durable's session state, so the Host's per-action state round trip is skipped.
+    """
+
+    def __init__(self, compiled: CompiledPathway):
+        self.compiled = compiled
+        self._lock = threading.Lock()
+        self._host = _Host(self)
+        self._host.set_rulesets(copy.deepcopy(compiled.rulesets))
+        self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
+        self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
+        self._fields = {name: b.fields for name, b in compiled.bindings.items()}
+        # The effects an action must apply inside the engine (derived facts and scores).
+        self._chaining = {name: tuple(e for e in _branch_effects(b) if isinstance(e, (Derive, Score)))
+                          for name, b in compiled.bindings.items()}
+        # Each ruleset is sent only the case fields its rules test: smaller messages to encode,
+        # parse and carry through every activation.
+        self._tested: dict[str, frozenset[str]] = {
+            name: frozenset(f for rule in ruleset for f, is_derived in self._fields[rule] if not is_derived)
+            for name, ruleset in compiled.rulesets.items()
+        }
+        self.retired_sids = 0
+        self.evaluations = 0
+
+    # -- evaluation --------------------------------------------------------------------
+    def evaluate(self, state: str, snapshot: dict[str, Any]) -> tuple[list[Firing], dict[str, Any]]:
+        """Run the rules of ``state`` on ``snapshot``; return the firings and the derived facts."""
+        names = self.compiled.state_rulesets.get(state)
+        if not names:
+            return [], {}
+        firings: list[Firing] = []
+        derived: dict[str, Any] = {}
+        errors: list[str] = []
+        with self._lock:
+            self.evaluations += 1
+            for ruleset in names:  # groups share no derived fact (see compile._components)
+                ctx = self._run_one(ruleset, snapshot)
+                firings.extend(ctx.firings)
+                derived.update(ctx.derived)
+                errors.extend(ctx.errors)
+        if errors:
+            raise EngineError(f"evaluation of state '{state}' failed; nothing was applied: " + "; ".join(errors))
+        return firings, derived
+
+    def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
+        """Assert one message; return durable's state handle, or None when no rule matched it."""
+        text = json.dumps(message, ensure_ascii=False)
+        result = _core.assert_fact(handle, text)
+        if result[0] == 1:  # MessageNotHandled: no rule matched; the message was not stored
+            return None
+        ctx.asserted.append(text)  # the same text retracts it (durable matches messages by content)
+        return result[1]
+
+    def _run_one(self, ruleset: str, snapshot: dict[str, Any]) -> _Context:
+        sid = f"{self._sids[ruleset]}"
+        handle = self._handles[ruleset]
+        tested = self._tested[ruleset]
+        fact = {k: v for k, v in snapshot.items() if v is not None and k in tested}
+        fact["_k"] = "case"
+        fact["sid"] = sid
+        ctx = _Context(sid, ruleset, fact)
+        try:
+            state_handle = self._assert(ctx, handle, fact)
+            if state_handle is not None:
+                started = _core.start_action_for_state(handle, state_handle)
+                pending = started[1] if started else None
+                while pending:
+                    name = _action_name(pending)
+                    try:
+                        self._fire(ctx, handle, name)
+                    except Exception as exc:  # noqa: BLE001 - reported after the engine is quiet
+                        binding = self.compiled.bindings.get(name)
+                        rule = binding.rule.id if binding else name
+                        ctx.errors.append(f"rule '{rule}' ({binding.branch if binding else '?'}): {type(exc).__name__}: {exc}")
+                    pending = _core.complete_and_start_action(handle, state_handle)
+        except Exception as exc:  # noqa: BLE001
+            ctx.errors.append(f"engine failure in ruleset '{ruleset}': {type(exc).__name__}: {exc}")
+        finally:
+            self._release(ctx, handle)
+        return ctx
+
+    def _fire(self, ctx: _Context, handle: Any, name: str) -> None:
+        binding = self.compiled.bindings[name]
+        rule = binding.rule
+        key = (rule.id, binding.branch)
+        if key in ctx.fired:  # refraction: one firing per rule and branch per evaluation
+            return
+        ctx.fired.add(key)
+        # The matched messages are the snapshot and derived facts this evaluation asserted
+        # itself, so they are read from the context rather than parsed back from the engine.
+        snapshot = ctx.snapshot
+        derived = ctx.derived
+        facts = {f: (derived.get(f) if is_derived else snapshot.get(f)) for f, is_derived in self._fields[name]}
+        missing: tuple[str, ...] = ()
+        if binding.branch == "missing":
+            missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
+        effects = _branch_effects(binding)
+        ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
+        for effect in self._chaining[name]:
+            if isinstance(effect, Derive):
+                for fact_name, value in effect.values.items():
+                    self._derive(ctx, handle, rule.id, fact_name, value)
+            elif isinstance(effect, Score):
+                value = compute_score(effect, snapshot)
+                facts[effect.name] = value
+                self._derive(ctx, handle, rule.id, effect.name, value)
+
+    def _derive(self, ctx: _Context, handle: Any, rule_id: str, name: str, value: Any) -> None:
+        if name in ctx.derived:
+            if ctx.derived[name] != value:
+                ctx.errors.append(
+                    f"rule '{rule_id}' derives {name} = {value!r}, but it was already derived as {ctx.derived[name]!r}"
+                )
+            return
+        ctx.derived[name] = value
+        # Asserted into the same engine session: activates the rules that test this fact,
+        # whose actions join the agenda of the running evaluation (forward chaining).
+        self._assert(ctx, handle, {"_k": "derived", "name": name, "value": value, "sid": ctx.sid})
+
+    def _release(self, ctx: _Context, handle: Any) -> None:
+        """Retract everything this evaluation asserted and check the sid is empty."""
+        clean = True
+        if ctx.asserted:
+            try:
+                result = _core.retract_facts(handle, "[" + ",".join(reversed(ctx.asserted)) + "]")
+                clean = result[0] != 1
+            except Exception:  # noqa: BLE001
+                clean = False
+        if clean:
+            try:
+                clean = _core.get_facts(handle, ctx.sid) == "[]"
+            except Exception:  # noqa: BLE001
+                clean = False
+        if not clean:
+            # Never delete_state a sid that may hold facts (segfault): retire it instead.
+            self.retired_sids += 1
+            self._sids[ctx.ruleset] += 1
+            if self.retired_sids > MAX_RETIRED_SIDS:
+                raise EngineError("too many engine sessions could not be cleaned; reload the pathway")
