@@ -147,3 +147,21 @@ def test_second_start_state_points_at_its_kind(rules_copy):
     line = _edit(rules_copy, "pathway.yaml", "  iv_steroids:\n    kind: active\n", "  iv_steroids:\n    kind: start\n", "kind")
     (d,) = [d for d in _errors(rules_copy) if d.code == "PW208"]
     assert (d.line, d.col) == (line, 11) and "second start state 'iv_steroids'" in d.message
+
+
+@pytest.mark.parametrize("file, old, new, key, hint", [
+    # a state's keys are kind, title, description: 'purpse' is close to no state key (it is a
+    # scenario key, 'purpose', which has no place here)
+    ("pathway.yaml", "    title: Suspected acute severe UC\n", "    title: Suspected acute severe UC\n    purpse: x\n", "purpse", None),
+    ("pathway.yaml", "    description: Admission assessment against Truelove & Witts.\n",
+     "    descripton: Admission assessment against Truelove & Witts.\n", "descripton", "description"),
+    # a rule key next to a rule's keys; an evidence key next to the evidence keys
+    ("steroids.yaml", "    requires: [stool_freq_24h, crp_mg_l]\n", "    requirez: [stool_freq_24h, crp_mg_l]\n", "requirez", "requires"),
+    ("steroids.yaml", "    evidence: {sources: [Turner-2007, AGA-2020, Islam-2012], strength: M, status: verified}\n",
+     "    evidence: {sources: [Turner-2007, AGA-2020, Islam-2012], strength: M, statsu: verified}\n", "statsu", "status"),
+])
+def test_unknown_key_hint_comes_from_the_model_at_that_place(rules_copy, file, old, new, key, hint):
+    _edit(rules_copy, file, old, new)
+    match = [d for d in _errors(rules_copy) if d.code == "PW110" and f"'{key}'" in d.message]
+    assert match, key
+    assert match[0].hint == hint

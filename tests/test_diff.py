@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from pathway.cli.main import main
-from pathway.analysis.diff import build_diff_diagram, diff_pathways
+from pathway.analysis.diff import diff_pathways
+from pathway.render.diff import build_diff_diagram
 from pathway.render.diagram import diagram_to_dot, diagram_to_mermaid, render_svg
 
 NODE = re.compile(r'^\t(\w+) \[label="(.*?)"(.*)\]$', re.M)

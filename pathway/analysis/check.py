@@ -40,13 +40,14 @@ from pydantic import ValidationError
 from pathway.definition import conditions as C
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.definition.effects import Derive, Score, Transition
-from pathway.runtime.engine import compute_score
+from pathway.definition.effects import compute_score
 from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
 from pathway.analysis.evaluate import (TIME_FIELDS, Move, atoms_of, branch_conditions, branch_effects, derived_made,
                        derived_tests, evaluate_state, field_candidates, format_facts, format_value, numeric_inputs,
                        rule_inputs, time_candidates)
 from pathway.definition.graph import build_graph, expand_sources
-from pathway.loading.loader import Rule, load_definition, resolve_pathway_dir
+from pathway.definition.pathway import Rule
+from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.definition.model import PathwayFile
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
 
@@ -953,30 +954,3 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
 
 
 # -- command ------------------------------------------------------------------------------
-
-def _run(args: argparse.Namespace) -> int:
-    codes = [c for item in args.disable for c in item.split(",")]
-    from pathway.cli.main import _params  # the command line's own NAME=VALUE parsing (cli imports this module lazily)
-
-    report = check_pathway(args.pathway, profile=args.profile, parameters=_params(args.parameter), disable=codes,
-                           budget=args.budget)
-    if args.format == "json":
-        print(json.dumps(report.to_dict(), sort_keys=True, indent=2, ensure_ascii=False))
-    else:
-        print(report.text(show_explained=args.show_explained))
-    return report.exit_code(strict=args.strict)
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    """Add ``pathway check``."""
-    p = sub.add_parser("check", help="static checks: graph, overlaps, gaps, shadowed rules, sources (codes PW6xx)")
-    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
-    p.add_argument("--profile", default=None, help="site profile (profiles/<id>.yaml)")
-    p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
-    p.add_argument("--disable", action="append", default=[], metavar="CODE", help="skip a check (repeat, or CODE,CODE)")
-    p.add_argument("--strict", action="store_true", help="exit 1 on unexplained warnings too")
-    p.add_argument("--show-explained", action="store_true", help="also list findings explained in pathway.yaml")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help=f"search nodes per question (default {DEFAULT_BUDGET})")
-    p.set_defaults(handler=_run)
-

@@ -26,11 +26,10 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Alert, Derive, Dose, Offer, Recommend, Require, Score, Transition
 from pathway.core.errors import display_path
 from pathway.analysis.evaluate import format_value
-from pathway.loading.loader import PathwayDef, Rule, load_definition
-from pathway.render.diagram import (DIAGRAM_FORMATS, STYLE, Diagram, DiagramEdge, DiagramNode, _wrap, diagram_format, render_diagram,
-                     write_diagram)
+from pathway.definition.pathway import PathwayDef, Rule
+from pathway.loading.loader import load_definition
 
-__all__ = ["Change", "PathwayDiff", "diff_definitions", "diff_pathways", "build_diff_diagram", "effect_text", "add_command"]
+__all__ = ["Change", "PathwayDiff", "diff_definitions", "diff_pathways", "effect_text", "edges_of"]
 
 SECTIONS = ("state", "transition", "rule", "parameter")
 
@@ -181,7 +180,7 @@ def _param_view(d: PathwayDef, name: str) -> dict[str, Any]:
             "note": p.note}
 
 
-def _edges(d: PathwayDef) -> dict[tuple[str, str], dict[str, Any]]:
+def edges_of(d: PathwayDef) -> dict[tuple[str, str], dict[str, Any]]:
     return {(a, b): {"title": data.get("title", ""), "rules": list(data.get("rules", []))}
             for a, b, data in d.graph.edges(data=True)}
 
@@ -208,7 +207,7 @@ def diff_definitions(old: PathwayDef, new: PathwayDef) -> PathwayDiff:
         if sid not in new.spec.states:
             add(Change("state", "removed", sid, (f"{s.kind}: {s.title}",)))
     # transitions
-    old_e, new_e = _edges(old), _edges(new)
+    old_e, new_e = edges_of(old), edges_of(new)
     for edge in new_e:
         key = f"{edge[0]} -> {edge[1]}"
         if edge not in old_e:
@@ -268,98 +267,3 @@ def diff_pathways(old: str | Path, new: str | Path, *, old_profile: str | None =
     a = load_definition(old, profile=old_profile)
     b = load_definition(new, profile=new_profile)
     return diff_definitions(a, b), a, b
-
-
-# -- diagram --------------------------------------------------------------------------------
-
-def build_diff_diagram(diff: PathwayDiff, old: PathwayDef, new: PathwayDef) -> Diagram:
-    """Both versions as one graph: added (green), removed (red, dashed), changed (orange), unchanged (grey)."""
-    title = f"Changes: {old.spec.title} {old.version} -> {new.version}"
-    if old.profile != new.profile:
-        title += f" (profile {old.profile or '-'} -> {new.profile or '-'})"
-    d = Diagram(new.id, title)
-    states = {c.key: c.kind for c in diff.of("state")}
-    rules = {c.key: c.kind for c in diff.of("rule")}
-    params = {c.key for c in diff.of("parameter")}
-    for r in new.rules:  # a rule whose parameter changed behaves differently: drawn as changed
-        if r.id not in rules and params & set(r.params):
-            rules[r.id] = "changed"
-    rule_states: dict[str, set[str]] = {}
-    for r in old.rules + new.rules:
-        if r.id in rules:
-            for s in r.states:
-                rule_states.setdefault(s, set()).add(r.id)
-    order = list(new.spec.states) + [s for s in old.spec.states if s not in new.spec.states]
-    for sid in order:
-        spec = new.spec.states.get(sid) or old.spec.states[sid]
-        kind = states.get(sid) or ("changed" if rule_states.get(sid) else "unchanged")
-        label = f"{_wrap(spec.title)}\\n[{sid}]"
-        marks = sorted(rule_states.get(sid, set()))
-        if marks and kind != "added" and kind != "removed":
-            label += f"\\nrules changed: {len(marks)}"
-        d.nodes.append(DiagramNode(sid, label, {**STYLE[spec.kind], **STYLE[kind]}))
-    old_e, new_e = _edges(old), _edges(new)
-    edges = list(new_e) + [e for e in old_e if e not in new_e]
-    for edge in edges:
-        a, b = old_e.get(edge), new_e.get(edge)
-        names = sorted(set((a or {}).get("rules", [])) | set((b or {}).get("rules", [])))
-        parts = []
-        for r in names:
-            if b is None or r not in b["rules"]:
-                parts.append(f"-{r}")
-            elif a is None or r not in a["rules"]:
-                parts.append(f"+{r}")
-            elif rules.get(r) == "changed":
-                parts.append(f"~{r}")
-            else:
-                parts.append(r)
-        if a is None:
-            kind = "added"
-        elif b is None:
-            kind = "removed"
-        elif a != b or any(p[0] in "+-~" for p in parts):
-            kind = "changed"
-        else:
-            kind = "unchanged"
-        d.edges.append(DiagramEdge(edge[0], edge[1], "\\n".join(parts) or "(no rule)", dict(STYLE[f"{kind}_edge"])))
-    d.legend = [("added", "node", {**STYLE["active"], **STYLE["added"]}),
-                ("removed", "node", {**STYLE["active"], **STYLE["removed"]}),
-                ("changed (or its rules, or their parameters)", "node", {**STYLE["active"], **STYLE["changed"]}),
-                ("unchanged", "node", {**STYLE["active"], **STYLE["unchanged"]}),
-                ("added transition", "edge", dict(STYLE["added_edge"])),
-                ("removed transition", "edge", dict(STYLE["removed_edge"])),
-                ("changed transition", "edge", dict(STYLE["changed_edge"])),
-                ("unchanged transition", "edge", dict(STYLE["unchanged_edge"]))]
-    return d
-
-
-# -- command --------------------------------------------------------------------------------
-
-def _run(args: argparse.Namespace) -> int:
-    diff, old, new = diff_pathways(args.old, args.new, old_profile=args.old_profile, new_profile=args.new_profile)
-    if args.json:
-        print(json.dumps(diff.to_dict(), sort_keys=True, indent=2, ensure_ascii=False))
-    else:
-        print(diff.text())
-    if args.output or args.format:
-        diagram = build_diff_diagram(diff, old, new)
-        if args.output:
-            # with --json, standard output stays one JSON document
-            print(f"wrote {display_path(write_diagram(diagram, Path(args.output), args.format))}",
-                  file=sys.stderr if args.json else sys.stdout)
-        else:
-            print(render_diagram(diagram, diagram_format(None, args.format)), end="")
-    return 0 if diff.same else 1
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    """Add ``pathway diff``."""
-    p = sub.add_parser("diff", help="compare two pathway versions (states, transitions, rules, parameters)")
-    p.add_argument("old", help="old pathway name or folder")
-    p.add_argument("new", help="new pathway name or folder")
-    p.add_argument("--old-profile", default=None, help="site profile of the old version")
-    p.add_argument("--new-profile", default=None, help="site profile of the new version")
-    p.add_argument("-o", "--output", default=None, help="write the diff diagram (.svg, .dot or .mmd)")
-    p.add_argument("--format", choices=list(DIAGRAM_FORMATS), default=None, help="diagram format (default: by suffix)")
-    p.add_argument("--json", action="store_true", help="print the changes as JSON")
-    p.set_defaults(handler=_run)

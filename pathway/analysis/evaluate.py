@@ -31,8 +31,10 @@ from typing import Any, Iterable
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Effect, Score, Transition
 from pathway.runtime.compile import CompiledPathway
-from pathway.runtime.engine import compute_score
-from pathway.loading.loader import Rule
+from pathway.definition.effects import compute_score
+from pathway.definition.pathway import Rule
+from pathway.definition.clock import MAX_DAY, TIME_FIELDS
+from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 
 __all__ = [
     "TIME_FIELDS",
@@ -56,20 +58,8 @@ __all__ = [
 ]
 
 #: The clock fields every snapshot has; the checks enumerate them as one time point.
-TIME_FIELDS = ("day", "days_in_state")
 #: Branch names as in the engine's bindings and the session trace.
 BRANCHES = ("then", "else", "missing")
-
-
-@dataclass(frozen=True)
-class Move:
-    """A transition asked for by one firing."""
-
-    rule: str
-    branch: str
-    target: str
-    priority: int
-    order: int  # position of the rule in the pathway (first wins among equal moves)
 
 
 @dataclass
@@ -86,22 +76,16 @@ class StateEvaluation:
 
     def top(self) -> list[Move]:
         """The moves at the highest priority asked for (empty when no rule moves)."""
-        if not self.moves:
-            return []
-        best = max(m.priority for m in self.moves)
-        return sorted((m for m in self.moves if m.priority == best), key=lambda m: m.order)
+        return top_moves(self.moves)
 
     @property
     def move_conflict(self) -> bool:
         """True when moves of equal top priority ask for different states (the engine refuses)."""
-        return len({m.target for m in self.top()}) > 1
+        return is_conflict(self.moves)
 
     def decision(self) -> Move | None:
         """The move the session takes, or None (no move, or a conflict)."""
-        top = self.top()
-        if not top or self.move_conflict:
-            return None
-        return top[0]
+        return choose(self.moves)
 
     def facts_and_derived(self) -> dict[str, Any]:
         """Inputs and derived facts together (names never clash)."""
@@ -363,7 +347,7 @@ def time_candidates(atoms: list[C.Cmp]) -> list[dict[str, float | int]]:
     per: dict[str, list[Any]] = {}
     for name in TIME_FIELDS:
         mine = [c for c in atoms if c.field == name and not c.derived]
-        per[name] = field_candidates(name, "number", mine, value_range=(0, 3650)) if mine else []
+        per[name] = field_candidates(name, "number", mine, value_range=(0, MAX_DAY)) if mine else []
     days, in_state = per["day"], per["days_in_state"]
     if days and in_state:
         pairs = {(max(d, s), s) for d in days for s in in_state}

@@ -19,54 +19,25 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
-from pathway.runtime.api import Pathway, load_pathway
 from pathway.definition.effects import Transition
 from pathway.core.errors import Diagnostic, InputError, display_path
 from pathway.analysis.evaluate import (TIME_FIELDS, branch_conditions, branch_effects, evaluate_state, format_facts, format_value,
                        step_of, truth)
-from pathway.loading.loader import Rule
-from pathway.runtime.session import Session
+from pathway.definition.pathway import Rule
 from pathway.analysis.check import StateSpace
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
+from pathway.definition.clock import is_days_since
 
-__all__ = ["explain", "explain_text", "load_case_file", "run_case", "add_command"]
+if TYPE_CHECKING:  # explanations read a session; they never run the engine themselves
+    from pathway.runtime.api import Pathway
+    from pathway.runtime.session import Session
+
+__all__ = ["explain", "explain_text"]
 
 _BRANCH_WORDS = {"then": "fired", "else": "fired its 'otherwise' branch", "missing": "is waiting for data"}
-
-
-# -- cases ----------------------------------------------------------------------------------
-
-def load_case_file(path: str | os.PathLike[str]) -> tuple[Located, dict[str, Any]]:
-    """Read a case file (YAML or JSON); raise InputError (PW400) when it is not a case."""
-    shown = display_path(path)
-    if not Path(path).is_file():
-        raise InputError([Diagnostic(shown, 0, 0, "PW400", "case file not found")])
-    try:
-        doc = load_yaml_file(os.fspath(path), shown)
-    except YamlProblem as exc:
-        raise InputError([exc.diagnostic]) from None
-    case = doc.data
-    if not isinstance(case, dict) or not isinstance(case.get("patient"), dict) or not isinstance(case.get("events"), list):
-        raise InputError([doc.diag((), "PW400", "a case is a mapping with 'patient' (mapping) and 'events' (list)")])
-    return doc, case
-
-
-def run_case(pathway: Pathway, case: dict[str, Any], doc: Located | None = None) -> Session:
-    """Run a case through a fresh session; input errors point into the case file when ``doc`` is given."""
-    try:
-        session = pathway.start(case["patient"])
-        for event in case["events"]:
-            session.observe(event)
-    except InputError as exc:
-        if doc is None:
-            raise
-        from pathway.cli.main import _locate  # the command's own locator of event paths
-
-        raise InputError(_locate(doc, exc.diagnostics)) from None
-    return session
 
 
 def _jsonable(value: Any) -> Any:
@@ -204,7 +175,7 @@ class _Context:
             for delta in (d for d in shifts if d > 0):
                 moved = dict(facts)
                 for key in list(moved):
-                    if key in TIME_FIELDS or key.startswith("days_since_"):
+                    if key in TIME_FIELDS or is_days_since(key):
                         if isinstance(moved[key], (int, float)):
                             moved[key] = _tidy(moved[key] + delta)
                 out.append(("day", moved["day"], moved))
@@ -308,17 +279,16 @@ def _tidy(value: float) -> float | int:
     return int(value) if value.is_integer() else value
 
 
-def explain(pathway: Pathway | str | os.PathLike[str], session_or_case: Session | dict[str, Any],
-            rule: str | None = None) -> dict[str, Any]:
+def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: str | None = None) -> dict[str, Any]:
     """Explain a patient's final state (or one rule) from what the session saw.
 
-    ``pathway``: a loaded :class:`Pathway` or a name/folder; ``session_or_case``: a session or a
-    case dict (``patient``, ``events``), which is run first. With ``rule``, only that rule is
+    ``pathway``: a loaded :class:`Pathway`; ``session_or_case``: a session or a case dict
+    (``patient``, ``events``), which is run first. With ``rule``, only that rule is
     explained, at the evaluation where it last fired (else the last one in one of its states).
     Raises InputError for an unknown rule or a rule that was never evaluated.
     """
-    pw = pathway if isinstance(pathway, Pathway) else load_pathway(pathway)
-    session = session_or_case if isinstance(session_or_case, Session) else run_case(pw, session_or_case)
+    pw = pathway
+    session = pw.run_course(session_or_case)[0] if isinstance(session_or_case, dict) else session_or_case
     ctx = _Context(pw, session)
     result = ctx.result
     d = pw.definition
@@ -467,30 +437,3 @@ def explain_text(doc: dict[str, Any]) -> str:
 
 
 # -- command --------------------------------------------------------------------------------
-
-def _run(args: argparse.Namespace) -> int:
-    doc, case = load_case_file(args.case)
-    from pathway.cli.main import _params
-
-    name = args.pathway or case.get("pathway") or "asuc"
-    pw = load_pathway(name, profile=args.profile, parameters=_params(args.parameter) or None)
-    session = run_case(pw, case, doc)
-    out = explain(pw, session, rule=args.rule)
-    if args.format == "json":
-        print(json.dumps(out, sort_keys=True, indent=2, ensure_ascii=False))
-    else:
-        print(explain_text(out))
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    """Add ``pathway explain``."""
-    p = sub.add_parser("explain", help="why the patient of a case is where they are, and what would change it")
-    p.add_argument("case", help="case file (YAML or JSON)")
-    p.add_argument("--rule", default=None, help="explain this rule only")
-    p.add_argument("--pathway", default=None, help="pathway name or folder (default: the case's 'pathway', else asuc)")
-    p.add_argument("--profile", default=None, help="site profile")
-    p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.set_defaults(handler=_run)
-

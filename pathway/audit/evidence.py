@@ -81,22 +81,3 @@ def render_markdown(data: dict[str, Any]) -> str:
     for sid, src in data["sources"].items():
         out.append(f"| {sid} | {src['tag']} | {src['title']} ({src['ref']}) |")
     return "\n".join(out) + "\n"
-
-
-def _run(args: argparse.Namespace) -> int:
-    data = evidence(load_pathway(args.pathway, profile=args.profile))
-    if args.format == "json":
-        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-    elif args.format == "markdown":
-        print(render_markdown(data), end="")
-    else:
-        print(render_text(data))
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evidence", help="list every rule with its sources, strength and verification status")
-    p.add_argument("pathway")
-    p.add_argument("--profile", default=None)
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    p.set_defaults(handler=_run)

@@ -20,13 +20,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pathway import __version__
+from pathway.core.version import __version__
 from pathway.definition import conditions as C
 from pathway.runtime.api import load_pathway
 from pathway.analysis.diff import effect_text
 from pathway.core.errors import DefinitionError, PathwayError, display_path
 from pathway.analysis.evaluate import format_value
-from pathway.loading.loader import PathwayDef, resolve_pathway_dir
+from pathway.definition.pathway import PathwayDef
+from pathway.loading.loader import resolve_pathway_dir
 from pathway.render.diagram import render_svg, to_dot
 from pathway.authoring.scenario import discover, run_scenarios
 from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, check_pathway
@@ -222,21 +223,3 @@ def write_report(name_or_path: str | os.PathLike[str], out: Path, **kwargs: Any)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out, problems
-
-
-def _run(args: argparse.Namespace) -> int:
-    path, problems = write_report(args.pathway, Path(args.output), profile=args.profile,
-                                  scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget)
-    print(f"wrote {display_path(path)}" + (f" ({problems} problem(s) shown)" if problems else ""))
-    return 1 if problems else 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    """Add ``pathway report``."""
-    p = sub.add_parser("report", help="write a self-contained HTML audit report")
-    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
-    p.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
-    p.add_argument("--profile", default=None, help="site profile")
-    p.add_argument("--scenarios", default=None, help="scenario folder (default: <pathway>/scenarios)")
-    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="search bound of the checks")
-    p.set_defaults(handler=_run)

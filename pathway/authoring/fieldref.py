@@ -30,11 +30,13 @@ from pydantic import BaseModel, ValidationError
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
 from pathway.core.errors import DefinitionError, display_path
-from pathway.loading.loader import BUILTIN_FIELDS, PathwayDef, Rule, load_definition
+from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.loading.loader import load_definition
 from pathway.definition.model import FieldDef, ProfileFile
 from pathway.authoring.schema import DESCRIPTIONS, authored_fields
 from pathway.definition.units import units_for
 from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.definition.clock import days_since
 
 __all__ = ["Usage", "collect_usage", "field_reference", "default_output", "add_command"]
 
@@ -229,7 +231,7 @@ def _profiles(root: Path) -> dict[str, dict[str, Any]]:
         try:
             out[path.stem] = dict(ProfileFile.model_validate(doc.data).parameters)
         except ValidationError as exc:
-            raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+            raise DefinitionError(validation_diagnostics(doc, (), exc, ProfileFile)) from None
     return out
 
 
@@ -273,11 +275,11 @@ def field_reference(definition: PathwayDef) -> str:
         rows.append([_code(name), field.type, field.unit or "—", field.title, _rules(usage.tested.get(name, set()))])
     rows.append([_code("state"), "enum (" + ", ".join(spec.states) + ")", "—", "The current state of the pathway",
                  _rules(usage.tested.get("state", set()))])
-    per_state = [f"days_since_{s}" for s in spec.states if f"days_since_{s}" in definition.fields]
+    per_state = [days_since(s) for s in spec.states if days_since(s) in definition.fields]
     if per_state:
         testers = set().union(*(usage.tested.get(n, set()) for n in per_state))
         meaning = f"Days since the state was first entered (one per state, e.g. `{per_state[0]}`)"
-        rows.append([_code("days_since_<state>"), "number", "day", meaning, _rules(testers)])
+        rows.append([_code(days_since("<state>")), "number", "day", meaning, _rules(testers)])
     extra = [n for n, f in definition.fields.items()
              if f is not None and n not in authored and n not in BUILTIN_FIELDS and n not in per_state]
     for name in extra:
@@ -334,34 +336,3 @@ def field_reference(definition: PathwayDef) -> str:
 
 def default_output(pathway_id: str) -> Path:
     return Path("docs") / f"fields-{pathway_id}.md"
-
-
-def _run(args: argparse.Namespace) -> int:
-    definition = load_definition(args.pathway)
-    text = field_reference(definition)
-    if args.output == "-":
-        sys.stdout.write(text)
-        return 0
-    target = Path(args.output) if args.output else default_output(definition.id)
-    if args.check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
-        if current != text:
-            print(f"{display_path(target)}: stale or missing; run 'pathway fields {args.pathway} -o {display_path(target)}'",
-                  file=sys.stderr)
-            return 1
-        print(f"ok: {display_path(target)} is current")
-        return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {display_path(target)}")
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    """``pathway fields PATHWAY [-o FILE] [--check]``."""
-    p = sub.add_parser("fields", help="write the field reference (Markdown) of a pathway")
-    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
-    p.add_argument("-o", "--output", default=None, metavar="FILE",
-                   help="output file (default docs/fields-<id>.md; '-' prints to standard output)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if FILE is not current")
-    p.set_defaults(handler=_run)

@@ -174,7 +174,7 @@ def load_scenarios(path: str | os.PathLike[str]) -> list[LoadedScenario]:
     try:
         parsed = ScenarioFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+        raise DefinitionError(validation_diagnostics(doc, (), exc, ScenarioFile)) from None
     seen: dict[str, int] = {}
     problems: list[Diagnostic] = []
     out = []
@@ -274,13 +274,9 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     refused: InputError | None = None
     refused_at: int | None = None
     try:
-        session = pw.start(sc.case.patient)
-        for i, event in enumerate(sc.case.events):
-            refused_at = i
-            session.observe(event)
-        refused_at = None
+        session, _ = pw.run_course({"patient": sc.case.patient, "events": sc.case.events})
     except InputError as exc:
-        refused = exc
+        refused, refused_at = exc, exc.event
     except PathwayError as exc:
         fail.append(f"{ls.location}: scenario '{sc.id}': the engine failed: {exc}")
         outcome.passed = False

@@ -41,9 +41,11 @@ from pathway.definition import effects as E
 from pathway.definition import model as M
 from pathway.core.errors import DefinitionError, display_path
 from pathway.definition.inputs import EVENT_META, PATIENT_META
-from pathway.loading.loader import PathwayDef, load_definition, resolve_pathway_dir
+from pathway.definition.pathway import PathwayDef
+from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.definition.units import CONVERSIONS, units_for
 from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.definition.clock import MAX_DAY
 
 __all__ = [
     "DIALECT",
@@ -534,7 +536,7 @@ def authored_fields(definition: PathwayDef) -> dict[str, M.FieldDef]:
     try:
         return dict(M.FieldsFile.model_validate(doc.data).fields)
     except ValidationError as exc:  # load_definition succeeded, so this only happens on a race
-        raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+        raise DefinitionError(validation_diagnostics(doc, (), exc, M.FieldsFile)) from None
 
 
 def _field_text(field: M.FieldDef) -> str:
@@ -588,7 +590,7 @@ def _case_defs(definition: PathwayDef) -> dict[str, Any]:
         "note": {"type": "string", "description": "Free text, ignored by the engine."},
     }
     event: dict[str, Any] = {
-        "day": {"type": "number", "minimum": 0, "maximum": 3650,
+        "day": {"type": "number", "minimum": 0, "maximum": MAX_DAY,
                 "description": "Clinical day: 0 = admission and first IV steroid dose, 3 = 72 h later."},
         "time": {"type": "string", "description": "ISO 8601 time (instead of 'day'), counted from admission_time "
                                                    "or else from the first event."},
@@ -701,7 +703,7 @@ def _spec_of(root: Path) -> M.PathwayFile:
     try:
         return M.PathwayFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise DefinitionError(validation_diagnostics(doc, (), exc)) from None
+        raise DefinitionError(validation_diagnostics(doc, (), exc, M.PathwayFile)) from None
 
 
 def _yaml_files(root: Path) -> list[Path]:
@@ -792,36 +794,3 @@ def add_headers(root: Path, schema_dir: Path | None = None) -> list[tuple[Path, 
 
 
 # -- the command ------------------------------------------------------------------------------
-
-def _run(args: argparse.Namespace) -> int:
-    definition = load_definition(args.pathway)
-    out_dir = Path(args.output) if args.output else default_schema_dir(resolve_pathway_dir(args.pathway))
-    all_schemas = schemas(definition)
-    if args.check:
-        problems = [f"{display_path(out_dir / name)}: stale or missing; run 'pathway schema {args.pathway}'"
-                    for name in stale_schemas(all_schemas, out_dir)]
-        problems += check_headers(definition.root, out_dir)
-        for line in problems:
-            print(line, file=sys.stderr)
-        if not problems:
-            print(f"ok: {len(all_schemas)} schemas current in {display_path(out_dir)}; every file has its header")
-        return 1 if problems else 0
-    for path in write_schemas(all_schemas, out_dir):
-        print(f"wrote {display_path(path)}")
-    if args.add_headers:
-        for path, action in add_headers(definition.root, out_dir):
-            print(f"{action} header: {display_path(path)}")
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    """``pathway schema PATHWAY [-o DIR] [--check] [--add-headers]``."""
-    p = sub.add_parser("schema", help="write JSON Schemas for rule, pathway, profile, scenario and case files")
-    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
-    p.add_argument("-o", "--output", default=None, metavar="DIR",
-                   help="output folder (default: schema/ beside the pathway folder, e.g. rules/schema)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if a schema is stale or a YAML file lacks its header")
-    p.add_argument("--add-headers", action="store_true",
-                   help="also insert the '# yaml-language-server: $schema=...' line into YAML files that lack it")
-    p.set_defaults(handler=_run)

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from pathway.cli.common import Subparsers
 from pathway.runtime.api import load_pathway
 from pathway.core.errors import display_path
 from pathway.authoring.scenario import Coverage, discover, run_scenarios
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:
+def add_command(sub: Subparsers) -> None:
     p = sub.add_parser("test", help="run scenario files (default: the pathway's scenarios/ folder)")
     p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
     p.add_argument("files", nargs="*", help="scenario files or folders")

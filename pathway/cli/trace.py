@@ -12,21 +12,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from pathway.runtime.api import load_pathway
+from pathway.cli.common import Subparsers, add_parameter_option, case_pathway, parameters, read_case
 from pathway.core.errors import display_path
-from pathway.analysis.explain import load_case_file, run_case
+from pathway.runtime.api import load_pathway
 from pathway.render.diagram import DIAGRAM_FORMATS, build_trace_diagram, diagram_format, render_diagram, write_diagram
 
 __all__ = ["add_command"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathway.cli.main import _params
-
-    doc, case = load_case_file(args.case)
-    name = args.pathway or case.get("pathway") or "asuc"
-    pw = load_pathway(name, profile=args.profile, parameters=_params(args.parameter) or None)
-    session = run_case(pw, case, doc)
+    doc, case = read_case(args.case)
+    pw = load_pathway(case_pathway(args.pathway, case), profile=args.profile, parameters=parameters(args.parameter) or None)
+    session, _ = pw.run_course(case, doc)
     diagram = build_trace_diagram(pw.graph, session.result())
     if args.output:
         path = write_diagram(diagram, Path(args.output), args.format)
@@ -36,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:
+def add_command(sub: Subparsers) -> None:
     """Add ``pathway trace``."""
     p = sub.add_parser("trace", help="draw a case's course over the pathway diagram")
     p.add_argument("case", help="case file (YAML or JSON)")
@@ -45,5 +42,5 @@ def add_command(sub: argparse._SubParsersAction) -> None:
                    help="svg, dot or mermaid (default: from the file suffix; dot when printing)")
     p.add_argument("--pathway", default=None, help="pathway name or folder (default: the case's 'pathway', else asuc)")
     p.add_argument("--profile", default=None, help="site profile")
-    p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE")
+    add_parameter_option(p)
     p.set_defaults(handler=_run)

@@ -89,7 +89,13 @@ class DefinitionError(_DiagnosticsError):
 
 
 class InputError(_DiagnosticsError):
-    """A case file or an API event is wrong; nothing was applied."""
+    """A case file or an API event is wrong; nothing was applied.
+
+    ``event`` is the index of the refused event when a whole course was run (None: the patient
+    or the case itself).
+    """
+
+    event: int | None = None
 
 
 class TransitionRefused(PathwayError):

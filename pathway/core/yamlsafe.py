@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from pathway.core.errors import Diagnostic, suggest
 
-__all__ = ["Located", "load_yaml_text", "load_yaml_file", "YamlProblem"]
+__all__ = ["Located", "load_yaml_text", "load_yaml_file", "YamlProblem", "validation_diagnostics", "keys_at"]
 
 Path_ = tuple[Any, ...]
 
@@ -42,9 +44,28 @@ class Located:
             path = path[:-1]
         return self.positions.get((), (1, 1))
 
+    def locate(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Point diagnostics whose file is a path into this document (``events[2].crp_mg_l``) at
+        that value's line and column, keeping the path in the message."""
+        return [Diagnostic(self.file, *self.pos(_path_of(d.file)), d.code, f"{d.file}: {d.message}", d.hint)
+                for d in diagnostics]
+
     def diag(self, path: Path_, code: str, message: str, hint: str | None = None, *, key: bool = False) -> Diagnostic:
         line, col = self.pos(path, key=key)
         return Diagnostic(self.file, line, col, code, message, hint)
+
+
+def _path_of(where: str) -> Path_:
+    """``'events[2].crp_mg_l'`` -> ``('events', 2, 'crp_mg_l')``"""
+    out: list[Any] = []
+    for part in where.split("."):
+        m = re.fullmatch(r"([^\[]+)((?:\[\d+\])*)", part)
+        if not m:
+            out.append(part)
+            continue
+        out.append(m.group(1))
+        out.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return tuple(out)
 
 
 class YamlProblem(Exception):
@@ -135,30 +156,56 @@ def load_yaml_file(path: str, display: str) -> Located:
     return load_yaml_text(text, display)
 
 
-def _known_keys() -> list[str]:
-    from pathway.definition import effects
-    from pathway.definition import model
-    from pathway.authoring import scenario  # local: these import this module
+def _types_at(tp: Any, loc: tuple[Any, ...]) -> list[Any]:
+    """The types a value at ``loc`` inside a value of type ``tp`` may have (unions give several)."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _types_at(get_args(tp)[0], loc)
+    if origin in (Union, UnionType):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if loc and isinstance(loc[0], str):
+            named = [a for a in members if getattr(a, "__name__", None) == loc[0]]
+            if named:  # pydantic names the union member it tried in the location
+                return _types_at(named[0], loc[1:])
+        return [t for a in members for t in _types_at(a, loc)]
+    if not loc:
+        return [tp]
+    head, rest = loc[0], loc[1:]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, info in tp.model_fields.items():
+            if head in (name, info.alias):
+                return _types_at(info.annotation, rest)
+        return []
+    if origin is dict:
+        return _types_at(get_args(tp)[1], rest)
+    if origin in (list, tuple, set, frozenset) and isinstance(head, int):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        return _types_at(args[min(head, len(args) - 1)], rest) if args else []
+    return []
 
+
+def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping at ``loc`` of a ``model`` document may have: the hints for an unknown key there."""
     keys: set[str] = set()
-    for module in (model, effects, scenario):
-        for obj in vars(module).values():
-            fields = getattr(obj, "model_fields", None)
-            if isinstance(fields, dict):
-                for name, info in fields.items():
-                    keys.add(info.alias or name)
+    for tp in _types_at(model, loc):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            keys.update(info.alias or name for name, info in tp.model_fields.items())
     return sorted(keys)
 
 
-def validation_diagnostics(doc: Located, path: Path_, exc: Any) -> list[Diagnostic]:
-    """Turn a pydantic ValidationError on the data at ``path`` into located diagnostics."""
+def validation_diagnostics(doc: Located, path: Path_, exc: ValidationError, model: type[BaseModel]) -> list[Diagnostic]:
+    """Turn the ValidationError of ``model`` on the data at ``path`` into located diagnostics.
+
+    An unknown key is answered with the closest key that ``model`` allows at that place.
+    """
     out: list[Diagnostic] = []
     for err in exc.errors():
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and ("[" in x or x.startswith("function-"))))
+        raw = tuple(err["loc"])
+        loc = tuple(x for x in raw if not (isinstance(x, str) and ("[" in x or x.startswith("function-"))))
         loc = tuple(x[:-1] if isinstance(x, str) and x.endswith("_") and x[:-1] in ("for", "from", "in") else x for x in loc)
         where = path + loc
         if err["type"] == "extra_forbidden":
-            out.append(doc.diag(where, "PW110", f"unknown key '{loc[-1]}'", suggest(str(loc[-1]), _known_keys()), key=True))
+            out.append(doc.diag(where, "PW110", f"unknown key '{loc[-1]}'", suggest(str(loc[-1]), keys_at(model, raw[:-1])), key=True))
         elif err["type"] == "missing":
             out.append(doc.diag(where[:-1], "PW111", f"missing required key '{loc[-1]}'"))
         else:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pathway.core.errors import Diagnostic, suggest
 from pathway.core.yamlsafe import Located, validation_diagnostics
+from pathway.definition import conditions as C
 
 __all__ = [
     "Transition",
@@ -216,5 +217,19 @@ def parse_effects(doc: Located, items: list[Any], path: tuple[Any, ...], out: li
                 # Errors are about the body itself, not a 'to'/'values' key the author never wrote.
                 out.append(doc.diag(sub, "PW112", f"'{kind}' takes {'a state id' if model is Transition else 'a mapping of fact: value'}"))
             else:
-                out.extend(validation_diagnostics(doc, sub, exc))
+                out.extend(validation_diagnostics(doc, sub, exc, model))
     return effects
+
+
+def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
+    """Points of the items that hold, plus factor x value terms, optionally divided; rounded."""
+    total = 0.0
+    for item in effect.items:
+        if C.evaluate(item.when, values) is True:
+            total += item.points
+    for term in effect.terms:
+        total += float(term.factor) * float(values[term.field])  # type: ignore[arg-type]
+    if effect.divide_by is not None:
+        total /= float(values[effect.divide_by])
+    total = round(total / effect.round_to) * effect.round_to if effect.round_to else round(total, 6)
+    return int(total) if float(total).is_integer() else total

@@ -15,6 +15,7 @@ from typing import Any
 from pathway.core.errors import Diagnostic, InputError, suggest
 from pathway.definition.model import FieldDef
 from pathway.definition.units import convert, units_for
+from pathway.definition.clock import MAX_DAY
 
 __all__ = ["validate_patient", "validate_event", "EVENT_META", "PATIENT_META"]
 
@@ -145,8 +146,8 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
         out.append(_diag(where, "PW405", "give either 'day' or 'time', not both"))
     elif "day" in event:
         raw = event["day"]
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < 0 or raw > 3650:
-            out.append(_diag(f"{where}.day", "PW405", f"'day' must be a number from 0 (admission) to 3650, not {raw!r}"))
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < 0 or raw > MAX_DAY:
+            out.append(_diag(f"{where}.day", "PW405", f"'day' must be a number from 0 (admission) to {MAX_DAY}, not {raw!r}"))
         else:
             day = float(raw)
     elif "time" in event:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pathway.definition.clock import MAX_DAY
 
 __all__ = [
     "ANY_ACTIVE",
@@ -97,7 +98,7 @@ class Aggregate(_Model):
     of: str
     fn: Literal["mean", "first", "last", "min", "max", "count"]
     from_day: float = 0
-    to_day: float = 3650
+    to_day: float = MAX_DAY
 
 
 class FieldDef(_Model):

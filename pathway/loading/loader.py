@@ -22,76 +22,14 @@ from pathway.core.errors import DefinitionError, Diagnostic, display_path, sugge
 from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import ANY_ACTIVE, ID_PATTERN, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.definition.clock import MAX_DAY, days_since
+from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 
-__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
+__all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
            "underived_tests"]
 
-#: Fields every snapshot has, computed by the session (never given by a case).
-BUILTIN_FIELDS: dict[str, FieldDef] = {
-    "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
-                    range=(0, 3650), scope="event"),
-    "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
-                              range=(0, 3650), scope="event"),
-}
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A resolved rule: conditions parsed, parameters substituted, states expanded."""
-
-    id: str
-    title: str
-    file: str
-    line: int
-    col: int
-    states: tuple[str, ...]
-    priority: int
-    due: C.Cond
-    requires: tuple[str, ...]
-    when: C.Cond
-    then: tuple[Effect, ...]
-    otherwise: tuple[Effect, ...]
-    evidence: Evidence
-    params: tuple[str, ...] = ()
-    note: str = ""
-    if_missing: tuple[Effect, ...] = ()
-
-    def targets(self, branch: str = "then") -> list[str]:
-        effects = self.then if branch == "then" else self.otherwise
-        return [e.to for e in effects if isinstance(e, Transition)]
-
-    @property
-    def location(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
-
-
-@dataclass
-class PathwayDef:
-    """Everything the compiler, engine, diagrams and checks need, already validated."""
-
-    root: Path
-    spec: PathwayFile
-    fields: dict[str, FieldDef]
-    rules: list[Rule]
-    graph: nx.DiGraph
-    params: dict[str, Any]
-    profile: str | None = None
-    files: list[str] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
-
-    @property
-    def start_state(self) -> str:
-        return next(s for s, d in self.spec.states.items() if d.kind == "start")
-
-    def rules_in(self, state: str) -> list[Rule]:
-        return [r for r in self.rules if state in r.states]
+#: The pathway a case, command or call means when it names none: the first shipped pathway.
+DEFAULT_PATHWAY = "asuc"
 
 
 def shipped_rules_dir() -> Path:
@@ -157,7 +95,7 @@ class _Loader:
         try:
             return model.model_validate(doc.data)
         except ValidationError as exc:
-            self.diags.extend(validation_diagnostics(doc, (), exc))
+            self.diags.extend(validation_diagnostics(doc, (), exc, model))
             return None
 
     def run(self) -> PathwayDef:
@@ -191,8 +129,8 @@ class _Loader:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml", key=True))
         fields.update(BUILTIN_FIELDS)
         for sid, sdef in spec.states.items():
-            fields[f"days_since_{sid}"] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
-                                                   unit="day", range=(0, 3650))
+            fields[days_since(sid)] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
+                                                   unit="day", range=(0, MAX_DAY))
         for name, fdef in list(fields.items()):
             if fdef is not None and fdef.aggregate is not None and fdef.aggregate.of not in fields and fdoc:
                 self.diags.append(fdoc.diag(("fields", name, "aggregate", "of"), "PW202",

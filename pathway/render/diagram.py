@@ -80,7 +80,7 @@ class DotNotFound(PathwayError):
     """Graphviz's ``dot`` is not installed (Debian package ``graphviz``)."""
 
 
-def _wrap(text: str, width: int = 28) -> str:
+def wrap(text: str, width: int = 28) -> str:
     words, lines, line = text.split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:
@@ -158,7 +158,7 @@ class Diagram:
 
 
 def _state_label(node: str, data: dict[str, Any]) -> str:
-    return f"{_wrap(data['title'])}\\n[{node}]"
+    return f"{wrap(data['title'])}\\n[{node}]"
 
 
 def _emergency(data: dict[str, Any]) -> bool:

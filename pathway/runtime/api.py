@@ -11,9 +11,13 @@ import networkx as nx
 
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
-from pathway.core.errors import InputError, Diagnostic
-from pathway.loading.loader import BUILTIN_FIELDS, PathwayDef, Rule, load_definition, resolve_pathway_dir
+from pathway.core.errors import Diagnostic, InputError
+from pathway.core.yamlsafe import Located
+from pathway.definition.case import case_problem
+from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.runtime.session import Session, start_session
+from pathway.definition.clock import days_since
 
 __all__ = ["Pathway", "load_pathway", "run_case"]
 
@@ -25,7 +29,7 @@ class Pathway:
         self.definition = definition
         self.compiled: CompiledPathway = compile_pathway(definition)
         self.engine = Engine(self.compiled)
-        self.builtins = set(BUILTIN_FIELDS) | {"state"} | {f"days_since_{s}" for s in definition.spec.states}
+        self.builtins = set(BUILTIN_FIELDS) | {"state"} | {days_since(s) for s in definition.spec.states}
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
         self.builtins |= set(self.aggregates)
@@ -58,16 +62,32 @@ class Pathway:
         """Resume a session from :meth:`Session.dump` output."""
         return Session.load(self, doc)
 
+    def run_course(self, case: dict[str, Any], doc: Located | None = None) -> tuple[Session, list[dict[str, Any]]]:
+        """Run a whole case (``patient`` and ``events``) through a fresh session: the session and
+        the result after each event.
+
+        An InputError names the refused event (``.event``); with ``doc`` (the case file it was
+        read from) its diagnostics point at the line and column of the bad value.
+        """
+        problem = case_problem(case)
+        if problem is not None:
+            path, code, message = problem
+            raise InputError([Diagnostic(".".join(("case", *path)), 0, 0, code, message)])
+        index: int | None = None
+        try:
+            session = self.start(case["patient"])
+            results = []
+            for index, event in enumerate(case["events"]):
+                results.append(session.observe(event))
+        except InputError as exc:
+            located = InputError(doc.locate(exc.diagnostics)) if doc is not None else exc
+            located.event = index
+            raise located from None
+        return session, results
+
     def run_case(self, case: dict[str, Any]) -> dict[str, Any]:
         """Run a whole case (``patient`` and ``events``); return the final result."""
-        if not isinstance(case, dict) or not isinstance(case.get("patient"), dict) or not isinstance(case.get("events"), list):
-            raise InputError([Diagnostic("case", 0, 0, "PW400", "a case is a mapping with 'patient' (mapping) and 'events' (list)")])
-        extra = sorted(set(case) - {"patient", "events", "title", "description", "pathway", "expect"})
-        if extra:
-            raise InputError([Diagnostic(f"case.{extra[0]}", 0, 0, "PW401", f"unknown key '{extra[0]}' in case")])
-        session = self.start(case["patient"])
-        for event in case["events"]:
-            session.observe(event)
+        session, _ = self.run_course(case)
         return session.result()
 
 

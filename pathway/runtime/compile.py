@@ -27,7 +27,7 @@ from typing import Any
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Score
 from pathway.core.errors import Diagnostic, EngineLimitError
-from pathway.loading.loader import PathwayDef, Rule
+from pathway.definition.pathway import PathwayDef, Rule
 
 __all__ = [
     "Binding",

@@ -33,7 +33,7 @@ from durable import engine as durable_engine
 
 from pathway.runtime.compile import Binding, CompiledPathway
 from pathway.definition import conditions as C
-from pathway.definition.effects import Derive, Effect, Score
+from pathway.definition.effects import Derive, Effect, Score, compute_score
 from pathway.core.errors import EngineError
 
 __all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS"]
@@ -65,20 +65,6 @@ class _Context:
     derived: dict[str, Any] = field(default_factory=dict)
     asserted: list[str] = field(default_factory=list)  # JSON of each message stored in the engine
     errors: list[str] = field(default_factory=list)
-
-
-def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
-    """Points of the items that hold, plus factor x value terms, optionally divided; rounded."""
-    total = 0.0
-    for item in effect.items:
-        if C.evaluate(item.when, values) is True:
-            total += item.points
-    for term in effect.terms:
-        total += float(term.factor) * float(values[term.field])  # type: ignore[arg-type]
-    if effect.divide_by is not None:
-        total /= float(values[effect.divide_by])
-    total = round(total / effect.round_to) * effect.round_to if effect.round_to else round(total, 6)
-    return int(total) if float(total).is_integer() else total
 
 
 def _branch_effects(binding: Binding) -> tuple[Effect, ...]:

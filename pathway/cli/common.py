@@ -1,0 +1,59 @@
+"""What every subcommand shares: exit codes, ``--parameter`` parsing, diagnostics, case files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from pathway.core.errors import Diagnostic
+from pathway.core.yamlsafe import Located
+from pathway.loading.cases import load_case_file, load_case_text
+from pathway.loading.loader import DEFAULT_PATHWAY
+
+__all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparsers", "parameters", "print_diags",
+           "read_case", "case_pathway", "add_parameter_option"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+
+Subparsers = argparse._SubParsersAction  # the type of ``add_subparsers()``'s result
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit 2)."""
+
+
+def parameters(values: list[str]) -> dict[str, Any]:
+    """``--parameter NAME=VALUE`` options as a dict; VALUE is read as JSON where it parses, else as text."""
+    out: dict[str, Any] = {}
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise UsageError(f"--parameter takes NAME=VALUE, not {item!r}")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
+
+
+def add_parameter_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+
+
+def print_diags(diags: Sequence[Diagnostic]) -> None:
+    for d in diags:
+        print(d, file=sys.stderr)
+
+
+def read_case(path: str) -> tuple[Located, dict[str, Any]]:
+    """A case file (JSON or YAML) with positions, or standard input when ``path`` is ``-``."""
+    if path == "-":
+        return load_case_text(sys.stdin.read(), "<stdin>")
+    return load_case_file(path)
+
+
+def case_pathway(option: str | None, case: dict[str, Any]) -> str:
+    """The pathway a case runs on: the command's option, else the case's own ``pathway``, else the default."""
+    return option or case.get("pathway") or DEFAULT_PATHWAY

@@ -1,0 +1,123 @@
+"""The core subcommands: ``validate``, ``run``, ``diagram`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pathway.cli.common import (EXIT_OK, Subparsers, add_parameter_option, case_pathway, parameters, print_diags,
+                                read_case)
+from pathway.core.errors import InputError, display_path
+from pathway.core.yamlsafe import load_yaml_file
+from pathway.loading.loader import DEFAULT_PATHWAY, shipped_rules_dir
+from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_diagrams
+from pathway.runtime.api import Pathway, load_pathway
+
+__all__ = ["add_command"]
+
+
+def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    lines = [f"{pathway.definition.spec.title} ({pathway.id} {pathway.version}) - patient {results[-1]['patient_id'] if results else case['patient'].get('id')}"]
+    previous_trace = 0
+    for result in results:
+        lines.append("")
+        lines.append(f"day {result['day']:g}: {result['state']} - {result['state_title']}")
+        for step in result["trace"][previous_trace:]:
+            if "to" in step:
+                lines.append(f"  -> {step['from']} => {step['to']}  [{step['rule']}]")
+        previous_trace = len(result["trace"])
+        for rec in result["recommendations"]:
+            med = rec.get("medication")
+            dose = f" ({med['name']} {med['dose_mg']:g} mg x{med['times_per_day']:g}/day {med['route']})" if med and med.get("dose_mg") is not None and med.get("times_per_day") else ""
+            status = "" if rec["evidence"]["status"] == "verified" else " (unverified)"
+            lines.append(f"  * {rec['text']}{dose} [{rec['rule']}; {', '.join(rec['evidence']['sources'])}{status}]")
+        for opt in result["options"]:
+            lines.append(f"  option {opt['option']}: {'available' if opt['available'] else 'NOT available'}"
+                         + (f" - against: {'; '.join(opt['against'])}" if opt['against'] and not opt['available'] else ""))
+        for alert in result["alerts"]:
+            lines.append(f"  ! {alert['level']}: {alert['text']} [{alert['rule']}]")
+        for need in result["data_required"]:
+            lines.append(f"  ? data required: {need['field']} ({need['title']}) - {need['text']}")
+    if results:
+        lines.append("")
+        lines.append("path: " + " -> ".join(results[-1]["path"]))
+    return "\n".join(lines)
+
+
+def _run_case(pathway_name: str | None, case_path: str, fmt: str, params: dict[str, Any]) -> int:
+    doc, case = read_case(case_path)
+    pathway = load_pathway(case_pathway(pathway_name, case), parameters=params)
+    session, results = pathway.run_course(case, doc)
+    if fmt == "json":
+        print(json.dumps(session.result(), sort_keys=True, ensure_ascii=False, indent=2))
+    else:
+        print(_course_text(pathway, case, results))
+    return EXIT_OK
+
+
+def _validate(name: str, parameters: dict[str, Any]) -> int:
+    pathway = load_pathway(name, parameters=parameters)
+    d = pathway.definition
+    engine_rules = sum(len(r) for r in pathway.compiled.rulesets.values())
+    largest = max((len(r) for r in pathway.compiled.rulesets.values()), default=0)
+    unverified = sum(1 for r in d.rules if r.evidence.status == "unverified")
+    print(f"ok: {d.id} {d.version}: {d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, "
+          f"{len(d.rules)} rules ({unverified} unverified), {len(d.spec.parameters)} parameters, "
+          f"{engine_rules} engine rules in {len(pathway.compiled.rulesets)} rulesets (largest {largest})")
+    return EXIT_OK
+
+
+def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = "graphviz") -> int:
+    pathway = load_pathway(name, parameters=parameters)
+    target = Path(out) if out else Path("diagrams") / pathway.id
+    if fmt == "mermaid":
+        print(f"wrote {display_path(write_diagram(build_diagram(pathway.graph), target, 'mermaid'))}")
+        return EXIT_OK
+    for path in write_diagrams(pathway.graph, target):
+        print(f"wrote {display_path(path)}")
+    return EXIT_OK
+
+
+def _demo(out_dir: str) -> int:
+    """The demo patient through the ASUC pathway: its course, then the diagrams (the pathway and
+    the patient's path over it)."""
+    case_path = shipped_rules_dir() / DEFAULT_PATHWAY / "cases" / "demo.yaml"
+    print(f"== demo case: {display_path(case_path)}\n")
+    code = _run_case(DEFAULT_PATHWAY, str(case_path), "text", {})
+    if code != EXIT_OK:
+        return code
+    print()
+    code = _diagram(DEFAULT_PATHWAY, str(Path(out_dir) / DEFAULT_PATHWAY), {})
+    pathway = load_pathway(DEFAULT_PATHWAY)
+    result = pathway.run_case(load_yaml_file(str(case_path), display_path(case_path)).data)
+    trace = build_trace_diagram(pathway.graph, result)
+    for fmt in ("dot", "svg"):
+        print(f"wrote {display_path(write_diagram(trace, Path(out_dir) / f'{DEFAULT_PATHWAY}-demo-trace', fmt))}")
+    return code
+
+
+def add_command(sub: Subparsers) -> None:
+    p = sub.add_parser("validate", help="check and compile a pathway's rule files")
+    p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
+    add_parameter_option(p)
+    p.set_defaults(handler=lambda a: _validate(a.pathway, parameters(a.parameter)))
+
+    p = sub.add_parser("run", help="run a case file (JSON or YAML) through a pathway")
+    p.add_argument("case", help="case file, or - to read the case from standard input")
+    p.add_argument("--pathway", default=None, help="pathway name or folder (default: the case's 'pathway', else asuc)")
+    p.add_argument("--format", choices=["json", "text"], default="json")
+    add_parameter_option(p)
+    p.set_defaults(handler=lambda a: _run_case(a.pathway, a.case, a.format, parameters(a.parameter)))
+
+    p = sub.add_parser("diagram", help="write the pathway diagram as DOT and SVG (or Mermaid)")
+    p.add_argument("pathway")
+    p.add_argument("-o", "--output", default=None, help="output file (without suffix, or .dot/.svg/.mmd); default diagrams/<id>")
+    p.add_argument("--format", choices=["graphviz", "mermaid"], default="graphviz",
+                   help="graphviz: FILE.dot and FILE.svg (default); mermaid: FILE.mmd")
+    add_parameter_option(p)
+    p.set_defaults(handler=lambda a: _diagram(a.pathway, a.output, parameters(a.parameter), a.format))
+
+    p = sub.add_parser("demo", help="run the demo patient through the ASUC pathway and write the diagrams")
+    p.add_argument("-o", "--output-dir", default="diagrams")
+    p.set_defaults(handler=lambda a: _demo(a.output_dir))

@@ -1,0 +1,22 @@
+"""The shape of a case: a patient and the events of their course (the case-file contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CASE_KEYS", "case_problem"]
+
+#: Keys a case may have: the course itself, and what scenario and case files put beside it.
+CASE_KEYS = frozenset({"patient", "events", "title", "description", "pathway", "expect"})
+
+_SHAPE = "a case is a mapping with 'patient' (mapping) and 'events' (list)"
+
+
+def case_problem(case: Any) -> tuple[tuple[str, ...], str, str] | None:
+    """What makes ``case`` not a case, as ``(path, code, message)``; None when it is one."""
+    if not isinstance(case, dict) or not isinstance(case.get("patient"), dict) or not isinstance(case.get("events"), list):
+        return (), "PW400", _SHAPE
+    extra = sorted(set(case) - CASE_KEYS)
+    if extra:
+        return (extra[0],), "PW401", f"unknown key '{extra[0]}' in case"
+    return None

@@ -1,0 +1,23 @@
+"""Clinical time: the day counter every rule sees, and its bounds."""
+
+from __future__ import annotations
+
+__all__ = ["MAX_DAY", "TIME_FIELDS", "DAYS_SINCE_PREFIX", "days_since", "is_days_since"]
+
+#: The last clinical day a course may reach (ten years after admission).
+MAX_DAY = 3650
+
+#: Clock fields of every snapshot: the clinical day, and the days since the current state was entered.
+TIME_FIELDS = ("day", "days_in_state")
+
+#: ``days_since_<state>``: days since a state was first entered (one field per state).
+DAYS_SINCE_PREFIX = "days_since_"
+
+
+def days_since(state: str) -> str:
+    """The field that counts the days since ``state`` was first entered."""
+    return DAYS_SINCE_PREFIX + state
+
+
+def is_days_since(name: str) -> bool:
+    return name.startswith(DAYS_SINCE_PREFIX)

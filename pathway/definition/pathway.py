@@ -1,0 +1,87 @@
+"""A resolved pathway: rules with conditions parsed and parameters substituted, fields, graph.
+
+These are the types every later stage works on (the compiler, the engine, the checks, the
+diagrams); :mod:`pathway.loading` builds them from the rule files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from pathway.definition import conditions as C
+from pathway.definition.clock import MAX_DAY
+from pathway.definition.effects import Effect, Transition
+from pathway.definition.model import Evidence, FieldDef, PathwayFile
+
+__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS"]
+
+#: Fields every snapshot has, computed by the session (never given by a case).
+BUILTIN_FIELDS: dict[str, FieldDef] = {
+    "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
+                    range=(0, MAX_DAY), scope="event"),
+    "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
+                              range=(0, MAX_DAY), scope="event"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A resolved rule: conditions parsed, parameters substituted, states expanded."""
+
+    id: str
+    title: str
+    file: str
+    line: int
+    col: int
+    states: tuple[str, ...]
+    priority: int
+    due: C.Cond
+    requires: tuple[str, ...]
+    when: C.Cond
+    then: tuple[Effect, ...]
+    otherwise: tuple[Effect, ...]
+    evidence: Evidence
+    params: tuple[str, ...] = ()
+    note: str = ""
+    if_missing: tuple[Effect, ...] = ()
+
+    def targets(self, branch: str = "then") -> list[str]:
+        effects = self.then if branch == "then" else self.otherwise
+        return [e.to for e in effects if isinstance(e, Transition)]
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class PathwayDef:
+    """Everything the compiler, engine, diagrams and checks need, already validated."""
+
+    root: Path
+    spec: PathwayFile
+    fields: dict[str, FieldDef]
+    rules: list[Rule]
+    graph: nx.DiGraph
+    params: dict[str, Any]
+    profile: str | None = None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def start_state(self) -> str:
+        return next(s for s, d in self.spec.states.items() if d.kind == "start")
+
+    def rules_in(self, state: str) -> list[Rule]:
+        return [r for r in self.rules if state in r.states]

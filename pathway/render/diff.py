@@ -1,0 +1,70 @@
+"""The diff diagram: two versions of a pathway drawn as one graph, changes coloured."""
+
+from __future__ import annotations
+
+from pathway.analysis.diff import PathwayDiff, edges_of
+from pathway.definition.pathway import PathwayDef
+from pathway.render.diagram import STYLE, Diagram, DiagramEdge, DiagramNode, wrap
+
+__all__ = ["build_diff_diagram"]
+
+
+def build_diff_diagram(diff: PathwayDiff, old: PathwayDef, new: PathwayDef) -> Diagram:
+    """Both versions as one graph: added (green), removed (red, dashed), changed (orange), unchanged (grey)."""
+    title = f"Changes: {old.spec.title} {old.version} -> {new.version}"
+    if old.profile != new.profile:
+        title += f" (profile {old.profile or '-'} -> {new.profile or '-'})"
+    d = Diagram(new.id, title)
+    states = {c.key: c.kind for c in diff.of("state")}
+    rules = {c.key: c.kind for c in diff.of("rule")}
+    params = {c.key for c in diff.of("parameter")}
+    for r in new.rules:  # a rule whose parameter changed behaves differently: drawn as changed
+        if r.id not in rules and params & set(r.params):
+            rules[r.id] = "changed"
+    rule_states: dict[str, set[str]] = {}
+    for r in old.rules + new.rules:
+        if r.id in rules:
+            for s in r.states:
+                rule_states.setdefault(s, set()).add(r.id)
+    order = list(new.spec.states) + [s for s in old.spec.states if s not in new.spec.states]
+    for sid in order:
+        spec = new.spec.states.get(sid) or old.spec.states[sid]
+        kind = states.get(sid) or ("changed" if rule_states.get(sid) else "unchanged")
+        label = f"{wrap(spec.title)}\\n[{sid}]"
+        marks = sorted(rule_states.get(sid, set()))
+        if marks and kind != "added" and kind != "removed":
+            label += f"\\nrules changed: {len(marks)}"
+        d.nodes.append(DiagramNode(sid, label, {**STYLE[spec.kind], **STYLE[kind]}))
+    old_e, new_e = edges_of(old), edges_of(new)
+    edges = list(new_e) + [e for e in old_e if e not in new_e]
+    for edge in edges:
+        a, b = old_e.get(edge), new_e.get(edge)
+        names = sorted(set((a or {}).get("rules", [])) | set((b or {}).get("rules", [])))
+        parts = []
+        for r in names:
+            if b is None or r not in b["rules"]:
+                parts.append(f"-{r}")
+            elif a is None or r not in a["rules"]:
+                parts.append(f"+{r}")
+            elif rules.get(r) == "changed":
+                parts.append(f"~{r}")
+            else:
+                parts.append(r)
+        if a is None:
+            kind = "added"
+        elif b is None:
+            kind = "removed"
+        elif a != b or any(p[0] in "+-~" for p in parts):
+            kind = "changed"
+        else:
+            kind = "unchanged"
+        d.edges.append(DiagramEdge(edge[0], edge[1], "\\n".join(parts) or "(no rule)", dict(STYLE[f"{kind}_edge"])))
+    d.legend = [("added", "node", {**STYLE["active"], **STYLE["added"]}),
+                ("removed", "node", {**STYLE["active"], **STYLE["removed"]}),
+                ("changed (or its rules, or their parameters)", "node", {**STYLE["active"], **STYLE["changed"]}),
+                ("unchanged", "node", {**STYLE["active"], **STYLE["unchanged"]}),
+                ("added transition", "edge", dict(STYLE["added_edge"])),
+                ("removed transition", "edge", dict(STYLE["removed_edge"])),
+                ("changed transition", "edge", dict(STYLE["changed_edge"])),
+                ("unchanged transition", "edge", dict(STYLE["unchanged_edge"]))]
+    return d

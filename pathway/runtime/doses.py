@@ -1,0 +1,102 @@
+"""Dose arithmetic: weight-based doses and trough-guided titration, rounded to a deliverable step."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
+
+from pathway.definition.effects import Dose, Medication, Titrate, fill_text
+
+__all__ = ["num", "round_to_step", "medication", "dose", "titrate"]
+
+
+def num(value: float) -> float | int:
+    """A number as results show it: six decimals at most, an int when whole."""
+    value = round(float(value), 6)
+    return int(value) if value.is_integer() else value
+
+
+def round_to_step(value: float, step: float, rounding: str = ROUND_HALF_UP) -> float:
+    """Round to a multiple of ``step`` (half up by default: deterministic, no banker's rounding)."""
+    q = (Decimal(str(value)) / Decimal(str(step))).quantize(Decimal(1), rounding=rounding)
+    result = float(q * Decimal(str(step)))
+    return int(result) if result.is_integer() else round(result, 6)
+
+
+def medication(med: Medication) -> dict[str, Any]:
+    """A recommendation's fixed medication, as the result shows it."""
+    data = med.model_dump(exclude_defaults=True)
+    if "targets" in data:
+        data["targets"] = {k: [num(v[0]), num(v[1])] for k, v in data["targets"].items()}
+    return data
+
+
+def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The next dose from the current daily dose and a measured level, proportional to target/measured,
+    limited to ``max_change_fraction`` per step."""
+    current = float(snapshot[eff.current_daily_mg])
+    measured = float(snapshot[eff.measured])
+    target = float(eff.target)  # type: ignore[arg-type]
+    times = float(eff.times_per_day)  # type: ignore[arg-type]
+    step = float(eff.round_to_mg)  # type: ignore[arg-type]
+    proposed = current * target / measured if measured > 0 else current * 2
+    limited = False
+    if eff.max_change_fraction is not None:
+        frac = float(eff.max_change_fraction)  # type: ignore[arg-type]
+        low, high = current * (1 - frac), current * (1 + frac)
+        if not low <= proposed <= high:
+            proposed, limited = min(max(proposed, low), high), True
+    if limited:
+        # At the limit, round toward the current dose so the step never exceeds the limit.
+        rounding = ROUND_FLOOR if proposed > current else ROUND_CEILING
+        dose_mg = round_to_step(proposed / times, step, rounding)
+    else:
+        dose_mg = round_to_step(proposed / times, step)
+    if dose_mg <= 0:
+        dose_mg = num(step)
+    med: dict[str, Any] = {"name": eff.name, "dose_mg": dose_mg, "times_per_day": num(times), "route": eff.route,
+                           "daily_mg": num(dose_mg * times),
+                           "basis": {eff.current_daily_mg: num(current), eff.measured: num(measured),
+                                     "target": num(target)},
+                           "calculated_mg": num(proposed / times)}
+    if limited:
+        med["change_limited"] = True
+    change = round(100 * (dose_mg * times - current) / current) if current else 0
+    filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), new_daily_mg=med["daily_mg"], change_percent=change)
+    default = f"{eff.name} {dose_mg:g} mg {eff.route} {num(times)} times a day"
+    return med, fill_text(eff.text, filled) if eff.text else default
+
+
+def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A weight-based dose (per kg per day, or per kg per administration), capped at ``max_mg_per_dose``."""
+    weight = float(snapshot["weight_kg"])  # guaranteed: dose rules require weight_kg
+    times = float(eff.times_per_day)  # type: ignore[arg-type]
+    step = float(eff.round_to_mg)  # type: ignore[arg-type]
+    if eff.mg_per_kg_per_day is not None:
+        per_kg_day = float(eff.mg_per_kg_per_day)  # type: ignore[arg-type]
+        raw = weight * per_kg_day / times
+    else:
+        per_kg_day = None
+        raw = weight * float(eff.mg_per_kg)  # type: ignore[arg-type]
+    dose_mg = round_to_step(raw, step)
+    capped = False
+    if eff.max_mg_per_dose is not None and dose_mg > float(eff.max_mg_per_dose):  # type: ignore[arg-type]
+        dose_mg, capped = num(float(eff.max_mg_per_dose)), True  # type: ignore[arg-type]
+    med: dict[str, Any] = {"name": eff.name, "dose_mg": dose_mg, "times_per_day": num(times), "route": eff.route,
+                           "daily_mg": num(dose_mg * times), "basis": {"weight_kg": num(weight)},
+                           "calculated_mg": num(raw)}
+    if per_kg_day is not None:
+        med["mg_per_kg_per_day"] = num(per_kg_day)
+    else:
+        med["mg_per_kg"] = num(float(eff.mg_per_kg))  # type: ignore[arg-type]
+    if capped:
+        med["capped_at_max"] = True
+    for key in ("frequency", "duration", "schedule"):
+        if getattr(eff, key):
+            med[key] = getattr(eff, key)
+    if eff.targets:
+        med["targets"] = {k: [num(float(v[0])), num(float(v[1]))] for k, v in eff.targets.items()}  # type: ignore[arg-type]
+    filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), daily_mg=med["daily_mg"],
+                  mg_per_kg_per_day=med.get("mg_per_kg_per_day"), mg_per_kg=med.get("mg_per_kg"))
+    default = f"{eff.name} {dose_mg:g} mg {eff.route}" + (f" {num(times)} times a day" if times != 1 else "")
+    return med, fill_text(eff.text, filled) if eff.text else default

@@ -1,0 +1,55 @@
+"""A firing's effects rendered against the facts it saw: texts filled, doses computed.
+
+These records are what a session keeps of "now" (its current state's firings and the moves that
+led there); :mod:`pathway.runtime.result` assembles the result from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pathway.definition.effects import Alert, Dose, Offer, Recommend, Require, Titrate, fill_text
+from pathway.runtime import doses
+from pathway.runtime.engine import Firing
+
+__all__ = ["text_values", "record"]
+
+
+def text_values(params: dict[str, Any], snapshot: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
+    """Names a text may use: parameters, then current values, then derived facts."""
+    values = dict(params)
+    values.update({k: v for k, v in snapshot.items() if v is not None})
+    values.update(derived)
+    return values
+
+
+def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Effects of one firing, rendered against the snapshot (texts filled, doses computed)."""
+    effects: list[dict[str, Any]] = []
+    for eff in firing.effects:
+        if isinstance(eff, Recommend):
+            item: dict[str, Any] = {"kind": "recommend", "rec_kind": eff.kind, "text": fill_text(eff.text, values)}
+            if eff.medication is not None:
+                item["medication"] = doses.medication(eff.medication)
+            effects.append(item)
+        elif isinstance(eff, Dose):
+            med, text = doses.dose(eff, snapshot, values)
+            effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
+        elif isinstance(eff, Titrate):
+            med, text = doses.titrate(eff, snapshot, values)
+            effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
+        elif isinstance(eff, Alert):
+            effects.append({"kind": "alert", "level": eff.level, "text": fill_text(eff.text, values)})
+        elif isinstance(eff, Require):
+            missing = [f for f in eff.fields if snapshot.get(f) is None]
+            if missing:
+                effects.append({"kind": "require", "fields": missing, "text": fill_text(eff.text, values)})
+        elif isinstance(eff, Offer):
+            effects.append({"kind": "offer", "option": eff.option, "available": eff.available,
+                            "rank": doses.num(float(eff.rank)), "text": fill_text(eff.text, values),
+                            "for": [fill_text(x, values) for x in eff.for_],
+                            "against": [fill_text(x, values) for x in eff.against]})
+    out: dict[str, Any] = {"rule": firing.rule, "branch": firing.branch, "effects": effects}
+    if firing.missing:
+        out["missing"] = list(firing.missing)
+    return out

@@ -1,0 +1,61 @@
+"""The plain state of one patient's session, and its JSON document (``Session.dump``)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+
+__all__ = ["SessionState", "SESSION_FORMAT"]
+
+SESSION_FORMAT = 1
+
+
+@dataclass
+class SessionState:
+    """Everything a session knows. The session evaluates an event on :meth:`copy` and keeps the copy
+    only when the whole event succeeded, so a refused event leaves the state as it was."""
+
+    patient_id: str
+    patient: dict[str, Any]
+    admission: datetime | None
+    facts: dict[str, Any]  # field -> latest value (patient and event values)
+    state: str
+    path: list[str]
+    entered_day: float = 0  # day the current state was entered
+    day: float | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be
+    #: explained later without running the engine again
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
+    derived: dict[str, Any] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)  # field -> day recorded (event values only)
+    history: dict[str, list[list[Any]]] = field(default_factory=dict)  # field -> [[day, value], ...]
+    entered: dict[str, float] = field(default_factory=dict)  # state -> day first entered
+
+    def copy(self) -> SessionState:
+        """A working copy: every container that an evaluation appends to or updates is new; the
+        entries themselves are never changed in place, so they are shared."""
+        return replace(self, facts=dict(self.facts), path=list(self.path), events=list(self.events),
+                       trace=list(self.trace), evaluations=list(self.evaluations), current=list(self.current),
+                       derived=dict(self.derived), seen=dict(self.seen),
+                       history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered))
+
+    def to_doc(self, pathway_id: str, version: str, profile: str | None) -> dict[str, Any]:
+        """The JSON document of this state (deep copies: the caller may change it freely)."""
+        doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile}
+        for f in fields(self):
+            if f.name == "patient_id":
+                continue
+            value = getattr(self, f.name)
+            doc[f.name] = value.isoformat() if isinstance(value, datetime) else copy.deepcopy(value)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> SessionState:
+        values = {f.name: copy.deepcopy(doc[f.name]) for f in fields(cls) if f.name != "patient_id"}
+        values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
+        return cls(patient_id=str(doc["patient"]["id"]), **values)
