@@ -227,11 +227,13 @@ def main() -> int:
     print(f"machine            {numbers['machine']}")
     print(f"engine             {numbers['engine_patients_per_s']:>8} patients/s  {numbers['engine_events_per_s']:>8} events/s"
           f"  ({args.patients} patients, {n_events} events, {total_s:.1f} s)")
-    print(f"raw durable_rules  {numbers['raw_durable_patients_per_s']:>8} patients/s  {numbers['raw_durable_events_per_s']:>8} events/s"
+    print(f"raw durable_rules  {numbers['raw_durable_patients_per_s']:>8} patients/s  "
+          f"{numbers['raw_durable_events_per_s']:>8} events/s"
           f"  (replay of the engine's {n_recorded} evaluations for {args.baseline} patients)")
     print(f"overhead           {numbers['overhead_x']:.2f}x raw durable_rules on the same patients "
           f"({engine_base_s:.2f} s vs {raw_s:.2f} s)")
-    print(f"memory (VmRSS)     at start {numbers['rss_mb_at_start']} MB, before the run {numbers['rss_mb_before']} MB, after 1k {numbers['rss_mb_after_1k']} MB, "
+    print(f"memory (VmRSS)     at start {numbers['rss_mb_at_start']} MB, before the run {numbers['rss_mb_before']} MB, "
+          f"after 1k {numbers['rss_mb_after_1k']} MB, "
           f"after {args.patients // 1000}k {round(rss_end / 1024, 1)} MB, peak {numbers['peak_rss_mb']} MB")
     print(f"engine sessions retired (not verifiably empty): {pw.engine.retired_sids}")
     print(f"final states of the first {sum(end_states.values())} patients: "

@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any
 from pathway.core.version import __version__
 
 if TYPE_CHECKING:
-    from pathway.core.errors import (DefinitionError, Diagnostic, EngineError, EngineLimitError, InputError, PathwayError,
-                                     TransitionRefused)
+    from pathway.core.errors import (
+        DefinitionError,
+        Diagnostic,
+        EngineError,
+        EngineLimitError,
+        InputError,
+        PathwayError,
+        TransitionRefused,
+    )
     from pathway.runtime.api import Pathway, load_pathway, run_case
     from pathway.runtime.result import RESULT_KEYS
     from pathway.runtime.session import Session
@@ -44,7 +51,11 @@ _EXPORTS = {
     "Diagnostic": "pathway.core.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "Pathway", "load_pathway", "run_case", "Session", "RESULT_KEYS", "SessionStore", "SessionNotFound",
+    "PathwayError", "DefinitionError", "InputError", "EngineError", "EngineLimitError", "TransitionRefused",
+    "Diagnostic", "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

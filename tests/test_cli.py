@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from cases import rescue
+
 from pathway.cli.main import main
 
 
@@ -71,6 +72,7 @@ def test_run_reads_a_case_from_standard_input():
     proc = subprocess.run([sys.executable, "-m", "pathway", "run", "-"], input=case, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["state"] == "rescue_infliximab"
-    bad = subprocess.run([sys.executable, "-m", "pathway", "run", "-"], input='{"patient": {"id": "x"}, "events": [{"day": 0, "pulse_bpm": 500}]}',
+    bad = subprocess.run([sys.executable, "-m", "pathway", "run", "-"],
+                         input='{"patient": {"id": "x"}, "events": [{"day": 0, "pulse_bpm": 500}]}',
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "<stdin>:1:" in bad.stderr and "implausible pulse_bpm = 500" in bad.stderr

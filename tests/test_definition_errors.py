@@ -152,11 +152,13 @@ def test_second_start_state_points_at_its_kind(rules_copy):
 @pytest.mark.parametrize("file, old, new, key, hint", [
     # a state's keys are kind, title, description: 'purpse' is close to no state key (it is a
     # scenario key, 'purpose', which has no place here)
-    ("pathway.yaml", "    title: Suspected acute severe UC\n", "    title: Suspected acute severe UC\n    purpse: x\n", "purpse", None),
+    ("pathway.yaml", "    title: Suspected acute severe UC\n",
+     "    title: Suspected acute severe UC\n    purpse: x\n", "purpse", None),
     ("pathway.yaml", "    description: Admission assessment against Truelove & Witts.\n",
      "    descripton: Admission assessment against Truelove & Witts.\n", "descripton", "description"),
     # a rule key next to a rule's keys; an evidence key next to the evidence keys
-    ("steroids.yaml", "    requires: [stool_freq_24h, crp_mg_l]\n", "    requirez: [stool_freq_24h, crp_mg_l]\n", "requirez", "requires"),
+    ("steroids.yaml", "    requires: [stool_freq_24h, crp_mg_l]\n",
+     "    requirez: [stool_freq_24h, crp_mg_l]\n", "requirez", "requires"),
     ("steroids.yaml", "    evidence: {sources: [Turner-2007, AGA-2020, Islam-2012], strength: M, status: verified}\n",
      "    evidence: {sources: [Turner-2007, AGA-2020, Islam-2012], strength: M, statsu: verified}\n", "statsu", "status"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import ROOT
+
 from pathway.render.diagram import render_svg, to_dot, write_diagrams
 
 
@@ -25,7 +26,8 @@ def test_dot_has_every_state_by_kind_and_every_edge_with_rule_ids(pw):
     assert set(edges) == set(pw.graph.edges)
     for source, target, data in pw.graph.edges(data=True):
         assert edges[source, target] == "\\n".join(data["rules"])
-    assert 'iv_steroids -> rescue_selection [label="clinical_deterioration_on_steroids\\nincomplete_response_final_day\\nsteroid_failure_day3"' in dot
+    assert ('iv_steroids -> rescue_selection [label="clinical_deterioration_on_steroids'
+            '\\nincomplete_response_final_day\\nsteroid_failure_day3"') in dot
 
 
 def test_svg_is_rendered_by_dot(pw):
@@ -36,8 +38,8 @@ def test_svg_is_rendered_by_dot(pw):
 
 
 def test_committed_diagrams_are_current(pw, tmp_path):
-    from pathway.render.diagram import build_trace_diagram, write_diagram
     from pathway.core.yamlsafe import load_yaml_file
+    from pathway.render.diagram import build_trace_diagram, write_diagram
 
     written = write_diagrams(pw.graph, tmp_path / "asuc")
     demo = load_yaml_file(str(ROOT / "rules" / "asuc" / "cases" / "demo.yaml"), "demo.yaml").data

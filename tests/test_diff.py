@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pathway.cli.main import main
 from pathway.analysis.diff import diff_pathways
-from pathway.render.diff import build_diff_diagram
+from pathway.cli.main import main
 from pathway.render.diagram import diagram_to_dot, diagram_to_mermaid, render_svg
+from pathway.render.diff import build_diff_diagram
 
 NODE = re.compile(r'^\t(\w+) \[label="(.*?)"(.*)\]$', re.M)
 EDGE = re.compile(r'^\t(\w+) -> (\w+) \[label=("?)(.*?)\3( .*)?\]$', re.M)

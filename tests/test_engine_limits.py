@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from cases import ADMIT, DAY3_FAIL, patient, to_rescue
 from durable import engine as durable_engine
 
-from cases import ADMIT, DAY3_FAIL, patient, to_rescue
 from pathway import EngineError, EngineLimitError, load_pathway
 from pathway.runtime.compile import MAX_ALPHA_STACK, MAX_IDENTICAL_CONDITIONS, MAX_RULES_PER_RULESET, alpha_stack_bound
 
@@ -152,9 +152,14 @@ def test_an_exception_inside_an_action_is_raised_and_nothing_is_applied(rules_co
 def test_conflicting_moves_at_equal_priority_are_an_error(rules_copy):
     path = rules_copy / "steroids.yaml"
     text = path.read_text(encoding="utf-8")
-    text = text.replace("    priority: 20\n    when: {clinical_deterioration: true}", "    priority: 10\n    when: {clinical_deterioration: true}")
-    text = text.replace("  - id: steroid_response_day3\n    title: Complete response from day 3\n    in: iv_steroids\n    priority: 10\n    due: {day: {gte: $assessment_day}}\n    when:\n      all:\n        - complete_response: true\n        - oxford_high_risk: false",
-                        "  - id: steroid_response_day3\n    title: Complete response from day 3\n    in: iv_steroids\n    priority: 10\n    due: {day: {gte: $assessment_day}}\n    when:\n      all:\n        - complete_response: true")
+    text = text.replace("    priority: 20\n    when: {clinical_deterioration: true}",
+                        "    priority: 10\n    when: {clinical_deterioration: true}")
+    text = text.replace("  - id: steroid_response_day3\n    title: Complete response from day 3\n    in: iv_steroids\n"
+                        "    priority: 10\n    due: {day: {gte: $assessment_day}}\n"
+                        "    when:\n      all:\n        - complete_response: true\n        - oxford_high_risk: false",
+                        "  - id: steroid_response_day3\n    title: Complete response from day 3\n    in: iv_steroids\n"
+                        "    priority: 10\n    due: {day: {gte: $assessment_day}}\n"
+                        "    when:\n      all:\n        - complete_response: true")
     path.write_text(text, encoding="utf-8")
     pw = load_pathway(rules_copy, cache=False)
     s = pw.start(patient())

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from jsonschema import Draft7Validator
 
-from conftest import ROOT
-from pathway.core.errors import DefinitionError, Diagnostic
-from pathway.loading.loader import load_definition
 from pathway.authoring.scenario import load_scenarios
+from pathway.core.errors import DefinitionError, Diagnostic
 from pathway.core.yamlsafe import load_yaml_file
+from pathway.loading.loader import load_definition
 
 CORPUS = ROOT / "tests" / "corpus"
 SCHEMA_DIR = ROOT / "rules" / "schema"

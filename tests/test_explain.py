@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cases import ADMIT, patient, to_rescue
 from conftest import ROOT
+
+from pathway.analysis.explain import explain, explain_text
 from pathway.cli.main import main
 from pathway.core.errors import InputError
-from pathway.analysis.explain import explain, explain_text
 
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"
 

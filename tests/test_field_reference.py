@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
-from pathway.definition import effects as E
-from pathway.cli.main import main
+
 from pathway.authoring.fieldref import collect_usage, field_reference
-from pathway.loading.loader import load_definition
 from pathway.authoring.schema import authored_fields
+from pathway.cli.main import main
+from pathway.definition import effects as E
+from pathway.loading.loader import load_definition
 
 COMMITTED = ROOT / "docs" / "fields-asuc.md"
 BASE = ROOT / "tests" / "corpus" / "base"  # a small valid pathway with a site profile

@@ -9,7 +9,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -22,7 +21,8 @@ def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, capture_output=True)
     # Dependencies come from this environment (no network needed); the package itself from the wheel.
     site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
@@ -30,10 +30,12 @@ def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run([str(py), "-c", "import pathway, pathway.loading.loader as l; print(pathway.__file__); print(l.shipped_rules_dir())"],
+    where = subprocess.run([str(py), "-c",
+                            "import pathway, pathway.loading.loader as l; print(pathway.__file__); print(l.shipped_rules_dir())"],
                            cwd=elsewhere, check=True, capture_output=True, text=True, env=env).stdout.split()
     assert all(str(venv) in line for line in where), where
-    validate = subprocess.run([str(venv / "bin" / "pathway"), "validate", "asuc"], cwd=elsewhere, capture_output=True, text=True, env=env)
+    validate = subprocess.run([str(venv / "bin" / "pathway"), "validate", "asuc"], cwd=elsewhere,
+                              capture_output=True, text=True, env=env)
     assert validate.returncode == 0, validate.stderr
     assert validate.stdout.startswith("ok: asuc ")
     demo_case = Path(where[1]) / "asuc" / "cases" / "demo.yaml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cases import ADMIT, DAY3_FAIL, NO_RESPONSE, RESPONSE, patient, rescue, to_rescue
 
 # (case id, case, expected path, expected rule that took the last edge)
@@ -68,7 +67,8 @@ CASES = [
     ("sequential_ciclosporin_then_infliximab",
      rescue("ciclosporin", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "infliximab",
                                      "active_serious_infection": False}, specialist_centre=True),
-     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "rescue_infliximab"], "sequential_to_infliximab"),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "rescue_infliximab"],
+     "sequential_to_infliximab"),
     ("sequential_tacrolimus_then_infliximab",
      rescue("tacrolimus", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "infliximab",
                                      "active_serious_infection": False}, specialist_centre=True),
@@ -78,7 +78,8 @@ CASES = [
                              "active_serious_infection": False, "cholesterol_mmol_l": 4.4, "magnesium_mmol_l": 0.8,
                              "creatinine_umol_l": 70},
             specialist_centre=True),
-     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "rescue_ciclosporin"], "sequential_to_ciclosporin"),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "rescue_ciclosporin"],
+     "sequential_to_ciclosporin"),
     ("perforation_at_presentation",
      {"patient": patient(), "events": [{"day": 0, "perforation": True}]},
      ["suspected_asuc", "colectomy"], "perforation_or_massive_bleed"),

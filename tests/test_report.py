@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
-from pathway.cli.main import main
+
+from pathway.analysis.check import check_pathway
 from pathway.audit.report import build_report, write_report
 from pathway.authoring.scenario import discover, run_scenarios
-from pathway.analysis.check import check_pathway
+from pathway.cli.main import main
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checks"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import ROOT
-from pathway.cli.main import main
+
 from pathway.audit.evidence import evidence
 from pathway.authoring.scenario import discover, load_scenarios, run_scenario, run_scenarios
+from pathway.cli.main import main
 
 LIBRARY = ROOT / "rules" / "asuc" / "scenarios"
 
@@ -57,7 +57,7 @@ def test_a_wrong_expectation_names_the_file_and_line(tmp_path):
     (loaded,) = load_scenarios(path)
     outcome = run_scenario(loaded)
     assert not outcome.passed
-    line = wrong.splitlines().index(next(l for l in wrong.splitlines() if "dose_mg: 3" in l)) + 1
+    line = wrong.splitlines().index(next(yaml_line for yaml_line in wrong.splitlines() if "dose_mg: 3" in yaml_line)) + 1
     assert f"wrong.yaml:{line}: scenario 'tac_start_dose_72kg': tacrolimus dose_mg" in outcome.report()
     assert "expected: 3" in outcome.report() and "actual:   2" in outcome.report()
 
@@ -69,7 +69,8 @@ def test_pathway_test_command_reports_coverage_and_fails_on_a_failure(tmp_path, 
     data = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     assert data["coverage"]["rules_never_fired"] == [] and all(s["passed"] for s in data["scenarios"])
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scenarios:\n  - id: x\n    purpose: wrong state\n    case: {patient: {id: x}, events: [{day: 0, bloody_stools_24h: 2}]}\n"
+    bad.write_text("scenarios:\n  - id: x\n    purpose: wrong state\n"
+                   "    case: {patient: {id: x}, events: [{day: 0, bloody_stools_24h: 2}]}\n"
                    "    expect: {state: iv_steroids}\n", encoding="utf-8")
     assert main(["test", "asuc", str(bad)]) == 1
     assert "bad.yaml:5: scenario 'x': final state" in capsys.readouterr().out
@@ -88,6 +89,7 @@ def test_evidence_listing_has_every_rule_and_the_verified_split(pw):
 
 def test_profiles_change_the_rescue_order_without_python(tmp_path):
     from cases import to_rescue
+
     from pathway import load_pathway
 
     default = load_pathway("asuc").run_case(to_rescue())
@@ -103,6 +105,7 @@ def test_profiles_change_the_rescue_order_without_python(tmp_path):
 
 def test_profile_file_edit_changes_the_order(rules_copy):
     from cases import to_rescue
+
     from pathway import load_pathway
 
     nice = rules_copy / "profiles" / "nice.yaml"
@@ -115,7 +118,8 @@ def test_a_bad_profile_is_reported_with_its_line(rules_copy):
     from pathway import DefinitionError, load_pathway
 
     (rules_copy / "profiles" / "bad.yaml").write_text(
-        "id: bad\ntitle: Bad\nparameters:\n  rank_infliximab: 1\n  oxford_crp: 50\n  tac_start_mg_kg_day: 0.2\n", encoding="utf-8")
+        "id: bad\ntitle: Bad\nparameters:\n  rank_infliximab: 1\n  oxford_crp: 50\n  tac_start_mg_kg_day: 0.2\n",
+        encoding="utf-8")
     with pytest.raises(DefinitionError) as info:
         load_pathway(rules_copy, profile="bad")
     text = str(info.value)

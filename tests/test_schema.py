@@ -13,16 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 from jsonschema import Draft7Validator
 
-from conftest import ROOT
 from pathway import InputError, load_pathway
-from pathway.definition import effects as E
+from pathway.authoring.schema import (
+    DESCRIPTIONS,
+    HEADER_PREFIX,
+    add_headers,
+    check_headers,
+    header_for,
+    model_schemas,
+    pathway_schemas,
+    render,
+    schema_for_file,
+    schemas,
+)
 from pathway.cli.main import main
-from pathway.loading.loader import load_definition
-from pathway.authoring.schema import (DESCRIPTIONS, HEADER_PREFIX, add_headers, check_headers, header_for, model_schemas,
-                            pathway_schemas, render, schema_for_file, schemas)
 from pathway.core.yamlsafe import load_yaml_file
+from pathway.definition import effects as E
+from pathway.loading.loader import load_definition
 
 SCHEMA_DIR = ROOT / "rules" / "schema"
 ASUC = ROOT / "rules" / "asuc"

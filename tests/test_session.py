@@ -6,9 +6,9 @@ import json
 import random
 
 import pytest
-
 from cases import ADMIT, DAY3_FAIL, patient, rescue, to_rescue
-from pathway import InputError, RESULT_KEYS, SessionStore, TransitionRefused, load_pathway
+
+from pathway import RESULT_KEYS, InputError, SessionStore, TransitionRefused, load_pathway
 
 
 def test_result_has_the_contract_keys(pw):
@@ -27,7 +27,8 @@ def test_result_has_the_contract_keys(pw):
 
 
 def test_same_case_gives_byte_identical_json(pw):
-    case = rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 7.2}, {"day": 10, "stool_freq_24h": 2, "visible_blood": False})
+    case = rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 7.2},
+                  {"day": 10, "stool_freq_24h": 2, "visible_blood": False})
     first = json.dumps(pw.run_case(case), sort_keys=True)
     second = json.dumps(load_pathway("asuc", cache=False).run_case(case), sort_keys=True)
     assert first == second

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import networkx as nx
 import yaml
-
 from cases import rescue
 from conftest import ROOT
+
 from pathway.cli.main import main
-from pathway.render.diagram import (STYLE, build_diagram, build_trace_diagram, diagram_to_dot, render_svg,
-                            to_dot, to_mermaid)
+from pathway.render.diagram import STYLE, build_diagram, build_trace_diagram, diagram_to_dot, render_svg, to_dot, to_mermaid
 
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"
 NODE = re.compile(r'^\t(\w+) \[label="(.*?)"(.*)\]$', re.M)
@@ -53,8 +52,8 @@ def test_trace_highlights_the_course_in_order(pw):
         label, attrs = edges[(step["from"], step["to"])]
         assert label == f"{i}. {step['rule']} (day {step['day']:g})"
         assert 'color="#15803d"' in attrs and "penwidth=2.5" in attrs
-    assert [edges[(a, b)][0].split(".")[0] for a, b in zip(path, path[1:])] == ["1", "2", "3", "4"]
-    taken = set(zip(path, path[1:]))
+    assert [edges[(a, b)][0].split(".")[0] for a, b in zip(path, path[1:], strict=False)] == ["1", "2", "3", "4"]
+    taken = set(zip(path, path[1:], strict=False))
     for edge, (label, attrs) in edges.items():
         if edge not in taken:
             assert "style=dashed" in attrs and 'color="#cbd5e1"' in attrs, edge

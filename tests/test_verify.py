@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from pathway import load_pathway
+from pathway.analysis.check import CHECKS, StateSpace, check_pathway
+from pathway.analysis.evaluate import branch_conditions, evaluate_state, field_candidates, time_candidates
 from pathway.cli.main import main
 from pathway.core.errors import EngineError
-from pathway.analysis.evaluate import branch_conditions, evaluate_state, field_candidates, time_candidates
 from pathway.definition import conditions as C
-from pathway.analysis.check import CHECKS, StateSpace, check_pathway
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checks"
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|explained): (?P<msg>.+) "

@@ -28,28 +28,40 @@ a ``state`` and/or ``rule``), so they no longer count.
 
 from __future__ import annotations
 
-import argparse
-import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
-from pathway.definition import conditions as C
-from pathway.runtime.compile import CompiledPathway, compile_pathway
-from pathway.definition.effects import Derive, Score, Transition
-from pathway.definition.effects import compute_score
+from pathway.analysis.evaluate import (
+    TIME_FIELDS,
+    Move,
+    atoms_of,
+    branch_conditions,
+    branch_effects,
+    derived_made,
+    derived_tests,
+    evaluate_state,
+    field_candidates,
+    format_facts,
+    format_value,
+    numeric_inputs,
+    rule_inputs,
+    time_candidates,
+)
+from pathway.core.codes import CODES
 from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
-from pathway.analysis.evaluate import (TIME_FIELDS, Move, atoms_of, branch_conditions, branch_effects, derived_made,
-                       derived_tests, evaluate_state, field_candidates, format_facts, format_value, numeric_inputs,
-                       rule_inputs, time_candidates)
+from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
+from pathway.definition import conditions as C
+from pathway.definition.effects import Derive, Score, Transition, compute_score
 from pathway.definition.graph import build_graph, expand_sources
+from pathway.definition.model import PathwayFile
 from pathway.definition.pathway import Rule
 from pathway.loading.loader import load_definition, resolve_pathway_dir
-from pathway.definition.model import PathwayFile
-from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
+from pathway.runtime.compile import CompiledPathway, compile_pathway
 
 __all__ = [
     "CheckInfo",
@@ -59,7 +71,7 @@ __all__ = [
     "StateSpace",
     "check_pathway",
     "DEFAULT_BUDGET",
-    "add_command",
+
 ]
 
 #: Search nodes per question (one state, one time point, one property).
@@ -75,23 +87,8 @@ class CheckInfo:
     title: str
 
 
-CHECKS: dict[str, CheckInfo] = {c.code: c for c in [
-    CheckInfo("PW600", "error", "the pathway does not load (the loader's diagnostics are listed)"),
-    CheckInfo("PW601", "error", "state unreachable from the start state"),
-    CheckInfo("PW602", "error", "non-terminal state with no way out (dead end)"),
-    CheckInfo("PW603", "error", "terminal state with a way out"),
-    CheckInfo("PW604", "error", "no terminal state reachable from a state"),
-    CheckInfo("PW605", "warning", "transition used by no rule"),
-    CheckInfo("PW606", "error", "rule transition that is not an edge of the graph"),
-    CheckInfo("PW610", "error", "overlap: two rules of equal priority send the same input to different states"),
-    CheckInfo("PW611", "warning", "gap: a complete input on which no rule leaves a decision state"),
-    CheckInfo("PW612", "warning", "shadowed rule: a higher-priority rule always moves the patient first"),
-    CheckInfo("PW613", "warning", "parameter used without a source"),
-    CheckInfo("PW614", "warning", "rule branch that can never fire"),
-    CheckInfo("PW615", "error", "conflicting derivations: two rules derive different values on the same input"),
-    CheckInfo("PW690", "error", "invalid entry under 'checks:' in pathway.yaml"),
-    CheckInfo("PW691", "warning", "entry under 'checks:' that matches no finding"),
-]}
+CHECKS: dict[str, CheckInfo] = {c.code: CheckInfo(c.code, c.severity, c.title)
+                                 for c in CODES.values() if c.kind == "check"}
 
 #: Loader codes that are findings of a check of their own (the rest are listed under PW600).
 _LOADER_CODES = {"PW207": "PW603", "PW206": "PW606"}
@@ -373,10 +370,10 @@ class StateSpace:
                 outs: set[str | None] = set()
                 certain = False
                 if True in du:
-                    for branch, cond in self.conds.get(rid, {}).items():
+                    for then_else, cond in self.conds.get(rid, {}).items():
                         values = self._cond(cond, asg, open_, dposs)
                         if True in values:
-                            outs.add(branch)
+                            outs.add(then_else)
                             certain = certain or values == {True}
                 if not certain:
                     outs.add(None)
@@ -391,8 +388,8 @@ class StateSpace:
                     continue
                 for effect in branch_effects(rule, branch):
                     if isinstance(effect, Derive):
-                        for name, value in effect.values.items():
-                            dposs.setdefault(name, set()).add(value)
+                        for name, derived in effect.values.items():
+                            dposs.setdefault(name, set()).add(derived)
                             if outs == {branch}:
                                 definite.add(name)
                     elif isinstance(effect, Score):
@@ -419,7 +416,7 @@ class StateSpace:
         return {rid for rid in rule_ids if True in out.due[rid]}
 
     def search(self, rule_ids: set[str], time: dict[str, Any], predicate: Callable[[_Outcome], bool | None], *,
-               complete: bool, abstract: bool, accept_possible: bool, focus: Sequence[str] = ()) -> "_SearchResult":
+               complete: bool, abstract: bool, accept_possible: bool, focus: Sequence[str] = ()) -> _SearchResult:
         """Look for an input (at this time point) on which ``predicate`` holds.
 
         The predicate answers True / False / None (not decided) on the possible outcomes of a
@@ -479,7 +476,7 @@ class StateSpace:
         return _SearchResult(found, True, nodes)
 
     def find(self, rule_ids: set[str], predicate: Callable[[_Outcome], bool | None], *, complete: bool = False,
-             abstract: bool = False, accept_possible: bool = False, focus: Sequence[str] = ()) -> "_SearchResult":
+             abstract: bool = False, accept_possible: bool = False, focus: Sequence[str] = ()) -> _SearchResult:
         """:meth:`search` over every time point of the state; the first hit wins."""
         exhaustive = True
         nodes = 0
@@ -626,8 +623,8 @@ class _Checker:
         assert d is not None
         users: dict[str, list[str]] = {}
         for r in d.rules:
-            for p in r.params:
-                users.setdefault(p, []).append(r.id)
+            for used in r.params:
+                users.setdefault(used, []).append(r.id)
         for name, p in d.spec.parameters.items():
             if name in users and not p.sources:
                 self.add("PW613", self.at(("parameters", name), key=True),
@@ -637,7 +634,7 @@ class _Checker:
     # -- rules ---------------------------------------------------------------------------
     def rule_checks(self) -> None:
         d = self.definition
-        assert d is not None
+        assert d is not None and self.compiled is not None
         never: dict[tuple[str, str], bool | None] = {}  # (rule, branch) -> fired somewhere / unknown
         for state, sdef in d.spec.states.items():
             if state in self.unreachable:
@@ -673,7 +670,7 @@ class _Checker:
         if "PW610" in self.disabled:
             return
         moves = space.moves
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, ...]] = set()
         for i, a in enumerate(moves):
             for b in moves[i + 1:]:
                 if a.rule == b.rule or a.priority != b.priority or a.target == b.target:
@@ -755,8 +752,11 @@ class _Checker:
             higher = [h for h in space.moves if h.priority > m.priority]
             if not higher:
                 continue
-            fires = space.find(space.ancestors({m.rule}),
-                               lambda o, m=m: _fires(o, m.rule, m.branch), abstract=True, accept_possible=True)
+
+            def fires_at_all(o: _Outcome, m: Move = m) -> bool | None:
+                return _fires(o, m.rule, m.branch)
+
+            fires = space.find(space.ancestors({m.rule}), fires_at_all, abstract=True, accept_possible=True)
             if fires.witness is None:
                 continue  # never fires at all: PW614
             ids = space.ancestors({m.rule} | {h.rule for h in higher})
@@ -776,7 +776,7 @@ class _Checker:
             if not result.exhaustive:
                 self._note_bound(f"shadowing of '{m.rule}'", space)
                 continue
-            example = space.find(space.ancestors({m.rule}), lambda o, m=m: _fires(o, m.rule, m.branch))
+            example = space.find(space.ancestors({m.rule}), fires_at_all)
             detail, winners = "", []
             if example.witness is not None:
                 check = evaluate_state(space.compiled, space.state, example.witness)
@@ -823,8 +823,11 @@ class _Checker:
             for branch in ("then", "else", "missing"):
                 if not branch_effects(rule, branch) or never.get((rule.id, branch)):
                     continue
-                result = space.find(space.ancestors({rule.id}), lambda o, r=rule.id, b=branch: _fires(o, r, b),
-                                    abstract=True, accept_possible=True, focus=(rule.id,))
+
+                def fires(o: _Outcome, r: str = rule.id, b: str = branch) -> bool | None:
+                    return _fires(o, r, b)
+
+                result = space.find(space.ancestors({rule.id}), fires, abstract=True, accept_possible=True, focus=(rule.id,))
                 if result.witness is not None:
                     never[(rule.id, branch)] = True
                 elif not result.exhaustive:

@@ -12,20 +12,18 @@ Exit code: 0 when the versions are the same, 1 when they differ, 2 on bad input.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from pathway.analysis.evaluate import format_value
+from pathway.core.errors import display_path
 from pathway.definition import conditions as C
 from pathway.definition.effects import Alert, Derive, Dose, Offer, Recommend, Require, Score, Transition
-from pathway.core.errors import display_path
-from pathway.analysis.evaluate import format_value
 from pathway.definition.pathway import PathwayDef, Rule
 from pathway.loading.loader import load_definition
 

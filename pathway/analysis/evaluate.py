@@ -24,16 +24,16 @@ It also builds the *input space* of a state for the checks: candidate values of 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from pathway.definition import conditions as C
-from pathway.definition.effects import Derive, Effect, Score, Transition
-from pathway.runtime.compile import CompiledPathway
-from pathway.definition.effects import compute_score
-from pathway.definition.pathway import Rule
 from pathway.definition.clock import MAX_DAY, TIME_FIELDS
+from pathway.definition.effects import Derive, Effect, Score, Transition, compute_score
+from pathway.definition.pathway import Rule
+from pathway.runtime.compile import CompiledPathway
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 
 __all__ = [
@@ -309,7 +309,7 @@ def field_candidates(name: str, ftype: str, atoms: list[C.Cmp], *, values: Itera
         if numeric_use:
             ends = [x for x in (low, high) if x is not None]
             points = sorted(set(raw + ends))
-            mids = [(a + b) / 2 for a, b in zip(points, points[1:])]
+            mids = [(a + b) / 2 for a, b in zip(points, points[1:], strict=False)]
             raw += ends + ([math.floor(m) for m in mids] if ftype == "integer" else mids)
         if not raw:
             raw = [low if low is not None else 0]

@@ -15,21 +15,25 @@ API: :func:`explain` returns a JSON-ready dict; :func:`explain_text` renders it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pathway.definition import conditions as C
-from pathway.definition.effects import Transition
-from pathway.core.errors import Diagnostic, InputError, display_path
-from pathway.analysis.evaluate import (TIME_FIELDS, branch_conditions, branch_effects, evaluate_state, format_facts, format_value,
-                       step_of, truth)
-from pathway.definition.pathway import Rule
 from pathway.analysis.check import StateSpace
-from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
+from pathway.analysis.evaluate import (
+    TIME_FIELDS,
+    branch_conditions,
+    branch_effects,
+    evaluate_state,
+    format_facts,
+    format_value,
+    step_of,
+    truth,
+)
+from pathway.core.errors import Diagnostic, InputError
+from pathway.definition import conditions as C
 from pathway.definition.clock import is_days_since
+from pathway.definition.effects import Transition
+from pathway.definition.pathway import Rule
 
 if TYPE_CHECKING:  # explanations read a session; they never run the engine themselves
     from pathway.runtime.api import Pathway
@@ -120,7 +124,8 @@ class _Context:
         fired = self.firings(ev).get(rule.id)
         branch = fired["branch"] if fired else None
         due = _tree(rule.due, env, params)
-        requires = [{"field": f, "recorded": env.get(f) is not None, "value": env.get(f)} for f in rule.requires]
+        requires: list[dict[str, Any]] = [{"field": f, "recorded": env.get(f) is not None, "value": env.get(f)}
+                                          for f in rule.requires]
         when = _tree(rule.when, env, params)
         moves = self.moving_branches(rule)
         if branch in ("then", "else"):

@@ -6,19 +6,17 @@ verified/unverified split, every parameter with its sources, and the full source
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
-from pathway.runtime.api import Pathway, load_pathway
+from pathway.runtime.api import Pathway
 
-__all__ = ["evidence", "render_text", "render_markdown", "add_command"]
+__all__ = ["evidence", "render_text", "render_markdown"]
 
 
 def evidence(pathway: Pathway) -> dict[str, Any]:
     """The evidence listing as data (deterministic order: rule files, then rules as written)."""
     d = pathway.definition
-    rules = [{
+    rules: list[dict[str, Any]] = [{
         "id": r.id,
         "title": r.title,
         "states": list(r.states),
@@ -76,7 +74,8 @@ def render_markdown(data: dict[str, Any]) -> str:
            f"{s['rules']} rules: **{s['verified']} verified**, **{s['unverified']} unverified**.", "",
            "| rule | title | states | sources | strength | status |", "|---|---|---|---|---|---|"]
     for r in data["rules"]:
-        out.append(f"| `{r['id']}` | {r['title']} | {', '.join(r['states'])} | {', '.join(r['sources'])} | {r['strength']} | {r['status']} |")
+        out.append(f"| `{r['id']}` | {r['title']} | {', '.join(r['states'])} | {', '.join(r['sources'])} | "
+                   f"{r['strength']} | {r['status']} |")
     out += ["", "## Sources", "", "| id | tag | reference |", "|---|---|---|"]
     for sid, src in data["sources"].items():
         out.append(f"| {sid} | {src['tag']} | {src['title']} ({src['ref']}) |")

@@ -13,26 +13,25 @@ report is written in both cases), 2 on bad input.
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, check_pathway
+from pathway.analysis.diff import effect_text
+from pathway.analysis.evaluate import format_value
+from pathway.authoring.scenario import discover, run_scenarios
+from pathway.core.errors import DefinitionError, PathwayError, display_path
 from pathway.core.version import __version__
 from pathway.definition import conditions as C
-from pathway.runtime.api import load_pathway
-from pathway.analysis.diff import effect_text
-from pathway.core.errors import DefinitionError, PathwayError, display_path
-from pathway.analysis.evaluate import format_value
 from pathway.definition.pathway import PathwayDef
 from pathway.loading.loader import resolve_pathway_dir
 from pathway.render.diagram import render_svg, to_dot
-from pathway.authoring.scenario import discover, run_scenarios
-from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, check_pathway
+from pathway.runtime.api import load_pathway
 
-__all__ = ["build_report", "write_report", "add_command"]
+__all__ = ["build_report", "write_report"]
 
 _CSS = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 2rem; color: #0f172a; line-height: 1.4; }
@@ -123,8 +122,8 @@ def _section_rules(d: PathwayDef) -> str:
 def _section_parameters(d: PathwayDef) -> str:
     users: dict[str, list[str]] = {}
     for r in d.rules:
-        for p in r.params:
-            users.setdefault(p, []).append(r.id)
+        for used in r.params:
+            users.setdefault(used, []).append(r.id)
     rows = []
     for name, p in d.spec.parameters.items():
         value = d.params.get(name, p.value)

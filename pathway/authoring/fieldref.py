@@ -17,28 +17,25 @@ test regenerates the committed page and compares.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import types
 from collections import defaultdict
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from pathway.authoring.schema import DESCRIPTIONS, authored_fields
+from pathway.core.errors import DefinitionError, display_path
+from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
-from pathway.core.errors import DefinitionError, display_path
-from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
-from pathway.loading.loader import load_definition
-from pathway.definition.model import FieldDef, ProfileFile
-from pathway.authoring.schema import DESCRIPTIONS, authored_fields
-from pathway.definition.units import units_for
-from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition.clock import days_since
+from pathway.definition.model import FieldDef, ProfileFile
+from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.units import units_for
 
-__all__ = ["Usage", "collect_usage", "field_reference", "default_output", "add_command"]
+__all__ = ["Usage", "collect_usage", "field_reference", "default_output", ]
 
 _EFFECT_NOTES: dict[str, str] = {
     "transition": "Takes a state id: `- transition: rescue_selection`. The move must be an edge of the graph; "

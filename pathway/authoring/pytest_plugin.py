@@ -8,13 +8,17 @@ scenario file that holds ``pathway.yaml``, else the file's ``pathway:`` key, els
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pathway.runtime.api import Pathway
 from pathway.authoring.scenario import LoadedScenario, _is_scenario_file, load_scenarios, run_scenario
+from pathway.runtime.api import Pathway
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
 
 _CACHE: dict[Any, Pathway] = {}
 
@@ -26,14 +30,14 @@ def _pathway_of(path: Path) -> str:
     return "asuc"
 
 
-def pytest_collect_file(parent: pytest.Collector, file_path: Path):  # noqa: ANN201
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFileItem | None:
     if file_path.suffix in (".yaml", ".yml") and _is_scenario_file(file_path):
         return ScenarioFileItem.from_parent(parent, path=file_path)
     return None
 
 
 class ScenarioFileItem(pytest.File):
-    def collect(self):  # noqa: ANN201
+    def collect(self) -> Iterator[ScenarioItem]:
         pathway = _pathway_of(self.path)
         for loaded in load_scenarios(self.path):
             yield ScenarioItem.from_parent(self, name=loaded.scenario.id, loaded=loaded, pathway=pathway)
@@ -54,7 +58,7 @@ class ScenarioItem(pytest.Item):
         if not outcome.passed:
             raise ScenarioFailed(outcome.report())
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # noqa: ANN401
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:  # noqa: ANN401
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

@@ -37,9 +37,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pathway.runtime.api import Pathway, load_pathway
 from pathway.core.errors import DefinitionError, Diagnostic, InputError, PathwayError, display_path
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.runtime.api import Pathway, load_pathway
 
 __all__ = [
     "Matcher",
@@ -181,7 +181,8 @@ def load_scenarios(path: str | os.PathLike[str]) -> list[LoadedScenario]:
     for i, sc in enumerate(parsed.scenarios):
         line = doc.pos(("scenarios", i))[0]
         if sc.id in seen:
-            problems.append(doc.diag(("scenarios", i, "id"), "PW205", f"duplicate scenario id '{sc.id}' (first at line {seen[sc.id]})"))
+            problems.append(doc.diag(("scenarios", i, "id"), "PW205",
+                                     f"duplicate scenario id '{sc.id}' (first at line {seen[sc.id]})"))
         seen[sc.id] = line
         out.append(LoadedScenario(sc, shown, line, doc, i, parsed.pathway))
     if problems:
@@ -316,7 +317,8 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     if exp.path_contains is not None:
         it = iter(result["path"])
         if not all(any(s == p for p in it) for s in exp.path_contains):
-            bad(("expect", "path_contains"), "path contains (in order)", " -> ".join(exp.path_contains), " -> ".join(result["path"]))
+            bad(("expect", "path_contains"), "path contains (in order)", " -> ".join(exp.path_contains),
+                " -> ".join(result["path"]))
     for key, keys in (("recommendations", ("rule", "kind")), ("alerts", ("rule", "level")), ("options", ("option", "available"))):
         ml: MatchList | None = getattr(exp, key)
         if ml is None:
@@ -340,8 +342,8 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         for attr in ("dose_mg", "daily_mg", "times_per_day"):
             want = getattr(d, attr)
             if want is not None and (med.get(attr) is None or abs(float(med[attr]) - want) > d.tolerance + 1e-9):
-                bad(("expect", "doses", j, attr), f"{d.name} {attr}", f"{want:g}" + (f" ± {d.tolerance:g}" if d.tolerance else ""),
-                    med.get(attr))
+                bad(("expect", "doses", j, attr), f"{d.name} {attr}",
+                    f"{want:g}" + (f" ± {d.tolerance:g}" if d.tolerance else ""), med.get(attr))
         if d.route is not None and med.get("route") != d.route:
             bad(("expect", "doses", j, "route"), f"{d.name} route", d.route, med.get("route"))
     required = [x["field"] for x in result["data_required"]]

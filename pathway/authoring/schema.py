@@ -27,25 +27,23 @@ inserts the line into files that lack it and never touches the rest of a file.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, cast, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from pathway.core.errors import DefinitionError, display_path
+from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition import effects as E
 from pathway.definition import model as M
-from pathway.core.errors import DefinitionError, display_path
+from pathway.definition.clock import MAX_DAY
 from pathway.definition.inputs import EVENT_META, PATIENT_META
 from pathway.definition.pathway import PathwayDef
-from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.definition.units import CONVERSIONS, units_for
-from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
-from pathway.definition.clock import MAX_DAY
+from pathway.loading.loader import load_definition
 
 __all__ = [
     "DIALECT",
@@ -63,7 +61,7 @@ __all__ = [
     "header_for",
     "check_headers",
     "add_headers",
-    "add_command",
+
 ]
 
 DIALECT = "http://json-schema.org/draft-07/schema#"
@@ -334,7 +332,7 @@ def _wrap_refs(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return _walk(model.model_json_schema(ref_template=_REF), _tidy)
+    return cast(dict[str, Any], _walk(model.model_json_schema(ref_template=_REF), _tidy))  # a dict in, _tidy's dict out
 
 
 def _merge_defs(target: dict[str, Any], defs: dict[str, Any]) -> None:

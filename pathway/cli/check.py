@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import json
 
 from pathway.analysis.check import DEFAULT_BUDGET, check_pathway

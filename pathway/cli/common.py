@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pathway.core.errors import Diagnostic
 from pathway.core.yamlsafe import Located
@@ -17,7 +18,11 @@ __all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparse
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
-Subparsers = argparse._SubParsersAction  # the type of ``add_subparsers()``'s result
+# the type of ``add_subparsers()``'s result; generic only in the type stubs (not subscriptable at run time)
+if TYPE_CHECKING:
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
 
 
 class UsageError(Exception):

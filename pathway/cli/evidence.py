@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import json
 
 from pathway.audit.evidence import evidence, render_markdown, render_text

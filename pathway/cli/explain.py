@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import json
 
 from pathway.analysis.explain import explain, explain_text

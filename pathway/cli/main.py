@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from pathway.cli.common import EXIT_BAD_INPUT, EXIT_OK, UsageError, print_diags
 from pathway.core.errors import DefinitionError, InputError, PathwayError
@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "pathway.cli.trace",
     "pathway.cli.diff",
     "pathway.cli.report",
+    "pathway.cli.codes",
 ]
 
 

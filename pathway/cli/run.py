@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pathway.cli.common import (EXIT_OK, Subparsers, add_parameter_option, case_pathway, parameters, print_diags,
-                                read_case)
-from pathway.core.errors import InputError, display_path
+from pathway.cli.common import EXIT_OK, Subparsers, add_parameter_option, case_pathway, parameters, read_case
+from pathway.core.errors import display_path
 from pathway.core.yamlsafe import load_yaml_file
 from pathway.loading.loader import DEFAULT_PATHWAY, shipped_rules_dir
 from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_diagrams
@@ -18,7 +17,8 @@ __all__ = ["add_command"]
 
 
 def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str, Any]]) -> str:
-    lines = [f"{pathway.definition.spec.title} ({pathway.id} {pathway.version}) - patient {results[-1]['patient_id'] if results else case['patient'].get('id')}"]
+    lines = [f"{pathway.definition.spec.title} ({pathway.id} {pathway.version}) - patient "
+             f"{results[-1]['patient_id'] if results else case['patient'].get('id')}"]
     previous_trace = 0
     for result in results:
         lines.append("")
@@ -29,7 +29,8 @@ def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str,
         previous_trace = len(result["trace"])
         for rec in result["recommendations"]:
             med = rec.get("medication")
-            dose = f" ({med['name']} {med['dose_mg']:g} mg x{med['times_per_day']:g}/day {med['route']})" if med and med.get("dose_mg") is not None and med.get("times_per_day") else ""
+            dose = (f" ({med['name']} {med['dose_mg']:g} mg x{med['times_per_day']:g}/day {med['route']})"
+                    if med and med.get("dose_mg") is not None and med.get("times_per_day") else "")
             status = "" if rec["evidence"]["status"] == "verified" else " (unverified)"
             lines.append(f"  * {rec['text']}{dose} [{rec['rule']}; {', '.join(rec['evidence']['sources'])}{status}]")
         for opt in result["options"]:

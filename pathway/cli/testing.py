@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from pathway.cli.common import Subparsers
-from pathway.runtime.api import load_pathway
-from pathway.core.errors import display_path
 from pathway.authoring.scenario import Coverage, discover, run_scenarios
+from pathway.cli.common import Subparsers
+from pathway.core.errors import display_path
+from pathway.runtime.api import load_pathway
 
 __all__ = ["add_command", "default_scenario_dir"]
 

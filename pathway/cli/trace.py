@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pathway.cli.common import Subparsers, add_parameter_option, case_pathway, parameters, read_case
 from pathway.core.errors import display_path
-from pathway.runtime.api import load_pathway
 from pathway.render.diagram import DIAGRAM_FORMATS, build_trace_diagram, diagram_format, render_diagram, write_diagram
+from pathway.runtime.api import load_pathway
 
 __all__ = ["add_command"]
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+
+from pathway.core.codes import CODES
 
 __all__ = [
     "Diagnostic",
@@ -54,6 +56,10 @@ class Diagnostic:
     code: str
     message: str
     hint: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"diagnostic code {self.code!r} is not in the registry (pathway.core.codes)")
 
     def __str__(self) -> str:
         hint = f" (did you mean '{self.hint}'?)" if self.hint else ""

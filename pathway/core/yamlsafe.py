@@ -205,7 +205,8 @@ def validation_diagnostics(doc: Located, path: Path_, exc: ValidationError, mode
         loc = tuple(x[:-1] if isinstance(x, str) and x.endswith("_") and x[:-1] in ("for", "from", "in") else x for x in loc)
         where = path + loc
         if err["type"] == "extra_forbidden":
-            out.append(doc.diag(where, "PW110", f"unknown key '{loc[-1]}'", suggest(str(loc[-1]), keys_at(model, raw[:-1])), key=True))
+            out.append(doc.diag(where, "PW110", f"unknown key '{loc[-1]}'", suggest(str(loc[-1]), keys_at(model, raw[:-1])),
+                                key=True))
         elif err["type"] == "missing":
             out.append(doc.diag(where[:-1], "PW111", f"missing required key '{loc[-1]}'"))
         else:

@@ -27,9 +27,10 @@ rule nor its negation (``otherwise``) fires, and the rule's ``requires`` list re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Callable, Union
+from typing import Any, cast
 
 from pathway.core.errors import Diagnostic, suggest
 from pathway.core.yamlsafe import Located
@@ -86,29 +87,30 @@ class Cmp:
         if actual is None:
             return None
         if self.op == "eq":
-            return actual == self.value
+            return cast(bool, actual == self.value)
         if self.op == "ne":
-            return actual != self.value
+            return cast(bool, actual != self.value)
         if self.op == "in":
             return actual in self.value
         if self.op == "not_in":
             return actual not in self.value
-        return {
+        comparisons: dict[str, bool] = {
             "gt": actual > self.value,
             "gte": actual >= self.value,
             "lt": actual < self.value,
             "lte": actual <= self.value,
-        }[self.op]
+        }
+        return comparisons[self.op]
 
 
 @dataclass(frozen=True)
 class And:
-    items: tuple["Cond", ...]
+    items: tuple[Cond, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    items: tuple["Cond", ...]
+    items: tuple[Cond, ...]
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class Always:
     pass
 
 
-Cond = Union[Cmp, And, Or, Always]
+Cond = Cmp | And | Or | Always
 
 
 def evaluate(cond: Cond, facts: dict[str, Any],

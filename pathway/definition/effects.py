@@ -160,7 +160,7 @@ class Titrate(_E):
 
 Effect = Transition | Recommend | Dose | Alert | Require | Derive | Offer | Score | Titrate
 
-EFFECT_KINDS: dict[str, type[_E]] = {
+EFFECT_KINDS: dict[str, type[Effect]] = {
     "transition": Transition,
     "recommend": Recommend,
     "dose": Dose,
@@ -215,7 +215,8 @@ def parse_effects(doc: Located, items: list[Any], path: tuple[Any, ...], out: li
         except ValidationError as exc:
             if model in (Transition, Derive):
                 # Errors are about the body itself, not a 'to'/'values' key the author never wrote.
-                out.append(doc.diag(sub, "PW112", f"'{kind}' takes {'a state id' if model is Transition else 'a mapping of fact: value'}"))
+                out.append(doc.diag(sub, "PW112",
+                                    f"'{kind}' takes {'a state id' if model is Transition else 'a mapping of fact: value'}"))
             else:
                 out.extend(validation_diagnostics(doc, sub, exc, model))
     return effects
@@ -228,7 +229,7 @@ def compute_score(effect: Score, values: dict[str, Any]) -> float | int:
         if C.evaluate(item.when, values) is True:
             total += item.points
     for term in effect.terms:
-        total += float(term.factor) * float(values[term.field])  # type: ignore[arg-type]
+        total += float(term.factor) * float(values[term.field])
     if effect.divide_by is not None:
         total /= float(values[effect.divide_by])
     total = round(total / effect.round_to) * effect.round_to if effect.round_to else round(total, 6)

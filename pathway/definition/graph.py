@@ -8,7 +8,7 @@ and ``kind``; edges carry ``title``, ``rules`` (ids of the rules that can take t
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import networkx as nx
 

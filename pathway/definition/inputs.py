@@ -9,13 +9,13 @@ refused with a message naming the field, the value and the plausible range.
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from pathway.core.errors import Diagnostic, InputError, suggest
+from pathway.definition.clock import MAX_DAY
 from pathway.definition.model import FieldDef
 from pathway.definition.units import convert, units_for
-from pathway.definition.clock import MAX_DAY
 
 __all__ = ["validate_patient", "validate_event", "EVENT_META", "PATIENT_META"]
 
@@ -107,7 +107,8 @@ def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], s
     return values
 
 
-def validate_patient(patient: Any, fields: dict[str, FieldDef], builtins: set[str]) -> tuple[str, dict[str, Any], datetime | None]:
+def validate_patient(patient: Any, fields: dict[str, FieldDef],
+                     builtins: set[str]) -> tuple[str, dict[str, Any], datetime | None]:
     """Return (patient id, canonical values, admission time); raise InputError otherwise."""
     out: list[Diagnostic] = []
     if not isinstance(patient, dict):
@@ -132,7 +133,8 @@ def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed
-    return parsed.replace(tzinfo=None) - parsed.utcoffset()  # type: ignore[operator]
+    # fromisoformat gives a fixed-offset timezone: an aware time always has an offset.
+    return parsed.replace(tzinfo=None) - cast(timedelta, parsed.utcoffset())
 
 
 def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,

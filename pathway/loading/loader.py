@@ -8,21 +8,41 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 from pydantic import ValidationError
 
-from pathway.definition import conditions as C
-from pathway.definition.effects import (TEMPLATE_RE, Derive, Dose, Effect, Offer, Require, Score, ScoreItem, ScoreTerm,
-                      Titrate, Transition, parse_effects)
 from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
-from pathway.definition.graph import build_graph, expand_sources
-from pathway.definition.model import ANY_ACTIVE, ID_PATTERN, Evidence, FieldDef, FieldsFile, PathwayFile, ProfileFile, RuleFile, SourcesFile
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY, days_since
+from pathway.definition.effects import (
+    TEMPLATE_RE,
+    Derive,
+    Dose,
+    Effect,
+    Offer,
+    Require,
+    Score,
+    ScoreItem,
+    ScoreTerm,
+    Titrate,
+    Transition,
+    parse_effects,
+)
+from pathway.definition.graph import build_graph, expand_sources
+from pathway.definition.model import (
+    ANY_ACTIVE,
+    ID_PATTERN,
+    FieldDef,
+    FieldsFile,
+    PathwayFile,
+    ProfileFile,
+    RuleFile,
+    SourcesFile,
+)
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
@@ -103,13 +123,16 @@ class _Loader:
         spec: PathwayFile | None = self._validate(pdoc, PathwayFile) if pdoc else None
         if spec is None:
             raise DefinitionError(self.diags)
+        assert pdoc is not None  # spec was validated from it
         if spec.sources_file:
             sdoc = self._load(spec.sources_file, (pdoc, ("sources_file",)))
             sfile: SourcesFile | None = self._validate(sdoc, SourcesFile) if sdoc else None
             if sfile is not None:
+                assert sdoc is not None  # sfile was validated from it
                 clash = sorted(set(sfile.sources) & set(spec.sources))
                 for sid in clash:
-                    self.diags.append(sdoc.diag(("sources", sid), "PW205", f"source '{sid}' is also listed in pathway.yaml", key=True))
+                    self.diags.append(sdoc.diag(("sources", sid), "PW205", f"source '{sid}' is also listed in pathway.yaml",
+                                                key=True))
                 spec = spec.model_copy(update={"sources": {**spec.sources, **sfile.sources}})
         self._check_pathway(pdoc, spec)
         params = {name: p.value for name, p in spec.parameters.items()}
@@ -120,13 +143,15 @@ class _Loader:
 
         fdoc = self._load(spec.fields_file, (pdoc, ("fields_file",)))
         fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
-        fields = dict(fields_file.fields) if fields_file else {}
+        fields: dict[str, FieldDef | None] = dict(fields_file.fields) if fields_file else {}
         for name in BUILTIN_FIELDS:
             if name in fields and fdoc:
-                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined", key=True))
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined",
+                                            key=True))
         for name in fields:
             if name in spec.derived and fdoc:
-                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml", key=True))
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml",
+                                            key=True))
         fields.update(BUILTIN_FIELDS)
         for sid, sdef in spec.states.items():
             fields[days_since(sid)] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
@@ -135,7 +160,7 @@ class _Loader:
             if fdef is not None and fdef.aggregate is not None and fdef.aggregate.of not in fields and fdoc:
                 self.diags.append(fdoc.diag(("fields", name, "aggregate", "of"), "PW202",
                                             f"unknown field '{fdef.aggregate.of}'", suggest(fdef.aggregate.of, list(fields))))
-        fields["state"] = None  # type: ignore[assignment]  # resolved below
+        fields["state"] = None  # resolved below
 
         rules: list[Rule] = []
         seen: dict[str, str] = {}
@@ -162,13 +187,15 @@ class _Loader:
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("otherwise")])
         if self.diags:
             raise DefinitionError(self.diags)
-        return PathwayDef(self.root, spec, fields, rules, graph, params, profile=profile_id, files=self.files)
+        # 'state' was popped: every remaining value is a FieldDef.
+        return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
+                          files=self.files)
 
     def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
         """Parameter values of a site profile, checked against the pathway's parameters."""
         available = sorted(p.stem for p in (self.root / "profiles").glob("*.yaml"))
         if profile_id not in available:
-            where = ("default_profile",) if profile_id == spec.default_profile and not self.profile else ()
+            where: tuple[Any, ...] = ("default_profile",) if profile_id == spec.default_profile and not self.profile else ()
             self.diags.append(pdoc.diag(where, "PW211", f"unknown profile '{profile_id}'",
                                         suggest(profile_id, available)))
             return {}
@@ -176,8 +203,10 @@ class _Loader:
         profile: ProfileFile | None = self._validate(doc, ProfileFile) if doc else None
         if profile is None:
             return {}
+        assert doc is not None  # profile was validated from it
         if profile.id != profile_id:
-            self.diags.append(doc.diag(("id",), "PW112", f"profile id '{profile.id}' does not match its file name '{profile_id}'"))
+            self.diags.append(doc.diag(("id",), "PW112",
+                                       f"profile id '{profile.id}' does not match its file name '{profile_id}'"))
         for k, src in enumerate(profile.sources):
             if src not in spec.sources:
                 self.diags.append(doc.diag(("sources", k), "PW204", f"unknown source '{src}'", suggest(src, spec.sources)))
@@ -186,10 +215,12 @@ class _Loader:
             where = ("parameters", name)
             p = spec.parameters.get(name)
             if p is None:
-                self.diags.append(doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, spec.parameters), key=True))
+                self.diags.append(doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, spec.parameters),
+                                           key=True))
                 continue
             if not _same_kind(p.value, value):
-                self.diags.append(doc.diag(where, "PW112", f"parameter '{name}' is {type(p.value).__name__}; {value!r} does not fit"))
+                self.diags.append(doc.diag(where, "PW112",
+                                           f"parameter '{name}' is {type(p.value).__name__}; {value!r} does not fit"))
                 continue
             if p.choices and value not in p.choices:
                 self.diags.append(doc.diag(where, "PW112", f"{value!r} is not one of the choices for '{name}': {p.choices}"))
@@ -321,7 +352,8 @@ class _Loader:
             for cmp in C.fields_of(cond):
                 used.append((where, cmp.field))
                 if cmp.derived:
-                    self.diags.append(doc.diag(where, "PW213", f"score items test case fields only, not derived fact '{cmp.field}'"))
+                    self.diags.append(doc.diag(where, "PW213",
+                                               f"score items test case fields only, not derived fact '{cmp.field}'"))
             items.append(ScoreItem.model_construct(when=cond, points=item.points))
         terms = []
         for k, term in enumerate(effect.terms):
@@ -366,29 +398,35 @@ class _Loader:
             if isinstance(effect, Transition):
                 transitions += 1
                 if effect.to not in spec.states:
-                    self.diags.append(doc.diag(body, "PW201", f"unknown state '{effect.to}'", suggest(effect.to, list(spec.states))))
+                    self.diags.append(doc.diag(body, "PW201", f"unknown state '{effect.to}'",
+                                               suggest(effect.to, list(spec.states))))
                 else:
                     graph = self._edges(spec)
                     for s in states:
                         if not graph.has_edge(s, effect.to):
                             self.diags.append(doc.diag(body, "PW206",
                                                        f"transition {s} -> {effect.to} is not an edge of the pathway graph"
-                                                       + (" (terminal states have no way out)" if spec.states[s].kind == "terminal" else "")))
+                                                       + (" (terminal states have no way out)"
+                                                          if spec.states[s].kind == "terminal" else "")))
             elif isinstance(effect, Derive):
                 for name, value in effect.values.items():
                     d = spec.derived.get(name)
                     if d is None:
-                        self.diags.append(doc.diag(body + (name,), "PW202", f"unknown derived fact '{name}' (declare it under 'derived:' in pathway.yaml)",
+                        self.diags.append(doc.diag(body + (name,), "PW202",
+                                                   f"unknown derived fact '{name}' (declare it under 'derived:' in pathway.yaml)",
                                                    suggest(name, list(spec.derived)), key=True))
                         continue
-                    ok = {"boolean": isinstance(value, bool), "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+                    ok = {"boolean": isinstance(value, bool),
+                          "number": isinstance(value, (int, float)) and not isinstance(value, bool),
                           "string": isinstance(value, str) and (not d.values or value in d.values)}[d.type]
                     if not ok:
-                        self.diags.append(doc.diag(body + (name,), "PW112", f"derived fact '{name}' is {d.type}; {value!r} does not fit"))
+                        self.diags.append(doc.diag(body + (name,), "PW112",
+                                                   f"derived fact '{name}' is {d.type}; {value!r} does not fit"))
             elif isinstance(effect, Require):
                 for k, name in enumerate(effect.fields):
                     if name not in fields or name == "state":
-                        self.diags.append(doc.diag(body + ("fields", k), "PW202", f"unknown field '{name}'", suggest(name, known)))
+                        self.diags.append(doc.diag(body + ("fields", k), "PW202", f"unknown field '{name}'",
+                                                   suggest(name, known)))
             elif isinstance(effect, Dose):
                 resolved: dict[str, Any] = {}
                 for key in ("mg_per_kg_per_day", "mg_per_kg", "times_per_day", "round_to_mg", "max_mg_per_dose"):
@@ -432,7 +470,8 @@ class _Loader:
                     name = getattr(effect, key)
                     spec_f = fields.get(name)
                     if spec_f is None or spec_f.type not in ("number", "integer"):
-                        self.diags.append(doc.diag(body + (key,), "PW202", f"unknown number field '{name}'", suggest(name, known)))
+                        self.diags.append(doc.diag(body + (key,), "PW202", f"unknown number field '{name}'",
+                                                   suggest(name, known)))
                     elif name not in requires:
                         requires.append(name)
                 effect = effect.model_copy(update=resolved)

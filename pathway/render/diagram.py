@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import graphviz
 import networkx as nx
@@ -265,7 +265,7 @@ def diagram_to_dot(d: Diagram) -> str:
         with dot.subgraph(name="cluster_legend") as legend:
             legend.attr(label="Legend", fontsize="11", style="rounded", color="#cbd5e1")
             legend.node("legend", label=_legend_html(d.legend), shape="plaintext")
-    return dot.source
+    return cast(str, dot.source)  # graphviz is untyped; ``source`` is the DOT text
 
 
 _MERMAID_RESERVED = {"end", "graph", "subgraph", "flowchart", "style", "class", "classdef", "click", "linkstyle",

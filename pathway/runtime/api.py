@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from pathway.runtime.compile import CompiledPathway, compile_pathway
-from pathway.runtime.engine import Engine
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
 from pathway.definition.case import case_problem
-from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
-from pathway.loading.loader import load_definition, resolve_pathway_dir
-from pathway.runtime.session import Session, start_session
 from pathway.definition.clock import days_since
+from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
+from pathway.runtime.compile import CompiledPathway, compile_pathway
+from pathway.runtime.engine import Engine
+from pathway.runtime.session import Session, start_session
 
 __all__ = ["Pathway", "load_pathway", "run_case"]
 
@@ -77,7 +79,8 @@ class Pathway:
         try:
             session = self.start(case["patient"])
             results = []
-            for index, event in enumerate(case["events"]):
+            for i, event in enumerate(case["events"]):
+                index = i  # names the refused event in the handler below
                 results.append(session.observe(event))
         except InputError as exc:
             located = InputError(doc.locate(exc.diagnostics)) if doc is not None else exc
@@ -91,32 +94,51 @@ class Pathway:
         return session.result()
 
 
-_cache: dict[tuple[Any, ...], Pathway] = {}
+@dataclass(frozen=True)
+class _Cached:
+    pathway: Pathway
+    files: tuple[str, ...]  # every file the load read (rule files in sub-folders and the profile included)
+    digest: str
+
+
+_cache: dict[tuple[Any, ...], _Cached] = {}
 _cache_lock = threading.Lock()
 
 
-def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
-    files = [*root.glob("*.yaml"), *root.glob("profiles/*.yaml")]
-    return tuple(sorted((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+def _digest(files: tuple[str, ...]) -> str:
+    """A hash of the names and contents of ``files`` (a missing file hashes as missing)."""
+    h = hashlib.sha256()
+    for name in files:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            h.update(Path(name).read_bytes())
+        except OSError:
+            h.update(b"\0missing\0")
+        h.update(b"\0")
+    return h.hexdigest()
 
 
-def load_pathway(name_or_path: str | os.PathLike[str] = "asuc", *, profile: str | None = None,
+def load_pathway(name_or_path: str | os.PathLike[str] = DEFAULT_PATHWAY, *, profile: str | None = None,
                  parameters: dict[str, Any] | None = None, cache: bool = True) -> Pathway:
     """Load a pathway by name (``"asuc"``) or folder path, under a site profile, optionally overriding parameters.
 
-    Loaded pathways are cached per folder, file state and overrides, so repeated loads reuse
-    one engine host instead of registering new rulesets.
+    Loaded pathways are cached per folder, profile and overrides, and reused while the contents of
+    every file the load read are unchanged, so repeated loads reuse one engine host instead of
+    registering new rulesets.
     """
     root = resolve_pathway_dir(name_or_path).resolve()
-    key = (str(root), _signature(root), profile, tuple(sorted((parameters or {}).items())))
+    key = (str(root), profile, tuple(sorted((parameters or {}).items())))
     with _cache_lock:
-        if cache and key in _cache:
-            return _cache[key]
-        pathway = Pathway(load_definition(root, parameters, profile))
+        entry = _cache.get(key) if cache else None
+        if entry is not None and _digest(entry.files) == entry.digest:
+            return entry.pathway
+        definition = load_definition(root, parameters, profile)
+        pathway = Pathway(definition)
         if cache:
-            _cache[key] = pathway
+            files = tuple(definition.files)
+            _cache[key] = _Cached(pathway, files, _digest(files))
         return pathway
 
 
-def run_case(case: dict[str, Any], pathway: str | os.PathLike[str] = "asuc") -> dict[str, Any]:
+def run_case(case: dict[str, Any], pathway: str | os.PathLike[str] = DEFAULT_PATHWAY) -> dict[str, Any]:
     return load_pathway(pathway).run_case(case)

@@ -24,9 +24,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from pathway.core.errors import Diagnostic, EngineLimitError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Score
-from pathway.core.errors import Diagnostic, EngineLimitError
 from pathway.definition.pathway import PathwayDef, Rule
 
 __all__ = [
@@ -291,9 +291,9 @@ def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, 
     bound = alpha_stack_bound(out)
     if bound > MAX_ALPHA_STACK:
         diags.append(Diagnostic(pfile, 1, 1, "PW304",
-                                f"ruleset '{name}' of state '{state}' may match {bound} alpha nodes for one fact; durable_rules fails beyond 64 "
-                                f"(error 303), this pathway engine allows {MAX_ALPHA_STACK}; share leading tests between "
-                                "rules derived facts connect into one group, or split the state"))
+                                f"ruleset '{name}' of state '{state}' may match {bound} alpha nodes for one fact; "
+                                f"durable_rules fails beyond 64 (error 303), this pathway engine allows {MAX_ALPHA_STACK}; "
+                                "share leading tests between rules derived facts connect into one group, or split the state"))
     same = Counter(json.dumps(r["all"], sort_keys=True) for r in out.values())
     worst, count = same.most_common(1)[0] if same else ("", 0)
     if count > MAX_IDENTICAL_CONDITIONS:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 from pathway.definition.effects import Dose, Medication, Titrate, fill_text
 
@@ -36,13 +36,13 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any]) -> t
     limited to ``max_change_fraction`` per step."""
     current = float(snapshot[eff.current_daily_mg])
     measured = float(snapshot[eff.measured])
-    target = float(eff.target)  # type: ignore[arg-type]
-    times = float(eff.times_per_day)  # type: ignore[arg-type]
-    step = float(eff.round_to_mg)  # type: ignore[arg-type]
+    target = float(eff.target)
+    times = float(eff.times_per_day)
+    step = float(eff.round_to_mg)
     proposed = current * target / measured if measured > 0 else current * 2
     limited = False
     if eff.max_change_fraction is not None:
-        frac = float(eff.max_change_fraction)  # type: ignore[arg-type]
+        frac = float(eff.max_change_fraction)
         low, high = current * (1 - frac), current * (1 + frac)
         if not low <= proposed <= high:
             proposed, limited = min(max(proposed, low), high), True
@@ -70,32 +70,32 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any]) -> t
 def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """A weight-based dose (per kg per day, or per kg per administration), capped at ``max_mg_per_dose``."""
     weight = float(snapshot["weight_kg"])  # guaranteed: dose rules require weight_kg
-    times = float(eff.times_per_day)  # type: ignore[arg-type]
-    step = float(eff.round_to_mg)  # type: ignore[arg-type]
+    times = float(eff.times_per_day)
+    step = float(eff.round_to_mg)
     if eff.mg_per_kg_per_day is not None:
-        per_kg_day = float(eff.mg_per_kg_per_day)  # type: ignore[arg-type]
+        per_kg_day = float(eff.mg_per_kg_per_day)
         raw = weight * per_kg_day / times
     else:
         per_kg_day = None
-        raw = weight * float(eff.mg_per_kg)  # type: ignore[arg-type]
+        raw = weight * float(cast(float, eff.mg_per_kg))  # set: the loader requires exactly one of the two
     dose_mg = round_to_step(raw, step)
     capped = False
-    if eff.max_mg_per_dose is not None and dose_mg > float(eff.max_mg_per_dose):  # type: ignore[arg-type]
-        dose_mg, capped = num(float(eff.max_mg_per_dose)), True  # type: ignore[arg-type]
+    if eff.max_mg_per_dose is not None and dose_mg > float(eff.max_mg_per_dose):
+        dose_mg, capped = num(float(eff.max_mg_per_dose)), True
     med: dict[str, Any] = {"name": eff.name, "dose_mg": dose_mg, "times_per_day": num(times), "route": eff.route,
                            "daily_mg": num(dose_mg * times), "basis": {"weight_kg": num(weight)},
                            "calculated_mg": num(raw)}
     if per_kg_day is not None:
         med["mg_per_kg_per_day"] = num(per_kg_day)
     else:
-        med["mg_per_kg"] = num(float(eff.mg_per_kg))  # type: ignore[arg-type]
+        med["mg_per_kg"] = num(float(cast(float, eff.mg_per_kg)))
     if capped:
         med["capped_at_max"] = True
     for key in ("frequency", "duration", "schedule"):
         if getattr(eff, key):
             med[key] = getattr(eff, key)
     if eff.targets:
-        med["targets"] = {k: [num(float(v[0])), num(float(v[1]))] for k, v in eff.targets.items()}  # type: ignore[arg-type]
+        med["targets"] = {k: [num(float(v[0])), num(float(v[1]))] for k, v in eff.targets.items()}
     filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), daily_mg=med["daily_mg"],
                   mg_per_kg_per_day=med.get("mg_per_kg_per_day"), mg_per_kg=med.get("mg_per_kg"))
     default = f"{eff.name} {dose_mg:g} mg {eff.route}" + (f" {num(times)} times a day" if times != 1 else "")

@@ -25,16 +25,16 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as _core
 from durable import engine as durable_engine
 
-from pathway.runtime.compile import Binding, CompiledPathway
-from pathway.definition import conditions as C
-from pathway.definition.effects import Derive, Effect, Score, compute_score
 from pathway.core.errors import EngineError
+from pathway.definition.effects import Derive, Effect, Score, compute_score
+from pathway.runtime.compile import Binding, CompiledPathway
 
 __all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS"]
 
@@ -84,21 +84,22 @@ def _action_name(pending: str) -> str:
         end = pending.find('"', 2)
         if end > 2:
             return pending[2:end]
+    name: str
     (name, _), = json.loads(pending).items()
     return name
 
 
-class _Host(durable_engine.Host):
+class _Host(durable_engine.Host):  # type: ignore[misc]  # durable_rules is untyped (Host is Any)
     """A durable_rules host used to register rulesets; actions are dispatched by the Engine."""
 
-    def __init__(self, owner: "Engine"):
+    def __init__(self, owner: Engine):
         self._owner = owner
         super().__init__()
 
     def _run(self) -> None:  # no wall-clock dispatch or timer threads
         return None
 
-    def get_action(self, action_name: str):  # noqa: ANN201 - durable's protocol
+    def get_action(self, action_name: str) -> Callable[[Any], None]:  # durable's protocol
         if action_name not in self._owner.compiled.bindings:
             raise EngineError(f"no binding for engine rule '{action_name}'")
         return _never_called

@@ -8,8 +8,8 @@ and the static evaluator both decide through this module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 __all__ = ["Move", "top_moves", "is_conflict", "choose"]
 

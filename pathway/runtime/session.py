@@ -87,7 +87,8 @@ class Session:
         if doc.get("format") != SESSION_FORMAT or doc.get("pathway") != d.id:
             raise EngineError(f"stored session is for pathway {doc.get('pathway')!r} format {doc.get('format')!r}")
         if doc.get("version") != d.version:
-            raise EngineError(f"stored session ran under {d.id} {doc.get('version')}; this is {d.version}: replay its events instead")
+            raise EngineError(f"stored session ran under {d.id} {doc.get('version')}; this is {d.version}: "
+                              "replay its events instead")
         return cls(pathway, SessionState.from_doc(doc))
 
 

@@ -50,7 +50,7 @@ class SessionStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
 
-    def save(self, session: "Session") -> None:
+    def save(self, session: Session) -> None:
         doc = session.dump()
         text = json.dumps(doc, sort_keys=True, ensure_ascii=False)
         with self._lock:
@@ -68,7 +68,7 @@ class SessionStore:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def load(self, pathway: "Pathway", patient_id: str) -> "Session":
+    def load(self, pathway: Pathway, patient_id: str) -> Session:
         with self._lock:
             row = self._db.execute("SELECT doc FROM sessions WHERE pathway = ? AND patient_id = ?",
                                    (pathway.id, str(patient_id))).fetchone()

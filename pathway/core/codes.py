@@ -1,0 +1,134 @@
+"""Every diagnostic and check code, in one registry: code, the kind of input it is about, title, meaning.
+
+Codes are stable: a code keeps its meaning across versions (new problems get new codes). The
+tables in README.md and docs/codes.md are generated from this registry (``pathway codes``), and a
+test checks that every code the package emits is registered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Code", "CODES", "KINDS", "code", "codes_markdown", "codes_inline", "codes_document"]
+
+Kind = Literal["pathway", "rule file", "engine limit", "input", "session", "check"]
+
+#: Kinds in the order the tables list them, with what raises them.
+KINDS: dict[str, str] = {
+    "pathway": "finding the pathway (DefinitionError)",
+    "rule file": "reading and resolving rule, pathway, fields, sources and profile files (DefinitionError)",
+    "engine limit": "compiling to durable_rules (EngineLimitError, a DefinitionError)",
+    "input": "a case, patient or event (InputError; nothing is applied)",
+    "session": "applying an event (TransitionRefused, EngineError; nothing is applied)",
+    "check": "the static checks of `pathway check` (findings)",
+}
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    kind: Kind
+    title: str
+    meaning: str = ""
+    severity: Literal["error", "warning"] = "error"
+
+
+_ALL = [
+    Code("PW001", "pathway", "no such pathway",
+         "The name is not a shipped pathway and the path is not a folder with a pathway.yaml."),
+    Code("PW002", "pathway", "file not found", "A file that pathway.yaml names is not in the pathway folder."),
+    Code("PW100", "rule file", "YAML syntax", "The file is not valid YAML, not UTF-8, or uses a YAML tag."),
+    Code("PW101", "rule file", "duplicate key", "A mapping has the same key twice (YAML would silently keep the last)."),
+    Code("PW110", "rule file", "unknown key or operator",
+         "A key, effect or condition operator that the file kind does not have; the hint names the closest one allowed there."),
+    Code("PW111", "rule file", "missing key", "A required key is absent."),
+    Code("PW112", "rule file", "wrong type or value", "A value of the wrong type, out of its allowed set, or badly formed."),
+    Code("PW201", "rule file", "unknown state", "A rule or transition names a state the pathway does not declare."),
+    Code("PW202", "rule file", "unknown field or derived fact",
+         "A condition or text names a field, built-in or derived fact that does not exist."),
+    Code("PW203", "rule file", "unknown parameter",
+         "A `$name` that is not a parameter of the pathway, or a parameter override of the wrong kind."),
+    Code("PW204", "rule file", "unknown source", "Evidence cites a source id missing from the sources file."),
+    Code("PW205", "rule file", "duplicate rule id", "Two rules share an id."),
+    Code("PW206", "rule file", "transition that is not an edge",
+         "A rule moves the patient along a transition the graph does not have."),
+    Code("PW207", "rule file", "terminal state with a way out", "A terminal state has an outgoing transition."),
+    Code("PW208", "rule file", "not exactly one start state", "The pathway must have exactly one state of kind `start`."),
+    Code("PW209", "rule file", "number comparison on a non-number",
+         "A comparison such as `gt` on a boolean, enum or text field."),
+    Code("PW210", "rule file", "absence test on a derived fact",
+         "Derived facts are asserted by rules; test their value, not their absence."),
+    Code("PW211", "rule file", "unknown profile", "The site profile named does not exist in `profiles/`."),
+    Code("PW212", "rule file", "condition on a derived fact no rule derives", "The condition can never hold."),
+    Code("PW213", "rule file", "score uses a value the rule does not require",
+         "A score's terms must be listed under the rule's `requires`."),
+    Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
+    Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
+    Code("PW303", "engine limit", "too many rules on one condition",
+         "More engine rules on an identical condition than the measured limit."),
+    Code("PW304", "engine limit", "alpha network too deep",
+         "Rules diverging under one node would overflow durable_rules' alpha-walk stack."),
+    Code("PW400", "input", "not a case, patient or event",
+         "The case file is missing or not a mapping with `patient` and `events`; a patient without an id; "
+         "an event without `day` or `time`."),
+    Code("PW401", "input", "unknown or misplaced key",
+         "An unknown field or case key, a computed field given as input, or a patient field in an event (and the reverse)."),
+    Code("PW402", "input", "wrong type",
+         "A value of the wrong type for its field (text for a number, an unknown enum value, a malformed quantity)."),
+    Code("PW403", "input", "implausible value", "A value outside the field's plausible range (often a unit mix-up)."),
+    Code("PW404", "input", "unknown unit", "A `{value, unit}` quantity in a unit the field does not accept."),
+    Code("PW405", "input", "bad time", "`day` out of range, `time` not ISO 8601, or both given."),
+    Code("PW406", "input", "events out of order", "An event earlier than the one before it."),
+    Code("PW501", "session", "transition refused",
+         "A rule asked for a move that is not an edge of the graph; nothing was applied."),
+    Code("PW600", "check", "the pathway does not load", "The loader's diagnostics are listed."),
+    Code("PW601", "check", "state unreachable from the start state"),
+    Code("PW602", "check", "non-terminal state with no way out (dead end)"),
+    Code("PW603", "check", "terminal state with a way out"),
+    Code("PW604", "check", "no terminal state reachable from a state"),
+    Code("PW605", "check", "transition used by no rule", severity="warning"),
+    Code("PW606", "check", "rule transition that is not an edge of the graph"),
+    Code("PW610", "check", "overlap: two rules of equal priority send the same input to different states"),
+    Code("PW611", "check", "gap: a complete input on which no rule leaves a decision state", severity="warning"),
+    Code("PW612", "check", "shadowed rule: a higher-priority rule always moves the patient first", severity="warning"),
+    Code("PW613", "check", "parameter used without a source", severity="warning"),
+    Code("PW614", "check", "rule branch that can never fire", severity="warning"),
+    Code("PW615", "check", "conflicting derivations: two rules derive different values on the same input"),
+    Code("PW690", "check", "invalid entry under 'checks:' in pathway.yaml"),
+    Code("PW691", "check", "entry under 'checks:' that matches no finding", severity="warning"),
+]
+
+#: code -> entry, in code order
+CODES: dict[str, Code] = {c.code: c for c in sorted(_ALL, key=lambda c: c.code)}
+
+
+def code(value: str) -> Code:
+    """The registry entry of a code (KeyError for a code that is not registered)."""
+    return CODES[value]
+
+
+def codes_markdown() -> str:
+    """The code tables (Markdown), one per kind, as README.md and docs/codes.md show them."""
+    out: list[str] = []
+    for kind, raised in KINDS.items():
+        entries = [c for c in CODES.values() if c.kind == kind]
+        out += [f"**{kind[0].upper()}{kind[1:]}** — {raised}", "", "| code | title | meaning |", "|---|---|---|"]
+        for c in entries:
+            title = c.title + (" (warning)" if c.severity == "warning" else "")
+            out.append(f"| {c.code} | {title} | {c.meaning} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def codes_inline() -> str:
+    """All codes on a few lines (``PW100 YAML syntax · PW101 duplicate key · ...``), as the README lists them."""
+    return " ·\n".join(f"{c.code} {c.title}" for c in CODES.values()) + "\n"
+
+
+def codes_document() -> str:
+    """docs/codes.md: the full tables."""
+    return ("# Diagnostic and check codes\n\n"
+            "Generated from `pathway/core/codes.py` by `pathway codes -o docs/codes.md`; a test keeps it current.\n"
+            "Every problem is reported as `file:line:col: message (did you mean ...?) [CODE]`; codes are stable.\n\n"
+            + codes_markdown())
