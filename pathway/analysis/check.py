@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 from pydantic import ValidationError
@@ -59,7 +59,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Score, Transition, compute_score
 from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import PathwayFile
-from pathway.definition.pathway import Rule
+from pathway.definition.pathway import BRANCH_KEYS, BRANCHES, Branch, Rule
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 
@@ -654,7 +654,7 @@ class _Checker:
             if fired is False:
                 rule = next(r for r in d.rules if r.id == rid)
                 where = "in any of its states" if len(rule.states) > 1 else f"in state '{rule.states[0]}'"
-                label = {"then": "'then'", "else": "'otherwise'", "missing": "'if_missing'"}[branch]
+                label = f"'{BRANCH_KEYS[cast(Branch, branch)]}'"
                 why = ""
                 if _never(rule.due) or _never(rule.when):
                     why = (" (a condition on a parameter is false with the parameter values in use"
@@ -820,7 +820,7 @@ class _Checker:
         if "PW614" in self.disabled:
             return
         for rule in space.rules:
-            for branch in ("then", "else", "missing"):
+            for branch in BRANCHES:
                 if not branch_effects(rule, branch) or never.get((rule.id, branch)):
                     continue
 

@@ -27,12 +27,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY, TIME_FIELDS
 from pathway.definition.effects import Derive, Effect, Score, Transition, compute_score
-from pathway.definition.pathway import Rule
+from pathway.definition.pathway import BRANCHES, Branch, Rule
 from pathway.runtime.compile import CompiledPathway
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 
@@ -59,7 +59,6 @@ __all__ = [
 
 #: The clock fields every snapshot has; the checks enumerate them as one time point.
 #: Branch names as in the engine's bindings and the session trace.
-BRANCHES = ("then", "else", "missing")
 
 
 @dataclass
@@ -127,11 +126,7 @@ def rule_branch(conds: dict[str, C.Cond], facts: dict[str, Any]) -> str | None:
 
 def branch_effects(rule: Rule, branch: str) -> tuple[Effect, ...]:
     """Effects of a branch (``then``, ``else`` or ``missing``)."""
-    if branch == "then":
-        return rule.then
-    if branch == "else":
-        return rule.otherwise
-    return tuple(getattr(rule, "if_missing", ()) or ())
+    return rule.effects(cast(Branch, branch))
 
 
 def evaluate_state(compiled: CompiledPathway, state: str, facts: dict[str, Any], rules: Iterable[Rule] | None = None,

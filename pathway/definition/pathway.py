@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -17,7 +17,13 @@ from pathway.definition.clock import MAX_DAY
 from pathway.definition.effects import Effect, Transition
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
-__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS"]
+__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
+
+#: How a rule fired, as the engine's bindings and the result's trace name it.
+Branch = Literal["then", "else", "missing"]
+BRANCHES: tuple[Branch, ...] = ("then", "else", "missing")
+#: The rule-file key of each branch's effects.
+BRANCH_KEYS: dict[Branch, str] = {"then": "then", "else": "otherwise", "missing": "if_missing"}
 
 #: Fields every snapshot has, computed by the session (never given by a case).
 BUILTIN_FIELDS: dict[str, FieldDef] = {
@@ -49,9 +55,17 @@ class Rule:
     note: str = ""
     if_missing: tuple[Effect, ...] = ()
 
-    def targets(self, branch: str = "then") -> list[str]:
-        effects = self.then if branch == "then" else self.otherwise
-        return [e.to for e in effects if isinstance(e, Transition)]
+    def effects(self, branch: Branch) -> tuple[Effect, ...]:
+        """The effects of one branch: ``then``, ``else`` (the rule file's ``otherwise``) or
+        ``missing`` (``if_missing``)."""
+        if branch == "then":
+            return self.then
+        if branch == "else":
+            return self.otherwise
+        return self.if_missing
+
+    def targets(self, branch: Branch = "then") -> list[str]:
+        return [e.to for e in self.effects(branch) if isinstance(e, Transition)]
 
     @property
     def location(self) -> str:

@@ -184,7 +184,7 @@ class _Loader:
         fields.pop("state")
         if not self.diags:  # with broken rules the set of derivations is incomplete
             self.diags.extend(underived_tests(rules))
-        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("otherwise")])
+        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("else")])
         if self.diags:
             raise DefinitionError(self.diags)
         # 'state' was popped: every remaining value is a FieldDef.

@@ -27,7 +27,7 @@ from typing import Any
 from pathway.core.errors import Diagnostic, EngineLimitError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Score
-from pathway.definition.pathway import PathwayDef, Rule
+from pathway.definition.pathway import Branch, PathwayDef, Rule
 
 __all__ = [
     "Binding",
@@ -58,7 +58,7 @@ class Binding:
     """What a durable rule name stands for: the pathway rule and which branch fired."""
 
     rule: Rule
-    branch: str  # "then" | "else" | "missing"
+    branch: Branch
     clauses: tuple[C.Cond, ...]
     #: (name, is_derived) of every value the clauses test, reported in the trace
     fields: tuple[tuple[str, bool], ...] = ()
@@ -125,7 +125,7 @@ def _patterns(conj: list[C.Cond]) -> list[dict[str, Any]]:
     return patterns
 
 
-def _expand(rule: Rule, branch: str, cond: C.Cond, out: dict[str, Any], bindings: dict[str, Binding],
+def _expand(rule: Rule, branch: Branch, cond: C.Cond, out: dict[str, Any], bindings: dict[str, Binding],
             priority: int, diags: list[Diagnostic]) -> None:
     dnf = C.to_dnf(cond)
     if len(dnf) > C.MAX_DNF_TERMS:

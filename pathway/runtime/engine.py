@@ -67,13 +67,6 @@ class _Context:
     errors: list[str] = field(default_factory=list)
 
 
-def _branch_effects(binding: Binding) -> tuple[Effect, ...]:
-    rule = binding.rule
-    if binding.branch == "missing":
-        return rule.if_missing
-    return rule.then if binding.branch == "then" else rule.otherwise
-
-
 def _action_name(pending: str) -> str:
     """The engine rule name of an activation ``{"<name>": {...matched messages...}}``.
 
@@ -128,7 +121,7 @@ class Engine:
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
         self._fields = {name: b.fields for name, b in compiled.bindings.items()}
         # The effects an action must apply inside the engine (derived facts and scores).
-        self._chaining = {name: tuple(e for e in _branch_effects(b) if isinstance(e, (Derive, Score)))
+        self._chaining = {name: tuple(e for e in b.rule.effects(b.branch) if isinstance(e, (Derive, Score)))
                           for name, b in compiled.bindings.items()}
         # Each ruleset is sent only the case fields its rules test: smaller messages to encode,
         # parse and carry through every activation.
@@ -211,7 +204,7 @@ class Engine:
         missing: tuple[str, ...] = ()
         if binding.branch == "missing":
             missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
-        effects = _branch_effects(binding)
+        effects = binding.rule.effects(binding.branch)
         ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
         for effect in self._chaining[name]:
             if isinstance(effect, Derive):
