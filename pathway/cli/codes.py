@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pathway.cli.common import Subparsers
+from pathway.cli.common import Subparsers, write_output
 from pathway.core.codes import codes_document
-from pathway.core.errors import display_path
 
 __all__ = ["add_command"]
 
@@ -19,9 +18,7 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     target = Path(args.output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {display_path(target)}")
+    write_output(target, text)
     return 0
 
 

@@ -6,15 +6,16 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pathway.core.errors import Diagnostic
+from pathway.core.errors import Diagnostic, display_path
 from pathway.core.yamlsafe import Located
 from pathway.loading.cases import load_case_file, load_case_text
 from pathway.loading.loader import DEFAULT_PATHWAY
 
 __all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparsers", "parameters", "print_diags",
-           "read_case", "case_pathway", "add_parameter_option"]
+           "read_case", "case_pathway", "add_parameter_option", "write_output"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -45,6 +46,13 @@ def parameters(values: list[str]) -> dict[str, Any]:
 
 def add_parameter_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+
+
+def write_output(target: Path, text: str) -> None:
+    """Write a generated text file (parents created, LF line ends) and say so."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8", newline="\n")
+    print(f"wrote {display_path(target)}")
 
 
 def print_diags(diags: Sequence[Diagnostic]) -> None:

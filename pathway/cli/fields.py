@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pathway.authoring.fieldref import default_output, field_reference
-from pathway.cli.common import Subparsers
+from pathway.cli.common import Subparsers, write_output
 from pathway.core.errors import display_path
 from pathway.loading.loader import load_definition
 
@@ -27,9 +27,7 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         print(f"ok: {display_path(target)} is current")
         return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {display_path(target)}")
+    write_output(target, text)
     return 0
 
 
