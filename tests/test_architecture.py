@@ -28,7 +28,8 @@ def graph() -> grimp.ImportGraph:
 
 
 def test_every_module_belongs_to_a_layer():
-    loose = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    # errors.py: the 0.1.0 import path of the exception tree, kept as an alias of pathway.core.errors
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py", "errors.py")]
     assert loose == [], "modules belong in a layer's subpackage"
     assert sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()) == sorted(LAYERS)
 

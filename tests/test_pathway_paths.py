@@ -59,8 +59,10 @@ CASES = [
     ("no_eligible_agent",
      {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL),
                                        {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8,
-                                        "creatinine_umol_l": 70, "active_serious_infection": True, "bp_uncontrolled": False}]},
-     ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "no_eligible_rescue"),
+                                        "creatinine_umol_l": 70, "active_serious_infection": True, "bp_uncontrolled": False},
+                                       {"day": 3, "rescue_choice": "colectomy"}]},
+     # no eligible agent is a decision to discuss and record, never an automatic move
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "choose_colectomy"),
     ("rescue_deterioration",
      rescue("infliximab", {"day": 5, "clinical_deterioration": True}),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "rescue_deterioration"),

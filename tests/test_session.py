@@ -107,9 +107,10 @@ def test_units_are_converted_to_canonical(pw):
                    "hb_g_dl": {"value": 120, "unit": "g/L"}, "crp_mg_l": {"value": 2.0, "unit": "mg/dL"}})
     facts = r["trace"][0]["facts"]
     assert facts["temp_c"] == 37.8 and facts["hb_g_dl"] == 12.0 and facts["crp_mg_l"] == 20.0
-    # 37.8 is not > 37.8, Hb 12 and CRP 20 are normal and pulse is missing: T&W cannot be decided yet
+    # 37.8 is not > 37.8, Hb 12 and CRP 20 are normal; pulse and ESR are missing and either could
+    # still meet T&W: it cannot be decided yet, and both are asked for
     assert r["state"] == "suspected_asuc"
-    assert [d["field"] for d in r["data_required"]] == ["pulse_bpm"]
+    assert [d["field"] for d in r["data_required"]] == ["pulse_bpm", "esr_mm_h"]
     assert s.dump()["facts"]["weight_kg"] == pytest.approx(69.853225, abs=1e-6)
 
 

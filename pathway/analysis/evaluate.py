@@ -33,6 +33,7 @@ from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY, TIME_FIELDS
 from pathway.definition.effects import Derive, Effect, Score, Transition, compute_score
 from pathway.definition.pathway import BRANCHES, Branch, Rule
+from pathway.definition.waiting import asks_for_data, waiting_for
 from pathway.runtime.compile import CompiledPathway
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 
@@ -69,6 +70,8 @@ class StateEvaluation:
     facts: dict[str, Any]
     derived: dict[str, Any] = field(default_factory=dict)
     fired: dict[str, str] = field(default_factory=dict)  # rule id -> branch, in firing order
+    #: rule id -> the missing values a waiting rule lists (its 'missing' firings)
+    waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)
     moves: list[Move] = field(default_factory=list)
     #: (fact, first rule, first value, rule, value): a fact derived twice with different values
     conflicts: list[tuple[str, str, Any, str, Any]] = field(default_factory=list)
@@ -170,6 +173,17 @@ def evaluate_state(compiled: CompiledPathway, state: str, facts: dict[str, Any],
                     out.derived[name] = value
                     made_by[name] = rule.id
                     env[name] = value
+    names = frozenset(definition.spec.derived)
+    for rule in selected:  # due, no branch taken, and waiting for data (as the engine reports it)
+        if rule.id in out.fired:
+            if out.fired[rule.id] == "missing":
+                out.waiting[rule.id] = waiting_for(rule, env, names)
+            continue
+        if asks_for_data(rule) and truth(rule.due, env) is True:
+            missing = waiting_for(rule, env, names)
+            if missing:
+                out.fired[rule.id] = "missing"
+                out.waiting[rule.id] = missing
     by_id = {r.id: r for r in selected}
     for rule_id, branch in sorted(out.fired.items(), key=lambda kv: order[kv[0]]):
         rule = by_id[rule_id]

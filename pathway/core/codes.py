@@ -63,6 +63,9 @@ _ALL = [
     Code("PW212", "rule file", "condition on a derived fact no rule derives", "The condition can never hold."),
     Code("PW213", "rule file", "score uses a value the rule does not require",
          "A score's terms must be listed under the rule's `requires`."),
+    Code("PW214", "rule file", "'if_missing' with a requirement its 'then' does not compute with",
+         "A rule with 'if_missing' may require only the values its 'then' effects compute with (a score's "
+         "inputs, a dose's weight), so that it either computes or is missing, never both."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",

@@ -174,12 +174,13 @@ EFFECT_KINDS: dict[str, type[Effect]] = {
 
 
 def fill_text(template: str, values: dict[str, Any]) -> str:
-    """Replace ``{name}`` by the value (numbers without trailing zeros); unknown names stay."""
+    """Replace ``{name}`` by the value (numbers without trailing zeros); a value that is not
+    recorded reads "not recorded" (a rule may fire on what is known, see ``waiting``)."""
 
     def one(match: re.Match[str]) -> str:
         value = values.get(match.group(1))
         if value is None:
-            return match.group(0)
+            return "not recorded"
         if isinstance(value, bool):
             return "yes" if value else "no"
         if isinstance(value, float):

@@ -14,7 +14,7 @@ import networkx as nx
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY
-from pathway.definition.effects import Effect, Transition
+from pathway.definition.effects import Dose, Effect, Score, Titrate, Transition
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
 __all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
@@ -63,6 +63,25 @@ class Rule:
         if branch == "else":
             return self.otherwise
         return self.if_missing
+
+    def computes_with(self, branch: Branch = "then") -> tuple[str, ...]:
+        """Input fields a branch's effects compute with (score items and terms, a dose's weight, a
+        titration's current dose and level): the branch never fires while one is missing, since a
+        dose or score is never computed on missing data."""
+        names: list[str] = []
+        for effect in self.effects(branch):
+            if isinstance(effect, Score):
+                for item in effect.items:
+                    if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always)):
+                        names += [c.field for c in C.fields_of(item.when) if not c.derived]
+                names += [t.field for t in effect.terms]
+                if effect.divide_by:
+                    names.append(effect.divide_by)
+            elif isinstance(effect, Dose):
+                names.append("weight_kg")
+            elif isinstance(effect, Titrate):
+                names += [effect.current_daily_mg, effect.measured]
+        return tuple(dict.fromkeys(names))
 
     def targets(self, branch: Branch = "then") -> list[str]:
         return [e.to for e in self.effects(branch) if isinstance(e, Transition)]

@@ -327,6 +327,16 @@ class _Loader:
                                            suggest(src, spec.sources)))
         if any(isinstance(e, Dose) for e in then + otherwise) and "weight_kg" in fields and "weight_kg" not in requires:
             requires.append("weight_kg")
+        if rdef.if_missing:
+            probe = Rule(id=rdef.id, title="", file="", line=0, col=0, states=(), priority=0, due=C.Always(), requires=(),
+                         when=C.Always(), then=tuple(then), otherwise=(), evidence=rdef.evidence)
+            computed = set(probe.computes_with("then"))
+            for k, name in enumerate(rdef.requires):
+                if name not in computed:
+                    self.diags.append(doc.diag(
+                        path + ("requires", k), "PW214",
+                        f"'{name}' is required but 'then' does not compute with it: with 'if_missing', require only the "
+                        "values the 'then' effects compute with, and test the others in 'when' or in another rule"))
         if len(self.diags) > before:
             return None
         line, col = doc.pos(path)

@@ -4,10 +4,15 @@ One ruleset per state (partitioning keeps every ruleset far from durable_rules' 
 Each pathway rule becomes up to three kinds of durable rules, all bound by name to the
 engine's generic effect handlers:
 
-- ``<id>.then.<k>``: ``due`` and every ``requires`` field present and ``when`` holds;
-- ``<id>.else.<k>``: ``due``, ``requires`` present and ``when`` is definitely false;
-- ``<id>.missing``: ``due`` holds, a ``requires`` field is missing and ``when`` could still hold
-  (data required).
+- ``<id>.then.<k>``: ``due`` and ``when`` definitely true (three-valued: a test on a value that
+  is not recorded does not match, so ``a or b`` holds on ``a`` alone), and every value the
+  effects compute with (score inputs, a dose's weight) recorded;
+- ``<id>.else.<k>``: ``due``, every ``requires`` field recorded and ``when`` definitely false;
+- ``<id>.missing``: only for rules with ``if_missing`` effects: ``due`` holds, a ``requires``
+  field is missing and ``when`` is not definitely false.
+
+Which missing values a waiting rule lists is computed from the same conditions by
+:func:`pathway.definition.waiting.waiting_for`.
 
 ``<k>`` numbers the disjuncts when a condition mixes case fields and derived facts: each
 derived test becomes a join with a derived-fact message, so a fact derived by one rule's
@@ -174,16 +179,23 @@ def _components(rules: list[Rule]) -> list[list[Rule]]:
     return sorted(groups.values(), key=lambda g: rules.index(g[0]))
 
 
-def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding], diags: list[Diagnostic]) -> None:
+def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding], diags: list[Diagnostic],
+                  derived: frozenset[str]) -> None:
+    """The engine rules of one pathway rule (three-valued, see :mod:`pathway.definition.waiting`)."""
     # Derivations run first so the trace reads in causal order; decisions are taken only
     # after the engine is quiet, so firing order never changes the outcome.
     priority = 1 if any(isinstance(e, (Derive, Score)) for e in rule.then + rule.otherwise) else 2
-    ready = C.And((rule.due, _present(rule.requires)))
     if rule.then:
-        _expand(rule, "then", C.And((ready, rule.when)), out, bindings, priority, diags)
+        # 'when' definitely true (a test on a missing value does not match), and every value the
+        # effects compute with recorded.
+        inputs = tuple(f for f in rule.computes_with("then") if f not in derived)
+        _expand(rule, "then", C.And((rule.due, _present(inputs), rule.when)), out, bindings, priority, diags)
     if rule.otherwise:
+        ready = C.And((rule.due, _present(rule.requires)))
         _expand(rule, "else", C.And((ready, C.negate(rule.when))), out, bindings, priority, diags)
-    if rule.requires:
+    if rule.if_missing:
+        # Derivations made while data is missing (e.g. an index 'unknown') must chain inside the
+        # engine like any other; the fields listed as required come from waiting_for.
         missing_priority = 1 if any(isinstance(e, Derive) for e in rule.if_missing) else 3
         _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires), _possible(rule.when))), out, bindings,
                 missing_priority, diags)
@@ -203,6 +215,7 @@ def compile_pathway(definition: PathwayDef) -> CompiledPathway:
     bindings: dict[str, Binding] = {}
     state_rulesets: dict[str, list[str]] = {}
     diags: list[Diagnostic] = []
+    derived = frozenset(definition.spec.derived)
     for state in definition.spec.states:
         rules = definition.rules_in(state)
         if not rules:
@@ -211,7 +224,7 @@ def compile_pathway(definition: PathwayDef) -> CompiledPathway:
         for group in _components(rules):
             part: dict[str, Any] = {}
             for rule in group:
-                _engine_rules(rule, part, bindings, diags)
+                _engine_rules(rule, part, bindings, diags, derived)
             if chunks and _fits({**chunks[-1], **part}):
                 chunks[-1].update(part)
             else:

@@ -33,7 +33,9 @@ import durable_rules_engine as _core
 from durable import engine as durable_engine
 
 from pathway.core.errors import EngineError
+from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Effect, Score, compute_score
+from pathway.definition.waiting import asks_for_data, waiting_for
 from pathway.runtime.compile import Binding, CompiledPathway
 
 __all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS"]
@@ -129,6 +131,8 @@ class Engine:
             name: frozenset(f for rule in ruleset for f, is_derived in self._fields[rule] if not is_derived)
             for name, ruleset in compiled.rulesets.items()
         }
+        self._rules = {r.id: r for r in compiled.definition.rules}
+        self._derived_names = frozenset(compiled.definition.spec.derived)
         self.retired_sids = 0
         self.evaluations = 0
 
@@ -150,7 +154,28 @@ class Engine:
                 errors.extend(ctx.errors)
         if errors:
             raise EngineError(f"evaluation of state '{state}' failed; nothing was applied: " + "; ".join(errors))
-        return firings, derived
+        return self._with_waiting(state, snapshot, firings, derived), derived
+
+    def _with_waiting(self, state: str, snapshot: dict[str, Any], firings: list[Firing],
+                      derived: dict[str, Any]) -> list[Firing]:
+        """Add the rules that are due but took no branch and are waiting for data (see
+        :mod:`pathway.definition.waiting`), and set what every waiting rule lists as missing."""
+        known = {k: v for k, v in snapshot.items() if v is not None}
+        known.update(derived)
+        names = self._derived_names
+        fired = {f.rule for f in firings}
+        for f in firings:
+            if f.branch == "missing":
+                f.missing = waiting_for(self._rules[f.rule], known, names)
+        for rule in self.compiled.definition.rules_in(state):
+            if rule.id in fired or not asks_for_data(rule) or C.evaluate(rule.due, known) is not True:
+                continue
+            missing = waiting_for(rule, known, names)
+            if missing:
+                tested = [c.field for c in C.fields_of(rule.when)] + list(rule.requires)
+                facts = {name: known.get(name) for name in dict.fromkeys(tested)}
+                firings.append(Firing(rule.id, "missing", facts, (), missing))
+        return firings
 
     def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
         """Assert one message; return durable's state handle, or None when no rule matched it."""
@@ -201,11 +226,9 @@ class Engine:
         snapshot = ctx.snapshot
         derived = ctx.derived
         facts = {f: (derived.get(f) if is_derived else snapshot.get(f)) for f, is_derived in self._fields[name]}
-        missing: tuple[str, ...] = ()
-        if binding.branch == "missing":
-            missing = tuple(f for f in rule.requires if snapshot.get(f) is None)
         effects = binding.rule.effects(binding.branch)
-        ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, missing, binding))
+        # what a 'missing' firing waits for is set once the engine is quiet (see _with_waiting)
+        ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, (), binding))
         for effect in self._chaining[name]:
             if isinstance(effect, Derive):
                 for fact_name, value in effect.values.items():
