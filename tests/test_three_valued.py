@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from cases import patient
+
 from pathway import load_pathway
 from pathway.analysis.check import StateSpace
 from pathway.analysis.evaluate import branch_conditions, evaluate_state
