@@ -128,7 +128,7 @@ def effect_text(effect: Any) -> str:
     if isinstance(effect, Derive):
         return "derive " + ", ".join(f"{k} = {format_value(v)}" for k, v in effect.values.items())
     if isinstance(effect, Offer):
-        return f"offer {effect.option} ({'available' if effect.available else 'not available'})" + (
+        return f"offer {effect.option} ({effect.status})" + (
             f": {effect.text}" if effect.text else "")
     if isinstance(effect, Score):
         parts = [f"{format_value(i.points)} if {_plain(i.when)}" for i in effect.items]

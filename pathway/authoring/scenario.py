@@ -33,7 +33,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -69,6 +69,8 @@ class Matcher(_M):
     level: str | None = None
     option: str | None = None
     available: bool | None = None
+    status: Literal["available", "caution", "pending", "unavailable"] | None = Field(
+        default=None, description="option status (options)")
     text_contains: str | None = None
 
 
@@ -220,6 +222,7 @@ def _matches(item: dict[str, Any], m: Matcher) -> bool:
         "level": item.get("level"),
         "option": item.get("option"),
         "available": item.get("available"),
+        "status": item.get("status"),
     }
     for key, actual in checks.items():
         wanted = getattr(m, key)
@@ -319,7 +322,7 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         if not all(any(s == p for p in it) for s in exp.path_contains):
             bad(("expect", "path_contains"), "path contains (in order)", " -> ".join(exp.path_contains),
                 " -> ".join(result["path"]))
-    for key, keys in (("recommendations", ("rule", "kind")), ("alerts", ("rule", "level")), ("options", ("option", "available"))):
+    for key, keys in (("recommendations", ("rule", "kind")), ("alerts", ("rule", "level")), ("options", ("option", "status"))):
         ml: MatchList | None = getattr(exp, key)
         if ml is None:
             continue

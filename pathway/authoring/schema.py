@@ -188,8 +188,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "Offer": {
         "option": "The option's name, e.g. infliximab; offers of one option from several rules are merged "
-                  "(available only if every offer says so).",
-        "available": "false when a contraindication rules the option out.",
+                  "(the strongest status wins: unavailable, then pending, caution, available).",
+        "status": "available; caution (reasons against, still choosable, e.g. a correctable or soft "
+                  "contraindication); unavailable (a hard contraindication). A rule that decides the option and is "
+                  "waiting for data shows it as pending.",
+        "available": "The 0.1.0 spelling: false means status: unavailable.",
         "rank": "Options are listed by rank (lowest first), then by name.",
         "text": "The option as shown.",
         "for": "Reasons for the option.",

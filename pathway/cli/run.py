@@ -34,8 +34,12 @@ def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str,
             status = "" if rec["evidence"]["status"] == "verified" else " (unverified)"
             lines.append(f"  * {rec['text']}{dose} [{rec['rule']}; {', '.join(rec['evidence']['sources'])}{status}]")
         for opt in result["options"]:
-            lines.append(f"  option {opt['option']}: {'available' if opt['available'] else 'NOT available'}"
-                         + (f" - against: {'; '.join(opt['against'])}" if opt['against'] and not opt['available'] else ""))
+            line = f"  option {opt['option']}: {opt['status']}"
+            if opt.get("pending"):
+                line += f" (waiting for {', '.join(opt['pending'])})"
+            if opt["against"] and opt["status"] != "available":
+                line += f" - against: {'; '.join(opt['against'])}"
+            lines.append(line)
         for alert in result["alerts"]:
             lines.append(f"  ! {alert['level']}: {alert['text']} [{alert['rule']}]")
         for need in result["data_required"]:

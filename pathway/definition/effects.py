@@ -10,7 +10,7 @@ Each list item is a one-key mapping::
                round_to_mg: 0.5, targets: {tacrolimus_trough_ng_ml: [10, 15]}}
       - alert: {level: warning, text: "Magnesium {magnesium_mmol_l} mmol/L is low"}
       - require: {fields: [weight_kg], text: "Weight is needed for the dose"}
-      - offer: {option: infliximab, available: false, against: ["prior anti-TNF failure"]}
+      - offer: {option: infliximab, status: caution, against: ["prior anti-TNF failure"]}
       - score: {name: lindgren_index, terms: [{field: stool_freq_24h}, {field: crp_mg_l, factor: 0.14}]}
       - titrate: {name: tacrolimus, current_daily_mg: tacrolimus_daily_dose_mg,
                   measured: tacrolimus_trough_ng_ml, target: 12.5, times_per_day: 2}
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pathway.core.errors import Diagnostic, suggest
 from pathway.core.yamlsafe import Located, validation_diagnostics
@@ -39,6 +39,8 @@ __all__ = [
     "Require",
     "Derive",
     "Offer",
+    "OPTION_STATUSES",
+    "OptionStatus",
     "Score",
     "ScoreItem",
     "ScoreTerm",
@@ -109,9 +111,21 @@ class Derive(_E):
     values: dict[str, bool | float | int | str]
 
 
+#: How an option stands, from choosable to ruled out. In a result an option may also be
+#: ``pending``: a rule that decides it is waiting for data (see :mod:`pathway.definition.waiting`).
+OPTION_STATUSES = ("available", "caution", "unavailable")
+OptionStatus = Literal["available", "caution", "unavailable"]
+
+
 class Offer(_E):
+    """An option at a decision point. ``status``: ``available``; ``caution`` (reasons against,
+    still choosable); ``unavailable`` (a hard reason against). ``available: false`` is the 0.1.0
+    spelling of ``status: unavailable``."""
+
     option: str
-    available: bool = True
+    status: OptionStatus = "available"
+    #: the 0.1.0 spelling: ``available: false`` means ``status: unavailable``
+    available_: bool | None = Field(default=None, alias="available")
     #: options are listed by rank (lowest first), then by name; a parameter may set it
     rank: float | str = 100
     text: str = ""
@@ -119,6 +133,24 @@ class Offer(_E):
     against: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _available_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "available" in data:
+            data = dict(data)
+            available = data["available"]
+            if not isinstance(available, bool):
+                raise ValueError("'available' is true or false (or use 'status')")
+            if "status" in data and (data["status"] == "unavailable") == available:
+                raise ValueError(f"'available: {str(available).lower()}' contradicts 'status: {data['status']}'")
+            data.setdefault("status", "available" if available else "unavailable")
+        return data
+
+    @property
+    def available(self) -> bool:
+        """Choosable (available, or with caution)."""
+        return self.status != "unavailable"
 
 
 class ScoreItem(_E):

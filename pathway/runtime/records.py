@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pathway.definition.effects import Alert, Dose, Offer, Recommend, Require, Titrate, fill_text
+from pathway.definition.pathway import Rule
 from pathway.runtime import doses
 from pathway.runtime.engine import Firing
 
@@ -23,8 +24,19 @@ def text_values(params: dict[str, Any], snapshot: dict[str, Any], derived: dict[
     return values
 
 
-def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Effects of one firing, rendered against the snapshot (texts filled, doses computed)."""
+def _offer(eff: Offer, status: str, values: dict[str, Any], pending: list[str] | None = None) -> dict[str, Any]:
+    item = {"kind": "offer", "option": eff.option, "status": status, "rank": doses.num(float(eff.rank)),
+            "text": fill_text(eff.text, values), "for": [fill_text(x, values) for x in eff.for_],
+            "against": [fill_text(x, values) for x in eff.against]}
+    if pending:
+        item["pending"] = pending
+    return item
+
+
+def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any], rule: Rule | None = None) -> dict[str, Any]:
+    """Effects of one firing, rendered against the snapshot (texts filled, doses computed).
+
+    ``rule`` (the firing's rule) lets a waiting rule list the options it decides as pending."""
     effects: list[dict[str, Any]] = []
     for eff in firing.effects:
         if isinstance(eff, Recommend):
@@ -45,10 +57,12 @@ def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any]) -> 
             if missing:
                 effects.append({"kind": "require", "fields": missing, "text": fill_text(eff.text, values)})
         elif isinstance(eff, Offer):
-            effects.append({"kind": "offer", "option": eff.option, "available": eff.available,
-                            "rank": doses.num(float(eff.rank)), "text": fill_text(eff.text, values),
-                            "for": [fill_text(x, values) for x in eff.for_],
-                            "against": [fill_text(x, values) for x in eff.against]})
+            effects.append(_offer(eff, eff.status, values))
+    if firing.branch == "missing" and rule is not None:
+        # A rule that decides an option is waiting for data: the option is pending on that data.
+        for eff in rule.then + rule.otherwise:
+            if isinstance(eff, Offer):
+                effects.append(_offer(eff, "pending", values, pending=list(firing.missing)))
     out: dict[str, Any] = {"rule": firing.rule, "branch": firing.branch, "effects": effects}
     if firing.missing:
         out["missing"] = list(firing.missing)

@@ -28,6 +28,11 @@ def _copy_trace(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: How an option's statuses combine: the strongest reason wins (a known hard exclusion stands
+#: even while other data is pending).
+_STATUS_ORDER = {"available": 0, "caution": 1, "pending": 2, "unavailable": 3}
+
+
 def _need(required: dict[str, dict[str, Any]], name: str, rule: str, text: str) -> None:
     entry = required.setdefault(name, {"field": name, "rules": [], "text": text})
     if rule not in entry["rules"]:
@@ -60,15 +65,19 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
                 for f in eff["fields"]:
                     _need(required, f, rule.id, eff["text"] or f"needed for '{rule.title}'")
             elif kind == "offer":
-                opt = options.setdefault(eff["option"], {"option": eff["option"], "available": True, "rank": eff["rank"],
-                                                         "text": "", "for": [], "against": [], "rules": []})
-                opt["available"] = opt["available"] and eff["available"]
+                opt = options.setdefault(eff["option"], {"option": eff["option"], "status": "available", "rank": eff["rank"],
+                                                         "text": "", "for": [], "against": [], "pending": [], "rules": []})
+                status = eff.get("status") or ("available" if eff.get("available", True) else "unavailable")
+                if _STATUS_ORDER[status] > _STATUS_ORDER[opt["status"]]:
+                    opt["status"] = status
                 opt["rank"] = min(opt["rank"], eff["rank"])
                 opt["text"] = opt["text"] or eff["text"]
-                for key in ("for", "against"):
-                    opt[key].extend(x for x in eff[key] if x not in opt[key])
+                for key in ("for", "against", "pending"):
+                    opt[key].extend(x for x in eff.get(key, []) if x not in opt[key])
                 if rule.id not in opt["rules"]:
                     opt["rules"].append(rule.id)
+    for opt in options.values():
+        opt["available"] = opt["status"] in ("available", "caution")  # choosable now (the 0.1.0 key)
     ranked = sorted(options.values(), key=lambda o: (o["rank"], o["option"]))
     for name, entry in required.items():
         spec = d.fields.get(name)
