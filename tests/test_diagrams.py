@@ -25,7 +25,9 @@ def test_dot_has_every_state_by_kind_and_every_edge_with_rule_ids(pw):
     edges = {(m[0], m[1]): m[3] for m in re.findall(r'\t(\w+) -> (\w+) \[label=("?)(.*?)\3[ \]]', dot)}
     assert set(edges) == set(pw.graph.edges)
     for source, target, data in pw.graph.edges(data=True):
-        assert edges[source, target] == "\\n".join(data["rules"])
+        # rules that move the patient, then rules that propose the move (a decision enacts it)
+        assert edges[source, target] == "\\n".join(data["rules"] + [f"{r} (proposal)" for r in data["proposals"]])
+    assert "rescue_infliximab -> colectomy" in dot and "ifx_no_response (proposal)" in dot
     assert ('iv_steroids -> rescue_selection [label="clinical_deterioration_on_steroids'
             '\\nincomplete_response_final_day\\nsteroid_failure_day3"') in dot
 

@@ -287,8 +287,8 @@ EVENTS = [
     ({"day": 0, "age_years": 40}, False),
     ({"day": 0, "days_in_state": 2}, False),
     ({"day": 0, "state": "iv_steroids"}, False),
-    ({"day": 0, "rescue_choice": "surgery"}, False),
-    ({"day": 0, "rescue_choice": "tacrolimus"}, True),
+    ({"day": 0, "cdiff_result": "unknown"}, False),
+    ({"day": 0, "cdiff_result": "negative"}, True),
     ({"day": 0, "temp_c": {"value": 100.2, "unit": "°F"}}, True),
     ({"day": 0, "bloody_stools_24h": 2.5}, False),
     ({"day": -1}, False),
@@ -431,3 +431,13 @@ def test_files_of_no_known_kind_are_reported(rules_copy: Path) -> None:
                in p for p in problems)
     assert (rules_copy / "notes.yaml", "added") not in add_headers(rules_copy)
     assert (rules_copy / "notes.yaml").read_text(encoding="utf-8") == "a: 1\n"
+
+
+def test_a_decision_outside_its_states_is_a_schema_valid_event_the_engine_refuses(generated):
+    """The schema checks an event's shape; when a decision counts depends on the patient's state,
+    which only the engine knows (PW407)."""
+    event = {"day": 0, "rescue_choice": "tacrolimus"}
+    assert not list(Draft7Validator(generated["asuc.case.schema.json"]).iter_errors({"patient": {"id": "p1"}, "events": [event]}))
+    with pytest.raises(InputError) as info:
+        load_pathway("asuc").start({"id": "p1"}).observe(event)
+    assert info.value.codes == ["PW407"]

@@ -57,17 +57,20 @@ def test_trace_highlights_the_course_in_order(pw):
     for edge, (label, attrs) in edges.items():
         if edge not in taken:
             assert "style=dashed" in attrs and 'color="#cbd5e1"' in attrs, edge
-            assert label == "\\n".join(pw.graph.edges[edge]["rules"]) or label == "(no rule)"
+            data = pw.graph.edges[edge]
+            names = data["rules"] + [f"{r} (proposal)" for r in data["proposals"]]
+            assert label == "\\n".join(names) or label == "(no rule)"
     assert "subgraph cluster_legend" in dot and "taken: step. rule (day)" in dot
 
 
 def test_trace_svg_is_rendered_by_dot(pw):
-    result = pw.run_case(rescue("ciclosporin", {"day": 10, "stool_freq_24h": 6, "visible_blood": True}))
+    result = pw.run_case(rescue("ciclosporin", {"day": 10, "stool_freq_24h": 6, "visible_blood": True},
+                                {"day": 10, "decision": "colectomy"}))
     svg = render_svg(diagram_to_dot(build_trace_diagram(pw.graph, result)))
     assert svg.count('class="node"') == pw.graph.number_of_nodes() + 1  # + the legend
     assert svg.count('class="edge"') == pw.graph.number_of_edges()
     assert result["path"][-1] == "colectomy"
-    assert "4. csa_no_response (day 10)" in svg and "now, day 10" in svg
+    assert "4. decided_colectomy (day 10)" in svg and "now, day 10" in svg
 
 
 def test_plain_diagram_is_the_same_through_the_diagram_model(pw):

@@ -56,7 +56,7 @@ from pathway.core.codes import CODES
 from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
 from pathway.definition import conditions as C
-from pathway.definition.effects import Derive, Score, Transition, compute_score
+from pathway.definition.effects import Derive, Propose, Score, Transition, compute_score
 from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import PathwayFile
 from pathway.definition.pathway import BRANCH_KEYS, BRANCHES, Branch, Rule
@@ -221,11 +221,15 @@ class StateSpace:
             for name in self.made[r.id]:
                 self.producers.setdefault(name, []).append(r.id)
         self.moves: list[Move] = []
+        #: moves a rule proposes (the patient leaves once the team records the decision)
+        self.proposals: list[Move] = []
         for r in self.rules:
             for branch in ("then", "else"):
                 for effect in branch_effects(r, branch):
                     if isinstance(effect, Transition):
                         self.moves.append(Move(r.id, branch, effect.to, r.priority, self.order[r.id]))
+                    elif isinstance(effect, Propose):
+                        self.proposals.append(Move(r.id, branch, effect.to, r.priority, self.order[r.id]))
         atoms: dict[str, list[C.Cmp]] = {}
         numeric: set[str] = set()
         for r in self.rules:
@@ -257,8 +261,14 @@ class StateSpace:
         return self._values[name]
 
     def candidates(self, name: str, complete: bool) -> list[Any]:
-        """Candidate values of a field; unless ``complete``, "missing" (None) comes first."""
-        return self.values(name) if complete else [None] + self.values(name)
+        """Candidate values of a field; unless ``complete``, "missing" (None) comes first.
+
+        A decision is never part of complete clinical data: it may always be not (yet) recorded,
+        so a gap is one where no rule moves the patient before the team decides anything.
+        """
+        if complete and name not in self.definition.decisions:
+            return self.values(name)
+        return [None] + self.values(name)
 
     # -- structure ---------------------------------------------------------------------
     def _topological(self) -> list[str]:
@@ -583,7 +593,8 @@ class _Checker:
                      states=(s,))
         rule_edges: set[tuple[str, str]] = set()
         if self.definition is not None:
-            rule_edges = {(a, b) for a, b, data in self.definition.graph.edges(data=True) if data.get("rules")}
+            rule_edges = {(a, b) for a, b, data in self.definition.graph.edges(data=True)
+                          if data.get("rules") or data.get("proposals")}
         for s in spec.states:
             if s in terminal or s not in reachable:
                 continue
@@ -711,7 +722,8 @@ class _Checker:
     def _gap(self, space: StateSpace) -> None:
         if "PW611" in self.disabled:
             return
-        moves = space.moves
+        # a proposal is a way out too: the decision is the team's, and a decision is never complete data
+        moves = space.moves + space.proposals
         leaving = {m.rule for m in moves}
         due_rules = [rid for rid in sorted(leaving) if not isinstance(space.by_id[rid].due, C.Always)]
         ids = space.ancestors(leaving)
@@ -735,7 +747,7 @@ class _Checker:
                 self._note_bound("gap search", space)
             return
         check = evaluate_state(space.compiled, space.state, result.witness)
-        if check.moves:
+        if check.moves or any(check.fired.get(m.rule) == m.branch for m in space.proposals):
             self.notes.append(f"gap in state '{space.state}': witness not confirmed")
             return
         others = sorted(rid for rid in check.fired if rid in space.by_id)

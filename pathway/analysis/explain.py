@@ -32,7 +32,7 @@ from pathway.analysis.evaluate import (
 from pathway.core.errors import Diagnostic, InputError
 from pathway.definition import conditions as C
 from pathway.definition.clock import is_days_since
-from pathway.definition.effects import Transition
+from pathway.definition.effects import Propose, Transition
 from pathway.definition.pathway import Rule
 
 if TYPE_CHECKING:  # explanations read a session; they never run the engine themselves
@@ -111,12 +111,17 @@ class _Context:
         return {t["rule"]: t for t in self.trace if t["event"] == ev["event"] and t["state"] == ev["state"]}
 
     def moving_branches(self, rule: Rule) -> dict[str, str]:
+        """Branch -> the state it moves the patient to, or proposes (the move then waits for a
+        recorded decision)."""
         out = {}
         for branch in ("then", "else"):
             for effect in branch_effects(rule, branch):
-                if isinstance(effect, Transition):
+                if isinstance(effect, (Transition, Propose)):
                     out[branch] = effect.to
         return out
+
+    def proposing_branches(self, rule: Rule) -> set[str]:
+        return {b for b in ("then", "else") if any(isinstance(e, Propose) for e in branch_effects(rule, b))}
 
     def describe_rule(self, rule: Rule, ev: dict[str, Any], *, counterfactuals: bool = True) -> dict[str, Any]:
         env = {**ev["facts"], **ev["derived"]}
@@ -150,7 +155,8 @@ class _Context:
                 failed = {"part": "when", **(_first_failed(when) or {})}
         out: dict[str, Any] = {
             "rule": rule.id, "title": rule.title, "location": rule.location, "priority": rule.priority,
-            "moves": moves, "outcome": outcome, "branch": branch, "due": due, "requires": requires, "when": when,
+            "moves": moves, "proposes": sorted(self.proposing_branches(rule)), "outcome": outcome, "branch": branch,
+            "due": due, "requires": requires, "when": when,
             "failed": failed, "evidence": {"sources": list(rule.evidence.sources), "strength": rule.evidence.strength,
                                            "status": rule.evidence.status},
         }
@@ -370,7 +376,8 @@ def _tree_lines(node: dict[str, Any], indent: str) -> list[str]:
 
 
 def _rule_lines(item: dict[str, Any], indent: str = "  ") -> list[str]:
-    moves = ", ".join(f"{'then' if b == 'then' else 'otherwise'} -> {t}" for b, t in item["moves"].items())
+    moves = ", ".join(f"{'then' if b == 'then' else 'otherwise'} {'proposes' if b in item.get('proposes', []) else '->'} {t}"
+                      for b, t in item["moves"].items())
     head = f"{indent}{item['rule']} (priority {item['priority']}{'; ' + moves if moves else ''}) at {item['location']}"
     words = {"fired": "fired", "fired_otherwise": "fired its 'otherwise' branch", "waiting_for_data": "is waiting for data",
              "not_due": "did not fire: not due", "undecided": "did not fire: a value it needs is unknown",

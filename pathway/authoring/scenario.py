@@ -68,6 +68,7 @@ class Matcher(_M):
     medication: str | None = Field(default=None, description="medication name (recommendations)")
     level: str | None = None
     option: str | None = None
+    to: str | None = Field(default=None, description="the proposed state (proposals)")
     available: bool | None = None
     status: Literal["available", "caution", "pending", "unavailable"] | None = Field(
         default=None, description="option status (options)")
@@ -101,6 +102,7 @@ class Expectation(_M):
     recommendations: MatchList | None = None
     alerts: MatchList | None = None
     options: MatchList | None = None
+    proposals: MatchList | None = None
     doses: list[DoseExpectation] = Field(default_factory=list)
     data_required: list[str] | None = None
     data_required_includes: list[str] = Field(default_factory=list)
@@ -221,6 +223,7 @@ def _matches(item: dict[str, Any], m: Matcher) -> bool:
         "medication": (item.get("medication") or {}).get("name"),
         "level": item.get("level"),
         "option": item.get("option"),
+        "to": item.get("to"),
         "available": item.get("available"),
         "status": item.get("status"),
     }
@@ -322,7 +325,8 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         if not all(any(s == p for p in it) for s in exp.path_contains):
             bad(("expect", "path_contains"), "path contains (in order)", " -> ".join(exp.path_contains),
                 " -> ".join(result["path"]))
-    for key, keys in (("recommendations", ("rule", "kind")), ("alerts", ("rule", "level")), ("options", ("option", "status"))):
+    for key, keys in (("recommendations", ("rule", "kind")), ("alerts", ("rule", "level")), ("options", ("option", "status")),
+                      ("proposals", ("rule", "to"))):
         ml: MatchList | None = getattr(exp, key)
         if ml is None:
             continue

@@ -122,14 +122,21 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                     + ", ".join(sorted(CONVERSIONS)) + ".",
         "scope": "Where a value is given: the patient record, events, or both.",
         "valid_for_days": "An event value stays current this many days after it was recorded (none: until replaced).",
+        "decision": "A decision recorded by the team: it counts only in the states listed under 'in', from the "
+                    "event that records it until the patient leaves the state; recorded elsewhere it is refused "
+                    "(PW407); if it cannot be acted on, the result says why in a critical alert.",
+    },
+    "DecisionSpec": {
+        "in": "State id(s) where the decision counts, or 'any_active'.",
     },
     "RuleDef": {
         "id": "Rule id, unique across the pathway.",
         "in": "State id(s) where the rule applies, or 'any_active'.",
         "priority": "When several rules ask for moves, the highest priority wins; equal priorities asking "
                     "for different states are an error.",
-        "requires": "Fields that must be recorded before the rule decides; while one is missing it is "
-                    "listed under data_required and the rule waits.",
+        "requires": "Fields the 'otherwise' branch needs recorded, and that the rule asks for while it waits "
+                    "(only those that can still change its answer). 'then' fires as soon as 'when' is "
+                    "definitely true.",
         "evidence": "Where the rule comes from: source ids, strength and verification status.",
     },
     "StateDef": {
@@ -185,6 +192,14 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Require": {
         "fields": "Fields to record; listed under data_required.",
         "text": "Why they are needed.",
+    },
+    "Propose": {
+        "to": "The state the proposal leads to (an edge from each of the rule's states).",
+        "record": "The decision that enacts it, as {decision field: value}; the patient moves only when the "
+                  "team records it.",
+        "text": "The proposal as shown.",
+        "for": "Reasons for it.",
+        "against": "Reasons against it.",
     },
     "Offer": {
         "option": "The option's name, e.g. infliximab; offers of one option from several rules are merged "

@@ -66,6 +66,9 @@ _ALL = [
     Code("PW214", "rule file", "'if_missing' with a requirement its 'then' does not compute with",
          "A rule with 'if_missing' may require only the values its 'then' effects compute with (a score's "
          "inputs, a dose's weight), so that it either computes or is missing, never both."),
+    Code("PW215", "rule file", "decision tested where it never counts",
+         "A rule tests a decision field in a state that its 'decision: in' does not list; test days_since_<state> "
+         "to ask whether a treatment was given."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",
@@ -83,6 +86,9 @@ _ALL = [
     Code("PW404", "input", "unknown unit", "A `{value, unit}` quantity in a unit the field does not accept."),
     Code("PW405", "input", "bad time", "`day` out of range, `time` not ISO 8601, or both given."),
     Code("PW406", "input", "events out of order", "An event earlier than the one before it."),
+    Code("PW407", "input", "decision not due",
+         "A decision (e.g. rescue_choice) recorded in a state where it does not count; record it when the pathway "
+         "asks for it."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW600", "check", "the pathway does not load", "The loader's diagnostics are listed."),

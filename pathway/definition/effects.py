@@ -4,6 +4,7 @@ Each list item is a one-key mapping::
 
     then:
       - transition: rescue_selection
+      - propose: {to: colectomy, record: {decision: colectomy}, text: "No response: colectomy is proposed"}
       - derive: {oxford_high_risk: true}
       - recommend: {kind: advice, text: "Discuss rescue therapy and surgery today"}
       - dose: {name: tacrolimus, route: oral, mg_per_kg_per_day: $tac_start_mg_kg_day, times_per_day: 2,
@@ -32,6 +33,7 @@ from pathway.definition import conditions as C
 
 __all__ = [
     "Transition",
+    "Propose",
     "Recommend",
     "Medication",
     "Dose",
@@ -61,6 +63,24 @@ class _E(BaseModel):
 
 class Transition(_E):
     to: str
+
+
+class Propose(_E):
+    """A clinical choice put to the team: shown under ``proposals`` with its reasons; the patient
+    moves to ``to`` only when the team records ``record`` (a decision field and its value)."""
+
+    to: str
+    record: dict[str, str] = Field(min_length=1, max_length=1)
+    text: str
+    for_: list[str] = Field(default_factory=list, alias="for")
+    against: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def decision(self) -> tuple[str, str]:
+        """(decision field, value) that enacts the proposal."""
+        return next(iter(self.record.items()))
 
 
 class Medication(_E):
@@ -190,10 +210,11 @@ class Titrate(_E):
     text: str = ""
 
 
-Effect = Transition | Recommend | Dose | Alert | Require | Derive | Offer | Score | Titrate
+Effect = Transition | Propose | Recommend | Dose | Alert | Require | Derive | Offer | Score | Titrate
 
 EFFECT_KINDS: dict[str, type[Effect]] = {
     "transition": Transition,
+    "propose": Propose,
     "recommend": Recommend,
     "dose": Dose,
     "alert": Alert,

@@ -31,8 +31,10 @@ def expand_sources(pathway: PathwayFile, value: str | list[str]) -> list[str]:
     return out
 
 
-def build_graph(pathway: PathwayFile, rule_edges: Iterable[tuple[str, str, str]] = ()) -> nx.DiGraph:
-    """Graph of states and transitions; ``rule_edges`` is ``(rule_id, from, to)`` per rule move."""
+def build_graph(pathway: PathwayFile, rule_edges: Iterable[tuple[str, str, str]] = (),
+                proposal_edges: Iterable[tuple[str, str, str]] = ()) -> nx.DiGraph:
+    """Graph of states and transitions; ``rule_edges`` is ``(rule_id, from, to)`` per rule move,
+    ``proposal_edges`` the same for a rule that proposes the move (taken once a decision is recorded)."""
     graph = nx.DiGraph(id=pathway.id, version=pathway.version, title=pathway.title)
     for sid, state in pathway.states.items():
         graph.add_node(sid, title=state.title, kind=state.kind)
@@ -43,16 +45,18 @@ def build_graph(pathway: PathwayFile, rule_edges: Iterable[tuple[str, str, str]]
                 if not graph.has_edge(source, transition.to):
                     # any_active: the edge exists only because it leaves every active state
                     # (e.g. emergency colectomy); diagrams draw such edges apart.
-                    graph.add_edge(source, transition.to, title=transition.title, rules=[], any_active=from_any)
+                    graph.add_edge(source, transition.to, title=transition.title, rules=[], proposals=[],
+                                   any_active=from_any)
                 else:
                     edge = graph.edges[source, transition.to]
                     edge["any_active"] = edge["any_active"] and from_any
                     if transition.title and not edge["title"]:
                         edge["title"] = transition.title
-    for rule_id, source, target in rule_edges:
-        if graph.has_edge(source, target):
-            rules = graph.edges[source, target]["rules"]
-            if rule_id not in rules:
-                rules.append(rule_id)
-                rules.sort()
+    for key, edges in (("rules", rule_edges), ("proposals", proposal_edges)):
+        for rule_id, source, target in edges:
+            if graph.has_edge(source, target):
+                names = graph.edges[source, target][key]
+                if rule_id not in names:
+                    names.append(rule_id)
+                    names.sort()
     return graph

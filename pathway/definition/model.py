@@ -28,6 +28,7 @@ __all__ = [
     "DerivedDef",
     "FieldDef",
     "Aggregate",
+    "DecisionSpec",
     "CheckSetting",
     "PathwayFile",
     "FieldsFile",
@@ -102,6 +103,20 @@ class Aggregate(_Model):
     to_day: float = MAX_DAY
 
 
+class DecisionSpec(_Model):
+    """A field that records a clinical decision taken by the team (``rescue_choice``, ``decision``).
+
+    A decision counts only in the states listed under ``in`` and only from the event that records
+    it until the patient leaves the state: a choice recorded before it is due is refused, and a
+    choice does not carry over into a later state. A decision that counts but moves nothing is
+    said aloud in the result (a critical alert naming why it cannot be acted on).
+    """
+
+    in_: str | list[str] = Field(alias="in")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class FieldDef(_Model):
     """One input field of a case or event (or, with ``aggregate``, computed from one)."""
 
@@ -116,6 +131,8 @@ class FieldDef(_Model):
     #: recorded on day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
     valid_for_days: float | None = None
     aggregate: Aggregate | None = None
+    #: a decision recorded by the team (see DecisionSpec); the loader resolves the states
+    decision: DecisionSpec | None = None
     description: str = ""
 
 

@@ -14,7 +14,7 @@ import networkx as nx
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY
-from pathway.definition.effects import Dose, Effect, Score, Titrate, Transition
+from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
 __all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
@@ -84,7 +84,12 @@ class Rule:
         return tuple(dict.fromkeys(names))
 
     def targets(self, branch: Branch = "then") -> list[str]:
+        """States a branch moves the patient to."""
         return [e.to for e in self.effects(branch) if isinstance(e, Transition)]
+
+    def proposed(self, branch: Branch = "then") -> list[str]:
+        """States a branch proposes (the move waits for a recorded decision)."""
+        return [e.to for e in self.effects(branch) if isinstance(e, Propose)]
 
     @property
     def location(self) -> str:
@@ -103,6 +108,8 @@ class PathwayDef:
     params: dict[str, Any]
     profile: str | None = None
     files: list[str] = field(default_factory=list)
+    #: decision field -> the states where it counts (see model.DecisionSpec)
+    decisions: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

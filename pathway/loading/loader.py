@@ -24,6 +24,7 @@ from pathway.definition.effects import (
     Dose,
     Effect,
     Offer,
+    Propose,
     Require,
     Score,
     ScoreItem,
@@ -43,7 +44,7 @@ from pathway.definition.model import (
     RuleFile,
     SourcesFile,
 )
-from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.pathway import BRANCH_KEYS, BUILTIN_FIELDS, PathwayDef, Rule
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
            "underived_tests"]
@@ -160,6 +161,19 @@ class _Loader:
             if fdef is not None and fdef.aggregate is not None and fdef.aggregate.of not in fields and fdoc:
                 self.diags.append(fdoc.diag(("fields", name, "aggregate", "of"), "PW202",
                                             f"unknown field '{fdef.aggregate.of}'", suggest(fdef.aggregate.of, list(fields))))
+        decisions: dict[str, frozenset[str]] = {}
+        for name, fdef in list(fields.items()):
+            if fdef is not None and fdef.decision is not None and fdoc:
+                where = ("fields", name, "decision", "in")
+                states_in = [fdef.decision.in_] if isinstance(fdef.decision.in_, str) else list(fdef.decision.in_)
+                for k, sid in enumerate(states_in):
+                    if sid != ANY_ACTIVE and sid not in spec.states:
+                        self.diags.append(fdoc.diag(where + ((k,) if not isinstance(fdef.decision.in_, str) else ()),
+                                                    "PW201", f"unknown state '{sid}'", suggest(sid, list(spec.states))))
+                if fdef.type not in ("enum", "boolean") or fdef.scope != "event":
+                    self.diags.append(fdoc.diag(("fields", name, "decision"), "PW112",
+                                                "a decision is an event field of type enum or boolean"))
+                decisions[name] = frozenset(expand_sources(spec, fdef.decision.in_))
         fields["state"] = None  # resolved below
 
         rules: list[Rule] = []
@@ -184,12 +198,14 @@ class _Loader:
         fields.pop("state")
         if not self.diags:  # with broken rules the set of derivations is incomplete
             self.diags.extend(underived_tests(rules))
-        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for t in r.targets() + r.targets("else")])
+            self.diags.extend(untimely_decision_tests(rules, decisions))
+        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b)],
+                            [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b)])
         if self.diags:
             raise DefinitionError(self.diags)
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
-                          files=self.files)
+                          files=self.files, decisions=decisions)
 
     def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
         """Parameter values of a site profile, checked against the pathway's parameters."""
@@ -418,6 +434,33 @@ class _Loader:
                                                        f"transition {s} -> {effect.to} is not an edge of the pathway graph"
                                                        + (" (terminal states have no way out)"
                                                           if spec.states[s].kind == "terminal" else "")))
+            elif isinstance(effect, Propose):
+                if effect.to not in spec.states:
+                    self.diags.append(doc.diag(body + ("to",), "PW201", f"unknown state '{effect.to}'",
+                                               suggest(effect.to, list(spec.states))))
+                else:
+                    graph = self._edges(spec)
+                    for s in states:
+                        if not graph.has_edge(s, effect.to):
+                            self.diags.append(doc.diag(body + ("to",), "PW206",
+                                                       f"proposal {s} -> {effect.to} is not an edge of the pathway graph"))
+                dfield, dvalue = effect.decision
+                fdef = fields.get(dfield)
+                if fdef is None or fdef.decision is None:
+                    self.diags.append(doc.diag(body + ("record",), "PW202",
+                                               f"'{dfield}' is not a decision field (a field with 'decision:' in fields.yaml)",
+                                               suggest(dfield, [n for n, f in fields.items() if f is not None and f.decision])))
+                elif fdef.type == "enum" and dvalue not in fdef.values:
+                    self.diags.append(doc.diag(body + ("record", dfield), "PW112",
+                                               f"'{dvalue}' is not a value of '{dfield}' ({', '.join(fdef.values)})",
+                                               suggest(str(dvalue), fdef.values)))
+                else:
+                    accepted = expand_sources(spec, fdef.decision.in_)
+                    for s in states:
+                        if s not in accepted:
+                            self.diags.append(doc.diag(body + ("record",), "PW112",
+                                                       f"'{dfield}' is not recorded in state '{s}' (its decision 'in' "
+                                                       "does not list it), so this proposal could never be enacted"))
             elif isinstance(effect, Derive):
                 for name, value in effect.values.items():
                     d = spec.derived.get(name)
@@ -504,6 +547,27 @@ def _parameter_problem(doc: Located, where: tuple[Any, ...], value: str, params:
         return doc.diag(where, "PW203", f"'{value}' is not a number; a parameter is written with '$'", f"${value}")
     name = value[1:] if value.startswith("$") else value
     return doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, list(params)))
+
+
+def untimely_decision_tests(rules: list[Rule], decisions: dict[str, frozenset[str]]) -> list[Diagnostic]:
+    """PW215: a test on a decision in a state where that decision never counts (so it never holds).
+
+    A decision counts only in the states its field names (``decision: in``); to ask "was the
+    patient ever treated with X" test ``days_since_<state>`` instead.
+    """
+    out = []
+    for rule in rules:
+        for cmp in C.fields_of(rule.due) + C.fields_of(rule.when):
+            accepted = decisions.get(cmp.field)
+            if accepted is None:
+                continue
+            never = [s for s in rule.states if s not in accepted]
+            if never:
+                out.append(Diagnostic(rule.file, cmp.line or rule.line, cmp.col or rule.col, "PW215",
+                                      f"'{cmp.field}' is a decision that counts only in {', '.join(sorted(accepted))}; "
+                                      f"rule '{rule.id}' tests it in {', '.join(never)}, where it never holds "
+                                      "(test days_since_<state> to ask whether a treatment was given)"))
+    return out
 
 
 def underived_tests(rules: list[Rule]) -> list[Diagnostic]:

@@ -173,7 +173,7 @@ def build_diagram(graph: nx.DiGraph) -> Diagram:
     for node, data in graph.nodes(data=True):
         d.nodes.append(DiagramNode(node, _state_label(node, data), dict(STYLE[data["kind"]])))
     for source, target, data in graph.edges(data=True):
-        rules = data.get("rules", [])
+        rules = list(data.get("rules", [])) + [f"{r} (proposal)" for r in data.get("proposals", [])]
         label = "\\n".join(rules) if rules else "(no rule)"
         attrs = dict(STYLE["emergency_edge"]) if _emergency(data) else {}
         d.edges.append(DiagramEdge(source, target, label, attrs))

@@ -12,7 +12,7 @@ from pathway.runtime.state import SessionState
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
 
-__all__ = ["values_now", "aggregate", "snapshot"]
+__all__ = ["values_now", "aggregate", "snapshot", "decision_counts"]
 
 
 def values_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:
@@ -54,10 +54,22 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
     return num(sum(values) / len(values))
 
 
-def snapshot(st: SessionState, base: dict[str, Any]) -> dict[str, Any]:
+def decision_counts(pathway: Pathway, st: SessionState, name: str) -> bool:
+    """A recorded decision counts in the current state: the state accepts it, and it was recorded
+    since the patient entered the state (see model.DecisionSpec)."""
+    accepted = pathway.definition.decisions.get(name)
+    return (accepted is not None and st.state in accepted and name in st.recorded_event
+            and st.recorded_event[name] >= st.state_event)
+
+
+def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[str, Any]:
     """The facts of one evaluation: ``base`` (:func:`values_now`, which only an event changes and
-    which is reused across the states one event passes through) plus the clocks of the current state."""
+    which is reused across the states one event passes through) plus the clocks of the current
+    state; a decision appears only where it counts (:func:`decision_counts`)."""
     snap = dict(base)
+    for name in pathway.definition.decisions:
+        if name in snap and not decision_counts(pathway, st, name):
+            del snap[name]
     snap["day"] = st.day
     snap["days_in_state"] = num(st.day - st.entered_day) if st.day is not None else None
     if st.day is not None:

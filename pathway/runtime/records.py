@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pathway.definition.effects import Alert, Dose, Offer, Recommend, Require, Titrate, fill_text
+from pathway.definition.effects import Alert, Dose, Offer, Propose, Recommend, Require, Titrate, fill_text
 from pathway.definition.pathway import Rule
 from pathway.runtime import doses
 from pathway.runtime.engine import Firing
@@ -58,6 +58,11 @@ def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any], rul
                 effects.append({"kind": "require", "fields": missing, "text": fill_text(eff.text, values)})
         elif isinstance(eff, Offer):
             effects.append(_offer(eff, eff.status, values))
+        elif isinstance(eff, Propose):
+            field, value = eff.decision
+            effects.append({"kind": "propose", "to": eff.to, "record": {field: value}, "text": fill_text(eff.text, values),
+                            "for": [fill_text(x, values) for x in eff.for_],
+                            "against": [fill_text(x, values) for x in eff.against]})
     if firing.branch == "missing" and rule is not None:
         # A rule that decides an option is waiting for data: the option is pending on that data.
         for eff in rule.then + rule.otherwise:

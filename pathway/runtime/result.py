@@ -46,24 +46,29 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     alerts: list[dict[str, Any]] = []
     options: dict[str, dict[str, Any]] = {}
     required: dict[str, dict[str, Any]] = {}
+    proposals: list[dict[str, Any]] = []
     for item in st.current:
-        rule = pathway.rule(item["rule"])
-        evidence = {"sources": list(rule.evidence.sources), "strength": rule.evidence.strength,
-                    "status": rule.evidence.status}
+        if item.get("synthetic"):  # said by the engine itself (e.g. a recorded decision not acted on)
+            rule_id, title, evidence = item["rule"], item["title"], dict(item["evidence"])
+        else:
+            rule = pathway.rule(item["rule"])
+            rule_id, title = rule.id, rule.title
+            evidence = {"sources": list(rule.evidence.sources), "strength": rule.evidence.strength,
+                        "status": rule.evidence.status}
         for f in item.get("missing", []):
-            _need(required, f, rule.id, f"needed for '{rule.title}'")
+            _need(required, f, rule_id, f"needed for '{title}'")
         for eff in item["effects"]:
             kind = eff["kind"]
             if kind == "recommend" or kind == "dose":
-                rec = {"rule": rule.id, "kind": eff["rec_kind"], "text": eff["text"], "evidence": evidence}
+                rec = {"rule": rule_id, "kind": eff["rec_kind"], "text": eff["text"], "evidence": evidence}
                 if eff.get("medication"):
                     rec["medication"] = eff["medication"]
                 recs.append(rec)
             elif kind == "alert":
-                alerts.append({"rule": rule.id, "level": eff["level"], "text": eff["text"], "evidence": evidence})
+                alerts.append({"rule": rule_id, "level": eff["level"], "text": eff["text"], "evidence": evidence})
             elif kind == "require":
                 for f in eff["fields"]:
-                    _need(required, f, rule.id, eff["text"] or f"needed for '{rule.title}'")
+                    _need(required, f, rule_id, eff["text"] or f"needed for '{title}'")
             elif kind == "offer":
                 opt = options.setdefault(eff["option"], {"option": eff["option"], "status": "available", "rank": eff["rank"],
                                                          "text": "", "for": [], "against": [], "pending": [], "rules": []})
@@ -74,8 +79,12 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
                 opt["text"] = opt["text"] or eff["text"]
                 for key in ("for", "against", "pending"):
                     opt[key].extend(x for x in eff.get(key, []) if x not in opt[key])
-                if rule.id not in opt["rules"]:
-                    opt["rules"].append(rule.id)
+                if rule_id not in opt["rules"]:
+                    opt["rules"].append(rule_id)
+            elif kind == "propose":
+                proposals.append({"rule": rule_id, "to": eff["to"], "to_title": d.spec.states[eff["to"]].title,
+                                  "record": dict(eff["record"]), "text": eff["text"], "for": list(eff["for"]),
+                                  "against": list(eff["against"]), "evidence": evidence})
     for opt in options.values():
         opt["available"] = opt["status"] in ("available", "caution")  # choosable now (the 0.1.0 key)
     ranked = sorted(options.values(), key=lambda o: (o["rank"], o["option"]))
@@ -95,10 +104,11 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         "path": list(st.path),
         "recommendations": recs,
         "options": ranked,
+        "proposals": proposals,
         "data_required": list(required.values()),
         "alerts": alerts,
         "derived": dict(sorted(st.derived.items())),  # derived during the last event
-        "unverified_rules": sorted({item["rule"] for item in st.current
-                                    if pathway.rule(item["rule"]).evidence.status == "unverified"}),
+        "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
+                                    and pathway.rule(item["rule"]).evidence.status == "unverified"}),
         "trace": _copy_trace(st.trace),
     }

@@ -15,6 +15,7 @@ from pathway.core.errors import EngineError, TransitionRefused
 from pathway.definition.effects import Transition
 from pathway.definition.inputs import validate_event, validate_patient
 from pathway.runtime import facts
+from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
@@ -103,11 +104,15 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
     for name, value in values.items():
         st.history.setdefault(name, []).append([day, value])
     st.events.append({"day": day, **values} if "note" not in raw_event else {"day": day, **values, "note": raw_event["note"]})
+    recorded = {name: value for name, value in values.items() if name in d.decisions}
+    for name in recorded:
+        st.recorded_event[name] = index
+    passed = [st.state]  # the states this event is evaluated in
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
     values_now = facts.values_now(pw, st)
     for _hop in range(len(d.spec.states) + 1):
-        snapshot = facts.snapshot(st, values_now)
+        snapshot = facts.snapshot(pw, st, values_now)
         firings, derived = pw.engine.evaluate(st.state, snapshot)
         st.derived = derived
         event_derived.update(derived)
@@ -125,8 +130,11 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
             st.trace.append(entry)
         texts = text_values(d.params, snapshot, st.derived)
         if chosen is None:
-            # Only what makes up "now" is rendered: the moves taken and the final state's firings.
-            st.current = taken + [record(f, snapshot, texts, pw.rule(f.rule)) for f in firings]
+            refuse_untimely(pw, recorded, passed, f"events[{index}]")
+            # Only what makes up "now" is rendered: the moves taken and the final state's firings,
+            # and any recorded decision that could not be acted on, said aloud.
+            st.current = (taken + [record(f, snapshot, texts, pw.rule(f.rule)) for f in firings]
+                          + blocked_records(pw, st, snapshot, derived, firings))
             # The result shows every fact derived during this event, in every state it passed.
             st.derived = event_derived
             return
@@ -135,6 +143,8 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
             raise TransitionRefused(firing.rule, st.state, target)
         taken.append(record(firing, snapshot, texts, pw.rule(firing.rule)))
         st.state = target
+        st.state_event = index
+        passed.append(target)
         st.entered_day = day
         st.entered.setdefault(target, day)
         st.path.append(target)

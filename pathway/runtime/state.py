@@ -35,6 +35,8 @@ class SessionState:
     seen: dict[str, float] = field(default_factory=dict)  # field -> day recorded (event values only)
     history: dict[str, list[list[Any]]] = field(default_factory=dict)  # field -> [[day, value], ...]
     entered: dict[str, float] = field(default_factory=dict)  # state -> day first entered
+    state_event: int = -1  # index of the event in which the current state was entered (-1: at the start)
+    recorded_event: dict[str, int] = field(default_factory=dict)  # decision field -> event that recorded it
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -42,7 +44,8 @@ class SessionState:
         return replace(self, facts=dict(self.facts), path=list(self.path), events=list(self.events),
                        trace=list(self.trace), evaluations=list(self.evaluations), current=list(self.current),
                        derived=dict(self.derived), seen=dict(self.seen),
-                       history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered))
+                       history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered),
+                       recorded_event=dict(self.recorded_event))
 
     def to_doc(self, pathway_id: str, version: str, profile: str | None) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely)."""
@@ -56,6 +59,10 @@ class SessionState:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SessionState:
-        values = {f.name: copy.deepcopy(doc[f.name]) for f in fields(cls) if f.name != "patient_id"}
+        # keys added after format 1 was first written take their defaults when absent
+        defaults: dict[str, Any] = {"state_event": -1, "recorded_event": {}}
+        values: dict[str, Any] = {f.name: copy.deepcopy(doc[f.name] if f.name in doc or f.name not in defaults
+                                                        else defaults[f.name])
+                                  for f in fields(cls) if f.name != "patient_id"}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         return cls(patient_id=str(doc["patient"]["id"]), **values)

@@ -1,0 +1,115 @@
+"""Recorded decisions: refused when recorded where they are not due, said aloud when they cannot
+be acted on (see :class:`pathway.definition.model.DecisionSpec`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pathway.core.errors import Diagnostic, InputError
+from pathway.definition import conditions as C
+from pathway.definition.effects import Alert, Transition
+from pathway.definition.pathway import Rule
+from pathway.runtime.facts import decision_counts
+from pathway.runtime.state import SessionState
+
+if TYPE_CHECKING:
+    from pathway.runtime.api import Pathway
+    from pathway.runtime.engine import Firing
+
+__all__ = ["refuse_untimely", "blocked_records"]
+
+
+def refuse_untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str], where: str) -> None:
+    """InputError (nothing applied) for a decision recorded in this event that counts in none of
+    the states the event passed through."""
+    problems = []
+    for name in recorded:
+        accepted = pathway.definition.decisions.get(name)
+        if accepted is None or any(s in accepted for s in passed):
+            continue
+        titles = ", ".join(sorted(accepted))
+        problems.append(Diagnostic(
+            f"{where}.{name}", 0, 0, "PW407",
+            f"'{name}' is a decision recorded in {titles}; the patient is in '{passed[-1]}', so it is not due: "
+            "record it when the pathway asks for it"))
+    if problems:
+        raise InputError(problems)
+
+
+def _acting_rules(pathway: Pathway, state: str, name: str, value: Any) -> list[Rule]:
+    """Rules of ``state`` that would move the patient on this decision value."""
+    out = []
+    for rule in pathway.definition.rules_in(state):
+        tests = [c for c in C.fields_of(rule.when) if c.field == name]
+        moves = [e for e in rule.then if isinstance(e, Transition)]
+        if tests and moves and all(c.holds({name: value}) is not False for c in tests):
+            out.append(rule)
+    return out
+
+
+def _word(cmp: C.Cmp, facts: dict[str, Any]) -> str:
+    actual = facts.get(cmp.field)
+    if actual is None:
+        return f"{cmp.field} is not known"
+    shown = str(actual).lower() if isinstance(actual, bool) else actual
+    return f"{cmp.field} is {shown}"
+
+
+def _why(rule: Rule, facts: dict[str, Any], waiting: dict[str, tuple[str, ...]], producers: dict[str, list[str]]) -> str:
+    """Why ``rule`` did not act: the tests that fail, or what it waits for."""
+    if C.evaluate(rule.due, facts) is not True:
+        return f"'{rule.title}' is not due yet"
+    failing = [c for c in C.fields_of(rule.when) if c.holds(facts) is False]
+    if failing:
+        return f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(c, facts) for c in failing))
+    missing: list[str] = []
+    for c in C.fields_of(rule.when):
+        if c.holds(facts) is not None:
+            continue
+        if not c.derived:
+            missing.append(c.field)
+            continue
+        for producer in producers.get(c.field, []):
+            missing += waiting.get(producer, ())
+    missing = list(dict.fromkeys(missing))
+    if missing:
+        return f"'{rule.title}' cannot be decided until these are recorded: {', '.join(missing)}"
+    return f"'{rule.title}' cannot be decided yet"
+
+
+def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any], derived: dict[str, Any],
+                    firings: list[Firing]) -> list[dict[str, Any]]:
+    """A critical alert for each decision that counts in the current state but moved nothing,
+    naming why; none where a rule acting on the decision already raised an alert of its own."""
+    d = pathway.definition
+    facts = {k: v for k, v in snapshot.items() if v is not None}
+    facts.update(derived)
+    waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
+    fired = {f.rule for f in firings}
+    producers: dict[str, list[str]] = {}
+    for rule in d.rules_in(st.state):
+        for effect in rule.then + rule.otherwise:
+            for name in getattr(effect, "values", {}) or {}:
+                producers.setdefault(name, []).append(rule.id)
+    out = []
+    for name in d.decisions:
+        value = st.facts.get(name)
+        if value is None or not decision_counts(pathway, st, name):
+            continue
+        said = [r for r in d.rules_in(st.state) if r.id in fired
+                and any(c.field == name for c in C.fields_of(r.when))
+                and any(isinstance(e, Alert) for e in r.effects("then"))]
+        if said:
+            continue
+        rules = _acting_rules(pathway, st.state, name, value)
+        reasons = [_why(r, facts, waiting, producers) for r in rules] or [
+            f"no rule acts on it in '{d.spec.states[st.state].title}'"]
+        shown = str(value).lower() if isinstance(value, bool) else value
+        text = f"Decision recorded ({name}: {shown}) but not acted on: " + "; ".join(reasons) + "."
+        sources = sorted({s for r in rules for s in r.evidence.sources})
+        status = "unverified" if any(r.evidence.status == "unverified" for r in rules) else "verified"
+        out.append({"rule": f"decision.{name}", "branch": "then", "synthetic": True,
+                    "title": f"Recorded decision not acted on ({name})",
+                    "evidence": {"sources": sources, "strength": "expert", "status": status},
+                    "effects": [{"kind": "alert", "level": "critical", "text": text}]})
+    return out
