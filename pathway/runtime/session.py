@@ -59,10 +59,12 @@ class Session:
         session is left exactly as it was.
         """
         st = self._st
-        day, values, admission = validate_event(event, self._pathway.definition.fields, self._pathway.builtins,
-                                                where=f"events[{len(st.events)}]", admission=st.admission, last_day=st.day)
+        day, values, admission, warnings = validate_event(event, self._pathway.definition.fields, self._pathway.builtins,
+                                                          where=f"events[{len(st.events)}]", admission=st.admission,
+                                                          last_day=st.day)
         work = st.copy()
         work.admission = admission
+        work.warnings = warnings  # the event's own; kept only if the whole event is applied
         _step(self._pathway, work, day, values, event)
         self._st = work
         return self.result()
@@ -156,7 +158,8 @@ def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str
 
 def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     d = pathway.definition
-    pid, values, admission = validate_patient(patient, d.fields, pathway.builtins)
+    pid, values, admission, warnings = validate_patient(patient, d.fields, pathway.builtins)
     start = d.start_state
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
-                                         facts=values, state=start, path=[start], entered={start: 0}))
+                                         facts=values, state=start, path=[start], entered={start: 0},
+                                         warnings=warnings))
