@@ -17,6 +17,8 @@ from jsonschema import Draft7Validator
 
 from pathway import InputError, Session, TransitionRefused, load_pathway
 from pathway.authoring.schema import pathway_schemas
+from pathway.definition.model import Display
+from pathway.definition.units import shown
 from pathway.loading.loader import load_definition
 
 BASE = ROOT / "tests" / "corpus" / "base"
@@ -63,15 +65,35 @@ CRP_BAND = """\
 """
 
 
+LOW_MAGNESIUM = """
+  - id: low_magnesium
+    title: Low magnesium
+    in: any_active
+    when: {magnesium_mmol_l: {lt: 0.5}}
+    then:
+      - alert: {level: warning, text: "Magnesium {magnesium_mmol_l} mmol/L is below 0.5 mmol/L (weight {weight_kg} kg,
+                                       CRP {crp_mg_l} mg/L)."}
+    evidence: {sources: [Guide-2020], strength: G, status: verified}
+"""
+
+
+def _insert(path: Path, anchor: str, extra: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(anchor) == 1, anchor
+    path.write_text(text.replace(anchor, anchor + extra), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("units") / "mini"
     shutil.copytree(BASE, root)
     fields = root / "fields.yaml"
-    text = fields.read_text(encoding="utf-8")
-    anchor = "    range: [0, 800]\n"
-    assert text.count(anchor) == 1
-    fields.write_text(text.replace(anchor, anchor + CRP_BAND) + EXTRA_FIELDS, encoding="utf-8")
+    _insert(fields, "    range: [0, 800]\n", CRP_BAND)
+    _insert(fields, "    range: [25, 300]\n", "    display: {decimals: 1}\n")
+    fields.write_text(fields.read_text(encoding="utf-8") + EXTRA_FIELDS, encoding="utf-8")
+    _insert(fields, "    range: [0.1, 3]\n", "    display: {decimals: 2}\n")
+    rules = root / "rules.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8") + LOW_MAGNESIUM, encoding="utf-8")
     return root
 
 
@@ -110,8 +132,8 @@ def test_refusal_names_the_field_the_value_and_both_readings(pw: Any) -> None:
     with pytest.raises(InputError) as info:
         s.observe({"day": 0, "magnesium_mmol_l": 1.1})
     message = info.value.diagnostics[0].message
-    assert message.startswith("magnesium_mmol_l = 1.1 is ambiguous: 1.1 mmol/L, or 1.1 mg/dL = 0.45")
-    assert message.endswith("mmol/L; give {value, unit}")
+    # the second reading is shown at the field's display precision (2 decimals)
+    assert message == "magnesium_mmol_l = 1.1 is ambiguous: 1.1 mmol/L, or 1.1 mg/dL = 0.45 mmol/L; give {value, unit}"
 
 
 @pytest.mark.parametrize("quantity, stored", [
@@ -245,3 +267,49 @@ def test_case_schema_rejects_bare_numbers_the_loader_refuses(mini: Path) -> None
     assert ok({"magnesium_mmol_l": {"value": 1.1, "unit": "mg/dL"}})
     assert ok({"crp_mg_l": 5.2})  # a warning, not a refusal
     assert not ok({"glucose_mmol_l": 5.4}) and ok({"glucose_mmol_l": {"value": 5.4, "unit": "mmol/L"}})
+
+
+# -- converted values shown rounded ----------------------------------------------------------------
+
+@pytest.mark.parametrize("value, display, text", [
+    (0.4525, Display(decimals=2), "0.45"),
+    (0.452489, Display(decimals=2), "0.45"),
+    (0.8, Display(decimals=2), "0.8"),  # trailing zeros dropped
+    (0.125, Display(decimals=2), "0.13"),  # half away from zero, on the decimal digits (the float is 0.12499...)
+    (-0.125, Display(decimals=2), "-0.13"),
+    (2.845, Display(decimals=1), "2.8"),
+    (2.85, Display(decimals=1), "2.9"),
+    (141.44, Display(decimals=0), "141"),
+    (69.853225, Display(decimals=1), "69.9"),
+    (69.853225, Display(step=0.5), "70"),
+    (1.2, Display(step=0.25), "1.25"),
+    (0.004, Display(decimals=2), "0"),
+    (-0.004, Display(decimals=2), "0"),  # no "-0"
+    (1997.84, Display(decimals=0), "1998"),
+    (12345.67, Display(decimals=1), "12345.7"),  # no exponent, no 4-digit cut
+    (0.4525, None, "0.4525"),  # a field without a display precision: 4 significant digits, as before
+    (70, None, "70"),
+])
+def test_rounding_rule(value: float, display: Display | None, text: str) -> None:
+    assert shown(value, display) == text
+
+
+def test_texts_show_converted_values_rounded_and_decisions_use_the_full_value(pw: Any) -> None:
+    s = pw.start({"id": "p", "weight_kg": {"value": 154, "unit": "lb"}})
+    r = s.observe({"day": 0, "magnesium_mmol_l": {"value": 1.1, "unit": "mg/dL"},
+                   "crp_mg_l": {"value": 0.4525, "unit": "mg/L"}})
+    (alert,) = [a for a in r["alerts"] if a["rule"] == "low_magnesium"]
+    assert alert["text"] == "Magnesium 0.45 mmol/L is below 0.5 mmol/L (weight 69.9 kg, CRP 0.4525 mg/L)."
+    facts = s.dump()["facts"]
+    assert facts["magnesium_mmol_l"] == pytest.approx(0.452489) and facts["weight_kg"] == pytest.approx(69.853225)
+
+
+def test_a_value_within_half_a_step_of_a_threshold_reads_as_the_threshold(pw: Any) -> None:
+    """1.21 mg/dL is 0.4977 mmol/L: below 0.5, so the rule fires, and shown at 2 decimals it reads 0.5."""
+    s = pw.start({"id": "p"})
+    r = s.observe({"day": 0, "magnesium_mmol_l": {"value": 1.21, "unit": "mg/dL"}})
+    (alert,) = [a for a in r["alerts"] if a["rule"] == "low_magnesium"]
+    assert alert["text"].startswith("Magnesium 0.5 mmol/L is below 0.5 mmol/L")
+    assert s.dump()["facts"]["magnesium_mmol_l"] == pytest.approx(0.497738)
+    r = s.observe({"day": 1, "magnesium_mmol_l": 0.5})  # exactly at the threshold: not below it
+    assert not [a for a in r["alerts"] if a["rule"] == "low_magnesium"]

@@ -327,7 +327,8 @@ def field_reference(definition: PathwayDef) -> str:
 
     lines += ["", "## Effects", "",
               "`then`, `otherwise` (and `if_missing`) are lists of one-key mappings, the key naming the effect. Texts may",
-              "name fields, derived facts and parameters in braces (`{crp_mg_l}`); they are filled by plain substitution.",
+              "name fields, derived facts and parameters in braces (`{crp_mg_l}`); they are filled by plain substitution",
+              "(a field's value rounded as its \"shown to\" column says).",
               "Where the type says `$parameter`, a number may be replaced by a parameter reference.", ""]
     for kind, model in E.EFFECT_KINDS.items():
         lines += [f"### `{kind}`", ""]

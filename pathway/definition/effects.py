@@ -22,6 +22,7 @@ filled with plain string substitution, never evaluated.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pathway.core.errors import Diagnostic, suggest
 from pathway.core.yamlsafe import Located, validation_diagnostics
 from pathway.definition import conditions as C
+from pathway.definition.model import Display
+from pathway.definition.units import shown
 
 __all__ = [
     "Transition",
@@ -173,17 +176,22 @@ EFFECT_KINDS: dict[str, type[Effect]] = {
 }
 
 
-def fill_text(template: str, values: dict[str, Any]) -> str:
-    """Replace ``{name}`` by the value (numbers without trailing zeros); unknown names stay."""
+def fill_text(template: str, values: dict[str, Any], display: Mapping[str, Display] | None = None) -> str:
+    """Replace ``{name}`` by the value; unknown names stay.
+
+    A field with a ``display`` precision is shown rounded to it (:func:`pathway.definition.units.shown`);
+    other numbers without trailing zeros, to 4 significant digits. The values themselves are not changed.
+    """
 
     def one(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
+        name = match.group(1)
+        value = values.get(name)
         if value is None:
             return match.group(0)
         if isinstance(value, bool):
             return "yes" if value else "no"
-        if isinstance(value, float):
-            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+        if isinstance(value, (int, float)):
+            return shown(value, display.get(name) if display else None)
         return str(value)
 
     return TEMPLATE_RE.sub(one, template)

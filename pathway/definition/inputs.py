@@ -21,7 +21,7 @@ from typing import Any, cast
 from pathway.core.errors import Diagnostic, InputError, suggest
 from pathway.definition.clock import MAX_DAY
 from pathway.definition.model import AmbiguityBand, FieldDef
-from pathway.definition.units import convert, units_for
+from pathway.definition.units import convert, shown, units_for
 
 __all__ = ["validate_patient", "validate_event", "EVENT_META", "PATIENT_META"]
 
@@ -33,14 +33,10 @@ def _diag(where: str, code: str, message: str, hint: str | None = None) -> Diagn
     return Diagnostic(where, 0, 0, code, message, hint)
 
 
-def _shown(value: float) -> str:
-    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
-
-
 def _reading(spec: FieldDef, value: float, band: AmbiguityBand) -> str:
     """``1.1 mg/dL = 0.45 mmol/L``: the bare number read in the band's unit, in the canonical unit."""
     converted = convert(spec.quantity, value, band.unit)
-    return f"{value:g} {band.unit} = {_shown(converted if converted is not None else value)} {spec.unit}"
+    return f"{value:g} {band.unit} = {shown(converted if converted is not None else value, spec.display)} {spec.unit}"
 
 
 def _ambiguity(name: str, spec: FieldDef, value: float, where: str, out: list[Diagnostic],

@@ -6,9 +6,11 @@ led there); :mod:`pathway.runtime.result` assembles the result from them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pathway.definition.effects import Alert, Dose, Offer, Recommend, Require, Titrate, fill_text
+from pathway.definition.model import Display
 from pathway.runtime import doses
 from pathway.runtime.engine import Firing
 
@@ -23,32 +25,41 @@ def text_values(params: dict[str, Any], snapshot: dict[str, Any], derived: dict[
     return values
 
 
-def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Effects of one firing, rendered against the snapshot (texts filled, doses computed)."""
+def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any],
+           display: Mapping[str, Display] | None = None) -> dict[str, Any]:
+    """Effects of one firing, rendered against the snapshot (texts filled, doses computed).
+
+    ``display`` maps a field to its display precision: texts show its value rounded to it, while
+    doses and every decision use the unrounded value.
+    """
+
+    def fill(text: str) -> str:
+        return fill_text(text, values, display)
+
     effects: list[dict[str, Any]] = []
     for eff in firing.effects:
         if isinstance(eff, Recommend):
-            item: dict[str, Any] = {"kind": "recommend", "rec_kind": eff.kind, "text": fill_text(eff.text, values)}
+            item: dict[str, Any] = {"kind": "recommend", "rec_kind": eff.kind, "text": fill(eff.text)}
             if eff.medication is not None:
                 item["medication"] = doses.medication(eff.medication)
             effects.append(item)
         elif isinstance(eff, Dose):
-            med, text = doses.dose(eff, snapshot, values)
+            med, text = doses.dose(eff, snapshot, values, display)
             effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
         elif isinstance(eff, Titrate):
-            med, text = doses.titrate(eff, snapshot, values)
+            med, text = doses.titrate(eff, snapshot, values, display)
             effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
         elif isinstance(eff, Alert):
-            effects.append({"kind": "alert", "level": eff.level, "text": fill_text(eff.text, values)})
+            effects.append({"kind": "alert", "level": eff.level, "text": fill(eff.text)})
         elif isinstance(eff, Require):
             missing = [f for f in eff.fields if snapshot.get(f) is None]
             if missing:
-                effects.append({"kind": "require", "fields": missing, "text": fill_text(eff.text, values)})
+                effects.append({"kind": "require", "fields": missing, "text": fill(eff.text)})
         elif isinstance(eff, Offer):
             effects.append({"kind": "offer", "option": eff.option, "available": eff.available,
-                            "rank": doses.num(float(eff.rank)), "text": fill_text(eff.text, values),
-                            "for": [fill_text(x, values) for x in eff.for_],
-                            "against": [fill_text(x, values) for x in eff.against]})
+                            "rank": doses.num(float(eff.rank)), "text": fill(eff.text),
+                            "for": [fill(x) for x in eff.for_],
+                            "against": [fill(x) for x in eff.against]})
     out: dict[str, Any] = {"rule": firing.rule, "branch": firing.branch, "effects": effects}
     if firing.missing:
         out["missing"] = list(firing.missing)

@@ -128,14 +128,14 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
         texts = text_values(d.params, snapshot, st.derived)
         if chosen is None:
             # Only what makes up "now" is rendered: the moves taken and the final state's firings.
-            st.current = taken + [record(f, snapshot, texts) for f in firings]
+            st.current = taken + [record(f, snapshot, texts, pw.display) for f in firings]
             # The result shows every fact derived during this event, in every state it passed.
             st.derived = event_derived
             return
         firing, target = chosen
         if not pw.graph.has_edge(st.state, target):
             raise TransitionRefused(firing.rule, st.state, target)
-        taken.append(record(firing, snapshot, texts))
+        taken.append(record(firing, snapshot, texts, pw.display))
         st.state = target
         st.entered_day = day
         st.entered.setdefault(target, day)
