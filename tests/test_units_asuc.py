@@ -39,3 +39,11 @@ def test_reasons_against_ciclosporin_show_converted_labs_rounded(pw: Any) -> Non
     assert facts["cholesterol_mmol_l"] == pytest.approx(2.844582)
     assert facts["magnesium_mmol_l"] == pytest.approx(0.452489)
     assert facts["creatinine_umol_l"] == pytest.approx(141.44)
+
+
+@pytest.mark.parametrize("mmol_l, g_dl", [(6.0, 9.668063), (6.5, 10.473735), (4.6, 7.412182)])
+def test_haemoglobin_in_mmol_l_is_converted(pw: Any, mmol_l: float, g_dl: float) -> None:
+    s = pw.start(patient())
+    s.observe({"day": 0, "hb_g_dl": {"value": mmol_l, "unit": "mmol/L"}})
+    assert s.dump()["facts"]["hb_g_dl"] == pytest.approx(g_dl, abs=1e-6)
+    assert "mmol/L" in units_for(pw.definition.fields["hb_g_dl"].quantity)

@@ -18,7 +18,8 @@ __all__ = ["CONVERSIONS", "convert", "units_for", "shown"]
 
 # quantity -> canonical unit -> {other unit: (offset, factor)}
 CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, Fraction]]]] = {
-    "haemoglobin": ("g/dL", {"g/L": (0, Fraction(1, 10))}),
+    # mmol/L (per haem, "Fe4" convention): mmol/L = g/dL x 0.6206, so g/dL = mmol/L / 0.6206 (x 1.611)
+    "haemoglobin": ("g/dL", {"g/L": (0, Fraction(1, 10)), "mmol/L": (0, 1 / Fraction("0.6206"))}),
     "crp": ("mg/L", {"mg/dL": (0, Fraction(10))}),
     "albumin": ("g/L", {"g/dL": (0, Fraction(10))}),
     "temperature": ("°C", {"°F": (-32, Fraction(5, 9)), "degF": (-32, Fraction(5, 9)), "degC": (0, Fraction(1))}),
