@@ -183,7 +183,8 @@ def test_warning_is_an_alert_with_both_readings_and_the_band_evidence(pw: Any) -
     assert s.dump()["facts"]["crp_mg_l"] == 5.2  # accepted in the canonical unit
     (alert,) = _input_alerts(r)
     assert alert["rule"] == "input.crp_mg_l" and alert["level"] == "warning"
-    assert "5.2 mg/L" in alert["text"] and "5.2 mg/dL = 52 mg/L" in alert["text"]
+    assert alert["text"] == ("C-reactive protein (crp_mg_l) 5.2 given without a unit was read as 5.2 mg/L; "
+                             "if it was 5.2 mg/dL, it is 52 mg/L. Give {value, unit} to remove the doubt.")
     assert alert["evidence"] == {"sources": ["Guide-2020", "Trial-2018"], "strength": "G", "status": "verified"}
     assert r["alerts"][0] == alert  # input warnings come first
 
@@ -199,7 +200,7 @@ def test_warnings_belong_to_their_event(pw: Any) -> None:
 def test_patient_record_warnings_show_until_the_first_event(pw: Any) -> None:
     s = pw.start({"id": "p", "albumin_g_l": 6})
     (alert,) = _input_alerts(s.result())
-    assert alert["rule"] == "input.albumin_g_l" and "6 g/dL = 60 g/L" in alert["text"]
+    assert alert["rule"] == "input.albumin_g_l" and "if it was 6 g/dL, it is 60 g/L" in alert["text"]
     assert alert["evidence"]["status"] == "unverified"
     assert _input_alerts(s.observe({"day": 0, "stool_freq_24h": 2})) == []
 

@@ -33,10 +33,15 @@ def _diag(where: str, code: str, message: str, hint: str | None = None) -> Diagn
     return Diagnostic(where, 0, 0, code, message, hint)
 
 
+def _converted(spec: FieldDef, value: float, band: AmbiguityBand) -> str:
+    """The bare number read in the band's unit, in the canonical unit, as texts show it."""
+    converted = convert(spec.quantity, value, band.unit)
+    return shown(converted if converted is not None else value, spec.display)
+
+
 def _reading(spec: FieldDef, value: float, band: AmbiguityBand) -> str:
     """``1.1 mg/dL = 0.45 mmol/L``: the bare number read in the band's unit, in the canonical unit."""
-    converted = convert(spec.quantity, value, band.unit)
-    return f"{value:g} {band.unit} = {shown(converted if converted is not None else value, spec.display)} {spec.unit}"
+    return f"{value:g} {band.unit} = {_converted(spec, value, band)} {spec.unit}"
 
 
 def _ambiguity(name: str, spec: FieldDef, value: float, where: str, out: list[Diagnostic],
@@ -54,8 +59,9 @@ def _ambiguity(name: str, spec: FieldDef, value: float, where: str, out: list[Di
         warnings.append({
             "rule": f"input.{name}",
             "level": "warning",
-            "text": f"{spec.title} ({name}) = {value:g} without a unit was read as {value:g} {spec.unit}; "
-                    f"as {_reading(spec, value, band)}. Give {{value, unit}} to confirm the unit.",
+            "text": f"{spec.title} ({name}) {value:g} given without a unit was read as {value:g} {spec.unit}; "
+                    f"if it was {value:g} {band.unit}, it is {_converted(spec, value, band)} {spec.unit}. "
+                    "Give {value, unit} to remove the doubt.",
             "evidence": {"sources": list(band.evidence.sources), "strength": band.evidence.strength,
                          "status": band.evidence.status},
         })
