@@ -121,7 +121,7 @@ def test_refuse_band_is_inclusive_at_both_ends(pw: Any, value: float, refused: b
         with pytest.raises(InputError) as info:
             s.observe({"day": 0, "magnesium_mmol_l": value})
         (d,) = info.value.diagnostics
-        assert d.code == "PW407" and d.file == "events[0].magnesium_mmol_l"
+        assert d.code == "PW408" and d.file == "events[0].magnesium_mmol_l"
     else:
         r = s.observe({"day": 0, "magnesium_mmol_l": value})
         assert s.dump()["facts"]["magnesium_mmol_l"] == value and _input_alerts(r) == []
@@ -163,7 +163,7 @@ def test_unit_required_refuses_every_bare_number(pw: Any) -> None:
         with pytest.raises(InputError) as info:
             s.observe({"day": 0, "glucose_mmol_l": value})
         (d,) = info.value.diagnostics
-        assert d.code == "PW407" and "glucose_mmol_l" in d.message and "mmol/L, mg/dL" in d.message
+        assert d.code == "PW408" and "glucose_mmol_l" in d.message and "mmol/L, mg/dL" in d.message
     s.observe({"day": 0, "glucose_mmol_l": {"value": 5.4, "unit": "mmol/L"}})
     s.observe({"day": 1, "glucose_mmol_l": {"value": 90, "unit": "mg/dL"}})
     assert s.dump()["facts"]["glucose_mmol_l"] == 5.0

@@ -80,7 +80,7 @@ def _bare(pw: Any, field: str, value: float) -> tuple[str, dict[str, Any] | None
     try:
         r = s.observe({"day": 0, field: value})
     except InputError as exc:
-        assert [d.code for d in exc.diagnostics] == ["PW407"], exc
+        assert [d.code for d in exc.diagnostics] == ["PW408"], exc
         return "refused", None
     warnings = [a for a in r["alerts"] if a["rule"] == f"input.{field}"]
     return ("warned", warnings[0]) if warnings else ("accepted", None)

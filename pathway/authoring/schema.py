@@ -132,7 +132,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "unit": "The other unit the same bare number may be in (one the field's quantity converts).",
         "range": "Bare numbers [low, high], both inclusive, inside the plausible range and plausible when read "
                  "in 'unit' too.",
-        "action": "refuse: the bare number is refused naming both readings (PW407); warn: accepted in the "
+        "action": "refuse: the bare number is refused naming both readings (PW408); warn: accepted in the "
                   "canonical unit, with a warning alert naming both readings.",
         "evidence": "Sources for the conversion and the thresholds that make the two readings differ.",
     },
@@ -581,7 +581,7 @@ def _field_value(field: M.FieldDef) -> dict[str, Any]:
         if field.range is not None:
             plain["minimum"], plain["maximum"] = field.range
         refused = [b for b in field.ambiguous if b.action == "refuse"]
-        if refused:  # a bare number inside a refuse band is refused (PW407)
+        if refused:  # a bare number inside a refuse band is refused (PW408)
             outside = [{"not": {"minimum": b.range[0], "maximum": b.range[1]}} for b in refused]
             plain.update(outside[0] if len(outside) == 1 else {"allOf": outside})
         if not field.unit_required:

@@ -63,10 +63,10 @@ _ALL = [
     Code("PW212", "rule file", "condition on a derived fact no rule derives", "The condition can never hold."),
     Code("PW213", "rule file", "score uses a value the rule does not require",
          "A score's terms must be listed under the rule's `requires`."),
-    Code("PW214", "rule file", "ambiguity band outside the plausible range",
+    Code("PW216", "rule file", "ambiguity band outside the plausible range",
          "A field's `ambiguous` band holds values outside the field's plausible range, or values whose reading "
          "in the band's unit falls outside it; a band holds only bare numbers plausible in both units."),
-    Code("PW215", "rule file", "unit the field does not convert",
+    Code("PW217", "rule file", "unit the field does not convert",
          "A unit named on a field (an `ambiguous` band's `unit`) that the field's quantity does not convert, "
          "or that reads a number as the same value as the canonical unit."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
@@ -86,7 +86,7 @@ _ALL = [
     Code("PW404", "input", "unknown unit", "A `{value, unit}` quantity in a unit the field does not accept."),
     Code("PW405", "input", "bad time", "`day` out of range, `time` not ISO 8601, or both given."),
     Code("PW406", "input", "events out of order", "An event earlier than the one before it."),
-    Code("PW407", "input", "bare number whose unit is ambiguous",
+    Code("PW408", "input", "bare number whose unit is ambiguous",
          "A bare number inside a `refuse` band of its field (plausible in two units, read differently by the "
          "pathway), or any bare number of a field with `unit_required`; give it as `{value, unit}`."),
     Code("PW501", "session", "transition refused",

@@ -6,7 +6,7 @@ the §13 factors. Unknown fields, wrong types, unknown units and implausible val
 refused with a message naming the field, the value and the plausible range.
 
 A bare number (no unit) inside one of the field's ambiguity bands (``ambiguous:`` in
-fields.yaml) is plausible in two units: a ``refuse`` band refuses it (PW407, naming both
+fields.yaml) is plausible in two units: a ``refuse`` band refuses it (PW408, naming both
 readings), a ``warn`` band accepts it in the canonical unit and returns a warning alert naming
 both readings. A field with ``unit_required`` refuses every bare number. A ``{value, unit}``
 quantity is never ambiguous, whatever its unit.
@@ -52,7 +52,7 @@ def _ambiguity(name: str, spec: FieldDef, value: float, where: str, out: list[Di
         return True
     readings = ", or ".join(_reading(spec, value, b) for b in bands)
     if any(b.action == "refuse" for b in bands):
-        out.append(_diag(where, "PW407", f"{name} = {value:g} is ambiguous: {value:g} {spec.unit}, or {readings}; "
+        out.append(_diag(where, "PW408", f"{name} = {value:g} is ambiguous: {value:g} {spec.unit}, or {readings}; "
                                          "give {value, unit}"))
         return False
     for band in bands:
@@ -101,7 +101,7 @@ def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic
             return None
         if bare and spec.unit_required:
             units = units_for(spec.quantity) or [spec.unit]
-            out.append(_diag(where, "PW407", f"{name} = {raw:g} has no unit, and {name} needs one: give "
+            out.append(_diag(where, "PW408", f"{name} = {raw:g} has no unit, and {name} needs one: give "
                                              f"{{value: {raw:g}, unit: ...}} with one of: {', '.join(units)}"))
             return None
         if spec.range is not None:

@@ -118,7 +118,7 @@ class AmbiguityBand(_Model):
     number, in another unit the field accepts (``unit``).
 
     ``range`` is inclusive at both ends and holds bare values (the number as typed). A bare number
-    inside it is refused (``action: refuse``, code PW407) or accepted in the canonical unit with a
+    inside it is refused (``action: refuse``, code PW408) or accepted in the canonical unit with a
     warning alert naming both readings (``action: warn``). A value given as ``{value, unit}`` is never
     ambiguous. ``evidence`` cites the conversion and the thresholds that make the two readings differ.
     """

@@ -261,14 +261,14 @@ class _Loader:
                 continue
             if band.unit not in others:
                 accepted = f"it converts {', '.join(others)}" if others else "it has no other unit (no 'quantity' to convert)"
-                self.diags.append(doc.diag(bpath + ("unit",), "PW215",
+                self.diags.append(doc.diag(bpath + ("unit",), "PW217",
                                            f"'{name}' does not convert unit '{band.unit}' ({accepted})",
                                            suggest(band.unit, others)))
                 continue
             read_low, read_high = convert(f.quantity, low, band.unit), convert(f.quantity, high, band.unit)
             assert read_low is not None and read_high is not None  # the unit converts (checked above)
             if read_low == low and read_high == high:
-                self.diags.append(doc.diag(bpath + ("unit",), "PW215",
+                self.diags.append(doc.diag(bpath + ("unit",), "PW217",
                                            f"unit '{band.unit}' reads a number as the same {f.unit} value; "
                                            "a band needs a unit that reads it differently"))
                 continue
@@ -277,11 +277,11 @@ class _Loader:
             r_low, r_high = f.range
             unit = f" {f.unit}" if f.unit else ""
             if low < r_low or high > r_high:
-                self.diags.append(doc.diag(bpath + ("range",), "PW214",
+                self.diags.append(doc.diag(bpath + ("range",), "PW216",
                                            f"band {low:g}–{high:g} is outside the plausible range {r_low:g}–{r_high:g}{unit} "
                                            f"of '{name}'"))
             elif min(read_low, read_high) < r_low or max(read_low, read_high) > r_high:
-                self.diags.append(doc.diag(bpath + ("range",), "PW214",
+                self.diags.append(doc.diag(bpath + ("range",), "PW216",
                                            f"band {low:g}–{high:g} read in {band.unit} is {read_low:g}–{read_high:g}{unit}, "
                                            f"outside the plausible range {r_low:g}–{r_high:g}{unit} of '{name}': a band "
                                            "holds only numbers plausible in both units"))
