@@ -65,7 +65,7 @@ def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
                                                {"day": 3, "stool_freq_24h": rng.randint(0, 3), "visible_blood": False,
                                                 "crp_mg_l": rng.randint(1, 8), "albumin_g_l": rng.randint(32, 42)}]}
     fail = {"day": 3, "stool_freq_24h": rng.randint(9, 15), "visible_blood": True, "crp_mg_l": rng.randint(46, 200),
-            "cholesterol_mmol_l": round(rng.uniform(3.2, 6.5), 1), "magnesium_mmol_l": round(rng.uniform(0.7, 1.0), 2),
+            "cholesterol_mmol_l": round(rng.uniform(3.2, 6.5), 1), "magnesium_mmol_l": round(rng.uniform(0.7, 0.99), 2),
             "creatinine_umol_l": rng.randint(50, 110), "active_serious_infection": False, "bp_uncontrolled": False,
             "albumin_g_l": rng.randint(20, 40), "cdiff_result": "negative", "cmv_biopsy_result": "negative"}
     agent = ["tacrolimus", "ciclosporin", "infliximab", "tacrolimus", "ciclosporin", "colectomy"][branch - 2]

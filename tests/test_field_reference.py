@@ -36,7 +36,7 @@ def test_every_name_of_the_shipped_pathway_is_listed() -> None:
     assert page == field_reference(load_definition("asuc"))  # deterministic
     for name, field in authored_fields(definition).items():
         row = _row(page, name)
-        assert row[1].startswith(field.type) and field.title in row[7]
+        assert row[1].startswith(field.type) and field.title in row[9]
     for name in definition.spec.derived:
         _row(page, name)
     for name, p in definition.spec.parameters.items():
@@ -51,16 +51,16 @@ def test_every_name_of_the_shipped_pathway_is_listed() -> None:
     for rule in definition.rules:  # every rule that tests a field shows up in that field's row
         for name in rule.requires:
             if name in authored_fields(definition):
-                assert f"`{rule.id}`" in _row(page, name)[8], (rule.id, name)
+                assert f"`{rule.id}`" in _row(page, name)[10], (rule.id, name)
     assert usage.used_by("crp_mg_l")
 
 
 def test_rows_of_a_small_pathway() -> None:
     page = field_reference(load_definition(BASE))
     assert page.startswith("# Field reference: Minimal pathway for the error corpus (`mini` 1.0.0)\n")
-    assert _row(page, "crp_mg_l") == ["`crp_mg_l`", "number", "mg/L", "0–800", "mg/dL", "1 day", "events",
+    assert _row(page, "crp_mg_l") == ["`crp_mg_l`", "number", "mg/L", "0–800", "mg/dL", "—", "—", "1 day", "events",
                                       "C-reactive protein", "`flare_severity`"]
-    assert _row(page, "weight_kg") == ["`weight_kg`", "number", "kg", "25–300", "g, lb", "until replaced",
+    assert _row(page, "weight_kg") == ["`weight_kg`", "number", "kg", "25–300", "g, lb", "—", "—", "until replaced",
                                        "patient or events", "Body weight", "`steroid_dose`"]  # a dose requires the weight
     assert _row(page, "perforation")[-1] == "`perforation_surgery`"
     assert _row(page, "severe_flare") == ["`severe_flare`", "boolean", "true / false", "Severe flare by CRP and stool count",
@@ -90,7 +90,7 @@ def test_page_follows_the_rule_files(tmp_path: Path) -> None:
     old = "        - stool_freq_24h: {gte: 6}\n"
     rules.write_text(rules.read_text(encoding="utf-8").replace(old, old + "        - albumin_g_l: {lt: 30}\n"), encoding="utf-8")
     page = field_reference(load_definition(root))
-    assert _row(page, "albumin_g_l") == ["`albumin_g_l`", "number", "g/L", "5–70", "g/dL", "2 days", "events",
+    assert _row(page, "albumin_g_l") == ["`albumin_g_l`", "number", "g/L", "5–70", "g/dL", "—", "—", "2 days", "events",
                                          "Serum albumin", "`flare_severity`"]
 
 

@@ -207,6 +207,7 @@ def test_forward_chaining_derived_fact_triggers_rules_in_the_engine(pw):
     ("crp_mg_l", {"value": 4.5, "unit": "mg/dL"}, 45.0),
     ("albumin_g_l", {"value": 3.0, "unit": "g/dL"}, 30.0),
     ("hb_g_dl", {"value": 105, "unit": "g/L"}, 10.5),
+    ("hb_g_dl", {"value": 6.5, "unit": "mmol/L"}, 10.47),  # §13: 10.5 g/dL is about 6.5 mmol/L
     ("temp_c", {"value": 99.5, "unit": "°F"}, 37.5),
     ("cholesterol_mmol_l", {"value": 116, "unit": "mg/dL"}, 3.0),
     ("magnesium_mmol_l", {"value": 1.2, "unit": "mg/dL"}, 0.49),

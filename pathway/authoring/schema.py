@@ -128,6 +128,23 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "DecisionSpec": {
         "in": "State id(s) where the decision counts, or 'any_active'.",
+        "ambiguous": "Ambiguity bands: bare numbers that are plausible both in the canonical unit and, as the same "
+                     "number, in another accepted unit; each is refused or accepted with a warning.",
+        "unit_required": "true: every bare number is refused; values must come as {value, unit}. For fields whose "
+                         "common units overlap so much that no band can separate them.",
+        "display": "How texts show the value: {decimals: N} or {step: S}; decisions use the unrounded value.",
+    },
+    "AmbiguityBand": {
+        "unit": "The other unit the same bare number may be in (one the field's quantity converts).",
+        "range": "Bare numbers [low, high], both inclusive, inside the plausible range and plausible when read "
+                 "in 'unit' too.",
+        "action": "refuse: the bare number is refused naming both readings (PW408); warn: accepted in the "
+                  "canonical unit, with a warning alert naming both readings.",
+        "evidence": "Sources for the conversion and the thresholds that make the two readings differ.",
+    },
+    "Display": {
+        "decimals": "Decimal places shown (0-6).",
+        "step": "Shown as a multiple of this step, e.g. 0.5.",
     },
     "RuleDef": {
         "id": "Rule id, unique across the pathway.",
@@ -564,6 +581,11 @@ def _field_text(field: M.FieldDef) -> str:
     others = [u for u in units_for(field.quantity) if u != field.unit]
     if others:
         bits.append("also accepted as {value, unit} in " + ", ".join(others))
+    if field.unit_required:
+        bits.append("a bare number is refused: give {value, unit}")
+    for band in field.ambiguous:
+        bits.append(f"a bare {band.range[0]:g} to {band.range[1]:g} could be {band.unit} and is "
+                    + ("refused" if band.action == "refuse" else "accepted with a warning") + ": give {value, unit}")
     if field.valid_for_days is not None:
         bits.append(f"current for {field.valid_for_days:g} day(s)")
     text = "; ".join(bits) + "."
@@ -576,7 +598,12 @@ def _field_value(field: M.FieldDef) -> dict[str, Any]:
         plain: dict[str, Any] = {"type": field.type}
         if field.range is not None:
             plain["minimum"], plain["maximum"] = field.range
-        alts.append(plain)
+        refused = [b for b in field.ambiguous if b.action == "refuse"]
+        if refused:  # a bare number inside a refuse band is refused (PW408)
+            outside = [{"not": {"minimum": b.range[0], "maximum": b.range[1]}} for b in refused]
+            plain.update(outside[0] if len(outside) == 1 else {"allOf": outside})
+        if not field.unit_required:
+            alts.append(plain)
         units = units_for(field.quantity) or ([field.unit] if field.unit else [])
         if units:
             alts.append({

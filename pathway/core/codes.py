@@ -69,6 +69,12 @@ _ALL = [
     Code("PW215", "rule file", "decision tested where it never counts",
          "A rule tests a decision field in a state that its 'decision: in' does not list; test days_since_<state> "
          "to ask whether a treatment was given."),
+    Code("PW216", "rule file", "ambiguity band outside the plausible range",
+         "A field's `ambiguous` band holds values outside the field's plausible range, or values whose reading "
+         "in the band's unit falls outside it; a band holds only bare numbers plausible in both units."),
+    Code("PW217", "rule file", "unit the field does not convert",
+         "A unit named on a field (an `ambiguous` band's `unit`) that the field's quantity does not convert, "
+         "or that reads a number as the same value as the canonical unit."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",
@@ -89,6 +95,9 @@ _ALL = [
     Code("PW407", "input", "decision not due",
          "A decision (e.g. rescue_choice) recorded in a state where it does not count; record it when the pathway "
          "asks for it."),
+    Code("PW408", "input", "bare number whose unit is ambiguous",
+         "A bare number inside a `refuse` band of its field (plausible in two units, read differently by the "
+         "pathway), or any bare number of a field with `unit_required`; give it as `{value, unit}`."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW600", "check", "the pathway does not load", "The loader's diagnostics are listed."),

@@ -23,6 +23,7 @@ filled with plain string substitution, never evaluated.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pathway.core.errors import Diagnostic, suggest
 from pathway.core.yamlsafe import Located, validation_diagnostics
 from pathway.definition import conditions as C
+from pathway.definition.model import Display
+from pathway.definition.units import shown
 
 __all__ = [
     "Transition",
@@ -226,18 +229,23 @@ EFFECT_KINDS: dict[str, type[Effect]] = {
 }
 
 
-def fill_text(template: str, values: dict[str, Any]) -> str:
-    """Replace ``{name}`` by the value (numbers without trailing zeros); a value that is not
-    recorded reads "not recorded" (a rule may fire on what is known, see ``waiting``)."""
+def fill_text(template: str, values: dict[str, Any], display: Mapping[str, Display] | None = None) -> str:
+    """Replace ``{name}`` by the value; a value that is not recorded reads "not recorded" (a rule
+    may fire on what is known, see ``waiting``).
+
+    A field with a ``display`` precision is shown rounded to it (:func:`pathway.definition.units.shown`);
+    other numbers without trailing zeros, to 4 significant digits. The values themselves are not changed.
+    """
 
     def one(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
+        name = match.group(1)
+        value = values.get(name)
         if value is None:
             return "not recorded"
         if isinstance(value, bool):
             return "yes" if value else "no"
-        if isinstance(value, float):
-            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+        if isinstance(value, (int, float)):
+            return shown(value, display.get(name) if display else None)
         return str(value)
 
     return TEMPLATE_RE.sub(one, template)

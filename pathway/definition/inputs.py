@@ -4,6 +4,12 @@ A value is given in its canonical unit under the field's name (``crp_mg_l: 52``)
 ``{value, unit}`` in another unit (``crp_mg_l: {value: 5.2, unit: mg/dL}``), converted with
 the §13 factors. Unknown fields, wrong types, unknown units and implausible values are
 refused with a message naming the field, the value and the plausible range.
+
+A bare number (no unit) inside one of the field's ambiguity bands (``ambiguous:`` in
+fields.yaml) is plausible in two units: a ``refuse`` band refuses it (PW408, naming both
+readings), a ``warn`` band accepts it in the canonical unit and returns a warning alert naming
+both readings. A field with ``unit_required`` refuses every bare number. A ``{value, unit}``
+quantity is never ambiguous, whatever its unit.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from typing import Any, cast
 
 from pathway.core.errors import Diagnostic, InputError, suggest
 from pathway.definition.clock import MAX_DAY
-from pathway.definition.model import FieldDef
-from pathway.definition.units import convert, units_for
+from pathway.definition.model import AmbiguityBand, FieldDef
+from pathway.definition.units import convert, shown, units_for
 
 __all__ = ["validate_patient", "validate_event", "EVENT_META", "PATIENT_META"]
 
@@ -27,7 +33,44 @@ def _diag(where: str, code: str, message: str, hint: str | None = None) -> Diagn
     return Diagnostic(where, 0, 0, code, message, hint)
 
 
-def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic]) -> Any:
+def _converted(spec: FieldDef, value: float, band: AmbiguityBand) -> str:
+    """The bare number read in the band's unit, in the canonical unit, as texts show it."""
+    converted = convert(spec.quantity, value, band.unit)
+    return shown(converted if converted is not None else value, spec.display)
+
+
+def _reading(spec: FieldDef, value: float, band: AmbiguityBand) -> str:
+    """``1.1 mg/dL = 0.45 mmol/L``: the bare number read in the band's unit, in the canonical unit."""
+    return f"{value:g} {band.unit} = {_converted(spec, value, band)} {spec.unit}"
+
+
+def _ambiguity(name: str, spec: FieldDef, value: float, where: str, out: list[Diagnostic],
+               warnings: list[dict[str, Any]]) -> bool:
+    """Check a bare number against the field's ambiguity bands; False when it is refused."""
+    bands = [b for b in spec.ambiguous if b.range[0] <= value <= b.range[1]]
+    if not bands:
+        return True
+    readings = ", or ".join(_reading(spec, value, b) for b in bands)
+    if any(b.action == "refuse" for b in bands):
+        out.append(_diag(where, "PW408", f"{name} = {value:g} is ambiguous: {value:g} {spec.unit}, or {readings}; "
+                                         "give {value, unit}"))
+        return False
+    for band in bands:
+        warnings.append({
+            "rule": f"input.{name}",
+            "level": "warning",
+            "text": f"{spec.title} ({name}) {value:g} given without a unit was read as {value:g} {spec.unit}; "
+                    f"if it was {value:g} {band.unit}, it is {_converted(spec, value, band)} {spec.unit}. "
+                    "Give {value, unit} to remove the doubt.",
+            "evidence": {"sources": list(band.evidence.sources), "strength": band.evidence.strength,
+                         "status": band.evidence.status},
+        })
+    return True
+
+
+def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic],
+           warnings: list[dict[str, Any]]) -> Any:
+    bare = not isinstance(raw, dict)
     if isinstance(raw, dict):
         if spec.type not in ("number", "integer"):
             out.append(_diag(where, "PW402", f"'{name}' is {spec.type}; a {{value, unit}} quantity does not fit"))
@@ -56,6 +99,11 @@ def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic
         if spec.type == "integer" and not float(raw).is_integer():
             out.append(_diag(where, "PW402", f"'{name}' must be a whole number, not {raw!r}"))
             return None
+        if bare and spec.unit_required:
+            units = units_for(spec.quantity) or [spec.unit]
+            out.append(_diag(where, "PW408", f"{name} = {raw:g} has no unit, and {name} needs one: give "
+                                             f"{{value: {raw:g}, unit: ...}} with one of: {', '.join(units)}"))
+            return None
         if spec.range is not None:
             low, high = spec.range
             if not low <= raw <= high:
@@ -64,6 +112,8 @@ def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic
                                  f"implausible {name} = {raw:g}{unit}: plausible range is {low:g}–{high:g}{unit}"
                                  + (" (check the unit)" if spec.quantity else "")))
                 return None
+        if bare and not _ambiguity(name, spec, raw, where, out, warnings):
+            return None
         return int(raw) if spec.type == "integer" else float(raw) if isinstance(raw, float) else raw
     if spec.type == "boolean":
         if not isinstance(raw, bool):
@@ -83,7 +133,7 @@ def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic
 
 
 def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], scopes: tuple[str, ...],
-            builtins: set[str], where: str, out: list[Diagnostic]) -> dict[str, Any]:
+            builtins: set[str], where: str, out: list[Diagnostic], warnings: list[dict[str, Any]]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, raw in data.items():
         if name in meta:
@@ -101,16 +151,21 @@ def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], s
             continue
         if raw is None:
             continue
-        value = _value(name, spec, raw, loc, out)
+        value = _value(name, spec, raw, loc, out, warnings)
         if value is not None:
             values[name] = value
     return values
 
 
 def validate_patient(patient: Any, fields: dict[str, FieldDef],
-                     builtins: set[str]) -> tuple[str, dict[str, Any], datetime | None]:
-    """Return (patient id, canonical values, admission time); raise InputError otherwise."""
+                     builtins: set[str]) -> tuple[str, dict[str, Any], datetime | None, list[dict[str, Any]]]:
+    """Return (patient id, canonical values, admission time, input warnings); raise InputError otherwise.
+
+    Input warnings are alerts (``rule`` ``input.<field>``, ``level``, ``text``, ``evidence``) for
+    bare numbers accepted inside a ``warn`` band, sorted by field.
+    """
     out: list[Diagnostic] = []
+    warnings: list[dict[str, Any]] = []
     if not isinstance(patient, dict):
         raise InputError([_diag("patient", "PW400", "the patient must be a mapping")])
     pid = patient.get("id")
@@ -119,10 +174,15 @@ def validate_patient(patient: Any, fields: dict[str, FieldDef],
     admission = None
     if patient.get("admission_time") is not None:
         admission = _parse_time(patient["admission_time"], "patient.admission_time", out)
-    values = _fields(patient, fields, PATIENT_META, ("patient", "both"), builtins, "patient", out)
+    values = _fields(patient, fields, PATIENT_META, ("patient", "both"), builtins, "patient", out, warnings)
     if out:
         raise InputError(out)
-    return str(pid), values, admission
+    return str(pid), values, admission, _sorted(warnings)
+
+
+def _sorted(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Input warnings in a fixed order (by field, then text), whatever the order of the event's keys."""
+    return sorted(warnings, key=lambda w: (w["rule"], w["text"]))
 
 
 def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
@@ -138,9 +198,12 @@ def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
 
 
 def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,
-                   admission: datetime | None, last_day: float | None) -> tuple[float, dict[str, Any], datetime | None]:
-    """Return (clinical day, canonical values, admission time to keep); raise InputError otherwise."""
+                   admission: datetime | None,
+                   last_day: float | None) -> tuple[float, dict[str, Any], datetime | None, list[dict[str, Any]]]:
+    """Return (clinical day, canonical values, admission time to keep, input warnings); raise InputError
+    otherwise (see :func:`validate_patient` for the warnings)."""
     out: list[Diagnostic] = []
+    warnings: list[dict[str, Any]] = []
     if not isinstance(event, dict):
         raise InputError([_diag(where, "PW400", "an event must be a mapping with 'day' or 'time'")])
     day: float | None = None
@@ -164,8 +227,8 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
         out.append(_diag(where, "PW405", "an event needs 'day' (0 = admission and first IV steroid dose) or an ISO 'time'"))
     if day is not None and last_day is not None and day < last_day:
         out.append(_diag(f"{where}.day", "PW406", f"events must be in time order: day {day:g} comes after day {last_day:g}"))
-    values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out)
+    values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out, warnings)
     if out:
         raise InputError(out)
     assert day is not None
-    return (int(day) if float(day).is_integer() else day), values, admission
+    return (int(day) if float(day).is_integer() else day), values, admission, _sorted(warnings)

@@ -27,6 +27,8 @@ __all__ = [
     "SourceDef",
     "DerivedDef",
     "FieldDef",
+    "AmbiguityBand",
+    "Display",
     "Aggregate",
     "DecisionSpec",
     "CheckSetting",
@@ -115,6 +117,37 @@ class DecisionSpec(_Model):
     in_: str | list[str] = Field(alias="in")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class Evidence(_Model):
+    """Where a rule comes from: source ids, strength of evidence and verification status."""
+
+    sources: list[str] = Field(min_length=1)
+    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
+    status: Literal["verified", "unverified"]
+    note: str = ""
+
+
+class AmbiguityBand(_Model):
+    """Bare numbers of a field that read plausibly both in its canonical unit and, as the same
+    number, in another unit the field accepts (``unit``).
+
+    ``range`` is inclusive at both ends and holds bare values (the number as typed). A bare number
+    inside it is refused (``action: refuse``, code PW408) or accepted in the canonical unit with a
+    warning alert naming both readings (``action: warn``). A value given as ``{value, unit}`` is never
+    ambiguous. ``evidence`` cites the conversion and the thresholds that make the two readings differ.
+    """
+
+    unit: str
+    range: tuple[float, float]
+    action: Literal["refuse", "warn"]
+    evidence: Evidence
+
+
+class Display(_Model):
+    """How texts show a field's value: rounded to ``decimals`` places or to a multiple of ``step``
+    (exactly one), half away from zero, trailing zeros dropped. Decisions use the unrounded value."""
+
+    decimals: int | None = Field(default=None, ge=0, le=6)
+    step: float | None = Field(default=None, gt=0)
 
 
 class FieldDef(_Model):
@@ -134,6 +167,12 @@ class FieldDef(_Model):
     #: a decision recorded by the team (see DecisionSpec); the loader resolves the states
     decision: DecisionSpec | None = None
     description: str = ""
+    #: Bare numbers that are plausible in two units (see AmbiguityBand).
+    ambiguous: list[AmbiguityBand] = Field(default_factory=list)
+    #: Every bare number is refused: the value must come as ``{value, unit}``.
+    unit_required: bool = False
+    #: Rounding of the value where texts show it (``{field}``).
+    display: Display | None = None
 
 
 class CheckSetting(_Model):
@@ -181,15 +220,6 @@ class SourcesFile(_Model):
 
 class FieldsFile(_Model):
     fields: dict[str, FieldDef]
-
-
-class Evidence(_Model):
-    """Where a rule comes from: source ids, strength of evidence and verification status."""
-
-    sources: list[str] = Field(min_length=1)
-    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
-    status: Literal["verified", "unverified"]
-    note: str = ""
 
 
 class RuleDef(_Model):

@@ -45,6 +45,7 @@ from pathway.definition.model import (
     SourcesFile,
 )
 from pathway.definition.pathway import BRANCH_KEYS, BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.units import convert, units_for
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
            "underived_tests"]
@@ -145,6 +146,9 @@ class _Loader:
         fdoc = self._load(spec.fields_file, (pdoc, ("fields_file",)))
         fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
         fields: dict[str, FieldDef | None] = dict(fields_file.fields) if fields_file else {}
+        if fields_file is not None and fdoc is not None:
+            for name, authored in fields_file.fields.items():
+                self._check_field(fdoc, name, authored, spec)
         for name in BUILTIN_FIELDS:
             if name in fields and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined",
@@ -243,6 +247,60 @@ class _Loader:
                 continue
             values[name] = value
         return values
+
+    def _check_field(self, doc: Located, name: str, f: FieldDef, spec: PathwayFile) -> None:
+        """Unit handling of one field: ambiguity bands, ``unit_required`` and ``display``."""
+        where = ("fields", name)
+        number = f.type in ("number", "integer")
+        for key in ("ambiguous", "unit_required", "display"):
+            if getattr(f, key) and not number:
+                self.diags.append(doc.diag(where + (key,), "PW112", f"'{key}' applies to number fields; '{name}' is {f.type}",
+                                           key=True))
+            elif getattr(f, key) and f.aggregate is not None:
+                self.diags.append(doc.diag(where + (key,), "PW112",
+                                           f"'{key}' applies to input fields; '{name}' is computed (aggregate)", key=True))
+        if f.display is not None and (f.display.decimals is None) == (f.display.step is None):
+            self.diags.append(doc.diag(where + ("display",), "PW112", "'display' needs exactly one of 'decimals' or 'step'"))
+        if not number or f.aggregate is not None:
+            return
+        others = [u for u in units_for(f.quantity) if u != f.unit]
+        for i, band in enumerate(f.ambiguous):
+            bpath = where + ("ambiguous", i)
+            for k, src in enumerate(band.evidence.sources):
+                if src not in spec.sources:
+                    self.diags.append(doc.diag(bpath + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
+                                               suggest(src, spec.sources)))
+            low, high = band.range
+            if low > high:
+                self.diags.append(doc.diag(bpath + ("range",), "PW112",
+                                           f"band [{low:g}, {high:g}]: the low end is above the high end"))
+                continue
+            if band.unit not in others:
+                accepted = f"it converts {', '.join(others)}" if others else "it has no other unit (no 'quantity' to convert)"
+                self.diags.append(doc.diag(bpath + ("unit",), "PW217",
+                                           f"'{name}' does not convert unit '{band.unit}' ({accepted})",
+                                           suggest(band.unit, others)))
+                continue
+            read_low, read_high = convert(f.quantity, low, band.unit), convert(f.quantity, high, band.unit)
+            assert read_low is not None and read_high is not None  # the unit converts (checked above)
+            if read_low == low and read_high == high:
+                self.diags.append(doc.diag(bpath + ("unit",), "PW217",
+                                           f"unit '{band.unit}' reads a number as the same {f.unit} value; "
+                                           "a band needs a unit that reads it differently"))
+                continue
+            if f.range is None:
+                continue
+            r_low, r_high = f.range
+            unit = f" {f.unit}" if f.unit else ""
+            if low < r_low or high > r_high:
+                self.diags.append(doc.diag(bpath + ("range",), "PW216",
+                                           f"band {low:g}–{high:g} is outside the plausible range {r_low:g}–{r_high:g}{unit} "
+                                           f"of '{name}'"))
+            elif min(read_low, read_high) < r_low or max(read_low, read_high) > r_high:
+                self.diags.append(doc.diag(bpath + ("range",), "PW216",
+                                           f"band {low:g}–{high:g} read in {band.unit} is {read_low:g}–{read_high:g}{unit}, "
+                                           f"outside the plausible range {r_low:g}–{r_high:g}{unit} of '{name}': a band "
+                                           "holds only numbers plausible in both units"))
 
     def _edges(self, spec: PathwayFile) -> nx.DiGraph:
         """The graph of the declared transitions, built once per load (rules are checked against it)."""

@@ -35,6 +35,8 @@ class Pathway:
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
         self.builtins |= set(self.aggregates)
+        #: display precision of the fields that declare one: texts show their values rounded to it
+        self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
 

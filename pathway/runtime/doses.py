@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 from pathway.definition.effects import Dose, Medication, Titrate, fill_text
+from pathway.definition.model import Display
 
 __all__ = ["num", "round_to_step", "medication", "dose", "titrate"]
 
@@ -31,7 +33,8 @@ def medication(med: Medication) -> dict[str, Any]:
     return data
 
 
-def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
+            display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str]:
     """The next dose from the current daily dose and a measured level, proportional to target/measured,
     limited to ``max_change_fraction`` per step."""
     current = float(snapshot[eff.current_daily_mg])
@@ -64,10 +67,11 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any]) -> t
     change = round(100 * (dose_mg * times - current) / current) if current else 0
     filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), new_daily_mg=med["daily_mg"], change_percent=change)
     default = f"{eff.name} {dose_mg:g} mg {eff.route} {num(times)} times a day"
-    return med, fill_text(eff.text, filled) if eff.text else default
+    return med, fill_text(eff.text, filled, display) if eff.text else default
 
 
-def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
+         display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str]:
     """A weight-based dose (per kg per day, or per kg per administration), capped at ``max_mg_per_dose``."""
     weight = float(snapshot["weight_kg"])  # guaranteed: dose rules require weight_kg
     times = float(eff.times_per_day)
@@ -99,4 +103,4 @@ def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any]) -> tuple[d
     filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), daily_mg=med["daily_mg"],
                   mg_per_kg_per_day=med.get("mg_per_kg_per_day"), mg_per_kg=med.get("mg_per_kg"))
     default = f"{eff.name} {dose_mg:g} mg {eff.route}" + (f" {num(times)} times a day" if times != 1 else "")
-    return med, fill_text(eff.text, filled) if eff.text else default
+    return med, fill_text(eff.text, filled, display) if eff.text else default

@@ -6,9 +6,11 @@ led there); :mod:`pathway.runtime.result` assembles the result from them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pathway.definition.effects import Alert, Dose, Offer, Propose, Recommend, Require, Titrate, fill_text
+from pathway.definition.model import Display
 from pathway.definition.pathway import Rule
 from pathway.runtime import doses
 from pathway.runtime.engine import Firing
@@ -24,50 +26,56 @@ def text_values(params: dict[str, Any], snapshot: dict[str, Any], derived: dict[
     return values
 
 
-def _offer(eff: Offer, status: str, values: dict[str, Any], pending: list[str] | None = None) -> dict[str, Any]:
+def _offer(eff: Offer, status: str, fill: Callable[[str], str], pending: list[str] | None = None) -> dict[str, Any]:
     item = {"kind": "offer", "option": eff.option, "status": status, "rank": doses.num(float(eff.rank)),
-            "text": fill_text(eff.text, values), "for": [fill_text(x, values) for x in eff.for_],
-            "against": [fill_text(x, values) for x in eff.against]}
+            "text": fill(eff.text), "for": [fill(x) for x in eff.for_], "against": [fill(x) for x in eff.against]}
     if pending:
         item["pending"] = pending
     return item
 
 
-def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any], rule: Rule | None = None) -> dict[str, Any]:
+def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any],
+           display: Mapping[str, Display] | None = None, rule: Rule | None = None) -> dict[str, Any]:
     """Effects of one firing, rendered against the snapshot (texts filled, doses computed).
 
-    ``rule`` (the firing's rule) lets a waiting rule list the options it decides as pending."""
+    ``display`` maps a field to its display precision: texts show its value rounded to it, while
+    doses and every decision use the unrounded value. ``rule`` (the firing's rule) lets a waiting
+    rule list the options it decides as pending.
+    """
+
+    def fill(text: str) -> str:
+        return fill_text(text, values, display)
+
     effects: list[dict[str, Any]] = []
     for eff in firing.effects:
         if isinstance(eff, Recommend):
-            item: dict[str, Any] = {"kind": "recommend", "rec_kind": eff.kind, "text": fill_text(eff.text, values)}
+            item: dict[str, Any] = {"kind": "recommend", "rec_kind": eff.kind, "text": fill(eff.text)}
             if eff.medication is not None:
                 item["medication"] = doses.medication(eff.medication)
             effects.append(item)
         elif isinstance(eff, Dose):
-            med, text = doses.dose(eff, snapshot, values)
+            med, text = doses.dose(eff, snapshot, values, display)
             effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
         elif isinstance(eff, Titrate):
-            med, text = doses.titrate(eff, snapshot, values)
+            med, text = doses.titrate(eff, snapshot, values, display)
             effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
         elif isinstance(eff, Alert):
-            effects.append({"kind": "alert", "level": eff.level, "text": fill_text(eff.text, values)})
+            effects.append({"kind": "alert", "level": eff.level, "text": fill(eff.text)})
         elif isinstance(eff, Require):
             missing = [f for f in eff.fields if snapshot.get(f) is None]
             if missing:
-                effects.append({"kind": "require", "fields": missing, "text": fill_text(eff.text, values)})
+                effects.append({"kind": "require", "fields": missing, "text": fill(eff.text)})
         elif isinstance(eff, Offer):
-            effects.append(_offer(eff, eff.status, values))
+            effects.append(_offer(eff, eff.status, fill))
         elif isinstance(eff, Propose):
             field, value = eff.decision
-            effects.append({"kind": "propose", "to": eff.to, "record": {field: value}, "text": fill_text(eff.text, values),
-                            "for": [fill_text(x, values) for x in eff.for_],
-                            "against": [fill_text(x, values) for x in eff.against]})
+            effects.append({"kind": "propose", "to": eff.to, "record": {field: value}, "text": fill(eff.text),
+                            "for": [fill(x) for x in eff.for_], "against": [fill(x) for x in eff.against]})
     if firing.branch == "missing" and rule is not None:
         # A rule that decides an option is waiting for data: the option is pending on that data.
         for eff in rule.then + rule.otherwise:
             if isinstance(eff, Offer):
-                effects.append(_offer(eff, "pending", values, pending=list(firing.missing)))
+                effects.append(_offer(eff, "pending", fill, pending=list(firing.missing)))
     out: dict[str, Any] = {"rule": firing.rule, "branch": firing.branch, "effects": effects}
     if firing.missing:
         out["missing"] = list(firing.missing)

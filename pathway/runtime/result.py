@@ -43,7 +43,9 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     """The result of a session in state ``st``: a fresh dict the caller may change."""
     d = pathway.definition
     recs: list[dict[str, Any]] = []
-    alerts: list[dict[str, Any]] = []
+    # Input warnings of the last event (a bare number read in one of two plausible units) come first.
+    alerts: list[dict[str, Any]] = [dict(w, evidence=dict(w["evidence"], sources=list(w["evidence"]["sources"])))
+                                    for w in st.warnings]
     options: dict[str, dict[str, Any]] = {}
     required: dict[str, dict[str, Any]] = {}
     proposals: list[dict[str, Any]] = []

@@ -60,10 +60,12 @@ class Session:
         session is left exactly as it was.
         """
         st = self._st
-        day, values, admission = validate_event(event, self._pathway.definition.fields, self._pathway.builtins,
-                                                where=f"events[{len(st.events)}]", admission=st.admission, last_day=st.day)
+        day, values, admission, warnings = validate_event(event, self._pathway.definition.fields, self._pathway.builtins,
+                                                          where=f"events[{len(st.events)}]", admission=st.admission,
+                                                          last_day=st.day)
         work = st.copy()
         work.admission = admission
+        work.warnings = warnings  # the event's own; kept only if the whole event is applied
         _step(self._pathway, work, day, values, event)
         self._st = work
         return self.result()
@@ -133,7 +135,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
             refuse_untimely(pw, recorded, passed, f"events[{index}]")
             # Only what makes up "now" is rendered: the moves taken and the final state's firings,
             # and any recorded decision that could not be acted on, said aloud.
-            st.current = (taken + [record(f, snapshot, texts, pw.rule(f.rule)) for f in firings]
+            st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
                           + blocked_records(pw, st, snapshot, derived, firings))
             # The result shows every fact derived during this event, in every state it passed.
             st.derived = event_derived
@@ -141,7 +143,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
         firing, target = chosen
         if not pw.graph.has_edge(st.state, target):
             raise TransitionRefused(firing.rule, st.state, target)
-        taken.append(record(firing, snapshot, texts, pw.rule(firing.rule)))
+        taken.append(record(firing, snapshot, texts, pw.display, pw.rule(firing.rule)))
         st.state = target
         st.state_event = index
         passed.append(target)
@@ -166,7 +168,8 @@ def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str
 
 def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     d = pathway.definition
-    pid, values, admission = validate_patient(patient, d.fields, pathway.builtins)
+    pid, values, admission, warnings = validate_patient(patient, d.fields, pathway.builtins)
     start = d.start_state
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
-                                         facts=values, state=start, path=[start], entered={start: 0}))
+                                         facts=values, state=start, path=[start], entered={start: 0},
+                                         warnings=warnings))

@@ -11,6 +11,9 @@ __all__ = ["SessionState", "SESSION_FORMAT"]
 
 SESSION_FORMAT = 1
 
+#: keys added to the session document after format 1 was first written; older documents lack them
+_OPTIONAL = {"warnings", "state_event", "recorded_event"}  # keys added after format 1 was first written
+
 
 @dataclass
 class SessionState:
@@ -37,6 +40,9 @@ class SessionState:
     entered: dict[str, float] = field(default_factory=dict)  # state -> day first entered
     state_event: int = -1  # index of the event in which the current state was entered (-1: at the start)
     recorded_event: dict[str, int] = field(default_factory=dict)  # decision field -> event that recorded it
+    #: input warnings (alerts) of the last input: the patient record until the first event, then each
+    #: event's own (a bare number accepted inside a ``warn`` ambiguity band)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -45,7 +51,7 @@ class SessionState:
                        trace=list(self.trace), evaluations=list(self.evaluations), current=list(self.current),
                        derived=dict(self.derived), seen=dict(self.seen),
                        history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered),
-                       recorded_event=dict(self.recorded_event))
+                       recorded_event=dict(self.recorded_event), warnings=list(self.warnings))
 
     def to_doc(self, pathway_id: str, version: str, profile: str | None) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely)."""
@@ -59,10 +65,8 @@ class SessionState:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SessionState:
-        # keys added after format 1 was first written take their defaults when absent
-        defaults: dict[str, Any] = {"state_event": -1, "recorded_event": {}}
-        values: dict[str, Any] = {f.name: copy.deepcopy(doc[f.name] if f.name in doc or f.name not in defaults
-                                                        else defaults[f.name])
-                                  for f in fields(cls) if f.name != "patient_id"}
+        # A document written before a key with a default existed (e.g. 'warnings') restores with the default.
+        values = {f.name: copy.deepcopy(doc[f.name]) for f in fields(cls)
+                  if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         return cls(patient_id=str(doc["patient"]["id"]), **values)
