@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 from cases import ADMIT, DAY3_FAIL, NO_RESPONSE, RESPONSE, patient, rescue, to_rescue
 
+NOT_ASUC = {"day": 0, "bloody_stools_24h": 4, "pulse_bpm": 100}
+RESPONDED = [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 8}]
+
+
 # (case id, case, expected path, expected rule that took the last edge)
 CASES = [
     ("not_asuc_few_stools",
@@ -14,6 +18,49 @@ CASES = [
      {"patient": patient(), "events": [{"day": 0, "bloody_stools_24h": 7, "pulse_bpm": 80, "temp_c": 37.0,
                                         "hb_g_dl": 13.0, "crp_mg_l": 12}]},
      ["suspected_asuc", "not_asuc"], "tw_not_met"),
+    # after a response, or outside ASUC, the patient stays on the pathway until discharge
+    ("not_asuc_reassessed",
+     {"patient": patient(), "events": [dict(NOT_ASUC), {"day": 1, "bloody_stools_24h": 9, "pulse_bpm": 120}]},
+     ["suspected_asuc", "not_asuc", "iv_steroids"], "tw_asuc_confirmed"),
+    ("not_asuc_discharged",
+     {"patient": patient(), "events": [dict(NOT_ASUC), {"day": 1, "discharge": True}]},
+     ["suspected_asuc", "not_asuc", "discharged"], "discharge"),
+    ("not_asuc_perforation",
+     {"patient": patient(), "events": [dict(NOT_ASUC), {"day": 1, "perforation": True}]},
+     ["suspected_asuc", "not_asuc", "colectomy"], "perforation_or_massive_bleed"),
+    ("responder_discharged",
+     {"patient": patient(), "events": [*RESPONDED, {"day": 5, "discharge": True}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response", "discharged"], "discharge"),
+    ("responder_perforates",
+     {"patient": patient(), "events": [*RESPONDED, {"day": 6, "perforation": True}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response", "colectomy"], "perforation_or_massive_bleed"),
+    ("responder_deteriorates",
+     {"patient": patient(), "events": [*RESPONDED, {"day": 5, "clinical_deterioration": True}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response", "rescue_selection"], "deterioration_after_steroid_response"),
+    ("thiopurine_maintenance_discharged",
+     rescue("ciclosporin", {"day": 10, **RESPONSE}, {"day": 12, "discharge": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_thiopurine", "discharged"],
+     "discharge"),
+    ("thiopurine_maintenance_haemorrhage",
+     rescue("ciclosporin", {"day": 10, **RESPONSE}, {"day": 12, "massive_haemorrhage": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_thiopurine", "colectomy"],
+     "perforation_or_massive_bleed"),
+    ("vedolizumab_maintenance_discharged",
+     rescue("ciclosporin", {"day": 10, **RESPONSE}, {"day": 12, "discharge": True}, prior_thiopurine_failure=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_vedolizumab", "discharged"],
+     "discharge"),
+    ("vedolizumab_maintenance_perforation",
+     rescue("ciclosporin", {"day": 10, **RESPONSE}, {"day": 12, "perforation": True}, prior_thiopurine_failure=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_vedolizumab", "colectomy"],
+     "perforation_or_massive_bleed"),
+    ("infliximab_maintenance_discharged",
+     rescue("infliximab", {"day": 10, **RESPONSE}, {"day": 12, "discharge": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "maintenance_infliximab", "discharged"],
+     "discharge"),
+    ("infliximab_maintenance_haemorrhage",
+     rescue("infliximab", {"day": 10, **RESPONSE}, {"day": 12, "massive_haemorrhage": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "maintenance_infliximab", "colectomy"],
+     "perforation_or_massive_bleed"),
     ("steroid_response_day3",
      {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 8}]},
      ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_day3"),

@@ -33,6 +33,8 @@ CASES = {
     "no_terminal": ("PW604", "pathway.yaml", "treat:", 2),
     "unused_transition": ("PW605", "pathway.yaml", "{from: treat, to: transfer}", 1),
     "not_an_edge": ("PW606", "rules.yaml", "transition: start", 1),
+    "terminal_automatic": ("PW607", "rules.yaml", "- id: triage", 3),
+    "no_watchdog": ("PW616", "pathway.yaml", "treat:", 1),
     "overlap": ("PW610", "rules.yaml", "id: low_level", 1),
     "gap": ("PW611", "pathway.yaml", "treat:", 1),
     "shadowed": ("PW612", "rules.yaml", "id: low_level", 1),

@@ -628,6 +628,41 @@ class _Checker:
                 extra = f"; no rule can bring a patient to '{b}'"
             self.add("PW605", self.edge_at(a, b), f"transition {a} -> {b} is used by no rule{extra}", states=(a, b))
 
+    # -- the end of the pathway and overdue decisions ---------------------------------------
+    def ending_checks(self) -> None:
+        """PW607: a terminal state entered automatically while emergency rules could still apply
+        there; PW616: a state with decisions to make and no overdue watchdog."""
+        d = self.definition
+        assert d is not None
+        spec = d.spec
+        active = {s for s, sd in spec.states.items() if sd.kind != "terminal"}
+        emergency = [r for r in d.rules if set(r.states) >= active and r.targets("then")]
+        targets = {t for r in emergency for t in r.targets("then")}
+        names = ", ".join(sorted(r.id for r in emergency))
+        for rule in d.rules if emergency else []:  # without emergency rules, ending early misses none
+            if rule in emergency:
+                continue
+            decided = any(c.field in d.decisions for c in C.fields_of(rule.when))
+            for branch in ("then", "else"):
+                for target in rule.targets(branch):
+                    if spec.states[target].kind != "terminal" or target in targets or decided:
+                        continue
+                    self.add("PW607", self.rule_at(rule),
+                             f"rule '{rule.id}' ends the pathway in terminal state '{target}' automatically, while the "
+                             f"emergency rules ({names}) could still apply to the patient: keep the patient in an active "
+                             "state until a recorded decision (e.g. discharge) ends the pathway", states=(target,),
+                             rules=(rule.id,))
+        for sid, sdef in spec.states.items():
+            if sdef.kind == "terminal" or sid in d.watchdogs:
+                continue
+            exits = [r.id for r in d.rules_in(sid) if r not in emergency
+                     and any(r.targets(b) or r.proposed(b) for b in ("then", "else"))]
+            if exits:
+                self.add("PW616", self.at(("states", sid), key=True),
+                         f"state '{sid}' has decisions to make ({', '.join(sorted(exits))}) but no 'overdue' watchdog: "
+                         "a patient whose data never completes would wait there without an alert", states=(sid,),
+                         rules=sorted(exits))
+
     # -- parameters ----------------------------------------------------------------------
     def parameter_checks(self) -> None:
         d = self.definition
@@ -960,6 +995,7 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
             checker.add("PW600", (d.file, d.line, d.col), f"{d.message}{hint} [{d.code}]")
         checker.notes.append("rule checks skipped: the pathway does not load")
     else:
+        checker.ending_checks()
         checker.parameter_checks()
         checker.rule_checks()
     checker.apply_settings()

@@ -126,6 +126,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                     "event that records it until the patient leaves the state; recorded elsewhere it is refused "
                     "(PW407); if it cannot be acted on, the result says why in a critical alert.",
     },
+    "Watchdog": {
+        "when": "Condition (typically on day or days_in_state) past which the state's decision is overdue.",
+        "text": "The alert's text; may name values in braces. The fields still needed are appended.",
+        "evidence": "Why the decision is due by then: source ids, strength and status.",
+    },
     "DecisionSpec": {
         "in": "State id(s) where the decision counts, or 'any_active'.",
         "ambiguous": "Ambiguity bands: bare numbers that are plausible both in the canonical unit and, as the same "
@@ -157,8 +162,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "evidence": "Where the rule comes from: source ids, strength and verification status.",
     },
     "StateDef": {
-        "kind": "start (exactly one), active, or terminal (no way out).",
+        "kind": "start (exactly one), active, or terminal: the pathway is over for this admission (no way out).",
         "description": "What happens in this state, for readers and diagrams.",
+        "overdue": "When the state's decision is overdue: past 'when' with the patient still here, every result "
+                   "carries a critical alert naming what is still needed.",
     },
     "DerivedDef": {
         "type": "boolean (default), number or string.",
@@ -395,7 +402,7 @@ def _describe(schema: dict[str, Any], classes: dict[str, type[BaseModel]]) -> No
             key = info.alias or fname
             if key not in props:
                 continue
-            text = _KEY_TEXT.get(key, "")
+            text = DESCRIPTIONS.get(name, {}).get(key) or _KEY_TEXT.get(key, "")
             if info.annotation is Any:
                 props[key] = {"$ref": _REF.format(model="Condition"), "description": text or _CONDITION_TEXT}
             elif get_origin(info.annotation) is list and get_args(info.annotation) == (Any,):
@@ -539,6 +546,8 @@ def model_schemas() -> dict[str, dict[str, Any]]:
     pathway = _file_schema(M.PathwayFile, classes)
     for key in ("states", "parameters", "derived"):
         pathway["properties"][key]["propertyNames"] = {"pattern": ID_PATTERN}
+    pathway.setdefault("$defs", {}).update(_condition_defs())  # a state's 'overdue: when' is a condition
+    pathway = _walk(pathway, _parameter_refs)
     out["pathway.schema.json"] = _finish(pathway, "Pathway file (pathway.yaml)",
                                          "States, transitions, parameters, derived facts and the list of rule files.")
     out["fields.schema.json"] = _finish(_file_schema(M.FieldsFile, classes), "Fields file (fields.yaml)",

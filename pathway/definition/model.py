@@ -22,6 +22,7 @@ from pathway.definition.clock import MAX_DAY
 __all__ = [
     "ANY_ACTIVE",
     "StateDef",
+    "Watchdog",
     "TransitionDef",
     "ParameterDef",
     "SourceDef",
@@ -51,12 +52,33 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+class Evidence(_Model):
+    """Where a rule comes from: source ids, strength of evidence and verification status."""
+
+    sources: list[str] = Field(min_length=1)
+    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
+    status: Literal["verified", "unverified"]
+    note: str = ""
+
+
+class Watchdog(_Model):
+    """When the decision of a state is overdue: past ``when`` (a condition, typically on ``day`` or
+    ``days_in_state``) with the patient still in the state, every result carries a critical alert
+    with ``text`` and the data still missing."""
+
+    when: Any
+    text: str
+    evidence: Evidence
+
+
 class StateDef(_Model):
-    """One state of the pathway graph."""
+    """One state of the pathway graph. ``terminal`` means the pathway is over for this admission
+    (discharged, colectomy done); a patient who responded stays in an active state until discharge."""
 
     kind: Literal["start", "active", "terminal"]
     title: str
     description: str = ""
+    overdue: Watchdog | None = None
 
 
 class TransitionDef(_Model):
@@ -117,15 +139,6 @@ class DecisionSpec(_Model):
     in_: str | list[str] = Field(alias="in")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-class Evidence(_Model):
-    """Where a rule comes from: source ids, strength of evidence and verification status."""
-
-    sources: list[str] = Field(min_length=1)
-    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
-    status: Literal["verified", "unverified"]
-    note: str = ""
-
-
 class AmbiguityBand(_Model):
     """Bare numbers of a field that read plausibly both in its canonical unit and, as the same
     number, in another unit the field accepts (``unit``).

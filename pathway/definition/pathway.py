@@ -110,6 +110,8 @@ class PathwayDef:
     files: list[str] = field(default_factory=list)
     #: decision field -> the states where it counts (see model.DecisionSpec)
     decisions: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: state -> its overdue condition (parsed, parameters resolved); text and evidence are in spec
+    watchdogs: dict[str, C.Cond] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

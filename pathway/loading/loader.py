@@ -180,6 +180,7 @@ class _Loader:
                 decisions[name] = frozenset(expand_sources(spec, fdef.decision.in_))
         fields["state"] = None  # resolved below
 
+        watchdogs = self._watchdogs(pdoc, spec, fields, params)
         rules: list[Rule] = []
         seen: dict[str, str] = {}
         for k, relname in enumerate(spec.rule_files):
@@ -209,7 +210,7 @@ class _Loader:
             raise DefinitionError(self.diags)
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
-                          files=self.files, decisions=decisions)
+                          files=self.files, decisions=decisions, watchdogs=watchdogs)
 
     def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
         """Parameter values of a site profile, checked against the pathway's parameters."""
@@ -350,6 +351,41 @@ class _Loader:
             elif not _same_kind(spec.parameters[name].value, value):
                 self.diags.append(doc.diag(("parameters", name), "PW112",
                                            f"override of '{name}' with {value!r} does not fit its type"))
+
+    def _watchdogs(self, pdoc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
+                   params: dict[str, Any]) -> dict[str, C.Cond]:
+        """Each state's overdue condition, parsed like a rule's 'when'; its text may name values."""
+        state_names = list(spec.states)
+
+        def field_type(name: str) -> tuple[str, list[str]] | None:
+            if name == "state":
+                return ("enum", state_names)
+            f = fields.get(name)
+            return (f.type, list(f.values)) if f is not None else None
+
+        def derived_type(name: str) -> tuple[str, list[str]] | None:
+            d = spec.derived.get(name)
+            return (d.type, list(d.values)) if d is not None else None
+
+        known = sorted([n for n in fields if n != "state"] + list(spec.derived))
+        out: dict[str, C.Cond] = {}
+        for sid, sdef in spec.states.items():
+            if sdef.overdue is None:
+                continue
+            where = ("states", sid, "overdue")
+            if sdef.kind == "terminal":
+                self.diags.append(pdoc.diag(where, "PW112", "a terminal state has no decision to be overdue"))
+            parser = C.ConditionParser(pdoc, field_type, derived_type, params, known, self.diags)
+            out[sid] = parser.parse(sdef.overdue.when, where + ("when",))
+            for k, src in enumerate(sdef.overdue.evidence.sources):
+                if src not in spec.sources:
+                    self.diags.append(pdoc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
+                                                suggest(src, spec.sources)))
+            for name in TEMPLATE_RE.findall(sdef.overdue.text):
+                if name not in fields and name not in spec.derived and name not in params:
+                    self.diags.append(pdoc.diag(where + ("text",), "PW202", f"unknown name '{{{name}}}' in the text",
+                                                suggest(name, known + list(params))))
+        return out
 
     def _rule(self, doc: Located, path: tuple[Any, ...], rdef: Any, spec: PathwayFile,
               fields: dict[str, FieldDef | None], params: dict[str, Any]) -> Rule | None:

@@ -20,6 +20,7 @@ from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
 from pathway.runtime.state import SESSION_FORMAT, SessionState
+from pathway.runtime.watchdogs import overdue_records
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -137,6 +138,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
             # and any recorded decision that could not be acted on, said aloud.
             st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
                           + blocked_records(pw, st, snapshot, derived, firings))
+            st.current += overdue_records(pw, st, snapshot, derived, st.current, texts)
             # The result shows every fact derived during this event, in every state it passed.
             st.derived = event_derived
             return
