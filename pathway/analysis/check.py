@@ -315,6 +315,8 @@ class StateSpace:
             return {True}
         if isinstance(cond, C.Cmp):
             return self._cmp(cond, asg, open_, dposs)
+        if isinstance(cond, C.AtLeast):
+            return self._cond(C.expand_counts(cond), asg, open_, dposs)
         sets = [self._cond(i, asg, open_, dposs) for i in cond.items]
         out: set[Any] = set()
         if isinstance(cond, C.And):
@@ -505,7 +507,7 @@ def _never(cond: C.Cond) -> bool:
     """True when a condition contains a part that can never hold (an empty 'any', e.g. a false parameter test)."""
     if isinstance(cond, C.Or) and not cond.items:
         return True
-    return isinstance(cond, (C.And, C.Or)) and any(_never(c) for c in cond.items)
+    return isinstance(cond, (C.And, C.Or, C.AtLeast)) and any(_never(c) for c in cond.items)
 
 
 def _fires(outcome: _Outcome, rule: str, branch: str) -> bool | None:

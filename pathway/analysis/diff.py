@@ -97,7 +97,7 @@ class PathwayDiff:
 
 def _plain(value: Any) -> Any:
     """JSON-ready form of an effect's field (conditions in plain words)."""
-    if isinstance(value, (C.Cmp, C.And, C.Or, C.Always)):
+    if isinstance(value, (C.Cmp, C.And, C.Or, C.Always, C.AtLeast)):
         return C.describe(value)
     if isinstance(value, BaseModel):
         return {k: _plain(getattr(value, k)) for k in type(value).model_fields}

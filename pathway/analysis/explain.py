@@ -62,6 +62,9 @@ def _tree(cond: C.Cond, env: dict[str, Any], params: dict[str, Any]) -> dict[str
                                 "param": cond.param, "derived": cond.derived, "saw": env.get(cond.field),
                                 "result": result, "text": C.describe(cond)}
         return node
+    if isinstance(cond, C.AtLeast):
+        return {"kind": "at_least", "n": cond.n, "param": cond.param, "result": result,
+                "items": [_tree(c, env, params) for c in cond.items]}
     kind = "all" if isinstance(cond, C.And) else "any"
     return {"kind": kind, "result": result, "items": [_tree(c, env, params) for c in cond.items]}
 
@@ -362,7 +365,10 @@ def _tree_lines(node: dict[str, Any], indent: str) -> list[str]:
         return [f"{indent}{_MARK[True]} always"]
     if node["kind"] == "test":
         return [f"{indent}{_MARK[node['result']]} {_test_text(node)}"]
-    word = "all of" if node["kind"] == "all" else "any of"
+    if node["kind"] == "at_least":
+        word = f"at least {node['n']}" + (f" (${node['param']})" if node.get("param") else "") + " of"
+    else:
+        word = "all of" if node["kind"] == "all" else "any of"
     lines = [f"{indent}{_MARK[node['result']]} {word}:"]
     for item in node["items"]:
         lines.extend(_tree_lines(item, indent + "    "))

@@ -113,7 +113,7 @@ def _rule_usage(rule: Rule, usage: Usage) -> None:
         elif isinstance(effect, E.Score):
             usage.derived_by[effect.name][rule.id].add("score")
             for item in effect.items:
-                if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always)):
+                if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always, C.AtLeast)):
                     for cmp in C.fields_of(item.when):
                         usage.tested[cmp.field].add(rule.id)
             for term in effect.terms:

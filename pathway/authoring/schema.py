@@ -10,7 +10,7 @@
 
 The models keep conditions and effects as plain data (they are parsed later with positions),
 so the generator describes them itself: in a rule-file model a bare ``Any`` field is a
-condition (recursive: ``all``/``any`` lists, ``not``, ``{field: value}``,
+condition (recursive: ``all``/``any`` lists, ``not``, ``at_least``, ``{field: value}``,
 ``{field: {op: value}}``) and a ``list[Any]`` field is an effect list (one-key objects whose
 bodies are the effect models of :data:`pathway.effects.EFFECT_KINDS`). Wherever a rule may give
 a number or a ``$parameter``, the schema says exactly that.
@@ -257,7 +257,7 @@ _EFFECT_TEXT: dict[str, str] = {
     "offer": "An option at a decision, with reasons for and against; listed under options.",
 }
 _CONDITION_TEXT = ("A condition: 'true', a list (all must hold), or a mapping of 'all'/'any' lists, "
-                   "'not', and field tests '{field: value}' or '{field: {op: value}}'.")
+                   "'not', 'at_least' {n, of}, and field tests '{field: value}' or '{field: {op: value}}'.")
 _EFFECTS_TEXT = "Effects: a list of one-key objects such as '- transition: <state>' or '- recommend: {...}'."
 _KEY_TEXT: dict[str, str] = {
     "due": "Condition saying when the decision is due, e.g. {day: {gte: $assessment_day}}. " + _CONDITION_TEXT,
@@ -432,14 +432,25 @@ def _condition_defs() -> dict[str, Any]:
                 "all": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "Every condition holds."},
                 "any": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "At least one holds."},
                 "not": {**ref("Condition"), "description": "The condition does not hold."},
+                "at_least": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["n", "of"],
+                    "properties": {
+                        "n": {**ref("Number"), "description": "How many of the conditions must hold (a whole number)."},
+                        "of": {"type": "array", "minItems": 2, "items": ref("Condition"), "description": "The conditions."},
+                    },
+                    "description": "At least n of the conditions hold: unknown while n could still be reached.",
+                },
             },
             "patternProperties": {
-                r"^(?!(all|any|not)$)[a-z][a-z0-9_]*$": ref("FieldTest"),
+                r"^(?!(all|any|not|at_least)$)[a-z][a-z0-9_]*$": ref("FieldTest"),
                 r"^\$[a-z][a-z0-9_]*$": {**ref("FieldTest"),
                                            "description": "A test on a pathway parameter, settled when the pathway loads."},
             },
             "additionalProperties": False,
-            "description": "Keys are 'all', 'any', 'not', field / derived-fact names or $parameters; several keys all hold.",
+            "description": "Keys are 'all', 'any', 'not', 'at_least', field / derived-fact names or $parameters; "
+                           "several keys all hold.",
         },
         "Condition": {
             "anyOf": [
