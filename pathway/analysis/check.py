@@ -627,11 +627,18 @@ class _Checker:
         for r in d.rules:
             for used in r.params:
                 users.setdefault(used, []).append(r.id)
+        computing: dict[str, list[str]] = {}
+        for c in d.computed.values():
+            for used in c.params:
+                computing.setdefault(used, []).append(c.field)
         for name, p in d.spec.parameters.items():
-            if name in users and not p.sources:
+            if (name in users or name in computing) and not p.sources:
+                names = sorted(users.get(name, [])) + [f"computed input {f}" for f in sorted(computing.get(name, []))]
+                who = "rules" if name not in computing else ("computed inputs" if name not in users else
+                                                             "rules and computed inputs")
                 self.add("PW613", self.at(("parameters", name), key=True),
-                         f"parameter '{name}' has no source but rules use it ({', '.join(sorted(users[name]))})",
-                         rules=sorted(users[name]))
+                         f"parameter '{name}' has no source but {who} use it ({', '.join(names)})",
+                         rules=sorted(users.get(name, [])))
 
     # -- rules ---------------------------------------------------------------------------
     def rule_checks(self) -> None:

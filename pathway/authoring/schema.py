@@ -122,6 +122,28 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                     + ", ".join(sorted(CONVERSIONS)) + ".",
         "scope": "Where a value is given: the patient record, events, or both.",
         "valid_for_days": "An event value stays current this many days after it was recorded (none: until replaced).",
+        "aggregate": "Computed from the recorded values of another field over a window of days (never given as input).",
+        "compute": "A true/false field computed from other inputs by a condition when it is not recorded; a value "
+                   "recorded in the same event as, or after, the newest input used wins.",
+        "description": "More about the field, for readers and the field reference.",
+    },
+    "FieldsFile": {
+        "fields": "Field name -> field. The name carries the canonical unit (crp_mg_l is in mg/L).",
+        "consistency": "Checks between two number fields given together in one event; a violation refuses the event.",
+    },
+    "Computation": {
+        "when": "Condition on input fields ($parameters allowed): true gives true, definitely false gives false, "
+                "unknown gives no value. " + "It may not test derived facts or built-ins.",
+        "evidence": "Where the computation comes from: source ids, strength and verification status.",
+    },
+    "ConsistencyCheck": {
+        "id": "Check id, unique in the fields file.",
+        "title": "What the check means, shown in the refusal message.",
+        "field": "A number field.",
+        "gt": "The other number field: 'field' must be greater than it.",
+        "gte": "The other number field: 'field' must be at least it.",
+        "lt": "The other number field: 'field' must be less than it.",
+        "lte": "The other number field: 'field' must be at most it.",
     },
     "RuleDef": {
         "id": "Rule id, unique across the pathway.",
@@ -240,6 +262,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "data_required": "Exactly these fields are required.",
         "data_required_includes": "These fields are among those required.",
         "derived": "Derived fact -> expected value.",
+        "computed": "Computed input -> its value, source (derived or recorded) and the inputs it was derived from.",
         "fired": "Rules that fired at some point.",
         "not_fired": "Rules that never fired.",
         "refused": "The case must be refused with this code (and at this event).",
@@ -360,7 +383,7 @@ def _describe(schema: dict[str, Any], classes: dict[str, type[BaseModel]]) -> No
             key = info.alias or fname
             if key not in props:
                 continue
-            text = _KEY_TEXT.get(key, "")
+            text = DESCRIPTIONS.get(name, {}).get(key) or _KEY_TEXT.get(key, "")
             if info.annotation is Any:
                 props[key] = {"$ref": _REF.format(model="Condition"), "description": text or _CONDITION_TEXT}
             elif get_origin(info.annotation) is list and get_args(info.annotation) == (Any,):
@@ -517,8 +540,11 @@ def model_schemas() -> dict[str, dict[str, Any]]:
         pathway["properties"][key]["propertyNames"] = {"pattern": ID_PATTERN}
     out["pathway.schema.json"] = _finish(pathway, "Pathway file (pathway.yaml)",
                                          "States, transitions, parameters, derived facts and the list of rule files.")
-    out["fields.schema.json"] = _finish(_file_schema(M.FieldsFile, classes), "Fields file (fields.yaml)",
-                                        "Every input field of a case or event: type, canonical unit, plausible range.")
+    fields = _file_schema(M.FieldsFile, classes)
+    fields.setdefault("$defs", {}).update(_condition_defs())
+    out["fields.schema.json"] = _finish(fields, "Fields file (fields.yaml)",
+                                        "Every input field of a case or event: type, canonical unit, plausible range, "
+                                        "how a computed input is computed, and checks between values of one event.")
     out["sources.schema.json"] = _finish(_file_schema(M.SourcesFile, classes), "Sources file (sources.yaml)",
                                          "The evidence source list that rules, parameters and profiles cite.")
 

@@ -28,6 +28,8 @@ __all__ = [
     "DerivedDef",
     "FieldDef",
     "Aggregate",
+    "Computation",
+    "ConsistencyCheck",
     "CheckSetting",
     "PathwayFile",
     "FieldsFile",
@@ -93,6 +95,15 @@ class DerivedDef(_Model):
     values: list[str] = Field(default_factory=list)
 
 
+class Evidence(_Model):
+    """Where a rule comes from: source ids, strength of evidence and verification status."""
+
+    sources: list[str] = Field(min_length=1)
+    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
+    status: Literal["verified", "unverified"]
+    note: str = ""
+
+
 class Aggregate(_Model):
     """A field computed from the recorded values of another field over a window of days."""
 
@@ -102,8 +113,23 @@ class Aggregate(_Model):
     to_day: float = MAX_DAY
 
 
+class Computation(_Model):
+    """How a true/false input is computed from other inputs when its value is not recorded.
+
+    ``when`` is a condition on input fields (the rule condition language, ``$parameters``
+    included): the field is true when the condition is definitely true, false when it is
+    definitely false, and has no value (unknown) otherwise. A value recorded for the field wins
+    over the computed one when it was recorded in the same event as, or a later event than, the
+    newest input value the condition used; otherwise the computed value wins.
+    """
+
+    when: Any
+    evidence: Evidence
+
+
 class FieldDef(_Model):
-    """One input field of a case or event (or, with ``aggregate``, computed from one)."""
+    """One input field of a case or event (with ``aggregate``, computed from one; with ``compute``,
+    computed from other inputs unless recorded)."""
 
     type: Literal["number", "integer", "boolean", "enum", "string"]
     title: str
@@ -116,7 +142,25 @@ class FieldDef(_Model):
     #: recorded on day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
     valid_for_days: float | None = None
     aggregate: Aggregate | None = None
+    compute: Computation | None = None
     description: str = ""
+
+
+class ConsistencyCheck(_Model):
+    """Two number fields given in the same event must compare this way, or the event is refused.
+
+    ``{id: stools_include_bloody, field: stool_freq_24h, gte: bloody_stools_24h}``: when both are
+    given in one event (or both in the patient record), ``stool_freq_24h >= bloody_stools_24h``
+    must hold. Exactly one of ``gt``, ``gte``, ``lt``, ``lte`` names the other field.
+    """
+
+    id: str = Field(pattern=_ID)
+    title: str
+    field: str
+    gt: str | None = None
+    gte: str | None = None
+    lt: str | None = None
+    lte: str | None = None
 
 
 class CheckSetting(_Model):
@@ -164,15 +208,8 @@ class SourcesFile(_Model):
 
 class FieldsFile(_Model):
     fields: dict[str, FieldDef]
-
-
-class Evidence(_Model):
-    """Where a rule comes from: source ids, strength of evidence and verification status."""
-
-    sources: list[str] = Field(min_length=1)
-    strength: Literal["G", "T", "M", "O", "S", "Label", "expert"]
-    status: Literal["verified", "unverified"]
-    note: str = ""
+    #: Checks between the values of one event; a violation refuses the event (PW409).
+    consistency: list[ConsistencyCheck] = Field(default_factory=list)
 
 
 class RuleDef(_Model):

@@ -49,7 +49,8 @@ class Session:
 
     @property
     def evaluations(self) -> list[dict[str, Any]]:
-        """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw and the ``derived`` facts."""
+        """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw, the ``derived`` facts and
+        where each ``computed`` input's value came from."""
         return copy.deepcopy(self._st.evaluations)
 
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +60,9 @@ class Session:
         session is left exactly as it was.
         """
         st = self._st
-        day, values, admission = validate_event(event, self._pathway.definition.fields, self._pathway.builtins,
-                                                where=f"events[{len(st.events)}]", admission=st.admission, last_day=st.day)
+        d = self._pathway.definition
+        day, values, admission = validate_event(event, d.fields, self._pathway.builtins, where=f"events[{len(st.events)}]",
+                                                admission=st.admission, last_day=st.day, checks=d.consistency)
         work = st.copy()
         work.admission = admission
         _step(self._pathway, work, day, values, event)
@@ -105,7 +107,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
     st.events.append({"day": day, **values} if "note" not in raw_event else {"day": day, **values, "note": raw_event["note"]})
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
-    values_now = facts.values_now(pw, st)
+    values_now, computed = facts.values_now(pw, st)
     for _hop in range(len(d.spec.states) + 1):
         snapshot = facts.snapshot(st, values_now)
         firings, derived = pw.engine.evaluate(st.state, snapshot)
@@ -113,7 +115,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
         event_derived.update(derived)
         st.evaluations.append({"event": index, "day": day, "state": st.state,
                                "facts": {k: v for k, v in snapshot.items() if v is not None},
-                               "derived": dict(derived)})
+                               "derived": dict(derived), "computed": computed})
         chosen = _choose(pw, st.state, firings)
         for f in firings:
             entry = {"event": index, "day": day, "state": st.state, "rule": f.rule, "branch": f.branch,
@@ -156,7 +158,7 @@ def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str
 
 def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     d = pathway.definition
-    pid, values, admission = validate_patient(patient, d.fields, pathway.builtins)
+    pid, values, admission = validate_patient(patient, d.fields, pathway.builtins, d.consistency)
     start = d.start_state
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
                                          facts=values, state=start, path=[start], entered={start: 0}))
