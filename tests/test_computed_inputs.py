@@ -3,13 +3,18 @@ override and provenance, and consistency checks between the values of one event.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from cases import ADMIT, patient
 from conftest import ROOT
 
 from pathway import InputError, load_pathway
+from pathway.analysis.explain import explain, explain_text
+from pathway.cli.main import main
+from pathway.core.errors import DefinitionError
 
 BASE = ROOT / "tests" / "corpus" / "base"
 
@@ -60,3 +65,121 @@ def test_computations_in_a_small_pathway(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         pw.start({"id": "m3"}).observe({"day": 0, "crp_mg_l": 90, "crp_max_mg_l": 60})
     assert info.value.diagnostics[0].code == "PW409"
+
+
+# -- computed inputs in the ASUC pathway: three-valued, override, provenance --------------------
+
+def test_no_value_while_the_inputs_are_missing(pw) -> None:
+    s = pw.start(patient())
+    r = s.observe({"day": 0, "pulse_bpm": 100})
+    assert "visible_blood" not in r["computed"] and "visible_blood" not in s.evaluations[-1]["facts"]
+    r = s.observe({"day": 0, "bloody_stools_24h": 0})
+    assert r["computed"]["visible_blood"] == {"value": False, "source": "derived", "derived": False, "recorded": None,
+                                              "inputs": {"bloody_stools_24h": 0}}
+    r = s.observe({"day": 0.5, "bloody_stools_24h": 3})
+    assert r["computed"]["visible_blood"]["value"] is True
+
+
+@pytest.mark.parametrize("events,value,source", [
+    # recorded in the same event as the count: the recorded value wins
+    ([{"day": 3, "bloody_stools_24h": 2, "visible_blood": False}], False, "recorded"),
+    # recorded in a later event than the count: the recorded value wins
+    ([{"day": 3, "bloody_stools_24h": 2}, {"day": 3.2, "visible_blood": False}], False, "recorded"),
+    # recorded in an earlier event than the count: the computed value wins
+    ([{"day": 3, "visible_blood": False}, {"day": 3.2, "bloody_stools_24h": 2}], True, "derived"),
+    # the computation is unknown (no count): the older recorded value stays
+    ([{"day": 3, "visible_blood": False}, {"day": 3.2, "stool_freq_24h": 2}], False, "recorded"),
+    # the recorded value has expired (current for 1 day): the computed value
+    ([{"day": 1.5, "visible_blood": True}, {"day": 3, "bloody_stools_24h": 0}], False, "derived"),
+    # the count has expired, the later recorded value has not
+    ([{"day": 2.0, "bloody_stools_24h": 3}, {"day": 2.5, "visible_blood": False}, {"day": 3.2, "crp_mg_l": 10}],
+     False, "recorded"),
+])
+def test_a_recorded_value_wins_unless_an_input_is_newer(pw, events, value, source) -> None:
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    for event in events:
+        r = s.observe(event)
+    entry = r["computed"]["visible_blood"]
+    assert (entry["value"], entry["source"]) == (value, source)
+    assert s.evaluations[-1]["facts"]["visible_blood"] is value  # the engine saw the value used
+
+
+def test_provenance_names_the_overridden_value_and_its_inputs(pw) -> None:
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    r = s.observe({"day": 3, "stool_freq_24h": 2, "bloody_stools_24h": 1, "crp_mg_l": 10, "visible_blood": False})
+    assert r["computed"]["visible_blood"] == {"value": False, "source": "recorded", "derived": True, "recorded": False,
+                                              "inputs": {"bloody_stools_24h": 1}}
+    assert r["state"] == "steroid_response"
+    fired = next(t for t in r["trace"] if t["rule"] == "complete_response")
+    assert fired["facts"]["visible_blood"] is False
+    text = explain_text(explain(pw, s, rule="complete_response"))
+    assert "computed inputs: visible_blood=false (recorded; overrides true computed from bloody_stools_24h=1)" in text
+
+
+def test_explanations_show_where_a_computed_value_came_from(pw) -> None:
+    case = {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "bloody_stools_24h": 0,
+                                                             "crp_mg_l": 10, "albumin_g_l": 35}]}
+    doc = explain(pw, case)
+    assert doc["state"] == "steroid_response"
+    assert doc["arrived_by"]["evaluation"]["computed"]["visible_blood"]["source"] == "derived"
+    session, _ = pw.run_course(case)
+    text = explain_text(explain(pw, session, rule="complete_response"))
+    assert "visible_blood=false (computed from bloody_stools_24h=0)" in text
+
+
+# -- loader errors ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("old,new,code,fragment", [
+    ("when: {bloody_stools_24h: {gt: 0}}", "when: {bloody_stools: {gt: 0}}", "PW202",
+     "unknown field or derived fact 'bloody_stools'"),
+    ("when: {bloody_stools_24h: {gt: 0}}", "when: {day: {gt: 0}}", "PW220",
+     "computed input 'visible_blood' tests built-in 'day'"),
+    ("when: {bloody_stools_24h: {gt: 0}}", "when: {complete_response: true}", "PW220",
+     "tests derived fact 'complete_response'"),
+    ("when: {bloody_stools_24h: {gt: 0}}", "when: {visible_blood: true}", "PW218",
+     "cycle: visible_blood <- visible_blood"),
+    ("    gte: bloody_stools_24h", "    gte: bloody_stool_24h", "PW202", "unknown input field 'bloody_stool_24h'"),
+])
+def test_computation_and_check_errors_are_located(rules_copy: Path, old: str, new: str, code: str, fragment: str) -> None:
+    path = rules_copy / "fields.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(rules_copy, cache=False)
+    diags = [d for d in info.value.diagnostics if d.code == code]
+    assert diags, str(info.value)
+    d = diags[0]
+    assert fragment in d.message and d.file.endswith("fields.yaml") and d.col >= 1
+    assert d.line in (line, line - 1), str(d)  # the value, or the key naming it
+    assert str(d).startswith(f"{d.file}:{d.line}:{d.col}: ") and str(d).endswith(f"[{code}]")
+
+
+# -- consistency between the values of one event ------------------------------------------------
+
+def test_an_inconsistent_event_is_refused_and_changes_nothing(pw) -> None:
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    before = json.dumps(s.dump(), sort_keys=True)
+    with pytest.raises(InputError) as info:
+        s.observe({"day": 1, "bloody_stools_24h": 9, "stool_freq_24h": 4})
+    assert json.dumps(s.dump(), sort_keys=True) == before
+    (d,) = info.value.diagnostics
+    assert d.code == "PW409" and d.file == "events[1].stool_freq_24h"
+    assert "stool_freq_24h = 4 must be at least bloody_stools_24h = 9" in d.message
+    # each value alone, or both consistent, is accepted
+    s.observe({"day": 1, "bloody_stools_24h": 9})
+    s.observe({"day": 1, "stool_freq_24h": 4})
+    s.observe({"day": 1.5, "bloody_stools_24h": 4, "stool_freq_24h": 4})
+
+
+def test_a_refused_case_file_points_at_the_inconsistent_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = tmp_path / "case.yaml"
+    case.write_text("patient: {id: c1}\nevents:\n  - {day: 0, bloody_stools_24h: 8, pulse_bpm: 100}\n"
+                    "  - day: 1\n    bloody_stools_24h: 9\n    stool_freq_24h: 4\n", encoding="utf-8")
+    assert main(["run", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert "case.yaml:6:21: events[1].stool_freq_24h: inconsistent values" in err and err.rstrip().endswith("[PW409]")
