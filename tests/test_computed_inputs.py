@@ -129,6 +129,15 @@ def test_explanations_show_where_a_computed_value_came_from(pw) -> None:
     assert "visible_blood=false (computed from bloody_stools_24h=0)" in text
 
 
+def test_a_parameter_in_a_computation_follows_overrides() -> None:
+    base = load_pathway("asuc")
+    lower = load_pathway("asuc", parameters={"bp_uncontrolled_systolic_mmhg": 140})
+    for pw, expected in ((base, False), (lower, True)):
+        s = pw.start(patient())
+        r = s.observe({"day": 0, "systolic_bp_mmhg": 150})
+        assert r["computed"]["bp_uncontrolled"]["value"] is expected
+
+
 # -- loader errors ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("old,new,code,fragment", [
@@ -140,6 +149,8 @@ def test_explanations_show_where_a_computed_value_came_from(pw) -> None:
      "tests derived fact 'complete_response'"),
     ("when: {bloody_stools_24h: {gt: 0}}", "when: {visible_blood: true}", "PW218",
      "cycle: visible_blood <- visible_blood"),
+    ("when: {systolic_bp_mmhg: {gte: $bp_uncontrolled_systolic_mmhg}}", "when: {systolic_bp_mmhg: {gte: $bp_limit}}",
+     "PW203", "unknown parameter 'bp_limit'"),
     ("    gte: bloody_stools_24h", "    gte: bloody_stool_24h", "PW202", "unknown input field 'bloody_stool_24h'"),
 ])
 def test_computation_and_check_errors_are_located(rules_copy: Path, old: str, new: str, code: str, fragment: str) -> None:
@@ -156,6 +167,18 @@ def test_computation_and_check_errors_are_located(rules_copy: Path, old: str, ne
     assert fragment in d.message and d.file.endswith("fields.yaml") and d.col >= 1
     assert d.line in (line, line - 1), str(d)  # the value, or the key naming it
     assert str(d).startswith(f"{d.file}:{d.line}:{d.col}: ") and str(d).endswith(f"[{code}]")
+
+
+def test_a_cycle_through_two_computed_inputs_names_both(rules_copy: Path) -> None:
+    path = rules_copy / "fields.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("when: {bloody_stools_24h: {gt: 0}}", "when: {bp_uncontrolled: true}")
+    text = text.replace("when: {systolic_bp_mmhg: {gte: $bp_uncontrolled_systolic_mmhg}}", "when: {visible_blood: true}")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(rules_copy, cache=False)
+    (cycle,) = [d for d in info.value.diagnostics if d.code == "PW218"]
+    assert "visible_blood <- bp_uncontrolled <- visible_blood" in cycle.message
 
 
 # -- consistency between the values of one event ------------------------------------------------
