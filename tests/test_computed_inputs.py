@@ -80,6 +80,24 @@ def test_no_value_while_the_inputs_are_missing(pw) -> None:
     assert r["computed"]["visible_blood"]["value"] is True
 
 
+def test_jalan_is_unknown_until_it_can_be_decided(pw) -> None:
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    # fever and tachycardia: 2 of 4 signs, 2 still open; nothing of the second group is known
+    r = s.observe({"day": 1, "pulse_bpm": 125, "temp_c": 38.4})
+    assert "systemic_toxicity" not in r["computed"]
+    # a third sign (anaemia) but no second-group sign known yet: still unknown
+    r = s.observe({"day": 1.2, "hb_g_dl": 9.5})
+    assert "systemic_toxicity" not in r["computed"]
+    r = s.observe({"day": 1.4, "potassium_mmol_l": 3.1})
+    assert r["computed"]["systemic_toxicity"]["value"] is True
+    # only 2 signs possible (neutrophils normal, Hb normal): definitely not toxic, whatever the rest
+    s2 = pw.start(patient(id="p-2"))
+    s2.observe(dict(ADMIT))
+    r = s2.observe({"day": 1, "pulse_bpm": 125, "temp_c": 38.4, "hb_g_dl": 12, "neutrophils_10e9_l": 8})
+    assert r["computed"]["systemic_toxicity"]["value"] is False
+
+
 @pytest.mark.parametrize("events,value,source", [
     # recorded in the same event as the count: the recorded value wins
     ([{"day": 3, "bloody_stools_24h": 2, "visible_blood": False}], False, "recorded"),
@@ -129,6 +147,28 @@ def test_explanations_show_where_a_computed_value_came_from(pw) -> None:
     assert "visible_blood=false (computed from bloody_stools_24h=0)" in text
 
 
+def test_data_required_names_what_a_missing_computed_input_is_computed_from(pw) -> None:
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    r = s.observe({"day": 2, "transverse_colon_cm": 7.0})
+    need = {d["field"]: d for d in r["data_required"]}
+    assert need["systemic_toxicity"]["computed_from"] == [
+        "temp_c", "pulse_bpm", "neutrophils_10e9_l", "hb_g_dl", "dehydration", "altered_consciousness",
+        "potassium_mmol_l", "systolic_bp_mmhg"]
+
+
+def test_computed_inputs_are_deterministic_and_survive_dump_and_restore(pw) -> None:
+    case = {"patient": patient(), "events": [dict(ADMIT), {"day": 2, "transverse_colon_cm": 7.2, "pulse_bpm": 128,
+                                                             "temp_c": 38.6, "hb_g_dl": 9.0, "systolic_bp_mmhg": 85}]}
+    first = json.dumps(pw.run_case(case), sort_keys=True)
+    assert first == json.dumps(load_pathway("asuc", cache=False).run_case(case), sort_keys=True)
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    restored = pw.restore(json.loads(json.dumps(s.dump())))
+    r = restored.observe(case["events"][1])
+    assert r["state"] == "colectomy" and r["computed"]["systemic_toxicity"]["source"] == "derived"
+
+
 def test_a_parameter_in_a_computation_follows_overrides() -> None:
     base = load_pathway("asuc")
     lower = load_pathway("asuc", parameters={"bp_uncontrolled_systolic_mmhg": 140})
@@ -151,6 +191,7 @@ def test_a_parameter_in_a_computation_follows_overrides() -> None:
      "cycle: visible_blood <- visible_blood"),
     ("when: {systolic_bp_mmhg: {gte: $bp_uncontrolled_systolic_mmhg}}", "when: {systolic_bp_mmhg: {gte: $bp_limit}}",
      "PW203", "unknown parameter 'bp_limit'"),
+    ("              n: $jalan_min_signs", "              n: 5", "PW112", "'n' must be from 1 to the number of conditions (4)"),
     ("    gte: bloody_stools_24h", "    gte: bloody_stool_24h", "PW202", "unknown input field 'bloody_stool_24h'"),
 ])
 def test_computation_and_check_errors_are_located(rules_copy: Path, old: str, new: str, code: str, fragment: str) -> None:
