@@ -85,6 +85,8 @@ def _unchanged(session, attempt):
     ({"day": 1, "rescue_choice": "surgery"}, "PW402", "must be one of"),
     ({"day": 1, "day_extra": 1}, "PW401", "unknown field 'day_extra'"),
     ({"day": 1, "state": "colectomy"}, "PW401", "computed by the engine"),
+    ({"day": 1, "bloody_stools_24h": 9, "stool_freq_24h": 4}, "PW409",
+     "stool_freq_24h = 4 must be at least bloody_stools_24h = 9"),
 ])
 def test_refused_event_changes_nothing(pw, event, code, fragment):
     s = pw.start(patient())

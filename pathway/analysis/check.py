@@ -325,6 +325,8 @@ class StateSpace:
             return {True}
         if isinstance(cond, C.Cmp):
             return self._cmp(cond, asg, open_, dposs)
+        if isinstance(cond, C.AtLeast):
+            return self._cond(C.expand_counts(cond), asg, open_, dposs)
         sets = [self._cond(i, asg, open_, dposs) for i in cond.items]
         out: set[Any] = set()
         if isinstance(cond, C.And):
@@ -515,7 +517,7 @@ def _never(cond: C.Cond) -> bool:
     """True when a condition contains a part that can never hold (an empty 'any', e.g. a false parameter test)."""
     if isinstance(cond, C.Or) and not cond.items:
         return True
-    return isinstance(cond, (C.And, C.Or)) and any(_never(c) for c in cond.items)
+    return isinstance(cond, (C.And, C.Or, C.AtLeast)) and any(_never(c) for c in cond.items)
 
 
 def _fires(outcome: _Outcome, rule: str, branch: str) -> bool | None:
@@ -671,11 +673,18 @@ class _Checker:
         for r in d.rules:
             for used in r.params:
                 users.setdefault(used, []).append(r.id)
+        computing: dict[str, list[str]] = {}
+        for c in d.computed.values():
+            for used in c.params:
+                computing.setdefault(used, []).append(c.field)
         for name, p in d.spec.parameters.items():
-            if name in users and not p.sources:
+            if (name in users or name in computing) and not p.sources:
+                names = sorted(users.get(name, [])) + [f"computed input {f}" for f in sorted(computing.get(name, []))]
+                who = "rules" if name not in computing else ("computed inputs" if name not in users else
+                                                             "rules and computed inputs")
                 self.add("PW613", self.at(("parameters", name), key=True),
-                         f"parameter '{name}' has no source but rules use it ({', '.join(sorted(users[name]))})",
-                         rules=sorted(users[name]))
+                         f"parameter '{name}' has no source but {who} use it ({', '.join(names)})",
+                         rules=sorted(users.get(name, [])))
 
     # -- rules ---------------------------------------------------------------------------
     def rule_checks(self) -> None:

@@ -1,10 +1,11 @@
 """Compare two versions of a pathway: ``pathway diff OLD NEW [-o FILE.svg]``.
 
 OLD and NEW are pathway folders or names, each optionally under a site profile
-(``--old-profile`` / ``--new-profile``). The comparison covers states, transitions, rules and
-parameters: added, removed and changed, with old -> new for every changed property (a rule's
-conditions in plain words via :func:`pathway.conditions.describe`, its effects and evidence; a
-parameter's effective value, unit and sources). The text lists every change; the diagram draws
+(``--old-profile`` / ``--new-profile``). The comparison covers states, transitions, rules,
+computed inputs, consistency checks and parameters: added, removed and changed, with old -> new
+for every changed property (a rule's or computed input's conditions in plain words via
+:func:`pathway.conditions.describe`, its effects and evidence; a parameter's effective value, unit
+and sources). The text lists every change; the diagram draws
 both versions as one graph, coloured by change, with a legend.
 
 Exit code: 0 when the versions are the same, 1 when they differ, 2 on bad input.
@@ -24,17 +25,17 @@ from pathway.analysis.evaluate import format_value
 from pathway.core.errors import display_path
 from pathway.definition import conditions as C
 from pathway.definition.effects import Alert, Derive, Dose, Offer, Recommend, Require, Score, Transition
-from pathway.definition.pathway import PathwayDef, Rule
+from pathway.definition.pathway import ComputedInput, Consistency, PathwayDef, Rule
 from pathway.loading.loader import load_definition
 
 __all__ = ["Change", "PathwayDiff", "diff_definitions", "diff_pathways", "effect_text", "edges_of"]
 
-SECTIONS = ("state", "transition", "rule", "parameter")
+SECTIONS = ("state", "transition", "rule", "computed input", "consistency check", "parameter")
 
 
 @dataclass(frozen=True)
 class Change:
-    """One added, removed or changed state, transition, rule or parameter."""
+    """One added, removed or changed state, transition, rule, computed input, consistency check or parameter."""
 
     section: str
     kind: str  # added | removed | changed
@@ -62,7 +63,7 @@ class PathwayDiff:
         return not self.changes
 
     def of(self, section: str, kind: str | None = None) -> list[Change]:
-        """The changes of one section (state, transition, rule, parameter), optionally of one kind."""
+        """The changes of one section (see :data:`SECTIONS`), optionally of one kind."""
         return [c for c in self.changes if c.section == section and (kind is None or c.kind == kind)]
 
     def counts(self) -> dict[str, int]:
@@ -97,7 +98,7 @@ class PathwayDiff:
 
 def _plain(value: Any) -> Any:
     """JSON-ready form of an effect's field (conditions in plain words)."""
-    if isinstance(value, (C.Cmp, C.And, C.Or, C.Always)):
+    if isinstance(value, (C.Cmp, C.And, C.Or, C.Always, C.AtLeast)):
         return C.describe(value)
     if isinstance(value, BaseModel):
         return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
@@ -153,6 +154,19 @@ def _rule_view(rule: Rule) -> dict[str, Any]:
         "evidence": f"sources {', '.join(ev.sources)}; strength {ev.strength}; {ev.status}" + (f"; {ev.note}" if ev.note else ""),
         "note": rule.note,
     }
+
+
+def _computed_view(c: ComputedInput) -> dict[str, Any]:
+    ev = c.evidence
+    evidence = f"sources {', '.join(ev.sources)}; strength {ev.strength}; {ev.status}" + (f"; {ev.note}" if ev.note else "")
+    return {"when": C.describe(c.when), "inputs": ", ".join(c.inputs), "evidence": evidence}
+
+
+_CHECK_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+
+
+def _check_view(c: Consistency) -> dict[str, Any]:
+    return {"must hold": f"{c.field} {_CHECK_WORDS[c.op]} {c.other}", "title": c.title}
 
 
 def _compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -239,12 +253,38 @@ def diff_definitions(old: PathwayDef, new: PathwayDef) -> PathwayDiff:
     for rid, r in old_r.items():
         if rid not in new_r:
             add(Change("rule", "removed", rid, (f"in {', '.join(r.states)}: {r.title}",), r.location))
+    # computed inputs and consistency checks
+    for name, c in new.computed.items():
+        if name not in old.computed:
+            add(Change("computed input", "added", name, (f"when: {C.describe(c.when)}",), c.location))
+        else:
+            details = _compare(_computed_view(old.computed[name]), _computed_view(c))
+            if details:
+                add(Change("computed input", "changed", name, tuple(details), c.location))
+    for name, c in old.computed.items():
+        if name not in new.computed:
+            add(Change("computed input", "removed", name, (f"when: {C.describe(c.when)}",), c.location))
+    old_k, new_k = {c.id: c for c in old.consistency}, {c.id: c for c in new.consistency}
+    for cid, k in new_k.items():
+        if cid not in old_k:
+            add(Change("consistency check", "added", cid, (f"must hold: {_check_view(k)['must hold']}",), f"{k.file}:{k.line}"))
+        else:
+            details = _compare(_check_view(old_k[cid]), _check_view(k))
+            if details:
+                add(Change("consistency check", "changed", cid, tuple(details), f"{k.file}:{k.line}"))
+    for cid, k in old_k.items():
+        if cid not in new_k:
+            add(Change("consistency check", "removed", cid, (f"must hold: {_check_view(k)['must hold']}",)))
     # parameters (effective values, under each side's profile)
     users: dict[str, list[str]] = {}
     for r in new.rules + old.rules:
         for p in r.params:
             if r.id not in users.setdefault(p, []):
                 users[p].append(r.id)
+    for c in [*new.computed.values(), *old.computed.values()]:
+        for p in c.params:
+            if f"{c.field} (computed)" not in users.setdefault(p, []):
+                users[p].append(f"{c.field} (computed)")
     for name in new.spec.parameters:
         used = f"used by {', '.join(sorted(users[name]))}" if users.get(name) else "used by no rule"
         if name not in old.spec.parameters:

@@ -205,7 +205,7 @@ def atoms_of(rule: Rule, conds: dict[str, C.Cond] | None = None) -> list[C.Cmp]:
         for effect in branch_effects(rule, branch):
             if isinstance(effect, Score):
                 for item in effect.items:
-                    if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always)):
+                    if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always, C.AtLeast)):
                         out.extend(C.fields_of(item.when))
     return out
 

@@ -62,6 +62,9 @@ def _tree(cond: C.Cond, env: dict[str, Any], params: dict[str, Any]) -> dict[str
                                 "param": cond.param, "derived": cond.derived, "saw": env.get(cond.field),
                                 "result": result, "text": C.describe(cond)}
         return node
+    if isinstance(cond, C.AtLeast):
+        return {"kind": "at_least", "n": cond.n, "param": cond.param, "result": result,
+                "items": [_tree(c, env, params) for c in cond.items]}
     kind = "all" if isinstance(cond, C.And) else "any"
     return {"kind": kind, "result": result, "items": [_tree(c, env, params) for c in cond.items]}
 
@@ -355,7 +358,22 @@ def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: s
 
 def _evaluation(ev: dict[str, Any]) -> dict[str, Any]:
     return {"event": ev["event"], "day": ev["day"], "state": ev["state"], "facts": dict(sorted(ev["facts"].items())),
-            "derived": dict(sorted(ev["derived"].items()))}
+            "derived": dict(sorted(ev["derived"].items())),
+            "computed": {k: dict(v) for k, v in sorted(ev.get("computed", {}).items())}}
+
+
+def _computed_text(name: str, entry: dict[str, Any]) -> str:
+    """``visible_blood=false (computed from bloody_stools_24h=0)`` or the recorded value with what it overrode."""
+    inputs = format_facts(entry["inputs"]) or "no input"
+    if entry["source"] == "derived":
+        text = f"{name}={format_value(entry['value'])} (computed from {inputs}"
+        if entry.get("recorded") is not None:
+            text += f"; replaces the older recorded value {format_value(entry['recorded'])}"
+        return text + ")"
+    text = f"{name}={format_value(entry['value'])} (recorded"
+    if entry.get("derived") is not None and entry["derived"] != entry["value"]:
+        text += f"; overrides {format_value(entry['derived'])} computed from {inputs}"
+    return text + ")"
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -368,7 +386,10 @@ def _tree_lines(node: dict[str, Any], indent: str) -> list[str]:
         return [f"{indent}{_MARK[True]} always"]
     if node["kind"] == "test":
         return [f"{indent}{_MARK[node['result']]} {_test_text(node)}"]
-    word = "all of" if node["kind"] == "all" else "any of"
+    if node["kind"] == "at_least":
+        word = f"at least {node['n']}" + (f" (${node['param']})" if node.get("param") else "") + " of"
+    else:
+        word = "all of" if node["kind"] == "all" else "any of"
     lines = [f"{indent}{_MARK[node['result']]} {word}:"]
     for item in node["items"]:
         lines.extend(_tree_lines(item, indent + "    "))
@@ -416,6 +437,8 @@ def explain_text(doc: dict[str, Any]) -> str:
                      + format_facts({k: v for k, v in ev["facts"].items()}))
         if ev["derived"]:
             lines.append("derived: " + format_facts(ev["derived"]))
+        if ev.get("computed"):
+            lines.append("computed inputs: " + "; ".join(_computed_text(n, e) for n, e in ev["computed"].items()))
     arrived = doc.get("arrived_by")
     if arrived:
         lines.append("")

@@ -3,8 +3,9 @@
 One self-contained HTML page (inline CSS and SVG, no scripts, no external resources) for a
 reviewer: the pathway diagram; the static check results (:mod:`pathway.verify`); every rule
 with its state, priority, conditions in plain words, effects, evidence sources, strength and
-status; the scenario results and coverage (rules never fired, transitions never taken); and the
-parameters with their values under the profile and their sources. The page is deterministic:
+status; the computed inputs with their conditions and evidence; the scenario results and
+coverage (rules never fired, transitions never taken); and the parameters with their values
+under the profile and their sources. The page is deterministic:
 the same rule files give the same bytes.
 
 Exit code: 0 when the report shows no check error and no failed scenario, 1 otherwise (the
@@ -119,11 +120,39 @@ def _section_rules(d: PathwayDef) -> str:
             "<th>sources</th><th>strength</th><th>status</th></tr>" + "".join(rows) + "</table>")
 
 
+def _section_computed(d: PathwayDef) -> str:
+    """Computed inputs and the consistency checks between the values of one event."""
+    if not d.computed and not d.consistency:
+        return ""
+    sources = d.spec.sources
+    rows = []
+    for name, comp in d.computed.items():
+        ev = comp.evidence
+        srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>' for s in ev.sources)
+        rows.append(f'<tr id="computed-{_e(name)}"><td><code>{_e(name)}</code><br><span class="muted">{_e(comp.location)}'
+                    f"</span></td><td>{_e(C.describe(comp.when))}</td><td>{_e(', '.join(comp.inputs))}</td><td>{srcs}"
+                    + (f'<br><span class="muted">{_e(ev.note)}</span>' if ev.note else "")
+                    + f"</td><td>{_e(ev.strength)}</td><td>{_pill(ev.status, ev.status)}</td></tr>")
+    words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.field)} {words[c.op]} {_e(c.other)}</code></td>"
+                     f"<td>{_e(c.title)}</td></tr>" for c in d.consistency)
+    return ('<h2 id="computed">Computed inputs</h2><p>True/false inputs computed from other inputs when not recorded: '
+            "true when the condition is definitely true, false when it is definitely false, no value otherwise. A value "
+            "recorded in the same event as, or after, the newest input used wins.</p>"
+            "<table><tr><th>field</th><th>true when</th><th>computed from</th><th>sources</th><th>strength</th>"
+            "<th>status</th></tr>" + "".join(rows) + "</table>"
+            + ("<p>Checks between the values of one event (a violation refuses the event):</p><table><tr><th>check</th>"
+               "<th>must hold</th><th>meaning</th></tr>" + checks + "</table>" if checks else ""))
+
+
 def _section_parameters(d: PathwayDef) -> str:
     users: dict[str, list[str]] = {}
     for r in d.rules:
         for used in r.params:
             users.setdefault(used, []).append(r.id)
+    for c in d.computed.values():
+        for used in c.params:
+            users.setdefault(used, []).append(f"{c.field} (computed)")
     rows = []
     for name, p in d.spec.parameters.items():
         value = d.params.get(name, p.value)
@@ -204,11 +233,13 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
     parts.append(f"<p>{status}</p><p>{d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, "
                  f"{len(d.rules)} rules, {len(d.spec.parameters)} parameters, {len(d.spec.sources)} sources.</p>"
                  '<p><a href="#diagram">Diagram</a> · <a href="#checks">Checks</a> · <a href="#rules">Rules</a> · '
-                 '<a href="#scenarios">Scenarios</a> · <a href="#parameters">Parameters</a> · '
+                 + ('<a href="#computed">Computed inputs</a> · ' if d.computed or d.consistency else "")
+                 + '<a href="#scenarios">Scenarios</a> · <a href="#parameters">Parameters</a> · '
                  '<a href="#sources">Sources</a></p>')
     parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph)))}</div>')
     parts.append(_section_checks(checks))
     parts.append(_section_rules(d))
+    parts.append(_section_computed(d))
     parts.append(scen_html)
     parts.append(_section_parameters(d))
     parts.append(_section_sources(d))

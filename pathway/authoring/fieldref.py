@@ -6,6 +6,8 @@
 - input fields: type, canonical unit, plausible range, other accepted units (from
   :mod:`pathway.units`), how long a value stays current, where it is given, meaning, and the
   rules that use it (in conditions, ``requires``, effects or texts);
+- computed inputs: each condition in plain words, the inputs it reads and its evidence; and the
+  consistency checks between values of one event;
 - derived facts: which rules derive them (and the values they give) and which rules test them;
 - built-ins computed by the engine (``day``, ``days_in_state``, ``state`` ...);
 - parameters: value, unit, meaning, choices, sources, site-profile values, rules using them;
@@ -54,6 +56,8 @@ class Usage:
         self.mentioned: dict[str, set[str]] = defaultdict(set)
         self.derived_by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.params: dict[str, set[str]] = defaultdict(set)
+        #: input or parameter -> the computed inputs whose condition uses it
+        self.computes: dict[str, set[str]] = defaultdict(set)
 
     def used_by(self, name: str) -> list[str]:
         return sorted(self.tested[name] | self.required[name] | self.mentioned[name])
@@ -86,6 +90,9 @@ def collect_usage(definition: PathwayDef) -> Usage:
     usage = Usage()
     for rule in definition.rules:
         _rule_usage(rule, usage)
+    for name, comp in definition.computed.items():
+        for used in (*comp.inputs, *comp.params):
+            usage.computes[used].add(name)
     return usage
 
 
@@ -113,7 +120,7 @@ def _rule_usage(rule: Rule, usage: Usage) -> None:
         elif isinstance(effect, E.Score):
             usage.derived_by[effect.name][rule.id].add("score")
             for item in effect.items:
-                if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always)):
+                if isinstance(item.when, (C.Cmp, C.And, C.Or, C.Always, C.AtLeast)):
                     for cmp in C.fields_of(item.when):
                         usage.tested[cmp.field].add(rule.id)
             for term in effect.terms:
@@ -139,6 +146,14 @@ def _rules(ids: list[str] | set[str]) -> str:
     return ", ".join(_code(r) for r in sorted(ids)) if ids else "—"
 
 
+def _users(rules: list[str] | set[str], computes: set[str]) -> str:
+    """The rules using a name, then the computed inputs computed from it."""
+    text = _rules(rules)
+    if computes:
+        text = ("" if text == "—" else text + "; ") + "computes " + ", ".join(_code(c) for c in sorted(computes))
+    return text
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
@@ -162,9 +177,11 @@ def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:
         given = {"patient": "patient", "event": "events", "both": "patient or events"}[field.scope]
         if field.scope == "patient":
             current = "always (patient record)"
+        if field.compute is not None:
+            given += "; else computed (see Computed inputs)"
     meaning = field.title + (f". {field.description}" if field.description else "")
     return [_code(name), ftype, field.unit or "—", rng, ", ".join(others) or "—", _bare_text(field), _display_text(field),
-            current, given, meaning, _rules(usage.used_by(name))]
+            current, given, meaning, _users(usage.used_by(name), usage.computes.get(name, set()))]
 
 
 def _bare_text(field: FieldDef) -> str:
@@ -275,6 +292,28 @@ def field_reference(definition: PathwayDef) -> str:
     lines += _table(["field", "type", "unit", "plausible range", "other units", "bare number", "shown to", "current for",
                      "given in", "meaning", "used by rules"], rows)
 
+    if definition.computed:
+        lines += ["", "## Computed inputs", "",
+                  "A true/false input computed from other inputs (`compute:` in the fields file) when it is not recorded:",
+                  "true when the condition is definitely true, false when it is definitely false, no value while it is",
+                  "unknown. A value recorded for the field wins when it was recorded in the same event as, or a later",
+                  "event than, the newest input value the condition used; otherwise the computed value wins. Rules test",
+                  "the field like any other input; the result's `computed` says which value was used and from which",
+                  "inputs.", ""]
+        rows = []
+        for name, comp in definition.computed.items():
+            ev = comp.evidence
+            evidence = f"{', '.join(ev.sources)}; {ev.strength}; {ev.status}" + (f". {ev.note}" if ev.note else "")
+            rows.append([_code(name), C.describe(comp.when), ", ".join(_code(i) for i in comp.inputs), evidence])
+        lines += _table(["field", "true when (false when definitely not)", "computed from", "evidence"], rows)
+    if definition.consistency:
+        lines += ["", "## Consistency checks", "",
+                  "Two values given together in one event (or both in the patient record) must compare this way;",
+                  "otherwise the event is refused (PW409) and nothing is applied.", ""]
+        words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+        rows = [[_code(c.id), f"`{c.field}` {words[c.op]} `{c.other}`", c.title] for c in definition.consistency]
+        lines += _table(["check", "must hold", "meaning"], rows)
+
     lines += ["", "## Derived facts", "",
               "Asserted by a rule's `derive` (or `score`) effect inside the engine; asserting one triggers the rules that",
               "test it. A derived fact cannot be tested for absence (`present: false`): derive an explicit false instead.",
@@ -321,7 +360,7 @@ def field_reference(definition: PathwayDef) -> str:
         if profiles:
             row.append(", ".join(f"{pid}: {_value_text(values[name])}" for pid, values in profiles.items()
                                  if name in values) or "—")
-        row.append(_rules(usage.params.get(name, set())))
+        row.append(_users(usage.params.get(name, set()), usage.computes.get(name, set())))
         rows.append(row)
     lines += _table(header, rows)
 

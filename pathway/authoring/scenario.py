@@ -23,7 +23,8 @@ Expectations (all optional): ``state``, ``path`` (exact), ``path_contains`` (in 
 ``recommendations``/``alerts``/``options`` with ``present``/``absent`` matchers,
 ``doses`` (each ``name`` with ``dose_mg``/``daily_mg``/``times_per_day``/``route``,
 ``tolerance`` in mg), ``data_required`` (exactly these fields), ``data_required_includes``,
-``derived`` (fact: value), ``fired`` / ``not_fired`` (rule ids anywhere in the trace), and
+``derived`` (fact: value), ``computed`` (computed input: ``value``, ``source`` derived or recorded,
+``inputs``), ``fired`` / ``not_fired`` (rule ids anywhere in the trace), and
 ``refused`` (``code``, optional ``event`` index) for cases that must be rejected.
 """
 
@@ -44,6 +45,7 @@ from pathway.runtime.api import Pathway, load_pathway
 __all__ = [
     "Matcher",
     "DoseExpectation",
+    "ComputedExpectation",
     "Expectation",
     "Scenario",
     "ScenarioFile",
@@ -89,6 +91,14 @@ class DoseExpectation(_M):
     tolerance: float = 0.0
 
 
+class ComputedExpectation(_M):
+    """A computed input at the end of the case: its value, whether it was recorded or derived, and from which inputs."""
+
+    value: bool | None = None
+    source: Literal["derived", "recorded"] | None = None
+    inputs: list[str] | None = Field(default=None, description="the input fields the derivation used (any order)")
+
+
 class Refusal(_M):
     code: str
     event: int | None = None
@@ -107,6 +117,7 @@ class Expectation(_M):
     data_required: list[str] | None = None
     data_required_includes: list[str] = Field(default_factory=list)
     derived: dict[str, bool | float | int | str] = Field(default_factory=dict)
+    computed: dict[str, ComputedExpectation] = Field(default_factory=dict)
     fired: list[str] = Field(default_factory=list)
     not_fired: list[str] = Field(default_factory=list)
     refused: Refusal | None = None
@@ -362,6 +373,19 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     for name, value in exp.derived.items():
         if result["derived"].get(name) != value:
             bad(("expect", "derived", name), f"derived fact {name}", json.dumps(value), json.dumps(result["derived"].get(name)))
+    for name, want in exp.computed.items():
+        got = result.get("computed", {}).get(name)
+        if got is None:
+            bad(("expect", "computed", name), f"computed input {name}", want.model_dump(exclude_none=True), "no value")
+            continue
+        if want.value is not None and got["value"] != want.value:
+            bad(("expect", "computed", name, "value"), f"computed input {name} value", json.dumps(want.value),
+                json.dumps(got["value"]))
+        if want.source is not None and got["source"] != want.source:
+            bad(("expect", "computed", name, "source"), f"computed input {name} source", want.source, got["source"])
+        if want.inputs is not None and sorted(got["inputs"]) != sorted(want.inputs):
+            bad(("expect", "computed", name, "inputs"), f"computed input {name} inputs", sorted(want.inputs),
+                sorted(got["inputs"]))
     for j, rule in enumerate(exp.fired):
         if rule not in outcome.rules_fired:
             bad(("expect", "fired", j), "rule fired", rule, "never fired")

@@ -10,7 +10,7 @@
 
 The models keep conditions and effects as plain data (they are parsed later with positions),
 so the generator describes them itself: in a rule-file model a bare ``Any`` field is a
-condition (recursive: ``all``/``any`` lists, ``not``, ``{field: value}``,
+condition (recursive: ``all``/``any`` lists, ``not``, ``at_least``, ``{field: value}``,
 ``{field: {op: value}}``) and a ``list[Any]`` field is an effect list (one-key objects whose
 bodies are the effect models of :data:`pathway.effects.EFFECT_KINDS`). Wherever a rule may give
 a number or a ``$parameter``, the schema says exactly that.
@@ -125,6 +125,15 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "decision": "A decision recorded by the team: it counts only in the states listed under 'in', from the "
                     "event that records it until the patient leaves the state; recorded elsewhere it is refused "
                     "(PW407); if it cannot be acted on, the result says why in a critical alert.",
+        "ambiguous": "Ambiguity bands: bare numbers that are plausible both in the canonical unit and, as the same "
+                     "number, in another accepted unit; each is refused or accepted with a warning.",
+        "unit_required": "true: every bare number is refused; values must come as {value, unit}. For fields whose "
+                         "common units overlap so much that no band can separate them.",
+        "display": "How texts show the value: {decimals: N} or {step: S}; decisions use the unrounded value.",
+        "aggregate": "Computed from the recorded values of another field over a window of days (never given as input).",
+        "compute": "A true/false field computed from other inputs by a condition when it is not recorded; a value "
+                   "recorded in the same event as, or after, the newest input used wins.",
+        "description": "More about the field, for readers and the field reference.",
     },
     "Watchdog": {
         "when": "Condition (typically on day or days_in_state) past which the state's decision is overdue.",
@@ -133,11 +142,6 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "DecisionSpec": {
         "in": "State id(s) where the decision counts, or 'any_active'.",
-        "ambiguous": "Ambiguity bands: bare numbers that are plausible both in the canonical unit and, as the same "
-                     "number, in another accepted unit; each is refused or accepted with a warning.",
-        "unit_required": "true: every bare number is refused; values must come as {value, unit}. For fields whose "
-                         "common units overlap so much that no band can separate them.",
-        "display": "How texts show the value: {decimals: N} or {step: S}; decisions use the unrounded value.",
     },
     "AmbiguityBand": {
         "unit": "The other unit the same bare number may be in (one the field's quantity converts).",
@@ -150,6 +154,24 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Display": {
         "decimals": "Decimal places shown (0-6).",
         "step": "Shown as a multiple of this step, e.g. 0.5.",
+    },
+    "FieldsFile": {
+        "fields": "Field name -> field. The name carries the canonical unit (crp_mg_l is in mg/L).",
+        "consistency": "Checks between two number fields given together in one event; a violation refuses the event.",
+    },
+    "Computation": {
+        "when": "Condition on input fields ($parameters allowed): true gives true, definitely false gives false, "
+                "unknown gives no value. " + "It may not test derived facts or built-ins.",
+        "evidence": "Where the computation comes from: source ids, strength and verification status.",
+    },
+    "ConsistencyCheck": {
+        "id": "Check id, unique in the fields file.",
+        "title": "What the check means, shown in the refusal message.",
+        "field": "A number field.",
+        "gt": "The other number field: 'field' must be greater than it.",
+        "gte": "The other number field: 'field' must be at least it.",
+        "lt": "The other number field: 'field' must be less than it.",
+        "lte": "The other number field: 'field' must be at most it.",
     },
     "RuleDef": {
         "id": "Rule id, unique across the pathway.",
@@ -282,6 +304,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "data_required": "Exactly these fields are required.",
         "data_required_includes": "These fields are among those required.",
         "derived": "Derived fact -> expected value.",
+        "computed": "Computed input -> its value, source (derived or recorded) and the inputs it was derived from.",
         "fired": "Rules that fired at some point.",
         "not_fired": "Rules that never fired.",
         "refused": "The case must be refused with this code (and at this event).",
@@ -299,7 +322,7 @@ _EFFECT_TEXT: dict[str, str] = {
     "offer": "An option at a decision, with reasons for and against; listed under options.",
 }
 _CONDITION_TEXT = ("A condition: 'true', a list (all must hold), or a mapping of 'all'/'any' lists, "
-                   "'not', and field tests '{field: value}' or '{field: {op: value}}'.")
+                   "'not', 'at_least' {n, of}, and field tests '{field: value}' or '{field: {op: value}}'.")
 _EFFECTS_TEXT = "Effects: a list of one-key objects such as '- transition: <state>' or '- recommend: {...}'."
 _KEY_TEXT: dict[str, str] = {
     "due": "Condition saying when the decision is due, e.g. {day: {gte: $assessment_day}}. " + _CONDITION_TEXT,
@@ -474,14 +497,25 @@ def _condition_defs() -> dict[str, Any]:
                 "all": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "Every condition holds."},
                 "any": {"type": "array", "minItems": 1, "items": ref("Condition"), "description": "At least one holds."},
                 "not": {**ref("Condition"), "description": "The condition does not hold."},
+                "at_least": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["n", "of"],
+                    "properties": {
+                        "n": {**ref("Number"), "description": "How many of the conditions must hold (a whole number)."},
+                        "of": {"type": "array", "minItems": 2, "items": ref("Condition"), "description": "The conditions."},
+                    },
+                    "description": "At least n of the conditions hold: unknown while n could still be reached.",
+                },
             },
             "patternProperties": {
-                r"^(?!(all|any|not)$)[a-z][a-z0-9_]*$": ref("FieldTest"),
+                r"^(?!(all|any|not|at_least)$)[a-z][a-z0-9_]*$": ref("FieldTest"),
                 r"^\$[a-z][a-z0-9_]*$": {**ref("FieldTest"),
                                            "description": "A test on a pathway parameter, settled when the pathway loads."},
             },
             "additionalProperties": False,
-            "description": "Keys are 'all', 'any', 'not', field / derived-fact names or $parameters; several keys all hold.",
+            "description": "Keys are 'all', 'any', 'not', 'at_least', field / derived-fact names or $parameters; "
+                           "several keys all hold.",
         },
         "Condition": {
             "anyOf": [
@@ -550,8 +584,11 @@ def model_schemas() -> dict[str, dict[str, Any]]:
     pathway = _walk(pathway, _parameter_refs)
     out["pathway.schema.json"] = _finish(pathway, "Pathway file (pathway.yaml)",
                                          "States, transitions, parameters, derived facts and the list of rule files.")
-    out["fields.schema.json"] = _finish(_file_schema(M.FieldsFile, classes), "Fields file (fields.yaml)",
-                                        "Every input field of a case or event: type, canonical unit, plausible range.")
+    fields = _file_schema(M.FieldsFile, classes)
+    fields.setdefault("$defs", {}).update(_condition_defs())
+    out["fields.schema.json"] = _finish(fields, "Fields file (fields.yaml)",
+                                        "Every input field of a case or event: type, canonical unit, plausible range, "
+                                        "how a computed input is computed, and checks between values of one event.")
     out["sources.schema.json"] = _finish(_file_schema(M.SourcesFile, classes), "Sources file (sources.yaml)",
                                          "The evidence source list that rules, parameters and profiles cite.")
 

@@ -75,6 +75,12 @@ _ALL = [
     Code("PW217", "rule file", "unit the field does not convert",
          "A unit named on a field (an `ambiguous` band's `unit`) that the field's quantity does not convert, "
          "or that reads a number as the same value as the canonical unit."),
+    Code("PW218", "rule file", "computed inputs that depend on each other in a cycle",
+         "A field under `compute:` is computed, directly or through other computed inputs, from itself."),
+    Code("PW219", "rule file", "computed input that is not true/false",
+         "Only a boolean field can be computed from a condition (true, false or unknown)."),
+    Code("PW220", "rule file", "computed input that tests a derived fact or built-in",
+         "A computation tests input fields only; the engine makes derived facts and the clock after the inputs."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",
@@ -98,6 +104,9 @@ _ALL = [
     Code("PW408", "input", "bare number whose unit is ambiguous",
          "A bare number inside a `refuse` band of its field (plausible in two units, read differently by the "
          "pathway), or any bare number of a field with `unit_required`; give it as `{value, unit}`."),
+    Code("PW409", "input", "inconsistent values in one event",
+         "Two values given together break a `consistency:` check of the fields file (e.g. more bloody stools "
+         "than stools); the message names both fields and values."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW600", "check", "the pathway does not load", "The loader's diagnostics are listed."),

@@ -11,6 +11,9 @@ Syntax (YAML)::
         - not: {toxic_megacolon: true}
 
 - A mapping with several keys is an implicit ``all``; a list is an implicit ``all``.
+- ``at_least: {n: 3, of: [...]}`` holds when at least ``n`` of the listed conditions hold (``n`` may
+  be a ``$parameter``); three-valued: true when ``n`` items are true, false when fewer than ``n``
+  items can still be true, unknown otherwise.
 - ``field: value`` tests equality; ``field: {op: value, ...}`` with ops
   ``eq ne gt gte lt lte in not_in between present``.
 - A string value starting with ``$`` names a pathway parameter; a key starting with ``$`` tests a
@@ -27,9 +30,10 @@ rule nor its negation (``otherwise``) fires, and the rule's ``requires`` list re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import product
+from itertools import combinations, product
 from typing import Any, cast
 
 from pathway.core.errors import Diagnostic, suggest
@@ -40,17 +44,24 @@ __all__ = [
     "And",
     "Or",
     "Always",
+    "AtLeast",
     "Cond",
     "ConditionParser",
     "negate",
     "evaluate",
+    "expand_counts",
+    "fields_of",
     "to_dnf",
     "snapshot_json",
     "describe",
     "MAX_DNF_TERMS",
+    "MAX_COUNT_CHOICES",
 ]
 
 MAX_DNF_TERMS = 16
+#: An ``at_least`` compiles into one alternative per choice of ``n`` of its items; beyond this many
+#: choices it is refused when the pathway loads (the engine would hold too many alternatives).
+MAX_COUNT_CHOICES = 64
 
 _NEGATE_OP = {
     "eq": "ne",
@@ -118,7 +129,36 @@ class Always:
     pass
 
 
-Cond = Cmp | And | Or | Always
+@dataclass(frozen=True)
+class AtLeast:
+    """At least ``n`` of ``items`` hold (``1 <= n <= len(items)``, checked by the parser)."""
+
+    n: int
+    items: tuple[Cond, ...]
+    param: str | None = None
+
+
+Cond = Cmp | And | Or | Always | AtLeast
+
+
+def _choices(cond: AtLeast) -> Or:
+    """``at_least`` as the ``or`` of every choice of ``n`` items (the same three-valued value)."""
+    return Or(tuple(And(chosen) for chosen in combinations(cond.items, cond.n)))
+
+
+def expand_counts(cond: Cond) -> Cond:
+    """``cond`` with every ``at_least`` rewritten as :func:`_choices` (only ``and``/``or`` left).
+
+    Kleene logic gives both forms the same value: the ``or`` is true when one choice has ``n``
+    true items, and false when every choice has a false item, i.e. fewer than ``n`` items can
+    still be true. The engine compiles the expanded form.
+    """
+    if isinstance(cond, (Cmp, Always)):
+        return cond
+    if isinstance(cond, AtLeast):
+        return expand_counts(_choices(cond))
+    items = tuple(expand_counts(c) for c in cond.items)
+    return And(items) if isinstance(cond, And) else Or(items)
 
 
 def evaluate(cond: Cond, facts: dict[str, Any],
@@ -134,6 +174,11 @@ def evaluate(cond: Cond, facts: dict[str, Any],
     if isinstance(cond, Cmp):
         return leaf(cond, facts) if leaf is not None else cond.holds(facts)
     values = [evaluate(c, facts, leaf) for c in cond.items]
+    if isinstance(cond, AtLeast):
+        true = sum(1 for v in values if v is True)
+        if true >= cond.n:
+            return True
+        return False if true + sum(1 for v in values if v is None) < cond.n else None
     if isinstance(cond, And):
         if any(v is False for v in values):
             return False
@@ -151,15 +196,19 @@ def negate(cond: Cond) -> Cond:
         return Or(tuple(negate(c) for c in cond.items))
     if isinstance(cond, Or):
         return And(tuple(negate(c) for c in cond.items))
+    if isinstance(cond, AtLeast):
+        # fewer than n of m hold <=> at least m - n + 1 of them do not hold
+        return AtLeast(len(cond.items) - cond.n + 1, tuple(negate(c) for c in cond.items))
     if cond.op == "present":
         return Cmp(cond.field, "present", not cond.value, cond.derived, cond.param, cond.line, cond.col)
     return Cmp(cond.field, _NEGATE_OP[cond.op], cond.value, cond.derived, cond.param, cond.line, cond.col)
 
 
 def fields_of(cond: Cond) -> list[Cmp]:
+    """Every comparison of a condition, in the order written."""
     if isinstance(cond, Cmp):
         return [cond]
-    if isinstance(cond, (And, Or)):
+    if isinstance(cond, (And, Or, AtLeast)):
         return [c for item in cond.items for c in fields_of(item)]
     return []
 
@@ -180,6 +229,8 @@ def to_dnf(cond: Cond) -> list[list[Cond]]:
         return [[cond]]
     if isinstance(cond, Cmp):
         return [[cond]]
+    if isinstance(cond, AtLeast):
+        return to_dnf(_choices(cond))
     if isinstance(cond, Or):
         return [conj for item in cond.items for conj in to_dnf(item)]
     assert isinstance(cond, And)
@@ -214,6 +265,8 @@ def snapshot_json(cond: Cond) -> dict[str, Any] | None:
         return None
     if isinstance(cond, Cmp):
         return _cmp_json(cond, cond.field)
+    if isinstance(cond, AtLeast):
+        return snapshot_json(_choices(cond))
     compiled = [snapshot_json(item) for item in cond.items]
     if isinstance(cond, Or) and any(p is None for p in compiled):
         return None  # an always-true branch makes the whole Or true
@@ -245,6 +298,9 @@ def describe(cond: Cond) -> str:
         if isinstance(value, bool):
             value = str(value).lower()
         return f"{cond.field} {_OP_WORDS[cond.op]} {value}"
+    if isinstance(cond, AtLeast):
+        count = f"${cond.param}" if cond.param else str(cond.n)
+        return f"at least {count} of (" + ", ".join(describe(i) for i in cond.items) + ")"
     joiner = " and " if isinstance(cond, And) else " or "
     if not cond.items:
         return "always" if isinstance(cond, And) else "never"
@@ -299,9 +355,47 @@ class ConditionParser:
                 parts.append(Or(tuple(self.parse(v, sub + (i,)) for i, v in enumerate(value))))
             elif key == "not":
                 parts.append(negate(self.parse(value, sub)))
+            elif key == "at_least":
+                count = self._at_least(value, sub)
+                if count is not None:
+                    parts.append(count)
             else:
                 parts.extend(self._field(str(key), value, sub))
         return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def _at_least(self, value: Any, path: tuple[Any, ...]) -> Cond | None:
+        """``at_least: {n: 3, of: [...]}``: at least ``n`` (a number or ``$parameter``) of the listed conditions."""
+        if not isinstance(value, dict) or set(value) != {"n", "of"}:
+            extra = sorted(str(k) for k in value) if isinstance(value, dict) else []
+            unknown = [k for k in extra if k not in ("n", "of")]
+            if unknown:
+                missing = [k for k in ("n", "of") if k not in value]
+                hint = suggest(unknown[0], ["n", "of"]) or (missing[0] if len(missing) == 1 else None)
+                self._err(path + (unknown[0],), "PW110", f"unknown key '{unknown[0]}' in 'at_least' (it takes 'n' and 'of')",
+                          hint, key=True)
+            else:
+                self._err(path, "PW112", "'at_least' takes 'n' (how many) and 'of' (a list of conditions)")
+            return None
+        items_raw = value["of"]
+        if not isinstance(items_raw, list) or len(items_raw) < 2:
+            self._err(path + ("of",), "PW112", "'of' takes a list of at least two conditions")
+            return None
+        items = tuple(self.parse(v, path + ("of", i)) for i, v in enumerate(items_raw))
+        n, param = self._resolve(value["n"], path + ("n",))
+        if n is None and param is not None:
+            return None
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or not float(n).is_integer():
+            self._err(path + ("n",), "PW112", f"'n' is a whole number of conditions, not {n!r}")
+            return None
+        n = int(n)
+        if not 1 <= n <= len(items):
+            self._err(path + ("n",), "PW112", f"'n' must be from 1 to the number of conditions ({len(items)}), not {n}")
+            return None
+        if math.comb(len(items), n) > MAX_COUNT_CHOICES:
+            self._err(path, "PW112", f"at least {n} of {len(items)} conditions has {math.comb(len(items), n)} "
+                                     f"combinations (limit {MAX_COUNT_CHOICES}); split it into smaller groups")
+            return None
+        return AtLeast(n, items, param)
 
     def _resolve(self, value: Any, path: tuple[Any, ...]) -> tuple[Any, str | None]:
         if isinstance(value, str) and value.startswith("$"):

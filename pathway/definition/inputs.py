@@ -15,15 +15,17 @@ quantity is never ambiguous, whatever its unit.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pathway.core.errors import Diagnostic, InputError, suggest
 from pathway.definition.clock import MAX_DAY
 from pathway.definition.model import AmbiguityBand, FieldDef
+from pathway.definition.pathway import Consistency
 from pathway.definition.units import convert, shown, units_for
 
-__all__ = ["validate_patient", "validate_event", "EVENT_META", "PATIENT_META"]
+__all__ = ["validate_patient", "validate_event", "check_consistency", "EVENT_META", "PATIENT_META"]
 
 EVENT_META = {"day", "time", "note", "id"}
 PATIENT_META = {"id", "admission_time", "note"}
@@ -157,8 +159,22 @@ def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], s
     return values
 
 
-def validate_patient(patient: Any, fields: dict[str, FieldDef],
-                     builtins: set[str]) -> tuple[str, dict[str, Any], datetime | None, list[dict[str, Any]]]:
+_CHECK_WORDS = {"gt": "more than", "gte": "at least", "lt": "less than", "lte": "at most"}
+
+
+def check_consistency(values: dict[str, Any], checks: Sequence[Consistency], where: str,
+                      out: list[Diagnostic]) -> None:
+    """PW409 for every check that two values given together (canonical units) break."""
+    for check in checks:
+        if not check.holds(values):
+            a, b = values[check.field], values[check.other]
+            out.append(_diag(f"{where}.{check.field}", "PW409",
+                             f"inconsistent values: {check.field} = {a:g} must be {_CHECK_WORDS[check.op]} "
+                             f"{check.other} = {b:g} when both are given together ({check.title})"))
+
+
+def validate_patient(patient: Any, fields: dict[str, FieldDef], builtins: set[str],
+                     checks: Sequence[Consistency] = ()) -> tuple[str, dict[str, Any], datetime | None, list[dict[str, Any]]]:
     """Return (patient id, canonical values, admission time, input warnings); raise InputError otherwise.
 
     Input warnings are alerts (``rule`` ``input.<field>``, ``level``, ``text``, ``evidence``) for
@@ -175,6 +191,7 @@ def validate_patient(patient: Any, fields: dict[str, FieldDef],
     if patient.get("admission_time") is not None:
         admission = _parse_time(patient["admission_time"], "patient.admission_time", out)
     values = _fields(patient, fields, PATIENT_META, ("patient", "both"), builtins, "patient", out, warnings)
+    check_consistency(values, checks, "patient", out)
     if out:
         raise InputError(out)
     return str(pid), values, admission, _sorted(warnings)
@@ -198,10 +215,13 @@ def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
 
 
 def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,
-                   admission: datetime | None,
-                   last_day: float | None) -> tuple[float, dict[str, Any], datetime | None, list[dict[str, Any]]]:
+                   admission: datetime | None, last_day: float | None,
+                   checks: Sequence[Consistency] = ()) -> tuple[float, dict[str, Any], datetime | None, list[dict[str, Any]]]:
     """Return (clinical day, canonical values, admission time to keep, input warnings); raise InputError
-    otherwise (see :func:`validate_patient` for the warnings)."""
+    otherwise (see :func:`validate_patient` for the warnings).
+
+    ``checks`` compare values given together in this event (``consistency:`` in the fields file).
+    """
     out: list[Diagnostic] = []
     warnings: list[dict[str, Any]] = []
     if not isinstance(event, dict):
@@ -228,6 +248,7 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
     if day is not None and last_day is not None and day < last_day:
         out.append(_diag(f"{where}.day", "PW406", f"events must be in time order: day {day:g} comes after day {last_day:g}"))
     values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out, warnings)
+    check_consistency(values, checks, where, out)
     if out:
         raise InputError(out)
     assert day is not None

@@ -32,6 +32,8 @@ __all__ = [
     "Display",
     "Aggregate",
     "DecisionSpec",
+    "Computation",
+    "ConsistencyCheck",
     "CheckSetting",
     "PathwayFile",
     "FieldsFile",
@@ -139,6 +141,8 @@ class DecisionSpec(_Model):
     in_: str | list[str] = Field(alias="in")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class AmbiguityBand(_Model):
     """Bare numbers of a field that read plausibly both in its canonical unit and, as the same
     number, in another unit the field accepts (``unit``).
@@ -163,8 +167,23 @@ class Display(_Model):
     step: float | None = Field(default=None, gt=0)
 
 
+class Computation(_Model):
+    """How a true/false input is computed from other inputs when its value is not recorded.
+
+    ``when`` is a condition on input fields (the rule condition language, ``$parameters``
+    included): the field is true when the condition is definitely true, false when it is
+    definitely false, and has no value (unknown) otherwise. A value recorded for the field wins
+    over the computed one when it was recorded in the same event as, or a later event than, the
+    newest input value the condition used; otherwise the computed value wins.
+    """
+
+    when: Any
+    evidence: Evidence
+
+
 class FieldDef(_Model):
-    """One input field of a case or event (or, with ``aggregate``, computed from one)."""
+    """One input field of a case or event (with ``aggregate``, computed from one; with ``compute``,
+    computed from other inputs unless recorded)."""
 
     type: Literal["number", "integer", "boolean", "enum", "string"]
     title: str
@@ -179,6 +198,7 @@ class FieldDef(_Model):
     aggregate: Aggregate | None = None
     #: a decision recorded by the team (see DecisionSpec); the loader resolves the states
     decision: DecisionSpec | None = None
+    compute: Computation | None = None
     description: str = ""
     #: Bare numbers that are plausible in two units (see AmbiguityBand).
     ambiguous: list[AmbiguityBand] = Field(default_factory=list)
@@ -186,6 +206,23 @@ class FieldDef(_Model):
     unit_required: bool = False
     #: Rounding of the value where texts show it (``{field}``).
     display: Display | None = None
+
+
+class ConsistencyCheck(_Model):
+    """Two number fields given in the same event must compare this way, or the event is refused.
+
+    ``{id: stools_include_bloody, field: stool_freq_24h, gte: bloody_stools_24h}``: when both are
+    given in one event (or both in the patient record), ``stool_freq_24h >= bloody_stools_24h``
+    must hold. Exactly one of ``gt``, ``gte``, ``lt``, ``lte`` names the other field.
+    """
+
+    id: str = Field(pattern=_ID)
+    title: str
+    field: str
+    gt: str | None = None
+    gte: str | None = None
+    lt: str | None = None
+    lte: str | None = None
 
 
 class CheckSetting(_Model):
@@ -233,6 +270,8 @@ class SourcesFile(_Model):
 
 class FieldsFile(_Model):
     fields: dict[str, FieldDef]
+    #: Checks between the values of one event; a violation refuses the event (PW409).
+    consistency: list[ConsistencyCheck] = Field(default_factory=list)
 
 
 class RuleDef(_Model):

@@ -17,7 +17,7 @@ from pathway.definition.clock import MAX_DAY
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
-__all__ = ["Rule", "PathwayDef", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
+__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
 
 #: How a rule fired, as the engine's bindings and the result's trace name it.
 Branch = Literal["then", "else", "missing"]
@@ -96,6 +96,50 @@ class Rule:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+@dataclass(frozen=True)
+class ComputedInput:
+    """A true/false input field computed from other inputs (``compute:`` in the fields file).
+
+    ``when`` is true -> the field is true; definitely false -> false; unknown -> no value. A
+    recorded value of the field wins when it was recorded in the same event as, or a later event
+    than, the newest of the ``inputs`` the condition used (see :mod:`pathway.runtime.facts`).
+    """
+
+    field: str
+    when: C.Cond
+    inputs: tuple[str, ...]  # the fields the condition tests, in the order written
+    evidence: Evidence
+    file: str
+    line: int
+    col: int
+    params: tuple[str, ...] = ()
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Two number fields given together must compare this way (``consistency:`` in the fields file)."""
+
+    id: str
+    title: str
+    field: str
+    op: Literal["gt", "gte", "lt", "lte"]
+    other: str
+    file: str
+    line: int
+    col: int
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        """True unless both values are given and the comparison fails."""
+        a, b = values.get(self.field), values.get(self.other)
+        if a is None or b is None:
+            return True
+        return bool(C.Cmp(self.field, self.op, b).holds({self.field: a}))
+
+
 @dataclass
 class PathwayDef:
     """Everything the compiler, engine, diagrams and checks need, already validated."""
@@ -112,6 +156,9 @@ class PathwayDef:
     decisions: dict[str, frozenset[str]] = field(default_factory=dict)
     #: state -> its overdue condition (parsed, parameters resolved); text and evidence are in spec
     watchdogs: dict[str, C.Cond] = field(default_factory=dict)
+    #: computed inputs in evaluation order (an input computed from another comes after it)
+    computed: dict[str, ComputedInput] = field(default_factory=dict)
+    consistency: tuple[Consistency, ...] = ()
 
     @property
     def id(self) -> str:

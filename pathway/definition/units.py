@@ -30,6 +30,8 @@ CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, Fraction]]]] = {
     "drug_level": ("ng/mL", {"µg/L": (0, Fraction(1)), "ug/L": (0, Fraction(1))}),
     "weight": ("kg", {"g": (0, Fraction(1, 1000)), "lb": (0, Fraction("0.45359237"))}),
     "length": ("cm", {"mm": (0, Fraction(1, 10))}),
+    "cell_count": ("10^9/L", {"10^3/µL": (0, Fraction(1)), "10^3/uL": (0, Fraction(1)), "/µL": (0, Fraction(1, 1000)),
+                              "/uL": (0, Fraction(1, 1000)), "/mm3": (0, Fraction(1, 1000)), "G/L": (0, Fraction(1))}),
 }
 
 

@@ -44,7 +44,7 @@ from pathway.definition.model import (
     RuleFile,
     SourcesFile,
 )
-from pathway.definition.pathway import BRANCH_KEYS, BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.pathway import BRANCH_KEYS, BUILTIN_FIELDS, ComputedInput, Consistency, PathwayDef, Rule
 from pathway.definition.units import convert, units_for
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
@@ -178,6 +178,11 @@ class _Loader:
                     self.diags.append(fdoc.diag(("fields", name, "decision"), "PW112",
                                                 "a decision is an event field of type enum or boolean"))
                 decisions[name] = frozenset(expand_sources(spec, fdef.decision.in_))
+        computed: dict[str, ComputedInput] = {}
+        consistency: list[Consistency] = []
+        if fields_file is not None and fdoc is not None:
+            computed = self._computed(fdoc, fields_file, spec, params)
+            consistency = self._consistency(fdoc, fields_file)
         fields["state"] = None  # resolved below
 
         watchdogs = self._watchdogs(pdoc, spec, fields, params)
@@ -210,7 +215,128 @@ class _Loader:
             raise DefinitionError(self.diags)
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
-                          files=self.files, decisions=decisions, watchdogs=watchdogs)
+                          files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
+                          consistency=tuple(consistency))
+
+    def _computed(self, doc: Located, ffile: FieldsFile, spec: PathwayFile,
+                  params: dict[str, Any]) -> dict[str, ComputedInput]:
+        """Computed inputs (``compute:``), resolved and ordered so that an input comes before the fields computed from it.
+
+        A computation tests input fields only (not built-ins, the clock or derived facts, which
+        the engine makes after the snapshot is built), gives a true/false field, and may not
+        depend on itself through other computed inputs.
+        """
+        authored = ffile.fields
+        state_names = set(spec.states)
+        not_inputs = set(BUILTIN_FIELDS) | {"state"} | {days_since(s) for s in state_names}
+
+        def field_type(name: str) -> tuple[str, list[str]] | None:
+            if name == "state":
+                return ("enum", sorted(state_names))
+            f = authored.get(name) or BUILTIN_FIELDS.get(name)
+            if f is None and name in {days_since(s) for s in state_names}:
+                return ("number", [])
+            return (f.type, list(f.values)) if f is not None else None
+
+        def derived_type(name: str) -> tuple[str, list[str]] | None:
+            d = spec.derived.get(name)
+            return (d.type, list(d.values)) if d is not None else None
+
+        out: dict[str, ComputedInput] = {}
+        order = {name: i for i, name in enumerate(authored)}
+        for name, fdef in authored.items():
+            if fdef.compute is None:
+                continue
+            where = ("fields", name, "compute")
+            before = len(self.diags)
+            if fdef.type != "boolean":
+                self.diags.append(doc.diag(where, "PW219", f"'{name}' is {fdef.type}; only a true/false field can be "
+                                                           "computed from a condition", key=True))
+            if fdef.aggregate is not None:
+                self.diags.append(doc.diag(where, "PW112", f"'{name}' has both 'aggregate' and 'compute'; give one",
+                                           key=True))
+            parser = C.ConditionParser(doc, field_type, derived_type, params, sorted(authored), self.diags)
+            cond = parser.parse(fdef.compute.when, where + ("when",))
+            inputs: list[str] = []
+            for cmp in C.fields_of(cond):
+                if cmp.derived or cmp.field in not_inputs:
+                    kind = "derived fact" if cmp.derived else "built-in"
+                    self.diags.append(Diagnostic(doc.file, cmp.line, cmp.col, "PW220",
+                                                 f"computed input '{name}' tests {kind} '{cmp.field}'; it may test input "
+                                                 "fields only (the engine makes derived facts and the clock later)"))
+                elif cmp.field not in inputs:
+                    inputs.append(cmp.field)
+            for k, src in enumerate(fdef.compute.evidence.sources):
+                if src not in spec.sources:
+                    self.diags.append(doc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
+                                               suggest(src, spec.sources)))
+            if len(self.diags) > before:
+                continue
+            line, col = doc.pos(where, key=True)
+            out[name] = ComputedInput(name, cond, tuple(inputs), fdef.compute.evidence, doc.file, line, col,
+                                      tuple(sorted(parser.used_params)))
+        graph = nx.DiGraph()
+        graph.add_nodes_from(out)
+        for name, comp in out.items():
+            for used in comp.inputs:
+                if used in out:
+                    graph.add_edge(used, name)
+        cyclic = False
+        for component in sorted(nx.strongly_connected_components(graph), key=lambda c: min(order[n] for n in c)):
+            first = min(component, key=lambda n: order[n])
+            if len(component) == 1 and not graph.has_edge(first, first):
+                continue
+            cyclic = True
+            cycle = [first]
+            while True:  # follow inputs inside the component back to the first field
+                nxt = next(u for u in sorted(out[cycle[-1]].inputs, key=lambda n: order.get(n, 0)) if u in component)
+                cycle.append(nxt)
+                if nxt == first or len(cycle) > len(component) + 1:
+                    break
+            self.diags.append(doc.diag(("fields", first, "compute"), "PW218",
+                                       "computed inputs depend on each other in a cycle: " + " <- ".join(cycle)
+                                       + " (a field cannot be computed from itself)", key=True))
+        if cyclic:
+            return out
+        ordered = nx.lexicographical_topological_sort(graph, key=lambda n: f"{order[n]:06d}")
+        return {name: out[name] for name in ordered}
+
+    def _consistency(self, doc: Located, ffile: FieldsFile) -> list[Consistency]:
+        """Checks between two number fields of one event (``consistency:``)."""
+        authored = ffile.fields
+        out: list[Consistency] = []
+        seen: dict[str, int] = {}
+        for i, check in enumerate(ffile.consistency):
+            where = ("consistency", i)
+            before = len(self.diags)
+            if check.id in seen:
+                self.diags.append(doc.diag(where + ("id",), "PW205",
+                                           f"duplicate check id '{check.id}' (first at line {seen[check.id]})"))
+            seen.setdefault(check.id, doc.pos(where)[0])
+            ops = [op for op in ("gt", "gte", "lt", "lte") if getattr(check, op) is not None]
+            if len(ops) != 1:
+                self.diags.append(doc.diag(where, "PW112", "a consistency check names the other field with exactly one of "
+                                                           "'gt', 'gte', 'lt', 'lte'"))
+                continue
+            op = ops[0]
+            other = cast(str, getattr(check, op))
+            for key, name in (("field", check.field), (op, other)):
+                f = authored.get(name)
+                if f is None or f.aggregate is not None:
+                    self.diags.append(doc.diag(where + (key,), "PW202", f"unknown input field '{name}'",
+                                               suggest(name, [n for n, d in authored.items() if d.aggregate is None])))
+                elif f.type not in ("number", "integer"):
+                    self.diags.append(doc.diag(where + (key,), "PW209", f"'{op}' needs a number, but '{name}' is {f.type}"))
+            if len(self.diags) > before:
+                continue
+            a, b = authored[check.field], authored[other]
+            if a.unit != b.unit:
+                self.diags.append(doc.diag(where, "PW112", f"'{check.field}' is in {a.unit or 'no unit'} and '{other}' in "
+                                                           f"{b.unit or 'no unit'}; compare fields of the same unit"))
+                continue
+            line, col = doc.pos(where)
+            out.append(Consistency(check.id, check.title, check.field, cast(Any, op), other, doc.file, line, col))
+        return out
 
     def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
         """Parameter values of a site profile, checked against the pathway's parameters."""

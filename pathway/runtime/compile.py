@@ -108,6 +108,8 @@ def _possible(cond: C.Cond) -> C.Cond:
             return cond
         return C.Or((cond, C.Cmp(cond.field, "present", False, False, None, cond.line, cond.col)))
     items = tuple(_possible(c) for c in cond.items)
+    if isinstance(cond, C.AtLeast):
+        return C.AtLeast(cond.n, items, cond.param)  # n items true or unknown
     return C.And(items) if isinstance(cond, C.And) else C.Or(items)
 
 

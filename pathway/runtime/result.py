@@ -33,6 +33,14 @@ def _copy_trace(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _STATUS_ORDER = {"available": 0, "caution": 1, "pending": 2, "unavailable": 3}
 
 
+def _computed(st: SessionState) -> dict[str, dict[str, Any]]:
+    """Where each computed input's value came from at the last evaluation (a fresh copy)."""
+    if not st.evaluations:
+        return {}
+    latest = st.evaluations[-1].get("computed", {})
+    return {name: {**entry, "inputs": dict(entry["inputs"])} for name, entry in sorted(latest.items())}
+
+
 def _need(required: dict[str, dict[str, Any]], name: str, rule: str, text: str) -> None:
     entry = required.setdefault(name, {"field": name, "rules": [], "text": text})
     if rule not in entry["rules"]:
@@ -93,6 +101,8 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     for name, entry in required.items():
         spec = d.fields.get(name)
         entry.update({"title": spec.title if spec else name, "unit": spec.unit if spec else ""})
+        if name in d.computed:  # recording these inputs would give it a value as well
+            entry["computed_from"] = list(d.computed[name].inputs)
     state_def = d.spec.states[st.state]
     return {
         "pathway": d.id,
@@ -110,6 +120,8 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         "data_required": list(required.values()),
         "alerts": alerts,
         "derived": dict(sorted(st.derived.items())),  # derived during the last event
+        # computed inputs at the last event: the value used, recorded or derived, and from which inputs
+        "computed": _computed(st),
         "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
                                     and pathway.rule(item["rule"]).evidence.status == "unverified"}),
         "trace": _copy_trace(st.trace),

@@ -51,7 +51,8 @@ class Session:
 
     @property
     def evaluations(self) -> list[dict[str, Any]]:
-        """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw and the ``derived`` facts."""
+        """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw, the ``derived`` facts and
+        where each ``computed`` input's value came from."""
         return copy.deepcopy(self._st.evaluations)
 
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -61,9 +62,10 @@ class Session:
         session is left exactly as it was.
         """
         st = self._st
-        day, values, admission, warnings = validate_event(event, self._pathway.definition.fields, self._pathway.builtins,
+        d = self._pathway.definition
+        day, values, admission, warnings = validate_event(event, d.fields, self._pathway.builtins,
                                                           where=f"events[{len(st.events)}]", admission=st.admission,
-                                                          last_day=st.day)
+                                                          last_day=st.day, checks=d.consistency)
         work = st.copy()
         work.admission = admission
         work.warnings = warnings  # the event's own; kept only if the whole event is applied
@@ -113,7 +115,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
     passed = [st.state]  # the states this event is evaluated in
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
-    values_now = facts.values_now(pw, st)
+    values_now, computed = facts.values_now(pw, st)
     for _hop in range(len(d.spec.states) + 1):
         snapshot = facts.snapshot(pw, st, values_now)
         firings, derived = pw.engine.evaluate(st.state, snapshot)
@@ -121,7 +123,7 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
         event_derived.update(derived)
         st.evaluations.append({"event": index, "day": day, "state": st.state,
                                "facts": {k: v for k, v in snapshot.items() if v is not None},
-                               "derived": dict(derived)})
+                               "derived": dict(derived), "computed": computed})
         chosen = _choose(pw, st.state, firings)
         for f in firings:
             entry = {"event": index, "day": day, "state": st.state, "rule": f.rule, "branch": f.branch,
@@ -170,7 +172,7 @@ def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str
 
 def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     d = pathway.definition
-    pid, values, admission, warnings = validate_patient(patient, d.fields, pathway.builtins)
+    pid, values, admission, warnings = validate_patient(patient, d.fields, pathway.builtins, d.consistency)
     start = d.start_state
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
                                          facts=values, state=start, path=[start], entered={start: 0},
