@@ -478,9 +478,9 @@ class _Loader:
                 self.diags.append(doc.diag(("parameters", name), "PW112",
                                            f"override of '{name}' with {value!r} does not fit its type"))
 
-    def _watchdogs(self, pdoc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
-                   params: dict[str, Any]) -> dict[str, C.Cond]:
-        """Each state's overdue condition, parsed like a rule's 'when'; its text may name values."""
+    def _parser(self, doc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
+                params: dict[str, Any]) -> C.ConditionParser:
+        """A parser of conditions on the fields, derived facts and states of this pathway."""
         state_names = list(spec.states)
 
         def field_type(name: str) -> tuple[str, list[str]] | None:
@@ -493,6 +493,12 @@ class _Loader:
             d = spec.derived.get(name)
             return (d.type, list(d.values)) if d is not None else None
 
+        known = sorted([n for n in fields] + list(spec.derived))
+        return C.ConditionParser(doc, field_type, derived_type, params, known, self.diags)
+
+    def _watchdogs(self, pdoc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
+                   params: dict[str, Any]) -> dict[str, C.Cond]:
+        """Each state's overdue condition, parsed like a rule's 'when'; its text may name values."""
         known = sorted([n for n in fields if n != "state"] + list(spec.derived))
         out: dict[str, C.Cond] = {}
         for sid, sdef in spec.states.items():
@@ -501,8 +507,7 @@ class _Loader:
             where = ("states", sid, "overdue")
             if sdef.kind == "terminal":
                 self.diags.append(pdoc.diag(where, "PW112", "a terminal state has no decision to be overdue"))
-            parser = C.ConditionParser(pdoc, field_type, derived_type, params, known, self.diags)
-            out[sid] = parser.parse(sdef.overdue.when, where + ("when",))
+            out[sid] = self._parser(pdoc, spec, fields, params).parse(sdef.overdue.when, where + ("when",))
             for k, src in enumerate(sdef.overdue.evidence.sources):
                 if src not in spec.sources:
                     self.diags.append(pdoc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
@@ -525,18 +530,8 @@ class _Loader:
         states = tuple(s for s in expand_sources(spec, rdef.in_) if s in spec.states) if ANY_ACTIVE in in_values else tuple(
             s for s in in_values if s in spec.states)
 
-        def field_type(name: str) -> tuple[str, list[str]] | None:
-            if name == "state":
-                return ("enum", state_names)
-            f = fields.get(name)
-            return (f.type, list(f.values)) if f is not None else None
-
-        def derived_type(name: str) -> tuple[str, list[str]] | None:
-            d = spec.derived.get(name)
-            return (d.type, list(d.values)) if d is not None else None
-
         known = sorted([n for n in fields] + list(spec.derived))
-        parser = C.ConditionParser(doc, field_type, derived_type, params, known, self.diags)
+        parser = self._parser(doc, spec, fields, params)
         due = parser.parse(rdef.due, path + ("due",)) if rdef.due is not None else C.Always()
         when = parser.parse(rdef.when, path + ("when",)) if rdef.when is not None else C.Always()
         for k, name in enumerate(rdef.requires):
