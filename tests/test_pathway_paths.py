@@ -218,22 +218,30 @@ def test_tacrolimus_toxicity_takes_priority_over_a_low_trough(pw):
     assert any(a["rule"] == "tac_creatinine_rise" and a["level"] == "critical" for a in result["alerts"])
 
 
-def test_ciclosporin_excluded_by_low_cholesterol_both_directions(pw):
+def test_low_cholesterol_is_a_ciclosporin_caution_both_directions(pw):
     low = pw.run_case({"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL),
                                                         {"day": 3, "cholesterol_mmol_l": 2.4, "magnesium_mmol_l": 0.8,
                                                          "creatinine_umol_l": 70, "active_serious_infection": False,
                                                          "bp_uncontrolled": False}]})
     ok = pw.run_case(to_rescue())
     opt = lambda r, name: next(o for o in r["options"] if o["option"] == name)  # noqa: E731
-    assert opt(low, "ciclosporin")["available"] is False
-    assert any("Cholesterol 2.4" in a for a in opt(low, "ciclosporin")["against"])
-    assert opt(ok, "ciclosporin")["available"] is True
-    assert low["derived"]["ciclosporin_excluded"] is True
-    assert ok["derived"]["ciclosporin_excluded"] is False
+    # seizure risk with IV ciclosporin: choosable with the caution, oral ciclosporin suggested (§5.2)
+    assert opt(low, "ciclosporin")["status"] == "caution" and opt(low, "ciclosporin")["available"] is True
+    assert any("Cholesterol 2.4" in a and "oral" in a for a in opt(low, "ciclosporin")["against"])
+    assert opt(ok, "ciclosporin")["status"] == "available"
+    assert low["derived"]["ciclosporin_excluded"] is False and ok["derived"]["ciclosporin_excluded"] is False
+
+
+def test_prior_anti_tnf_failure_is_an_infliximab_caution(pw):
+    # a practical reason to prefer a calcineurin inhibitor, not a contraindication (§5.3)
+    result = pw.run_case(to_rescue(prior_anti_tnf_failure=True))
+    ifx = next(o for o in result["options"] if o["option"] == "infliximab")
+    assert ifx["status"] == "caution" and ifx["against"]
+    assert pw.run_case(rescue("infliximab", prior_anti_tnf_failure=True))["state"] == "rescue_infliximab"
 
 
 @pytest.mark.parametrize("field,value", [("latent_tb", "untreated"), ("hbv_status", "positive_untreated"),
-                                         ("nyha_class", 3), ("prior_anti_tnf_failure", True)])
+                                         ("nyha_class", 3)])
 def test_infliximab_exclusions(pw, field, value):
     result = pw.run_case(to_rescue(**{field: value}))
     ifx = next(o for o in result["options"] if o["option"] == "infliximab")

@@ -36,14 +36,17 @@ def test_library_covers_every_rule_and_edge(library):
 def test_every_contraindication_is_tested_both_ways(library):
     outcomes, _ = library
     by_id = {o.id: o.result for o in outcomes}
-    pairs = [("ciclosporin_low_cholesterol", "ciclosporin_normal_cholesterol", "ciclosporin_excluded"),
-             ("renal_impairment_excludes_cni", "creatinine_mg_dl_normal", "tacrolimus_excluded"),
+    pairs = [("renal_impairment_excludes_cni", "creatinine_mg_dl_normal", "tacrolimus_excluded"),
              ("infliximab_latent_tb", "infliximab_tb_treated", "infliximab_excluded"),
              ("infliximab_hbv_untreated", "infliximab_hbv_on_antiviral", "infliximab_excluded"),
              ("infliximab_nyha_3", "infliximab_nyha_2", "infliximab_excluded")]
     for excluded, allowed, fact in pairs:
         assert by_id[excluded]["derived"][fact] is True
         assert by_id[allowed]["derived"][fact] is False
+    # cautions (reasons against, still choosable) are tested both ways too
+    option = {o.id: {x["option"]: x["status"] for x in o.result["options"]} for o in outcomes if o.result}
+    assert option["ciclosporin_low_cholesterol"]["ciclosporin"] == "caution"
+    assert option["ciclosporin_normal_cholesterol"]["ciclosporin"] == "available"
 
 
 def test_a_wrong_expectation_names_the_file_and_line(tmp_path):

@@ -32,10 +32,11 @@ def test_reasons_against_ciclosporin_show_converted_labs_rounded(pw: Any) -> Non
                    "creatinine_umol_l": {"value": 1.6, "unit": "mg/dL"},
                    "active_serious_infection": False, "bp_uncontrolled": False})
     csa = _options(r)["ciclosporin"]
-    assert csa["available"] is False
-    assert csa["against"] == ["Cholesterol 2.84 mmol/L is below 3 mmol/L (seizure risk).",
-                              "Magnesium 0.45 mmol/L is below 0.5 mmol/L (seizure risk); correct it or consider oral "
-                              "therapy.",
+    assert csa["available"] is False  # creatinine 141 > 130 excludes it
+    assert csa["against"] == ["Cholesterol 2.84 mmol/L is below 3 mmol/L: seizure risk with IV ciclosporin; oral "
+                              "ciclosporin is suggested as an alternative.",
+                              "Magnesium 0.45 mmol/L is below 0.5 mmol/L: seizure risk with IV ciclosporin; correct it "
+                              "and recheck, or consider oral therapy.",
                               "Creatinine 141 µmol/L is above 130 µmol/L (renal impairment)."]
     facts = s.dump()["facts"]  # decisions keep the full value
     assert facts["cholesterol_mmol_l"] == pytest.approx(2.844582)
