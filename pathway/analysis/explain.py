@@ -187,9 +187,13 @@ class _Context:
         return out
 
     def _relevant_inputs(self, state: str, rule_ids: set[str]) -> list[str]:
+        """Fields whose change is tried: the inputs the rules read, except computed fields (history
+        such as the widest film of days 0-3), which no single recorded value sets."""
         space = self.space(state)
         ids = space.ancestors(rule_ids)
-        return sorted({n for rid in ids for n in space.inputs[rid]})
+        fields = self.definition.fields
+        return sorted({n for rid in ids for n in space.inputs[rid]
+                       if fields.get(n) is None or fields[n].aggregate is None})
 
     def _refine(self, ev: dict[str, Any], name: str, value: Any, facts: dict[str, Any],
                 outcome: Any, probe: Any) -> tuple[Any, dict[str, Any]]:
@@ -220,7 +224,8 @@ class _Context:
         found: dict[str, dict[str, Any]] = {}
 
         def probe(facts: dict[str, Any]) -> str | None:
-            branch = evaluate_state(self.compiled, state, facts, conditions=self.conds).fired.get(rule.id)
+            branch = evaluate_state(self.compiled, state, facts, conditions=self.conds,
+                                    frozen=ev.get("frozen")).fired.get(rule.id)
             return branch if branch in moves else None
 
         for name, value, facts in self._variants(ev, names):
@@ -238,14 +243,14 @@ class _Context:
         state = ev["state"]
         space = self.space(state)
         actual = evaluate_state(self.compiled, state, {k: v for k, v in ev["facts"].items() if k != "state"},
-                                conditions=self.conds)
+                                conditions=self.conds, frozen=ev.get("frozen"))
         now = actual.decision()
         names = self._relevant_inputs(state, {m.rule for m in space.moves})
         seen: set[tuple[str, Any]] = set()
         out = []
 
         def probe(facts: dict[str, Any]) -> Any:
-            check = evaluate_state(self.compiled, state, facts, conditions=self.conds)
+            check = evaluate_state(self.compiled, state, facts, conditions=self.conds, frozen=ev.get("frozen"))
             if check.move_conflict:
                 return "conflict"
             new = check.decision()
@@ -258,7 +263,7 @@ class _Context:
                 continue
             seen.add((name, outcome))
             value, facts = self._refine(ev, name, value, facts, outcome, probe)
-            check = evaluate_state(self.compiled, state, facts, conditions=self.conds)
+            check = evaluate_state(self.compiled, state, facts, conditions=self.conds, frozen=ev.get("frozen"))
             entry: dict[str, Any] = {"field": name, "was": ev["facts"].get(name), "value": value}
             if outcome == "conflict":
                 entry["decision"] = "conflict"
@@ -341,7 +346,7 @@ def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: s
             arrived["evaluation"] = _evaluation(prev)
             out["arrived_by"] = arrived
     static = evaluate_state(pw.compiled, state, {k: v for k, v in ev["facts"].items() if k != "state"},
-                            conditions=ctx.conds)
+                            conditions=ctx.conds, frozen=ev.get("frozen"))
     if static.derived != ev["derived"]:
         out["notes"].append(f"the static evaluator derives {static.derived}, the engine derived {ev['derived']}")
     return out

@@ -26,7 +26,11 @@ __all__ = [
     "ParameterDef",
     "SourceDef",
     "DerivedDef",
+    "DecisionDef",
     "FieldDef",
+    "Window",
+    "Validity",
+    "LATCHES",
     "Aggregate",
     "CheckSetting",
     "PathwayFile",
@@ -93,13 +97,77 @@ class DerivedDef(_Model):
     values: list[str] = Field(default_factory=list)
 
 
+class DecisionDef(_Model):
+    """A decision point: a window of clinical days in which its rules (``decision: <id>``) derive
+    facts that are then kept, with provenance, for the rest of the stay.
+
+    The window runs from ``from_day`` up to, not including, ``before_day`` (numbers or
+    ``$parameters``). Inside it the rules re-derive their facts from the current values at every
+    evaluation (the last derivation counts); from ``before_day`` on they no longer fire, and every
+    evaluation sees the kept values instead.
+    """
+
+    title: str
+    from_day: float | str
+    before_day: float | str
+    note: str = ""
+
+
+class Window(_Model):
+    """A span of time back from now: ``{hours: 72}`` or ``{days: 1}``, its far end excluded unless
+    ``end: inclusive`` (a value exactly 72 h old is outside ``{hours: 72}`` and inside
+    ``{hours: 72, end: inclusive}``). Ages are counted in hours from clock times when events give
+    ``time``, else from day numbers (one day = 24 h)."""
+
+    hours: float | None = Field(default=None, gt=0)
+    days: float | None = Field(default=None, gt=0)
+    end: Literal["exclusive", "inclusive"] = "exclusive"
+
+    @property
+    def span_hours(self) -> float | None:
+        """The length of the window in hours (None when neither hours nor days is given)."""
+        if self.hours is not None:
+            return self.hours
+        return None if self.days is None else self.days * 24
+
+    def holds(self, age_hours: float) -> bool:
+        """True when a value recorded ``age_hours`` ago lies inside the window."""
+        span = self.span_hours
+        if span is None:
+            return True
+        return age_hours <= span if self.end == "inclusive" else age_hours < span
+
+
+#: How a latched value holds: ``superseded``, until a newer value of the field is recorded (an
+#: observation that is repeated, such as a film); ``stay``, for the whole stay (history, results,
+#: decisions). Neither expires; a newer value of the same field always replaces the older one.
+LATCHES = ("superseded", "stay")
+
+
+class Validity(Window):
+    """How long an event value stays current: a window (``{hours: 72}``, ``{days: 1}``, with
+    ``end: inclusive`` where the pathway means "within 72 h") or a latch (``until: superseded`` or
+    ``until: stay``; the plain words ``superseded`` and ``stay`` are short for these)."""
+
+    until: Literal["superseded", "stay"] | None = None
+
+
 class Aggregate(_Model):
-    """A field computed from the recorded values of another field over a window of days."""
+    """A field computed from the recorded values of another field (its history).
+
+    Values are taken per clinical day (the last value recorded on each day counts), within
+    clinical days ``from_day``..``to_day`` (day 3 runs from 72 h to 96 h after admission),
+    optionally only those recorded ``within`` a window back from now and/or ``since`` a state was
+    first entered. ``ever`` is true when a value was recorded in the window and false when none
+    was; ``count`` is 0 then; the others are not recorded (None) when the window holds no value.
+    """
 
     of: str
-    fn: Literal["mean", "first", "last", "min", "max", "count"]
+    fn: Literal["mean", "first", "last", "min", "max", "count", "ever"]
     from_day: float = 0
     to_day: float = MAX_DAY
+    within: Window | None = None
+    since: str | None = None
 
 
 class FieldDef(_Model):
@@ -112,8 +180,11 @@ class FieldDef(_Model):
     values: list[str] = Field(default_factory=list)
     quantity: str | None = None
     scope: Literal["patient", "event", "both"] = "event"
-    #: An event value counts as current for this many days after it was recorded (a value
-    #: recorded on day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
+    #: How long an event value stays current (see :class:`Validity`); a value given in the patient
+    #: record counts as recorded on admission. None: for the whole stay.
+    valid_for: Validity | Literal["superseded", "stay"] | None = None
+    #: The older spelling of ``valid_for: {days: N}``, kept for compatibility (a value recorded on
+    #: day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
     valid_for_days: float | None = None
     aggregate: Aggregate | None = None
     description: str = ""
@@ -145,6 +216,8 @@ class PathwayFile(_Model):
     transitions: list[TransitionDef]
     parameters: dict[str, ParameterDef] = Field(default_factory=dict)
     derived: dict[str, DerivedDef] = Field(default_factory=dict)
+    #: Decision points whose derived facts are kept once their window has passed.
+    decisions: dict[str, DecisionDef] = Field(default_factory=dict)
     sources: dict[str, SourceDef] = Field(default_factory=dict)
     sources_file: str | None = None
     fields_file: str = "fields.yaml"
@@ -189,6 +262,9 @@ class RuleDef(_Model):
     otherwise: list[Any] = Field(default_factory=list)
     #: effects when ``due`` holds but a ``requires`` field is missing (besides data_required)
     if_missing: list[Any] = Field(default_factory=list)
+    #: a decision point (``decisions:`` in pathway.yaml): the rule fires only inside its window and
+    #: the facts it derives are kept afterwards
+    decision: str | None = None
     evidence: Evidence
     note: str = ""
 
