@@ -17,6 +17,12 @@ CASES = [
     ("steroid_response_day3",
      {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 8}]},
      ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_day3"),
+    ("complete_response_after_a_discordant_day3",
+     # day 3: complete response, but CRP 46 makes Lindgren 8.44 (> 8): stays under review; day 4:
+     # a complete response again, and the kept day-3 index does not override it
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 46},
+                                       {"day": 4, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 40}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_after_assessment"),
     ("oxford_positive_day3",
      {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL)]},
      ["suspected_asuc", "iv_steroids", "rescue_selection"], "steroid_failure_day3"),
