@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
 
+from pathway.core.errors import suggest
 from pathway.definition.clock import MAX_DAY
 
 __all__ = [
@@ -151,6 +153,23 @@ class Validity(Window):
 
     until: Literal["superseded", "stay"] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``superseded`` / ``stay`` stand for ``{until: ...}``; any other word is an error."""
+        if isinstance(data, str):
+            if data in LATCHES:
+                return {"until": data}
+            hint = suggest(data, LATCHES)
+            raise ValueError(f"'{data}' is not a validity: write {{hours: N}}, {{days: N}}, superseded or stay"
+                             + (f" (did you mean '{hint}'?)" if hint else ""))
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        return {"anyOf": [schema, {"enum": list(LATCHES), "description": "Short for {until: superseded} or {until: stay}."}]}
+
 
 class Aggregate(_Model):
     """A field computed from the recorded values of another field (its history).
@@ -182,7 +201,7 @@ class FieldDef(_Model):
     scope: Literal["patient", "event", "both"] = "event"
     #: How long an event value stays current (see :class:`Validity`); a value given in the patient
     #: record counts as recorded on admission. None: for the whole stay.
-    valid_for: Validity | Literal["superseded", "stay"] | None = None
+    valid_for: Validity | None = None
     #: The older spelling of ``valid_for: {days: N}``, kept for compatibility (a value recorded on
     #: day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
     valid_for_days: float | None = None

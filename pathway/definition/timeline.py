@@ -23,10 +23,8 @@ __all__ = ["validity", "window_hours", "is_current", "validity_text", "hours_tex
 
 def validity(field: FieldDef) -> Validity:
     """The field's validity in one form (``valid_for``, else ``valid_for_days``, else the stay)."""
-    if isinstance(field.valid_for, Validity):
+    if field.valid_for is not None:
         return field.valid_for
-    if isinstance(field.valid_for, str):
-        return Validity(until=field.valid_for)
     if field.valid_for_days is not None:
         return Validity(days=field.valid_for_days)
     return Validity(until="stay")

@@ -43,7 +43,6 @@ from pathway.definition.model import (
     ProfileFile,
     RuleFile,
     SourcesFile,
-    Validity,
 )
 from pathway.definition.pathway import BUILTIN_FIELDS, DecisionPoint, PathwayDef, Rule
 
@@ -207,7 +206,7 @@ class _Loader:
             if v is not None and fdef.valid_for_days is not None:
                 self.diags.append(fdoc.diag(where + ("valid_for_days",), "PW112",
                                             "give either 'valid_for' or the older 'valid_for_days', not both", key=True))
-            if isinstance(v, Validity):
+            if v is not None:
                 set_ = v.model_fields_set
                 kinds = [k for k in ("hours", "days", "until") if getattr(v, k) is not None]
                 if len(kinds) != 1:
