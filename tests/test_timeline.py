@@ -48,7 +48,7 @@ def test_validity_forms_and_the_older_spelling():
     assert _field(valid_for="stay").valid_for == Validity(until="stay")  # shorthand
     assert is_current(_field(valid_for="superseded"), 10_000)
     assert validity_text(_field(valid_for=Validity(hours=72, end="inclusive"))) == "72 h, end included"
-    assert validity_text(_field(valid_for=Validity(days=14))) == "14 days, end excluded"
+    assert validity_text(_field(valid_for=Validity(days=14))) == "14 days"
     assert validity_text(_field(valid_for="stay")) == "for the whole stay"
     with pytest.raises(ValueError, match="did you mean 'stay'"):
         _field(valid_for="stya")

@@ -51,8 +51,11 @@ def hours_text(hours: float) -> str:
 
 
 def validity_text(field: FieldDef) -> str:
-    """How long a value stays current, in words (field reference, schemas)."""
+    """How long a value stays current, in words (field reference, schemas): ``72 h`` (the end
+    excluded), ``72 h, end included``, ``until a newer value``, ``for the whole stay``."""
     v = validity(field)
+    if field.valid_for is None and field.valid_for_days is None:
+        return "until replaced"
     if v.until == "superseded":
         return "until a newer value (no expiry)"
     if v.until == "stay":
@@ -63,4 +66,4 @@ def validity_text(field: FieldDef) -> str:
         text = f"{v.days:g} day" + ("" if v.days == 1 else "s")
     else:
         text = hours_text(span)
-    return f"{text}, {'end included' if v.end == 'inclusive' else 'end excluded'}"
+    return f"{text}, end included" if v.end == "inclusive" else text
