@@ -354,7 +354,7 @@ def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: s
 
 def _evaluation(ev: dict[str, Any]) -> dict[str, Any]:
     return {"event": ev["event"], "day": ev["day"], "state": ev["state"], "facts": dict(sorted(ev["facts"].items())),
-            "derived": dict(sorted(ev["derived"].items()))}
+            "derived": dict(sorted(ev["derived"].items())), "frozen": dict(sorted(ev.get("frozen", {}).items()))}
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -414,6 +414,8 @@ def explain_text(doc: dict[str, Any]) -> str:
                      + format_facts({k: v for k, v in ev["facts"].items()}))
         if ev["derived"]:
             lines.append("derived: " + format_facts(ev["derived"]))
+        if ev.get("frozen"):
+            lines.append("of which kept from a decision point (not derived again): " + format_facts(ev["frozen"]))
     arrived = doc.get("arrived_by")
     if arrived:
         lines.append("")
