@@ -23,6 +23,11 @@ CASES = [
      {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 46},
                                        {"day": 4, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 40}]},
      ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_after_assessment"),
+    ("no_improvement_after_day3",
+     # indices negative on day 3 (kept); 10 stools on day 5 is no improvement: rescue, not day 7
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 20},
+                                       {"day": 5, "stool_freq_24h": 10, "visible_blood": True, "crp_mg_l": 30}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection"], "no_improvement_after_assessment"),
     ("oxford_positive_day3",
      {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL)]},
      ["suspected_asuc", "iv_steroids", "rescue_selection"], "steroid_failure_day3"),
