@@ -251,7 +251,7 @@ class StateSpace:
             if ddef.type == "number":
                 values = field_candidates(name, "number", [replace(c, derived=False) for c in dtests])
             else:
-                values = list(dict.fromkeys(made + ([v for v in ddef.values] if ddef.type == "string" else [])))
+                values = list(dict.fromkeys(made + (list(ddef.values) if ddef.type == "string" else [])))
             self._kept_values[name] = values or [True]
         self._values: dict[str, list[Any]] = {}
         self._cyclic: set[str] = set()

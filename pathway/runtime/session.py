@@ -176,6 +176,7 @@ def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[st
             st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision": rule.decision,
                                "rule": rule.id, "branch": f.branch, "facts": dict(f.facts), "recorded": recorded}
 
+
 def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str] | None:
     """The firing whose move is taken, and its target (see :mod:`pathway.runtime.moves`)."""
     by_rule = {f.rule: f for f in firings}
