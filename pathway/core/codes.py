@@ -66,9 +66,9 @@ _ALL = [
     Code("PW214", "rule file", "'if_missing' with a requirement its 'then' does not compute with",
          "A rule with 'if_missing' may require only the values its 'then' effects compute with (a score's "
          "inputs, a dose's weight), so that it either computes or is missing, never both."),
-    Code("PW215", "rule file", "unknown decision point",
+    Code("PW221", "rule file", "unknown decision point",
          "A rule's `decision` names no entry under `decisions:` in pathway.yaml."),
-    Code("PW216", "rule file", "kept fact derived outside its decision point",
+    Code("PW222", "rule file", "kept fact derived outside its decision point",
          "A derived fact kept by a decision point is derived by a rule of another decision point or of none; "
          "that rule would fire beside the kept value."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),

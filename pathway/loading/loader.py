@@ -279,7 +279,7 @@ class _Loader:
 
     def _kept(self, rules: list[Rule]) -> dict[str, str]:
         """Derived fact -> the decision point that keeps it. A kept fact is derived only by rules of
-        its own decision point (PW216): another rule deriving it would fire beside the kept value."""
+        its own decision point (PW222): another rule deriving it would fire beside the kept value."""
         kept: dict[str, str] = {}
         by: dict[str, Rule] = {}
         for rule in rules:
@@ -287,7 +287,7 @@ class _Loader:
                 continue
             for name in derived_by(rule.then + rule.otherwise + rule.if_missing):
                 if name in kept and kept[name] != rule.decision:
-                    self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW216",
+                    self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW222",
                                                  f"derived fact '{name}' is kept by decision point '{kept[name]}' "
                                                  f"(rule '{by[name].id}'); rule '{rule.id}' derives it at decision point "
                                                  f"'{rule.decision}'"))
@@ -299,7 +299,7 @@ class _Loader:
                 continue
             for name in derived_by(rule.then + rule.otherwise + rule.if_missing):
                 if name in kept:
-                    self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW216",
+                    self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW222",
                                                  f"derived fact '{name}' is kept by decision point '{kept[name]}' "
                                                  f"(rule '{by[name].id}'), so rule '{rule.id}' may not derive it: add "
                                                  f"'decision: {kept[name]}' to it, or derive another fact"))
@@ -456,7 +456,7 @@ class _Loader:
             point = decisions.get(rdef.decision)
             if point is None:
                 if rdef.decision not in spec.decisions:  # (a point with a broken window is reported there)
-                    self.diags.append(doc.diag(path + ("decision",), "PW215", f"unknown decision point '{rdef.decision}'",
+                    self.diags.append(doc.diag(path + ("decision",), "PW221", f"unknown decision point '{rdef.decision}'",
                                                suggest(rdef.decision, list(spec.decisions))))
             else:
                 # The rule fires only inside the window of its decision point.
