@@ -172,7 +172,7 @@ def test_day3_indices_are_kept_with_provenance(pw):
     kept = s.result()["frozen"]
     assert kept["oxford_high_risk"]["value"] is False and kept["lindgren_index"]["value"] == 7.5
     assert kept["lindgren_index"] == {
-        "value": 7.5, "day": 3, "decision": "day3_assessment", "rule": "lindgren_index",
+        "value": 7.5, "day": 3, "decision_point": "day3_assessment", "rule": "lindgren_index",
         "facts": {"day": 3, "stool_freq_24h": 4, "crp_mg_l": 25, "lindgren_index": 7.5},
         "recorded": {"stool_freq_24h": 3, "crp_mg_l": 3}}
     # day 5: the engine saw the kept values; the index rules did not fire again
@@ -205,8 +205,8 @@ def test_the_engine_and_the_evaluator_assert_kept_facts_alike(pw):
 
 def test_a_decision_rule_outside_its_window_is_not_due(pw):
     rule = pw.rule("oxford_index")
-    assert rule.decision == "day3_assessment"
-    point = pw.definition.decisions["day3_assessment"]
+    assert rule.decision_point == "day3_assessment"
+    point = pw.definition.decision_points["day3_assessment"]
     assert (point.from_day, point.before_day) == (3, 4)
     assert point.passed(4) and not point.passed(3.99)
     assert set(pw.definition.kept) >= {"oxford_high_risk", "lindgren_risk", "car_risk", "ho_risk", "ho_score"}

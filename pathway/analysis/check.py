@@ -244,7 +244,7 @@ class StateSpace:
         for name, point in sorted(definition.kept.items()):
             if name not in tested_here:
                 continue
-            self.kept[name] = definition.decisions[point].before_day
+            self.kept[name] = definition.decision_points[point].before_day
             made = [v for r in definition.rules for b, v in derived_made(r).get(name, []) if v is not None]
             dtests = [c for r in self.rules for c in atoms_of(r, self.conds.get(r.id, {})) if c.derived and c.field == name]
             ddef = definition.spec.derived[name]

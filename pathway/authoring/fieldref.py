@@ -278,23 +278,23 @@ def field_reference(definition: PathwayDef) -> str:
         derived = ", ".join(f"`{r}` ({' / '.join(sorted(v))})" for r, v in sorted(by.items())) or "— (no rule)"
         values = ", ".join(d.values) if d.values else ("true / false" if d.type == "boolean" else "—")
         row = [_code(name), d.type, values, d.title, derived]
-        if definition.decisions:
+        if definition.decision_points:
             row.append(f"at `{definition.kept[name]}`" if name in definition.kept else "—")
         rows.append(row + [_rules(usage.tested.get(name, set()))])
-    header = ["fact", "type", "values", "meaning", "derived by"] + (["kept"] if definition.decisions else [])
+    header = ["fact", "type", "values", "meaning", "derived by"] + (["kept"] if definition.decision_points else [])
     lines += _table(header + ["tested by"], rows)
 
-    if definition.decisions:
+    if definition.decision_points:
         lines += ["", "## Decision points", "",
-                  "Rules with `decision: <id>` fire only inside the window (`from_day` up to, not including,",
+                  "Rules with `decision_point: <id>` fire only inside the window (`from_day` up to, not including,",
                   "`before_day`); the facts they derive are kept with their provenance (value, day, rule, the facts it",
                   "matched) and, once the window has passed, every evaluation sees the kept values (the result's",
                   "`frozen`) instead of deriving them again from later data.", ""]
         rows = []
-        for name, point in definition.decisions.items():
+        for name, point in definition.decision_points.items():
             start = f"{point.from_day:g}" + (f" (`${point.from_param}`)" if point.from_param else "")
             end = f"{point.before_day:g}" + (f" (`${point.before_param}`)" if point.before_param else "")
-            rules = sorted(r.id for r in definition.rules if r.decision == name)
+            rules = sorted(r.id for r in definition.rules if r.decision_point == name)
             facts = sorted(f for f, p in definition.kept.items() if p == name)
             meaning = point.title + (f". {point.note}" if point.note else "")
             rows.append([_code(name), start, end, meaning, ", ".join(map(_code, facts)) or "—", _rules(rules)])

@@ -103,7 +103,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "fields_file": "File with the input fields (fields.schema.json).",
         "rule_files": "Rule files, in load order (rules.schema.json).",
         "default_profile": "Site profile (profiles/<id>.yaml) used when none is asked for.",
-        "decisions": "Decision points: windows of clinical days whose rules' derived facts are kept afterwards.",
+        "decision_points": "Decision points: windows of clinical days whose rules' derived facts are kept afterwards.",
     },
     "TransitionDef": {
         "from": "Source state id(s), or 'any_active' for every start or active state.",
@@ -160,7 +160,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                     "for different states are an error.",
         "requires": "Fields that must be recorded before the rule decides; while one is missing it is "
                     "listed under data_required and the rule waits.",
-        "decision": "A decision point (decisions: in pathway.yaml): the rule fires only inside its window and the "
+        "decision_point": "A decision point (decision_points: in pathway.yaml): the rule fires only inside its window and the "
                     "facts it derives are kept afterwards.",
         "evidence": "Where the rule comes from: source ids, strength and verification status.",
     },

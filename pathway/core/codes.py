@@ -67,7 +67,7 @@ _ALL = [
          "A rule with 'if_missing' may require only the values its 'then' effects compute with (a score's "
          "inputs, a dose's weight), so that it either computes or is missing, never both."),
     Code("PW221", "rule file", "unknown decision point",
-         "A rule's `decision` names no entry under `decisions:` in pathway.yaml."),
+         "A rule's `decision` names no entry under `decision_points:` in pathway.yaml."),
     Code("PW222", "rule file", "kept fact derived outside its decision point",
          "A derived fact kept by a decision point is derived by a rule of another decision point or of none; "
          "that rule would fire beside the kept value."),

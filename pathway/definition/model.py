@@ -100,7 +100,7 @@ class DerivedDef(_Model):
 
 
 class DecisionDef(_Model):
-    """A decision point: a window of clinical days in which its rules (``decision: <id>``) derive
+    """A decision point: a window of clinical days in which its rules (``decision_point: <id>``) derive
     facts that are then kept, with provenance, for the rest of the stay.
 
     The window runs from ``from_day`` up to, not including, ``before_day`` (numbers or
@@ -236,7 +236,7 @@ class PathwayFile(_Model):
     parameters: dict[str, ParameterDef] = Field(default_factory=dict)
     derived: dict[str, DerivedDef] = Field(default_factory=dict)
     #: Decision points whose derived facts are kept once their window has passed.
-    decisions: dict[str, DecisionDef] = Field(default_factory=dict)
+    decision_points: dict[str, DecisionDef] = Field(default_factory=dict)
     sources: dict[str, SourceDef] = Field(default_factory=dict)
     sources_file: str | None = None
     fields_file: str = "fields.yaml"
@@ -281,9 +281,9 @@ class RuleDef(_Model):
     otherwise: list[Any] = Field(default_factory=list)
     #: effects when ``due`` holds but a ``requires`` field is missing (besides data_required)
     if_missing: list[Any] = Field(default_factory=list)
-    #: a decision point (``decisions:`` in pathway.yaml): the rule fires only inside its window and
+    #: a decision point (``decision_points:`` in pathway.yaml): the rule fires only inside its window and
     #: the facts it derives are kept afterwards
-    decision: str | None = None
+    decision_point: str | None = None
     evidence: Evidence
     note: str = ""
 

@@ -55,7 +55,7 @@ class Rule:
     note: str = ""
     if_missing: tuple[Effect, ...] = ()
     #: the decision point whose window the rule fires in (its ``due`` includes the window)
-    decision: str | None = None
+    decision_point: str | None = None
 
     def effects(self, branch: Branch) -> tuple[Effect, ...]:
         """The effects of one branch: ``then``, ``else`` (the rule file's ``otherwise``) or
@@ -128,7 +128,7 @@ class PathwayDef:
     params: dict[str, Any]
     profile: str | None = None
     files: list[str] = field(default_factory=list)
-    decisions: dict[str, DecisionPoint] = field(default_factory=dict)
+    decision_points: dict[str, DecisionPoint] = field(default_factory=dict)
     #: derived fact -> the decision point that keeps it
     kept: dict[str, str] = field(default_factory=dict)
 

@@ -194,7 +194,7 @@ class _Loader:
             raise DefinitionError(self.diags)
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
-                          files=self.files, decisions=decisions, kept=kept)
+                          files=self.files, decision_points=decisions, kept=kept)
 
     def _check_timeline(self, fdoc: Located, spec: PathwayFile, authored: dict[str, FieldDef],
                         fields: dict[str, FieldDef | None]) -> None:
@@ -250,11 +250,11 @@ class _Loader:
     def _decisions(self, pdoc: Located, spec: PathwayFile, params: dict[str, Any]) -> dict[str, DecisionPoint]:
         """Decision points with their windows resolved (numbers or ``$parameters``)."""
         out: dict[str, DecisionPoint] = {}
-        for name, ddef in spec.decisions.items():
+        for name, ddef in spec.decision_points.items():
             bounds: list[tuple[float, str | None]] = []
             for key in ("from_day", "before_day"):
                 raw = getattr(ddef, key)
-                where = ("decisions", name, key)
+                where = ("decision_points", name, key)
                 param = None
                 if isinstance(raw, str):
                     param = raw[1:] if raw.startswith("$") else None
@@ -270,7 +270,7 @@ class _Loader:
                 continue
             (start, start_param), (end, end_param) = bounds
             if end <= start:
-                self.diags.append(pdoc.diag(("decisions", name, "before_day"), "PW112",
+                self.diags.append(pdoc.diag(("decision_points", name, "before_day"), "PW112",
                                             f"the window of '{name}' is empty: before_day {end:g} is not after "
                                             f"from_day {start:g}"))
                 continue
@@ -283,19 +283,19 @@ class _Loader:
         kept: dict[str, str] = {}
         by: dict[str, Rule] = {}
         for rule in rules:
-            if rule.decision is None:
+            if rule.decision_point is None:
                 continue
             for name in derived_by(rule.then + rule.otherwise + rule.if_missing):
-                if name in kept and kept[name] != rule.decision:
+                if name in kept and kept[name] != rule.decision_point:
                     self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW222",
                                                  f"derived fact '{name}' is kept by decision point '{kept[name]}' "
                                                  f"(rule '{by[name].id}'); rule '{rule.id}' derives it at decision point "
-                                                 f"'{rule.decision}'"))
+                                                 f"'{rule.decision_point}'"))
                     continue
-                kept.setdefault(name, rule.decision)
+                kept.setdefault(name, rule.decision_point)
                 by.setdefault(name, rule)
         for rule in rules:
-            if rule.decision is not None:
+            if rule.decision_point is not None:
                 continue
             for name in derived_by(rule.then + rule.otherwise + rule.if_missing):
                 if name in kept:
@@ -349,7 +349,7 @@ class _Loader:
         return self._edge_graph
 
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
-        for section in ("states", "parameters", "derived", "decisions"):
+        for section in ("states", "parameters", "derived", "decision_points"):
             for key in getattr(spec, section):
                 if not re.match(ID_PATTERN, key):
                     fixed = re.sub(r"[^a-z0-9_]", "_", key.lower())
@@ -452,12 +452,12 @@ class _Loader:
                         path + ("requires", k), "PW214",
                         f"'{name}' is required but 'then' does not compute with it: with 'if_missing', require only the "
                         "values the 'then' effects compute with, and test the others in 'when' or in another rule"))
-        if rdef.decision is not None:
-            point = decisions.get(rdef.decision)
+        if rdef.decision_point is not None:
+            point = decisions.get(rdef.decision_point)
             if point is None:
-                if rdef.decision not in spec.decisions:  # (a point with a broken window is reported there)
-                    self.diags.append(doc.diag(path + ("decision",), "PW221", f"unknown decision point '{rdef.decision}'",
-                                               suggest(rdef.decision, list(spec.decisions))))
+                if rdef.decision_point not in spec.decision_points:  # (a point with a broken window is reported there)
+                    self.diags.append(doc.diag(path + ("decision_point",), "PW221", f"unknown decision point '{rdef.decision_point}'",
+                                               suggest(rdef.decision_point, list(spec.decision_points))))
             else:
                 # The rule fires only inside the window of its decision point.
                 due = C.And((point.window(), due)) if not isinstance(due, C.Always) else point.window()
@@ -469,7 +469,7 @@ class _Loader:
             id=rdef.id, title=rdef.title, file=doc.file, line=line, col=col, states=states, priority=rdef.priority,
             due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
             evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note, if_missing=tuple(if_missing),
-            decision=rdef.decision,
+            decision_point=rdef.decision_point,
         )
 
     def _score(self, doc: Located, body: tuple[Any, ...], effect: Score, spec: PathwayFile, fields: dict[str, Any],

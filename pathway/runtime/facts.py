@@ -102,9 +102,9 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
 
 def frozen_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     """The kept facts that stand in for their rules now: those of decision points whose window has passed."""
-    decisions = pathway.definition.decisions
+    decisions = pathway.definition.decision_points
     return {name: kept["value"] for name, kept in sorted(st.frozen.items())
-            if decisions[kept["decision"]].passed(st.day)}
+            if decisions[kept["decision_point"]].passed(st.day)}
 
 
 def snapshot(st: SessionState, base: dict[str, Any], pathway: Pathway | None = None) -> dict[str, Any]:

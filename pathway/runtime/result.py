@@ -116,5 +116,5 @@ def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:
 
 def _frozen_entry(kept: dict[str, Any]) -> dict[str, Any]:
     """A kept decision fact as the result shows it (a copy the caller may change)."""
-    return {"value": kept["value"], "day": kept["day"], "decision": kept["decision"], "rule": kept["rule"],
+    return {"value": kept["value"], "day": kept["day"], "decision_point": kept["decision_point"], "rule": kept["rule"],
             "facts": dict(kept["facts"]), "recorded": dict(kept["recorded"])}

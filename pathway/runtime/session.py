@@ -166,14 +166,14 @@ def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[st
     d = pw.definition
     for f in firings:
         rule = pw.rule(f.rule)
-        if rule.decision is None:
+        if rule.decision_point is None:
             continue
         for name in derived_by(f.effects):
-            if name not in derived or d.kept.get(name) != rule.decision:
+            if name not in derived or d.kept.get(name) != rule.decision_point:
                 continue
             used = {k: v for k, v in f.facts.items() if k not in d.spec.derived}
             recorded = {k: st.history[k][-1][0] for k in used if st.history.get(k)}
-            st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision": rule.decision,
+            st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision_point": rule.decision_point,
                                "rule": rule.id, "branch": f.branch, "facts": dict(f.facts), "recorded": recorded}
 
 
