@@ -456,7 +456,8 @@ class _Loader:
             point = decisions.get(rdef.decision_point)
             if point is None:
                 if rdef.decision_point not in spec.decision_points:  # (a point with a broken window is reported there)
-                    self.diags.append(doc.diag(path + ("decision_point",), "PW221", f"unknown decision point '{rdef.decision_point}'",
+                    self.diags.append(doc.diag(path + ("decision_point",), "PW221",
+                                               f"unknown decision point '{rdef.decision_point}'",
                                                suggest(rdef.decision_point, list(spec.decision_points))))
             else:
                 # The rule fires only inside the window of its decision point.
