@@ -114,11 +114,11 @@ class _RawHost(durable_engine.Host):
         return action
 
 
-def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any]]]) -> float:
+def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float:
     host = _RawHost(compiled)
     host.set_rulesets(copy.deepcopy(compiled.rulesets))
     start = time.perf_counter()
-    for ruleset, snapshot in evaluations:
+    for ruleset, snapshot, kept in evaluations:
         fact = dict(snapshot)
         fact["_k"] = "case"
         fact["sid"] = "0"
@@ -128,6 +128,13 @@ def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any]]]) -> flo
             host.asserted.insert(0, fact)
         except MessageNotHandledException:
             pass
+        for name, value in kept.items():  # facts kept by a decision point, as the engine asserts them
+            message = {"_k": "derived", "name": name, "value": value, "sid": "0"}
+            try:
+                host.assert_fact(ruleset, message)
+                host.asserted.append(message)
+            except MessageNotHandledException:
+                pass
         if host.asserted:
             host.retract_facts(ruleset, list(reversed(host.asserted)))
     return time.perf_counter() - start
@@ -151,14 +158,15 @@ def main() -> int:
     rss_start = _rss_kb()
 
     # Record the engine's evaluations for the raw replay (first --baseline patients only).
-    recorded: list[tuple[str, dict[str, Any]]] = []
+    recorded: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     original = pw.engine.evaluate
 
-    def recording(state: str, snapshot: dict[str, Any]):  # noqa: ANN202
+    def recording(state: str, snapshot: dict[str, Any], frozen: dict[str, Any] | None = None):  # noqa: ANN202
         for name in pw.compiled.state_rulesets.get(state, []):
-            tested = pw.engine._tested[name]  # the same message the engine sends
-            recorded.append((name, {k: v for k, v in snapshot.items() if v is not None and k in tested}))
-        return original(state, snapshot)
+            tested = pw.engine._tested[name]  # the same messages the engine sends
+            kept = {k: v for k, v in sorted((frozen or {}).items()) if k in pw.engine._tested_derived[name]}
+            recorded.append((name, {k: v for k, v in snapshot.items() if v is not None and k in tested}, kept))
+        return original(state, snapshot, frozen)
 
     pw.engine.evaluate = recording  # type: ignore[method-assign]
     base_events = 0

@@ -41,8 +41,10 @@ BROKEN = [
     ("unknown_state_in", "ciclosporin.yaml", "  - id: csa_iv_dose\n    title: Ciclosporin IV dose\n    in: rescue_ciclosporin\n",
      "  - id: csa_iv_dose\n    title: Ciclosporin IV dose\n    in: rescue_ciclosporine\n", "PW201",
      "unknown state 'rescue_ciclosporine'", "rescue_ciclosporin", "in: rescue"),
-    ("unknown_state_transition", "steroids.yaml", "      - transition: steroid_response\n",
-     "      - transition: steroid_responder\n", "PW201", "unknown state 'steroid_responder'", "steroid_response"),
+    ("unknown_state_transition", "steroids.yaml",
+     "    when: {complete_response: true}\n    then:\n      - transition: steroid_response\n",
+     "    when: {complete_response: true}\n    then:\n      - transition: steroid_responder\n", "PW201",
+     "unknown state 'steroid_responder'", "steroid_response", "- transition"),
     ("unknown_field", "diagnosis.yaml", "            - pulse_bpm: {gt: $tw_pulse_bpm}\n",
      "            - pulse: {gt: $tw_pulse_bpm}\n", "PW202", "unknown field or derived fact 'pulse'", None),
     ("unknown_field_typo", "steroids.yaml", "    requires: [stool_freq_24h, crp_mg_l]\n",
@@ -106,7 +108,8 @@ def test_broken_rule_file_names_the_line(rules_copy, name, file, old, new, code,
 
 
 def test_all_problems_are_reported_together(rules_copy):
-    _edit(rules_copy, "steroids.yaml", "      - transition: steroid_response\n", "      - transition: nowhere\n")
+    _edit(rules_copy, "steroids.yaml", "    when: {complete_response: true}\n    then:\n      - transition: steroid_response\n",
+          "    when: {complete_response: true}\n    then:\n      - transition: nowhere\n")
     _edit(rules_copy, "infliximab.yaml", "  - id: ifx_response\n", "  - id: ifx_induction\n")
     _edit(rules_copy, "diagnosis.yaml", "            - temp_c: {gt: $tw_temp_c}\n", "            - temp_c: {gt: $tw_temp}\n")
     codes = {d.code for d in _errors(rules_copy)}

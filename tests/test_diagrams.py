@@ -29,7 +29,7 @@ def test_dot_has_every_state_by_kind_and_every_edge_with_rule_ids(pw):
         assert edges[source, target] == "\\n".join(data["rules"] + [f"{r} (proposal)" for r in data["proposals"]])
     assert "rescue_infliximab -> colectomy" in dot and "ifx_no_response (proposal)" in dot
     assert ('iv_steroids -> rescue_selection [label="clinical_deterioration_on_steroids'
-            '\\nincomplete_response_final_day\\nsteroid_failure_day3"') in dot
+            '\\nincomplete_response_final_day\\nno_improvement_after_assessment\\nsteroid_failure_day3"') in dot
 
 
 def test_svg_is_rendered_by_dot(pw):

@@ -64,6 +64,17 @@ CASES = [
     ("steroid_response_day3",
      {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 8}]},
      ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_day3"),
+    ("complete_response_after_a_discordant_day3",
+     # day 3: complete response, but CRP 46 makes Lindgren 8.44 (> 8): stays under review; day 4:
+     # a complete response again, and the kept day-3 index does not override it
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 46},
+                                       {"day": 4, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 40}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response"], "steroid_response_after_assessment"),
+    ("no_improvement_after_day3",
+     # indices negative on day 3 (kept); 10 stools on day 5 is no improvement: rescue, not day 7
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 20},
+                                       {"day": 5, "stool_freq_24h": 10, "visible_blood": True, "crp_mg_l": 30}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection"], "no_improvement_after_assessment"),
     ("oxford_positive_day3",
      {"patient": patient(), "events": [dict(ADMIT), dict(DAY3_FAIL)]},
      ["suspected_asuc", "iv_steroids", "rescue_selection"], "steroid_failure_day3"),
@@ -101,6 +112,9 @@ CASES = [
     ("infliximab_no_response",
      rescue("infliximab", {"day": 10, **NO_RESPONSE}, {"day": 10, "decision": "colectomy"}),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "decided_colectomy"),
+    ("sequential_choice_colectomy",
+     rescue("infliximab", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "colectomy"}, specialist_centre=True),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "sequential_choice_colectomy"),
     ("colectomy_chosen",
      rescue("colectomy"),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "choose_colectomy"),

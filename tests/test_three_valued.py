@@ -18,9 +18,9 @@ TEN_THOUSAND = 10_000
 
 
 def test_engine_and_evaluator_agree_on_ten_thousand_snapshots_with_missing_values(pw):
-    """Random snapshots from every state's boundary space, each field missing half the time: the
-    same rules fire in the same branch, the same facts are derived and waiting rules list the same
-    missing values."""
+    """Random snapshots from every state's boundary space, each field missing half the time and,
+    after a decision window, random kept facts: the same rules fire in the same branch, the same
+    facts are derived and waiting rules list the same missing values."""
     conds = branch_conditions(pw.compiled)
     rng = random.Random(20261201)
     spaces = {}
@@ -29,19 +29,23 @@ def test_engine_and_evaluator_agree_on_ten_thousand_snapshots_with_missing_value
         names = sorted({n for r in space.rules for n in space.inputs[r.id]})
         if names:
             spaces[state] = (space, names)
-    compared = refused = missing_seen = 0
+    compared = refused = missing_seen = frozen_seen = 0
     states = sorted(spaces)
     while compared + refused < TEN_THOUSAND:
         state = states[(compared + refused) % len(states)]
         space, names = spaces[state]
-        facts = dict(rng.choice(space.times))
+        time = rng.choice(space.times)
+        facts = dict(time)
         for n in names:
             facts[n] = rng.choice(space.candidates(n, complete=rng.random() < 0.3))
-        mine = evaluate_state(pw.compiled, state, facts, conditions=conds)
+        # after a decision window, the kept facts are given (or absent: no evaluation in the window)
+        frozen = {n: v for n in space.kept_at(time) if (v := rng.choice(space.candidates(n, complete=False))) is not None}
+        frozen_seen += bool(frozen)
+        mine = evaluate_state(pw.compiled, state, facts, conditions=conds, frozen=frozen)
         snapshot = {k: v for k, v in facts.items() if v is not None}
         snapshot["state"] = state
         try:
-            firings, derived = pw.engine.evaluate(state, snapshot)
+            firings, derived = pw.engine.evaluate(state, snapshot, frozen)
         except Exception:  # noqa: BLE001 - the engine refuses conflicting derivations
             assert mine.conflicts, (state, facts)
             refused += 1
@@ -52,7 +56,7 @@ def test_engine_and_evaluator_agree_on_ten_thousand_snapshots_with_missing_value
         assert waiting == mine.waiting, (state, facts)
         missing_seen += len(waiting)
         compared += 1
-    assert compared > 9_000 and missing_seen > 1_000
+    assert compared > 9_000 and missing_seen > 1_000 and frozen_seen > 200
 
 
 def test_relevant_unknowns_are_the_values_that_can_still_decide():

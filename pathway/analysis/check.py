@@ -240,6 +240,23 @@ class StateSpace:
         self.atoms = atoms
         self.numeric = numeric
         self.times = time_candidates([c for name in TIME_FIELDS for c in atoms.get(name, [])])
+        # Facts kept by decision points: after a window has passed they are not derived but given
+        # (any value their rules can derive, or none when no evaluation fell in the window).
+        self.kept: dict[str, float] = {}  # kept fact tested here -> day from which it is given
+        self._kept_values: dict[str, list[Any]] = {}
+        tested_here = {n for r in self.rules for n in self.tests[r.id]}
+        for name, point in sorted(definition.kept.items()):
+            if name not in tested_here:
+                continue
+            self.kept[name] = definition.decision_points[point].before_day
+            made = [v for r in definition.rules for b, v in derived_made(r).get(name, []) if v is not None]
+            dtests = [c for r in self.rules for c in atoms_of(r, self.conds.get(r.id, {})) if c.derived and c.field == name]
+            ddef = definition.spec.derived[name]
+            if ddef.type == "number":
+                values = field_candidates(name, "number", [replace(c, derived=False) for c in dtests])
+            else:
+                values = list(dict.fromkeys(made + (list(ddef.values) if ddef.type == "string" else [])))
+            self._kept_values[name] = values or [True]
         self._values: dict[str, list[Any]] = {}
         self._cyclic: set[str] = set()
         self._topo = self._topological()
@@ -261,14 +278,18 @@ class StateSpace:
         return self._values[name]
 
     def candidates(self, name: str, complete: bool) -> list[Any]:
-        """Candidate values of a field; unless ``complete``, "missing" (None) comes first.
+        """Candidate values of a field (or of a kept fact); unless ``complete``, "missing" (None) comes first.
 
         A decision is never part of complete clinical data: it may always be not (yet) recorded,
         so a gap is one where no rule moves the patient before the team decides anything.
         """
-        if complete and name not in self.definition.decisions:
-            return self.values(name)
-        return [None] + self.values(name)
+        values = self._kept_values[name] if name in self._kept_values else self.values(name)
+        return values if complete and name not in self.definition.decisions else [None] + values
+
+    def kept_at(self, time: dict[str, Any]) -> list[str]:
+        """Kept facts given at this time point (their decision window has passed)."""
+        day = time.get("day")
+        return [n for n, start in self.kept.items() if isinstance(day, (int, float)) and day >= start]
 
     # -- structure ---------------------------------------------------------------------
     def _topological(self) -> list[str]:
@@ -355,6 +376,13 @@ class StateSpace:
         """
         dposs: dict[str, set[Any]] = {}
         definite: set[str] = set()
+        for name in self.kept:  # kept facts assigned (or still open) in the search
+            if name in asg:
+                dposs[name] = {_ABSENT if asg[name] is None else asg[name]}
+                definite.add(name)
+            elif name in open_:
+                dposs[name] = {_ABSENT if v is None else v for v in open_[name]}
+                definite.add(name)
         status: dict[str, frozenset[str | None]] = {}
         dues: dict[str, frozenset[bool | None]] = {}
         finalized: set[str] = set()
@@ -445,6 +473,9 @@ class StateSpace:
             for n in sorted(self.inputs[rid]):
                 if n not in names:
                     names.append(n)
+        for n in self.kept_at(time):
+            if n not in names and any(n in self.tests[rid] for rid in rules):
+                names.append(n)
         cands = {n: self.candidates(n, complete) for n in names}
         asg: dict[str, Any] = dict(time, state=self.state)
         nodes = 0

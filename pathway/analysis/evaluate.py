@@ -133,21 +133,30 @@ def branch_effects(rule: Rule, branch: str) -> tuple[Effect, ...]:
 
 
 def evaluate_state(compiled: CompiledPathway, state: str, facts: dict[str, Any], rules: Iterable[Rule] | None = None,
-                   conditions: dict[str, dict[str, C.Cond]] | None = None) -> StateEvaluation:
+                   conditions: dict[str, dict[str, C.Cond]] | None = None,
+                   frozen: dict[str, Any] | None = None) -> StateEvaluation:
     """Evaluate the rules of ``state`` on input ``facts`` (``day`` and ``days_in_state`` included).
 
     Derivations are applied until no further rule fires; every rule fires at most once (one
     branch), as in the engine. ``rules`` restricts the evaluation (default: all rules of the
     state); ``conditions`` are :func:`branch_conditions` of ``compiled`` when already computed.
+    ``frozen``: facts kept by decision points whose window has passed, derived before any rule
+    fires (as the engine asserts them); a kept fact may also be given in ``facts``.
     """
     definition = compiled.definition
     conds = conditions if conditions is not None else branch_conditions(compiled)
     selected = list(rules) if rules is not None else definition.rules_in(state)
     order = {r.id: i for i, r in enumerate(definition.rules)}
-    env = {k: v for k, v in facts.items() if v is not None}
+    kept = dict(frozen or {})
+    kept.update({k: v for k, v in facts.items() if k in definition.kept and v is not None})
+    env = {k: v for k, v in facts.items() if v is not None and k not in kept}
     env["state"] = state
     out = StateEvaluation(state, dict(env))
     made_by: dict[str, str] = {}
+    for name, value in sorted(kept.items()):
+        out.derived[name] = value
+        made_by[name] = "(kept)"
+        env[name] = value
     changed = True
     while changed:
         changed = False

@@ -196,9 +196,13 @@ class _Context:
         return out
 
     def _relevant_inputs(self, state: str, rule_ids: set[str]) -> list[str]:
+        """Fields whose change is tried: the inputs the rules read, except computed fields (history
+        such as the widest film of days 0-3), which no single recorded value sets."""
         space = self.space(state)
         ids = space.ancestors(rule_ids)
-        return sorted({n for rid in ids for n in space.inputs[rid]})
+        fields = self.definition.fields
+        return sorted({n for rid in ids for n in space.inputs[rid]
+                       if fields.get(n) is None or fields[n].aggregate is None})
 
     def _refine(self, ev: dict[str, Any], name: str, value: Any, facts: dict[str, Any],
                 outcome: Any, probe: Any) -> tuple[Any, dict[str, Any]]:
@@ -229,7 +233,8 @@ class _Context:
         found: dict[str, dict[str, Any]] = {}
 
         def probe(facts: dict[str, Any]) -> str | None:
-            branch = evaluate_state(self.compiled, state, facts, conditions=self.conds).fired.get(rule.id)
+            branch = evaluate_state(self.compiled, state, facts, conditions=self.conds,
+                                    frozen=ev.get("frozen")).fired.get(rule.id)
             return branch if branch in moves else None
 
         for name, value, facts in self._variants(ev, names):
@@ -247,14 +252,14 @@ class _Context:
         state = ev["state"]
         space = self.space(state)
         actual = evaluate_state(self.compiled, state, {k: v for k, v in ev["facts"].items() if k != "state"},
-                                conditions=self.conds)
+                                conditions=self.conds, frozen=ev.get("frozen"))
         now = actual.decision()
         names = self._relevant_inputs(state, {m.rule for m in space.moves})
         seen: set[tuple[str, Any]] = set()
         out = []
 
         def probe(facts: dict[str, Any]) -> Any:
-            check = evaluate_state(self.compiled, state, facts, conditions=self.conds)
+            check = evaluate_state(self.compiled, state, facts, conditions=self.conds, frozen=ev.get("frozen"))
             if check.move_conflict:
                 return "conflict"
             new = check.decision()
@@ -267,7 +272,7 @@ class _Context:
                 continue
             seen.add((name, outcome))
             value, facts = self._refine(ev, name, value, facts, outcome, probe)
-            check = evaluate_state(self.compiled, state, facts, conditions=self.conds)
+            check = evaluate_state(self.compiled, state, facts, conditions=self.conds, frozen=ev.get("frozen"))
             entry: dict[str, Any] = {"field": name, "was": ev["facts"].get(name), "value": value}
             if outcome == "conflict":
                 entry["decision"] = "conflict"
@@ -350,7 +355,7 @@ def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: s
             arrived["evaluation"] = _evaluation(prev)
             out["arrived_by"] = arrived
     static = evaluate_state(pw.compiled, state, {k: v for k, v in ev["facts"].items() if k != "state"},
-                            conditions=ctx.conds)
+                            conditions=ctx.conds, frozen=ev.get("frozen"))
     if static.derived != ev["derived"]:
         out["notes"].append(f"the static evaluator derives {static.derived}, the engine derived {ev['derived']}")
     return out
@@ -359,7 +364,8 @@ def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: s
 def _evaluation(ev: dict[str, Any]) -> dict[str, Any]:
     return {"event": ev["event"], "day": ev["day"], "state": ev["state"], "facts": dict(sorted(ev["facts"].items())),
             "derived": dict(sorted(ev["derived"].items())),
-            "computed": {k: dict(v) for k, v in sorted(ev.get("computed", {}).items())}}
+            "computed": {k: dict(v) for k, v in sorted(ev.get("computed", {}).items())},
+            "frozen": dict(sorted(ev.get("frozen", {}).items()))}
 
 
 def _computed_text(name: str, entry: dict[str, Any]) -> str:
@@ -439,6 +445,8 @@ def explain_text(doc: dict[str, Any]) -> str:
             lines.append("derived: " + format_facts(ev["derived"]))
         if ev.get("computed"):
             lines.append("computed inputs: " + "; ".join(_computed_text(n, e) for n, e in ev["computed"].items()))
+        if ev.get("frozen"):
+            lines.append("of which kept from a decision point (not derived again): " + format_facts(ev["frozen"]))
     arrived = doc.get("arrived_by")
     if arrived:
         lines.append("")

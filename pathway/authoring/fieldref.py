@@ -32,9 +32,10 @@ from pathway.core.errors import DefinitionError, display_path
 from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
-from pathway.definition.clock import days_since
-from pathway.definition.model import FieldDef, ProfileFile
+from pathway.definition.clock import MAX_DAY, days_since
+from pathway.definition.model import Aggregate, FieldDef, ProfileFile
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.timeline import hours_text, validity_text
 from pathway.definition.units import units_for
 
 __all__ = ["Usage", "collect_usage", "field_reference", "default_output", ]
@@ -160,8 +161,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _days(value: float) -> str:
-    return f"{value:g} day" + ("" if value == 1 else "s")
+def aggregate_text(agg: Aggregate) -> str:
+    """``max of `transverse_colon_cm` over days 0–3`` (with ``within`` and ``since`` when given)."""
+    what = {"ever": "whether any", "count": "number of days with"}.get(agg.fn, agg.fn + " of")
+    days = "" if (agg.from_day, agg.to_day) == (0, MAX_DAY) else (
+        f" on day {agg.from_day:g}" if agg.from_day == agg.to_day else
+        f" over days {agg.from_day:g}–{agg.to_day:g}" if agg.to_day != MAX_DAY else f" from day {agg.from_day:g}")
+    out = f"{what} `{agg.of}`{days}"
+    if agg.within is not None and agg.within.span_hours is not None:
+        out += f", recorded within the last {hours_text(agg.within.span_hours)}"
+        out += " (end included)" if agg.within.end == "inclusive" else ""
+    if agg.since is not None:
+        out += f", since `{agg.since}` was entered"
+    return out + " (last value of each day)" if agg.fn not in ("ever",) else out
 
 
 def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:
@@ -170,12 +182,12 @@ def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:
     rng = f"{field.range[0]:g}–{field.range[1]:g}" if field.range is not None else "—"
     others = [u for u in units_for(field.quantity) if u != field.unit]
     if aggregate is not None:
-        current = f"computed: {aggregate.fn} of `{aggregate.of}` over days {aggregate.from_day:g}–{aggregate.to_day:g}"
+        current = "computed: " + aggregate_text(aggregate)
         given = "computed"
     else:
-        current = _days(field.valid_for_days) if field.valid_for_days is not None else "until replaced"
+        current = validity_text(field)
         given = {"patient": "patient", "event": "events", "both": "patient or events"}[field.scope]
-        if field.scope == "patient":
+        if field.scope == "patient" and field.valid_for is None and field.valid_for_days is None:
             current = "always (patient record)"
         if field.compute is not None:
             given += "; else computed (see Computed inputs)"
@@ -282,7 +294,9 @@ def field_reference(definition: PathwayDef) -> str:
         "number inside an ambiguity band (\"bare number\") is plausible in two units: it is refused, or accepted in the",
         "canonical unit with a warning naming both readings; a `{value, unit}` quantity is never ambiguous. Texts show",
         "a value rounded as \"shown to\" says; decisions use the full value. An event value stays current for the",
-        "time shown, then counts as missing (so a day-0 CRP is not the day-3 CRP).",
+        "time shown, its end excluded unless marked (in hours from clock times when events give `time`, else 24 h a",
+        "day), then counts as missing (so a day-0 CRP is not the day-3 CRP); a rule waiting for it asks for a recheck",
+        "with the last value. A value in the patient record counts from admission.",
         "See [authoring.md](authoring.md) for how rules, scenarios and schemas fit together.",
         "",
         "## Input fields",
@@ -323,8 +337,28 @@ def field_reference(definition: PathwayDef) -> str:
         by = usage.derived_by.get(name, {})
         derived = ", ".join(f"`{r}` ({' / '.join(sorted(v))})" for r, v in sorted(by.items())) or "— (no rule)"
         values = ", ".join(d.values) if d.values else ("true / false" if d.type == "boolean" else "—")
-        rows.append([_code(name), d.type, values, d.title, derived, _rules(usage.tested.get(name, set()))])
-    lines += _table(["fact", "type", "values", "meaning", "derived by", "tested by"], rows)
+        row = [_code(name), d.type, values, d.title, derived]
+        if definition.decision_points:
+            row.append(f"at `{definition.kept[name]}`" if name in definition.kept else "—")
+        rows.append(row + [_rules(usage.tested.get(name, set()))])
+    header = ["fact", "type", "values", "meaning", "derived by"] + (["kept"] if definition.decision_points else [])
+    lines += _table(header + ["tested by"], rows)
+
+    if definition.decision_points:
+        lines += ["", "## Decision points", "",
+                  "Rules with `decision_point: <id>` fire only inside the window (`from_day` up to, not including,",
+                  "`before_day`); the facts they derive are kept with their provenance (value, day, rule, the facts it",
+                  "matched) and, once the window has passed, every evaluation sees the kept values (the result's",
+                  "`frozen`) instead of deriving them again from later data.", ""]
+        rows = []
+        for name, point in definition.decision_points.items():
+            start = f"{point.from_day:g}" + (f" (`${point.from_param}`)" if point.from_param else "")
+            end = f"{point.before_day:g}" + (f" (`${point.before_param}`)" if point.before_param else "")
+            rules = sorted(r.id for r in definition.rules if r.decision_point == name)
+            facts = sorted(f for f, p in definition.kept.items() if p == name)
+            meaning = point.title + (f". {point.note}" if point.note else "")
+            rows.append([_code(name), start, end, meaning, ", ".join(map(_code, facts)) or "—", _rules(rules)])
+        lines += _table(["decision point", "from day", "before day", "meaning", "keeps", "rules"], rows)
 
     lines += ["", "## Built-ins", "", "Computed by the engine for every evaluation; a case cannot give them.", ""]
     rows = []

@@ -23,8 +23,10 @@ Expectations (all optional): ``state``, ``path`` (exact), ``path_contains`` (in 
 ``recommendations``/``alerts``/``options`` with ``present``/``absent`` matchers,
 ``doses`` (each ``name`` with ``dose_mg``/``daily_mg``/``times_per_day``/``route``,
 ``tolerance`` in mg), ``data_required`` (exactly these fields), ``data_required_includes``,
+``data_required_excludes``,
 ``derived`` (fact: value), ``computed`` (computed input: ``value``, ``source`` derived or recorded,
-``inputs``), ``fired`` / ``not_fired`` (rule ids anywhere in the trace), and
+``inputs``), ``frozen`` (kept decision fact: value), ``recheck`` (fields listed as rechecks of expired
+values), ``fired`` / ``not_fired`` (rule ids anywhere in the trace), and
 ``refused`` (``code``, optional ``event`` index) for cases that must be rejected.
 """
 
@@ -116,8 +118,13 @@ class Expectation(_M):
     doses: list[DoseExpectation] = Field(default_factory=list)
     data_required: list[str] | None = None
     data_required_includes: list[str] = Field(default_factory=list)
+    data_required_excludes: list[str] = Field(default_factory=list)
     derived: dict[str, bool | float | int | str] = Field(default_factory=dict)
     computed: dict[str, ComputedExpectation] = Field(default_factory=dict)
+    frozen: dict[str, bool | float | int | str] = Field(
+        default_factory=dict, description="kept decision facts (the result's 'frozen') -> value")
+    recheck: list[str] = Field(
+        default_factory=list, description="fields listed under data_required as a recheck of an expired value")
     fired: list[str] = Field(default_factory=list)
     not_fired: list[str] = Field(default_factory=list)
     refused: Refusal | None = None
@@ -370,6 +377,9 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     for j, name in enumerate(exp.data_required_includes):
         if name not in required:
             bad(("expect", "data_required_includes", j), "data required includes", name, sorted(required))
+    for j, name in enumerate(exp.data_required_excludes):
+        if name in required:
+            bad(("expect", "data_required_excludes", j), "data required should not include", name, sorted(required))
     for name, value in exp.derived.items():
         if result["derived"].get(name) != value:
             bad(("expect", "derived", name), f"derived fact {name}", json.dumps(value), json.dumps(result["derived"].get(name)))
@@ -386,6 +396,15 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         if want.inputs is not None and sorted(got["inputs"]) != sorted(want.inputs):
             bad(("expect", "computed", name, "inputs"), f"computed input {name} inputs", sorted(want.inputs),
                 sorted(got["inputs"]))
+    for name, value in exp.frozen.items():
+        kept = result["frozen"].get(name)
+        if kept is None or kept["value"] != value:
+            bad(("expect", "frozen", name), f"kept fact {name}", json.dumps(value),
+                json.dumps(kept["value"]) if kept else "not kept")
+    rechecks = sorted(x["field"] for x in result["data_required"] if x.get("recheck"))
+    for j, name in enumerate(exp.recheck):
+        if name not in rechecks:
+            bad(("expect", "recheck", j), "recheck of an expired value", name, rechecks)
     for j, rule in enumerate(exp.fired):
         if rule not in outcome.rules_fired:
             bad(("expect", "fired", j), "rule fired", rule, "never fired")

@@ -42,6 +42,7 @@ from pathway.definition import model as M
 from pathway.definition.clock import MAX_DAY
 from pathway.definition.inputs import EVENT_META, PATIENT_META
 from pathway.definition.pathway import PathwayDef
+from pathway.definition.timeline import validity, validity_text
 from pathway.definition.units import CONVERSIONS, units_for
 from pathway.loading.loader import load_definition
 
@@ -102,6 +103,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "fields_file": "File with the input fields (fields.schema.json).",
         "rule_files": "Rule files, in load order (rules.schema.json).",
         "default_profile": "Site profile (profiles/<id>.yaml) used when none is asked for.",
+        "decision_points": "Decision points: windows of clinical days whose rules' derived facts are kept afterwards.",
     },
     "TransitionDef": {
         "from": "Source state id(s), or 'any_active' for every start or active state.",
@@ -121,7 +123,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "quantity": "Analyte for unit conversion, so {value, unit} in another unit is accepted. Known: "
                     + ", ".join(sorted(CONVERSIONS)) + ".",
         "scope": "Where a value is given: the patient record, events, or both.",
-        "valid_for_days": "An event value stays current this many days after it was recorded (none: until replaced).",
+        "valid_for": "How long an event value stays current: {hours: N} or {days: N} (end excluded unless "
+                     "end: inclusive), superseded (until a newer value) or stay (the whole stay). An expired value "
+                     "is missing to the rules, and a rule waiting for it asks for a recheck with the last value.",
+        "valid_for_days": "Older spelling of valid_for: {days: N} (give one of the two).",
         "decision": "A decision recorded by the team: it counts only in the states listed under 'in', from the "
                     "event that records it until the patient leaves the state; recorded elsewhere it is refused "
                     "(PW407); if it cannot be acted on, the result says why in a critical alert.",
@@ -130,7 +135,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "unit_required": "true: every bare number is refused; values must come as {value, unit}. For fields whose "
                          "common units overlap so much that no band can separate them.",
         "display": "How texts show the value: {decimals: N} or {step: S}; decisions use the unrounded value.",
-        "aggregate": "Computed from the recorded values of another field over a window of days (never given as input).",
+        "aggregate": "Computed from the record of another field (its history); never given in a case.",
         "compute": "A true/false field computed from other inputs by a condition when it is not recorded; a value "
                    "recorded in the same event as, or after, the newest input used wins.",
         "description": "More about the field, for readers and the field reference.",
@@ -173,6 +178,30 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "lt": "The other number field: 'field' must be less than it.",
         "lte": "The other number field: 'field' must be at most it.",
     },
+    "Aggregate": {
+        "of": "The field whose recorded values are aggregated.",
+        "fn": "mean, first, last, min, max, count (days with a value; 0 when none) or ever (true when a value was "
+              "recorded, false when none was).",
+        "from_day": "First clinical day of the window (day 3 runs from 72 h to 96 h after admission).",
+        "to_day": "Last clinical day of the window (included).",
+        "within": "Only values recorded within this span back from now ({hours: N} or {days: N}).",
+        "since": "Only values recorded since this state was first entered.",
+    },
+    "Window": {
+        "hours": "Length of the window in hours.",
+        "days": "Length of the window in days (24 h each).",
+        "end": "exclusive (default): a value exactly that old is outside; inclusive: it is inside.",
+    },
+    "Validity": {
+        "hours": "Current for less than this many hours (or up to and including it with end: inclusive).",
+        "days": "Current for less than this many days of 24 h (or up to and including it with end: inclusive).",
+        "end": "exclusive (default) or inclusive: whether a value exactly as old as the window is still current.",
+        "until": "A latch instead of a window: superseded (until a newer value of the field) or stay (the whole stay).",
+    },
+    "DecisionDef": {
+        "from_day": "First clinical day of the window (a number or $parameter).",
+        "before_day": "The window ends before this day (a number or $parameter); from then on the kept facts stand.",
+    },
     "RuleDef": {
         "id": "Rule id, unique across the pathway.",
         "in": "State id(s) where the rule applies, or 'any_active'.",
@@ -181,6 +210,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "requires": "Fields the 'otherwise' branch needs recorded, and that the rule asks for while it waits "
                     "(only those that can still change its answer). 'then' fires as soon as 'when' is "
                     "definitely true.",
+        "decision_point": "A decision point (decision_points: in pathway.yaml): the rule fires only inside its window "
+                          "and the facts it derives are kept afterwards.",
         "evidence": "Where the rule comes from: source ids, strength and verification status.",
     },
     "StateDef": {
@@ -632,8 +663,8 @@ def _field_text(field: M.FieldDef) -> str:
     for band in field.ambiguous:
         bits.append(f"a bare {band.range[0]:g} to {band.range[1]:g} could be {band.unit} and is "
                     + ("refused" if band.action == "refuse" else "accepted with a warning") + ": give {value, unit}")
-    if field.valid_for_days is not None:
-        bits.append(f"current for {field.valid_for_days:g} day(s)")
+    if field.valid_for is not None or field.valid_for_days is not None:
+        bits.append(f"current {validity_text(field)}" if validity(field).until is None else validity_text(field))
     text = "; ".join(bits) + "."
     return text + (" " + " ".join(field.description.split()) if field.description else "")
 

@@ -43,7 +43,8 @@ def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str,
         for alert in result["alerts"]:
             lines.append(f"  ! {alert['level']}: {alert['text']} [{alert['rule']}]")
         for need in result["data_required"]:
-            lines.append(f"  ? data required: {need['field']} ({need['title']}) - {need['text']}")
+            label = "recheck" if need.get("recheck") else "data required"
+            lines.append(f"  ? {label}: {need['field']} ({need['title']}) - {need['text']}")
     if results:
         lines.append("")
         lines.append("path: " + " -> ".join(results[-1]["path"]))

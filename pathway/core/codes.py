@@ -81,6 +81,11 @@ _ALL = [
          "Only a boolean field can be computed from a condition (true, false or unknown)."),
     Code("PW220", "rule file", "computed input that tests a derived fact or built-in",
          "A computation tests input fields only; the engine makes derived facts and the clock after the inputs."),
+    Code("PW221", "rule file", "unknown decision point",
+         "A rule's `decision` names no entry under `decision_points:` in pathway.yaml."),
+    Code("PW222", "rule file", "kept fact derived outside its decision point",
+         "A derived fact kept by a decision point is derived by a rule of another decision point or of none; "
+         "that rule would fire beside the kept value."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",

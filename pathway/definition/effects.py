@@ -53,6 +53,7 @@ __all__ = [
     "Effect",
     "EFFECT_KINDS",
     "parse_effects",
+    "derived_by",
     "fill_text",
     "TEMPLATE_RE",
 ]
@@ -227,6 +228,17 @@ EFFECT_KINDS: dict[str, type[Effect]] = {
     "score": Score,
     "titrate": Titrate,
 }
+
+
+def derived_by(effects: tuple[Effect, ...] | list[Effect]) -> list[str]:
+    """Names of the facts a list of effects derives (``derive`` values and ``score`` names)."""
+    names: list[str] = []
+    for effect in effects:
+        if isinstance(effect, Derive):
+            names += list(effect.values)
+        elif isinstance(effect, Score):
+            names.append(effect.name)
+    return list(dict.fromkeys(names))
 
 
 def fill_text(template: str, values: dict[str, Any], display: Mapping[str, Display] | None = None) -> str:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
 
+from pathway.core.errors import suggest
 from pathway.definition.clock import MAX_DAY
 
 __all__ = [
@@ -27,9 +29,13 @@ __all__ = [
     "ParameterDef",
     "SourceDef",
     "DerivedDef",
+    "DecisionDef",
     "FieldDef",
     "AmbiguityBand",
     "Display",
+    "Window",
+    "Validity",
+    "LATCHES",
     "Aggregate",
     "DecisionSpec",
     "Computation",
@@ -120,13 +126,94 @@ class DerivedDef(_Model):
     values: list[str] = Field(default_factory=list)
 
 
+class DecisionDef(_Model):
+    """A decision point: a window of clinical days in which its rules (``decision_point: <id>``) derive
+    facts that are then kept, with provenance, for the rest of the stay.
+
+    The window runs from ``from_day`` up to, not including, ``before_day`` (numbers or
+    ``$parameters``). Inside it the rules re-derive their facts from the current values at every
+    evaluation (the last derivation counts); from ``before_day`` on they no longer fire, and every
+    evaluation sees the kept values instead.
+    """
+
+    title: str
+    from_day: float | str
+    before_day: float | str
+    note: str = ""
+
+
+class Window(_Model):
+    """A span of time back from now: ``{hours: 72}`` or ``{days: 1}``, its far end excluded unless
+    ``end: inclusive`` (a value exactly 72 h old is outside ``{hours: 72}`` and inside
+    ``{hours: 72, end: inclusive}``). Ages are counted in hours from clock times when events give
+    ``time``, else from day numbers (one day = 24 h)."""
+
+    hours: float | None = Field(default=None, gt=0)
+    days: float | None = Field(default=None, gt=0)
+    end: Literal["exclusive", "inclusive"] = "exclusive"
+
+    @property
+    def span_hours(self) -> float | None:
+        """The length of the window in hours (None when neither hours nor days is given)."""
+        if self.hours is not None:
+            return self.hours
+        return None if self.days is None else self.days * 24
+
+    def holds(self, age_hours: float) -> bool:
+        """True when a value recorded ``age_hours`` ago lies inside the window."""
+        span = self.span_hours
+        if span is None:
+            return True
+        return age_hours <= span if self.end == "inclusive" else age_hours < span
+
+
+#: How a latched value holds: ``superseded``, until a newer value of the field is recorded (an
+#: observation that is repeated, such as a film); ``stay``, for the whole stay (history, results,
+#: decisions). Neither expires; a newer value of the same field always replaces the older one.
+LATCHES = ("superseded", "stay")
+
+
+class Validity(Window):
+    """How long an event value stays current: a window (``{hours: 72}``, ``{days: 1}``, with
+    ``end: inclusive`` where the pathway means "within 72 h") or a latch (``until: superseded`` or
+    ``until: stay``; the plain words ``superseded`` and ``stay`` are short for these)."""
+
+    until: Literal["superseded", "stay"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``superseded`` / ``stay`` stand for ``{until: ...}``; any other word is an error."""
+        if isinstance(data, str):
+            if data in LATCHES:
+                return {"until": data}
+            hint = suggest(data, LATCHES)
+            raise ValueError(f"'{data}' is not a validity: write {{hours: N}}, {{days: N}}, superseded or stay"
+                             + (f" (did you mean '{hint}'?)" if hint else ""))
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        return {"anyOf": [schema, {"enum": list(LATCHES), "description": "Short for {until: superseded} or {until: stay}."}]}
+
+
 class Aggregate(_Model):
-    """A field computed from the recorded values of another field over a window of days."""
+    """A field computed from the recorded values of another field (its history).
+
+    Values are taken per clinical day (the last value recorded on each day counts), within
+    clinical days ``from_day``..``to_day`` (day 3 runs from 72 h to 96 h after admission),
+    optionally only those recorded ``within`` a window back from now and/or ``since`` a state was
+    first entered. ``ever`` is true when a value was recorded in the window and false when none
+    was; ``count`` is 0 then; the others are not recorded (None) when the window holds no value.
+    """
 
     of: str
-    fn: Literal["mean", "first", "last", "min", "max", "count"]
+    fn: Literal["mean", "first", "last", "min", "max", "count", "ever"]
     from_day: float = 0
     to_day: float = MAX_DAY
+    within: Window | None = None
+    since: str | None = None
 
 
 class DecisionSpec(_Model):
@@ -192,8 +279,11 @@ class FieldDef(_Model):
     values: list[str] = Field(default_factory=list)
     quantity: str | None = None
     scope: Literal["patient", "event", "both"] = "event"
-    #: An event value counts as current for this many days after it was recorded (a value
-    #: recorded on day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
+    #: How long an event value stays current (see :class:`Validity`); a value given in the patient
+    #: record counts as recorded on admission. None: for the whole stay.
+    valid_for: Validity | None = None
+    #: The older spelling of ``valid_for: {days: N}``, kept for compatibility (a value recorded on
+    #: day 2 with ``valid_for_days: 1`` is no longer current on day 3). None: forever.
     valid_for_days: float | None = None
     aggregate: Aggregate | None = None
     #: a decision recorded by the team (see DecisionSpec); the loader resolves the states
@@ -251,6 +341,8 @@ class PathwayFile(_Model):
     transitions: list[TransitionDef]
     parameters: dict[str, ParameterDef] = Field(default_factory=dict)
     derived: dict[str, DerivedDef] = Field(default_factory=dict)
+    #: Decision points whose derived facts are kept once their window has passed.
+    decision_points: dict[str, DecisionDef] = Field(default_factory=dict)
     sources: dict[str, SourceDef] = Field(default_factory=dict)
     sources_file: str | None = None
     fields_file: str = "fields.yaml"
@@ -288,6 +380,9 @@ class RuleDef(_Model):
     otherwise: list[Any] = Field(default_factory=list)
     #: effects when ``due`` holds but a ``requires`` field is missing (besides data_required)
     if_missing: list[Any] = Field(default_factory=list)
+    #: a decision point (``decision_points:`` in pathway.yaml): the rule fires only inside its window and
+    #: the facts it derives are kept afterwards
+    decision_point: str | None = None
     evidence: Evidence
     note: str = ""
 

@@ -17,7 +17,8 @@ from pathway.definition.clock import MAX_DAY
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
-__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
+__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_FIELDS", "Branch", "BRANCHES",
+           "BRANCH_KEYS"]
 
 #: How a rule fired, as the engine's bindings and the result's trace name it.
 Branch = Literal["then", "else", "missing"]
@@ -54,6 +55,8 @@ class Rule:
     params: tuple[str, ...] = ()
     note: str = ""
     if_missing: tuple[Effect, ...] = ()
+    #: the decision point whose window the rule fires in (its ``due`` includes the window)
+    decision_point: str | None = None
 
     def effects(self, branch: Branch) -> tuple[Effect, ...]:
         """The effects of one branch: ``then``, ``else`` (the rule file's ``otherwise``) or
@@ -140,6 +143,29 @@ class Consistency:
         return bool(C.Cmp(self.field, self.op, b).holds({self.field: a}))
 
 
+@dataclass(frozen=True)
+class DecisionPoint:
+    """A resolved decision point: its rules fire on clinical days ``from_day`` <= day < ``before_day``;
+    the facts they derive are kept afterwards (see :class:`pathway.definition.model.DecisionDef`)."""
+
+    id: str
+    title: str
+    from_day: float
+    before_day: float
+    from_param: str | None = None
+    before_param: str | None = None
+    note: str = ""
+
+    def window(self) -> C.Cond:
+        """The condition on ``day`` that holds inside the window."""
+        return C.And((C.Cmp("day", "gte", self.from_day, param=self.from_param),
+                      C.Cmp("day", "lt", self.before_day, param=self.before_param)))
+
+    def passed(self, day: float | None) -> bool:
+        """True once the window is over: the kept facts stand in for their rules."""
+        return day is not None and day >= self.before_day
+
+
 @dataclass
 class PathwayDef:
     """Everything the compiler, engine, diagrams and checks need, already validated."""
@@ -159,6 +185,9 @@ class PathwayDef:
     #: computed inputs in evaluation order (an input computed from another comes after it)
     computed: dict[str, ComputedInput] = field(default_factory=dict)
     consistency: tuple[Consistency, ...] = ()
+    decision_points: dict[str, DecisionPoint] = field(default_factory=dict)
+    #: derived fact -> the decision point that keeps it
+    kept: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -31,6 +31,7 @@ from pathway.definition.effects import (
     ScoreTerm,
     Titrate,
     Transition,
+    derived_by,
     parse_effects,
 )
 from pathway.definition.graph import build_graph, expand_sources
@@ -44,7 +45,15 @@ from pathway.definition.model import (
     RuleFile,
     SourcesFile,
 )
-from pathway.definition.pathway import BRANCH_KEYS, BUILTIN_FIELDS, ComputedInput, Consistency, PathwayDef, Rule
+from pathway.definition.pathway import (
+    BRANCH_KEYS,
+    BUILTIN_FIELDS,
+    ComputedInput,
+    Consistency,
+    DecisionPoint,
+    PathwayDef,
+    Rule,
+)
 from pathway.definition.units import convert, units_for
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
@@ -183,6 +192,9 @@ class _Loader:
         if fields_file is not None and fdoc is not None:
             computed = self._computed(fdoc, fields_file, spec, params)
             consistency = self._consistency(fdoc, fields_file)
+        if fdoc is not None and fields_file is not None:
+            self._check_timeline(fdoc, spec, fields_file.fields, fields)
+        points = self._decisions(pdoc, spec, params)
         fields["state"] = None  # resolved below
 
         watchdogs = self._watchdogs(pdoc, spec, fields, params)
@@ -196,7 +208,7 @@ class _Loader:
             if rfile is None:
                 continue
             for index, rdef in enumerate(rfile.rules):
-                rule = self._rule(doc, ("rules", index), rdef, spec, fields, params)
+                rule = self._rule(doc, ("rules", index), rdef, spec, fields, params, points)
                 if rule is None:
                     continue
                 if rule.id in seen:
@@ -209,6 +221,7 @@ class _Loader:
         if not self.diags:  # with broken rules the set of derivations is incomplete
             self.diags.extend(underived_tests(rules))
             self.diags.extend(untimely_decision_tests(rules, decisions))
+        kept = self._kept(rules) if not self.diags else {}
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b)],
                             [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b)])
         if self.diags:
@@ -216,7 +229,7 @@ class _Loader:
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
-                          consistency=tuple(consistency))
+                          consistency=tuple(consistency), decision_points=points, kept=kept)
 
     def _computed(self, doc: Located, ffile: FieldsFile, spec: PathwayFile,
                   params: dict[str, Any]) -> dict[str, ComputedInput]:
@@ -338,6 +351,115 @@ class _Loader:
             out.append(Consistency(check.id, check.title, check.field, cast(Any, op), other, doc.file, line, col))
         return out
 
+    def _check_timeline(self, fdoc: Located, spec: PathwayFile, authored: dict[str, FieldDef],
+                        fields: dict[str, FieldDef | None]) -> None:
+        """Validity windows and history (computed) fields of fields.yaml: one form of validity each,
+        windows with a length, aggregates whose window and type make sense."""
+        for name, fdef in authored.items():
+            where = ("fields", name)
+            v = fdef.valid_for
+            if v is not None and fdef.valid_for_days is not None:
+                self.diags.append(fdoc.diag(where + ("valid_for_days",), "PW112",
+                                            "give either 'valid_for' or the older 'valid_for_days', not both", key=True))
+            if v is not None:
+                set_ = v.model_fields_set
+                kinds = [k for k in ("hours", "days", "until") if getattr(v, k) is not None]
+                if len(kinds) != 1:
+                    self.diags.append(fdoc.diag(where + ("valid_for",), "PW112",
+                                                "'valid_for' takes exactly one of 'hours', 'days' or 'until' "
+                                                f"(got {', '.join(kinds) or 'none'})"))
+                elif kinds == ["until"] and "end" in set_:
+                    self.diags.append(fdoc.diag(where + ("valid_for", "end"), "PW112",
+                                                "'end' belongs to a window ('hours' or 'days'), not to 'until'", key=True))
+            if fdef.aggregate is not None and (v is not None or fdef.valid_for_days is not None):
+                key = "valid_for" if v is not None else "valid_for_days"
+                self.diags.append(fdoc.diag(where + (key,), "PW112",
+                                            "a computed field is computed now from the record; it has no validity of its own",
+                                            key=True))
+            agg = fdef.aggregate
+            if agg is None:
+                continue
+            apath = where + ("aggregate",)
+            if agg.since is not None and agg.since not in spec.states:
+                self.diags.append(fdoc.diag(apath + ("since",), "PW201", f"unknown state '{agg.since}'",
+                                            suggest(agg.since, list(spec.states))))
+            if agg.within is not None and agg.within.span_hours is None:
+                self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' needs 'hours' or 'days'"))
+            if agg.within is not None and agg.within.hours is not None and agg.within.days is not None:
+                self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' takes 'hours' or 'days', not both"))
+            if agg.from_day > agg.to_day:
+                self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
+                                            f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
+            source = fields.get(agg.of)
+            if source is None:
+                continue
+            wanted = {"ever": ("boolean",), "count": ("integer",), "mean": ("number",)}.get(
+                agg.fn, ("number", "integer") if source.type in ("number", "integer") else (source.type,))
+            if agg.fn in ("mean", "min", "max") and source.type not in ("number", "integer"):
+                self.diags.append(fdoc.diag(apath + ("fn",), "PW112",
+                                            f"'{agg.fn}' needs a number field; '{agg.of}' is {source.type}"))
+            elif fdef.type not in wanted:
+                self.diags.append(fdoc.diag(where + ("type",), "PW112",
+                                            f"'{agg.fn}' of '{agg.of}' gives {' or '.join(wanted)}, not {fdef.type}"))
+
+    def _decisions(self, pdoc: Located, spec: PathwayFile, params: dict[str, Any]) -> dict[str, DecisionPoint]:
+        """Decision points with their windows resolved (numbers or ``$parameters``)."""
+        out: dict[str, DecisionPoint] = {}
+        for name, ddef in spec.decision_points.items():
+            bounds: list[tuple[float, str | None]] = []
+            for key in ("from_day", "before_day"):
+                raw = getattr(ddef, key)
+                where = ("decision_points", name, key)
+                param = None
+                if isinstance(raw, str):
+                    param = raw[1:] if raw.startswith("$") else None
+                    if param is None or param not in params:
+                        self.diags.append(_parameter_problem(pdoc, where, raw, params))
+                        break
+                    raw = params[param]
+                if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= MAX_DAY:
+                    self.diags.append(pdoc.diag(where, "PW112", f"'{key}' must be a day from 0 to {MAX_DAY}, not {raw!r}"))
+                    break
+                bounds.append((float(raw), param))
+            if len(bounds) != 2:
+                continue
+            (start, start_param), (end, end_param) = bounds
+            if end <= start:
+                self.diags.append(pdoc.diag(("decision_points", name, "before_day"), "PW112",
+                                            f"the window of '{name}' is empty: before_day {end:g} is not after "
+                                            f"from_day {start:g}"))
+                continue
+            out[name] = DecisionPoint(name, ddef.title, start, end, start_param, end_param, ddef.note)
+        return out
+
+    def _kept(self, rules: list[Rule]) -> dict[str, str]:
+        """Derived fact -> the decision point that keeps it. A kept fact is derived only by rules of
+        its own decision point (PW222): another rule deriving it would fire beside the kept value."""
+        kept: dict[str, str] = {}
+        by: dict[str, Rule] = {}
+        for rule in rules:
+            if rule.decision_point is None:
+                continue
+            for name in derived_by(rule.then + rule.otherwise + rule.if_missing):
+                if name in kept and kept[name] != rule.decision_point:
+                    self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW222",
+                                                 f"derived fact '{name}' is kept by decision point '{kept[name]}' "
+                                                 f"(rule '{by[name].id}'); rule '{rule.id}' derives it at decision point "
+                                                 f"'{rule.decision_point}'"))
+                    continue
+                kept.setdefault(name, rule.decision_point)
+                by.setdefault(name, rule)
+        for rule in rules:
+            if rule.decision_point is not None:
+                continue
+            for name in derived_by(rule.then + rule.otherwise + rule.if_missing):
+                if name in kept:
+                    self.diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW222",
+                                                 f"derived fact '{name}' is kept by decision point '{kept[name]}' "
+                                                 f"(rule '{by[name].id}'), so rule '{rule.id}' may not derive it: add "
+                                                 f"'decision_point: {kept[name]}' to it, or derive another fact"))
+        return kept
+
     def _profile(self, pdoc: Located, spec: PathwayFile, profile_id: str) -> dict[str, Any]:
         """Parameter values of a site profile, checked against the pathway's parameters."""
         available = sorted(p.stem for p in (self.root / "profiles").glob("*.yaml"))
@@ -436,7 +558,7 @@ class _Loader:
         return self._edge_graph
 
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
-        for section in ("states", "parameters", "derived"):
+        for section in ("states", "parameters", "derived", "decision_points"):
             for key in getattr(spec, section):
                 if not re.match(ID_PATTERN, key):
                     fixed = re.sub(r"[^a-z0-9_]", "_", key.lower())
@@ -519,7 +641,8 @@ class _Loader:
         return out
 
     def _rule(self, doc: Located, path: tuple[Any, ...], rdef: Any, spec: PathwayFile,
-              fields: dict[str, FieldDef | None], params: dict[str, Any]) -> Rule | None:
+              fields: dict[str, FieldDef | None], params: dict[str, Any],
+              decisions: dict[str, DecisionPoint]) -> Rule | None:
         before = len(self.diags)
         state_names = list(spec.states)
         in_values = [rdef.in_] if isinstance(rdef.in_, str) else list(rdef.in_)
@@ -568,6 +691,17 @@ class _Loader:
                         path + ("requires", k), "PW214",
                         f"'{name}' is required but 'then' does not compute with it: with 'if_missing', require only the "
                         "values the 'then' effects compute with, and test the others in 'when' or in another rule"))
+        if rdef.decision_point is not None:
+            point = decisions.get(rdef.decision_point)
+            if point is None:
+                if rdef.decision_point not in spec.decision_points:  # (a point with a broken window is reported there)
+                    self.diags.append(doc.diag(path + ("decision_point",), "PW221",
+                                               f"unknown decision point '{rdef.decision_point}'",
+                                               suggest(rdef.decision_point, list(spec.decision_points))))
+            else:
+                # The rule fires only inside the window of its decision point.
+                due = C.And((point.window(), due)) if not isinstance(due, C.Always) else point.window()
+                parser.used_params.update(p for p in (point.from_param, point.before_param) if p)
         if len(self.diags) > before:
             return None
         line, col = doc.pos(path)
@@ -575,6 +709,7 @@ class _Loader:
             id=rdef.id, title=rdef.title, file=doc.file, line=line, col=col, states=states, priority=rdef.priority,
             due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
             evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note, if_missing=tuple(if_missing),
+            decision_point=rdef.decision_point,
         )
 
     def _score(self, doc: Located, body: tuple[Any, ...], effect: Score, spec: PathwayFile, fields: dict[str, Any],

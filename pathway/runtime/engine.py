@@ -131,24 +131,36 @@ class Engine:
             name: frozenset(f for rule in ruleset for f, is_derived in self._fields[rule] if not is_derived)
             for name, ruleset in compiled.rulesets.items()
         }
+        # The derived facts each ruleset's rules test (kept facts are asserted only where tested).
+        self._tested_derived: dict[str, frozenset[str]] = {
+            name: frozenset(f for rule in ruleset for f, is_derived in self._fields[rule] if is_derived)
+            for name, ruleset in compiled.rulesets.items()
+        }
         self._rules = {r.id: r for r in compiled.definition.rules}
         self._derived_names = frozenset(compiled.definition.spec.derived)
         self.retired_sids = 0
         self.evaluations = 0
 
     # -- evaluation --------------------------------------------------------------------
-    def evaluate(self, state: str, snapshot: dict[str, Any]) -> tuple[list[Firing], dict[str, Any]]:
-        """Run the rules of ``state`` on ``snapshot``; return the firings and the derived facts."""
+    def evaluate(self, state: str, snapshot: dict[str, Any],
+                 frozen: dict[str, Any] | None = None) -> tuple[list[Firing], dict[str, Any]]:
+        """Run the rules of ``state`` on ``snapshot``; return the firings and the derived facts.
+
+        ``frozen``: facts kept by decision points whose window has passed; they are asserted as
+        derived-fact messages before any rule fires (so the rules testing them join as usual), and
+        are part of the derived facts returned. The rules that derive them are due only inside
+        their window, so they never fire beside a kept value.
+        """
         names = self.compiled.state_rulesets.get(state)
         if not names:
-            return [], {}
+            return [], dict(frozen or {})
         firings: list[Firing] = []
-        derived: dict[str, Any] = {}
+        derived: dict[str, Any] = dict(frozen or {})
         errors: list[str] = []
         with self._lock:
             self.evaluations += 1
             for ruleset in names:  # groups share no derived fact (see compile._components)
-                ctx = self._run_one(ruleset, snapshot)
+                ctx = self._run_one(ruleset, snapshot, frozen or {})
                 firings.extend(ctx.firings)
                 derived.update(ctx.derived)
                 errors.extend(ctx.errors)
@@ -186,7 +198,7 @@ class Engine:
         ctx.asserted.append(text)  # the same text retracts it (durable matches messages by content)
         return result[1]
 
-    def _run_one(self, ruleset: str, snapshot: dict[str, Any]) -> _Context:
+    def _run_one(self, ruleset: str, snapshot: dict[str, Any], frozen: dict[str, Any]) -> _Context:
         sid = f"{self._sids[ruleset]}"
         handle = self._handles[ruleset]
         tested = self._tested[ruleset]
@@ -196,6 +208,12 @@ class Engine:
         ctx = _Context(sid, ruleset, fact)
         try:
             state_handle = self._assert(ctx, handle, fact)
+            for name in sorted(frozen):
+                if name not in self._tested_derived[ruleset]:
+                    continue
+                ctx.derived[name] = frozen[name]
+                kept = self._assert(ctx, handle, {"_k": "derived", "name": name, "value": frozen[name], "sid": sid})
+                state_handle = state_handle if state_handle is not None else kept
             if state_handle is not None:
                 started = _core.start_action_for_state(handle, state_handle)
                 pending = started[1] if started else None

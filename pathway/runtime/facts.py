@@ -1,4 +1,5 @@
-"""What the rules see at one moment: values still current, computed fields and the clocks.
+"""What the rules see at one moment: values still current, computed fields and inputs, kept decision
+facts and the clocks.
 
 Computed inputs (``compute:`` in the fields file) are filled in here, before the engine sees the
 snapshot, so every rule tests them like any other input. Each is three-valued: true when its
@@ -10,34 +11,44 @@ every event); otherwise the computed value wins. An expired recorded value count
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import days_since
 from pathway.definition.model import Aggregate
+from pathway.definition.timeline import is_current, window_hours
 from pathway.runtime.doses import num
 from pathway.runtime.state import SessionState
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
 
-__all__ = ["values_now", "aggregate", "snapshot", "decision_counts", "PATIENT_RECORD"]
+__all__ = ["values_now", "aggregate", "snapshot", "decision_counts", "age_hours", "expired", "frozen_now",
+           "PATIENT_RECORD"]
 
 #: The position of a value from the patient record: before every event.
 PATIENT_RECORD = -1
 
 
+def age_hours(st: SessionState, name: str) -> float | None:
+    """Hours since the field's latest value was recorded (None: never recorded, or no clock yet)."""
+    seen = st.seen_hours.get(name)
+    if seen is None or st.hours is None:
+        return None
+    return max(0.0, st.hours - seen)
+
+
 def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Values still current on this day (see ``valid_for_days``), the aggregate fields and the
-    computed inputs; and, per computed input that has a value, where the value came from:
+    """Values still current now (see ``valid_for``), the computed fields and the computed inputs;
+    and, per computed input that has a value, where the value came from:
     ``{value, source: "derived" | "recorded", derived, recorded, inputs}``."""
     d = pathway.definition
     fields = d.fields
     snap: dict[str, Any] = {}
     for name, value in st.facts.items():
-        seen = st.seen.get(name)
-        valid = fields[name].valid_for_days
-        if seen is None or valid is None or st.day is None or st.day - seen < valid:
+        age = age_hours(st, name)
+        if age is None or is_current(fields[name], age):
             snap[name] = value
     if not d.computed and not pathway.aggregates:
         return snap, {}
@@ -47,6 +58,8 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
             position[name] = index
     for name, spec in pathway.aggregates.items():
         assert spec.aggregate is not None  # pathway.aggregates holds only computed fields
+        if spec.aggregate.since is not None:
+            continue  # depends on the states entered: computed per state (see snapshot)
         value = aggregate(st, spec.aggregate)
         if value is not None:
             snap[name] = value
@@ -72,17 +85,52 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
     return snap, provenance
 
 
+def expired(pathway: Pathway, st: SessionState, name: str) -> dict[str, Any] | None:
+    """The latest value of a field that is recorded but no longer current: ``last_value``,
+    ``recorded_day`` (and ``recorded_time`` when the event gave a clock time), ``age_hours`` and
+    ``valid_hours``; None when the field is current, never recorded, or never expires."""
+    spec = pathway.definition.fields.get(name)
+    if spec is None or spec.aggregate is not None or name not in st.facts:
+        return None
+    age = age_hours(st, name)
+    window = window_hours(spec)
+    if age is None or window is None or is_current(spec, age):
+        return None
+    entries = st.history.get(name) or [[st.seen.get(name, 0), st.facts[name], st.seen_hours.get(name, 0.0), None]]
+    day, value, _hours, event = entries[-1][:4]
+    out: dict[str, Any] = {"last_value": value, "recorded_day": day, "age_hours": round(age, 2), "valid_hours": window}
+    if event is not None and "time" in st.events[event]:
+        out["recorded_time"] = st.events[event]["time"]
+    return out
+
+
 def aggregate(st: SessionState, agg: Aggregate) -> Any:
-    """mean/first/last/min/max/count of a field's recorded values in a window of days (last value of each day)."""
-    per_day: dict[float, Any] = {}
-    for day, value in st.history.get(agg.of, []):
-        if agg.from_day <= day <= agg.to_day and day <= (st.day if st.day is not None else day):
-            per_day[day] = value
+    """mean/first/last/min/max/count/ever of a field's recorded values in a window (the last value of
+    each clinical day counts); see :class:`pathway.definition.model.Aggregate`."""
+    now_day = st.day if st.day is not None else 0.0
+    if agg.since is not None and agg.since not in st.entered:
+        return None  # the state was never entered: the window has not begun
+    if math.floor(now_day) < agg.from_day:
+        return None  # the window has not begun
+    start = st.entered.get(agg.since, 0.0) if agg.since is not None else None
+    per_day: dict[int, Any] = {}
+    for entry in st.history.get(agg.of, []):
+        day, value, hours = entry[0], entry[1], entry[2]
+        clinical = math.floor(day)
+        if not agg.from_day <= clinical <= agg.to_day or day > now_day:
+            continue
+        if start is not None and day < start:
+            continue
+        if agg.within is not None and (st.hours is None or not agg.within.holds(st.hours - hours)):
+            continue
+        per_day[clinical] = value
+    if agg.fn == "ever":
+        return bool(per_day)
+    if agg.fn == "count":
+        return len(per_day)
     if not per_day:
         return None
     values = [per_day[d] for d in sorted(per_day)]
-    if agg.fn == "count":
-        return len(values)
     if agg.fn == "first":
         return values[0]
     if agg.fn == "last":
@@ -102,14 +150,27 @@ def decision_counts(pathway: Pathway, st: SessionState, name: str) -> bool:
             and st.recorded_event[name] >= st.state_event)
 
 
+def frozen_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:
+    """The kept facts that stand in for their rules now: those of decision points whose window has passed."""
+    points = pathway.definition.decision_points
+    return {name: kept["value"] for name, kept in sorted(st.frozen.items())
+            if points[kept["decision_point"]].passed(st.day)}
+
+
 def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[str, Any]:
     """The facts of one evaluation: ``base`` (:func:`values_now`, which only an event changes and
     which is reused across the states one event passes through) plus the clocks of the current
-    state; a decision appears only where it counts (:func:`decision_counts`)."""
+    state, the computed fields counted since a state was entered, and a recorded decision only
+    where it counts (:func:`decision_counts`)."""
     snap = dict(base)
     for name in pathway.definition.decisions:
         if name in snap and not decision_counts(pathway, st, name):
             del snap[name]
+    for name, spec in pathway.aggregates.items():
+        if spec.aggregate is not None and spec.aggregate.since is not None:
+            value = aggregate(st, spec.aggregate)
+            if value is not None:
+                snap[name] = value
     snap["day"] = st.day
     snap["days_in_state"] = num(st.day - st.entered_day) if st.day is not None else None
     if st.day is not None:

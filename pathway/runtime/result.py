@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pathway.definition.effects import fill_text
+from pathway.definition.timeline import hours_text
+from pathway.runtime.facts import expired
 from pathway.runtime.state import SessionState
 
 if TYPE_CHECKING:
@@ -103,6 +106,10 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         entry.update({"title": spec.title if spec else name, "unit": spec.unit if spec else ""})
         if name in d.computed:  # recording these inputs would give it a value as well
             entry["computed_from"] = list(d.computed[name].inputs)
+        stale = expired(pathway, st, name)
+        if stale is not None:
+            entry.update(recheck=True, **stale)
+            entry["text"] = f"{recheck_text(entry['title'], entry['unit'], stale)}: {entry['text']}"
     state_def = d.spec.states[st.state]
     return {
         "pathway": d.id,
@@ -122,7 +129,25 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         "derived": dict(sorted(st.derived.items())),  # derived during the last event
         # computed inputs at the last event: the value used, recorded or derived, and from which inputs
         "computed": _computed(st),
+        "frozen": {name: _frozen_entry(kept) for name, kept in sorted(st.frozen.items())},
         "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
                                     and pathway.rule(item["rule"]).evidence.status == "unverified"}),
         "trace": _copy_trace(st.trace),
     }
+
+
+def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:
+    """``recheck serum magnesium (last 0.8 mmol/L on day 0, 74 h ago)``."""
+    value = fill_text("{v}", {"v": stale["last_value"]})
+    when = f"day {fill_text('{d}', {'d': stale['recorded_day']})}"
+    if "recorded_time" in stale:
+        when += f" at {stale['recorded_time']}"
+    name = title[:1].lower() + title[1:] if title[1:2].islower() or len(title) == 1 else title
+    age = hours_text(round(stale["age_hours"], 1))
+    return f"recheck {name} (last {value}{' ' + unit if unit else ''} on {when}, {age} ago)"
+
+
+def _frozen_entry(kept: dict[str, Any]) -> dict[str, Any]:
+    """A kept decision fact as the result shows it (a copy the caller may change)."""
+    return {"value": kept["value"], "day": kept["day"], "decision_point": kept["decision_point"], "rule": kept["rule"],
+            "facts": dict(kept["facts"]), "recorded": dict(kept["recorded"])}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import EngineError, TransitionRefused
-from pathway.definition.effects import Transition
+from pathway.definition.clock import hours_between, utc_naive
+from pathway.definition.effects import Transition, derived_by
 from pathway.definition.inputs import validate_event, validate_patient
 from pathway.runtime import facts
 from pathway.runtime.decisions import blocked_records, refuse_untimely
@@ -69,7 +71,7 @@ class Session:
         work = st.copy()
         work.admission = admission
         work.warnings = warnings  # the event's own; kept only if the whole event is applied
-        _step(self._pathway, work, day, values, event)
+        _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event)
         self._st = work
         return self.result()
 
@@ -90,7 +92,7 @@ class Session:
     @classmethod
     def load(cls, pathway: Pathway, doc: dict[str, Any]) -> Session:
         d = pathway.definition
-        if doc.get("format") != SESSION_FORMAT or doc.get("pathway") != d.id:
+        if doc.get("format") not in (1, SESSION_FORMAT) or doc.get("pathway") != d.id:
             raise EngineError(f"stored session is for pathway {doc.get('pathway')!r} format {doc.get('format')!r}")
         if doc.get("version") != d.version:
             raise EngineError(f"stored session ran under {d.id} {doc.get('version')}; this is {d.version}: "
@@ -98,17 +100,31 @@ class Session:
         return cls(pathway, SessionState.from_doc(doc))
 
 
-def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw_event: dict[str, Any]) -> None:
+def _clock_hours(day: float, event: dict[str, Any], admission: datetime | None) -> float:
+    """Hours since admission: exact from an event's clock ``time``, else ``day`` x 24."""
+    if "time" in event and admission is not None:
+        return hours_between(admission, utc_naive(datetime.fromisoformat(str(event["time"]))))
+    return float(day) * 24
+
+
+def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[str, Any],
+          raw_event: dict[str, Any]) -> None:
     """Evaluate one validated event on ``st`` (a working copy): record the values, then evaluate the
     current state, follow the move it takes, and repeat until a state takes no move."""
     d = pw.definition
     index = len(st.events)
     st.day = day
+    st.hours = hours
     st.facts.update(values)
     st.seen.update({name: day for name in values})
+    st.seen_hours.update({name: hours for name in values})
     for name, value in values.items():
-        st.history.setdefault(name, []).append([day, value])
-    st.events.append({"day": day, **values} if "note" not in raw_event else {"day": day, **values, "note": raw_event["note"]})
+        st.history.setdefault(name, []).append([day, value, hours, index])
+    entry: dict[str, Any] = {"day": day, **values}
+    for key in ("time", "note"):
+        if key in raw_event:
+            entry[key] = raw_event[key]
+    st.events.append(entry)
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
         st.recorded_event[name] = index
@@ -116,14 +132,16 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
     values_now, computed = facts.values_now(pw, st)
+    frozen = facts.frozen_now(pw, st)
     for _hop in range(len(d.spec.states) + 1):
         snapshot = facts.snapshot(pw, st, values_now)
-        firings, derived = pw.engine.evaluate(st.state, snapshot)
+        firings, derived = pw.engine.evaluate(st.state, snapshot, frozen)
         st.derived = derived
-        event_derived.update(derived)
+        event_derived.update({k: v for k, v in derived.items() if k not in frozen})
         st.evaluations.append({"event": index, "day": day, "state": st.state,
                                "facts": {k: v for k, v in snapshot.items() if v is not None},
-                               "derived": dict(derived), "computed": computed})
+                               "derived": dict(derived), "computed": computed, "frozen": dict(frozen)})
+        _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
         for f in firings:
             entry = {"event": index, "day": day, "state": st.state, "rule": f.rule, "branch": f.branch,
@@ -157,6 +175,24 @@ def _step(pw: Pathway, st: SessionState, day: float, values: dict[str, Any], raw
     raise EngineError(f"more than {len(d.spec.states)} transitions in one event: the rules loop")
 
 
+def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[str, Any], event: int) -> None:
+    """Keep, with provenance, the facts that decision rules derived in this evaluation (inside their
+    window; the last derivation counts): the value, when, which rule, the facts it matched and the
+    day each input it used was recorded."""
+    d = pw.definition
+    for f in firings:
+        rule = pw.rule(f.rule)
+        if rule.decision_point is None:
+            continue
+        for name in derived_by(f.effects):
+            if name not in derived or d.kept.get(name) != rule.decision_point:
+                continue
+            used = {k: v for k, v in f.facts.items() if k not in d.spec.derived}
+            recorded = {k: st.history[k][-1][0] for k in used if st.history.get(k)}
+            st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision_point": rule.decision_point,
+                               "rule": rule.id, "branch": f.branch, "facts": dict(f.facts), "recorded": recorded}
+
+
 def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str] | None:
     """The firing whose move is taken, and its target (see :mod:`pathway.runtime.moves`)."""
     by_rule = {f.rule: f for f in firings}
@@ -174,6 +210,9 @@ def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     d = pathway.definition
     pid, values, admission, warnings = validate_patient(patient, d.fields, pathway.builtins, d.consistency)
     start = d.start_state
+    # A value in the patient record counts as recorded on admission (it ages from there when its
+    # field has a validity window).
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
                                          facts=values, state=start, path=[start], entered={start: 0},
-                                         warnings=warnings))
+                                         warnings=warnings, seen_hours={name: 0.0 for name in values},
+                                         history={name: [[0, value, 0.0, None]] for name, value in values.items()}))

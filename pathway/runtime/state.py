@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SessionState", "SESSION_FORMAT"]
+__all__ = ["SessionState", "SESSION_FORMAT", "upgrade"]
 
-SESSION_FORMAT = 1
+#: 2: clock hours (``hours``, ``seen_hours``, a third element in history entries, an event's
+#: ``time``) and kept decision facts (``frozen``); a format-1 document is read as day x 24 hours.
+SESSION_FORMAT = 2
 
 #: keys added to the session document after format 1 was first written; older documents lack them
 _OPTIONAL = {"warnings", "state_event", "recorded_event"}  # keys added after format 1 was first written
@@ -36,13 +38,18 @@ class SessionState:
     current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
     derived: dict[str, Any] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)  # field -> day recorded (event values only)
-    history: dict[str, list[list[Any]]] = field(default_factory=dict)  # field -> [[day, value], ...]
+    #: field -> [[day, value, hours, event index or None for the patient record], ...]
+    history: dict[str, list[list[Any]]] = field(default_factory=dict)
     entered: dict[str, float] = field(default_factory=dict)  # state -> day first entered
     state_event: int = -1  # index of the event in which the current state was entered (-1: at the start)
     recorded_event: dict[str, int] = field(default_factory=dict)  # decision field -> event that recorded it
     #: input warnings (alerts) of the last input: the patient record until the first event, then each
     #: event's own (a bare number accepted inside a ``warn`` ambiguity band)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    hours: float | None = None  # now, in hours since admission (exact when events give a time)
+    seen_hours: dict[str, float] = field(default_factory=dict)  # field -> hours recorded (0: patient record)
+    #: derived fact -> what a decision point kept: value, day, decision, rule, facts, recorded
+    frozen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -51,7 +58,8 @@ class SessionState:
                        trace=list(self.trace), evaluations=list(self.evaluations), current=list(self.current),
                        derived=dict(self.derived), seen=dict(self.seen),
                        history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered),
-                       recorded_event=dict(self.recorded_event), warnings=list(self.warnings))
+                       recorded_event=dict(self.recorded_event), warnings=list(self.warnings),
+                       seen_hours=dict(self.seen_hours), frozen=dict(self.frozen))
 
     def to_doc(self, pathway_id: str, version: str, profile: str | None) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely)."""
@@ -65,8 +73,23 @@ class SessionState:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SessionState:
+        doc = upgrade(doc)
         # A document written before a key with a default existed (e.g. 'warnings') restores with the default.
         values = {f.name: copy.deepcopy(doc[f.name]) for f in fields(cls)
                   if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         return cls(patient_id=str(doc["patient"]["id"]), **values)
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document in the current format (format 1 counted time in days only)."""
+    if doc.get("format") != 1:
+        return doc
+    out = copy.deepcopy(doc)
+    out["format"] = SESSION_FORMAT
+    out["hours"] = None if doc.get("day") is None else doc["day"] * 24
+    out["seen_hours"] = {name: day * 24 for name, day in doc.get("seen", {}).items()}
+    out["history"] = {name: [[day, value, day * 24, None] for day, value, *_ in entries]
+                      for name, entries in doc.get("history", {}).items()}
+    out["frozen"] = {}
+    return out

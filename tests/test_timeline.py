@@ -1,0 +1,299 @@
+"""Observations on a timeline: validity windows in hours, latches, history fields, decision points
+that keep their facts, rechecks of expired values, and sessions that keep all of it."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from cases import ADMIT, DAY3_FAIL, RESCUE_LABS, patient
+
+from pathway import DefinitionError, load_pathway
+from pathway.definition.model import Aggregate, FieldDef, Validity, Window
+from pathway.definition.timeline import is_current, validity, validity_text, window_hours
+from pathway.runtime.facts import aggregate
+from pathway.runtime.state import SessionState
+
+
+def _facts(session):
+    """What the rules saw at the last evaluation."""
+    return session.evaluations[-1]["facts"]
+
+
+def _field(**kw):
+    return FieldDef(type="number", title="x", **kw)
+
+
+# -- windows ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("window,age,current", [
+    (Window(hours=72), 71.99, True),
+    (Window(hours=72), 72, False),                     # the end is excluded by default
+    (Window(hours=72, end="inclusive"), 72, True),
+    (Window(hours=72, end="inclusive"), 72.01, False),
+    (Window(days=1), 23.9, True),
+    (Window(days=1), 24, False),
+    (Window(days=1, end="inclusive"), 24, True),
+])
+def test_window_boundaries(window, age, current):
+    assert window.holds(age) is current
+
+
+def test_validity_forms_and_the_older_spelling():
+    assert validity(_field(valid_for=Validity(hours=72))).span_hours == 72
+    assert window_hours(_field(valid_for_days=3)) == 72  # valid_for_days: N is {days: N}
+    assert window_hours(_field(valid_for=Validity(until="superseded"))) is None
+    assert window_hours(_field()) is None  # no validity: for the whole stay
+    assert _field(valid_for="stay").valid_for == Validity(until="stay")  # shorthand
+    assert is_current(_field(valid_for="superseded"), 10_000)
+    assert validity_text(_field(valid_for=Validity(hours=72, end="inclusive"))) == "72 h, end included"
+    assert validity_text(_field(valid_for=Validity(days=14))) == "14 days"
+    assert validity_text(_field(valid_for="stay")) == "for the whole stay"
+    with pytest.raises(ValueError, match="did you mean 'stay'"):
+        _field(valid_for="stya")
+
+
+def test_day_numbers_count_24_hours_a_day(pw):
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, magnesium_mmol_l=0.8, active_serious_infection=False))
+    s.observe({"day": 2.99, "note": "71.8 h"})
+    assert _facts(s)["magnesium_mmol_l"] == 0.8
+    s.observe({"day": 3})  # 72 h: magnesium (end excluded) has expired, infection status (end included) has not
+    assert "magnesium_mmol_l" not in _facts(s) and _facts(s)["active_serious_infection"] is False
+    s.observe({"day": 3.01})
+    assert "active_serious_infection" not in _facts(s)
+
+
+def test_clock_times_give_exact_hours(pw):
+    s = pw.start(patient(admission_time="2026-03-02T08:00"))
+    s.observe({"time": "2026-03-02T08:00", "bloody_stools_24h": 8, "pulse_bpm": 100, "magnesium_mmol_l": 0.8})
+    s.observe({"time": "2026-03-05T07:59"})
+    assert _facts(s)["magnesium_mmol_l"] == 0.8  # 71 h 59 min
+    s.observe({"time": "2026-03-05T08:00"})
+    assert "magnesium_mmol_l" not in _facts(s)  # exactly 72 h
+    # a time with an offset is counted in UTC: 09:00+01:00 is 08:00 UTC, 24 h after the stools
+    s2 = pw.start(patient(admission_time="2026-03-02T08:00"))
+    s2.observe({"time": "2026-03-02T08:00", "bloody_stools_24h": 8, "pulse_bpm": 100})
+    s2.observe({"time": "2026-03-03T08:59+01:00"})
+    assert _facts(s2)["bloody_stools_24h"] == 8
+    s2.observe({"time": "2026-03-03T09:00+01:00"})
+    assert "bloody_stools_24h" not in _facts(s2)
+
+
+def test_a_patient_record_value_ages_from_admission(pw):
+    s = pw.start(patient(active_serious_infection=False))
+    s.observe(dict(ADMIT))
+    assert _facts(s)["active_serious_infection"] is False
+    r = s.observe(dict(DAY3_FAIL, day=3.5))
+    assert "active_serious_infection" not in _facts(s)
+    entry = next(d for d in r["data_required"] if d["field"] == "active_serious_infection")
+    assert entry["recheck"] is True and entry["recorded_day"] == 0 and entry["age_hours"] == 84
+
+
+# -- latches ------------------------------------------------------------------------------------
+
+def test_a_film_holds_until_a_later_film_of_the_same_measure(pw):
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    s.observe({"day": 1, "transverse_colon_cm": 6.2, "caecum_cm": 10, "systemic_toxicity": False})
+    s.observe({"day": 6, "stool_freq_24h": 4, "visible_blood": True})
+    assert _facts(s)["transverse_colon_cm"] == 6.2 and _facts(s)["caecum_cm"] == 10
+    assert s.result()["derived"]["colonic_dilatation"] is True
+    s.observe({"day": 7, "transverse_colon_cm": 5.0})
+    # the newer transverse measure replaces the older one; the caecum keeps its own last value
+    assert _facts(s)["transverse_colon_cm"] == 5.0 and _facts(s)["caecum_cm"] == 10
+    s.observe({"day": 7, "caecum_cm": 8})
+    assert "colonic_dilatation" not in s.result()["derived"]
+
+
+# -- history (computed fields) ---------------------------------------------------------------------
+
+def _state(history, day, hours=None, entered=None):
+    return SessionState(patient_id="x", patient={"id": "x"}, admission=None, facts={}, state="a", path=["a"],
+                        day=day, hours=day * 24 if hours is None else hours, history=history,
+                        entered=entered or {"a": 0})
+
+
+H = {"x": [[0, 6.0, 0.0, 0], [0.5, 7.0, 12.0, 1], [2, 5.0, 48.0, 2], [3.9, 4.0, 93.6, 3]]}
+
+
+@pytest.mark.parametrize("agg,expected", [
+    (Aggregate(of="x", fn="max", from_day=0, to_day=3), 7.0),        # the last value of each clinical day
+    (Aggregate(of="x", fn="first"), 7.0),                            # day 0: 7.0 replaced 6.0
+    (Aggregate(of="x", fn="last", to_day=2), 5.0),
+    (Aggregate(of="x", fn="count"), 3),                             # days 0, 2, 3
+    (Aggregate(of="x", fn="mean", from_day=2, to_day=3), 4.5),
+    (Aggregate(of="x", fn="ever"), True),
+    (Aggregate(of="y", fn="ever"), False),                          # nothing recorded: definitely false
+    (Aggregate(of="y", fn="count"), 0),
+    (Aggregate(of="y", fn="max"), None),
+    (Aggregate(of="x", fn="min", within=Window(hours=48)), 4.0),     # recorded less than 48 h ago
+    (Aggregate(of="x", fn="min", within=Window(hours=48, end="inclusive")), 4.0),
+    (Aggregate(of="x", fn="count", within=Window(hours=45.6, end="inclusive")), 2),
+    (Aggregate(of="x", fn="count", since="b"), None),                # the state was never entered
+    (Aggregate(of="x", fn="min", from_day=5), None),                 # the window has not begun
+])
+def test_history_aggregates(agg, expected):
+    assert aggregate(_state(H, 3.9), agg) == expected
+
+
+def test_since_a_state_counts_from_its_entry():
+    st = _state(H, 3.9, entered={"a": 0, "b": 2})
+    assert aggregate(st, Aggregate(of="x", fn="count", since="b")) == 2
+    assert aggregate(st, Aggregate(of="x", fn="first", since="b")) == 5.0
+
+
+def test_tacrolimus_history_is_ever_recorded_not_currently_recorded(pw):
+    s = pw.start(patient())
+    for event in (dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS), {"day": 3, "rescue_choice": "tacrolimus"}):
+        s.observe(event)
+    assert _facts(s)["tacrolimus_dose_recorded"] is False
+    s.observe({"day": 5, "tacrolimus_trough_ng_ml": 6, "tacrolimus_daily_dose_mg": 4})
+    r = s.observe({"day": 20, "stool_freq_24h": 5})
+    assert _facts(s)["tacrolimus_dose_recorded"] is True and _facts(s)["tacrolimus_trough_last_ng_ml"] == 6
+    assert "tacrolimus_trough_ng_ml" not in _facts(s)
+    assert not any(x["rule"] == "tac_start_dose" for x in r["recommendations"])
+
+
+# -- decision points ----------------------------------------------------------------------------------
+
+def _day3_then(pw, *later):
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    s.observe({"day": 3, "stool_freq_24h": 4, "visible_blood": True, "crp_mg_l": 25, "albumin_g_l": 36})
+    for event in later:
+        s.observe(event)
+    return s
+
+
+def test_day3_indices_are_kept_with_provenance(pw):
+    s = _day3_then(pw, {"day": 5, "stool_freq_24h": 6, "visible_blood": True, "crp_mg_l": 90, "albumin_g_l": 30})
+    kept = s.result()["frozen"]
+    assert kept["oxford_high_risk"]["value"] is False and kept["lindgren_index"]["value"] == 7.5
+    assert kept["lindgren_index"] == {
+        "value": 7.5, "day": 3, "decision_point": "day3_assessment", "rule": "lindgren_index",
+        "facts": {"day": 3, "stool_freq_24h": 4, "crp_mg_l": 25, "lindgren_index": 7.5},
+        "recorded": {"stool_freq_24h": 3, "crp_mg_l": 3}}
+    # day 5: the engine saw the kept values; the index rules did not fire again
+    last = s.evaluations[-1]
+    assert last["frozen"]["oxford_high_risk"] is False and last["derived"]["lindgren_risk"] == "low"
+    day5 = {t["rule"] for t in s.result()["trace"] if t["day"] == 5}
+    assert not day5 & {"oxford_index", "lindgren_index", "lindgren_risk", "car_index", "ho_index"}
+    assert s.state == "iv_steroids"  # Oxford would be positive on day-5 values (6 stools, CRP 90)
+    assert "oxford_high_risk" not in s.result()["derived"]  # derived: only what this event derived
+
+
+def test_inside_the_window_the_last_derivation_counts(pw):
+    s = _day3_then(pw, {"day": 3.5, "crp_mg_l": 60})  # a later CRP on the assessment day
+    assert s.result()["frozen"]["oxford_high_risk"]["value"] is True
+    assert s.result()["frozen"]["oxford_high_risk"]["day"] == 3.5
+    assert s.state == "rescue_selection"
+
+
+def test_the_engine_and_the_evaluator_assert_kept_facts_alike(pw):
+    from pathway.analysis.evaluate import evaluate_state
+
+    facts = {"day": 5, "days_in_state": 5, "stool_freq_24h": 6, "visible_blood": True}
+    frozen = {"oxford_high_risk": True, "lindgren_risk": "low", "car_risk": "low", "ho_risk": "low"}
+    firings, derived = pw.engine.evaluate("iv_steroids", {**facts, "state": "iv_steroids"}, frozen)
+    mine = evaluate_state(pw.compiled, "iv_steroids", facts, frozen=frozen)
+    assert derived == mine.derived and {**frozen, "complete_response": False}.items() <= derived.items()
+    assert sorted((f.rule, f.branch) for f in firings) == sorted(mine.fired.items())
+    assert mine.decision().rule == "steroid_failure_day3"
+
+
+def test_a_decision_rule_outside_its_window_is_not_due(pw):
+    rule = pw.rule("oxford_index")
+    assert rule.decision_point == "day3_assessment"
+    point = pw.definition.decision_points["day3_assessment"]
+    assert (point.from_day, point.before_day) == (3, 4)
+    assert point.passed(4) and not point.passed(3.99)
+    assert set(pw.definition.kept) >= {"oxford_high_risk", "lindgren_risk", "car_risk", "ho_risk", "ho_score"}
+
+
+# -- rechecks -----------------------------------------------------------------------------------------
+
+def test_an_expired_value_a_waiting_rule_needs_is_a_recheck(pw):
+    s = pw.start(patient(admission_time="2026-03-02T08:00"))
+    s.observe({"time": "2026-03-02T08:00", **{k: v for k, v in ADMIT.items() if k != "day"},
+               "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70, "cholesterol_mmol_l": 4.5})
+    r = s.observe({"time": "2026-03-05T10:00", **{k: v for k, v in DAY3_FAIL.items() if k != "day"},
+                   "bp_uncontrolled": False, "active_serious_infection": False})
+    mg = next(d for d in r["data_required"] if d["field"] == "magnesium_mmol_l")
+    assert mg == {"field": "magnesium_mmol_l", "rules": ["ciclosporin_eligibility"], "title": "Serum magnesium",
+                  "unit": "mmol/L", "recheck": True, "last_value": 0.8, "recorded_day": 0,
+                  "recorded_time": "2026-03-02T08:00", "age_hours": 74.0, "valid_hours": 72.0,
+                  "text": "recheck serum magnesium (last 0.8 mmol/L on day 0 at 2026-03-02T08:00, 74 h ago): "
+                          "needed for 'Ciclosporin eligibility'"}
+    # a field never recorded is asked for as before, without recheck keys
+    assert all("recheck" not in d for d in r["data_required"] if d["field"] == "rescue_choice")
+
+
+# -- persistence ----------------------------------------------------------------------------------------
+
+def _course(pw):
+    s = pw.start(patient(admission_time="2026-03-02T08:00"))
+    s.observe({"time": "2026-03-02T08:00", **{k: v for k, v in ADMIT.items() if k != "day"}, "magnesium_mmol_l": 0.8})
+    s.observe({"time": "2026-03-05T09:00", "stool_freq_24h": 4, "visible_blood": True, "crp_mg_l": 25,
+               "albumin_g_l": 36})
+    return s
+
+
+def test_dump_and_restore_keep_hours_history_and_kept_facts(pw):
+    s = _course(pw)
+    doc = json.loads(json.dumps(s.dump()))
+    assert doc["format"] == 2 and doc["frozen"]["oxford_high_risk"]["value"] is False
+    assert doc["hours"] == 73 and doc["seen_hours"]["magnesium_mmol_l"] == 0
+    restored = pw.restore(doc)
+    assert restored.result() == s.result()
+    later = {"time": "2026-03-07T09:00", "stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 50}
+    assert restored.observe(dict(later)) == s.observe(dict(later))
+    assert s.state == "steroid_response"
+
+
+def test_a_format_1_document_is_read_in_days(pw):
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, magnesium_mmol_l=0.8))
+    s.observe({"day": 2, "stool_freq_24h": 5, "visible_blood": True})
+    doc = copy.deepcopy(s.dump())
+    old = {k: v for k, v in doc.items() if k not in ("hours", "seen_hours", "frozen")}
+    old["format"] = 1
+    old["history"] = {name: [[day, value] for day, value, *_ in entries] for name, entries in doc["history"].items()}
+    old["seen"] = {name: entries[-1][0] for name, entries in doc["history"].items() if entries[-1][3] is not None}
+    restored = pw.restore(old)
+    later = {"day": 3, "crp_mg_l": 50}
+    assert restored.observe(dict(later))["state"] == s.observe(dict(later))["state"]
+
+
+# -- the loader ---------------------------------------------------------------------------------------
+
+def _broken(rules_copy, file, old, new):
+    path = rules_copy / file
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(rules_copy, cache=False)
+    return info.value.diagnostics
+
+
+def test_a_decision_window_must_not_be_empty(rules_copy):
+    diags = _broken(rules_copy, "pathway.yaml", "    before_day: $assessment_window_end_day\n", "    before_day: 3\n")
+    assert [d.code for d in diags] == ["PW112"] and "window of 'day3_assessment' is empty" in diags[0].message
+
+
+def test_a_decision_window_names_known_parameters(rules_copy):
+    diags = _broken(rules_copy, "pathway.yaml", "    from_day: $assessment_day\n", "    from_day: $assesment_day\n")
+    assert diags[0].code == "PW203" and diags[0].hint == "assessment_day"
+
+
+def test_both_spellings_of_validity_are_refused(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml", "    valid_for: {days: 14}\n",
+                    "    valid_for: {days: 14}\n    valid_for_days: 14\n")
+    assert [d.code for d in diags] == ["PW112"] and "not both" in diags[0].message
+
+
+def test_a_latch_has_no_end(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml", "    valid_for: {days: 14}\n", "    valid_for: {until: stay, end: inclusive}\n")
+    assert [d.code for d in diags] == ["PW112"] and "'end' belongs to a window" in diags[0].message
