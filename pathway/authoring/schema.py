@@ -182,6 +182,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                     "(only those that can still change its answer). 'then' fires as soon as 'when' is "
                     "definitely true.",
         "evidence": "Where the rule comes from: source ids, strength and verification status.",
+        "reviewed_by": "Clinical sign-off: who reviewed the rule (with reviewed_on). Shown by 'pathway evidence' and "
+                       "the audit report; never read by the engine.",
+        "reviewed_on": "Date of the sign-off, YYYY-MM-DD (with reviewed_by).",
+        "review_due": "Date the rule is due for review again, YYYY-MM-DD, after reviewed_on; once it has passed the "
+                      "rule shows as 'review overdue'.",
     },
     "StateDef": {
         "kind": "start (exactly one), active, or terminal: the pathway is over for this admission (no way out).",
@@ -196,6 +201,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "SourceDef": {
         "tag": "Kind of evidence: G guideline, T trial, M meta-analysis, O observational, S secondary summary, Label.",
         "ref": "Where to find it (URL, PMID).",
+        "authoritative": "false for a source that cannot support verified evidence on its own (an AI answer page, "
+                         "a code library's documentation): evidence citing only such sources must be unverified.",
     },
     "Evidence": {
         "sources": "Source ids (from the sources list); at least one.",

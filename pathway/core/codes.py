@@ -81,6 +81,13 @@ _ALL = [
          "Only a boolean field can be computed from a condition (true, false or unknown)."),
     Code("PW220", "rule file", "computed input that tests a derived fact or built-in",
          "A computation tests input fields only; the engine makes derived facts and the clock after the inputs."),
+    Code("PW237", "rule file", "verified evidence whose sources are all non-authoritative",
+         "Evidence marked 'status: verified' (of a rule, computed input, watchdog or ambiguity band) cites only "
+         "sources marked 'authoritative: false' (such as an AI answer page); mark it unverified or cite an "
+         "authoritative source."),
+    Code("PW238", "rule file", "rule sign-off incomplete or due before it was given",
+         "A rule's sign-off needs 'reviewed_by' and 'reviewed_on' together; 'review_due' needs 'reviewed_on' and "
+         "must fall after it."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",

@@ -13,6 +13,7 @@ inside them can point at the exact line and column.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,11 +106,17 @@ class ParameterDef(_Model):
 
 
 class SourceDef(_Model):
-    """One entry of the evidence source list."""
+    """One entry of the evidence source list.
+
+    ``authoritative: false`` marks a source that cannot by itself support verified evidence (an AI
+    answer page, a code library's documentation): evidence citing only such sources must stay
+    ``status: unverified`` (PW237).
+    """
 
     title: str
     tag: str
     ref: str = ""
+    authoritative: bool = True
 
 
 class DerivedDef(_Model):
@@ -290,6 +297,10 @@ class RuleDef(_Model):
     if_missing: list[Any] = Field(default_factory=list)
     evidence: Evidence
     note: str = ""
+    #: Clinical sign-off: who reviewed the rule, when, and when it is due for review again.
+    reviewed_by: str | None = Field(default=None, min_length=1)
+    reviewed_on: date | None = None
+    review_due: date | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -7,6 +7,7 @@ diagrams); :mod:`pathway.loading` builds them from the rule files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,13 +18,19 @@ from pathway.definition.clock import MAX_DAY
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
-__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS"]
+__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS",
+           "SignOff", "SIGNOFF_TEXT"]
 
 #: How a rule fired, as the engine's bindings and the result's trace name it.
 Branch = Literal["then", "else", "missing"]
 BRANCHES: tuple[Branch, ...] = ("then", "else", "missing")
 #: The rule-file key of each branch's effects.
 BRANCH_KEYS: dict[Branch, str] = {"then": "then", "else": "otherwise", "missing": "if_missing"}
+
+#: A rule's sign-off status on a given date (see :meth:`Rule.signoff`).
+SignOff = Literal["signed_off", "review_overdue", "not_reviewed"]
+SIGNOFF_TEXT: dict[str, str] = {"signed_off": "signed off", "review_overdue": "review overdue",
+                                "not_reviewed": "not reviewed"}
 
 #: Fields every snapshot has, computed by the session (never given by a case).
 BUILTIN_FIELDS: dict[str, FieldDef] = {
@@ -54,6 +61,18 @@ class Rule:
     params: tuple[str, ...] = ()
     note: str = ""
     if_missing: tuple[Effect, ...] = ()
+    reviewed_by: str = ""
+    reviewed_on: date | None = None
+    review_due: date | None = None
+
+    def signoff(self, as_of: date) -> SignOff:
+        """The clinical sign-off on ``as_of``: ``signed_off``, ``review_overdue`` (``review_due`` has
+        passed) or ``not_reviewed``. Never read by the engine: it changes no result."""
+        if not self.reviewed_by or self.reviewed_on is None:
+            return "not_reviewed"
+        if self.review_due is not None and as_of > self.review_due:
+            return "review_overdue"
+        return "signed_off"
 
     def effects(self, branch: Branch) -> tuple[Effect, ...]:
         """The effects of one branch: ``then``, ``else`` (the rule file's ``otherwise``) or

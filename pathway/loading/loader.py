@@ -37,6 +37,7 @@ from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import (
     ANY_ACTIVE,
     ID_PATTERN,
+    Evidence,
     FieldDef,
     FieldsFile,
     PathwayFile,
@@ -44,7 +45,14 @@ from pathway.definition.model import (
     RuleFile,
     SourcesFile,
 )
-from pathway.definition.pathway import BRANCH_KEYS, BUILTIN_FIELDS, ComputedInput, Consistency, PathwayDef, Rule
+from pathway.definition.pathway import (
+    BRANCH_KEYS,
+    BUILTIN_FIELDS,
+    ComputedInput,
+    Consistency,
+    PathwayDef,
+    Rule,
+)
 from pathway.definition.units import convert, units_for
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
@@ -218,6 +226,17 @@ class _Loader:
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
                           consistency=tuple(consistency))
 
+    def _evidence_authority(self, doc: Located, where: tuple[Any, ...], evidence: Evidence, spec: PathwayFile) -> None:
+        """PW237: evidence marked verified whose sources (all known) are all non-authoritative."""
+        if evidence.status != "verified" or not evidence.sources:
+            return
+        known = [spec.sources[s] for s in evidence.sources if s in spec.sources]
+        if len(known) == len(evidence.sources) and not any(src.authoritative for src in known):
+            self.diags.append(doc.diag(where + ("status",), "PW237",
+                                       f"evidence cites only non-authoritative sources ({', '.join(evidence.sources)}) "
+                                       "and cannot be verified; mark it 'status: unverified' or cite an authoritative "
+                                       "source"))
+
     def _computed(self, doc: Located, ffile: FieldsFile, spec: PathwayFile,
                   params: dict[str, Any]) -> dict[str, ComputedInput]:
         """Computed inputs (``compute:``), resolved and ordered so that an input comes before the fields computed from it.
@@ -270,6 +289,7 @@ class _Loader:
                 if src not in spec.sources:
                     self.diags.append(doc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                suggest(src, spec.sources)))
+            self._evidence_authority(doc, where + ("evidence",), fdef.compute.evidence, spec)
             if len(self.diags) > before:
                 continue
             line, col = doc.pos(where, key=True)
@@ -397,6 +417,7 @@ class _Loader:
                 if src not in spec.sources:
                     self.diags.append(doc.diag(bpath + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                suggest(src, spec.sources)))
+            self._evidence_authority(doc, bpath + ("evidence",), band.evidence, spec)
             low, high = band.range
             if low > high:
                 self.diags.append(doc.diag(bpath + ("range",), "PW112",
@@ -512,6 +533,7 @@ class _Loader:
                 if src not in spec.sources:
                     self.diags.append(pdoc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                 suggest(src, spec.sources)))
+            self._evidence_authority(pdoc, where + ("evidence",), sdef.overdue.evidence, spec)
             for name in TEMPLATE_RE.findall(sdef.overdue.text):
                 if name not in fields and name not in spec.derived and name not in params:
                     self.diags.append(pdoc.diag(where + ("text",), "PW202", f"unknown name '{{{name}}}' in the text",
@@ -556,6 +578,8 @@ class _Loader:
             if src not in spec.sources:
                 self.diags.append(doc.diag(path + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                            suggest(src, spec.sources)))
+        self._evidence_authority(doc, path + ("evidence",), rdef.evidence, spec)
+        self._signoff(doc, path, rdef)
         if any(isinstance(e, Dose) for e in then + otherwise) and "weight_kg" in fields and "weight_kg" not in requires:
             requires.append("weight_kg")
         if rdef.if_missing:
@@ -575,7 +599,27 @@ class _Loader:
             id=rdef.id, title=rdef.title, file=doc.file, line=line, col=col, states=states, priority=rdef.priority,
             due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
             evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note, if_missing=tuple(if_missing),
+            reviewed_by=rdef.reviewed_by or "", reviewed_on=rdef.reviewed_on, review_due=rdef.review_due,
         )
+
+    def _signoff(self, doc: Located, path: tuple[Any, ...], rdef: Any) -> None:
+        """PW238: ``reviewed_by`` and ``reviewed_on`` come together; ``review_due`` needs them and falls after."""
+        if (rdef.reviewed_by is None) != (rdef.reviewed_on is None):
+            given, missing = ("reviewed_by", "reviewed_on") if rdef.reviewed_on is None else ("reviewed_on", "reviewed_by")
+            self.diags.append(doc.diag(path + (given,), "PW238",
+                                       f"'{given}' without '{missing}': a sign-off names who reviewed the rule and when",
+                                       key=True))
+        if rdef.review_due is not None:
+            if rdef.reviewed_on is None:
+                if rdef.reviewed_by is not None:
+                    return  # said above: the sign-off lacks its date
+                self.diags.append(doc.diag(path + ("review_due",), "PW238",
+                                           "'review_due' without 'reviewed_on': a review falls due after a sign-off",
+                                           key=True))
+            elif rdef.review_due <= rdef.reviewed_on:
+                self.diags.append(doc.diag(path + ("review_due",), "PW238",
+                                           f"review_due {rdef.review_due.isoformat()} is not after reviewed_on "
+                                           f"{rdef.reviewed_on.isoformat()}"))
 
     def _score(self, doc: Located, body: tuple[Any, ...], effect: Score, spec: PathwayFile, fields: dict[str, Any],
                params: dict[str, Any], known: list[str], parser: C.ConditionParser, requires: list[str]) -> Score:
