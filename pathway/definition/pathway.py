@@ -19,7 +19,7 @@ from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Tr
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
 __all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "BUILTIN_FIELDS", "Branch", "BRANCHES", "BRANCH_KEYS",
-           "SignOff", "SIGNOFF_TEXT"]
+           "SignOff", "SIGNOFF_TEXT", "Ref", "Hazard"]
 
 #: How a rule fired, as the engine's bindings and the result's trace name it.
 Branch = Literal["then", "else", "missing"]
@@ -159,6 +159,63 @@ class Consistency:
         return bool(C.Cmp(self.field, self.op, b).holds({self.field: a}))
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A name a hazard refers to, with where the hazards file names it."""
+
+    id: str
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """One entry of the hazard log, resolved: its risks rated by the DCB0129 matrix and every rule,
+    parameter, field and watchdog it names checked (scenario ids are checked where scenarios are
+    run: ``pathway check`` and ``pathway hazards``)."""
+
+    id: str
+    title: str
+    cause: str
+    effect: str
+    severity: str
+    likelihood: str
+    initial_risk: int
+    residual_severity: str
+    residual_likelihood: str
+    residual_risk: int
+    status: str
+    file: str
+    line: int
+    col: int
+    rules: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    watchdogs: tuple[str, ...] = ()
+    scenarios: tuple[Ref, ...] = ()
+    invariants: tuple[str, ...] = ()
+    open_questions: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    note: str = ""
+    #: where the hazards file lists the mitigations and the verification (for findings about them)
+    mitigations_at: tuple[int, int] = (0, 0)
+    verification_at: tuple[int, int] = (0, 0)
+
+    @property
+    def mitigated_by(self) -> tuple[str, ...]:
+        """Every control named, as ``kind:name`` (empty when the hazard claims no mitigation)."""
+        return (tuple(f"rule:{n}" for n in self.rules) + tuple(f"parameter:{n}" for n in self.parameters)
+                + tuple(f"field:{n}" for n in self.fields) + tuple(f"watchdog:{n}" for n in self.watchdogs))
+
+    @property
+    def verified_by(self) -> tuple[str, ...]:
+        return tuple(f"scenario:{r.id}" for r in self.scenarios) + tuple(f"invariant:{n}" for n in self.invariants)
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
 @dataclass
 class PathwayDef:
     """Everything the compiler, engine, diagrams and checks need, already validated."""
@@ -178,6 +235,8 @@ class PathwayDef:
     #: computed inputs in evaluation order (an input computed from another comes after it)
     computed: dict[str, ComputedInput] = field(default_factory=dict)
     consistency: tuple[Consistency, ...] = ()
+    #: the hazard log, in file order (empty when pathway.yaml names no hazards file)
+    hazards: tuple[Hazard, ...] = ()
 
     @property
     def id(self) -> str:
