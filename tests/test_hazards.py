@@ -171,3 +171,61 @@ def test_renderers_take_the_json_form(clean: Path) -> None:
     data = hazard_log(clean).to_dict()
     assert render_text(json.loads(json.dumps(data))) == render_text(data)
     assert render_markdown(data).count("## H1:") == 1
+
+
+# -- the shipped hazard log ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def asuc_log() -> dict:
+    return hazard_log("asuc").to_dict()
+
+
+def test_asuc_hazard_log_has_no_check_error_under_any_profile() -> None:
+    profiles = sorted(p.stem for p in (ROOT / "rules" / "asuc" / "profiles").glob("*.yaml"))
+    assert profiles == ["default", "nice", "tac_high_start"]
+    for profile in profiles:
+        report = check_pathway("asuc", profile=profile, extra=[hazard_check])
+        assert report.errors == [], (profile, report.text())
+        assert {f.code for f in report.warnings} <= {"PW620", "PW621"}, report.text()
+
+
+def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_log: dict) -> None:
+    hazards = asuc_log["hazards"]
+    assert len(hazards) >= 29 and asuc_log["summary"]["scenarios"]["fail"] == 0
+    assert asuc_log["summary"]["scenarios"]["unknown"] == 0
+    for h in hazards:
+        controls = [n for names in h["mitigations"].values() for n in names]
+        if h["status"] == "open":
+            assert not controls and not h["verification"]["scenarios"], h["id"]
+            assert h["residual_risk"]["risk"] == h["initial_risk"], h["id"]
+            assert (h["residual_risk"]["severity"], h["residual_risk"]["likelihood"]) == (h["severity"], h["likelihood"])
+            assert h["open_questions"], f"{h['id']}: say what is still to be decided"
+        else:
+            assert h["status"] == "mitigated" and controls and h["verified"], h["id"]
+            assert h["residual_risk"]["risk"] <= 3, h["id"]
+
+
+@pytest.mark.parametrize("words", [
+    "rescue response judged as a complete response",
+    "blocked by an absolute creatinine",
+    "no pjp prophylaxis advice with infliximab, a thiopurine and steroids",
+    "hyperkalaemia on a calcineurin inhibitor",
+    "absent tpmt",
+])
+def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
+    (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
+    assert h["status"] == "open"
+
+
+@pytest.mark.parametrize("words", ["toxic megacolon missed", "colectomy delayed", "wrong weight-based dose",
+                                   "wrong one of two plausible units", "stale value", "contraindicated rescue drug",
+                                   "decision silently ignored"])
+def test_asuc_classic_hazards_are_logged(asuc_log: dict, words: str) -> None:
+    assert [h["id"] for h in asuc_log["hazards"] if words in h["title"].lower()], words
+
+
+def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hazards", "asuc"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
+    assert "HAZ-007  [open]" in out and "mitigations: none" in out
