@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from pathway import load_pathway
+from pathway.audit.evidence import evidence, render_markdown, render_text
+from pathway.authoring.fieldref import field_reference
+from pathway.cli.main import main
 from pathway.core.errors import DefinitionError
 from pathway.definition import conditions as C
 from pathway.definition.model import Evidence
@@ -111,3 +114,46 @@ def test_a_source_marked_authoritative_again_lifts_the_refusal(rules_copy: Path)
         load_definition(rules_copy)
     _edit(rules_copy / "sources.yaml", "    authoritative: false\n    ref: https://www.droracle.ai", "    ref: https://www.droracle.ai")
     load_definition(rules_copy)
+
+
+# -- display: pathway evidence and the field reference -------------------------------------------
+
+@pytest.fixture
+def signed_copy(rules_copy: Path) -> Path:
+    _edit(rules_copy / "steroids.yaml", IVS_EVIDENCE, SIGNED)
+    return rules_copy
+
+
+def test_evidence_shows_the_signoff_status_as_of_a_date(signed_copy: Path) -> None:
+    pw = load_pathway(signed_copy)
+    data = evidence(pw, as_of=date(2027, 6, 1))
+    (ivs,) = [r for r in data["rules"] if r["id"] == "ivs_regimen"]
+    assert ivs["signoff"] == {"status": "signed_off", "reviewed_by": "Dr A Gastroenterologist",
+                              "reviewed_on": "2026-11-30", "review_due": "2027-11-30"}
+    assert data["as_of"] == "2027-06-01"
+    assert data["summary"]["signoff"] == {"signed_off": 1, "review_overdue": 0, "not_reviewed": len(data["rules"]) - 1}
+    text = render_text(data)
+    assert "sign-off as of 2027-06-01: 1 signed off, 0 review overdue," in text
+    assert "IV corticosteroid regimen [signed off by Dr A Gastroenterologist on 2026-11-30, review due 2027-11-30]" in text
+    assert "tw_asuc_confirmed [G] ECCO-2012, ECCO-2017, ClinMed-2015: Truelove & Witts criteria met [not reviewed]" in text
+    assert "DrOracle (S (AI, not authoritative)) [not authoritative]:" in text
+    later = evidence(pw, as_of=date(2028, 1, 1))
+    assert "[review overdue since 2027-11-30 (signed off by Dr A Gastroenterologist on 2026-11-30)]" in render_text(later)
+    assert "| review overdue since 2027-11-30 (signed off by" in render_markdown(later)
+
+
+def test_evidence_command_takes_a_date(signed_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evidence", str(signed_copy), "--format", "json", "--as-of", "2028-01-01"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["signoff"]["review_overdue"] == 1
+    assert main(["evidence", str(signed_copy), "--as-of", "tomorrow"]) == 2
+    assert "--as-of takes a date as YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["evidence", "asuc"]) == 0  # today by default
+    assert f"sign-off as of {date.today().isoformat()}:" in capsys.readouterr().out
+
+
+def test_field_reference_lists_the_signoff_keys_and_signed_rules(signed_copy: Path) -> None:
+    page = field_reference(load_definition(signed_copy))
+    assert "| `reviewed_on` | date (YYYY-MM-DD) | optional |" in page
+    assert "| `ivs_regimen` | Dr A Gastroenterologist | 2026-11-30 | 2027-11-30 |" in page
+    assert "No rule of this pathway carries a sign-off yet." in field_reference(load_definition("asuc"))
