@@ -30,10 +30,10 @@ ALSO = re.compile(r"^# also: (PW\d{3}) line (\d+)\s*$")
 
 #: folder -> where the broken file goes in a copy of tests/corpus/base (None: see _diagnostics)
 TARGET = {"rules": "rules.yaml", "pathway": "pathway.yaml", "fields": "fields.yaml", "sources": "sources.yaml",
-          "profiles": "profiles/site.yaml", "asuc-rules": None, "scenarios": None}
+          "profiles": "profiles/site.yaml", "hazards": "hazards.yaml", "asuc-rules": None, "scenarios": None}
 SCHEMA = {"asuc-rules": "rules.schema.json", "rules": "rules.schema.json", "pathway": "pathway.schema.json",
           "fields": "fields.schema.json", "sources": "sources.schema.json", "profiles": "profile.schema.json",
-          "scenarios": "scenario.schema.json"}
+          "hazards": "hazards.schema.json", "scenarios": "scenario.schema.json"}
 
 
 @dataclass
@@ -93,12 +93,28 @@ def _diagnostics(case: Case, tmp_path: Path) -> tuple[list[Diagnostic], Path]:
             _append_rule_file(root / "pathway.yaml", placed.name)
             load_definition(root)
         else:
-            root = tmp_path / "mini"
-            shutil.copytree(CORPUS / "base", root)
+            root = with_hazards(tmp_path) if case.folder == "hazards" else _copy_base(tmp_path)
             placed = root / TARGET[case.folder]
             shutil.copyfile(case.path, placed)
             load_definition(root, profile="site" if case.folder == "profiles" else None)
     return info.value.diagnostics, placed
+
+
+def _copy_base(tmp_path: Path) -> Path:
+    root = tmp_path / "mini"
+    shutil.copytree(CORPUS / "base", root)
+    return root
+
+
+def with_hazards(tmp_path: Path) -> Path:
+    """A copy of the base pathway whose pathway.yaml names its hazard log (base/hazards.yaml)."""
+    root = _copy_base(tmp_path)
+    path = root / "pathway.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("fields_file: fields.yaml\n") == 1
+    path.write_text(text.replace("fields_file: fields.yaml\n", "fields_file: fields.yaml\nhazards_file: hazards.yaml\n"),
+                    encoding="utf-8")
+    return root
 
 
 def _in(diags: list[Diagnostic], placed: Path) -> list[Diagnostic]:
@@ -154,13 +170,14 @@ def test_corpus_covers_the_kinds_of_mistake() -> None:
     assert {c.schema for c in CASES} == {"reject", "accept", None}
 
 
-def test_base_pathway_is_valid_and_matches_the_schemas() -> None:
+def test_base_pathway_is_valid_and_matches_the_schemas(tmp_path: Path) -> None:
     base = CORPUS / "base"
     definition = load_definition(base)
     assert [r.id for r in definition.rules][:2] == ["flare_severity", "start_treatment"]
+    assert definition.hazards == () and [h.id for h in load_definition(with_hazards(tmp_path)).hazards] == ["HZ-1", "HZ-2"]
     assert load_definition(base, profile="site").params["steroid_mg_kg_day"] == 1.5
     for rel, name in [("pathway.yaml", "pathway"), ("fields.yaml", "fields"), ("sources.yaml", "sources"),
-                      ("rules.yaml", "rules"), ("profiles/site.yaml", "profile")]:
+                      ("rules.yaml", "rules"), ("profiles/site.yaml", "profile"), ("hazards.yaml", "hazards")]:
         schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
         data = load_yaml_file(str(base / rel), rel).data
         assert not list(Draft7Validator(schema).iter_errors(data)), rel

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -16,6 +17,7 @@ import yaml
 from conftest import ROOT
 
 from pathway.analysis.check import check_pathway
+from pathway.audit.hazards import hazard_check
 from pathway.audit.report import build_report, write_report
 from pathway.authoring.scenario import discover, run_scenarios
 from pathway.cli.main import main
@@ -111,7 +113,7 @@ def test_report_is_self_contained_and_complete(asuc_report, pw):
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)  # nothing to fetch, nothing to run
     assert html.count("<svg") == 1 and "<?xml" not in html  # the diagram, inline
-    for section in ("diagram", "checks", "rules", "scenarios", "parameters", "sources"):
+    for section in ("diagram", "checks", "rules", "scenarios", "hazards", "parameters", "sources"):
         assert f'id="{section}"' in html
     d = pw.definition
     assert html.count('<tr id="rule-') == len(d.rules)
@@ -119,7 +121,7 @@ def test_report_is_self_contained_and_complete(asuc_report, pw):
         assert f'<tr id="rule-{rule.id}">' in html
     for name in d.spec.parameters:
         assert f"<td><code>{name}</code></td>" in html
-    checks = check_pathway("asuc")
+    checks = check_pathway("asuc", extra=[hazard_check])
     assert checks.summary() in html
     for f in checks.findings:
         assert f"<code>{f.code}</code>" in html and f"{f.file}:{f.line}:{f.col}" in html
@@ -128,6 +130,10 @@ def test_report_is_self_contained_and_complete(asuc_report, pw):
     assert f"{len([o for o in outcomes if o.passed])} of {len(outcomes)} scenarios pass" in html
     assert f"<td>{r}% (" in html and f"<td>{e}% (" in html
     assert "Oxford (Travis) criteria on day 3" in html and "when: (stool_freq_24h &gt; $oxford_stool_high or" in html
+    assert html.count('<tr id="hazard-') == len(d.hazards) > 0
+    assert "Clinical sign-off as of " in html and f"0 signed off, 0 review overdue, {len(d.rules)} not reviewed" in html
+    assert '<span class="pill not_reviewed">not reviewed</span>' in html
+    assert "DrOracle</code></td><td>S (AI, not authoritative) <span class=\"pill warning\">not authoritative</span>" in html
 
 
 def test_report_is_deterministic():
@@ -187,3 +193,33 @@ def test_command_with_scenarios_and_exit_codes(tmp_path: Path, capsys):
     assert main(["report", str(broken), "-o", str(tmp_path / "overlap.html")]) == 1  # written, with a check error
     assert "<code>PW610</code>" in (tmp_path / "overlap.html").read_text(encoding="utf-8")
     assert main(["report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html")]) == 2
+
+
+HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+
+
+def test_hostile_texts_in_the_hazard_log_and_sign_off_are_escaped(tmp_path: Path, capsys):
+    folder = tmp_path / "mini"
+    shutil.copytree(FIXTURES / "hazard_open_unmitigated", folder)
+    hazards = folder / "hazards.yaml"
+    text = hazards.read_text(encoding="utf-8").replace("title: A level above the limit is not treated",
+                                                       f"title: {json.dumps(HOSTILE)}")
+    text = text.replace("    status: open\n", f"    status: open\n    open_questions: [{json.dumps(HOSTILE)}]\n"
+                        f"    note: {json.dumps(HOSTILE)}\n")
+    hazards.write_text(text, encoding="utf-8")
+    rules = folder / "rules.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8").replace(
+        "  - id: treated\n", "  - id: treated\n    reviewed_by: " + json.dumps(HOSTILE)
+        + "\n    reviewed_on: 2026-01-10\n    review_due: 2026-06-30\n", 1), encoding="utf-8")
+    out = tmp_path / "mini.html"
+    assert main(["report", str(folder), "-o", str(out), "--as-of", "2026-12-01"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "<script" not in html and "<img" not in html and "onerror=alert(1)>" not in html
+    # the hazard's title, open question and note, the PW620 finding naming the hazard, the rule's reviewer
+    assert html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;") == 5
+    assert '<span class="pill review_overdue">review overdue</span>' in html
+    assert "review overdue since 2026-06-30" in html and "1 review overdue, 1 not reviewed" in html
+    assert main(["report", str(folder), "-o", str(out), "--as-of", "2026-03-01"]) == 0
+    assert '<span class="pill signed_off">signed off</span>' in out.read_text(encoding="utf-8")
+    assert main(["report", str(folder), "-o", str(out), "--as-of", "1 March"]) == 2
+    assert "--as-of takes a date as YYYY-MM-DD" in capsys.readouterr().err

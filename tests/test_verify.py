@@ -16,6 +16,7 @@ from conftest import ROOT
 from pathway import load_pathway
 from pathway.analysis.check import CHECKS, StateSpace, check_pathway
 from pathway.analysis.evaluate import branch_conditions, evaluate_state, field_candidates, time_candidates
+from pathway.audit.hazards import hazard_check
 from pathway.cli.main import main
 from pathway.core.errors import EngineError
 from pathway.definition import conditions as C
@@ -41,6 +42,14 @@ CASES = {
     "no_source": ("PW613", "pathway.yaml", "limit:", 1),
     "never_fires": ("PW614", "rules.yaml", "id: impossible_alert", 1),
     "conflict": ("PW615", "rules.yaml", "id: mark_high", 1),
+    # the hazard log's checks (run by 'pathway check' through audit.hazards.hazard_check)
+    "hazard_open_unmitigated": ("PW620", "hazards.yaml", "- id: H1", 1),
+    "hazard_open_unverified": ("PW621", "hazards.yaml", "- id: H1", 1),
+    "hazard_claims_mitigation": ("PW622", "hazards.yaml", "- id: H1", 1),
+    "hazard_claims_verification": ("PW623", "hazards.yaml", "- id: H1", 1),
+    "hazard_scenario_fails": ("PW624", "hazards.yaml", "ineligible_out", 1),
+    "hazard_unknown_scenario": ("PW625", "hazards.yaml", "inelegible_out", 1),
+    "hazard_unacceptable": ("PW626", "hazards.yaml", "- id: H1", 1),
 }
 
 
@@ -62,7 +71,7 @@ def test_every_check_code_has_a_fixture():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fixture_breaks_exactly_one_check(name: str):
     code, file, text, count = CASES[name]
-    report = check_pathway(FIXTURES / name)
+    report = check_pathway(FIXTURES / name, extra=[hazard_check])
     assert {f.code for f in report.findings} == {code}, report.text()
     assert len(report.findings) == count
     first = report.findings[0]

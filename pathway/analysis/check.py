@@ -59,7 +59,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Propose, Score, Transition, compute_score
 from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import PathwayFile
-from pathway.definition.pathway import BRANCH_KEYS, BRANCHES, Branch, Rule
+from pathway.definition.pathway import BRANCH_KEYS, BRANCHES, Branch, PathwayDef, Rule
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 
@@ -71,6 +71,7 @@ __all__ = [
     "StateSpace",
     "check_pathway",
     "DEFAULT_BUDGET",
+    "ExtraCheck",
 
 ]
 
@@ -981,12 +982,18 @@ class _Checker:
                 self.add("PW691", self.at(("checks", i)), f"the entry for {entry.code}{scope} explains no finding; remove it")
 
 
+#: A check that a later stage supplies (the hazard log's, which runs scenarios): given the loaded
+#: pathway it returns findings, to which ``--disable`` and the ``checks:`` section apply as to the rest.
+ExtraCheck = Callable[[PathwayDef], Iterable[Finding]]
+
+
 def check_pathway(name_or_path: str | Path, *, profile: str | None = None, parameters: dict[str, Any] | None = None,
-                  disable: Iterable[str] = (), budget: int = DEFAULT_BUDGET) -> CheckReport:
+                  disable: Iterable[str] = (), budget: int = DEFAULT_BUDGET, extra: Sequence[ExtraCheck] = ()) -> CheckReport:
     """Run every static check on a pathway folder (or a shipped pathway by name).
 
-    Raises DefinitionError (PW001) when there is no such pathway; every other problem is a
-    finding of the report.
+    ``extra`` checks run after the rule checks when the pathway loads (``pathway check`` passes the
+    hazard log's checks, PW620-PW626, from :mod:`pathway.audit.hazards`). Raises DefinitionError
+    (PW001) when there is no such pathway; every other problem is a finding of the report.
     """
     root = resolve_pathway_dir(name_or_path)
     shown = display_path(root / "pathway.yaml")
@@ -1038,6 +1045,10 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
         checker.ending_checks()
         checker.parameter_checks()
         checker.rule_checks()
+        for check in extra:
+            for finding in check(definition):
+                if finding.code not in disabled:
+                    checker.findings.append(finding)
     checker.apply_settings()
     report.findings = sorted(checker.findings, key=Finding.sort_key)
     report.notes = list(dict.fromkeys(checker.notes))

@@ -1,23 +1,49 @@
-"""``pathway evidence PATHWAY [--format text|json|markdown]``: every rule with its evidence.
+"""``pathway evidence PATHWAY [--format text|json|markdown] [--as-of DATE]``: every rule with its evidence.
 
-Lists each rule (id, title, states, sources, strength, verified/unverified, note), the
+Lists each rule (id, title, states, sources, strength, verified/unverified, note, and its clinical
+sign-off: signed off, review overdue or not reviewed, as of a date the caller gives or today), the
 verified/unverified split, every computed input with its condition and evidence, every parameter
-with its sources, and the full source list.
+with its sources, and the full source list (non-authoritative sources marked).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from pathway.definition import conditions as C
+from pathway.definition.pathway import SIGNOFF_TEXT, Rule
 from pathway.runtime.api import Pathway
 
-__all__ = ["evidence", "render_text", "render_markdown"]
+__all__ = ["evidence", "signoff", "signoff_text", "render_text", "render_markdown"]
 
 
-def evidence(pathway: Pathway) -> dict[str, Any]:
-    """The evidence listing as data (deterministic order: rule files, then rules as written)."""
+def signoff(rule: Rule, as_of: date) -> dict[str, Any]:
+    """A rule's sign-off as data: ``status`` (signed_off, review_overdue, not_reviewed) on ``as_of``,
+    and who reviewed it, when, and when it is due (ISO dates or None)."""
+    return {"status": rule.signoff(as_of), "reviewed_by": rule.reviewed_by or None,
+            "reviewed_on": rule.reviewed_on.isoformat() if rule.reviewed_on else None,
+            "review_due": rule.review_due.isoformat() if rule.review_due else None}
+
+
+def signoff_text(data: dict[str, Any]) -> str:
+    """``signed off by Dr A on 2026-11-30, review due 2027-11-30``, ``review overdue since ...`` or ``not reviewed``."""
+    status = data["status"]
+    if status == "not_reviewed":
+        return SIGNOFF_TEXT[status]
+    who = f"by {data['reviewed_by']} on {data['reviewed_on']}"
+    if status == "review_overdue":
+        return f"review overdue since {data['review_due']} (signed off {who})"
+    return f"signed off {who}" + (f", review due {data['review_due']}" if data["review_due"] else "")
+
+
+def evidence(pathway: Pathway, as_of: date | None = None) -> dict[str, Any]:
+    """The evidence listing as data (deterministic order: rule files, then rules as written).
+
+    Sign-off statuses are as of ``as_of`` (default: today); the date is part of the listing.
+    """
     d = pathway.definition
+    day = as_of or date.today()
     rules: list[dict[str, Any]] = [{
         "id": r.id,
         "title": r.title,
@@ -27,6 +53,7 @@ def evidence(pathway: Pathway) -> dict[str, Any]:
         "status": r.evidence.status,
         "note": r.evidence.note,
         "location": r.location,
+        "signoff": signoff(r, day),
     } for r in d.rules]
     computed: list[dict[str, Any]] = [{
         "field": c.field,
@@ -49,12 +76,15 @@ def evidence(pathway: Pathway) -> dict[str, Any]:
             "verified": sum(1 for r in rules if r["status"] == "verified"),
             "unverified": sum(1 for r in rules if r["status"] == "unverified"),
             "by_strength": {k: sum(1 for r in rules if r["strength"] == k) for k in sorted({r["strength"] for r in rules})},
+            "signoff": {k: sum(1 for r in rules if r["signoff"]["status"] == k) for k in SIGNOFF_TEXT},
         },
+        "as_of": day.isoformat(),
         "rules": rules,
         "computed": computed,
         "parameters": {name: {"value": d.params[name], "unit": p.unit, "sources": list(p.sources), "note": p.note}
                        for name, p in d.spec.parameters.items()},
-        "sources": {sid: {"title": d.spec.sources[sid].title, "tag": d.spec.sources[sid].tag, "ref": d.spec.sources[sid].ref}
+        "sources": {sid: {"title": d.spec.sources[sid].title, "tag": d.spec.sources[sid].tag, "ref": d.spec.sources[sid].ref,
+                          "authoritative": d.spec.sources[sid].authoritative}
                     for sid in cited if sid in d.spec.sources},
         "uncited_sources": sorted(set(d.spec.sources) - set(cited)),
     }
@@ -64,13 +94,15 @@ def render_text(data: dict[str, Any]) -> str:
     s = data["summary"]
     lines = [f"{data['pathway']} {data['version']} (profile {data['profile']}): {s['rules']} rules, "
              f"{s['verified']} verified, {s['unverified']} unverified; strength "
-             + ", ".join(f"{k} {v}" for k, v in s["by_strength"].items()), ""]
+             + ", ".join(f"{k} {v}" for k, v in s["by_strength"].items()),
+             f"sign-off as of {data['as_of']}: " + ", ".join(f"{n} {SIGNOFF_TEXT[k]}" for k, n in s["signoff"].items()), ""]
     for status in ("verified", "unverified"):
         lines.append(f"{status.upper()} RULES")
         for r in data["rules"]:
             if r["status"] == status:
                 note = f" - {r['note']}" if r["note"] else ""
-                lines.append(f"  {r['id']} [{r['strength']}] {', '.join(r['sources'])}: {r['title']}{note}")
+                lines.append(f"  {r['id']} [{r['strength']}] {', '.join(r['sources'])}: {r['title']}{note} "
+                             f"[{signoff_text(r['signoff'])}]")
         lines.append("")
     if data.get("computed"):
         lines.append("COMPUTED INPUTS (a recorded value wins when recorded with or after the newest input used)")
@@ -85,23 +117,26 @@ def render_text(data: dict[str, Any]) -> str:
     lines.append("")
     lines.append("SOURCES")
     for sid, src in data["sources"].items():
-        lines.append(f"  {sid} ({src['tag']}): {src['title']} - {src['ref']}")
+        weak = "" if src.get("authoritative", True) else " [not authoritative]"
+        lines.append(f"  {sid} ({src['tag']}){weak}: {src['title']} - {src['ref']}")
     return "\n".join(lines)
 
 
 def render_markdown(data: dict[str, Any]) -> str:
     s = data["summary"]
     out = [f"# Evidence: {data['pathway']} {data['version']} (profile {data['profile']})", "",
-           f"{s['rules']} rules: **{s['verified']} verified**, **{s['unverified']} unverified**.", "",
-           "| rule | title | states | sources | strength | status |", "|---|---|---|---|---|---|"]
+           f"{s['rules']} rules: **{s['verified']} verified**, **{s['unverified']} unverified**. Sign-off as of "
+           f"{data['as_of']}: " + ", ".join(f"{n} {SIGNOFF_TEXT[k]}" for k, n in s["signoff"].items()) + ".", "",
+           "| rule | title | states | sources | strength | status | sign-off |", "|---|---|---|---|---|---|---|"]
     for r in data["rules"]:
         out.append(f"| `{r['id']}` | {r['title']} | {', '.join(r['states'])} | {', '.join(r['sources'])} | "
-                   f"{r['strength']} | {r['status']} |")
+                   f"{r['strength']} | {r['status']} | {signoff_text(r['signoff'])} |")
     if data.get("computed"):
         out += ["", "## Computed inputs", "", "| field | true when | sources | strength | status |", "|---|---|---|---|---|"]
         for c in data["computed"]:
             out.append(f"| `{c['field']}` | {c['when']} | {', '.join(c['sources'])} | {c['strength']} | {c['status']} |")
     out += ["", "## Sources", "", "| id | tag | reference |", "|---|---|---|"]
     for sid, src in data["sources"].items():
-        out.append(f"| {sid} | {src['tag']} | {src['title']} ({src['ref']}) |")
+        weak = "" if src.get("authoritative", True) else " (not authoritative)"
+        out.append(f"| {sid} | {src['tag']}{weak} | {src['title']} ({src['ref']}) |")
     return "\n".join(out) + "\n"

@@ -3,10 +3,12 @@
 One self-contained HTML page (inline CSS and SVG, no scripts, no external resources) for a
 reviewer: the pathway diagram; the static check results (:mod:`pathway.verify`); every rule
 with its state, priority, conditions in plain words, effects, evidence sources, strength and
-status; the computed inputs with their conditions and evidence; the scenario results and
-coverage (rules never fired, transitions never taken); and the parameters with their values
-under the profile and their sources. The page is deterministic:
-the same rule files give the same bytes.
+status and clinical sign-off (signed off, review overdue or not reviewed, as of a date the
+caller gives or today); the computed inputs with their conditions and evidence; the scenario
+results and coverage (rules never fired, transitions never taken); the hazard log with the
+verdict of every verifying scenario; and the parameters with their values under the profile and
+their sources. Every text from the rule files is escaped. The page is deterministic: the same rule
+files and date give the same bytes.
 
 Exit code: 0 when the report shows no check error and no failed scenario, 1 otherwise (the
 report is written in both cases), 2 on bad input.
@@ -17,17 +19,20 @@ from __future__ import annotations
 import html
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, check_pathway
+from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, ExtraCheck, check_pathway
 from pathway.analysis.diff import effect_text
 from pathway.analysis.evaluate import format_value
-from pathway.authoring.scenario import discover, run_scenarios
+from pathway.audit.evidence import signoff, signoff_text
+from pathway.audit.hazards import HazardLog, hazard_log
+from pathway.authoring.scenario import ScenarioOutcome, discover, run_scenarios
 from pathway.core.errors import DefinitionError, PathwayError, display_path
 from pathway.core.version import __version__
 from pathway.definition import conditions as C
-from pathway.definition.pathway import PathwayDef
+from pathway.definition.pathway import SIGNOFF_TEXT, PathwayDef
 from pathway.loading.loader import resolve_pathway_dir
 from pathway.render.diagram import render_svg, to_dot
 from pathway.runtime.api import load_pathway
@@ -49,6 +54,10 @@ code { font-family: Menlo, Consolas, monospace; font-size: 0.8rem; }
 .diagram { overflow-x: auto; border: 1px solid #e2e8f0; padding: 0.5rem; }
 .diagram svg { max-width: 100%; height: auto; }
 .summary td { width: 25%; } ul.tight { margin: 0; padding-left: 1.1rem; }
+.signed_off, .mitigated, .closed, .risk1, .risk2 { background: #dcfce7; color: #166534; }
+.review_overdue, .open, .risk3 { background: #fef3c7; color: #92400e; }
+.not_reviewed { background: #f1f5f9; color: #334155; } .accepted { background: #e0e7ff; color: #3730a3; }
+.risk4, .risk5 { background: #fee2e2; color: #991b1b; }
 """
 
 
@@ -94,10 +103,13 @@ def _section_checks(report: CheckReport) -> str:
             + codes + "</table></details>")
 
 
-def _section_rules(d: PathwayDef) -> str:
+def _section_rules(d: PathwayDef, as_of: date) -> str:
     sources = d.spec.sources
     rows = []
+    counts: dict[str, int] = {}
     for r in d.rules:
+        sign = signoff(r, as_of)
+        counts[sign["status"]] = counts.get(sign["status"], 0) + 1
         cond = []
         if not isinstance(r.due, C.Always):
             cond.append(f"due: {C.describe(r.due)}")
@@ -113,11 +125,16 @@ def _section_rules(d: PathwayDef) -> str:
             f"<td>{_e(r.title)}</td><td>{_e(', '.join(r.states))}</td><td>{r.priority}</td><td>{_list(cond)}</td>"
             f"<td>{_list(effects)}</td><td>{srcs}"
             + (f'<br><span class="muted">{_e(r.evidence.note)}</span>' if r.evidence.note else "")
-            + f"</td><td>{_e(r.evidence.strength)}</td><td>{_pill(r.evidence.status, r.evidence.status)}</td></tr>")
+            + f"</td><td>{_e(r.evidence.strength)}</td><td>{_pill(r.evidence.status, r.evidence.status)}</td>"
+            f"<td>{_pill(SIGNOFF_TEXT[sign['status']], sign['status'])}"
+            + (f'<br><span class="muted">{_e(signoff_text(sign))}</span>' if sign["status"] != "not_reviewed" else "")
+            + "</td></tr>")
     unverified = sum(1 for r in d.rules if r.evidence.status == "unverified")
-    return (f'<h2 id="rules">Rules</h2><p>{len(d.rules)} rules, {unverified} unverified.</p>'
+    signed = ", ".join(f"{counts.get(k, 0)} {t}" for k, t in SIGNOFF_TEXT.items())
+    return (f'<h2 id="rules">Rules</h2><p>{len(d.rules)} rules, {unverified} unverified. Clinical sign-off as of '
+            f"{_e(as_of.isoformat())}: {_e(signed)}.</p>"
             "<table><tr><th>rule</th><th>title</th><th>state</th><th>priority</th><th>conditions</th><th>effects</th>"
-            "<th>sources</th><th>strength</th><th>status</th></tr>" + "".join(rows) + "</table>")
+            "<th>sources</th><th>strength</th><th>status</th><th>sign-off</th></tr>" + "".join(rows) + "</table>")
 
 
 def _section_computed(d: PathwayDef) -> str:
@@ -169,22 +186,24 @@ def _section_parameters(d: PathwayDef) -> str:
 
 
 def _section_sources(d: PathwayDef) -> str:
-    rows = "".join(f"<tr><td><code>{_e(sid)}</code></td><td>{_e(s.tag)}</td><td>{_e(s.title)}</td><td>{_e(s.ref)}</td></tr>"
+    rows = "".join(f"<tr><td><code>{_e(sid)}</code></td><td>{_e(s.tag)}"
+                   + ("" if s.authoritative else " " + _pill("not authoritative", "warning"))
+                   + f"</td><td>{_e(s.title)}</td><td>{_e(s.ref)}</td></tr>"
                    for sid, s in sorted(d.spec.sources.items()))
     return ('<h2 id="sources">Sources</h2><table><tr><th>id</th><th>tag</th><th>title</th><th>reference</th></tr>'
             + rows + "</table>")
 
 
-def _section_scenarios(root: Path, scenario_dir: Path | None) -> tuple[str, int]:
+def _section_scenarios(root: Path, scenario_dir: Path | None) -> tuple[str, int, list[ScenarioOutcome]]:
     folder = scenario_dir or root / "scenarios"
     head = '<h2 id="scenarios">Scenario coverage</h2>'
     files = discover([folder]) if folder.is_dir() else []
     if not files:
-        return head + f"<p class=\"muted\">No scenario files in {_e(display_path(folder))}.</p>", 0
+        return head + f"<p class=\"muted\">No scenario files in {_e(display_path(folder))}.</p>", 0, []
     try:
         outcomes, cov = run_scenarios(files, str(root))
     except PathwayError as exc:
-        return head + f"<p>{_pill('error', 'error')} scenarios could not be run: <code>{_e(exc)}</code></p>", 1
+        return head + f"<p>{_pill('error', 'error')} scenarios could not be run: <code>{_e(exc)}</code></p>", 1, []
     failed = [o for o in outcomes if not o.passed]
     r, e = cov.percent()
     rows = "".join(
@@ -200,18 +219,74 @@ def _section_scenarios(root: Path, scenario_dir: Path | None) -> tuple[str, int]
             f"<th>transitions taken</th><td>{e}% ({sum(1 for n in cov.edges.values() if n)}/{len(cov.edges)})</td></tr></table>"
             f"<p><b>Rules never fired:</b> {_e(never_r)}</p><p><b>Transitions never taken:</b> {_e(never_e)}</p>"
             "<table><tr><th>result</th><th>scenario</th><th>purpose</th><th>where</th><th>failure</th></tr>" + rows + "</table>")
-    return head + body, len(failed)
+    return head + body, len(failed), outcomes
+
+
+def _risk(rating: int, severity: str, likelihood: str) -> str:
+    return f"{_pill(str(rating), f'risk{rating}')} {_e(severity)}, {_e(likelihood)} likelihood"
+
+
+def _section_hazards(log: HazardLog) -> str:
+    """The hazard log: each hazard's risk before and after mitigation, controls, scenario verdicts and open questions."""
+    data = log.to_dict()
+    s = data["summary"]
+    matrix = data["risk_matrix"]
+    grid = "".join(f"<tr><th>{_e(lk)}</th>" + "".join(f"<td>{_pill(str(r), f'risk{r}')}</td>" for r in matrix["ratings"][lk])
+                   + "</tr>" for lk in reversed(matrix["likelihoods"]))
+    meanings = "".join(f"<li>{_pill(k, f'risk{k}')} {_e(v)}</li>" for k, v in matrix["meanings"].items())
+    rows = []
+    for h in data["hazards"]:
+        r = h["residual_risk"]
+        m = h["mitigations"]
+        controls = [f"{kind}: {', '.join(m[key])}" for kind, key in (("rules", "rules"), ("parameters", "parameters"),
+                                                                    ("fields", "fields"), ("watchdogs", "watchdogs"))
+                    if m[key]]
+        verdicts = "".join(
+            "<li>" + (_pill("pass", "ok") if v["passed"] else _pill("fail", "error") if v["passed"] is False
+                      else _pill("unknown", "error")) + f" <code>{_e(v['id'])}</code></li>"
+            for v in h["verification"]["scenarios"])
+        verdicts += "".join(f"<li>invariant <code>{_e(i)}</code></li>" for i in h["verification"]["invariants"])
+        rows.append(
+            f'<tr id="hazard-{_e(h["id"])}"><td><code>{_e(h["id"])}</code><br><span class="muted">{_e(h["location"])}'
+            f"</span></td><td><b>{_e(h['title'])}</b><br><i>cause:</i> {_e(h['cause'])}<br><i>effect:</i> {_e(h['effect'])}"
+            + (f'<br><span class="muted">{_e(h["note"])}</span>' if h["note"] else "")
+            + f"</td><td>{_pill(h['status'], h['status'])}</td>"
+            f"<td>{_risk(h['initial_risk'], h['severity'], h['likelihood'])}</td>"
+            f"<td>{_risk(r['risk'], r['severity'], r['likelihood'])}</td>"
+            f"<td>{_list(controls)}</td><td>"
+            + (f'<ul class="tight">{verdicts}</ul>' if verdicts else '<span class="muted">-</span>')
+            + f"</td><td>{_list(h['open_questions'])}</td><td>{_e(', '.join(h['sources']))}</td></tr>")
+    sc = s["scenarios"]
+    counts = ", ".join(f"{n} {k}" for k, n in s["by_status"].items())
+    return (f'<h2 id="hazards">Hazard log</h2><p>{s["hazards"]} hazards ({_e(counts)}) in '
+            f"<code>{_e(data['file'])}</code>; verifying scenarios: {sc['pass']} pass, {sc['fail']} fail, "
+            f"{sc['unknown']} unknown. Risk ratings follow the DCB0129 matrix (likelihood by severity):</p>"
+            "<table><tr><th>likelihood \\ severity</th>" + "".join(f"<th>{_e(sv)}</th>" for sv in matrix["severities"])
+            + "</tr>" + grid + f"</table><ul>{meanings}</ul>"
+            "<table><tr><th>hazard</th><th>what could go wrong</th><th>status</th><th>initial risk</th>"
+            "<th>residual risk</th><th>mitigations</th><th>verification</th><th>open questions</th><th>sources</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = None, scenario_dir: Path | None = None,
-                 budget: int = DEFAULT_BUDGET) -> tuple[str, int]:
-    """The report as HTML text and the number of problems it shows (check errors plus failed scenarios)."""
+                 budget: int = DEFAULT_BUDGET, as_of: date | None = None) -> tuple[str, int]:
+    """The report as HTML text and the number of problems it shows (check errors, the hazard log's
+    included, plus failed scenarios). Rule sign-offs are shown as of ``as_of`` (default: today)."""
     root = resolve_pathway_dir(name_or_path)
-    checks = check_pathway(root, profile=profile, budget=budget)
     try:
         pw = load_pathway(root, profile=profile)
     except DefinitionError:
         pw = None
+    log: HazardLog | None = None
+    scen_html, failed = "", 0
+    if pw is not None:
+        scen_html, failed, outcomes = _section_scenarios(pw.definition.root, scenario_dir)
+        log = hazard_log(pw, outcomes=outcomes)
+    extra: list[ExtraCheck] = []
+    if log is not None:
+        findings = log.findings()
+        extra.append(lambda _definition: findings)
+    checks = check_pathway(root, profile=profile, budget=budget, extra=extra)
     title = f"{checks.pathway} {checks.version}"
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Audit report: {_e(title)}</title>"
              f"<style>{_CSS}</style></head><body>"]
@@ -222,7 +297,6 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
         parts.append("</body></html>")
         return "".join(parts) + "\n", len(checks.errors) or 1
     d = pw.definition
-    scen_html, failed = _section_scenarios(d.root, scenario_dir)
     parts.append(f"<h1>Audit report: {_e(d.spec.title)}</h1>"
                  f"<p class=\"muted\">Pathway <code>{_e(d.id)}</code> version {_e(d.version)}"
                  + (f", profile <code>{_e(d.profile)}</code>" if d.profile else "")
@@ -238,9 +312,11 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
                  '<a href="#sources">Sources</a></p>')
     parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph)))}</div>')
     parts.append(_section_checks(checks))
-    parts.append(_section_rules(d))
+    parts.append(_section_rules(d, as_of or date.today()))
     parts.append(_section_computed(d))
     parts.append(scen_html)
+    if log is not None and log.entries:
+        parts.append(_section_hazards(log))
     parts.append(_section_parameters(d))
     parts.append(_section_sources(d))
     parts.append("</body></html>")

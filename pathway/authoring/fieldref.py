@@ -11,7 +11,8 @@
 - derived facts: which rules derive them (and the values they give) and which rules test them;
 - built-ins computed by the engine (``day``, ``days_in_state``, ``state`` ...);
 - parameters: value, unit, meaning, choices, sources, site-profile values, rules using them;
-- effects and their arguments, read from the effect models.
+- effects and their arguments, read from the effect models;
+- the clinical sign-off keys of a rule and the rules that carry a sign-off.
 
 The output is deterministic (pathway order for fields and parameters, sorted rule ids), so a
 test regenerates the committed page and compares.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import types
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -33,7 +35,7 @@ from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagno
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
 from pathway.definition.clock import MAX_DAY, days_since
-from pathway.definition.model import Aggregate, FieldDef, ProfileFile
+from pathway.definition.model import Aggregate, FieldDef, ProfileFile, RuleDef
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 from pathway.definition.timeline import hours_text, validity_text
 from pathway.definition.units import units_for
@@ -236,7 +238,8 @@ def _type_text(annotation: Any, nested: list[type[BaseModel]]) -> str:
         if annotation not in nested:
             nested.append(annotation)
         return f"mapping ({annotation.__name__}, below)"
-    return {bool: "true/false", float: "number", int: "whole number", str: "text"}.get(annotation, str(annotation))
+    return {bool: "true/false", float: "number", int: "whole number", str: "text",
+            date: "date (YYYY-MM-DD)"}.get(annotation, str(annotation))
 
 
 def _default_text(info: Any) -> str:
@@ -421,6 +424,20 @@ def field_reference(definition: PathwayDef) -> str:
             lines += ["", f"`{sub.__name__}`" + (f": {_doc(sub)}" if _doc(sub) else ""), ""]
             lines += _model_table(sub, nested)
         lines.append("")
+    lines += ["", "## Rule sign-off", "",
+              "A rule may carry its clinical sign-off. `pathway evidence` and the audit report show each rule as signed off,",
+              "review overdue (after `review_due`) or not reviewed; the engine never reads it, so no result changes.", ""]
+    rows = [[_code(key), _type_text(RuleDef.model_fields[key].annotation, []), "optional",
+             DESCRIPTIONS["RuleDef"][key]] for key in ("reviewed_by", "reviewed_on", "review_due")]
+    lines += _table(["key", "type", "required / default", "meaning"], rows)
+    signed = [r for r in definition.rules if r.reviewed_by]
+    lines.append("")
+    if signed:
+        rows = [[_code(r.id), r.reviewed_by, r.reviewed_on.isoformat() if r.reviewed_on else "—",
+                 r.review_due.isoformat() if r.review_due else "—"] for r in signed]
+        lines += _table(["rule", "reviewed by", "reviewed on", "review due"], rows)
+    else:
+        lines.append("No rule of this pathway carries a sign-off yet.")
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"

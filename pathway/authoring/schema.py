@@ -3,7 +3,7 @@
 ``pathway schema PATHWAY [-o DIR] [--check] [--add-headers]`` writes them (default: the
 ``schema`` folder beside the pathway folder, i.e. ``rules/schema/`` for the shipped rules):
 
-- ``pathway``, ``fields``, ``sources``, ``rules``, ``profile``, ``scenario``: one per file kind,
+- ``pathway``, ``fields``, ``sources``, ``rules``, ``hazards``, ``profile``, ``scenario``: one per file kind,
   from :mod:`pathway.model`, :mod:`pathway.effects` and :mod:`pathway.scenario`;
 - ``<id>.case`` and ``<id>.scenario``: per pathway, from its ``fields.yaml`` (field names, types,
   enum values, plausible ranges, ``{value, unit}`` quantities with the accepted units).
@@ -104,6 +104,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "rule_files": "Rule files, in load order (rules.schema.json).",
         "default_profile": "Site profile (profiles/<id>.yaml) used when none is asked for.",
         "decision_points": "Decision points: windows of clinical days whose rules' derived facts are kept afterwards.",
+        "hazards_file": "File with the hazard log, the clinical risk management file (hazards.schema.json); optional.",
     },
     "TransitionDef": {
         "from": "Source state id(s), or 'any_active' for every start or active state.",
@@ -213,6 +214,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "decision_point": "A decision point (decision_points: in pathway.yaml): the rule fires only inside its window "
                           "and the facts it derives are kept afterwards.",
         "evidence": "Where the rule comes from: source ids, strength and verification status.",
+        "reviewed_by": "Clinical sign-off: who reviewed the rule (with reviewed_on). Shown by 'pathway evidence' and "
+                       "the audit report; never read by the engine.",
+        "reviewed_on": "Date of the sign-off, YYYY-MM-DD (with reviewed_by).",
+        "review_due": "Date the rule is due for review again, YYYY-MM-DD, after reviewed_on; once it has passed the "
+                      "rule shows as 'review overdue'.",
     },
     "StateDef": {
         "kind": "start (exactly one), active, or terminal: the pathway is over for this admission (no way out).",
@@ -227,6 +233,48 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "SourceDef": {
         "tag": "Kind of evidence: G guideline, T trial, M meta-analysis, O observational, S secondary summary, Label.",
         "ref": "Where to find it (URL, PMID).",
+        "authoritative": "false for a source that cannot support verified evidence on its own (an AI answer page, "
+                         "a code library's documentation): evidence citing only such sources must be unverified.",
+    },
+    "HazardsFile": {
+        "title": "Title of the hazard log.",
+        "description": "What the log covers and how its ratings were made.",
+        "hazards": "The hazards, each with its risk before and after mitigation, controls and verification.",
+    },
+    "HazardDef": {
+        "id": "Hazard id, unique in the log (letters, digits, '.', '_', '-'), e.g. HAZ-001.",
+        "title": "The hazard in a few words.",
+        "cause": "What in the pathway (a rule, a value, a missing check) could lead to harm.",
+        "effect": "The harm to the patient if the cause is not caught.",
+        "severity": "DCB0129 severity of the harm: minor, significant, considerable, major or catastrophic.",
+        "likelihood": "DCB0129 likelihood of the harm before mitigation: very low, low, medium, high or very high.",
+        "initial_risk": "Risk rating 1-5 from the DCB0129 matrix (computed from severity and likelihood; a stated "
+                        "value must match it).",
+        "mitigations": "The controls that mitigate the hazard today (rules, parameters, fields, watchdogs); leave empty "
+                       "when nothing does.",
+        "verification": "What shows the controls work: scenario ids (and invariant ids, reserved).",
+        "residual_risk": "Severity, likelihood and risk rating after the mitigations; equal to the initial risk when "
+                         "nothing mitigates the hazard.",
+        "status": "open (work remains), mitigated, accepted (residual risk accepted as it is) or closed.",
+        "open_questions": "What is still to be decided or checked, in words.",
+        "sources": "Source ids (from the sources list) behind the hazard or its controls.",
+        "note": "Anything else a reviewer should know.",
+    },
+    "Risk": {
+        "severity": "DCB0129 severity after mitigation.",
+        "likelihood": "DCB0129 likelihood after mitigation.",
+        "risk": "Risk rating 1-5 from the DCB0129 matrix (computed when left out; a stated value must match it).",
+    },
+    "Mitigations": {
+        "rules": "Rule ids whose effects control the hazard.",
+        "parameters": "Parameter names whose values control the hazard.",
+        "fields": "Input fields whose definition controls the hazard (plausible range, units and ambiguity bands, "
+                  "validity, computation, decision states).",
+        "watchdogs": "States whose overdue watchdog controls the hazard.",
+    },
+    "Verification": {
+        "scenarios": "Scenario ids from the pathway's scenarios/ folder; 'pathway check' runs them (PW624, PW625).",
+        "invariants": "Invariant ids (reserved: no pathway defines invariants yet, so leave it empty).",
     },
     "Evidence": {
         "sources": "Source ids (from the sources list); at least one.",
@@ -632,6 +680,10 @@ def model_schemas() -> dict[str, dict[str, Any]]:
     out["rules.schema.json"] = _finish(rules, "Rule file", "A list of rules: where they apply, when they are due, "
                                        "what they test, their effects and their evidence.")
 
+    out["hazards.schema.json"] = _finish(_file_schema(M.HazardsFile, classes), "Hazard log (hazards.yaml)",
+                                         "The clinical risk management file: each hazard with its cause, effect, DCB0129 "
+                                         "risk before and after mitigation, the controls that mitigate it and the "
+                                         "scenarios that verify them.")
     out["profile.schema.json"] = _finish(_file_schema(M.ProfileFile, classes), "Site profile (profiles/<id>.yaml)",
                                          "Named parameter values for the points where guidelines disagree.")
     out["scenario.schema.json"] = _finish(_file_schema(S.ScenarioFile, classes), "Scenario file",
@@ -840,6 +892,8 @@ def schema_for_file(root: Path, file: Path, spec: M.PathwayFile | None = None) -
         return "fields.schema.json"
     if spec.sources_file and rel == Path(spec.sources_file).as_posix():
         return "sources.schema.json"
+    if spec.hazards_file and rel == Path(spec.hazards_file).as_posix():
+        return "hazards.schema.json"
     if rel in {Path(r).as_posix() for r in spec.rule_files}:
         return "rules.schema.json"
     folder = rel.split("/", 1)[0] if "/" in rel else ""

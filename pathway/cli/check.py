@@ -6,13 +6,14 @@ import argparse
 import json
 
 from pathway.analysis.check import DEFAULT_BUDGET, check_pathway
+from pathway.audit.hazards import hazard_check
 from pathway.cli.common import Subparsers, add_parameter_option, parameters
 
 
 def _run(args: argparse.Namespace) -> int:
     codes = [c for item in args.disable for c in item.split(",")]
     report = check_pathway(args.pathway, profile=args.profile, parameters=parameters(args.parameter), disable=codes,
-                           budget=args.budget)
+                           budget=args.budget, extra=[hazard_check])
     if args.format == "json":
         print(json.dumps(report.to_dict(), sort_keys=True, indent=2, ensure_ascii=False))
     else:
@@ -22,7 +23,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_command(sub: Subparsers) -> None:
     """Add ``pathway check``."""
-    p = sub.add_parser("check", help="static checks: graph, overlaps, gaps, shadowed rules, sources (codes PW6xx)")
+    p = sub.add_parser("check", help="static checks: graph, overlaps, gaps, shadowed rules, sources, the hazard log "
+                                     "(codes PW6xx)")
     p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
     p.add_argument("--profile", default=None, help="site profile (profiles/<id>.yaml)")
     add_parameter_option(p)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -15,7 +16,7 @@ from pathway.loading.cases import load_case_file, load_case_text
 from pathway.loading.loader import DEFAULT_PATHWAY
 
 __all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparsers", "parameters", "print_diags",
-           "read_case", "case_pathway", "add_parameter_option", "write_output"]
+           "read_case", "case_pathway", "add_parameter_option", "write_output", "as_of_date"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,6 +43,16 @@ def parameters(values: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[name] = raw
     return out
+
+
+def as_of_date(text: str | None) -> date | None:
+    """``--as-of YYYY-MM-DD`` as a date (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--as-of takes a date as YYYY-MM-DD, not {text!r}") from None
 
 
 def add_parameter_option(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@
     pathway run CASE [--pathway P] [--format json|text]
     pathway diagram PATHWAY [-o FILE]        write FILE.dot and FILE.svg (default diagrams/<id>)
     pathway demo [-o DIR]                    run the demo case and write the diagrams
-    pathway test | check | explain | trace | diff | report | evidence | schema | fields ...
+    pathway test | check | explain | trace | diff | report | evidence | hazards | schema | fields ...
 
 Exit codes: 0 ok, 1 findings, 2 bad input or usage.
 """
@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "pathway.cli.run",
     "pathway.cli.testing",
     "pathway.cli.evidence",
+    "pathway.cli.hazards",
     "pathway.cli.schema",
     "pathway.cli.fields",
     "pathway.cli.check",

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from pathway.analysis.check import DEFAULT_BUDGET
 from pathway.audit.report import write_report
-from pathway.cli.common import Subparsers
+from pathway.cli.common import Subparsers, as_of_date
 from pathway.core.errors import display_path
 
 
 def _run(args: argparse.Namespace) -> int:
     path, problems = write_report(args.pathway, Path(args.output), profile=args.profile,
-                                  scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget)
+                                  scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget,
+                                  as_of=as_of_date(args.as_of))
     print(f"wrote {display_path(path)}" + (f" ({problems} problem(s) shown)" if problems else ""))
     return 1 if problems else 0
 
@@ -26,4 +27,6 @@ def add_command(sub: Subparsers) -> None:
     p.add_argument("--profile", default=None, help="site profile")
     p.add_argument("--scenarios", default=None, help="scenario folder (default: <pathway>/scenarios)")
     p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="search bound of the checks")
+    p.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
+                   help="date the rule sign-offs are judged on (default: today)")
     p.set_defaults(handler=_run)

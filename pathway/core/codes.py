@@ -86,6 +86,30 @@ _ALL = [
     Code("PW222", "rule file", "kept fact derived outside its decision point",
          "A derived fact kept by a decision point is derived by a rule of another decision point or of none; "
          "that rule would fire beside the kept value."),
+    Code("PW230", "rule file", "unknown rule named as a hazard mitigation",
+         "A hazard of the hazards file lists under 'mitigations: rules' a rule id that no rule file defines."),
+    Code("PW231", "rule file", "unknown parameter named as a hazard mitigation",
+         "A hazard lists under 'mitigations: parameters' a name that is not a parameter of pathway.yaml."),
+    Code("PW232", "rule file", "unknown input field named as a hazard mitigation",
+         "A hazard lists under 'mitigations: fields' a name that is not a field of the fields file."),
+    Code("PW233", "rule file", "watchdog named as a hazard mitigation that the pathway does not have",
+         "A hazard lists under 'mitigations: watchdogs' a state that does not exist or has no 'overdue' watchdog."),
+    Code("PW234", "rule file", "unknown invariant named as a hazard verification",
+         "A hazard lists under 'verification: invariants' an id the pathway does not define (no pathway defines "
+         "invariants yet, so the list must stay empty)."),
+    Code("PW235", "rule file", "risk rating that does not match the risk matrix",
+         "A hazard states an 'initial_risk' (or a residual 'risk') other than the one the DCB0129 risk matrix gives "
+         "for its severity and likelihood."),
+    Code("PW236", "rule file", "residual risk above the initial risk, or below it without a mitigation",
+         "Mitigation cannot raise a risk, and a risk is not reduced without a control: a hazard that names no "
+         "mitigation keeps its initial risk."),
+    Code("PW237", "rule file", "verified evidence whose sources are all non-authoritative",
+         "Evidence marked 'status: verified' (of a rule, computed input, watchdog or ambiguity band) cites only "
+         "sources marked 'authoritative: false' (such as an AI answer page); mark it unverified or cite an "
+         "authoritative source."),
+    Code("PW238", "rule file", "rule sign-off incomplete or due before it was given",
+         "A rule's sign-off needs 'reviewed_by' and 'reviewed_on' together; 'review_due' needs 'reviewed_on' and "
+         "must fall after it."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",
@@ -129,6 +153,13 @@ _ALL = [
     Code("PW614", "check", "rule branch that can never fire", severity="warning"),
     Code("PW615", "check", "conflicting derivations: two rules derive different values on the same input"),
     Code("PW616", "check", "state with decisions to make and no overdue watchdog", severity="warning"),
+    Code("PW620", "check", "open or accepted hazard without a mitigation", severity="warning"),
+    Code("PW621", "check", "open or accepted hazard without a verification", severity="warning"),
+    Code("PW622", "check", "hazard marked mitigated or closed without a mitigation"),
+    Code("PW623", "check", "hazard marked mitigated or closed without a verification"),
+    Code("PW624", "check", "verifying scenario that fails"),
+    Code("PW625", "check", "unknown scenario named as a hazard verification"),
+    Code("PW626", "check", "hazard accepted, mitigated or closed at an unacceptable residual risk (4 or 5)"),
     Code("PW690", "check", "invalid entry under 'checks:' in pathway.yaml"),
     Code("PW691", "check", "entry under 'checks:' that matches no finding", severity="warning"),
 ]

@@ -13,6 +13,7 @@ inside them can point at the exact line and column.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
@@ -48,6 +49,16 @@ __all__ = [
     "RuleDef",
     "RuleFile",
     "ProfileFile",
+    "SEVERITIES",
+    "LIKELIHOODS",
+    "RISK_MATRIX",
+    "RISK_MEANINGS",
+    "risk_rating",
+    "Risk",
+    "Mitigations",
+    "Verification",
+    "HazardDef",
+    "HazardsFile",
 ]
 
 ANY_ACTIVE = "any_active"
@@ -111,11 +122,17 @@ class ParameterDef(_Model):
 
 
 class SourceDef(_Model):
-    """One entry of the evidence source list."""
+    """One entry of the evidence source list.
+
+    ``authoritative: false`` marks a source that cannot by itself support verified evidence (an AI
+    answer page, a code library's documentation): evidence citing only such sources must stay
+    ``status: unverified`` (PW237).
+    """
 
     title: str
     tag: str
     ref: str = ""
+    authoritative: bool = True
 
 
 class DerivedDef(_Model):
@@ -347,6 +364,8 @@ class PathwayFile(_Model):
     sources_file: str | None = None
     fields_file: str = "fields.yaml"
     rule_files: list[str]
+    #: The hazard log (clinical risk management file); optional.
+    hazards_file: str | None = None
     #: Site profiles live in ``profiles/<id>.yaml``; this one applies when none is asked for.
     default_profile: str | None = None
     #: Explained or disabled static checks (``pathway check``), each with a note saying why.
@@ -385,6 +404,10 @@ class RuleDef(_Model):
     decision_point: str | None = None
     evidence: Evidence
     note: str = ""
+    #: Clinical sign-off: who reviewed the rule, when, and when it is due for review again.
+    reviewed_by: str | None = Field(default=None, min_length=1)
+    reviewed_on: date | None = None
+    review_due: date | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -402,3 +425,95 @@ class ProfileFile(_Model):
 class RuleFile(_Model):
     title: str = ""
     rules: list[RuleDef]
+
+
+# -- the hazard log (clinical risk management file) -------------------------------------------
+
+#: DCB0129's severity (consequence) categories, least to most severe.
+SEVERITIES: tuple[str, ...] = ("minor", "significant", "considerable", "major", "catastrophic")
+#: DCB0129's likelihood categories, least to most likely.
+LIKELIHOODS: tuple[str, ...] = ("very low", "low", "medium", "high", "very high")
+Severity = Literal["minor", "significant", "considerable", "major", "catastrophic"]
+Likelihood = Literal["very low", "low", "medium", "high", "very high"]
+
+#: The DCB0129 clinical risk matrix: likelihood -> the risk rating (1-5) for each severity, in
+#: the order of :data:`SEVERITIES`.
+RISK_MATRIX: dict[str, tuple[int, int, int, int, int]] = {
+    "very high": (3, 4, 4, 5, 5),
+    "high": (2, 3, 3, 4, 5),
+    "medium": (2, 2, 3, 3, 4),
+    "low": (1, 2, 2, 3, 4),
+    "very low": (1, 1, 2, 2, 3),
+}
+
+#: What each risk rating means.
+RISK_MEANINGS: dict[int, str] = {
+    1: "acceptable, no further action required",
+    2: "acceptable where the cost of further reduction outweighs the benefit",
+    3: "undesirable: acceptable only when further reduction is impractical",
+    4: "mandatory elimination or control to reduce the risk to an acceptable level",
+    5: "unacceptable",
+}
+
+
+def risk_rating(severity: str, likelihood: str) -> int:
+    """The risk rating (1-5) the DCB0129 matrix gives a severity and a likelihood."""
+    if severity not in SEVERITIES or likelihood not in RISK_MATRIX:
+        raise ValueError(f"no risk rating for severity {severity!r} and likelihood {likelihood!r}")
+    return RISK_MATRIX[likelihood][SEVERITIES.index(severity)]
+
+
+class Risk(_Model):
+    """A risk after mitigation: the severity and likelihood of harm, and the rating the matrix gives
+    them (``risk``: computed when left out, checked when given)."""
+
+    severity: Severity
+    likelihood: Likelihood
+    risk: int | None = Field(default=None, ge=1, le=5)
+
+
+class Mitigations(_Model):
+    """The controls of the pathway that mitigate a hazard today: rules, parameters, input fields
+    (their plausible range, units and ambiguity bands, validity, computation or decision states) and
+    the overdue watchdogs of states."""
+
+    rules: list[str] = Field(default_factory=list)
+    parameters: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)
+    watchdogs: list[str] = Field(default_factory=list)
+
+
+class Verification(_Model):
+    """What shows that the mitigations work: scenario ids (from the pathway's ``scenarios/``) and,
+    reserved for later, invariant ids."""
+
+    scenarios: list[str] = Field(default_factory=list)
+    invariants: list[str] = Field(default_factory=list)
+
+
+class HazardDef(_Model):
+    """One hazard of the hazard log: what could harm a patient, why, how badly and how likely, what
+    controls it today and what verifies the controls."""
+
+    id: str = Field(pattern=_SOURCE_ID)
+    title: str = Field(min_length=1)
+    cause: str = Field(min_length=1)
+    effect: str = Field(min_length=1)
+    severity: Severity
+    likelihood: Likelihood
+    initial_risk: int | None = Field(default=None, ge=1, le=5)
+    mitigations: Mitigations = Field(default_factory=Mitigations)
+    verification: Verification = Field(default_factory=Verification)
+    residual_risk: Risk
+    status: Literal["open", "mitigated", "accepted", "closed"]
+    open_questions: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class HazardsFile(_Model):
+    """The hazard log of a pathway (``hazards_file`` in pathway.yaml)."""
+
+    title: str = ""
+    description: str = ""
+    hazards: list[HazardDef]

@@ -7,6 +7,7 @@ diagrams); :mod:`pathway.loading` builds them from the rule files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,13 +19,18 @@ from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Tr
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
 __all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_FIELDS", "Branch", "BRANCHES",
-           "BRANCH_KEYS"]
+           "BRANCH_KEYS", "SignOff", "SIGNOFF_TEXT", "Ref", "Hazard"]
 
 #: How a rule fired, as the engine's bindings and the result's trace name it.
 Branch = Literal["then", "else", "missing"]
 BRANCHES: tuple[Branch, ...] = ("then", "else", "missing")
 #: The rule-file key of each branch's effects.
 BRANCH_KEYS: dict[Branch, str] = {"then": "then", "else": "otherwise", "missing": "if_missing"}
+
+#: A rule's sign-off status on a given date (see :meth:`Rule.signoff`).
+SignOff = Literal["signed_off", "review_overdue", "not_reviewed"]
+SIGNOFF_TEXT: dict[str, str] = {"signed_off": "signed off", "review_overdue": "review overdue",
+                                "not_reviewed": "not reviewed"}
 
 #: Fields every snapshot has, computed by the session (never given by a case).
 BUILTIN_FIELDS: dict[str, FieldDef] = {
@@ -57,6 +63,18 @@ class Rule:
     if_missing: tuple[Effect, ...] = ()
     #: the decision point whose window the rule fires in (its ``due`` includes the window)
     decision_point: str | None = None
+    reviewed_by: str = ""
+    reviewed_on: date | None = None
+    review_due: date | None = None
+
+    def signoff(self, as_of: date) -> SignOff:
+        """The clinical sign-off on ``as_of``: ``signed_off``, ``review_overdue`` (``review_due`` has
+        passed) or ``not_reviewed``. Never read by the engine: it changes no result."""
+        if not self.reviewed_by or self.reviewed_on is None:
+            return "not_reviewed"
+        if self.review_due is not None and as_of > self.review_due:
+            return "review_overdue"
+        return "signed_off"
 
     def effects(self, branch: Branch) -> tuple[Effect, ...]:
         """The effects of one branch: ``then``, ``else`` (the rule file's ``otherwise``) or
@@ -166,6 +184,63 @@ class DecisionPoint:
         return day is not None and day >= self.before_day
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A name a hazard refers to, with where the hazards file names it."""
+
+    id: str
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """One entry of the hazard log, resolved: its risks rated by the DCB0129 matrix and every rule,
+    parameter, field and watchdog it names checked (scenario ids are checked where scenarios are
+    run: ``pathway check`` and ``pathway hazards``)."""
+
+    id: str
+    title: str
+    cause: str
+    effect: str
+    severity: str
+    likelihood: str
+    initial_risk: int
+    residual_severity: str
+    residual_likelihood: str
+    residual_risk: int
+    status: str
+    file: str
+    line: int
+    col: int
+    rules: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    watchdogs: tuple[str, ...] = ()
+    scenarios: tuple[Ref, ...] = ()
+    invariants: tuple[str, ...] = ()
+    open_questions: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    note: str = ""
+    #: where the hazards file lists the mitigations and the verification (for findings about them)
+    mitigations_at: tuple[int, int] = (0, 0)
+    verification_at: tuple[int, int] = (0, 0)
+
+    @property
+    def mitigated_by(self) -> tuple[str, ...]:
+        """Every control named, as ``kind:name`` (empty when the hazard claims no mitigation)."""
+        return (tuple(f"rule:{n}" for n in self.rules) + tuple(f"parameter:{n}" for n in self.parameters)
+                + tuple(f"field:{n}" for n in self.fields) + tuple(f"watchdog:{n}" for n in self.watchdogs))
+
+    @property
+    def verified_by(self) -> tuple[str, ...]:
+        return tuple(f"scenario:{r.id}" for r in self.scenarios) + tuple(f"invariant:{n}" for n in self.invariants)
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
 @dataclass
 class PathwayDef:
     """Everything the compiler, engine, diagrams and checks need, already validated."""
@@ -188,6 +263,8 @@ class PathwayDef:
     decision_points: dict[str, DecisionPoint] = field(default_factory=dict)
     #: derived fact -> the decision point that keeps it
     kept: dict[str, str] = field(default_factory=dict)
+    #: the hazard log, in file order (empty when pathway.yaml names no hazards file)
+    hazards: tuple[Hazard, ...] = ()
 
     @property
     def id(self) -> str:

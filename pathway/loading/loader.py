@@ -38,12 +38,15 @@ from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import (
     ANY_ACTIVE,
     ID_PATTERN,
+    Evidence,
     FieldDef,
     FieldsFile,
+    HazardsFile,
     PathwayFile,
     ProfileFile,
     RuleFile,
     SourcesFile,
+    risk_rating,
 )
 from pathway.definition.pathway import (
     BRANCH_KEYS,
@@ -51,7 +54,9 @@ from pathway.definition.pathway import (
     ComputedInput,
     Consistency,
     DecisionPoint,
+    Hazard,
     PathwayDef,
+    Ref,
     Rule,
 )
 from pathway.definition.units import convert, units_for
@@ -200,6 +205,7 @@ class _Loader:
         watchdogs = self._watchdogs(pdoc, spec, fields, params)
         rules: list[Rule] = []
         seen: dict[str, str] = {}
+        authored_rules: set[str] = set()  # every rule id written, also of rules with errors (for the hazard log)
         for k, relname in enumerate(spec.rule_files):
             doc = self._load(relname, (pdoc, ("rule_files", k)))
             if doc is None:
@@ -208,6 +214,7 @@ class _Loader:
             if rfile is None:
                 continue
             for index, rdef in enumerate(rfile.rules):
+                authored_rules.add(rdef.id)
                 rule = self._rule(doc, ("rules", index), rdef, spec, fields, params, points)
                 if rule is None:
                     continue
@@ -222,6 +229,9 @@ class _Loader:
             self.diags.extend(underived_tests(rules))
             self.diags.extend(untimely_decision_tests(rules, decisions))
         kept = self._kept(rules) if not self.diags else {}
+        hazards: tuple[Hazard, ...] = ()
+        if spec.hazards_file:
+            hazards = self._hazards(pdoc, spec, authored_rules, fields_file)
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b)],
                             [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b)])
         if self.diags:
@@ -229,7 +239,97 @@ class _Loader:
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
-                          consistency=tuple(consistency), decision_points=points, kept=kept)
+                          consistency=tuple(consistency), decision_points=points, kept=kept,
+                          hazards=hazards)
+
+    def _evidence_authority(self, doc: Located, where: tuple[Any, ...], evidence: Evidence, spec: PathwayFile) -> None:
+        """PW237: evidence marked verified whose sources (all known) are all non-authoritative."""
+        if evidence.status != "verified" or not evidence.sources:
+            return
+        known = [spec.sources[s] for s in evidence.sources if s in spec.sources]
+        if len(known) == len(evidence.sources) and not any(src.authoritative for src in known):
+            self.diags.append(doc.diag(where + ("status",), "PW237",
+                                       f"evidence cites only non-authoritative sources ({', '.join(evidence.sources)}) "
+                                       "and cannot be verified; mark it 'status: unverified' or cite an authoritative "
+                                       "source"))
+
+    def _hazards(self, pdoc: Located, spec: PathwayFile, rule_ids: set[str],
+                 fields_file: FieldsFile | None) -> tuple[Hazard, ...]:
+        """The hazard log: risks checked against the DCB0129 matrix, every named control resolved.
+
+        Scenario ids are not resolved here (the loader does not read scenarios): ``pathway check``
+        and ``pathway hazards`` run them and report an unknown one (PW625).
+        """
+        assert spec.hazards_file is not None
+        doc = self._load(spec.hazards_file, (pdoc, ("hazards_file",)))
+        hfile: HazardsFile | None = self._validate(doc, HazardsFile) if doc else None
+        if hfile is None or doc is None:
+            return ()
+        fields = set(fields_file.fields) if fields_file is not None else set()
+        watchdogs = {sid for sid, sdef in spec.states.items() if sdef.overdue is not None}
+        invariants: set[str] = set()  # no pathway defines invariants yet
+        out: list[Hazard] = []
+        seen: dict[str, int] = {}
+        for i, h in enumerate(hfile.hazards):
+            at = ("hazards", i)
+            if h.id in seen:
+                self.diags.append(doc.diag(at + ("id",), "PW205", f"duplicate hazard id '{h.id}' (first at line {seen[h.id]})"))
+            seen.setdefault(h.id, doc.pos(at)[0])
+            m, v = h.mitigations, h.verification
+            for key, names, known, code, what in (
+                    ("rules", m.rules, rule_ids, "PW230", "rule"),
+                    ("parameters", m.parameters, set(spec.parameters), "PW231", "parameter"),
+                    ("fields", m.fields, fields, "PW232", "input field")):
+                for k, name in enumerate(names):
+                    if name not in known:
+                        self.diags.append(doc.diag(at + ("mitigations", key, k), code, f"unknown {what} '{name}'",
+                                                   suggest(name, known)))
+            for k, name in enumerate(m.watchdogs):
+                if name not in watchdogs:
+                    why = "has no 'overdue' watchdog" if name in spec.states else "is not a state of the pathway"
+                    self.diags.append(doc.diag(at + ("mitigations", "watchdogs", k), "PW233", f"'{name}' {why}",
+                                               suggest(name, watchdogs)))
+            for k, name in enumerate(v.invariants):
+                if name not in invariants:
+                    self.diags.append(doc.diag(at + ("verification", "invariants", k), "PW234",
+                                               f"unknown invariant '{name}' (this pathway defines no invariants)",
+                                               suggest(name, invariants)))
+            for k, src in enumerate(h.sources):
+                if src not in spec.sources:
+                    self.diags.append(doc.diag(at + ("sources", k), "PW204", f"unknown source '{src}'",
+                                               suggest(src, spec.sources)))
+            initial = risk_rating(h.severity, h.likelihood)
+            if h.initial_risk is not None and h.initial_risk != initial:
+                self.diags.append(doc.diag(at + ("initial_risk",), "PW235",
+                                           f"initial risk {h.initial_risk} does not match the risk matrix: {h.severity} "
+                                           f"and {h.likelihood} likelihood give {initial}"))
+            res = h.residual_risk
+            residual = risk_rating(res.severity, res.likelihood)
+            if res.risk is not None and res.risk != residual:
+                self.diags.append(doc.diag(at + ("residual_risk", "risk"), "PW235",
+                                           f"residual risk {res.risk} does not match the risk matrix: {res.severity} "
+                                           f"and {res.likelihood} likelihood give {residual}"))
+            mitigated = bool(m.rules or m.parameters or m.fields or m.watchdogs)
+            if residual > initial:
+                self.diags.append(doc.diag(at + ("residual_risk",), "PW236",
+                                           f"residual risk {residual} is above the initial risk {initial}: mitigation "
+                                           "cannot raise a risk"))
+            elif residual < initial and not mitigated:
+                self.diags.append(doc.diag(at + ("residual_risk",), "PW236",
+                                           f"residual risk {residual} is below the initial risk {initial} but no "
+                                           "mitigation is named: without a control the risk stays as it is"))
+            line, col = doc.pos(at)
+            scenarios = tuple(Ref(name, *doc.pos(at + ("verification", "scenarios", k)))
+                              for k, name in enumerate(v.scenarios))
+            out.append(Hazard(
+                id=h.id, title=h.title, cause=h.cause, effect=h.effect, severity=h.severity, likelihood=h.likelihood,
+                initial_risk=initial, residual_severity=res.severity, residual_likelihood=res.likelihood,
+                residual_risk=residual, status=h.status, file=doc.file, line=line, col=col, rules=tuple(m.rules),
+                parameters=tuple(m.parameters), fields=tuple(m.fields), watchdogs=tuple(m.watchdogs),
+                scenarios=scenarios, invariants=tuple(v.invariants), open_questions=tuple(h.open_questions),
+                sources=tuple(h.sources), note=h.note, mitigations_at=doc.pos(at + ("mitigations",), key=True),
+                verification_at=doc.pos(at + ("verification",), key=True)))
+        return tuple(out)
 
     def _computed(self, doc: Located, ffile: FieldsFile, spec: PathwayFile,
                   params: dict[str, Any]) -> dict[str, ComputedInput]:
@@ -283,6 +383,7 @@ class _Loader:
                 if src not in spec.sources:
                     self.diags.append(doc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                suggest(src, spec.sources)))
+            self._evidence_authority(doc, where + ("evidence",), fdef.compute.evidence, spec)
             if len(self.diags) > before:
                 continue
             line, col = doc.pos(where, key=True)
@@ -519,6 +620,7 @@ class _Loader:
                 if src not in spec.sources:
                     self.diags.append(doc.diag(bpath + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                suggest(src, spec.sources)))
+            self._evidence_authority(doc, bpath + ("evidence",), band.evidence, spec)
             low, high = band.range
             if low > high:
                 self.diags.append(doc.diag(bpath + ("range",), "PW112",
@@ -634,6 +736,7 @@ class _Loader:
                 if src not in spec.sources:
                     self.diags.append(pdoc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                 suggest(src, spec.sources)))
+            self._evidence_authority(pdoc, where + ("evidence",), sdef.overdue.evidence, spec)
             for name in TEMPLATE_RE.findall(sdef.overdue.text):
                 if name not in fields and name not in spec.derived and name not in params:
                     self.diags.append(pdoc.diag(where + ("text",), "PW202", f"unknown name '{{{name}}}' in the text",
@@ -679,6 +782,8 @@ class _Loader:
             if src not in spec.sources:
                 self.diags.append(doc.diag(path + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                            suggest(src, spec.sources)))
+        self._evidence_authority(doc, path + ("evidence",), rdef.evidence, spec)
+        self._signoff(doc, path, rdef)
         if any(isinstance(e, Dose) for e in then + otherwise) and "weight_kg" in fields and "weight_kg" not in requires:
             requires.append("weight_kg")
         if rdef.if_missing:
@@ -710,7 +815,27 @@ class _Loader:
             due=due, requires=tuple(requires), when=when, then=tuple(then), otherwise=tuple(otherwise),
             evidence=rdef.evidence, params=tuple(sorted(parser.used_params)), note=rdef.note, if_missing=tuple(if_missing),
             decision_point=rdef.decision_point,
+            reviewed_by=rdef.reviewed_by or "", reviewed_on=rdef.reviewed_on, review_due=rdef.review_due,
         )
+
+    def _signoff(self, doc: Located, path: tuple[Any, ...], rdef: Any) -> None:
+        """PW238: ``reviewed_by`` and ``reviewed_on`` come together; ``review_due`` needs them and falls after."""
+        if (rdef.reviewed_by is None) != (rdef.reviewed_on is None):
+            given, missing = ("reviewed_by", "reviewed_on") if rdef.reviewed_on is None else ("reviewed_on", "reviewed_by")
+            self.diags.append(doc.diag(path + (given,), "PW238",
+                                       f"'{given}' without '{missing}': a sign-off names who reviewed the rule and when",
+                                       key=True))
+        if rdef.review_due is not None:
+            if rdef.reviewed_on is None:
+                if rdef.reviewed_by is not None:
+                    return  # said above: the sign-off lacks its date
+                self.diags.append(doc.diag(path + ("review_due",), "PW238",
+                                           "'review_due' without 'reviewed_on': a review falls due after a sign-off",
+                                           key=True))
+            elif rdef.review_due <= rdef.reviewed_on:
+                self.diags.append(doc.diag(path + ("review_due",), "PW238",
+                                           f"review_due {rdef.review_due.isoformat()} is not after reviewed_on "
+                                           f"{rdef.reviewed_on.isoformat()}"))
 
     def _score(self, doc: Located, body: tuple[Any, ...], effect: Score, spec: PathwayFile, fields: dict[str, Any],
                params: dict[str, Any], known: list[str], parser: C.ConditionParser, requires: list[str]) -> Score:
