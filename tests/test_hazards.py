@@ -208,13 +208,21 @@ def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_lo
 @pytest.mark.parametrize("words", [
     "rescue response judged as a complete response",
     "blocked by an absolute creatinine",
-    "no pjp prophylaxis advice with infliximab, a thiopurine and steroids",
-    "hyperkalaemia on a calcineurin inhibitor",
-    "absent tpmt",
 ])
 def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
     assert h["status"] == "open"
+
+
+@pytest.mark.parametrize("words", [
+    "no pjp prophylaxis advice with infliximab, a thiopurine and steroids",
+    "hyperkalaemia on a calcineurin inhibitor",
+    "absent tpmt",
+    "ciclosporin toxicity monitoring stops",
+])
+def test_asuc_hazards_mitigated_by_rules_and_verified_by_scenarios(asuc_log: dict, words: str) -> None:
+    (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
+    assert h["status"] == "mitigated" and h["verified"] and h["residual_risk"]["risk"] < h["initial_risk"]
 
 
 @pytest.mark.parametrize("words", ["toxic megacolon missed", "colectomy delayed", "wrong weight-based dose",
