@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -16,7 +16,7 @@ from pathway.loading.cases import load_case_file, load_case_text
 from pathway.loading.loader import DEFAULT_PATHWAY
 
 __all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparsers", "parameters", "print_diags",
-           "read_case", "case_pathway", "add_parameter_option", "write_output", "as_of_date"]
+           "read_case", "case_pathway", "add_parameter_option", "write_output", "print_document", "as_of_date"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -64,6 +64,16 @@ def write_output(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8", newline="\n")
     print(f"wrote {display_path(target)}")
+
+
+def print_document(data: Any, fmt: str, text: Callable[[Any], str], markdown: Callable[[Any], str]) -> None:
+    """Print a report as JSON (sorted keys), Markdown or plain text."""
+    if fmt == "json":
+        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    elif fmt == "markdown":
+        print(markdown(data), end="")
+    else:
+        print(text(data))
 
 
 def print_diags(diags: Sequence[Diagnostic]) -> None:

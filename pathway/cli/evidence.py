@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import date
 
 from pathway.audit.evidence import evidence, render_markdown, render_text
-from pathway.cli.common import Subparsers, as_of_date
+from pathway.cli.common import Subparsers, as_of_date, print_document
 from pathway.runtime.api import load_pathway
 
 
 def _run(args: argparse.Namespace) -> int:
     data = evidence(load_pathway(args.pathway, profile=args.profile), as_of=as_of_date(args.as_of) or date.today())
-    if args.format == "json":
-        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-    elif args.format == "markdown":
-        print(render_markdown(data), end="")
-    else:
-        print(render_text(data))
+    print_document(data, args.format, render_text, render_markdown)
     return 0
 
 

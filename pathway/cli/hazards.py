@@ -9,11 +9,10 @@ claims a control it does not name, 2 on bad input (a pathway without a hazards f
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from pathway.audit.hazards import hazard_log, render_markdown, render_text
-from pathway.cli.common import EXIT_BAD_INPUT, Subparsers
+from pathway.cli.common import EXIT_BAD_INPUT, Subparsers, print_document
 from pathway.runtime.api import load_pathway
 
 __all__ = ["add_command"]
@@ -26,12 +25,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     log = hazard_log(pw)
     data = log.to_dict()
-    if args.format == "json":
-        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-    elif args.format == "markdown":
-        print(render_markdown(data), end="")
-    else:
-        print(render_text(data))
+    print_document(data, args.format, render_text, render_markdown)
     return log.exit_code()
 
 
