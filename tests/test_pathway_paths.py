@@ -204,7 +204,9 @@ def test_tacrolimus_start_dose_is_weight_based_and_rounded(pw):
 
 def test_tacrolimus_trough_titration_both_directions(pw):
     def at(trough, **extra):
-        return pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": trough, **extra}))
+        # creatinine is checked with every trough: an increase needs a current one
+        return pw.run_case(rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": trough, "creatinine_umol_l": 75,
+                                                 **extra}))
 
     def med(result, rule):
         return next(r["medication"] for r in result["recommendations"] if r["rule"] == rule)
