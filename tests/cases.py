@@ -25,8 +25,11 @@ ADMIT = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb
 DAY3_FAIL = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80}
 RESCUE_LABS = {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
                "active_serious_infection": False, "bp_uncontrolled": False}
-RESPONSE = {"stool_freq_24h": 2, "visible_blood": False}
-NO_RESPONSE = {"stool_freq_24h": 6, "visible_blood": True}
+RESPONSE = {"stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 12}
+#: a response to rescue: an improvement sustained over 2 consecutive days (days 9 and 10)
+RESCUE_RESPONSE = ({"day": 9, "stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 20}, {"day": 10, **RESPONSE})
+#: no improvement on rescue: as many bloody stools as at the start (DAY3_FAIL) and a higher CRP
+NO_RESPONSE = {"stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 85}
 
 
 def patient(**overrides: Any) -> dict[str, Any]:

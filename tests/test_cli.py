@@ -64,7 +64,7 @@ def test_python_dash_m_and_demo(tmp_path):
     assert "path: suspected_asuc -> iv_steroids -> rescue_selection -> rescue_tacrolimus -> maintenance_thiopurine" in proc.stdout
     assert (tmp_path / "asuc.svg").is_file() and (tmp_path / "asuc.dot").is_file()
     trace = (tmp_path / "asuc-demo-trace.dot").read_text(encoding="utf-8")
-    assert "4. tac_response (day 11)" in trace and (tmp_path / "asuc-demo-trace.svg").is_file()
+    assert "4. tac_response (day 10)" in trace and (tmp_path / "asuc-demo-trace.svg").is_file()
 
 
 def test_run_reads_a_case_from_standard_input():

@@ -46,8 +46,8 @@ def test_final_state_explains_the_move_that_brought_the_patient_there(pw):
     (due,) = _leaves(arrived["due"])
     assert (due["field"], due["op"], due["param"], due["value"], due["result"]) == (
         "days_in_state", "gte", "tac_response_day", 7, True)
-    assert due["saw"] == arrived["evaluation"]["facts"]["days_in_state"] == 8
-    assert {(leaf["field"], leaf["saw"]) for leaf in _leaves(arrived["when"])} >= {("complete_response", True)}
+    assert due["saw"] == arrived["evaluation"]["facts"]["days_in_state"] == 7
+    assert {(leaf["field"], leaf["saw"]) for leaf in _leaves(arrived["when"])} >= {("rescue_response", True)}
 
 
 def test_why_not_names_the_first_failed_clause_with_value_and_threshold(pw):
@@ -167,7 +167,7 @@ def test_day3_rescue_choice_and_rescue_response_decisions_fired_and_not(pw):
     assert waiting["state"] == "rescue_tacrolimus"
     response = _rule(waiting, "tac_response")
     assert response["outcome"] == "condition_false"
-    assert (response["failed"]["field"], response["failed"]["saw"]) == ("complete_response", False)
+    assert (response["failed"]["field"], response["failed"]["saw"]) == ("rescue_response", False)
     no_response = _rule(waiting, "tac_no_response")
     assert no_response["outcome"] == "not_due"
     assert (no_response["failed"]["field"], no_response["failed"]["saw"], no_response["failed"]["value"]) == (

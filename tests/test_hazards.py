@@ -206,8 +206,8 @@ def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_lo
 
 
 @pytest.mark.parametrize("words", [
-    "rescue response judged as a complete response",
     "blocked by an absolute creatinine",
+    "non-response judged before the trough reaches its target",
 ])
 def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -219,6 +219,7 @@ def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> 
     "hyperkalaemia on a calcineurin inhibitor",
     "absent tpmt",
     "ciclosporin toxicity monitoring stops",
+    "rescue response judged as a complete response",
 ])
 def test_asuc_hazards_mitigated_by_rules_and_verified_by_scenarios(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -236,4 +237,4 @@ def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hazards", "asuc"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
-    assert "HAZ-007  [open]" in out and "mitigations: none" in out
+    assert "HAZ-016  [open]" in out and "mitigations: none" in out

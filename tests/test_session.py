@@ -227,9 +227,9 @@ def test_sessions_in_several_threads_match_a_sequential_run(pw):
     """One engine per pathway, evaluations serialised inside it: threads give the same answers."""
     import threading
 
-    from cases import RESPONSE
+    from cases import RESCUE_RESPONSE
 
-    cases = [rescue(["tacrolimus", "ciclosporin", "infliximab"][i % 3], {"day": 10, **RESPONSE}, id=f"t{i}",
+    cases = [rescue(["tacrolimus", "ciclosporin", "infliximab"][i % 3], *RESCUE_RESPONSE, id=f"t{i}",
                     weight_kg=50 + i % 40) for i in range(90)]
     expected = [json.dumps(pw.run_case(c), sort_keys=True) for c in cases]
     got: list[str | None] = [None] * len(cases)

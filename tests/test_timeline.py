@@ -144,6 +144,59 @@ def test_since_a_state_counts_from_its_entry():
     assert aggregate(st, Aggregate(of="x", fn="first", since="b")) == 5.0
 
 
+def test_until_keeps_the_values_up_to_the_entry_and_a_list_takes_the_last_entered():
+    # 'b' entered on day 2 in event 2; the current state is 'b'
+    st = _state(H, 3.9, entered={"a": 0, "b": 2})
+    st.state, st.state_event = "b", 2
+    assert aggregate(st, Aggregate(of="x", fn="last", until="b")) == 5.0   # the entry event counts
+    assert aggregate(st, Aggregate(of="x", fn="count", until="b")) == 2    # days 0 and 2; not day 3.9
+    st.state_event = 1  # entered in event 1 (day 2 is then after the entry on the same day)
+    later = {"x": H["x"][:2] + [[2, 5.0, 48.0, 2]]}
+    st2 = _state(later, 2, entered={"a": 0, "b": 2})
+    st2.state, st2.state_event = "b", 1
+    assert aggregate(st2, Aggregate(of="x", fn="last", until="b")) == 7.0  # event 2 came after the move
+    assert aggregate(st, Aggregate(of="x", fn="last", until="c")) is None  # never entered
+    # with a list, the state entered last counts: 'c' on day 3 starts a new window
+    st3 = _state(H, 3.9, entered={"a": 0, "b": 2, "c": 3})
+    assert aggregate(st3, Aggregate(of="x", fn="count", since=["b", "c"])) == 1
+    assert aggregate(st3, Aggregate(of="x", fn="count", since=["b", "zz"])) == 2
+
+
+def test_fall_from_a_baseline():
+    st = _state(H, 3.9, entered={"a": 0, "b": 2})
+    st.state, st.state_event = "b", 2
+    fall = Aggregate(of="x", fn="last", since="b", fall_from=Aggregate(of="x", fn="first"))
+    assert aggregate(st, fall) == 3.0                      # first 7.0 (day 0), now 4.0
+    rise = Aggregate(of="x", fn="max", fall_from=Aggregate(of="x", fn="min", from_day=3))
+    assert aggregate(st, rise) == -3.0                     # negative: it rose
+    assert aggregate(st, Aggregate(of="x", fn="last", fall_from=Aggregate(of="y", fn="last"))) is None
+
+
+def test_rescue_response_is_measured_from_the_start_of_the_agent(pw):
+    s = pw.start(patient())
+    for event in (dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS), {"day": 3, "rescue_choice": "infliximab"}):
+        s.observe(event)
+    start = {k: DAY3_FAIL[k] for k in ("stool_freq_24h", "crp_mg_l")}
+    s.observe({"day": 5, "stool_freq_24h": start["stool_freq_24h"] - 3, "visible_blood": False, "crp_mg_l": 20})
+    facts = _facts(s)
+    assert facts["stool_freq_rescue_fall_2d"] == 3 and facts["stool_chart_days_rescue_2d"] == 1
+    assert facts["crp_rescue_fall_mg_l"] == start["crp_mg_l"] - 20
+    r = s.observe({"day": 6, "stool_freq_24h": start["stool_freq_24h"] - 4, "visible_blood": False, "crp_mg_l": 15})
+    assert r["state"] == "maintenance_infliximab"
+
+
+def test_a_rule_waiting_for_a_computed_field_asks_for_the_recorded_one(pw):
+    s = pw.start(patient())
+    for event in (dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS), {"day": 3, "rescue_choice": "ciclosporin"},
+                  {"day": 9, "stool_freq_24h": 3, "visible_blood": False}):
+        s.observe(event)
+    r = s.observe({"day": 10, "stool_freq_24h": 2, "visible_blood": False})
+    asked = {d["field"] for d in r["data_required"]}
+    assert "crp_mg_l" in asked and not asked & set(pw.aggregates)
+    overdue = [a for a in r["alerts"] if a["rule"] == "overdue.rescue_ciclosporin"]
+    assert overdue and "crp_mg_l" in overdue[0]["text"] and "crp_rescue_fall_mg_l" not in overdue[0]["text"]
+
+
 def test_tacrolimus_history_is_ever_recorded_not_currently_recorded(pw):
     s = pw.start(patient())
     for event in (dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS), {"day": 3, "rescue_choice": "tacrolimus"}):
@@ -297,3 +350,21 @@ def test_both_spellings_of_validity_are_refused(rules_copy):
 def test_a_latch_has_no_end(rules_copy):
     diags = _broken(rules_copy, "fields.yaml", "    valid_for: {days: 14}\n", "    valid_for: {until: stay, end: inclusive}\n")
     assert [d.code for d in diags] == ["PW112"] and "'end' belongs to a window" in diags[0].message
+
+
+RESCUE_STATES = "[rescue_tacrolimus, rescue_ciclosporin, rescue_infliximab]"
+
+
+def test_an_aggregate_names_known_states(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml",
+                    f"    aggregate: {{of: stool_freq_24h, fn: count, since: {RESCUE_STATES}, within: {{days: 2}}}}\n",
+                    "    aggregate: {of: stool_freq_24h, fn: count, since: [rescue_cyclosporin], within: {days: 2}}\n")
+    assert [d.code for d in diags] == ["PW201"] and diags[0].hint == "rescue_ciclosporin"
+    assert diags[0].line > 0
+
+
+def test_a_fall_needs_numbers(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml",
+                    f"      fall_from: {{of: crp_mg_l, fn: last, until: {RESCUE_STATES}}}\n",
+                    f"      fall_from: {{of: crp_mg_l, fn: count, until: {RESCUE_STATES}}}\n")
+    assert [d.code for d in diags] == ["PW112"] and "'fall_from' compares numbers" in diags[0].message

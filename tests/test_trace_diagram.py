@@ -120,7 +120,7 @@ def test_trace_command_writes_svg_dot_and_mermaid(tmp_path: Path, capsys):
     capsys.readouterr()
     assert main(["trace", str(DEMO)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("digraph asuc {") and '"4. tac_response (day 11)"' in out
+    assert out.startswith("digraph asuc {") and '"4. tac_response (day 10)"' in out
 
 
 def test_diagram_command_mermaid_flag(tmp_path: Path, pw):

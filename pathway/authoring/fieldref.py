@@ -173,9 +173,17 @@ def aggregate_text(agg: Aggregate) -> str:
     if agg.within is not None and agg.within.span_hours is not None:
         out += f", recorded within the last {hours_text(agg.within.span_hours)}"
         out += " (end included)" if agg.within.end == "inclusive" else ""
-    if agg.since is not None:
-        out += f", since `{agg.since}` was entered"
-    return out + " (last value of each day)" if agg.fn not in ("ever",) else out
+    for key, words in (("since", "since"), ("until", "up to the moment")):
+        ref = getattr(agg, key)
+        if isinstance(ref, str):
+            out += f", {words} `{ref}` was entered"
+        elif ref:
+            out += f", {words} the last entered of " + ", ".join(f"`{r}`" for r in ref) + " was entered"
+    if agg.fn not in ("ever",):
+        out += " (last value of each day)"
+    if agg.fall_from is not None:
+        out = f"fall of the {out}, from the {aggregate_text(agg.fall_from)} (positive: it fell)"
+    return out
 
 
 def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:

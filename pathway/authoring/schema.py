@@ -186,7 +186,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "from_day": "First clinical day of the window (day 3 runs from 72 h to 96 h after admission).",
         "to_day": "Last clinical day of the window (included).",
         "within": "Only values recorded within this span back from now ({hours: N} or {days: N}).",
-        "since": "Only values recorded since this state was first entered.",
+        "since": "Only values recorded since this state was first entered (a list: the last entered of them).",
+        "until": "Only values recorded up to the moment this state was first entered, the event that moved the "
+                 "patient included: the values at the start of a treatment (a list: the last entered of them).",
+        "fall_from": "Give how far the value has fallen from this baseline aggregate (baseline minus value, "
+                     "positive when it fell) instead of the value.",
     },
     "Window": {
         "hours": "Length of the window in hours.",

@@ -223,6 +223,13 @@ class Aggregate(_Model):
     optionally only those recorded ``within`` a window back from now and/or ``since`` a state was
     first entered. ``ever`` is true when a value was recorded in the window and false when none
     was; ``count`` is 0 then; the others are not recorded (None) when the window holds no value.
+
+    ``since`` and ``until`` take a state or a list of states; with a list, the one of them the patient
+    entered last counts (a second rescue agent starts a new window). ``until`` keeps only the values
+    recorded up to the moment the patient entered that state, the event that moved the patient
+    included: the values at the start of a treatment. ``fall_from`` gives, instead of the value, how
+    far it has fallen from another aggregate (a baseline): ``fall_from`` minus the value, positive
+    when it fell; not recorded when either is not.
     """
 
     of: str
@@ -230,7 +237,17 @@ class Aggregate(_Model):
     from_day: float = 0
     to_day: float = MAX_DAY
     within: Window | None = None
-    since: str | None = None
+    since: str | list[str] | None = None
+    until: str | list[str] | None = None
+    fall_from: Aggregate | None = None
+
+    @property
+    def states(self) -> list[str]:
+        """The states the window depends on (``since``, ``until``, and those of ``fall_from``)."""
+        out: list[str] = []
+        for ref in (self.since, self.until):
+            out += [ref] if isinstance(ref, str) else list(ref or [])
+        return out + (self.fall_from.states if self.fall_from is not None else [])
 
 
 class DecisionSpec(_Model):

@@ -38,6 +38,7 @@ from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import (
     ANY_ACTIVE,
     ID_PATTERN,
+    Aggregate,
     Evidence,
     FieldDef,
     FieldsFile,
@@ -481,16 +482,25 @@ class _Loader:
             if agg is None:
                 continue
             apath = where + ("aggregate",)
-            if agg.since is not None and agg.since not in spec.states:
-                self.diags.append(fdoc.diag(apath + ("since",), "PW201", f"unknown state '{agg.since}'",
-                                            suggest(agg.since, list(spec.states))))
-            if agg.within is not None and agg.within.span_hours is None:
-                self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' needs 'hours' or 'days'"))
-            if agg.within is not None and agg.within.hours is not None and agg.within.days is not None:
-                self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' takes 'hours' or 'days', not both"))
-            if agg.from_day > agg.to_day:
-                self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
-                                            f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
+            self._check_window(fdoc, apath, agg, spec)
+            if agg.fall_from is not None:
+                base = agg.fall_from
+                self._check_window(fdoc, apath + ("fall_from",), base, spec)
+                if base.fall_from is not None:
+                    self.diags.append(fdoc.diag(apath + ("fall_from", "fall_from"), "PW112",
+                                                "a baseline is one aggregate; it takes no 'fall_from' of its own", key=True))
+                for part, part_path in ((agg, apath), (base, apath + ("fall_from",))):
+                    kind = fields.get(part.of)
+                    if part.fn in ("count", "ever") or (kind is not None and kind.type not in ("number", "integer")):
+                        self.diags.append(fdoc.diag(part_path + ("fn",), "PW112",
+                                                    f"'fall_from' compares numbers; '{part.fn}' of '{part.of}' is not one"))
+                if base.of not in fields:
+                    self.diags.append(fdoc.diag(apath + ("fall_from", "of"), "PW202", f"unknown field '{base.of}'",
+                                                suggest(base.of, list(fields))))
+                if fdef.type != "number":
+                    self.diags.append(fdoc.diag(where + ("type",), "PW112",
+                                                f"a fall from a baseline is a number, not {fdef.type}"))
+                continue
             source = fields.get(agg.of)
             if source is None:
                 continue
@@ -502,6 +512,23 @@ class _Loader:
             elif fdef.type not in wanted:
                 self.diags.append(fdoc.diag(where + ("type",), "PW112",
                                             f"'{agg.fn}' of '{agg.of}' gives {' or '.join(wanted)}, not {fdef.type}"))
+
+    def _check_window(self, fdoc: Located, apath: tuple[Any, ...], agg: Aggregate, spec: PathwayFile) -> None:
+        """The window of one aggregate: known states, a window with one length, days in order."""
+        for key in ("since", "until"):
+            ref = getattr(agg, key)
+            names = [ref] if isinstance(ref, str) else list(ref or [])
+            for i, name in enumerate(names):
+                if name not in spec.states:
+                    at = apath + ((key,) if isinstance(ref, str) else (key, i))
+                    self.diags.append(fdoc.diag(at, "PW201", f"unknown state '{name}'", suggest(name, list(spec.states))))
+        if agg.within is not None and agg.within.span_hours is None:
+            self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' needs 'hours' or 'days'"))
+        if agg.within is not None and agg.within.hours is not None and agg.within.days is not None:
+            self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' takes 'hours' or 'days', not both"))
+        if agg.from_day > agg.to_day:
+            self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
+                                        f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
 
     def _decisions(self, pdoc: Located, spec: PathwayFile, params: dict[str, Any]) -> dict[str, DecisionPoint]:
         """Decision points with their windows resolved (numbers or ``$parameters``)."""

@@ -24,7 +24,7 @@ from pathway.runtime.state import SessionState
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
 
-__all__ = ["values_now", "aggregate", "snapshot", "decision_counts", "age_hours", "expired", "frozen_now",
+__all__ = ["values_now", "aggregate", "snapshot", "decision_counts", "age_hours", "expired", "frozen_now", "recordable",
            "PATIENT_RECORD"]
 
 #: The position of a value from the patient record: before every event.
@@ -58,7 +58,7 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
             position[name] = index
     for name, spec in pathway.aggregates.items():
         assert spec.aggregate is not None  # pathway.aggregates holds only computed fields
-        if spec.aggregate.since is not None:
+        if spec.aggregate.states:
             continue  # depends on the states entered: computed per state (see snapshot)
         value = aggregate(st, spec.aggregate)
         if value is not None:
@@ -85,6 +85,19 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
     return snap, provenance
 
 
+def recordable(pathway: Pathway, name: str) -> list[str]:
+    """The fields to ask for when ``name`` is missing: itself, or for a field computed from the
+    record (``aggregate``), the fields it is computed from (those can be recorded)."""
+    spec = pathway.aggregates.get(name)
+    if spec is None or spec.aggregate is None:
+        return [name]
+    out = [spec.aggregate.of]
+    base = spec.aggregate.fall_from
+    if base is not None and base.of not in out:
+        out.append(base.of)
+    return out
+
+
 def expired(pathway: Pathway, st: SessionState, name: str) -> dict[str, Any] | None:
     """The latest value of a field that is recorded but no longer current: ``last_value``,
     ``recorded_day`` (and ``recorded_time`` when the event gave a clock time), ``age_hours`` and
@@ -104,22 +117,48 @@ def expired(pathway: Pathway, st: SessionState, name: str) -> dict[str, Any] | N
     return out
 
 
+def _entered(st: SessionState, ref: str | list[str] | None) -> tuple[str, float] | None:
+    """The state of ``ref`` (one, or the one of a list entered last) and the day it was entered."""
+    names = [ref] if isinstance(ref, str) else list(ref or [])
+    seen = [(st.entered[n], n) for n in names if n in st.entered]
+    if not seen:
+        return None
+    day, name = max(seen)
+    return name, day
+
+
 def aggregate(st: SessionState, agg: Aggregate) -> Any:
     """mean/first/last/min/max/count/ever of a field's recorded values in a window (the last value of
-    each clinical day counts); see :class:`pathway.definition.model.Aggregate`."""
+    each clinical day counts), or its fall from a baseline; see
+    :class:`pathway.definition.model.Aggregate`."""
+    value = _window_value(st, agg)
+    if agg.fall_from is None or value is None:
+        return value
+    base = aggregate(st, agg.fall_from)
+    return None if base is None else num(base - value)
+
+
+def _window_value(st: SessionState, agg: Aggregate) -> Any:
     now_day = st.day if st.day is not None else 0.0
-    if agg.since is not None and agg.since not in st.entered:
-        return None  # the state was never entered: the window has not begun
+    since = _entered(st, agg.since) if agg.since is not None else None
+    until = _entered(st, agg.until) if agg.until is not None else None
+    if (agg.since is not None and since is None) or (agg.until is not None and until is None):
+        return None  # the state was never entered: the window has not begun (or has no end yet)
     if math.floor(now_day) < agg.from_day:
         return None  # the window has not begun
-    start = st.entered.get(agg.since, 0.0) if agg.since is not None else None
+    # values up to the entry into the 'until' state: the event that moved the patient included
+    last_event = st.state_event if until is not None and until[0] == st.state and st.state_event >= 0 else None
     per_day: dict[int, Any] = {}
     for entry in st.history.get(agg.of, []):
         day, value, hours = entry[0], entry[1], entry[2]
+        event = entry[3] if len(entry) > 3 else None
         clinical = math.floor(day)
         if not agg.from_day <= clinical <= agg.to_day or day > now_day:
             continue
-        if start is not None and day < start:
+        if since is not None and day < since[1]:
+            continue
+        if until is not None and (day > until[1] or (last_event is not None and event is not None
+                                                     and event > last_event)):
             continue
         if agg.within is not None and (st.hours is None or not agg.within.holds(st.hours - hours)):
             continue
@@ -167,7 +206,7 @@ def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[s
         if name in snap and not decision_counts(pathway, st, name):
             del snap[name]
     for name, spec in pathway.aggregates.items():
-        if spec.aggregate is not None and spec.aggregate.since is not None:
+        if spec.aggregate is not None and spec.aggregate.states:
             value = aggregate(st, spec.aggregate)
             if value is not None:
                 snap[name] = value

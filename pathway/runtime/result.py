@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.definition.effects import fill_text
 from pathway.definition.timeline import hours_text
-from pathway.runtime.facts import expired
+from pathway.runtime.facts import expired, recordable
 from pathway.runtime.state import SessionState
 
 if TYPE_CHECKING:
@@ -69,7 +69,8 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
             evidence = {"sources": list(rule.evidence.sources), "strength": rule.evidence.strength,
                         "status": rule.evidence.status}
         for f in item.get("missing", []):
-            _need(required, f, rule_id, f"needed for '{title}'")
+            for asked in recordable(pathway, f):  # a computed field: the inputs it is computed from
+                _need(required, asked, rule_id, f"needed for '{title}'")
         for eff in item["effects"]:
             kind = eff["kind"]
             if kind == "recommend" or kind == "dose":

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
 from pathway.definition.effects import fill_text
+from pathway.runtime.facts import recordable
 from pathway.runtime.state import SessionState
 
 if TYPE_CHECKING:
@@ -15,11 +16,13 @@ if TYPE_CHECKING:
 __all__ = ["overdue_records"]
 
 
-def _still_needed(current: list[dict[str, Any]]) -> list[str]:
-    """Fields the rendered firings ask for: what waiting rules need and what 'require' effects list."""
+def _still_needed(pathway: Pathway, current: list[dict[str, Any]]) -> list[str]:
+    """Fields the rendered firings ask for: what waiting rules need (the recordable inputs of a
+    computed field) and what 'require' effects list."""
     out: list[str] = []
     for item in current:
-        out += item.get("missing", [])
+        for name in item.get("missing", []):
+            out += recordable(pathway, name)
         for eff in item["effects"]:
             if eff["kind"] == "require":
                 out += eff["fields"]
@@ -40,7 +43,7 @@ def overdue_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
     spec = d.spec.states[st.state].overdue
     assert spec is not None  # watchdogs holds only states that declare one
     text = fill_text(spec.text, texts, pathway.display)
-    needed = _still_needed(current)
+    needed = _still_needed(pathway, current)
     if needed:
         titles = [d.fields[f].title if f in d.fields else f for f in needed]
         text += " Still needed: " + "; ".join(f"{t} ({f})" for t, f in zip(titles, needed, strict=True)) + "."
