@@ -206,8 +206,8 @@ def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_lo
 
 
 @pytest.mark.parametrize("words", [
-    "blocked by an absolute creatinine",
     "non-response judged before the trough reaches its target",
+    "hepatitis b on antiviral without an hbv dna result",
 ])
 def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -220,6 +220,7 @@ def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> 
     "absent tpmt",
     "ciclosporin toxicity monitoring stops",
     "rescue response judged as a complete response",
+    "blocked by an absolute creatinine",
 ])
 def test_asuc_hazards_mitigated_by_rules_and_verified_by_scenarios(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -237,4 +238,4 @@ def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hazards", "asuc"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
-    assert "HAZ-016  [open]" in out and "mitigations: none" in out
+    assert "HAZ-019  [open]" in out and "mitigations: none" in out

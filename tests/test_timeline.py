@@ -170,6 +170,10 @@ def test_fall_from_a_baseline():
     rise = Aggregate(of="x", fn="max", fall_from=Aggregate(of="x", fn="min", from_day=3))
     assert aggregate(st, rise) == -3.0                     # negative: it rose
     assert aggregate(st, Aggregate(of="x", fn="last", fall_from=Aggregate(of="y", fn="last"))) is None
+    up = Aggregate(of="x", fn="last", rise_from=Aggregate(of="x", fn="last", to_day=2), percent=True)
+    assert aggregate(st, up) == -20.0                      # 5.0 on day 2, now 4.0: a 20% fall is a -20% rise
+    assert aggregate(_state({"x": [[0, 0.0, 0.0, 0], [1, 3.0, 24.0, 1]]}, 1),
+                     Aggregate(of="x", fn="last", rise_from=Aggregate(of="x", fn="first"), percent=True)) is None
 
 
 def test_rescue_response_is_measured_from_the_start_of_the_agent(pw):

@@ -181,8 +181,11 @@ def aggregate_text(agg: Aggregate) -> str:
             out += f", {words} the last entered of " + ", ".join(f"`{r}`" for r in ref) + " was entered"
     if agg.fn not in ("ever",):
         out += " (last value of each day)"
-    if agg.fall_from is not None:
-        out = f"fall of the {out}, from the {aggregate_text(agg.fall_from)} (positive: it fell)"
+    if agg.baseline is not None:
+        kind = "fall" if agg.fall_from is not None else "rise"
+        unit = " in % of the baseline" if agg.percent else ""
+        past = "fell" if kind == "fall" else "rose"
+        out = f"{kind}{unit} of the {out}, from the {aggregate_text(agg.baseline)} (positive: it {past})"
     return out
 
 

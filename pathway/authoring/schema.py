@@ -191,6 +191,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                  "patient included: the values at the start of a treatment (a list: the last entered of them).",
         "fall_from": "Give how far the value has fallen from this baseline aggregate (baseline minus value, "
                      "positive when it fell) instead of the value.",
+        "rise_from": "Give how far the value has risen from this baseline aggregate (value minus baseline, "
+                     "positive when it rose) instead of the value.",
+        "percent": "Give the fall or rise as a percentage of the baseline.",
     },
     "Window": {
         "hours": "Length of the window in hours.",

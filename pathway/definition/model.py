@@ -229,7 +229,9 @@ class Aggregate(_Model):
     recorded up to the moment the patient entered that state, the event that moved the patient
     included: the values at the start of a treatment. ``fall_from`` gives, instead of the value, how
     far it has fallen from another aggregate (a baseline): ``fall_from`` minus the value, positive
-    when it fell; not recorded when either is not.
+    when it fell; ``rise_from`` how far it has risen (the value minus the baseline); with
+    ``percent``, as a percentage of the baseline. Not recorded when either value is not (or the
+    baseline is 0 for a percentage).
     """
 
     of: str
@@ -240,14 +242,21 @@ class Aggregate(_Model):
     since: str | list[str] | None = None
     until: str | list[str] | None = None
     fall_from: Aggregate | None = None
+    rise_from: Aggregate | None = None
+    percent: bool = False
+
+    @property
+    def baseline(self) -> Aggregate | None:
+        """The aggregate a fall or rise is measured from (None: the value itself is given)."""
+        return self.fall_from if self.fall_from is not None else self.rise_from
 
     @property
     def states(self) -> list[str]:
-        """The states the window depends on (``since``, ``until``, and those of ``fall_from``)."""
+        """The states the window depends on (``since``, ``until``, and those of the baseline)."""
         out: list[str] = []
         for ref in (self.since, self.until):
             out += [ref] if isinstance(ref, str) else list(ref or [])
-        return out + (self.fall_from.states if self.fall_from is not None else [])
+        return out + (self.baseline.states if self.baseline is not None else [])
 
 
 class DecisionSpec(_Model):

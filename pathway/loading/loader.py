@@ -483,23 +483,30 @@ class _Loader:
                 continue
             apath = where + ("aggregate",)
             self._check_window(fdoc, apath, agg, spec)
-            if agg.fall_from is not None:
-                base = agg.fall_from
-                self._check_window(fdoc, apath + ("fall_from",), base, spec)
-                if base.fall_from is not None:
-                    self.diags.append(fdoc.diag(apath + ("fall_from", "fall_from"), "PW112",
-                                                "a baseline is one aggregate; it takes no 'fall_from' of its own", key=True))
-                for part, part_path in ((agg, apath), (base, apath + ("fall_from",))):
+            if agg.fall_from is not None and agg.rise_from is not None:
+                self.diags.append(fdoc.diag(apath + ("rise_from",), "PW112",
+                                            "give 'fall_from' or 'rise_from', not both", key=True))
+            if agg.percent and agg.baseline is None:
+                self.diags.append(fdoc.diag(apath + ("percent",), "PW112",
+                                            "'percent' applies to a fall or rise ('fall_from' or 'rise_from')", key=True))
+            base = agg.baseline
+            if base is not None:
+                key = "fall_from" if agg.fall_from is not None else "rise_from"
+                self._check_window(fdoc, apath + (key,), base, spec)
+                if base.baseline is not None or base.percent:
+                    self.diags.append(fdoc.diag(apath + (key,), "PW112",
+                                                "a baseline is one aggregate, without a fall, rise or percent of its own"))
+                for part, part_path in ((agg, apath), (base, apath + (key,))):
                     kind = fields.get(part.of)
                     if part.fn in ("count", "ever") or (kind is not None and kind.type not in ("number", "integer")):
                         self.diags.append(fdoc.diag(part_path + ("fn",), "PW112",
-                                                    f"'fall_from' compares numbers; '{part.fn}' of '{part.of}' is not one"))
+                                                    f"'{key}' compares numbers; '{part.fn}' of '{part.of}' is not one"))
                 if base.of not in fields:
-                    self.diags.append(fdoc.diag(apath + ("fall_from", "of"), "PW202", f"unknown field '{base.of}'",
+                    self.diags.append(fdoc.diag(apath + (key, "of"), "PW202", f"unknown field '{base.of}'",
                                                 suggest(base.of, list(fields))))
                 if fdef.type != "number":
                     self.diags.append(fdoc.diag(where + ("type",), "PW112",
-                                                f"a fall from a baseline is a number, not {fdef.type}"))
+                                                f"a change from a baseline is a number, not {fdef.type}"))
                 continue
             source = fields.get(agg.of)
             if source is None:

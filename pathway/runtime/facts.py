@@ -92,7 +92,7 @@ def recordable(pathway: Pathway, name: str) -> list[str]:
     if spec is None or spec.aggregate is None:
         return [name]
     out = [spec.aggregate.of]
-    base = spec.aggregate.fall_from
+    base = spec.aggregate.baseline
     if base is not None and base.of not in out:
         out.append(base.of)
     return out
@@ -132,10 +132,13 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
     each clinical day counts), or its fall from a baseline; see
     :class:`pathway.definition.model.Aggregate`."""
     value = _window_value(st, agg)
-    if agg.fall_from is None or value is None:
+    if agg.baseline is None or value is None:
         return value
-    base = aggregate(st, agg.fall_from)
-    return None if base is None else num(base - value)
+    base = aggregate(st, agg.baseline)
+    if base is None or (agg.percent and base == 0):
+        return None
+    change = base - value if agg.fall_from is not None else value - base
+    return num(round(100 * change / base, 1)) if agg.percent else num(change)
 
 
 def _window_value(st: SessionState, agg: Aggregate) -> Any:
