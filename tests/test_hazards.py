@@ -206,8 +206,7 @@ def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_lo
 
 
 @pytest.mark.parametrize("words", [
-    "non-response judged before the trough reaches its target",
-    "hepatitis b on antiviral without an hbv dna result",
+    "infliximab shown as a daily drug",
 ])
 def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -238,4 +237,4 @@ def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hazards", "asuc"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
-    assert "HAZ-019  [open]" in out and "mitigations: none" in out
+    assert "HAZ-024  [open]" in out and "mitigations: none" in out
