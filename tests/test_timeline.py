@@ -144,22 +144,27 @@ def test_since_a_state_counts_from_its_entry():
     assert aggregate(st, Aggregate(of="x", fn="first", since="b")) == 5.0
 
 
-def test_until_keeps_the_values_up_to_the_entry_and_a_list_takes_the_last_entered():
-    # 'b' entered on day 2 in event 2; the current state is 'b'
+def test_until_keeps_the_values_up_to_the_end_of_the_entry_day_and_a_list_takes_the_last_entered():
+    # 'b' entered on day 2: values up to the end of clinical day 2 are the start values
     st = _state(H, 3.9, entered={"a": 0, "b": 2})
-    st.state, st.state_event = "b", 2
-    assert aggregate(st, Aggregate(of="x", fn="last", until="b")) == 5.0   # the entry event counts
+    assert aggregate(st, Aggregate(of="x", fn="last", until="b")) == 5.0
     assert aggregate(st, Aggregate(of="x", fn="count", until="b")) == 2    # days 0 and 2; not day 3.9
-    st.state_event = 1  # entered in event 1 (day 2 is then after the entry on the same day)
-    later = {"x": H["x"][:2] + [[2, 5.0, 48.0, 2]]}
-    st2 = _state(later, 2, entered={"a": 0, "b": 2})
-    st2.state, st2.state_event = "b", 1
-    assert aggregate(st2, Aggregate(of="x", fn="last", until="b")) == 7.0  # event 2 came after the move
+    # a result of the entry day that arrives after the move still counts (a late pre-treatment result)
+    late = {"x": H["x"][:2] + [[2.4, 5.5, 57.6, 2]]}
+    assert aggregate(_state(late, 2.5, entered={"a": 0, "b": 2.2}), Aggregate(of="x", fn="last", until="b")) == 5.5
     assert aggregate(st, Aggregate(of="x", fn="last", until="c")) is None  # never entered
     # with a list, the state entered last counts: 'c' on day 3 starts a new window
     st3 = _state(H, 3.9, entered={"a": 0, "b": 2, "c": 3})
     assert aggregate(st3, Aggregate(of="x", fn="count", since=["b", "c"])) == 1
     assert aggregate(st3, Aggregate(of="x", fn="count", since=["b", "zz"])) == 2
+
+
+def test_or_else_stands_in_when_the_window_is_empty():
+    st = _state(H, 3.9, entered={"a": 0, "b": 2})
+    first_on = Aggregate(of="x", fn="first", since="b")
+    assert aggregate(st, Aggregate(of="x", fn="last", to_day=-1, or_else=first_on)) == 5.0
+    assert aggregate(st, Aggregate(of="x", fn="last", to_day=2, or_else=first_on)) == 5.0   # has a value: no stand-in
+    assert aggregate(st, Aggregate(of="y", fn="last", or_else=Aggregate(of="y", fn="first"))) is None
 
 
 def test_fall_from_a_baseline():
@@ -184,7 +189,7 @@ def test_rescue_response_is_measured_from_the_start_of_the_agent(pw):
     s.observe({"day": 5, "stool_freq_24h": start["stool_freq_24h"] - 3, "visible_blood": False, "crp_mg_l": 20})
     facts = _facts(s)
     assert facts["stool_freq_rescue_fall_2d"] == 3 and facts["stool_chart_days_rescue_2d"] == 1
-    assert facts["crp_rescue_fall_mg_l"] == start["crp_mg_l"] - 20
+    assert facts["crp_rescue_fall_pct"] == 75.0           # 80 -> 20
     r = s.observe({"day": 6, "stool_freq_24h": start["stool_freq_24h"] - 4, "visible_blood": False, "crp_mg_l": 15})
     assert r["state"] == "maintenance_infliximab"
 
@@ -367,8 +372,11 @@ def test_an_aggregate_names_known_states(rules_copy):
     assert diags[0].line > 0
 
 
+CRP_BASE = "      fall_from:\n        of: crp_mg_l\n"
+
+
 def test_a_fall_needs_numbers(rules_copy):
     diags = _broken(rules_copy, "fields.yaml",
-                    f"      fall_from: {{of: crp_mg_l, fn: last, until: {RESCUE_STATES}}}\n",
-                    f"      fall_from: {{of: crp_mg_l, fn: count, until: {RESCUE_STATES}}}\n")
+                    f"      fn: last\n      since: {RESCUE_STATES}\n      within: {{hours: 72}}\n{CRP_BASE}",
+                    f"      fn: count\n      since: {RESCUE_STATES}\n      within: {{hours: 72}}\n{CRP_BASE}")
     assert [d.code for d in diags] == ["PW112"] and "'fall_from' compares numbers" in diags[0].message

@@ -173,7 +173,7 @@ def aggregate_text(agg: Aggregate) -> str:
     if agg.within is not None and agg.within.span_hours is not None:
         out += f", recorded within the last {hours_text(agg.within.span_hours)}"
         out += " (end included)" if agg.within.end == "inclusive" else ""
-    for key, words in (("since", "since"), ("until", "up to the moment")):
+    for key, words in (("since", "since"), ("until", "up to the end of the day")):
         ref = getattr(agg, key)
         if isinstance(ref, str):
             out += f", {words} `{ref}` was entered"
@@ -181,6 +181,8 @@ def aggregate_text(agg: Aggregate) -> str:
             out += f", {words} the last entered of " + ", ".join(f"`{r}`" for r in ref) + " was entered"
     if agg.fn not in ("ever",):
         out += " (last value of each day)"
+    if agg.or_else is not None:
+        out += f"; when there is none, the {aggregate_text(agg.or_else)}"
     if agg.baseline is not None:
         kind = "fall" if agg.fall_from is not None else "rise"
         unit = " in % of the baseline" if agg.percent else ""

@@ -194,6 +194,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "rise_from": "Give how far the value has risen from this baseline aggregate (value minus baseline, "
                      "positive when it rose) instead of the value.",
         "percent": "Give the fall or rise as a percentage of the baseline.",
+        "or_else": "The aggregate used when this one's window holds no value (same field).",
     },
     "Window": {
         "hours": "Length of the window in hours.",

@@ -226,8 +226,10 @@ class Aggregate(_Model):
 
     ``since`` and ``until`` take a state or a list of states; with a list, the one of them the patient
     entered last counts (a second rescue agent starts a new window). ``until`` keeps only the values
-    recorded up to the moment the patient entered that state, the event that moved the patient
-    included: the values at the start of a treatment. ``fall_from`` gives, instead of the value, how
+    recorded up to the end of the clinical day on which the patient entered that state: the values at
+    the start of a treatment, a result of that day that arrives after the decision included.
+    ``or_else`` is used when the window holds no value (e.g. the first value on a treatment when none
+    was recorded before it). ``fall_from`` gives, instead of the value, how
     far it has fallen from another aggregate (a baseline): ``fall_from`` minus the value, positive
     when it fell; ``rise_from`` how far it has risen (the value minus the baseline); with
     ``percent``, as a percentage of the baseline. Not recorded when either value is not (or the
@@ -244,6 +246,7 @@ class Aggregate(_Model):
     fall_from: Aggregate | None = None
     rise_from: Aggregate | None = None
     percent: bool = False
+    or_else: Aggregate | None = None
 
     @property
     def baseline(self) -> Aggregate | None:
@@ -256,7 +259,9 @@ class Aggregate(_Model):
         out: list[str] = []
         for ref in (self.since, self.until):
             out += [ref] if isinstance(ref, str) else list(ref or [])
-        return out + (self.baseline.states if self.baseline is not None else [])
+        for part in (self.baseline, self.or_else):
+            out += part.states if part is not None else []
+        return out
 
 
 class DecisionSpec(_Model):

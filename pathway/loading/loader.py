@@ -536,6 +536,11 @@ class _Loader:
         if agg.from_day > agg.to_day:
             self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
                                         f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
+        if agg.or_else is not None:
+            self._check_window(fdoc, apath + ("or_else",), agg.or_else, spec)
+            if agg.or_else.of != agg.of:
+                self.diags.append(fdoc.diag(apath + ("or_else", "of"), "PW112",
+                                            f"'or_else' stands in for '{agg.of}'; it reads '{agg.or_else.of}'"))
 
     def _decisions(self, pdoc: Located, spec: PathwayFile, params: dict[str, Any]) -> dict[str, DecisionPoint]:
         """Decision points with their windows resolved (numbers or ``$parameters``)."""

@@ -132,6 +132,8 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
     each clinical day counts), or its fall from a baseline; see
     :class:`pathway.definition.model.Aggregate`."""
     value = _window_value(st, agg)
+    if value is None and agg.or_else is not None:
+        value = aggregate(st, agg.or_else)
     if agg.baseline is None or value is None:
         return value
     base = aggregate(st, agg.baseline)
@@ -149,20 +151,16 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
         return None  # the state was never entered: the window has not begun (or has no end yet)
     if math.floor(now_day) < agg.from_day:
         return None  # the window has not begun
-    # values up to the entry into the 'until' state: the event that moved the patient included
-    last_event = st.state_event if until is not None and until[0] == st.state and st.state_event >= 0 else None
     per_day: dict[int, Any] = {}
     for entry in st.history.get(agg.of, []):
         day, value, hours = entry[0], entry[1], entry[2]
-        event = entry[3] if len(entry) > 3 else None
         clinical = math.floor(day)
         if not agg.from_day <= clinical <= agg.to_day or day > now_day:
             continue
         if since is not None and day < since[1]:
             continue
-        if until is not None and (day > until[1] or (last_event is not None and event is not None
-                                                     and event > last_event)):
-            continue
+        if until is not None and clinical > math.floor(until[1]):
+            continue  # after the clinical day the state was entered
         if agg.within is not None and (st.hours is None or not agg.within.holds(st.hours - hours)):
             continue
         per_day[clinical] = value
