@@ -42,6 +42,18 @@ BROKEN = [
      "  - id: csa_monitoring\n    title: Ciclosporin monitoring\n    in: rescue_ciclosporin\n",
      "  - id: csa_monitoring\n    title: Ciclosporin monitoring\n    in: rescue_ciclosporine\n", "PW201",
      "unknown state 'rescue_ciclosporine'", "rescue_ciclosporin", "in: rescue"),
+    ("infusion_schedule_out_of_order", "infliximab.yaml", "          at_days: [0, 14, 42]\n          then_every_days: 56\n"
+     "          from_state: rescue_infliximab\n          text: >-\n"
+     "            Infliximab {dose_mg} mg IV ({mg_per_kg} mg/kg) over",
+     "          at_days: [0, 42, 14]\n          then_every_days: 56\n"
+     "          from_state: rescue_infliximab\n          text: >-\n"
+     "            Infliximab {dose_mg} mg IV ({mg_per_kg} mg/kg) over",
+     "PW112", "'at_days' lists days after the first dose", None, "at_days"),
+    ("infusion_schedule_unknown_state", "infliximab.yaml", "          from_state: rescue_infliximab\n          text: >-\n"
+     "            Infliximab {dose_mg} mg IV ({mg_per_kg} mg/kg) over",
+     "          from_state: rescue_infliximb\n          text: >-\n"
+     "            Infliximab {dose_mg} mg IV ({mg_per_kg} mg/kg) over",
+     "PW201", "unknown state 'rescue_infliximb'", "rescue_infliximab", "from_state"),
     ("unknown_state_transition", "steroids.yaml",
      "    when: {complete_response: true}\n    then:\n      - transition: steroid_response\n",
      "    when: {complete_response: true}\n    then:\n      - transition: steroid_responder\n", "PW201",

@@ -206,7 +206,7 @@ def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_lo
 
 
 @pytest.mark.parametrize("words", [
-    "infliximab shown as a daily drug",
+    "misleading rule texts",
 ])
 def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -237,4 +237,4 @@ def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hazards", "asuc"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
-    assert "HAZ-024  [open]" in out and "mitigations: none" in out
+    assert "HAZ-029  [open]" in out and "mitigations: none" in out

@@ -274,3 +274,12 @@ def test_steroid_regimen_and_vte_on_entry(pw):
     assert mp["medication"] == {"name": "methylprednisolone", "dose_mg": 60, "times_per_day": 1, "route": "iv"}
     assert any(r["rule"] == "vte_prophylaxis" for r in result["recommendations"])
     assert all(r["evidence"]["sources"] for r in result["recommendations"])
+
+
+def test_infliximab_is_dated_infusions_not_a_daily_drug(pw):
+    result = pw.run_case(rescue("infliximab", {"day": 50, "stool_freq_24h": 9, "visible_blood": True}))
+    med = next(r["medication"] for r in result["recommendations"] if r["rule"] == "ifx_induction")
+    assert "daily_mg" not in med and "times_per_day" not in med
+    assert [a["course_day"] for a in med["administrations"]] == [0, 14, 42] and med["then_every_days"] == 56
+    assert [a["day"] for a in med["administrations"]] == [3, 17, 45]
+    assert med["next_day"] == 101  # after day 45, every 56 days: 101 is the first from day 50 on

@@ -21,7 +21,8 @@ A scenario file (YAML) holds one or more scenarios::
 
 Expectations (all optional): ``state``, ``path`` (exact), ``path_contains`` (in order),
 ``recommendations``/``alerts``/``options`` with ``present``/``absent`` matchers,
-``doses`` (each ``name`` with ``dose_mg``/``daily_mg``/``times_per_day``/``route``,
+``doses`` (each ``name`` with ``dose_mg``/``daily_mg``/``times_per_day``/``route``, for a scheduled
+infusion ``administration_days``/``next_day``,
 ``tolerance`` in mg), ``data_required`` (exactly these fields), ``data_required_includes``,
 ``data_required_excludes``,
 ``derived`` (fact: value), ``computed`` (computed input: ``value``, ``source`` derived or recorded,
@@ -91,6 +92,9 @@ class DoseExpectation(_M):
     times_per_day: float | None = None
     route: str | None = None
     tolerance: float = 0.0
+    administration_days: list[float] | None = Field(
+        default=None, description="a scheduled infusion: the days of the admission it is given on")
+    next_day: float | None = Field(default=None, description="a scheduled infusion: the next day it is due")
 
 
 class ComputedExpectation(_M):
@@ -371,6 +375,11 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
                     f"{want:g}" + (f" ± {d.tolerance:g}" if d.tolerance else ""), med.get(attr))
         if d.route is not None and med.get("route") != d.route:
             bad(("expect", "doses", j, "route"), f"{d.name} route", d.route, med.get("route"))
+        days = [a["day"] for a in med.get("administrations", [])]
+        if d.administration_days is not None and days != d.administration_days:
+            bad(("expect", "doses", j, "administration_days"), f"{d.name} administration days", d.administration_days, days)
+        if d.next_day is not None and med.get("next_day") != d.next_day:
+            bad(("expect", "doses", j, "next_day"), f"{d.name} next day", d.next_day, med.get("next_day"))
     required = [x["field"] for x in result["data_required"]]
     if exp.data_required is not None and sorted(required) != sorted(exp.data_required):
         bad(("expect", "data_required"), "data required", sorted(exp.data_required), sorted(required))

@@ -317,6 +317,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "duration": "How long, in words.",
         "schedule": "Schedule in words.",
         "targets": "Target ranges: field -> [low, high] (numbers or $parameters).",
+        "at_days": "A scheduled infusion: the days after the first dose (e.g. [0, 14, 42] for weeks 0, 2 and 6); the "
+                   "medication then lists dated administrations, with no daily amount.",
+        "then_every_days": "Interval in days after the last scheduled administration.",
+        "from_state": "The state whose first entry is day 0 of the schedule (default: the current state).",
     },
     "Alert": {
         "level": "info, warning or critical.",

@@ -105,7 +105,13 @@ class Recommend(_E):
 
 
 class Dose(_E):
-    """A weight-based dose; needs ``weight_kg`` (added to the rule's requirements)."""
+    """A weight-based dose; needs ``weight_kg`` (added to the rule's requirements).
+
+    A scheduled infusion (``at_days``: the days of the course after the first dose, e.g. weeks 0, 2
+    and 6 as ``[0, 14, 42]``; ``then_every_days``: the interval afterwards) is counted from the day
+    the patient first entered ``from_state``; its medication lists dated administrations instead
+    of a daily amount.
+    """
 
     name: str
     route: Literal["oral", "iv", "sc", "im", "rectal", "iv_infusion"]
@@ -119,6 +125,9 @@ class Dose(_E):
     duration: str = ""
     schedule: str = ""
     targets: dict[str, tuple[float | str, float | str]] = Field(default_factory=dict)
+    at_days: list[float] = Field(default_factory=list)
+    then_every_days: float | None = Field(default=None, gt=0)
+    from_state: str | None = None
 
 
 class Alert(_E):

@@ -929,7 +929,7 @@ class _Loader:
         effects = parse_effects(doc, items, path, self.diags)
         out: list[Effect] = []
         template_names = set(known) | set(params) | {"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg",
-                                                     "new_daily_mg", "change_percent"}
+                                                     "new_daily_mg", "change_percent", "next_day"}
         transitions = 0
         for i, effect in effects:
             epath = path + (i,)
@@ -1007,6 +1007,22 @@ class _Loader:
                     resolved[key] = value
                 if (effect.mg_per_kg_per_day is None) == (effect.mg_per_kg is None):
                     self.diags.append(doc.diag(body, "PW112", "a dose needs exactly one of 'mg_per_kg_per_day' or 'mg_per_kg'"))
+                if effect.at_days:
+                    days = list(effect.at_days)
+                    if any(d < 0 for d in days) or days != sorted(set(days)):
+                        self.diags.append(doc.diag(body + ("at_days",), "PW112",
+                                                   "'at_days' lists days after the first dose, from 0, each once, in order"))
+                    if "times_per_day" in effect.model_fields_set or effect.mg_per_kg is None:
+                        self.diags.append(doc.diag(body + ("at_days",), "PW112",
+                                                   "a scheduled infusion ('at_days') is a dose per administration: give "
+                                                   "'mg_per_kg', not 'mg_per_kg_per_day' or 'times_per_day'"))
+                elif effect.then_every_days is not None or effect.from_state is not None:
+                    key = "then_every_days" if effect.then_every_days is not None else "from_state"
+                    self.diags.append(doc.diag(body + (key,), "PW112", f"'{key}' belongs to a scheduled infusion ('at_days')",
+                                               key=True))
+                if effect.from_state is not None and effect.from_state not in spec.states:
+                    self.diags.append(doc.diag(body + ("from_state",), "PW201", f"unknown state '{effect.from_state}'",
+                                               suggest(effect.from_state, list(spec.states))))
                 targets = {}
                 for tname, (low, high) in effect.targets.items():
                     pair = []

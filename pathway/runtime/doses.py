@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
+from pathway.definition.clock import days_since
 from pathway.definition.effects import Dose, Medication, Titrate, fill_text
 from pathway.definition.model import Display
 
@@ -70,6 +72,26 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
     return med, fill_text(eff.text, filled, display) if eff.text else default
 
 
+def _administrations(eff: Dose, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The dated administrations of a scheduled infusion, counted from the day ``from_state`` was
+    first entered: ``administrations`` (``course_day``: days after the first dose; ``day``: day of
+    the admission), ``then_every_days`` and ``next_day`` (the first one from today on)."""
+    today = float(snapshot["day"])
+    since = snapshot.get(days_since(eff.from_state)) if eff.from_state else snapshot.get("days_in_state")
+    start = today - float(since) if since is not None else today
+    plan = [{"course_day": num(float(d)), "day": num(start + float(d))} for d in eff.at_days]
+    out: dict[str, Any] = {"administrations": plan}
+    if eff.then_every_days is not None:
+        out["then_every_days"] = num(float(eff.then_every_days))
+    upcoming = [p["day"] for p in plan if p["day"] >= math.floor(today)]
+    if upcoming:
+        out["next_day"] = upcoming[0]
+    elif eff.then_every_days is not None:
+        last, every = plan[-1]["day"], float(eff.then_every_days)
+        out["next_day"] = num(last + every * math.ceil((math.floor(today) - last) / every))
+    return out
+
+
 def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
          display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str]:
     """A weight-based dose (per kg per day, or per kg per administration), capped at ``max_mg_per_dose``."""
@@ -86,9 +108,12 @@ def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
     capped = False
     if eff.max_mg_per_dose is not None and dose_mg > float(eff.max_mg_per_dose):
         dose_mg, capped = num(float(eff.max_mg_per_dose)), True
-    med: dict[str, Any] = {"name": eff.name, "dose_mg": dose_mg, "times_per_day": num(times), "route": eff.route,
-                           "daily_mg": num(dose_mg * times), "basis": {"weight_kg": num(weight)},
-                           "calculated_mg": num(raw)}
+    med: dict[str, Any] = {"name": eff.name, "dose_mg": dose_mg, "route": eff.route,
+                           "basis": {"weight_kg": num(weight)}, "calculated_mg": num(raw)}
+    if eff.at_days:
+        med.update(_administrations(eff, snapshot))  # a scheduled infusion: dated, not daily
+    else:
+        med.update(times_per_day=num(times), daily_mg=num(dose_mg * times))
     if per_kg_day is not None:
         med["mg_per_kg_per_day"] = num(per_kg_day)
     else:
@@ -100,7 +125,8 @@ def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
             med[key] = getattr(eff, key)
     if eff.targets:
         med["targets"] = {k: [num(float(v[0])), num(float(v[1]))] for k, v in eff.targets.items()}
-    filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), daily_mg=med["daily_mg"],
-                  mg_per_kg_per_day=med.get("mg_per_kg_per_day"), mg_per_kg=med.get("mg_per_kg"))
+    filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), daily_mg=med.get("daily_mg"),
+                  mg_per_kg_per_day=med.get("mg_per_kg_per_day"), mg_per_kg=med.get("mg_per_kg"),
+                  next_day=med.get("next_day"))
     default = f"{eff.name} {dose_mg:g} mg {eff.route}" + (f" {num(times)} times a day" if times != 1 else "")
     return med, fill_text(eff.text, filled, display) if eff.text else default
