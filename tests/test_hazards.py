@@ -206,20 +206,14 @@ def test_asuc_open_hazards_claim_nothing_and_mitigated_ones_are_verified(asuc_lo
 
 
 @pytest.mark.parametrize("words", [
-    "misleading rule texts",
-])
-def test_asuc_hazards_not_yet_mitigated_are_open(asuc_log: dict, words: str) -> None:
-    (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
-    assert h["status"] == "open"
-
-
-@pytest.mark.parametrize("words", [
     "no pjp prophylaxis advice with infliximab, a thiopurine and steroids",
     "hyperkalaemia on a calcineurin inhibitor",
     "absent tpmt",
     "ciclosporin toxicity monitoring stops",
     "rescue response judged as a complete response",
     "blocked by an absolute creatinine",
+    "hepatitis b on antiviral without an hbv dna result",
+    "misleading rule texts",
 ])
 def test_asuc_hazards_mitigated_by_rules_and_verified_by_scenarios(asuc_log: dict, words: str) -> None:
     (h,) = [h for h in asuc_log["hazards"] if words in h["title"].lower()]
@@ -237,4 +231,7 @@ def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hazards", "asuc"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
-    assert "HAZ-029  [open]" in out and "mitigations: none" in out
+    assert "HAZ-029  [mitigated]" in out and "29 hazard(s): 29 mitigated" in out
+    # the safety case holds under every profile: no hazard without mitigation or verification
+    for profile in ("default", "nice", "tac_high_start"):
+        assert main(["check", "asuc", "--profile", profile, "--strict"]) == 0, profile

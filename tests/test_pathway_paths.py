@@ -283,3 +283,17 @@ def test_infliximab_is_dated_infusions_not_a_daily_drug(pw):
     assert [a["course_day"] for a in med["administrations"]] == [0, 14, 42] and med["then_every_days"] == 56
     assert [a["day"] for a in med["administrations"]] == [3, 17, 45]
     assert med["next_day"] == 101  # after day 45, every 56 days: 101 is the first from day 50 on
+
+
+def test_a_decision_resting_on_an_unverified_exclusion_says_so(pw):
+    # infliximab excluded (untreated latent TB), ciclosporin and tacrolimus by creatinine 140: the
+    # proposal's own rule is verified, but the tacrolimus renal exclusion it rests on is not (§5.4)
+    case = to_rescue(latent_tb="untreated")
+    case["events"].append({"day": 3, "creatinine_umol_l": 140})
+    result = pw.run_case(case)
+    (proposal,) = [p for p in result["proposals"] if p["rule"] == "no_eligible_rescue"]
+    assert proposal["evidence"]["status"] == "verified"
+    assert proposal["evidence"]["rests_on_unverified"] == ["tacrolimus_eligibility"]
+    assert "tacrolimus_eligibility" in result["unverified_rules"]
+    plain = pw.run_case(rescue("ciclosporin"))
+    assert all("rests_on_unverified" not in r["evidence"] for r in plain["recommendations"] if r["rule"] == "csa_iv_dose")

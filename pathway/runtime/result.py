@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pathway.definition.effects import fill_text
+from pathway.definition import conditions as C
+from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
 from pathway.runtime.state import SessionState
@@ -50,6 +51,44 @@ def _need(required: dict[str, dict[str, Any]], name: str, rule: str, text: str) 
         entry["rules"].append(rule)
 
 
+def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]]:
+    """Per rule of the current evaluation, the unverified rules whose derived facts its decision rests
+    on (directly or through other derived facts), including kept decision facts: a verified rule
+    acting on an unverified exclusion is only as sure as that exclusion."""
+    producers: dict[str, set[str]] = {}
+    for item in st.current:
+        if item.get("synthetic"):
+            continue
+        rule = pathway.rule(item["rule"])
+        for eff in rule.effects(item["branch"]):
+            if isinstance(eff, Derive):
+                for name in eff.values:
+                    producers.setdefault(name, set()).add(rule.id)
+    for name, kept in st.frozen.items():
+        producers.setdefault(name, set()).add(kept["rule"])
+
+    def tested(rule_id: str) -> set[str]:
+        rule = pathway.rule(rule_id)
+        return {c.field for cond in (rule.when, rule.due) for c in C.fields_of(cond) if c.derived}
+
+    out: dict[str, list[str]] = {}
+    for item in st.current:
+        if item.get("synthetic"):
+            continue
+        seen: set[str] = set()
+        todo = list(tested(item["rule"]))
+        while todo:
+            name = todo.pop()
+            for producer in producers.get(name, ()):
+                if producer not in seen and producer != item["rule"]:
+                    seen.add(producer)
+                    todo += tested(producer)
+        weak = sorted(r for r in seen if pathway.rule(r).evidence.status == "unverified")
+        if weak:
+            out[item["rule"]] = weak
+    return out
+
+
 def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     """The result of a session in state ``st``: a fresh dict the caller may change."""
     d = pathway.definition
@@ -60,6 +99,7 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     options: dict[str, dict[str, Any]] = {}
     required: dict[str, dict[str, Any]] = {}
     proposals: list[dict[str, Any]] = []
+    basis = _unverified_basis(pathway, st)
     for item in st.current:
         if item.get("synthetic"):  # said by the engine itself (e.g. a recorded decision not acted on)
             rule_id, title, evidence = item["rule"], item["title"], dict(item["evidence"])
@@ -68,6 +108,8 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
             rule_id, title = rule.id, rule.title
             evidence = {"sources": list(rule.evidence.sources), "strength": rule.evidence.strength,
                         "status": rule.evidence.status}
+            if rule_id in basis:  # the facts it acts on come from unverified rules
+                evidence["rests_on_unverified"] = list(basis[rule_id])
         for f in item.get("missing", []):
             for asked in recordable(pathway, f):  # a computed field: the inputs it is computed from
                 _need(required, asked, rule_id, f"needed for '{title}'")
@@ -132,7 +174,8 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         "computed": _computed(st),
         "frozen": {name: _frozen_entry(kept) for name, kept in sorted(st.frozen.items())},
         "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
-                                    and pathway.rule(item["rule"]).evidence.status == "unverified"}),
+                                    and pathway.rule(item["rule"]).evidence.status == "unverified"}
+                                   | {r for weak in basis.values() for r in weak}),
         "trace": _copy_trace(st.trace),
     }
 
