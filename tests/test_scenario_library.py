@@ -26,6 +26,21 @@ def test_library_has_at_least_40_scenarios_and_all_pass(library):
     assert not failed, "\n".join(failed)
 
 
+#: The clinical review of December 2026 numbered its findings 1-36; each has a regression scenario
+#: named after it (review-NN-...), so a finding whose fix is undone fails by name.
+REVIEW_FINDINGS = range(1, 37)
+
+
+def test_every_review_finding_has_a_passing_scenario_named_after_it(library):
+    outcomes, _ = library
+    passed: dict[int, list[str]] = {}
+    for o in outcomes:
+        sid = o.scenario.scenario.id
+        if sid.startswith("review-") and sid[7:9].isdigit() and o.passed:
+            passed.setdefault(int(sid[7:9]), []).append(sid)
+    assert [n for n in REVIEW_FINDINGS if n not in passed] == []
+
+
 def test_library_covers_every_rule_and_edge(library):
     _, coverage = library
     assert coverage.rules_never == [], f"rules never fired by a scenario: {coverage.rules_never}"

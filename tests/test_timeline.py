@@ -188,7 +188,9 @@ def test_rescue_response_is_measured_from_the_start_of_the_agent(pw):
     start = {k: DAY3_FAIL[k] for k in ("stool_freq_24h", "crp_mg_l")}
     s.observe({"day": 5, "stool_freq_24h": start["stool_freq_24h"] - 3, "visible_blood": False, "crp_mg_l": 20})
     facts = _facts(s)
-    assert facts["stool_freq_rescue_fall_2d"] == 3 and facts["stool_chart_days_rescue_2d"] == 1
+    # one day charted: today's fall is known, the fall "on each of the last 2 days" is not yet
+    assert facts["stool_freq_rescue_fall"] == 3 and facts["stool_chart_days_rescue_2d"] == 1
+    assert "stool_freq_rescue_fall_2d" not in facts
     assert facts["crp_rescue_fall_pct"] == 75.0           # 80 -> 20
     r = s.observe({"day": 6, "stool_freq_24h": start["stool_freq_24h"] - 4, "visible_blood": False, "crp_mg_l": 15})
     assert r["state"] == "maintenance_infliximab"

@@ -228,6 +228,8 @@ class Aggregate(_Model):
     entered last counts (a second rescue agent starts a new window). ``until`` keeps only the values
     recorded up to the end of the clinical day on which the patient entered that state: the values at
     the start of a treatment, a result of that day that arrives after the decision included.
+    ``min_days``: fewer clinical days with a value in the window than this gives no value (not
+    recorded), so "on each of the last 2 days" is unknown, not false, while a day is missing.
     ``or_else`` is used when the window holds no value (e.g. the first value on a treatment when none
     was recorded before it). ``fall_from`` gives, instead of the value, how
     far it has fallen from another aggregate (a baseline): ``fall_from`` minus the value, positive
@@ -247,6 +249,7 @@ class Aggregate(_Model):
     rise_from: Aggregate | None = None
     percent: bool = False
     or_else: Aggregate | None = None
+    min_days: int = Field(default=1, ge=1)
 
     @property
     def baseline(self) -> Aggregate | None:

@@ -168,7 +168,7 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
         return bool(per_day)
     if agg.fn == "count":
         return len(per_day)
-    if not per_day:
+    if not per_day or len(per_day) < agg.min_days:
         return None
     values = [per_day[d] for d in sorted(per_day)]
     if agg.fn == "first":
