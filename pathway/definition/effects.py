@@ -22,6 +22,7 @@ filled with plain string substitution, never evaluated.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -255,7 +256,9 @@ def fill_text(template: str, values: dict[str, Any], display: Mapping[str, Displ
     may fire on what is known, see ``waiting``).
 
     A field with a ``display`` precision is shown rounded to it (:func:`pathway.definition.units.shown`);
-    other numbers without trailing zeros, to 4 significant digits. The values themselves are not changed.
+    the clocks (``day``, ``days_in_state``, ``days_since_<state>``) as whole clinical days (day 7 runs
+    from 168 h to 192 h, so 7.08 days reads "7"); other numbers without trailing zeros, to 4
+    significant digits. The values themselves are not changed.
     """
 
     def one(match: re.Match[str]) -> str:
@@ -265,6 +268,8 @@ def fill_text(template: str, values: dict[str, Any], display: Mapping[str, Displ
             return "not recorded"
         if isinstance(value, bool):
             return "yes" if value else "no"
+        if isinstance(value, (int, float)) and (name in ("day", "days_in_state") or name.startswith("days_since_")):
+            return str(math.floor(value))
         if isinstance(value, (int, float)):
             return shown(value, display.get(name) if display else None)
         return str(value)

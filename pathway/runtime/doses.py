@@ -78,7 +78,7 @@ def _administrations(eff: Dose, snapshot: dict[str, Any]) -> dict[str, Any]:
     the admission), ``then_every_days`` and ``next_day`` (the first one from today on)."""
     today = float(snapshot["day"])
     since = snapshot.get(days_since(eff.from_state)) if eff.from_state else snapshot.get("days_in_state")
-    start = today - float(since) if since is not None else today
+    start = math.floor(today - float(since) if since is not None else today)  # the clinical day of the first dose
     plan = [{"course_day": num(float(d)), "day": num(start + float(d))} for d in eff.at_days]
     out: dict[str, Any] = {"administrations": plan}
     if eff.then_every_days is not None:

@@ -184,10 +184,17 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
 
 def decision_counts(pathway: Pathway, st: SessionState, name: str) -> bool:
     """A recorded decision counts in the current state: the state accepts it, and it was recorded
-    since the patient entered the state (see model.DecisionSpec)."""
+    since the patient entered the state (see model.DecisionSpec), unless it is the decision that
+    moved the patient into the state (recorded in that event and tested by the rule that moved):
+    then it was acted on, and it does not carry over."""
     accepted = pathway.definition.decisions.get(name)
-    return (accepted is not None and st.state in accepted and name in st.recorded_event
-            and st.recorded_event[name] >= st.state_event)
+    if not (accepted is not None and st.state in accepted and name in st.recorded_event
+            and st.recorded_event[name] >= st.state_event):
+        return False
+    if st.state_event < 0 or st.recorded_event[name] != st.state_event:
+        return True
+    entry = next((t for t in reversed(st.trace) if t.get("to") == st.state and t.get("event") == st.state_event), None)
+    return entry is None or name not in {c.field for c in C.fields_of(pathway.rule(entry["rule"]).when)}
 
 
 def frozen_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:
