@@ -126,8 +126,9 @@ CASES = [
      # no eligible agent is a decision to discuss and record, never an automatic move
      ["suspected_asuc", "iv_steroids", "rescue_selection", "colectomy"], "choose_colectomy"),
     ("rescue_deterioration",
-     rescue("infliximab", {"day": 5, "clinical_deterioration": True}),
-     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "rescue_deterioration"),
+     # deterioration on rescue proposes colectomy; the recorded decision moves the patient
+     rescue("infliximab", {"day": 5, "clinical_deterioration": True}, {"day": 5, "decision": "colectomy"}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_infliximab", "colectomy"], "decided_colectomy"),
     ("sequential_ciclosporin_then_infliximab",
      rescue("ciclosporin", {"day": 10, **NO_RESPONSE, "sequential_rescue_choice": "infliximab",
                                      "active_serious_infection": False}, specialist_centre=True),

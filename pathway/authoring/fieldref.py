@@ -181,6 +181,8 @@ def aggregate_text(agg: Aggregate) -> str:
             out += f", {words} the last entered of " + ", ".join(f"`{r}`" for r in ref) + " was entered"
     if agg.fn not in ("ever",):
         out += " (last value of each day)"
+    if agg.after_entry:
+        out += ", recorded after the move into it"
     if agg.min_days > 1:
         out += f", only with a value on at least {agg.min_days} days"
     if agg.or_else is not None:

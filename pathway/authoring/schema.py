@@ -195,6 +195,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                      "positive when it rose) instead of the value.",
         "percent": "Give the fall or rise as a percentage of the baseline.",
         "or_else": "The aggregate used when this one's window holds no value (same field).",
+        "after_entry": "With 'since' naming the current state: only values recorded after the event that moved "
+                       "the patient into it.",
         "min_days": "Fewer days with a value in the window than this give no value (unknown), e.g. 2 for "
                     "'on each of the last 2 days'.",
     },

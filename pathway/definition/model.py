@@ -228,6 +228,9 @@ class Aggregate(_Model):
     entered last counts (a second rescue agent starts a new window). ``until`` keeps only the values
     recorded up to the end of the clinical day on which the patient entered that state: the values at
     the start of a treatment, a result of that day that arrives after the decision included.
+    ``after_entry``: with ``since`` naming the current state, only values recorded in events after
+    the one that moved the patient into it (a judgement made before the team chose the treatment does
+    not count as one made on it).
     ``min_days``: fewer clinical days with a value in the window than this gives no value (not
     recorded), so "on each of the last 2 days" is unknown, not false, while a day is missing.
     ``or_else`` is used when the window holds no value (e.g. the first value on a treatment when none
@@ -250,6 +253,7 @@ class Aggregate(_Model):
     percent: bool = False
     or_else: Aggregate | None = None
     min_days: int = Field(default=1, ge=1)
+    after_entry: bool = False
 
     @property
     def baseline(self) -> Aggregate | None:

@@ -536,6 +536,8 @@ class _Loader:
         if agg.from_day > agg.to_day:
             self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
                                         f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
+        if agg.after_entry and agg.since is None:
+            self.diags.append(fdoc.diag(apath + ("after_entry",), "PW112", "'after_entry' needs 'since'", key=True))
         if agg.or_else is not None:
             self._check_window(fdoc, apath + ("or_else",), agg.or_else, spec)
             if agg.or_else.of != agg.of:

@@ -151,6 +151,8 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
         return None  # the state was never entered: the window has not begun (or has no end yet)
     if math.floor(now_day) < agg.from_day:
         return None  # the window has not begun
+    after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
+                   else None)
     per_day: dict[int, Any] = {}
     for entry in st.history.get(agg.of, []):
         day, value, hours = entry[0], entry[1], entry[2]
@@ -159,6 +161,8 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             continue
         if since is not None and day < since[1]:
             continue
+        if after_event is not None and (len(entry) < 4 or entry[3] is None or entry[3] <= after_event):
+            continue  # recorded before, or in, the event that moved the patient into the state
         if until is not None and clinical > math.floor(until[1]):
             continue  # after the clinical day the state was entered
         if agg.within is not None and (st.hours is None or not agg.within.holds(st.hours - hours)):
