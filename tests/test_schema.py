@@ -88,7 +88,7 @@ def _refs_with_siblings(node: Any) -> int:
 
 def test_every_schema_is_a_valid_draft_7_schema(generated: dict[str, dict[str, Any]]) -> None:
     assert set(generated) == {"pathway.schema.json", "fields.schema.json", "sources.schema.json", "rules.schema.json",
-                              "hazards.schema.json",
+                              "hazards.schema.json", "invariants.schema.json",
                               "profile.schema.json", "scenario.schema.json", "asuc.case.schema.json",
                               "asuc.scenario.schema.json"}
     for name, schema in generated.items():
@@ -226,7 +226,7 @@ def test_descriptions_name_real_keys_and_cover_every_effect_argument() -> None:
     for model_name, texts in DESCRIPTIONS.items():
         schema_text = render(model_schemas())
         assert f'"{model_name}"' in schema_text or model_name in {"PathwayFile", "FieldsFile", "ProfileFile",
-                                                                                "HazardsFile"}, model_name
+                                                                                "HazardsFile", "InvariantsFile"}, model_name
         for key in texts:
             assert f'"{key}"' in schema_text, f"DESCRIPTIONS[{model_name!r}] names a key '{key}' no model has"
     for model in classes.values():
@@ -383,7 +383,7 @@ def test_command_writes_the_committed_schemas(tmp_path: Path, capsys: pytest.Cap
     assert "wrote" in capsys.readouterr().out
     for path in tmp_path.iterdir():
         assert path.read_text(encoding="utf-8") == (SCHEMA_DIR / path.name).read_text(encoding="utf-8"), path.name
-    assert len(list(tmp_path.iterdir())) == 9
+    assert len(list(tmp_path.iterdir())) == 10
 
 
 def test_command_check(rules_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:

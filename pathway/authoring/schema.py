@@ -3,7 +3,8 @@
 ``pathway schema PATHWAY [-o DIR] [--check] [--add-headers]`` writes them (default: the
 ``schema`` folder beside the pathway folder, i.e. ``rules/schema/`` for the shipped rules):
 
-- ``pathway``, ``fields``, ``sources``, ``rules``, ``hazards``, ``profile``, ``scenario``: one per file kind,
+- ``pathway``, ``fields``, ``sources``, ``rules``, ``hazards``, ``invariants``, ``profile``, ``scenario``: one per
+  file kind,
   from :mod:`pathway.model`, :mod:`pathway.effects` and :mod:`pathway.scenario`;
 - ``<id>.case`` and ``<id>.scenario``: per pathway, from its ``fields.yaml`` (field names, types,
   enum values, plausible ranges, ``{value, unit}`` quantities with the accepted units).
@@ -105,6 +106,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "default_profile": "Site profile (profiles/<id>.yaml) used when none is asked for.",
         "decision_points": "Decision points: windows of clinical days whose rules' derived facts are kept afterwards.",
         "hazards_file": "File with the hazard log, the clinical risk management file (hazards.schema.json); optional.",
+        "invariants_file": "File with the safety invariants that 'pathway verify' checks (invariants.schema.json); "
+                           "optional.",
     },
     "TransitionDef": {
         "from": "Source state id(s), or 'any_active' for every start or active state.",
@@ -247,6 +250,28 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "ref": "Where to find it (URL, PMID).",
         "authoritative": "false for a source that cannot support verified evidence on its own (an AI answer page, "
                          "a code library's documentation): evidence citing only such sources must be unverified.",
+    },
+    "InvariantsFile": {
+        "title": "Title of the invariants file.",
+        "description": "What the invariants cover.",
+        "invariants": "The safety invariants: what must hold after every event of any patient course.",
+    },
+    "InvariantDef": {
+        "id": "Invariant id, unique in the file (letters, digits, '.', '_', '-'), e.g. INV-001.",
+        "title": "What must never happen (or always happen), in a few words.",
+        "hazards": "Ids of the hazards of the hazard log this invariant verifies.",
+        "description": "Longer explanation: the exceptions and why.",
+        "builtin": "A built-in property instead of when/expect: refused_event_changes_nothing, "
+                   "recorded_decision_acted_on_or_alerted, no_stall or doses_within_label.",
+        "when": "When the invariant applies: a condition (the rule condition language) on what the event was "
+                "evaluated with (state before any move, inputs, built-ins, derived facts).",
+        "expect": "What the result after the event must show: moves_to, state, proposes, recommends, alerts, "
+                  "offers, dose, data_required, combined with any, all and not.",
+        "dose_ranges": "For doses_within_label: medicine -> label range per kg (mg_per_kg or mg_per_kg_per_day).",
+    },
+    "DoseRange": {
+        "mg_per_kg": "[low, high] mg/kg per administration.",
+        "mg_per_kg_per_day": "[low, high] mg/kg per day.",
     },
     "HazardsFile": {
         "title": "Title of the hazard log.",
@@ -700,6 +725,14 @@ def model_schemas() -> dict[str, dict[str, Any]]:
                                          "The clinical risk management file: each hazard with its cause, effect, DCB0129 "
                                          "risk before and after mitigation, the controls that mitigate it and the "
                                          "scenarios that verify them.")
+    invariants = _file_schema(M.InvariantsFile, classes)
+    invariants.setdefault("$defs", {}).update(_condition_defs())
+    _describe(invariants, classes)
+    invariants = _walk(invariants, _parameter_refs)
+    out["invariants.schema.json"] = _finish(invariants, "Safety invariants (invariants.yaml)",
+                                            "What must hold after every event of any patient course: conditions with "
+                                            "the result they require, or built-in properties, each naming the hazards "
+                                            "it verifies.")
     out["profile.schema.json"] = _finish(_file_schema(M.ProfileFile, classes), "Site profile (profiles/<id>.yaml)",
                                          "Named parameter values for the points where guidelines disagree.")
     out["scenario.schema.json"] = _finish(_file_schema(S.ScenarioFile, classes), "Scenario file",
@@ -910,6 +943,8 @@ def schema_for_file(root: Path, file: Path, spec: M.PathwayFile | None = None) -
         return "sources.schema.json"
     if spec.hazards_file and rel == Path(spec.hazards_file).as_posix():
         return "hazards.schema.json"
+    if spec.invariants_file and rel == Path(spec.invariants_file).as_posix():
+        return "invariants.schema.json"
     if rel in {Path(r).as_posix() for r in spec.rule_files}:
         return "rules.schema.json"
     folder = rel.split("/", 1)[0] if "/" in rel else ""

@@ -95,8 +95,7 @@ _ALL = [
     Code("PW233", "rule file", "watchdog named as a hazard mitigation that the pathway does not have",
          "A hazard lists under 'mitigations: watchdogs' a state that does not exist or has no 'overdue' watchdog."),
     Code("PW234", "rule file", "unknown invariant named as a hazard verification",
-         "A hazard lists under 'verification: invariants' an id the pathway does not define (no pathway defines "
-         "invariants yet, so the list must stay empty)."),
+         "A hazard lists under 'verification: invariants' an id that the invariants file does not define."),
     Code("PW235", "rule file", "risk rating that does not match the risk matrix",
          "A hazard states an 'initial_risk' (or a residual 'risk') other than the one the DCB0129 risk matrix gives "
          "for its severity and likelihood."),
@@ -110,6 +109,8 @@ _ALL = [
     Code("PW238", "rule file", "rule sign-off incomplete or due before it was given",
          "A rule's sign-off needs 'reviewed_by' and 'reviewed_on' together; 'review_due' needs 'reviewed_on' and "
          "must fall after it."),
+    Code("PW239", "rule file", "invariant naming an unknown hazard",
+         "An invariant of the invariants file lists under 'hazards' an id that the hazard log does not define."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",

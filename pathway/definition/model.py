@@ -59,6 +59,9 @@ __all__ = [
     "Verification",
     "HazardDef",
     "HazardsFile",
+    "InvariantsFile",
+    "InvariantDef",
+    "DoseRange",
 ]
 
 ANY_ACTIVE = "any_active"
@@ -404,6 +407,7 @@ class PathwayFile(_Model):
     rule_files: list[str]
     #: The hazard log (clinical risk management file); optional.
     hazards_file: str | None = None
+    invariants_file: str | None = None
     #: Site profiles live in ``profiles/<id>.yaml``; this one applies when none is asked for.
     default_profile: str | None = None
     #: Explained or disabled static checks (``pathway check``), each with a note saying why.
@@ -555,3 +559,32 @@ class HazardsFile(_Model):
     title: str = ""
     description: str = ""
     hazards: list[HazardDef]
+
+
+class DoseRange(_Model):
+    """A label range per kg for one medicine: per administration or per day (one of the two)."""
+
+    mg_per_kg: tuple[float, float] | None = None
+    mg_per_kg_per_day: tuple[float, float] | None = None
+
+
+class InvariantDef(_Model):
+    """One safety invariant (see :mod:`pathway.definition.invariants`): a condition with what the
+    result must show, or a built-in property."""
+
+    id: str = Field(pattern=_SOURCE_ID)
+    title: str = Field(min_length=1)
+    hazards: list[str] = Field(default_factory=list)
+    description: str = ""
+    builtin: str | None = None
+    when: Any = None
+    expect: dict[str, Any] | None = None
+    dose_ranges: dict[str, DoseRange] = Field(default_factory=dict)
+
+
+class InvariantsFile(_Model):
+    """The safety invariants of a pathway (``invariants_file`` in pathway.yaml)."""
+
+    title: str = ""
+    description: str = ""
+    invariants: list[InvariantDef] = Field(min_length=1)

@@ -16,6 +16,7 @@ import networkx as nx
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
+from pathway.definition.invariants import Invariant
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 
 __all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_FIELDS", "Branch", "BRANCHES",
@@ -265,6 +266,8 @@ class PathwayDef:
     kept: dict[str, str] = field(default_factory=dict)
     #: the hazard log, in file order (empty when pathway.yaml names no hazards file)
     hazards: tuple[Hazard, ...] = ()
+    #: the safety invariants, in file order (empty when pathway.yaml names no invariants file)
+    invariants: tuple[Invariant, ...] = ()
 
     @property
     def id(self) -> str:

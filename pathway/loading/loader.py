@@ -35,6 +35,7 @@ from pathway.definition.effects import (
     parse_effects,
 )
 from pathway.definition.graph import build_graph, expand_sources
+from pathway.definition.invariants import BUILTINS, Invariant, parse_expect
 from pathway.definition.model import (
     ANY_ACTIVE,
     ID_PATTERN,
@@ -43,6 +44,7 @@ from pathway.definition.model import (
     FieldDef,
     FieldsFile,
     HazardsFile,
+    InvariantsFile,
     PathwayFile,
     ProfileFile,
     RuleFile,
@@ -230,9 +232,20 @@ class _Loader:
             self.diags.extend(underived_tests(rules))
             self.diags.extend(untimely_decision_tests(rules, decisions))
         kept = self._kept(rules) if not self.diags else {}
+        invariants: tuple[Invariant, ...] = ()
+        if spec.invariants_file:
+            invariants = self._invariants(pdoc, spec, fields, params)
         hazards: tuple[Hazard, ...] = ()
         if spec.hazards_file:
-            hazards = self._hazards(pdoc, spec, authored_rules, fields_file)
+            hazards = self._hazards(pdoc, spec, authored_rules, fields_file, {i.id for i in invariants})
+        if invariants and spec.hazards_file:
+            known = {h.id for h in hazards}
+            for inv in invariants:
+                for name in inv.hazards:
+                    if name not in known:
+                        self.diags.append(Diagnostic(inv.file, inv.line, inv.col, "PW239",
+                                                     f"invariant '{inv.id}' names unknown hazard '{name}'",
+                                                     suggest(name, known)))
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b)],
                             [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b)])
         if self.diags:
@@ -241,7 +254,7 @@ class _Loader:
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
                           consistency=tuple(consistency), decision_points=points, kept=kept,
-                          hazards=hazards)
+                          hazards=hazards, invariants=invariants)
 
     def _evidence_authority(self, doc: Located, where: tuple[Any, ...], evidence: Evidence, spec: PathwayFile) -> None:
         """PW237: evidence marked verified whose sources (all known) are all non-authoritative."""
@@ -254,8 +267,55 @@ class _Loader:
                                        "and cannot be verified; mark it 'status: unverified' or cite an authoritative "
                                        "source"))
 
+    def _invariants(self, pdoc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
+                    params: dict[str, Any]) -> tuple[Invariant, ...]:
+        """The safety invariants: conditions parsed like rule conditions, expectations and built-ins checked."""
+        assert spec.invariants_file is not None
+        doc = self._load(spec.invariants_file, (pdoc, ("invariants_file",)))
+        ifile: InvariantsFile | None = self._validate(doc, InvariantsFile) if doc else None
+        if ifile is None or doc is None:
+            return ()
+        parser = self._parser(doc, spec, fields, params)
+        states = list(spec.states)
+        out: list[Invariant] = []
+        seen: dict[str, int] = {}
+        for i, idef in enumerate(ifile.invariants):
+            at = ("invariants", i)
+            if idef.id in seen:
+                self.diags.append(doc.diag(at + ("id",), "PW205",
+                                           f"duplicate invariant id '{idef.id}' (first at line {seen[idef.id]})"))
+            seen.setdefault(idef.id, doc.pos(at)[0])
+            when = expect = None
+            if idef.builtin is not None:
+                if idef.builtin not in BUILTINS:
+                    self.diags.append(doc.diag(at + ("builtin",), "PW112", f"unknown built-in invariant '{idef.builtin}'",
+                                               suggest(idef.builtin, list(BUILTINS))))
+                if idef.when is not None or idef.expect is not None:
+                    self.diags.append(doc.diag(at + ("builtin",), "PW112",
+                                               "a built-in invariant takes no 'when' or 'expect'", key=True))
+                if idef.builtin == "doses_within_label" and not idef.dose_ranges:
+                    self.diags.append(doc.diag(at + ("builtin",), "PW112", "'doses_within_label' needs 'dose_ranges'"))
+            elif idef.expect is None:
+                self.diags.append(doc.diag(at, "PW112", "an invariant needs 'expect' (with 'when'), or 'builtin'"))
+            else:
+                when = parser.parse(idef.when, at + ("when",)) if idef.when is not None else C.Always()
+                expect = parse_expect(doc, idef.expect, at + ("expect",), states, self.diags)
+            ranges: dict[str, dict[str, tuple[float, float]]] = {}
+            for name, rng in idef.dose_ranges.items():
+                kinds = {k: v for k, v in (("mg_per_kg", rng.mg_per_kg), ("mg_per_kg_per_day", rng.mg_per_kg_per_day))
+                         if v is not None}
+                if len(kinds) != 1 or any(lo > hi for lo, hi in kinds.values()):
+                    self.diags.append(doc.diag(at + ("dose_ranges", name), "PW112",
+                                               "a dose range gives one of 'mg_per_kg' or 'mg_per_kg_per_day' as [low, high]"))
+                ranges[name] = kinds
+            line, col = doc.pos(at)
+            out.append(Invariant(id=idef.id, title=idef.title, file=doc.file, line=line, col=col,
+                                 hazards=tuple(idef.hazards), description=idef.description, builtin=idef.builtin,
+                                 when=when, expect=expect, dose_ranges=ranges))
+        return tuple(out)
+
     def _hazards(self, pdoc: Located, spec: PathwayFile, rule_ids: set[str],
-                 fields_file: FieldsFile | None) -> tuple[Hazard, ...]:
+                 fields_file: FieldsFile | None, invariants: set[str]) -> tuple[Hazard, ...]:
         """The hazard log: risks checked against the DCB0129 matrix, every named control resolved.
 
         Scenario ids are not resolved here (the loader does not read scenarios): ``pathway check``
@@ -268,7 +328,6 @@ class _Loader:
             return ()
         fields = set(fields_file.fields) if fields_file is not None else set()
         watchdogs = {sid for sid, sdef in spec.states.items() if sdef.overdue is not None}
-        invariants: set[str] = set()  # no pathway defines invariants yet
         out: list[Hazard] = []
         seen: dict[str, int] = {}
         for i, h in enumerate(hfile.hazards):
@@ -292,9 +351,9 @@ class _Loader:
                                                suggest(name, watchdogs)))
             for k, name in enumerate(v.invariants):
                 if name not in invariants:
+                    what = "" if invariants else " (this pathway defines no invariants)"
                     self.diags.append(doc.diag(at + ("verification", "invariants", k), "PW234",
-                                               f"unknown invariant '{name}' (this pathway defines no invariants)",
-                                               suggest(name, invariants)))
+                                               f"unknown invariant '{name}'{what}", suggest(name, invariants)))
             for k, src in enumerate(h.sources):
                 if src not in spec.sources:
                     self.diags.append(doc.diag(at + ("sources", k), "PW204", f"unknown source '{src}'",

@@ -57,6 +57,13 @@ class Session:
         where each ``computed`` input's value came from."""
         return copy.deepcopy(self._st.evaluations)
 
+    def last_event_evaluations(self) -> list[dict[str, Any]]:
+        """The evaluations of the last applied event only (a fresh copy): the first is the state the
+        event found, the others those it moved through."""
+        st = self._st
+        last = len(st.events) - 1
+        return copy.deepcopy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])
+
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
         """Apply one event (``day`` or ``time`` plus field values); return the result after it.
 

@@ -1,0 +1,127 @@
+"""Safety invariants and ``pathway verify``: the shipped invariants hold on generated courses under
+every profile, a planted fault is found, shrunk and printed as a scenario that reproduces it, and
+broken invariant files get located errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from pathway import DefinitionError, load_pathway
+from pathway.authoring.scenario import Scenario, load_scenarios, run_scenario
+from pathway.authoring.verify import candidate_values, check_course, scenario_yaml, verify
+from pathway.cli.main import main
+
+#: Courses per profile in the test suite (longer searches on demand: pathway verify --budget N).
+CI_BUDGET = 2000
+
+
+@pytest.mark.parametrize("profile", ["default", "nice", "tac_high_start"])
+def test_no_invariant_is_broken_at_the_ci_budget(profile: str) -> None:
+    report = verify(load_pathway("asuc", profile=profile), budget=CI_BUDGET, seed=0)
+    assert report.violation is None, report.violation and scenario_yaml(report.violation)
+    assert report.courses == CI_BUDGET and report.events > CI_BUDGET
+    # every invariant is exercised by some course (an invariant never applied proves nothing)
+    ids = {i.id for i in load_pathway("asuc", profile=profile).definition.invariants}
+    assert set(report.checks) == ids, sorted(ids - set(report.checks))
+
+
+def _without_emergency_rule(rules_copy):
+    emergency = rules_copy / "emergency.yaml"
+    text = emergency.read_text(encoding="utf-8")
+    start = text.index("  - id: perforation_or_massive_bleed")
+    end = text.index("\n  - id:", start + 5) + 1
+    emergency.write_text(text[:start] + text[end:], encoding="utf-8")
+    hazards = rules_copy / "hazards.yaml"
+    hazards.write_text(re.sub(r"perforation_or_massive_bleed, |, perforation_or_massive_bleed", "",
+                              hazards.read_text(encoding="utf-8")), encoding="utf-8")
+    return load_pathway(rules_copy, cache=False)
+
+
+def test_a_planted_fault_is_found_shrunk_and_printed_as_a_reproducing_scenario(rules_copy, tmp_path) -> None:
+    planted = _without_emergency_rule(rules_copy)
+    report = verify(planted, budget=500, seed=0)
+    v = report.violation
+    assert v is not None and v.invariant == "INV-001" and "HAZ-003" in v.hazards
+    assert len(v.case["events"]) == 1  # shrunk to one event: a perforation or haemorrhage on admission
+    event = v.case["events"][0]
+    assert event.get("perforation") is True or event.get("massive_haemorrhage") is True
+    text = scenario_yaml(v)
+    assert text.startswith("# INV-001 broken after event 0")
+    scenario = Scenario.model_validate(yaml.safe_load(text)["scenarios"][0])
+    assert scenario.expect.state == "colectomy"
+    # the printed scenario fails on the faulty rules and passes on the shipped ones
+    assert check_course(planted, scenario.case.model_dump()) is not None
+    assert check_course(load_pathway("asuc"), scenario.case.model_dump()) is None
+    (tmp_path / "counterexample.yaml").write_text(text, encoding="utf-8")
+    (loaded,) = load_scenarios(tmp_path / "counterexample.yaml")
+    assert run_scenario(loaded, "asuc").passed
+    assert not run_scenario(loaded, rules_copy).passed
+
+
+def test_the_same_seed_finds_the_same_course(rules_copy) -> None:
+    planted = _without_emergency_rule(rules_copy)
+    first, again = verify(planted, budget=300, seed=7), verify(planted, budget=300, seed=7)
+    assert first.violation is not None and again.violation is not None
+    assert first.violation.case == again.violation.case and first.courses == again.courses
+
+
+def test_verify_command(rules_copy, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "asuc", "--budget", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "50 course(s)" in out and "no violation of 10 invariant(s)" in out
+    _without_emergency_rule(rules_copy)
+    assert main(["verify", str(rules_copy), "--budget", "300"]) == 1
+    out = capsys.readouterr().out
+    assert "VIOLATION of INV-001" in out and "scenarios:\n- id: verify-inv-001-counterexample" in out
+    assert main(["verify", "asuc", "--budget", "0"]) == 2
+
+
+def test_values_straddle_every_threshold() -> None:
+    values = candidate_values(load_pathway("asuc"))
+    assert {44, 45, 46} <= set(values["crp_mg_l"])                  # Oxford CRP > 45
+    assert {7, 8, 9} <= set(values["stool_freq_24h"])               # Oxford stools > 8
+    assert values["rescue_choice"] if "rescue_choice" in values else True
+    assert "rescue_choice" not in values                            # decisions are drawn separately
+
+
+def _broken(rules_copy, old: str, new: str) -> list:
+    path = rules_copy / "invariants.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(rules_copy, cache=False)
+    return info.value.diagnostics
+
+
+@pytest.mark.parametrize("old,new,code,fragment", [
+    ("    hazards: [HAZ-011]\n    when: {state: rescue_selection, ciclosporin_excluded: true}",
+     "    hazards: [HAZ-911]\n    when: {state: rescue_selection, ciclosporin_excluded: true}",
+     "PW239", "names unknown hazard 'HAZ-911'"),
+    ("    builtin: no_stall\n", "    builtin: no_stalls\n", "PW112", "unknown built-in invariant 'no_stalls'"),
+    ("        - moves_to: colectomy\n        - state: colectomy\n",
+     "        - moves_to: colectomyy\n        - state: colectomy\n", "PW201", "unknown state 'colectomyy'"),
+    ("        - not: {offers: {option: ciclosporin, status: available}}",
+     "        - nott: {offers: {option: ciclosporin, status: available}}", "PW110", "unknown expectation 'nott'"),
+    ("    when: {state: rescue_selection, tacrolimus_excluded: true}",
+     "    when: {state: rescue_selection, tacrolimus_exclude: true}", "PW202", "tacrolimus_exclude"),
+])
+def test_broken_invariants_get_located_errors(rules_copy, old: str, new: str, code: str, fragment: str) -> None:
+    diags = _broken(rules_copy, old, new)
+    match = [d for d in diags if d.code == code and fragment in d.message]
+    assert match, "\n".join(map(str, diags))
+    assert match[0].file.endswith("invariants.yaml") and match[0].line > 1
+
+
+def test_hazards_name_the_invariants_that_verify_them() -> None:
+    d = load_pathway("asuc").definition
+    by_hazard = {h.id: set(h.invariants) for h in d.hazards}
+    for inv in d.invariants:
+        for hazard in inv.hazards:
+            assert inv.id in by_hazard[hazard], (inv.id, hazard)
+    assert all(h.scenarios or h.invariants for h in d.hazards)
+    assert (ROOT / "rules" / "schema" / "invariants.schema.json").is_file()
