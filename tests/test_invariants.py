@@ -62,6 +62,18 @@ def test_a_planted_fault_is_found_shrunk_and_printed_as_a_reproducing_scenario(r
     assert not run_scenario(loaded, rules_copy).passed
 
 
+def test_a_non_monotone_index_is_found(rules_copy) -> None:
+    # Oxford positive only for 9-12 stools: 13 stools (worse) would read negative
+    steroids = rules_copy / "steroids.yaml"
+    text = steroids.read_text(encoding="utf-8")
+    steroids.write_text(text.replace("        - stool_freq_24h: {gt: $oxford_stool_high}\n",
+                                     "        - stool_freq_24h: {between: [9, 12]}\n", 1), encoding="utf-8")
+    report = verify(load_pathway(rules_copy, cache=False), budget=1500, seed=0)
+    v = report.violation
+    assert v is not None and v.invariant == "INV-014"
+    assert "oxford_high_risk is true with stool_freq_24h=12 but false with stool_freq_24h=13" in v.detail
+
+
 def test_the_same_seed_finds_the_same_course(rules_copy) -> None:
     planted = _without_emergency_rule(rules_copy)
     first, again = verify(planted, budget=300, seed=7), verify(planted, budget=300, seed=7)
@@ -72,7 +84,7 @@ def test_the_same_seed_finds_the_same_course(rules_copy) -> None:
 def test_verify_command(rules_copy, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "asuc", "--budget", "50"]) == 0
     out = capsys.readouterr().out
-    assert "50 course(s)" in out and "no violation of 10 invariant(s)" in out
+    assert "50 course(s)" in out and "no violation of 11 invariant(s)" in out
     _without_emergency_rule(rules_copy)
     assert main(["verify", str(rules_copy), "--budget", "300"]) == 1
     out = capsys.readouterr().out

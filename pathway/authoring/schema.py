@@ -262,12 +262,13 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "hazards": "Ids of the hazards of the hazard log this invariant verifies.",
         "description": "Longer explanation: the exceptions and why.",
         "builtin": "A built-in property instead of when/expect: refused_event_changes_nothing, "
-                   "recorded_decision_acted_on_or_alerted, no_stall or doses_within_label.",
+                   "recorded_decision_acted_on_or_alerted, no_stall, doses_within_label or monotone_risk_indices.",
         "when": "When the invariant applies: a condition (the rule condition language) on what the event was "
                 "evaluated with (state before any move, inputs, built-ins, derived facts).",
         "expect": "What the result after the event must show: moves_to, state, proposes, recommends, alerts, "
                   "offers, dose, data_required, combined with any, all and not.",
         "dose_ranges": "For doses_within_label: medicine -> label range per kg (mg_per_kg or mg_per_kg_per_day).",
+        "monotone": "For monotone_risk_indices: derived fact -> its positive values, which a worse input may not undo.",
     },
     "DoseRange": {
         "mg_per_kg": "[low, high] mg/kg per administration.",

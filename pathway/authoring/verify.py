@@ -246,8 +246,47 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
         facts.update({k: v for k, v in event.items() if k in d.decisions})
         for inv in invariants:
             problem = _check(pathway, inv, facts, result, before_state, event, evaluations, stats)
+            if problem is None and inv.builtin == "monotone_risk_indices":
+                problem = _monotone(pathway, inv, case, applied, facts, evaluations, stats)
             if problem is not None:
                 return _violation(inv, index, problem, case, before_state, result)
+    return None
+
+
+#: One step worse for each input a risk index grows with (or falls with: albumin).
+_WORSE = {"stool_freq_24h": 1, "crp_mg_l": 10, "albumin_g_l": -1}
+
+
+def _monotone(pathway: Pathway, inv: Invariant, case: dict[str, Any], applied: list[dict[str, Any]],
+              facts: dict[str, Any], evaluations: list[dict[str, Any]], stats: VerifyReport | None) -> str | None:
+    """Re-run the course with the last event one step worse in each input: no positive index may turn negative.
+    Only indices decided by this event count (a kept index from an earlier day does not change)."""
+    kept = evaluations[0].get("frozen", {}) if evaluations else {}
+    positive = {k: facts[k] for k, good in inv.monotone.items()
+                if k in facts and facts[k] in good and k not in kept}
+    event = applied[-1]
+    worse_inputs = [k for k in _WORSE if isinstance(event.get(k), (int, float)) and not isinstance(event.get(k), bool)]
+    if not positive or not worse_inputs:
+        return None
+    _count(stats, inv)
+    for name in worse_inputs:
+        changed = dict(event)
+        changed[name] = event[name] + _WORSE[name]
+        try:
+            session = pathway.start(dict(case["patient"]))
+            for earlier in applied[:-1]:
+                session.observe(dict(earlier))
+            session.observe(changed)
+        except PathwayError:
+            continue  # the worse value is refused (out of range): nothing to compare
+        seen: dict[str, Any] = {}
+        for ev in session.last_event_evaluations():
+            seen.update(ev.get("frozen", {}))
+            seen.update(ev["derived"])
+        for index_name, value in positive.items():
+            if seen.get(index_name) not in inv.monotone[index_name]:
+                return (f"{index_name} is {json.dumps(value)} with {name}={event[name]} but "
+                        f"{json.dumps(seen.get(index_name))} with {name}={changed[name]} (a worse value)")
     return None
 
 

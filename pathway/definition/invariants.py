@@ -50,6 +50,9 @@ BUILTINS = {
         "once a state's decision is overdue, every result carries a move, a proposal, data required or a "
         "critical alert"),
     "doses_within_label": "every weight-based dose lies within its label range per kg (``dose_ranges``)",
+    "monotone_risk_indices": (
+        "more stools, a higher CRP or a lower albumin in the event never turn a positive risk index negative "
+        "(``monotone``: derived fact -> its positive values)"),
 }
 
 EXPECT_KEYS = ("moves_to", "state", "proposes", "recommends", "alerts", "offers", "dose", "data_required",
@@ -84,6 +87,8 @@ class Invariant:
     expect: Expect | None = None
     #: medicine -> {"mg_per_kg": (low, high)} or {"mg_per_kg_per_day": (low, high)} (doses_within_label)
     dose_ranges: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    #: derived fact -> its positive values (monotone_risk_indices)
+    monotone: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def parse_expect(doc: Located, data: Any, path: tuple[Any, ...], states: list[str],

@@ -580,6 +580,7 @@ class InvariantDef(_Model):
     when: Any = None
     expect: dict[str, Any] | None = None
     dose_ranges: dict[str, DoseRange] = Field(default_factory=dict)
+    monotone: dict[str, list[bool | str]] = Field(default_factory=dict)
 
 
 class InvariantsFile(_Model):

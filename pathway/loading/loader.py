@@ -295,6 +295,12 @@ class _Loader:
                                                "a built-in invariant takes no 'when' or 'expect'", key=True))
                 if idef.builtin == "doses_within_label" and not idef.dose_ranges:
                     self.diags.append(doc.diag(at + ("builtin",), "PW112", "'doses_within_label' needs 'dose_ranges'"))
+                if idef.builtin == "monotone_risk_indices" and not idef.monotone:
+                    self.diags.append(doc.diag(at + ("builtin",), "PW112", "'monotone_risk_indices' needs 'monotone'"))
+                for name in idef.monotone:
+                    if name not in spec.derived:
+                        self.diags.append(doc.diag(at + ("monotone", name), "PW202", f"unknown derived fact '{name}'",
+                                                   suggest(name, list(spec.derived)), key=True))
             elif idef.expect is None:
                 self.diags.append(doc.diag(at, "PW112", "an invariant needs 'expect' (with 'when'), or 'builtin'"))
             else:
@@ -311,7 +317,8 @@ class _Loader:
             line, col = doc.pos(at)
             out.append(Invariant(id=idef.id, title=idef.title, file=doc.file, line=line, col=col,
                                  hazards=tuple(idef.hazards), description=idef.description, builtin=idef.builtin,
-                                 when=when, expect=expect, dose_ranges=ranges))
+                                 when=when, expect=expect, dose_ranges=ranges,
+                                 monotone={k: tuple(v) for k, v in idef.monotone.items()}))
         return tuple(out)
 
     def _hazards(self, pdoc: Located, spec: PathwayFile, rule_ids: set[str],
