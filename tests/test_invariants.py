@@ -29,6 +29,20 @@ def test_no_invariant_is_broken_at_the_ci_budget(profile: str) -> None:
     assert set(report.checks) == ids, sorted(ids - set(report.checks))
 
 
+def test_every_scenario_course_of_the_library_keeps_every_invariant() -> None:
+    """The scenario library's courses are courses too: each one is checked against every invariant."""
+    pw = load_pathway("asuc")
+    broken = []
+    for path in sorted((ROOT / "rules" / "asuc" / "scenarios").glob("*.yaml")):
+        for sc in yaml.safe_load(path.read_text(encoding="utf-8"))["scenarios"]:
+            if sc.get("profile") or sc.get("parameters"):
+                continue
+            v = check_course(pw, sc["case"])
+            if v is not None:
+                broken.append(f"{sc['id']}: {v.invariant}: {v.detail}")
+    assert not broken, "\n".join(broken)
+
+
 def _without_emergency_rule(rules_copy):
     emergency = rules_copy / "emergency.yaml"
     text = emergency.read_text(encoding="utf-8")
@@ -84,7 +98,7 @@ def test_the_same_seed_finds_the_same_course(rules_copy) -> None:
 def test_verify_command(rules_copy, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "asuc", "--budget", "50"]) == 0
     out = capsys.readouterr().out
-    assert "50 course(s)" in out and "no violation of 11 invariant(s)" in out
+    assert "50 course(s)" in out and "no violation of 12 invariant(s)" in out
     _without_emergency_rule(rules_copy)
     assert main(["verify", str(rules_copy), "--budget", "300"]) == 1
     out = capsys.readouterr().out

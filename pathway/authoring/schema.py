@@ -269,6 +269,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                   "offers, dose, data_required, combined with any, all and not.",
         "dose_ranges": "For doses_within_label: medicine -> label range per kg (mg_per_kg or mg_per_kg_per_day).",
         "monotone": "For monotone_risk_indices: derived fact -> its positive values, which a worse input may not undo.",
+        "drug_classes": "For no_recommendation_of_an_avoided_drug: drug class (as texts name it) -> its medicines.",
     },
     "DoseRange": {
         "mg_per_kg": "[low, high] mg/kg per administration.",

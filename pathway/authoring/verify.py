@@ -368,6 +368,24 @@ def _check(pathway: Pathway, inv: Invariant, facts: dict[str, Any], result: dict
                     return (f"{med['name']} {amount} mg for {weight} kg is {per_kg:.3g} {kind.replace('_', '/')}, "
                             f"outside {low:g}-{high:g} (rule {rec['rule']})")
         return None
+    if inv.builtin == "no_recommendation_of_an_avoided_drug":
+        avoid_texts = [r["text"].lower() for r in result["recommendations"] if r["kind"] == "avoid"]
+        avoid_texts += [a["text"].lower() for a in result["alerts"] if "avoid" in a["text"].lower()]
+        avoided = [c for c in inv.drug_classes if any(c in t for t in avoid_texts)]
+        if not avoided:
+            return None
+        _count(stats, inv)
+        for rec in result["recommendations"]:
+            if rec["kind"] != "medication":
+                continue
+            name = str((rec.get("medication") or {}).get("name", "")).lower()
+            text = rec["text"].lower()
+            for cls in avoided:
+                members = (cls, *inv.drug_classes[cls])
+                if name in members or any(m in text for m in members):
+                    return (f"'{rec['rule']}' recommends {name or 'a medicine'} ({rec['text'][:80]}) while the "
+                            f"result says to avoid {cls}")
+        return None
     return None  # refused_event_changes_nothing is checked where the event is refused
 
 

@@ -50,6 +50,9 @@ BUILTINS = {
         "once a state's decision is overdue, every result carries a move, a proposal, data required or a "
         "critical alert"),
     "doses_within_label": "every weight-based dose lies within its label range per kg (``dose_ranges``)",
+    "no_recommendation_of_an_avoided_drug": (
+        "no medication recommended in a result that also says to avoid its class (``drug_classes``: class -> "
+        "the medicines in it)"),
     "monotone_risk_indices": (
         "more stools, a higher CRP or a lower albumin in the event never turn a positive risk index negative "
         "(``monotone``: derived fact -> its positive values)"),
@@ -89,6 +92,8 @@ class Invariant:
     dose_ranges: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     #: derived fact -> its positive values (monotone_risk_indices)
     monotone: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: drug class -> the medicines in it (no_recommendation_of_an_avoided_drug)
+    drug_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def parse_expect(doc: Located, data: Any, path: tuple[Any, ...], states: list[str],

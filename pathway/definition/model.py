@@ -581,6 +581,7 @@ class InvariantDef(_Model):
     expect: dict[str, Any] | None = None
     dose_ranges: dict[str, DoseRange] = Field(default_factory=dict)
     monotone: dict[str, list[bool | str]] = Field(default_factory=dict)
+    drug_classes: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class InvariantsFile(_Model):

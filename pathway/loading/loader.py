@@ -295,6 +295,9 @@ class _Loader:
                                                "a built-in invariant takes no 'when' or 'expect'", key=True))
                 if idef.builtin == "doses_within_label" and not idef.dose_ranges:
                     self.diags.append(doc.diag(at + ("builtin",), "PW112", "'doses_within_label' needs 'dose_ranges'"))
+                if idef.builtin == "no_recommendation_of_an_avoided_drug" and not idef.drug_classes:
+                    self.diags.append(doc.diag(at + ("builtin",), "PW112",
+                                               "'no_recommendation_of_an_avoided_drug' needs 'drug_classes'"))
                 if idef.builtin == "monotone_risk_indices" and not idef.monotone:
                     self.diags.append(doc.diag(at + ("builtin",), "PW112", "'monotone_risk_indices' needs 'monotone'"))
                 for name in idef.monotone:
@@ -318,7 +321,9 @@ class _Loader:
             out.append(Invariant(id=idef.id, title=idef.title, file=doc.file, line=line, col=col,
                                  hazards=tuple(idef.hazards), description=idef.description, builtin=idef.builtin,
                                  when=when, expect=expect, dose_ranges=ranges,
-                                 monotone={k: tuple(v) for k, v in idef.monotone.items()}))
+                                 monotone={k: tuple(v) for k, v in idef.monotone.items()},
+                                 drug_classes={k.lower(): tuple(x.lower() for x in v)
+                                               for k, v in idef.drug_classes.items()}))
         return tuple(out)
 
     def _hazards(self, pdoc: Located, spec: PathwayFile, rule_ids: set[str],
