@@ -35,6 +35,10 @@ class Pathway:
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
         self.builtins |= set(self.aggregates)
+        #: the computed fields whose window depends on the states entered (computed per state, not
+        #: once per event); fixed by the definition, so sorted out once here
+        self.state_aggregates = tuple(n for n, f in self.aggregates.items()
+                                      if f.aggregate is not None and f.aggregate.states)
         #: display precision of the fields that declare one: texts show their values rounded to it
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}

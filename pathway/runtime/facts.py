@@ -58,7 +58,7 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
             position[name] = index
     for name, spec in pathway.aggregates.items():
         assert spec.aggregate is not None  # pathway.aggregates holds only computed fields
-        if spec.aggregate.states:
+        if name in pathway.state_aggregates:
             continue  # depends on the states entered: computed per state (see snapshot)
         value = aggregate(st, spec.aggregate)
         if value is not None:
@@ -217,8 +217,9 @@ def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[s
     for name in pathway.definition.decisions:
         if name in snap and not decision_counts(pathway, st, name):
             del snap[name]
-    for name, spec in pathway.aggregates.items():
-        if spec.aggregate is not None and spec.aggregate.states:
+    for name in pathway.state_aggregates:
+        spec = pathway.aggregates[name]
+        if spec.aggregate is not None:
             value = aggregate(st, spec.aggregate)
             if value is not None:
                 snap[name] = value
