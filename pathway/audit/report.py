@@ -17,6 +17,7 @@ report is written in both cases), 2 on bad input.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from datetime import date
@@ -32,8 +33,9 @@ from pathway.authoring.scenario import ScenarioOutcome, discover, run_scenarios
 from pathway.core.errors import DefinitionError, PathwayError, display_path
 from pathway.core.version import __version__
 from pathway.definition import conditions as C
+from pathway.definition.invariants import describe_expect
 from pathway.definition.pathway import SIGNOFF_TEXT, PathwayDef
-from pathway.loading.loader import resolve_pathway_dir
+from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.render.diagram import render_svg, to_dot
 from pathway.runtime.api import load_pathway
 
@@ -268,10 +270,67 @@ def _section_hazards(log: HazardLog) -> str:
             + "".join(rows) + "</table>")
 
 
+def _section_invariants(d: PathwayDef) -> str:
+    if not d.invariants:
+        return ""
+    rows = []
+    for inv in d.invariants:
+        if inv.builtin is not None:
+            what = f"built-in check <code>{_e(inv.builtin)}</code>"
+        else:
+            when = C.describe(inv.when) if inv.when is not None else "always"
+            what = f"when {_e(when)}: {_e(describe_expect(inv.expect)) if inv.expect else ''}"
+        rows.append(f"<tr><td><code>{_e(inv.id)}</code></td><td>{_e(inv.title)}"
+                    + (f'<br><span class="muted">{_e(inv.description)}</span>' if inv.description else "")
+                    + f"</td><td>{what}</td><td>{_e(', '.join(inv.hazards))}</td></tr>")
+    return ('<h2 id="invariants">Safety invariants</h2><p>What must hold after every event of any patient course. '
+            "<code>pathway verify</code> generates courses (values around every threshold, missing and expired values, "
+            "decisions at right and wrong times) and checks each invariant after every event; a violation is shrunk to "
+            "the shortest course and printed as a scenario.</p><table><tr><th>invariant</th><th>title</th>"
+            "<th>condition</th><th>hazards</th></tr>" + "".join(rows) + "</table>")
+
+
+def _section_mutations(doc: dict[str, Any] | None, d: PathwayDef, source: str) -> tuple[str, int]:
+    """The saved result of ``pathway test --mutate --json`` (if any) and the number of problems it shows."""
+    head = '<h2 id="mutations">Threshold mutation testing</h2>'
+    explain = ("<p>Each numeric parameter is moved one step up and down, and each comparison's strictness is "
+               "flipped (&gt; to &ge;, &lt; to &le;, and back); the scenario library is rerun against every such "
+               "mutant. A mutant no scenario notices is a threshold that could move without any test failing.</p>")
+    if doc is None:
+        return (head + explain + "<p>" + _pill("not run", "warning") + " Run <code>pathway test "
+                f"{_e(d.id)} --mutate --json FILE</code> and pass the file with <code>--mutations</code>.</p>"), 0
+    try:
+        outcomes = [o for o in doc["outcomes"] if isinstance(o, dict)]
+        counts = {k: int(doc[k]) for k in ("mutants", "killed", "refused", "survived")}
+        fingerprint = str(doc.get("fingerprint", ""))
+    except (KeyError, TypeError, ValueError):
+        return head + "<p>" + _pill("unreadable", "error") + f" {_e(source)} is not a mutation report.</p>", 1
+    current = load_definition(d.root).fingerprint()
+    stale = fingerprint != current
+    decision = int(doc.get("decision_parameter_survivors", 0) or 0)
+    status = _pill(f"{counts['survived']} survivor(s)", "error" if counts["survived"] else "ok")
+    if stale:
+        status += " " + _pill("stale: the rule files changed since this run", "warning")
+    rows = "".join(f"<tr><td>{_e(o.get('kind', ''))}</td><td><code>{_e(o.get('mutation', ''))}</code></td>"
+                   f"<td>{'yes' if o.get('decision') else 'no'}</td></tr>"
+                   for o in outcomes if o.get("status") == "survived")
+    body = (f"<p>{status}</p><p>{counts['mutants']} mutants against {_e(doc.get('scenarios', '?'))} scenarios: "
+            f"{counts['killed']} killed by a scenario, {counts['refused']} refused when the pathway loads, "
+            f"{counts['survived']} survived ({decision} of a parameter used in a decision). Run on pathway "
+            f"fingerprint <code>{_e(fingerprint)}</code>; the files now give <code>{_e(current)}</code>.</p>")
+    if rows:
+        body += ("<table><tr><th>kind</th><th>surviving mutant</th><th>parameter used in a decision</th></tr>"
+                 + rows + "</table>")
+    return head + explain + body, counts["survived"] + (1 if stale else 0)
+
+
 def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = None, scenario_dir: Path | None = None,
-                 budget: int = DEFAULT_BUDGET, as_of: date | None = None) -> tuple[str, int]:
+                 budget: int = DEFAULT_BUDGET, as_of: date | None = None,
+                 mutations: Path | None = None) -> tuple[str, int]:
     """The report as HTML text and the number of problems it shows (check errors, the hazard log's
-    included, plus failed scenarios). Rule sign-offs are shown as of ``as_of`` (default: today)."""
+    included, plus failed scenarios, plus surviving mutants when a mutation report is given).
+    Rule sign-offs are shown as of ``as_of`` (default: today); ``mutations`` is a file written by
+    ``pathway test --mutate --json``."""
     root = resolve_pathway_dir(name_or_path)
     try:
         pw = load_pathway(root, profile=profile)
@@ -308,7 +367,9 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
                  f"{len(d.rules)} rules, {len(d.spec.parameters)} parameters, {len(d.spec.sources)} sources.</p>"
                  '<p><a href="#diagram">Diagram</a> · <a href="#checks">Checks</a> · <a href="#rules">Rules</a> · '
                  + ('<a href="#computed">Computed inputs</a> · ' if d.computed or d.consistency else "")
-                 + '<a href="#scenarios">Scenarios</a> · <a href="#parameters">Parameters</a> · '
+                 + '<a href="#scenarios">Scenarios</a> · '
+                 + ('<a href="#invariants">Invariants</a> · ' if d.invariants else "")
+                 + '<a href="#mutations">Mutation testing</a> · <a href="#parameters">Parameters</a> · '
                  '<a href="#sources">Sources</a></p>')
     parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph)))}</div>')
     parts.append(_section_checks(checks))
@@ -317,10 +378,21 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
     parts.append(scen_html)
     if log is not None and log.entries:
         parts.append(_section_hazards(log))
+    parts.append(_section_invariants(d))
+    mutation_doc: dict[str, Any] | None = None
+    mutation_problems = 0
+    if mutations is not None:
+        try:
+            loaded = json.loads(mutations.read_text(encoding="utf-8"))
+            mutation_doc = loaded if isinstance(loaded, dict) else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            mutation_doc = {}
+    mutation_html, mutation_problems = _section_mutations(mutation_doc, d, display_path(mutations) if mutations else "")
+    parts.append(mutation_html)
     parts.append(_section_parameters(d))
     parts.append(_section_sources(d))
     parts.append("</body></html>")
-    return "".join(parts) + "\n", len(checks.errors) + failed
+    return "".join(parts) + "\n", len(checks.errors) + failed + mutation_problems
 
 
 def write_report(name_or_path: str | os.PathLike[str], out: Path, **kwargs: Any) -> tuple[Path, int]:

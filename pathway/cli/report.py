@@ -14,7 +14,8 @@ from pathway.core.errors import display_path
 def _run(args: argparse.Namespace) -> int:
     path, problems = write_report(args.pathway, Path(args.output), profile=args.profile,
                                   scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget,
-                                  as_of=as_of_date(args.as_of))
+                                  as_of=as_of_date(args.as_of),
+                                  mutations=Path(args.mutations) if args.mutations else None)
     print(f"wrote {display_path(path)}" + (f" ({problems} problem(s) shown)" if problems else ""))
     return 1 if problems else 0
 
@@ -29,4 +30,6 @@ def add_command(sub: Subparsers) -> None:
     p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="search bound of the checks")
     p.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
                    help="date the rule sign-offs are judged on (default: today)")
+    p.add_argument("--mutations", default=None, metavar="FILE",
+                   help="include a threshold mutation report written by 'pathway test PATHWAY --mutate --json FILE'")
     p.set_defaults(handler=_run)

@@ -38,6 +38,7 @@ from typing import Any, cast
 
 from pathway.core.errors import Diagnostic, suggest
 from pathway.core.yamlsafe import Located
+from pathway.definition.mutation import Mutation, Site
 
 __all__ = [
     "Cmp",
@@ -318,8 +319,14 @@ class ConditionParser:
         params: dict[str, Any],
         known_names: list[str],
         diagnostics: list[Diagnostic],
+        mutation: Mutation | None = None,
+        sites: list[Site] | None = None,
     ):
         self.doc = doc
+        #: a threshold mutation to apply while parsing (``pathway test --mutate``), and the list that
+        #: collects every numeric comparison parsed (its ``Site``)
+        self.mutation = mutation
+        self.sites = sites
         self.field_type = field_type
         self.derived_type = derived_type
         self.params = params
@@ -395,6 +402,11 @@ class ConditionParser:
             self._err(path, "PW112", f"at least {n} of {len(items)} conditions has {math.comb(len(items), n)} "
                                      f"combinations (limit {MAX_COUNT_CHOICES}); split it into smaller groups")
             return None
+        # 'at least n' is a count >= n: a strictness mutant makes it 'more than n' (at least n + 1).
+        if self._site("(number of conditions that hold)", "gte", n, param, path + ("n",), key=True) == "gt":
+            if n == len(items):
+                return Or(())
+            n += 1
         return AtLeast(n, items, param)
 
     def _resolve(self, value: Any, path: tuple[Any, ...]) -> tuple[Any, str | None]:
@@ -474,8 +486,10 @@ class ConditionParser:
                 high, high_param = self._resolve(raw[1], opath + (1,))
                 for bound, bpath in ((low, opath + (0,)), (high, opath + (1,))):
                     self._check_value(name, ftype, values, "gte", bound, bpath)
-                out.append(Cmp(name, "gte", low, derived, low_param, line, col))
-                out.append(Cmp(name, "lte", high, derived, high_param, line, col))
+                low_op = self._site(name, "gte", low, low_param, opath + (0,), key=False)
+                high_op = self._site(name, "lte", high, high_param, opath + (1,), key=False)
+                out.append(Cmp(name, low_op, low, derived, low_param, line, col))
+                out.append(Cmp(name, high_op, high, derived, high_param, line, col))
                 continue
             if op in ("in", "not_in"):
                 if not isinstance(raw, list) or not raw:
@@ -493,8 +507,17 @@ class ConditionParser:
                 continue
             if not self._check_value(name, ftype, values, op, value, opath):
                 continue
+            if op in _NUMERIC_OPS:
+                op = self._site(name, op, value, param, opath, key=isinstance(spec, dict))
             out.append(Cmp(name, op, value, derived, param, line, col))
         return out
+
+    def _site(self, name: str, op: str, value: Any, param: str | None, path: tuple[Any, ...], *, key: bool) -> str:
+        """Record a numeric comparison (at its operator's position) and return the operator to compile."""
+        line, col = self.doc.pos(path, key=key)
+        if self.sites is not None:
+            self.sites.append(Site(self.doc.file, line, col, name, op, value, param))
+        return self.mutation.operator_at(self.doc.file, line, col, op) if self.mutation is not None else op
 
     def _check_value(self, name: str, ftype: str, values: list[str], op: str, value: Any, path: tuple[Any, ...]) -> bool:
         if value is None:

@@ -6,6 +6,8 @@ diagrams); :mod:`pathway.loading` builds them from the rule files.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathway.definition.clock import MAX_DAY
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.invariants import Invariant
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
+from pathway.definition.mutation import Site
 
 __all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_FIELDS", "Branch", "BRANCHES",
            "BRANCH_KEYS", "SignOff", "SIGNOFF_TEXT", "Ref", "Hazard"]
@@ -268,6 +271,8 @@ class PathwayDef:
     hazards: tuple[Hazard, ...] = ()
     #: the safety invariants, in file order (empty when pathway.yaml names no invariants file)
     invariants: tuple[Invariant, ...] = ()
+    #: every numeric comparison written in a condition (the sites of threshold mutations)
+    sites: tuple[Site, ...] = ()
 
     @property
     def id(self) -> str:
@@ -280,6 +285,25 @@ class PathwayDef:
     @property
     def start_state(self) -> str:
         return next(s for s, d in self.spec.states.items() if d.kind == "start")
+
+    def fingerprint(self) -> str:
+        """A short hash of what this pathway decides with: the contents of every file the load read
+        (named relative to the pathway folder), the profile and the parameter values in effect."""
+        h = hashlib.sha256()
+        for name in sorted(set(self.files)):
+            path = Path(name)
+            try:
+                shown = path.resolve().relative_to(self.root.resolve()).as_posix()
+            except ValueError:
+                shown = path.name
+            h.update(shown.encode("utf-8", "surrogateescape") + b"\0")
+            try:
+                h.update(path.read_bytes())
+            except OSError:
+                h.update(b"\0missing\0")
+            h.update(b"\0")
+        h.update(json.dumps({"profile": self.profile, "parameters": self.params}, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
 
     def rules_in(self, state: str) -> list[Rule]:
         return [r for r in self.rules if state in r.states]

@@ -51,6 +51,7 @@ from pathway.definition.model import (
     SourcesFile,
     risk_rating,
 )
+from pathway.definition.mutation import Mutation, Site, nudge
 from pathway.definition.pathway import (
     BRANCH_KEYS,
     BUILTIN_FIELDS,
@@ -101,10 +102,15 @@ def resolve_pathway_dir(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 class _Loader:
-    def __init__(self, root: Path, overrides: dict[str, Any] | None, profile: str | None = None):
+    def __init__(self, root: Path, overrides: dict[str, Any] | None, profile: str | None = None,
+                 mutation: Mutation | None = None, yaml_cache: dict[str, Located] | None = None):
         self.root = root
         self.overrides = overrides or {}
         self.profile = profile
+        self.mutation = mutation
+        self.yaml_cache = yaml_cache
+        #: every numeric comparison the conditions make (for threshold mutations)
+        self.sites: list[Site] = []
         self._edge_graph: nx.DiGraph | None = None
         self.diags: list[Diagnostic] = []
         self.files: list[str] = []
@@ -122,7 +128,12 @@ class _Loader:
                 self.diags.append(Diagnostic(shown, 0, 0, "PW002", message))
             return None
         try:
-            return load_yaml_file(str(path), shown)
+            if self.yaml_cache is None:
+                return load_yaml_file(str(path), shown)
+            key = f"{path}\0{path.stat().st_mtime_ns}\0{path.stat().st_size}"
+            if key not in self.yaml_cache:
+                self.yaml_cache[key] = load_yaml_file(str(path), shown)
+            return self.yaml_cache[key]
         except YamlProblem as exc:
             self.diags.append(exc.diagnostic)
             return None
@@ -159,6 +170,8 @@ class _Loader:
         if profile_id:
             params.update(self._profile(pdoc, spec, profile_id))
         params.update(self.overrides)
+        if self.mutation is not None and self.mutation.kind == "parameter":
+            self._mutate_parameter(pdoc, params, self.mutation)
 
         fdoc = self._load(spec.fields_file, (pdoc, ("fields_file",)))
         fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
@@ -254,7 +267,20 @@ class _Loader:
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
                           consistency=tuple(consistency), decision_points=points, kept=kept,
-                          hazards=hazards, invariants=invariants)
+                          hazards=hazards, invariants=invariants, sites=tuple(dict.fromkeys(self.sites)))
+
+    def _mutate_parameter(self, pdoc: Located, params: dict[str, Any], mutation: Mutation) -> None:
+        """Nudge one numeric parameter one step (a threshold mutant); a parameter the caller pins stays."""
+        name = mutation.parameter
+        if name is None or name not in params:
+            self.diags.append(pdoc.diag(("parameters",), "PW203", f"mutation of unknown parameter '{name}'"))
+            return
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.diags.append(pdoc.diag(("parameters", name), "PW112", f"mutation of '{name}', which is not a number"))
+            return
+        if name not in self.overrides:
+            params[name] = nudge(value, mutation.direction)
 
     def _evidence_authority(self, doc: Located, where: tuple[Any, ...], evidence: Evidence, spec: PathwayFile) -> None:
         """PW237: evidence marked verified whose sources (all known) are all non-authoritative."""
@@ -440,7 +466,8 @@ class _Loader:
             if fdef.aggregate is not None:
                 self.diags.append(doc.diag(where, "PW112", f"'{name}' has both 'aggregate' and 'compute'; give one",
                                            key=True))
-            parser = C.ConditionParser(doc, field_type, derived_type, params, sorted(authored), self.diags)
+            parser = C.ConditionParser(doc, field_type, derived_type, params, sorted(authored), self.diags,
+                                       self.mutation, self.sites)
             cond = parser.parse(fdef.compute.when, where + ("when",))
             inputs: list[str] = []
             for cmp in C.fields_of(cond):
@@ -830,7 +857,7 @@ class _Loader:
             return (d.type, list(d.values)) if d is not None else None
 
         known = sorted([n for n in fields] + list(spec.derived))
-        return C.ConditionParser(doc, field_type, derived_type, params, known, self.diags)
+        return C.ConditionParser(doc, field_type, derived_type, params, known, self.diags, self.mutation, self.sites)
 
     def _watchdogs(self, pdoc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
                    params: dict[str, Any]) -> dict[str, C.Cond]:
@@ -1206,11 +1233,15 @@ def _same_kind(default: Any, value: Any) -> bool:
 
 
 def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None,
-                    profile: str | None = None) -> PathwayDef:
+                    profile: str | None = None, *, mutation: Mutation | None = None,
+                    yaml_cache: dict[str, Located] | None = None) -> PathwayDef:
     """Load, validate and resolve a pathway folder; raise DefinitionError listing every problem.
 
     ``profile`` names a site profile (``profiles/<id>.yaml``; default: the pathway's
-    ``default_profile``); ``overrides`` set parameters on top of it.
+    ``default_profile``); ``overrides`` set parameters on top of it. ``mutation`` applies one
+    threshold mutant (a parameter an override pins is left as pinned). ``yaml_cache`` reuses
+    parsed files across loads (keyed by path, size and modification time; the loader never
+    changes a parsed document).
     """
     root = resolve_pathway_dir(name_or_path)
-    return _Loader(root, overrides, profile).run()
+    return _Loader(root, overrides, profile, mutation, yaml_cache).run()

@@ -1,0 +1,258 @@
+"""Threshold mutation testing: does the scenario library notice when a threshold moves?
+
+Each mutant is the pathway with one change a slip of an author's hand could make: a numeric
+parameter moved one step up or down (``$oxford_crp_mg_l`` 45 -> 46), or one comparison's
+strictness flipped (``crp_mg_l gt 45`` -> ``gte 45``). The scenario library is rerun against
+every mutant; a mutant is
+
+- **killed** when a scenario fails (the scenarios pin that threshold down),
+- **refused** when the pathway no longer loads (a consistency check of the loader notices it),
+- **survived** when every scenario still passes: the threshold could move and nothing would say so.
+
+A scenario that pins a parameter (its own ``parameters:``) keeps the pinned value. Mutants run in
+worker processes; each stops at the first scenario that fails, trying first the scenarios that fired
+the rules the mutant touches.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pathway.authoring.scenario import LoadedScenario, load_scenarios, run_scenario
+from pathway.core.errors import DefinitionError, display_path
+from pathway.core.yamlsafe import Located
+from pathway.definition.mutation import STRICTNESS_FLIP, Mutation, Site
+from pathway.definition.pathway import PathwayDef
+from pathway.loading.loader import load_definition, resolve_pathway_dir
+from pathway.runtime.api import Pathway
+
+__all__ = ["MutantOutcome", "MutationReport", "mutants", "decision_parameters", "run_mutation"]
+
+Status = Literal["killed", "refused", "survived"]
+
+
+def decision_parameters(definition: PathwayDef) -> set[str]:
+    """Parameters a condition compares with (thresholds, days, counts), as opposed to doses, ranks and texts."""
+    return {s.param for s in definition.sites if s.param}
+
+
+def _mutable_sites(definition: PathwayDef) -> list[Site]:
+    """Comparison sites of the rules, fields and states (not of the invariants, which scenarios do not run)."""
+    skip = set()
+    if definition.spec.invariants_file:
+        skip.add(display_path(definition.root / definition.spec.invariants_file))
+    return [s for s in definition.sites if s.file not in skip and s.op in STRICTNESS_FLIP]
+
+
+def mutants(definition: PathwayDef, kinds: Iterable[str] = ("parameter", "operator")) -> list[Mutation]:
+    """Every threshold mutant of a pathway: each numeric parameter one step each way, each comparison flipped."""
+    out: list[Mutation] = []
+    if "parameter" in kinds:
+        for name, value in definition.params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            out.extend(Mutation("parameter", parameter=name, direction=d) for d in (-1, 1))
+    if "operator" in kinds:
+        out.extend(Mutation("operator", site=s) for s in _mutable_sites(definition))
+    return out
+
+
+@dataclass
+class MutantOutcome:
+    mutation: Mutation
+    description: str
+    status: Status
+    #: the scenario that failed (killed), or the loader's first problem (refused)
+    by: str = ""
+    #: a parameter compared by a condition, or any comparison site
+    decision: bool = True
+    scenarios_run: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.mutation.id, "kind": self.mutation.kind, "mutation": self.description,
+                "status": self.status, "by": self.by, "decision": self.decision, "scenarios_run": self.scenarios_run}
+
+
+@dataclass
+class MutationReport:
+    pathway: str
+    #: ``PathwayDef.fingerprint()`` of the pathway mutated (default profile): a saved report is stale
+    #: once the rule files change
+    fingerprint: str = ""
+    scenarios: int = 0
+    outcomes: list[MutantOutcome] = field(default_factory=list)
+
+    def count(self, status: Status, *, kind: str | None = None, decision: bool | None = None) -> int:
+        return len(self.select(status, kind=kind, decision=decision))
+
+    def select(self, status: Status, *, kind: str | None = None, decision: bool | None = None) -> list[MutantOutcome]:
+        return [o for o in self.outcomes if o.status == status and (kind is None or o.mutation.kind == kind)
+                and (decision is None or o.decision == decision)]
+
+    @property
+    def survivors(self) -> list[MutantOutcome]:
+        return self.select("survived")
+
+    def summary(self) -> str:
+        n = len(self.outcomes)
+        lines = [f"mutation testing of {self.pathway} against {self.scenarios} scenarios: {n} mutants, "
+                 f"{self.count('killed')} killed by a scenario, "
+                 f"{self.count('refused')} refused when the pathway loads, {self.count('survived')} survived"]
+        for kind, label in (("parameter", "parameters (one step each way)"), ("operator", "comparisons (strictness flipped)")):
+            total = [o for o in self.outcomes if o.mutation.kind == kind]
+            if not total:
+                continue
+            survived = [o for o in total if o.status == "survived"]
+            line = f"  {label}: {len(total)} mutants, {len(survived)} survived"
+            if kind == "parameter":
+                line += f" ({sum(1 for o in survived if o.decision)} of parameters used in a decision)"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def text(self) -> str:
+        lines = [self.summary()]
+        if self.survivors:
+            lines.append("survivors (no scenario notices the change):")
+            for o in self.survivors:
+                tag = "" if o.mutation.kind == "operator" or o.decision else "  [not used in a decision]"
+                lines.append(f"  {o.description}{tag}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pathway": self.pathway,
+            "fingerprint": self.fingerprint,
+            "scenarios": self.scenarios,
+            "mutants": len(self.outcomes),
+            "killed": self.count("killed"),
+            "refused": self.count("refused"),
+            "survived": self.count("survived"),
+            "decision_parameter_survivors": self.count("survived", kind="parameter", decision=True),
+            "outcomes": [o.to_dict() for o in self.outcomes],
+        }
+
+
+# -- running -----------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    root: str
+    scenarios: list[LoadedScenario]
+    #: scenario index -> the rules it fired unmutated (to try the likeliest scenarios first)
+    fired: list[set[str]]
+    yaml_cache: dict[str, Located] = field(default_factory=dict)
+    base: PathwayDef | None = None
+
+
+_job: _Job | None = None
+
+
+def _init(root: str, files: list[str], fired: list[set[str]]) -> None:
+    global _job
+    scenarios = [ls for f in files for ls in load_scenarios(f)]
+    _job = _Job(root, scenarios, fired)
+
+
+def _touched_rules(definition: PathwayDef, m: Mutation) -> set[str]:
+    if m.kind == "parameter":
+        return {r.id for r in definition.rules if m.parameter in r.params}
+    assert m.site is not None
+    best: dict[str, int] = {}
+    for r in definition.rules:
+        if r.file == m.site.file and r.line <= m.site.line:
+            best[r.id] = r.line
+    if not best:
+        return set()
+    line = max(best.values())
+    return {rid for rid, ln in best.items() if ln == line}
+
+
+def _run_one(m: Mutation) -> MutantOutcome:
+    assert _job is not None
+    job = _job
+    pathways: dict[Any, Pathway] = {}
+    ran = 0
+    order = list(range(len(job.scenarios)))
+    if job.base is None:
+        job.base = load_definition(job.root, yaml_cache=job.yaml_cache)
+    base = job.base
+    description = m.describe(base.params)
+    decision = m.kind == "operator" or m.parameter in decision_parameters(base)
+    touched = _touched_rules(base, m)
+    order.sort(key=lambda i: 0 if job.fired[i] & touched else 1)
+    for i in order:
+        ls = job.scenarios[i]
+        sc = ls.scenario
+        name = ls.pathway or job.root
+        if Path(resolve_pathway_dir(name)).resolve() != Path(job.root).resolve():
+            continue
+        key = (str(name), sc.profile, tuple(sorted(sc.parameters.items())))
+        if key not in pathways:
+            try:
+                definition = load_definition(job.root, dict(sc.parameters) or None, sc.profile, mutation=m,
+                                             yaml_cache=job.yaml_cache)
+            except DefinitionError as exc:
+                first = exc.diagnostics[0] if exc.diagnostics else None
+                return MutantOutcome(m, description, "refused", str(first) if first else str(exc), decision, ran)
+            pathways[key] = Pathway(definition)
+        ran += 1
+        outcome = run_scenario(ls, name, pathways)
+        if not outcome.passed:
+            return MutantOutcome(m, description, "killed", f"{sc.id} ({ls.location})", decision, ran)
+    return MutantOutcome(m, description, "survived", "", decision, ran)
+
+
+def run_mutation(pathway: str | os.PathLike[str], files: list[Path], *, kinds: Iterable[str] = ("parameter", "operator"),
+                 parameters: Iterable[str] | None = None, jobs: int | None = None,
+                 progress: Callable[[MutantOutcome], None] | None = None) -> MutationReport:
+    """Run every threshold mutant of ``pathway`` against the scenarios in ``files``.
+
+    ``parameters`` narrows the run to the mutants of those parameters and of the comparisons with them.
+
+    The unmutated library must pass first (a failing scenario would kill every mutant); raise
+    ``ValueError`` naming the failures otherwise.
+    """
+    root = str(resolve_pathway_dir(pathway).resolve())
+    scenarios = [ls for f in files for ls in load_scenarios(f)]
+    cache: dict[Any, Pathway] = {}
+    fired: list[set[str]] = []
+    failing: list[str] = []
+    for ls in scenarios:
+        o = run_scenario(ls, ls.pathway or root, cache)
+        fired.append(set(o.rules_fired))
+        if not o.passed:
+            failing.append(f"{o.id} ({ls.location})")
+    if failing:
+        raise ValueError("the scenarios must pass before mutation testing; failing: " + ", ".join(failing))
+    definition = load_definition(root)
+    todo = mutants(definition, kinds)
+    if parameters is not None:
+        wanted = set(parameters)
+        unknown = sorted(wanted - set(definition.params))
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
+        todo = [m for m in todo if (m.parameter if m.kind == "parameter" else m.site and m.site.param) in wanted]
+    report = MutationReport(definition.id, definition.fingerprint(), len(scenarios))
+    str_files = [os.fspath(f) for f in files]
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    if workers == 1:
+        _init(root, str_files, fired)
+        results: Iterable[MutantOutcome] = map(_run_one, todo)
+        for outcome in results:
+            report.outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+        return report
+    ctx = multiprocessing.get_context("spawn")
+    # A fresh worker every few dozen mutants: each loaded mutant keeps its compiled rulesets in the engine.
+    with ctx.Pool(workers, initializer=_init, initargs=(root, str_files, fired), maxtasksperchild=40) as pool:
+        for outcome in pool.imap(_run_one, todo):
+            report.outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+    return report

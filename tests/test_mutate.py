@@ -1,0 +1,163 @@
+"""Threshold mutation testing: a parameter nudged one step or a comparison's strictness flipped
+changes what the engine does, and ``pathway test --mutate`` reports the mutants no scenario notices."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from pathway import DefinitionError
+from pathway.authoring.mutate import decision_parameters, mutants, run_mutation
+from pathway.cli.main import main
+from pathway.definition.mutation import Mutation, nudge, step_of
+from pathway.loading.loader import load_definition
+from pathway.runtime.api import Pathway
+
+ADMISSION = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
+             "albumin_g_l": 32}
+
+
+def _oxford(definition, stools: int, crp: float) -> bool | None:
+    """The day-3 Oxford index for a patient with ``stools`` and ``crp`` on day 3."""
+    session, _ = Pathway(definition).run_course({"patient": {"id": "m", "weight_kg": 70}, "events": [
+        ADMISSION, {"day": 3, "stool_freq_24h": stools, "visible_blood": True, "crp_mg_l": crp, "albumin_g_l": 30}]})
+    return session.result()["derived"].get("oxford_high_risk")
+
+
+@pytest.mark.parametrize(("value", "down", "up"), [
+    (45, 44, 46), (37.8, 37.7, 37.9), (0.05, 0.04, 0.06), (3.0, 2.9, 3.1), (0.85, 0.84, 0.86), (1.0, 0.9, 1.1),
+    (12.5, 12.4, 12.6),
+])
+def test_one_step_is_one_unit_of_the_last_written_digit(value, down, up) -> None:
+    assert (nudge(value, -1), nudge(value, +1)) == (down, up)
+    assert isinstance(step_of(45), int) and step_of(0.05) == 0.01
+
+
+def test_a_parameter_mutant_moves_the_threshold_and_the_engine_follows() -> None:
+    base = load_definition("asuc")
+    up = load_definition("asuc", mutation=Mutation("parameter", parameter="oxford_crp_mg_l", direction=+1))
+    down = load_definition("asuc", mutation=Mutation("parameter", parameter="oxford_crp_mg_l", direction=-1))
+    assert (base.params["oxford_crp_mg_l"], up.params["oxford_crp_mg_l"], down.params["oxford_crp_mg_l"]) == (45, 46, 44)
+    # Travis: 3-8 stools and CRP > 45 on day 3 (asuc-evidence §4.2)
+    assert _oxford(base, 5, 46) is True and _oxford(base, 5, 45) is False
+    assert _oxford(up, 5, 46) is False
+    assert _oxford(down, 5, 45) is True
+    # a value the caller pins (a scenario's own parameters) is left as pinned
+    pinned = load_definition("asuc", {"oxford_crp_mg_l": 50},
+                             mutation=Mutation("parameter", parameter="oxford_crp_mg_l", direction=+1))
+    assert pinned.params["oxford_crp_mg_l"] == 50
+
+
+def test_an_operator_mutant_flips_only_the_comparison_at_its_site() -> None:
+    base = load_definition("asuc")
+    site = next(s for s in base.sites if s.field == "crp_mg_l" and s.param == "oxford_crp_mg_l")
+    assert site.file.endswith("steroids.yaml") and site.op == "gt"
+    flipped = load_definition("asuc", mutation=Mutation("operator", site=site))
+    assert _oxford(flipped, 5, 45) is True      # CRP >= 45 now counts
+    assert _oxford(flipped, 5, 44) is False
+    # the other comparisons with CRP are untouched: Truelove & Witts still needs CRP > 30
+    tw = next(s for s in base.sites if s.param == "tw_crp_mg_l")
+    assert any(s.where == tw.where and s.op == tw.op for s in flipped.sites)
+
+
+def test_at_least_n_flipped_means_more_than_n() -> None:
+    base = load_definition("asuc")
+    site = next(s for s in base.sites if s.param == "jalan_min_signs")
+    assert site.op == "gte"
+    flipped = Pathway(load_definition("asuc", mutation=Mutation("operator", site=site)))
+    # dilatation plus exactly three Jalan signs (temperature > 38, pulse > 120, Hb < 10.5) and dehydration is
+    # toxic megacolon (Jalan: three of the four, and one of the others)
+    course = {"patient": {"id": "j", "weight_kg": 70}, "events": [
+        ADMISSION, {"day": 1, "transverse_colon_cm": 6.5, "temp_c": 38.5, "pulse_bpm": 130, "hb_g_dl": 9.5,
+                                    "dehydration": True}]}
+    base_result = Pathway(base).run_course(course)[0].result()
+    mutant_result = flipped.run_course(course)[0].result()
+    assert base_result["state"] == "colectomy"
+    assert mutant_result["state"] != "colectomy"
+
+
+def test_a_mutant_the_loader_rejects_is_refused_not_survived() -> None:
+    # a nudged parameter that breaks a consistency check of the loader never reaches a patient
+    definition = load_definition("asuc")
+    with pytest.raises(DefinitionError):
+        load_definition("asuc", mutation=Mutation("parameter", parameter="assessment_day", direction=+1),
+                        overrides={"assessment_window_end_day": 3})
+    assert "oxford_crp_mg_l" in decision_parameters(definition)
+    assert "tac_start_mg_kg_day" not in decision_parameters(definition)   # a dose, not a threshold
+    kinds = {m.kind for m in mutants(definition)}
+    assert kinds == {"parameter", "operator"}
+    assert not any(m.site and m.site.file.endswith("invariants.yaml") for m in mutants(definition))
+
+
+SCENARIO = """\
+scenarios:
+- id: oxford-positive-on-crp
+  purpose: 5 stools and CRP 60 on day 3 is Oxford-positive (3-8 stools and CRP > 45; Travis, §4.2)
+  case:
+    patient: {{id: o, weight_kg: 70}}
+    events:
+    - {admission}
+    - {{day: 3, stool_freq_24h: 5, visible_blood: true, crp_mg_l: 60, albumin_g_l: 30}}
+  expect:
+    derived: {{oxford_high_risk: true}}
+"""
+
+BOUNDARIES = """\
+- id: oxford-crp-at-the-threshold-is-negative
+  purpose: CRP exactly 45 is not above 45 (Travis, §4.2)
+  case:
+    patient: {{id: o, weight_kg: 70}}
+    events:
+    - {admission}
+    - {{day: 3, stool_freq_24h: 5, visible_blood: true, crp_mg_l: 45, albumin_g_l: 30}}
+  expect:
+    derived: {{oxford_high_risk: false}}
+- id: oxford-crp-one-above-the-threshold-is-positive
+  purpose: CRP 46 is above 45 (Travis, §4.2)
+  case:
+    patient: {{id: o, weight_kg: 70}}
+    events:
+    - {admission}
+    - {{day: 3, stool_freq_24h: 5, visible_blood: true, crp_mg_l: 46, albumin_g_l: 30}}
+  expect:
+    derived: {{oxford_high_risk: true}}
+"""
+
+
+def test_survivors_are_listed_until_boundary_scenarios_pin_the_threshold(tmp_path, capsys) -> None:
+    admission = json.dumps(ADMISSION).replace('"', "")
+    scenarios = tmp_path / "oxford.yaml"
+    scenarios.write_text(SCENARIO.format(admission=admission), encoding="utf-8")
+    report = run_mutation("asuc", [scenarios], parameters=["oxford_crp_mg_l"], jobs=1)
+    # CRP 60 is far from 45: moving the threshold either way, or flipping > to >=, goes unnoticed
+    assert [o.status for o in report.outcomes] == ["survived"] * 3
+    assert {o.description for o in report.survivors} >= {"$oxford_crp_mg_l 45 -> 46", "$oxford_crp_mg_l 45 -> 44"}
+
+    scenarios.write_text(SCENARIO.format(admission=admission) + BOUNDARIES.format(admission=admission), encoding="utf-8")
+    code = main(["test", "asuc", str(scenarios), "--mutate", "--param", "oxford_crp_mg_l", "--jobs", "1",
+                 "--json", str(tmp_path / "m.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "3 mutants, 3 killed by a scenario" in out
+    doc = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert doc["survived"] == 0 and doc["decision_parameter_survivors"] == 0
+    killers = {o["mutation"]: o["by"].split(" ")[0] for o in doc["outcomes"]}
+    assert killers["$oxford_crp_mg_l 45 -> 46"] == "oxford-crp-one-above-the-threshold-is-positive"
+    assert killers["$oxford_crp_mg_l 45 -> 44"] == "oxford-crp-at-the-threshold-is-negative"
+
+
+def test_mutation_needs_a_passing_library(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""\
+        scenarios:
+        - id: wrong
+          purpose: deliberately wrong expectation
+          case:
+            patient: {id: o, weight_kg: 70}
+            events: [{day: 0, bloody_stools_24h: 2}]
+          expect: {state: colectomy}
+        """), encoding="utf-8")
+    assert main(["test", "asuc", str(bad), "--mutate", "--jobs", "1"]) == 1
+    assert "must pass before mutation testing" in capsys.readouterr().err
