@@ -98,7 +98,7 @@ def test_the_same_seed_finds_the_same_course(rules_copy) -> None:
 def test_verify_command(rules_copy, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "asuc", "--budget", "50"]) == 0
     out = capsys.readouterr().out
-    assert "50 course(s)" in out and "no violation of 12 invariant(s)" in out
+    assert "50 course(s)" in out and "no violation of 17 invariant(s)" in out
     _without_emergency_rule(rules_copy)
     assert main(["verify", str(rules_copy), "--budget", "300"]) == 1
     out = capsys.readouterr().out
@@ -135,6 +135,12 @@ def _broken(rules_copy, old: str, new: str) -> list:
      "        - nott: {offers: {option: ciclosporin, status: available}}", "PW110", "unknown expectation 'nott'"),
     ("    when: {state: rescue_selection, tacrolimus_excluded: true}",
      "    when: {state: rescue_selection, tacrolimus_exclude: true}", "PW202", "tacrolimus_exclude"),
+    ("    after: {moves_to: iv_steroids}\n    within_days: 10\n", "    after: {moves_to: iv_steroids}\n",
+     "PW112", "'after' and 'within_days' go together: add 'within_days'"),
+    ("    within_days: 2\n", "    within_days: -2\n", "PW112", "'within_days' is a whole number of days"),
+    ("    within_days: 2\n", "    within_days: $no_such_days\n", "PW203", "no_such_days"),
+    ("    at: end\n", "    at: end\n    within_days: 3\n", "PW112", "'at: end' checks the last result"),
+    ("    builtin: no_stall\n", "    builtin: no_stall\n    at: end\n", "PW112", "takes no course operator"),
 ])
 def test_broken_invariants_get_located_errors(rules_copy, old: str, new: str, code: str, fragment: str) -> None:
     diags = _broken(rules_copy, old, new)
@@ -151,3 +157,53 @@ def test_hazards_name_the_invariants_that_verify_them() -> None:
             assert inv.id in by_hazard[hazard], (inv.id, hazard)
     assert all(h.scenarios or h.invariants for h in d.hazards)
     assert (ROOT / "rules" / "schema" / "invariants.schema.json").is_file()
+
+
+# -- course operators ----------------------------------------------------------------------------
+
+ADMISSION = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
+             "albumin_g_l": 32}
+
+
+def test_a_stall_past_the_evidence_is_found_whatever_the_parameters_say() -> None:
+    """INV-016 is written from the evidence (no benefit from IV steroids beyond 7-10 days), not from the
+    watchdog: a profile that moves the final steroid day to day 30 silences the watchdog and the
+    final-day rule, and the search finds a patient left on IV steroids on day 11 with nothing said."""
+    planted = load_pathway("asuc", parameters={"final_steroid_day": 30}, cache=False)
+    report = verify(planted, budget=300, seed=0)
+    assert report.violation is not None and report.violation.invariant == "INV-016", report.violation
+    assert "by day 10" in report.violation.detail
+    course = report.violation.case
+    assert check_course(planted, course) is not None
+    # the same course under the shipped parameters keeps every invariant
+    assert check_course(load_pathway("asuc"), course) is None
+
+
+def test_within_days_is_judged_when_an_event_arrives_past_the_deadline() -> None:
+    pw = load_pathway("asuc", parameters={"final_steroid_day": 30}, cache=False)
+    patient = {"id": "w", "weight_kg": 70}
+    quiet = {"stool_freq_24h": 5, "visible_blood": True}
+    # nothing is known after day 10: the course has not broken the invariant (yet)
+    assert check_course(pw, {"patient": patient, "events": [ADMISSION, {"day": 10, **quiet}]}) is None
+    late = check_course(pw, {"patient": patient, "events": [ADMISSION, {"day": 10, **quiet}, {"day": 11, **quiet}]})
+    assert late is not None and late.invariant == "INV-016" and late.event == 2
+
+
+def test_at_end_checks_only_the_last_result(rules_copy) -> None:
+    path = rules_copy / "invariants.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + """
+  - id: INV-900
+    title: Every course ends in rescue selection (false on purpose)
+    at: end
+    expect: {state: rescue_selection}
+""", encoding="utf-8")
+    pw = load_pathway(rules_copy, cache=False)
+    assert pw.definition.invariants[-1].at_end
+    patient = {"id": "e", "weight_kg": 70}
+    failing_day3 = {"day": 3, "stool_freq_24h": 12, "visible_blood": True, "crp_mg_l": 80, "albumin_g_l": 30}
+    # admission alone ends in IV steroids: broken, and said to be about the end of the course
+    v = check_course(pw, {"patient": patient, "events": [ADMISSION]})
+    assert v is not None and v.invariant == "INV-900" and v.detail.startswith("at the end of the course")
+    # the same admission followed by steroid failure ends in rescue selection: kept, although the
+    # first result (IV steroids) alone would not satisfy it
+    assert check_course(pw, {"patient": patient, "events": [ADMISSION, failing_day3]}) is None

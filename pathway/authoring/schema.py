@@ -262,11 +262,18 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "hazards": "Ids of the hazards of the hazard log this invariant verifies.",
         "description": "Longer explanation: the exceptions and why.",
         "builtin": "A built-in property instead of when/expect: refused_event_changes_nothing, "
-                   "recorded_decision_acted_on_or_alerted, no_stall, doses_within_label or monotone_risk_indices.",
+                   "recorded_decision_acted_on_or_alerted, no_stall, doses_within_label, monotone_risk_indices or "
+                   "no_recommendation_of_an_avoided_drug.",
         "when": "When the invariant applies: a condition (the rule condition language) on what the event was "
                 "evaluated with (state before any move, inputs, built-ins, derived facts).",
         "expect": "What the result after the event must show: moves_to, state, proposes, recommends, alerts, "
                   "offers, dose, data_required, combined with any, all and not.",
+        "at": "Course operator: 'end' checks the expectation on the last result of a course only (default "
+              "every_event: after every event).",
+        "after": "Course operator, with within_days: once a result shows this (same vocabulary as expect) and "
+                 "'when' holds, 'expect' is due within within_days clinical days.",
+        "within_days": "Course operator, with after: days (a number or $parameter) within which 'expect' must be "
+                       "shown once a result shows 'after'.",
         "dose_ranges": "For doses_within_label: medicine -> label range per kg (mg_per_kg or mg_per_kg_per_day).",
         "monotone": "For monotone_risk_indices: derived fact -> its positive values, which a worse input may not undo.",
         "drug_classes": "For no_recommendation_of_an_avoided_drug: drug class (as texts name it) -> its medicines.",
@@ -313,7 +320,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "Verification": {
         "scenarios": "Scenario ids from the pathway's scenarios/ folder; 'pathway check' runs them (PW624, PW625).",
-        "invariants": "Invariant ids (reserved: no pathway defines invariants yet, so leave it empty).",
+        "invariants": "Ids of the safety invariants (invariants file) that verify the hazard; 'pathway verify' checks them.",
     },
     "Evidence": {
         "sources": "Source ids (from the sources list); at least one.",

@@ -217,6 +217,9 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
     except InputError:
         return None  # a patient record the input refuses: nothing to run
     applied: list[dict[str, Any]] = []
+    #: open 'within_days' obligations: invariant id -> (event index that opened it, deadline day)
+    pending: dict[str, list[tuple[int, float]]] = {}
+    last: tuple[int, dict[str, Any], dict[str, Any], str] | None = None  # index, facts, result, state before
     for index, event in enumerate(case["events"]):
         before_state = session.state
         before = _dump(session) if "refused_event_changes_nothing" in builtins else ""
@@ -245,11 +248,45 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
         # a decision recorded in this event counts for the invariants, whichever state it was due in
         facts.update({k: v for k, v in event.items() if k in d.decisions})
         for inv in invariants:
-            problem = _check(pathway, inv, facts, result, before_state, event, evaluations, stats)
+            if inv.at_end:
+                continue
+            if inv.after is not None:
+                problem = _within(inv, pending.setdefault(inv.id, []), index, facts, result, before_state, stats)
+            else:
+                problem = _check(pathway, inv, facts, result, before_state, event, evaluations, stats)
             if problem is None and inv.builtin == "monotone_risk_indices":
                 problem = _monotone(pathway, inv, case, applied, facts, evaluations, stats)
             if problem is not None:
                 return _violation(inv, index, problem, case, before_state, result)
+        last = (index, facts, result, before_state)
+    if last is not None:
+        index, facts, result, before_state = last
+        for inv in invariants:
+            if inv.at_end:
+                problem = _check(pathway, inv, facts, result, before_state, {}, [], stats)
+                if problem is not None:
+                    return _violation(inv, index, "at the end of the course: " + problem, case, before_state, result)
+    return None
+
+
+def _within(inv: Invariant, open_: list[tuple[int, float]], index: int, facts: dict[str, Any], result: dict[str, Any],
+            before: str, stats: VerifyReport | None) -> str | None:
+    """``after`` ... ``within_days``: an open obligation broken by the first event past its deadline;
+    discharged by a result showing ``expect``; opened by a result showing ``after`` (``when`` holding)."""
+    assert inv.after is not None and inv.expect is not None and inv.within_days is not None and inv.when is not None
+    day = float(result.get("day") or 0)
+    late = [(i, deadline) for i, deadline in open_ if day > deadline]
+    if late and not expect_holds(inv.expect, result, before):
+        opened, deadline = late[0]
+        return (f"after event {opened} showed {describe_expect(inv.after)}, expected {describe_expect(inv.expect)} "
+                f"by day {deadline:g}; on day {day:g} still not: {_summary(result)}")
+    if expect_holds(inv.expect, result, before):
+        open_.clear()
+        return None
+    open_[:] = [(i, deadline) for i, deadline in open_ if day <= deadline]
+    if C.evaluate(inv.when, facts) is True and expect_holds(inv.after, result, before):
+        _count(stats, inv)
+        open_.append((index, day + inv.within_days))
     return None
 
 

@@ -27,6 +27,15 @@ event; the invariant applies only when it is definitely true. ``expect`` is a tr
 - ``data_required: true``: something is asked for;
 - ``any``, ``all`` (lists) and ``not``.
 
+Course operators say *when* the expectation is checked (default: after every event):
+
+- ``at: end``: only on the last result of a course (``when`` on that event's facts);
+- ``after: <expectation>`` with ``within_days: N`` (a number or ``$parameter``): once a result shows
+  ``after`` (and ``when`` holds on its event), ``expect`` is due within ``N`` clinical days. The
+  engine speaks only when an event arrives, so the obligation is broken by a result more than ``N``
+  days later that still does not show ``expect`` when no result since did; a course that ends
+  before the deadline has not broken it.
+
 Built-in properties (``builtin:``) check what a condition cannot say: see :data:`BUILTINS`.
 """
 
@@ -88,6 +97,11 @@ class Invariant:
     builtin: str | None = None
     when: C.Cond | None = None
     expect: Expect | None = None
+    #: course operators: checked on the last result only, or ``expect`` due within ``within_days``
+    #: clinical days of a result showing ``after``
+    at_end: bool = False
+    after: Expect | None = None
+    within_days: int | None = None
     #: medicine -> {"mg_per_kg": (low, high)} or {"mg_per_kg_per_day": (low, high)} (doses_within_label)
     dose_ranges: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     #: derived fact -> its positive values (monotone_risk_indices)

@@ -579,6 +579,12 @@ class InvariantDef(_Model):
     builtin: str | None = None
     when: Any = None
     expect: dict[str, Any] | None = None
+    #: a course operator: ``at: end`` checks only the last result of a course
+    at: Literal["every_event", "end"] = "every_event"
+    #: a course operator: once a result shows ``after`` (and ``when`` holds), some result within
+    #: ``within_days`` clinical days (a number or ``$parameter``) must show ``expect``
+    after: dict[str, Any] | None = None
+    within_days: int | str | None = None
     dose_ranges: dict[str, DoseRange] = Field(default_factory=dict)
     monotone: dict[str, list[bool | str]] = Field(default_factory=dict)
     drug_classes: dict[str, list[str]] = Field(default_factory=dict)

@@ -35,7 +35,7 @@ from pathway.definition.effects import (
     parse_effects,
 )
 from pathway.definition.graph import build_graph, expand_sources
-from pathway.definition.invariants import BUILTINS, Invariant, parse_expect
+from pathway.definition.invariants import BUILTINS, Expect, Invariant, parse_expect
 from pathway.definition.model import (
     ANY_ACTIVE,
     ID_PATTERN,
@@ -44,6 +44,7 @@ from pathway.definition.model import (
     FieldDef,
     FieldsFile,
     HazardsFile,
+    InvariantDef,
     InvariantsFile,
     PathwayFile,
     ProfileFile,
@@ -335,6 +336,7 @@ class _Loader:
             else:
                 when = parser.parse(idef.when, at + ("when",)) if idef.when is not None else C.Always()
                 expect = parse_expect(doc, idef.expect, at + ("expect",), states, self.diags)
+            after, within = self._course_operator(doc, at, idef, params, parser, states)
             ranges: dict[str, dict[str, tuple[float, float]]] = {}
             for name, rng in idef.dose_ranges.items():
                 kinds = {k: v for k, v in (("mg_per_kg", rng.mg_per_kg), ("mg_per_kg_per_day", rng.mg_per_kg_per_day))
@@ -346,11 +348,45 @@ class _Loader:
             line, col = doc.pos(at)
             out.append(Invariant(id=idef.id, title=idef.title, file=doc.file, line=line, col=col,
                                  hazards=tuple(idef.hazards), description=idef.description, builtin=idef.builtin,
-                                 when=when, expect=expect, dose_ranges=ranges,
+                                 when=when, expect=expect, at_end=idef.at == "end", after=after, within_days=within,
+                                 dose_ranges=ranges,
                                  monotone={k: tuple(v) for k, v in idef.monotone.items()},
                                  drug_classes={k.lower(): tuple(x.lower() for x in v)
                                                for k, v in idef.drug_classes.items()}))
         return tuple(out)
+
+    def _course_operator(self, doc: Located, at: tuple[Any, ...], idef: InvariantDef, params: dict[str, Any],
+                         parser: C.ConditionParser, states: list[str]) -> tuple[Expect | None, int | None]:
+        """``after`` + ``within_days`` (both or neither), or ``at: end``; none of them on a built-in."""
+        operators = [k for k in ("after", "within_days") if getattr(idef, k) is not None]
+        if idef.at != "every_event":
+            operators.append("at")
+        if not operators:
+            return None, None
+        if idef.builtin is not None:
+            self.diags.append(doc.diag(at + (operators[0],), "PW112",
+                                       f"a built-in invariant takes no course operator ('{operators[0]}')", key=True))
+            return None, None
+        if idef.at == "end" and (idef.after is not None or idef.within_days is not None):
+            self.diags.append(doc.diag(at + ("at",), "PW112",
+                                       "'at: end' checks the last result; it cannot be combined with 'after'/'within_days'",
+                                       key=True))
+            return None, None
+        if idef.at == "end":
+            return None, None
+        if idef.after is None or idef.within_days is None:
+            missing = "within_days" if idef.after is not None else "after"
+            self.diags.append(doc.diag(at + (operators[0],), "PW112",
+                                       f"'after' and 'within_days' go together: add '{missing}'", key=True))
+            return None, None
+        after = parse_expect(doc, idef.after, at + ("after",), states, self.diags)
+        days = self._param(doc, at + ("within_days",), idef.within_days, params, parser)
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0 or not float(days).is_integer():
+            if days is not None:
+                self.diags.append(doc.diag(at + ("within_days",), "PW112",
+                                           f"'within_days' is a whole number of days from 0, not {days!r}"))
+            return after, None
+        return after, int(days)
 
     def _hazards(self, pdoc: Located, spec: PathwayFile, rule_ids: set[str],
                  fields_file: FieldsFile | None, invariants: set[str]) -> tuple[Hazard, ...]:
