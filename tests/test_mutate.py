@@ -161,3 +161,52 @@ def test_mutation_needs_a_passing_library(tmp_path, capsys) -> None:
         """), encoding="utf-8")
     assert main(["test", "asuc", str(bad), "--mutate", "--jobs", "1"]) == 1
     assert "must pass before mutation testing" in capsys.readouterr().err
+
+
+def test_a_survivor_can_be_explained_in_pathway_yaml_and_is_then_not_a_failure(rules_copy, tmp_path, capsys) -> None:
+    pathway_yaml = rules_copy / "pathway.yaml"
+    pathway_yaml.write_text(pathway_yaml.read_text(encoding="utf-8").replace("rule_files:\n", """\
+  - code: PW627
+    parameter: oxford_crp_mg_l
+    note: Explained for this test only.
+rule_files:
+""", 1), encoding="utf-8")
+    admission = json.dumps(ADMISSION).replace('"', "")
+    scenarios = tmp_path / "oxford.yaml"
+    scenarios.write_text(SCENARIO.format(admission=admission), encoding="utf-8")
+    report = run_mutation(rules_copy, [scenarios], parameters=["oxford_crp_mg_l"], jobs=1)
+    by_kind = {(o.mutation.kind, o.status) for o in report.outcomes}
+    # the parameter's two mutants are explained; the flipped comparison (no entry names its rule) is not
+    assert by_kind == {("parameter", "explained"), ("operator", "survived")}
+    assert "explained: $oxford_crp_mg_l 45 -> 46: Explained for this test only." in report.text()
+    # 'pathway check' does not run mutants, so the entry is not reported as explaining nothing
+    assert main(["check", str(rules_copy), "--budget", "20"]) == 0, capsys.readouterr().out
+
+
+def test_parameter_in_checks_narrows_only_pw627(rules_copy, capsys) -> None:
+    pathway_yaml = rules_copy / "pathway.yaml"
+    pathway_yaml.write_text(pathway_yaml.read_text(encoding="utf-8").replace("rule_files:\n", """\
+  - code: PW611
+    parameter: oxford_crp_mg_l
+    note: wrong
+  - code: PW627
+    parameter: oxford_crp
+    note: unknown parameter
+rule_files:
+""", 1), encoding="utf-8")
+    main(["check", str(rules_copy), "--budget", "20"])
+    out = capsys.readouterr().out
+    assert "'parameter' narrows only PW627" in out and "unknown parameter 'oxford_crp'" in out
+
+
+def test_the_library_notices_every_threshold_mutant() -> None:
+    """Every numeric parameter one step each way and every comparison flipped, against the whole
+    scenario library: no mutant survives unexplained (one is explained in pathway.yaml)."""
+    from conftest import ROOT
+
+    from pathway.authoring.scenario import discover
+
+    report = run_mutation("asuc", discover([ROOT / "rules" / "asuc" / "scenarios"]), jobs=2)
+    assert not report.survivors, report.text()
+    assert report.count("survived", kind="parameter", decision=True) == 0
+    assert len(report.outcomes) > 350 and report.count("explained") <= 1, report.text()

@@ -65,7 +65,8 @@ def test_the_clean_fixture_has_no_finding():
 
 def test_every_check_code_has_a_fixture():
     covered = {code for code, *_ in CASES.values()}
-    assert covered == {c for c in CHECKS if c not in ("PW690", "PW691")}  # PW69x are about checks: (tested below)
+    # PW69x are about checks: (tested below); PW627 is reported by 'pathway test --mutate' (test_mutate.py)
+    assert covered == {c for c in CHECKS if c not in ("PW690", "PW691", "PW627")}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -956,7 +956,16 @@ class _Checker:
                 self.add("PW690", self.at(("checks", i, "rule")), f"unknown rule '{entry.rule}'",
                          hint=suggest(entry.rule, rules))
                 used[i] = True
-            if entry.disable:
+            if entry.parameter is not None and entry.code != "PW627":
+                self.add("PW690", self.at(("checks", i, "parameter")),
+                         "'parameter' narrows only PW627 (a threshold mutant no scenario notices)")
+                used[i] = True
+            elif entry.parameter is not None and self.definition and entry.parameter not in self.definition.params:
+                self.add("PW690", self.at(("checks", i, "parameter")), f"unknown parameter '{entry.parameter}'",
+                         hint=suggest(entry.parameter, list(self.definition.params)))
+                used[i] = True
+            if entry.disable or entry.code == "PW627":
+                # PW627 entries explain survivors of 'pathway test --mutate', which this command does not run
                 used[i] = True
         explained: list[Finding] = []
         for f in self.findings:

@@ -312,15 +312,19 @@ def _section_mutations(doc: dict[str, Any] | None, d: PathwayDef, source: str) -
     if stale:
         status += " " + _pill("stale: the rule files changed since this run", "warning")
     rows = "".join(f"<tr><td>{_e(o.get('kind', ''))}</td><td><code>{_e(o.get('mutation', ''))}</code></td>"
-                   f"<td>{'yes' if o.get('decision') else 'no'}</td></tr>"
-                   for o in outcomes if o.get("status") == "survived")
+                   f"<td>{'yes' if o.get('decision') else 'no'}</td>"
+                   + ("<td>" + _pill("unexplained", "error") + "</td></tr>" if o.get("status") == "survived"
+                      else f"<td>{_pill('explained', 'warning')} {_e(o.get('by', ''))}</td></tr>")
+                   for o in outcomes if o.get("status") in ("survived", "explained"))
+    explained = int(doc.get("explained", 0) or 0)
     body = (f"<p>{status}</p><p>{counts['mutants']} mutants against {_e(doc.get('scenarios', '?'))} scenarios: "
             f"{counts['killed']} killed by a scenario, {counts['refused']} refused when the pathway loads, "
-            f"{counts['survived']} survived ({decision} of a parameter used in a decision). Run on pathway "
+            f"{counts['survived']} survived unexplained ({decision} of a parameter used in a decision), {explained} "
+            "explained in pathway.yaml (code PW627). Run on pathway "
             f"fingerprint <code>{_e(fingerprint)}</code>; the files now give <code>{_e(current)}</code>.</p>")
     if rows:
-        body += ("<table><tr><th>kind</th><th>surviving mutant</th><th>parameter used in a decision</th></tr>"
-                 + rows + "</table>")
+        body += ("<table><tr><th>kind</th><th>surviving mutant</th><th>parameter used in a decision</th>"
+                 "<th>why it survives</th></tr>" + rows + "</table>")
     return head + explain + body, counts["survived"] + (1 if stale else 0)
 
 

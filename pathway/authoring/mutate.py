@@ -7,7 +7,11 @@ every mutant; a mutant is
 
 - **killed** when a scenario fails (the scenarios pin that threshold down),
 - **refused** when the pathway no longer loads (a consistency check of the loader notices it),
-- **survived** when every scenario still passes: the threshold could move and nothing would say so.
+- **survived** when every scenario still passes: the threshold could move and nothing would say so;
+- **explained** when it survived but ``checks:`` in pathway.yaml explains it (code PW627 with a ``note``
+  saying why no scenario can or should notice): ``parameter: P`` alone explains P's one-step mutants;
+  ``rule: R`` (or ``state: S`` for a watchdog), optionally with ``parameter: P``, explains the flipped
+  comparisons written in that rule (with P).
 
 A scenario that pins a parameter (its own ``parameters:``) keeps the pinned value. Mutants run in
 worker processes; each stops at the first scenario that fails, trying first the scenarios that fired
@@ -31,9 +35,9 @@ from pathway.definition.pathway import PathwayDef
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.runtime.api import Pathway
 
-__all__ = ["MutantOutcome", "MutationReport", "mutants", "decision_parameters", "run_mutation"]
+__all__ = ["MutantOutcome", "MutationReport", "mutants", "decision_parameters", "explanation", "run_mutation"]
 
-Status = Literal["killed", "refused", "survived"]
+Status = Literal["killed", "refused", "survived", "explained"]
 
 
 def decision_parameters(definition: PathwayDef) -> set[str]:
@@ -96,13 +100,15 @@ class MutationReport:
 
     @property
     def survivors(self) -> list[MutantOutcome]:
+        """Survivors nobody has explained (``explained`` ones are listed apart)."""
         return self.select("survived")
 
     def summary(self) -> str:
         n = len(self.outcomes)
         lines = [f"mutation testing of {self.pathway} against {self.scenarios} scenarios: {n} mutants, "
                  f"{self.count('killed')} killed by a scenario, "
-                 f"{self.count('refused')} refused when the pathway loads, {self.count('survived')} survived"]
+                 f"{self.count('refused')} refused when the pathway loads, {self.count('survived')} survived"
+                 + (f", {self.count('explained')} explained in pathway.yaml" if self.count("explained") else "")]
         for kind, label in (("parameter", "parameters (one step each way)"), ("operator", "comparisons (strictness flipped)")):
             total = [o for o in self.outcomes if o.mutation.kind == kind]
             if not total:
@@ -116,6 +122,8 @@ class MutationReport:
 
     def text(self) -> str:
         lines = [self.summary()]
+        for o in self.select("explained"):
+            lines.append(f"  explained: {o.description}: {o.by}")
         if self.survivors:
             lines.append("survivors (no scenario notices the change):")
             for o in self.survivors:
@@ -132,6 +140,7 @@ class MutationReport:
             "killed": self.count("killed"),
             "refused": self.count("refused"),
             "survived": self.count("survived"),
+            "explained": self.count("explained"),
             "decision_parameter_survivors": self.count("survived", kind="parameter", decision=True),
             "outcomes": [o.to_dict() for o in self.outcomes],
         }
@@ -172,6 +181,25 @@ def _touched_rules(definition: PathwayDef, m: Mutation) -> set[str]:
     return {rid for rid, ln in best.items() if ln == line}
 
 
+def explanation(definition: PathwayDef, m: Mutation) -> str | None:
+    """The note of a PW627 entry under ``checks:`` that explains a surviving mutant, if any."""
+    owner = m.site.owner if m.site is not None else ""
+    for entry in definition.spec.checks:
+        if entry.code != "PW627" or entry.disable or entry.profile is not None:
+            continue
+        if m.kind == "parameter":
+            if entry.rule is None and entry.state is None and entry.parameter == m.parameter:
+                return entry.note
+            continue
+        assert m.site is not None
+        if entry.rule is None and entry.state is None:  # a comparison is explained where it is written
+            continue
+        if ((entry.rule is None or entry.rule == owner) and (entry.state is None or owner == f"state {entry.state}")
+                and (entry.parameter is None or entry.parameter == m.site.param)):
+            return entry.note
+    return None
+
+
 def _run_one(m: Mutation) -> MutantOutcome:
     assert _job is not None
     job = _job
@@ -204,6 +232,9 @@ def _run_one(m: Mutation) -> MutantOutcome:
         outcome = run_scenario(ls, name, pathways)
         if not outcome.passed:
             return MutantOutcome(m, description, "killed", f"{sc.id} ({ls.location})", decision, ran)
+    note = explanation(base, m)
+    if note is not None:
+        return MutantOutcome(m, description, "explained", note, decision, ran)
     return MutantOutcome(m, description, "survived", "", decision, ran)
 
 

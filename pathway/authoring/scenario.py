@@ -77,6 +77,7 @@ class Matcher(_M):
     available: bool | None = None
     status: Literal["available", "caution", "pending", "unavailable"] | None = Field(
         default=None, description="option status (options)")
+    rank: float | None = Field(default=None, description="option rank (options; a lower rank is listed first)")
     text_contains: str | None = None
 
 
@@ -248,6 +249,7 @@ def _matches(item: dict[str, Any], m: Matcher) -> bool:
         "to": item.get("to"),
         "available": item.get("available"),
         "status": item.get("status"),
+        "rank": item.get("rank"),
     }
     for key, actual in checks.items():
         wanted = getattr(m, key)

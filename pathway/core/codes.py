@@ -161,6 +161,7 @@ _ALL = [
     Code("PW624", "check", "verifying scenario that fails"),
     Code("PW625", "check", "unknown scenario named as a hazard verification"),
     Code("PW626", "check", "hazard accepted, mitigated or closed at an unacceptable residual risk (4 or 5)"),
+    Code("PW627", "check", "threshold mutant that no scenario notices ('pathway test --mutate')", severity="warning"),
     Code("PW690", "check", "invalid entry under 'checks:' in pathway.yaml"),
     Code("PW691", "check", "entry under 'checks:' that matches no finding", severity="warning"),
 ]

@@ -327,6 +327,8 @@ class ConditionParser:
         #: collects every numeric comparison parsed (its ``Site``)
         self.mutation = mutation
         self.sites = sites
+        #: the rule, watchdog or computed input being parsed (recorded on each Site)
+        self.owner = ""
         self.field_type = field_type
         self.derived_type = derived_type
         self.params = params
@@ -516,7 +518,7 @@ class ConditionParser:
         """Record a numeric comparison (at its operator's position) and return the operator to compile."""
         line, col = self.doc.pos(path, key=key)
         if self.sites is not None:
-            self.sites.append(Site(self.doc.file, line, col, name, op, value, param))
+            self.sites.append(Site(self.doc.file, line, col, name, op, value, param, self.owner))
         return self.mutation.operator_at(self.doc.file, line, col, op) if self.mutation is not None else op
 
     def _check_value(self, name: str, ftype: str, values: list[str], op: str, value: Any, path: tuple[Any, ...]) -> bool:

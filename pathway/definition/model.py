@@ -387,6 +387,8 @@ class CheckSetting(_Model):
     state: str | None = None
     rule: str | None = None
     profile: str | None = None
+    #: PW627 only: the parameter whose one-step mutants are explained
+    parameter: str | None = None
     disable: bool = False
 
 

@@ -32,6 +32,9 @@ class Site:
     op: str
     value: Any
     param: str | None = None
+    #: what the condition belongs to: a rule id, ``state <id>`` (a watchdog), ``field <name>`` (a
+    #: computed input) or an invariant id
+    owner: str = ""
 
     @property
     def where(self) -> tuple[str, int, int]:
@@ -86,7 +89,8 @@ class Mutation:
         assert self.site is not None
         s = self.site
         target = f"${s.param}" if s.param else repr(s.value)
-        return f"{s.file}:{s.line}: {s.field} {s.op} {target} -> {s.field} {STRICTNESS_FLIP[s.op]} {target}"
+        owner = f" ({s.owner})" if s.owner else ""
+        return f"{s.file}:{s.line}{owner}: {s.field} {s.op} {target} -> {s.field} {STRICTNESS_FLIP[s.op]} {target}"
 
     def operator_at(self, file: str, line: int, col: int, op: str) -> str:
         """The operator to compile for the comparison at ``file:line:col`` (flipped when this mutant targets it)."""

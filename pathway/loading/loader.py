@@ -334,6 +334,7 @@ class _Loader:
             elif idef.expect is None:
                 self.diags.append(doc.diag(at, "PW112", "an invariant needs 'expect' (with 'when'), or 'builtin'"))
             else:
+                parser.owner = idef.id
                 when = parser.parse(idef.when, at + ("when",)) if idef.when is not None else C.Always()
                 expect = parse_expect(doc, idef.expect, at + ("expect",), states, self.diags)
             after, within = self._course_operator(doc, at, idef, params, parser, states)
@@ -504,6 +505,7 @@ class _Loader:
                                            key=True))
             parser = C.ConditionParser(doc, field_type, derived_type, params, sorted(authored), self.diags,
                                        self.mutation, self.sites)
+            parser.owner = f"field {name}"
             cond = parser.parse(fdef.compute.when, where + ("when",))
             inputs: list[str] = []
             for cmp in C.fields_of(cond):
@@ -906,7 +908,9 @@ class _Loader:
             where = ("states", sid, "overdue")
             if sdef.kind == "terminal":
                 self.diags.append(pdoc.diag(where, "PW112", "a terminal state has no decision to be overdue"))
-            out[sid] = self._parser(pdoc, spec, fields, params).parse(sdef.overdue.when, where + ("when",))
+            parser = self._parser(pdoc, spec, fields, params)
+            parser.owner = f"state {sid}"
+            out[sid] = parser.parse(sdef.overdue.when, where + ("when",))
             for k, src in enumerate(sdef.overdue.evidence.sources):
                 if src not in spec.sources:
                     self.diags.append(pdoc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
@@ -933,6 +937,7 @@ class _Loader:
 
         known = sorted([n for n in fields] + list(spec.derived))
         parser = self._parser(doc, spec, fields, params)
+        parser.owner = rdef.id
         due = parser.parse(rdef.due, path + ("due",)) if rdef.due is not None else C.Always()
         when = parser.parse(rdef.when, path + ("when",)) if rdef.when is not None else C.Always()
         for k, name in enumerate(rdef.requires):
