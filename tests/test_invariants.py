@@ -207,3 +207,22 @@ def test_at_end_checks_only_the_last_result(rules_copy) -> None:
     # the same admission followed by steroid failure ends in rescue selection: kept, although the
     # first result (IV steroids) alone would not satisfy it
     assert check_course(pw, {"patient": patient, "events": [ADMISSION, failing_day3]}) is None
+
+
+def test_courses_give_values_in_both_units_and_long_rescue_courses() -> None:
+    from hypothesis import HealthCheck, find, settings
+
+    from pathway.authoring.verify import courses
+    from pathway.definition.units import convert
+
+    pw = load_pathway("asuc")
+    conf = settings(max_examples=500, database=None, suppress_health_check=list(HealthCheck))
+    other_unit = find(courses(pw), lambda c: any(isinstance(v, dict) for e in c["events"] for v in e.values()),
+                      settings=conf)
+    name, given = next((k, v) for e in other_unit["events"] for k, v in e.items() if isinstance(v, dict))
+    field = pw.definition.fields[name]
+    assert given["unit"] != field.unit and convert(field.quantity, given["value"], given["unit"]) is not None
+    # a course on a rescue agent with a daily chart for more than a week
+    long_rescue = find(courses(pw), lambda c: sum(1 for e in c["events"] if "stool_freq_24h" in e
+                                                  and float(e["day"]) > 3) >= 8, settings=conf)
+    assert any("rescue_choice" in e for e in long_rescue["events"])

@@ -26,6 +26,7 @@ from pathway.core.errors import InputError, PathwayError
 from pathway.definition import conditions as C
 from pathway.definition.invariants import Expect, Invariant, describe_expect, expect_holds
 from pathway.definition.model import FieldDef
+from pathway.definition.units import from_canonical, units_for
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -139,6 +140,8 @@ _SCREENED = {"weight_kg": 70, "age_years": 40, "prior_anti_tnf_failure": False, 
 _ADMIT = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
           "albumin_g_l": 32}
 _DAY3 = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80, "albumin_g_l": 30}
+#: The inputs of the day-3 indices (Oxford, Lindgren, CRP/albumin ratio, Ho).
+_DAY3_FIELDS = ("stool_freq_24h", "visible_blood", "crp_mg_l", "albumin_g_l", "transverse_colon_cm")
 _LABS = {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
          "active_serious_infection": False, "bp_uncontrolled": False, "cdiff_result": "negative",
          "cmv_biopsy_result": "negative"}
@@ -161,6 +164,16 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
         decisions += [(name, v) for v in options]
     choices = [v for n, v in decisions if n == "rescue_choice"]
     chart = [n for n in ("stool_freq_24h", "visible_blood", "crp_mg_l") if n in values]
+    # fields a value may be given for in another unit ({value, unit}): the engine converts it back
+    other_units = {n: [u for u in units_for(f.quantity) if u != f.unit] for n, f in d.fields.items()
+                   if f is not None and f.quantity and f.type == "number"}
+
+    def maybe_in_another_unit(draw: Any, name: str, value: Any) -> Any:
+        units = other_units.get(name)
+        if not units or isinstance(value, bool) or not isinstance(value, (int, float)) or draw(st.integers(0, 3)):
+            return value
+        unit = draw(st.sampled_from(units))
+        return {"value": from_canonical(d.fields[name].quantity, float(value), unit), "unit": unit}
 
     @st.composite
     def course(draw: Any) -> dict[str, Any]:
@@ -174,23 +187,34 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
                 patient.pop(name, None)
             else:
                 patient[name] = value
-        backbone = draw(st.sampled_from(["none", "admitted", "selection", "rescue"]))
+        backbone = draw(st.sampled_from(["none", "admitted", "day3", "selection", "rescue", "rescue_course"]))
         events: list[dict[str, Any]] = []
         if backbone != "none":
             events.append(dict(_ADMIT))
-        if backbone in ("selection", "rescue"):
+        if backbone == "day3":
+            # a day-3 assessment drawn around every index threshold (Oxford, Lindgren, CRP/albumin, Ho)
+            events.append({"day": 3, **{n: draw(st.sampled_from(values[n])) for n in _DAY3_FIELDS if n in values}})
+        if backbone in ("selection", "rescue", "rescue_course"):
             events += [dict(_DAY3), dict(_LABS)]
-        if backbone == "rescue" and choices:
+        if backbone in ("rescue", "rescue_course") and choices:
             events.append({"day": 3, "rescue_choice": draw(st.sampled_from(choices))})
+        if backbone == "rescue_course":
+            # daily charts on the agent: stools and CRP drifting from the start, better or worse
+            stools, crp = 9, 80.0
+            for k in range(1, draw(st.integers(min_value=2, max_value=16)) + 1):
+                stools = max(0, stools + draw(st.sampled_from([-3, -2, -1, -1, 0, 1, 2])))
+                crp = max(1.0, round(crp * draw(st.sampled_from([0.5, 0.7, 0.75, 0.76, 0.9, 1.0, 1.2])), 1))
+                events.append({"day": 3 + k, "stool_freq_24h": stools, "visible_blood": draw(st.booleans()),
+                               "crp_mg_l": maybe_in_another_unit(draw, "crp_mg_l", crp)})
         day = float(events[-1]["day"]) if events else 0.0
         for _ in range(draw(st.integers(min_value=1, max_value=6))):
             day += draw(st.sampled_from([0, 0.5, 1, 1, 1, 2, 3, 4]))
             event: dict[str, Any] = {"day": int(day) if float(day).is_integer() else day}
             if chart and draw(st.booleans()):  # the daily chart: stools, blood and CRP together
                 for name in chart:
-                    event[name] = draw(st.sampled_from(values[name]))
+                    event[name] = maybe_in_another_unit(draw, name, draw(st.sampled_from(values[name])))
             for name in draw(st.lists(st.sampled_from(event_fields), min_size=1, max_size=4, unique=True)):
-                event[name] = draw(st.sampled_from(values[name]))
+                event[name] = maybe_in_another_unit(draw, name, draw(st.sampled_from(values[name])))
             if decisions and draw(st.integers(min_value=0, max_value=4)) == 0:
                 name, value = draw(st.sampled_from(decisions))
                 event[name] = value

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the model needs pydantic; this module stays importable without it
     from pathway.definition.model import Display
 
-__all__ = ["CONVERSIONS", "convert", "units_for", "shown"]
+__all__ = ["CONVERSIONS", "convert", "from_canonical", "units_for", "shown"]
 
 # quantity -> canonical unit -> {other unit: (offset, factor)}
 CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, Fraction]]]] = {
@@ -54,6 +54,21 @@ def convert(quantity: str | None, value: float, unit: str) -> float | None:
     offset, factor = others[unit]
     # Round away binary noise (e.g. 100.04 °F -> 37.8 °C exactly) without losing real precision.
     return round(float((Fraction(str(value)) + Fraction(offset)) * factor), 6)
+
+
+def from_canonical(quantity: str | None, value: float, unit: str) -> float:
+    """``value`` (in the canonical unit of ``quantity``) written in ``unit``: the inverse of
+    :func:`convert`, rounded so that converting it back gives ``value`` again to the
+    precision :func:`convert` keeps (9 decimals). Raise ``ValueError`` for a unit not known for the quantity."""
+    if quantity is None or quantity not in CONVERSIONS:
+        raise ValueError(f"no conversions for quantity {quantity!r}")
+    canonical, others = CONVERSIONS[quantity]
+    if unit == canonical:
+        return float(value)
+    if unit not in others:
+        raise ValueError(f"unit {unit!r} is not known for {quantity}")
+    offset, factor = others[unit]
+    return round(float(Fraction(str(value)) / factor - Fraction(offset)), 9)
 
 
 def shown(value: float, display: Display | None = None) -> str:
