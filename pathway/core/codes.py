@@ -137,6 +137,16 @@ _ALL = [
     Code("PW409", "input", "inconsistent values in one event",
          "Two values given together break a `consistency:` check of the fields file (e.g. more bloody stools "
          "than stools); the message names both fields and values."),
+    Code("PW410", "input", "number that is not finite or too large",
+         "NaN, an infinity, or a number beyond ±1e15, given bare, inside `{value, unit}` or inside a free-form "
+         "value such as `note`; the message names the field."),
+    Code("PW411", "input", "value that strict JSON cannot hold",
+         "A free-form value (`note`, an event `id`) that is not strict JSON (a set, bytes, a date, an object, a "
+         "mapping key that is not text), or text that is not valid Unicode (a lone surrogate) in a note, a text "
+         "field or a patient id."),
+    Code("PW412", "input", "value too large or too deeply nested",
+         "A free-form value nested deeper than 32 levels or longer than 100,000 characters, a text field longer than "
+         "10,000 characters, or a patient id longer than 200 characters."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW600", "check", "the pathway does not load", "The loader's diagnostics are listed."),

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 __all__ = ["MAX_DAY", "TIME_FIELDS", "DAYS_SINCE_PREFIX", "days_since", "is_days_since", "utc_naive",
-           "hours_between"]
+           "hours_between", "parse_time", "MAX_TIME_TEXT"]
 
 #: The last clinical day a course may reach (ten years after admission).
 MAX_DAY = 3650
@@ -32,6 +32,30 @@ def utc_naive(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment
     return moment.replace(tzinfo=None) - cast(timedelta, moment.utcoffset())
+
+
+#: The longest text read as a clock time (an ISO 8601 time with microseconds and an offset is 32).
+MAX_TIME_TEXT = 64
+
+
+def parse_time(text: object) -> datetime:
+    """An ISO 8601 clock time (``2026-03-02T08:00``, with an optional offset) as a time without a zone
+    (UTC when an offset was given); ``ValueError`` with the reason when ``text`` is not one.
+
+    A time near the ends of the calendar whose offset would take it past year 1 or 9999 is refused
+    here rather than overflowing later."""
+    if not isinstance(text, str):
+        raise ValueError("a time is ISO 8601 text")
+    if len(text) > MAX_TIME_TEXT:
+        raise ValueError(f"a time is at most {MAX_TIME_TEXT} characters")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an ISO 8601 time") from None
+    try:
+        return utc_naive(moment)
+    except OverflowError:
+        raise ValueError("out of the calendar once its offset is applied") from None
 
 
 def hours_between(start: datetime, end: datetime) -> float:

@@ -10,29 +10,159 @@ fields.yaml) is plausible in two units: a ``refuse`` band refuses it (PW408, nam
 readings), a ``warn`` band accepts it in the canonical unit and returns a warning alert naming
 both readings. A field with ``unit_required`` refuses every bare number. A ``{value, unit}``
 quantity is never ambiguous, whatever its unit.
+
+Numbers are finite and at most ``MAX_NUMBER`` in magnitude (PW410), bare or inside ``{value, unit}``,
+and are normalised on the way in (an ``int`` or a ``float``, never a subclass or ``-0.0``); free-form
+values (``note``, an event ``id``) must be strict JSON (PW411) and small (PW412). Nothing in a
+message or a location can fail to print: values are quoted short, whatever their size or depth.
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 from pathway.core.errors import Diagnostic, InputError, suggest
-from pathway.definition.clock import MAX_DAY
+from pathway.definition.clock import MAX_DAY, parse_time
 from pathway.definition.model import AmbiguityBand, FieldDef
 from pathway.definition.pathway import Consistency
 from pathway.definition.units import convert, shown, units_for
 
-__all__ = ["validate_patient", "validate_event", "check_consistency", "EVENT_META", "PATIENT_META"]
+__all__ = ["validate_patient", "validate_event", "check_consistency", "free_form_problem", "shown_value",
+           "EVENT_META", "PATIENT_META", "MAX_NUMBER", "MAX_FREE_DEPTH", "MAX_FREE_CHARS", "MAX_TEXT", "MAX_ID"]
 
 EVENT_META = {"day", "time", "note", "id"}
 PATIENT_META = {"id", "admission_time", "note"}
 
+#: The largest magnitude of any number a case gives (a value, ``day``, a number in a note): whole
+#: numbers up to it are exact as floats, and every value in it evaluates in the engine.
+MAX_NUMBER = 1e15
+#: Free-form values (``note``, an event ``id``): at most this many levels of lists and mappings,
+MAX_FREE_DEPTH = 32
+#: and this many characters (texts, keys and numbers counted roughly as JSON writes them).
+MAX_FREE_CHARS = 100_000
+#: The longest text value of a ``string`` field.
+MAX_TEXT = 10_000
+#: The longest patient id (an integer id counts its digits).
+MAX_ID = 200
+#: Keys longer than this are quoted short in locations and get no "did you mean".
+_MAX_KEY = 100
+
+
+class _Short(reprlib.Repr):
+    """reprlib with integers of any size (``repr`` refuses those above 4,300 digits)."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 200:
+            return f"{'-' if x < 0 else ''}<an integer of about {int(math.log10(abs(x))) + 1} digits>"
+        return str(x)
+
+
+_REPR = _Short()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 40, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
+
+
+def shown_value(value: Any) -> str:
+    """A value as a message quotes it: short and printable whatever its size, depth or text."""
+    try:
+        return _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__: the type is enough
+        return f"<{type(value).__name__}>"
+
+
+def _encodable(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8 (no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _key(name: Any) -> str:
+    """A key as a location names it: itself when it is short printable text, else quoted short."""
+    if isinstance(name, str) and len(name) <= _MAX_KEY and name.isprintable() and _encodable(name):
+        return name
+    return shown_value(name)
+
 
 def _diag(where: str, code: str, message: str, hint: str | None = None) -> Diagnostic:
     return Diagnostic(where, 0, 0, code, message, hint)
+
+
+def _finite(name: str, raw: int | float, where: str, out: list[Diagnostic]) -> int | float | None:
+    """A number (``int`` or ``float``, not ``bool``) normalised, or None after a PW410."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        out.append(_diag(where, "PW410", f"'{name}' is {shown_value(raw)}: give a finite number"))
+        return None
+    if abs(raw) > MAX_NUMBER:  # exact for integers of any size
+        out.append(_diag(where, "PW410", f"'{name}' = {shown_value(raw)} is beyond the largest number accepted "
+                                         f"(±{MAX_NUMBER:.0e})"))
+        return None
+    if isinstance(raw, float):
+        return float(raw) + 0.0  # a plain float; -0.0 becomes 0.0
+    return int(raw)
+
+
+def free_form_problem(value: Any) -> tuple[str, str, str] | None:
+    """What makes ``value`` unfit to keep as a free-form value (``note``, an event ``id``):
+    ``(path inside it, code, message)``; None when it is strict JSON within the limits.
+
+    Strict JSON: None, booleans, finite numbers of at most ``MAX_NUMBER``, text that encodes as
+    UTF-8, lists (or tuples) and mappings with text keys, at most ``MAX_FREE_DEPTH`` levels and
+    ``MAX_FREE_CHARS`` characters. Walked without recursion, so any depth is refused cleanly.
+    """
+    size = 0
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if item is None or isinstance(item, bool):
+            size += 5
+        elif isinstance(item, (int, float)):
+            if isinstance(item, float) and not math.isfinite(item):
+                return path, "PW410", f"{shown_value(item)} is not a finite number"
+            if abs(item) > MAX_NUMBER:
+                return path, "PW410", f"{shown_value(item)} is beyond the largest number accepted (±{MAX_NUMBER:.0e})"
+            size += 24
+        elif isinstance(item, str):
+            if not _encodable(item):
+                return path, "PW411", "text that is not valid Unicode (a lone surrogate)"
+            size += len(item) + 2
+        elif isinstance(item, (list, tuple, dict)):
+            if depth >= MAX_FREE_DEPTH:
+                return path, "PW412", f"nested deeper than {MAX_FREE_DEPTH} levels"
+            size += 2 + len(item)  # brackets and separators, counted before the items are walked
+            if size > MAX_FREE_CHARS:
+                break
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    if not isinstance(k, str):
+                        return path, "PW411", f"key {shown_value(k)} is not text (JSON keys are text)"
+                    if not _encodable(k):
+                        return path, "PW411", f"key {shown_value(k)} is not valid Unicode (a lone surrogate)"
+                    size += len(k) + 3
+                    stack.append((v, f"{path}.{_key(k)}", depth + 1))
+            else:
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+        else:
+            return path, "PW411", f"{shown_value(item)} ({type(item).__name__}) is not a JSON value"
+        if size > MAX_FREE_CHARS:
+            break
+    if size > MAX_FREE_CHARS:
+        return "", "PW412", f"longer than {MAX_FREE_CHARS:,} characters"
+    return None
+
+
+def _free_form(name: str, value: Any, where: str, out: list[Diagnostic]) -> None:
+    problem = free_form_problem(value)
+    if problem is not None:
+        path, code, message = problem
+        out.append(_diag(f"{where}.{name}{path}", code, f"'{name}' must be strict JSON (text, finite numbers, "
+                                                         f"true/false/null, lists, mappings with text keys): {message}"))
 
 
 def _converted(spec: FieldDef, value: float, band: AmbiguityBand) -> str:
@@ -83,21 +213,32 @@ def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic
             return None
         value, unit = raw["value"], raw["unit"]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            out.append(_diag(where, "PW402", f"'{name}': value {value!r} is not a number"))
+            out.append(_diag(where, "PW402", f"'{name}': value {shown_value(value)} is not a number"))
             return None
-        converted = convert(spec.quantity, value, str(unit)) if unit != spec.unit else float(value)
+        number = _finite(name, value, where, out)
+        if number is None:
+            return None
+        known = units_for(spec.quantity) or [spec.unit]
+        converted = None
+        if isinstance(unit, str):
+            converted = convert(spec.quantity, number, unit) if unit != spec.unit else float(number)
         if converted is None:
-            known = units_for(spec.quantity) or [spec.unit]
-            out.append(_diag(where, "PW404", f"'{name}': unit '{unit}' is not accepted (use one of: {', '.join(known)})",
-                             suggest(str(unit), known)))
+            hint = suggest(unit, known) if isinstance(unit, str) and len(unit) <= _MAX_KEY else None
+            out.append(_diag(where, "PW404", f"'{name}': unit {shown_value(unit)} is not accepted "
+                                             f"(use one of: {', '.join(known)})", hint))
             return None
         raw = converted
         if spec.type == "integer" and float(raw).is_integer():
             raw = int(raw)
     if spec.type in ("number", "integer"):
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or (isinstance(raw, float) and not math.isfinite(raw)):
-            out.append(_diag(where, "PW402", f"'{name}' must be a number in {spec.unit or 'its unit'}, not {raw!r}"))
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            out.append(_diag(where, "PW402", f"'{name}' must be a number in {spec.unit or 'its unit'}, "
+                                             f"not {shown_value(raw)}"))
             return None
+        number = _finite(name, raw, where, out)
+        if number is None:
+            return None
+        raw = number
         if spec.type == "integer" and not float(raw).is_integer():
             out.append(_diag(where, "PW402", f"'{name}' must be a whole number, not {raw!r}"))
             return None
@@ -116,22 +257,29 @@ def _value(name: str, spec: FieldDef, raw: Any, where: str, out: list[Diagnostic
                 return None
         if bare and not _ambiguity(name, spec, raw, where, out, warnings):
             return None
-        return int(raw) if spec.type == "integer" else float(raw) if isinstance(raw, float) else raw
+        return int(raw) if spec.type == "integer" else raw
     if spec.type == "boolean":
         if not isinstance(raw, bool):
-            out.append(_diag(where, "PW402", f"'{name}' must be true or false, not {raw!r}"))
+            out.append(_diag(where, "PW402", f"'{name}' must be true or false, not {shown_value(raw)}"))
             return None
         return raw
     if spec.type == "enum":
-        if raw not in spec.values:
-            out.append(_diag(where, "PW402", f"'{name}' must be one of {', '.join(spec.values)}; got {raw!r}",
-                             suggest(str(raw), spec.values)))
+        if not isinstance(raw, str) or raw not in spec.values:
+            hint = suggest(raw, spec.values) if isinstance(raw, str) and len(raw) <= _MAX_KEY else None
+            out.append(_diag(where, "PW402", f"'{name}' must be one of {', '.join(spec.values)}; got {shown_value(raw)}",
+                             hint))
             return None
         return raw
     if not isinstance(raw, str):
-        out.append(_diag(where, "PW402", f"'{name}' must be text, not {raw!r}"))
+        out.append(_diag(where, "PW402", f"'{name}' must be text, not {shown_value(raw)}"))
         return None
-    return raw
+    if len(raw) > MAX_TEXT:
+        out.append(_diag(where, "PW412", f"'{name}' is {len(raw):,} characters long; at most {MAX_TEXT:,}"))
+        return None
+    if not _encodable(raw):
+        out.append(_diag(where, "PW411", f"'{name}' is text that is not valid Unicode (a lone surrogate)"))
+        return None
+    return str(raw)
 
 
 def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], scopes: tuple[str, ...],
@@ -140,13 +288,17 @@ def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], s
     for name, raw in data.items():
         if name in meta:
             continue
-        loc = f"{where}.{name}"
+        loc = f"{where}.{_key(name)}"
+        if not isinstance(name, str):
+            out.append(_diag(loc, "PW401", f"unknown field {shown_value(name)}: field names are text"))
+            continue
         if name in builtins:
             out.append(_diag(loc, "PW401", f"'{name}' is computed by the engine and cannot be given"))
             continue
         spec = fields.get(name)
         if spec is None:
-            out.append(_diag(loc, "PW401", f"unknown field '{name}'", suggest(name, [*fields, *meta])))
+            hint = suggest(name, [*fields, *meta]) if len(name) <= _MAX_KEY else None
+            out.append(_diag(loc, "PW401", f"unknown field {shown_value(name)}", hint))
             continue
         if spec.scope not in scopes:
             out.append(_diag(loc, "PW401", f"'{name}' belongs to the {spec.scope}, not here"))
@@ -185,16 +337,25 @@ def validate_patient(patient: Any, fields: dict[str, FieldDef], builtins: set[st
     if not isinstance(patient, dict):
         raise InputError([_diag("patient", "PW400", "the patient must be a mapping")])
     pid = patient.get("id")
-    if not isinstance(pid, (str, int)) or isinstance(pid, bool) or str(pid).strip() == "":
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        pid = str(pid) if pid.bit_length() <= 3 * MAX_ID else "x" * (MAX_ID + 1)  # str() refuses 4,300+ digits
+    if not isinstance(pid, str) or pid.strip() == "":
         out.append(_diag("patient.id", "PW400", "the patient needs an 'id' (text or number)"))
+    elif len(pid) > MAX_ID:
+        out.append(_diag("patient.id", "PW412", f"the patient id is longer than {MAX_ID} characters"))
+    elif not _encodable(pid):
+        out.append(_diag("patient.id", "PW411", "the patient id is text that is not valid Unicode (a lone surrogate)"))
     admission = None
     if patient.get("admission_time") is not None:
         admission = _parse_time(patient["admission_time"], "patient.admission_time", out)
+    if "note" in patient:
+        _free_form("note", patient["note"], "patient", out)
     values = _fields(patient, fields, PATIENT_META, ("patient", "both"), builtins, "patient", out, warnings)
     check_consistency(values, checks, "patient", out)
     if out:
         raise InputError(out)
-    return str(pid), values, admission, _sorted(warnings)
+    assert isinstance(pid, str)
+    return pid, values, admission, _sorted(warnings)
 
 
 def _sorted(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -204,14 +365,10 @@ def _sorted(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
     try:
-        parsed = datetime.fromisoformat(str(raw))
-    except ValueError:
-        out.append(_diag(where, "PW405", f"'{raw}' is not an ISO 8601 time (e.g. 2026-03-02T08:00)"))
+        return parse_time(raw)
+    except ValueError as exc:
+        out.append(_diag(where, "PW405", f"{shown_value(raw)} is not a clock time: {exc} (e.g. 2026-03-02T08:00)"))
         return None
-    if parsed.tzinfo is None:
-        return parsed
-    # fromisoformat gives a fixed-offset timezone: an aware time always has an offset.
-    return parsed.replace(tzinfo=None) - cast(timedelta, parsed.utcoffset())
 
 
 def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,
@@ -231,10 +388,13 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
         out.append(_diag(where, "PW405", "give either 'day' or 'time', not both"))
     elif "day" in event:
         raw = event["day"]
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < 0 or raw > MAX_DAY:
-            out.append(_diag(f"{where}.day", "PW405", f"'day' must be a number from 0 (admission) to {MAX_DAY}, not {raw!r}"))
+        # a bool is an int, and an int of any size compares exactly with MAX_DAY
+        if (isinstance(raw, bool) or not isinstance(raw, (int, float)) or (isinstance(raw, float) and math.isnan(raw))
+                or not 0 <= raw <= MAX_DAY):
+            out.append(_diag(f"{where}.day", "PW405", f"'day' must be a number from 0 (admission) to {MAX_DAY}, "
+                                                      f"not {shown_value(raw)}"))
         else:
-            day = float(raw)
+            day = float(raw) + 0.0
     elif "time" in event:
         when = _parse_time(event["time"], f"{where}.time", out)
         if when is not None:
@@ -243,8 +403,15 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
             if day < 0:
                 out.append(_diag(f"{where}.time", "PW405", f"time {event['time']} is before admission"))
                 day = None
+            elif day > MAX_DAY:
+                out.append(_diag(f"{where}.time", "PW405", f"time {event['time']} is more than {MAX_DAY} days after "
+                                                           f"admission, where the clinical clock ends"))
+                day = None
     else:
         out.append(_diag(where, "PW405", "an event needs 'day' (0 = admission and first IV steroid dose) or an ISO 'time'"))
+    for name in ("note", "id"):
+        if name in event:
+            _free_form(name, event[name], where, out)
     if day is not None and last_day is not None and day < last_day:
         out.append(_diag(f"{where}.day", "PW406", f"events must be in time order: day {day:g} comes after day {last_day:g}"))
     values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out, warnings)

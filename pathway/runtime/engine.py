@@ -16,6 +16,10 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
   read as "no rule matched", the message was not stored;
 - the Host swallows exceptions inside actions into session state: the engine runs actions
   itself, collects every exception, and raises :class:`EngineError` once the engine is quiet;
+- its JSON reader refuses a number written with an exponent but no decimal point (error 204:
+  ``5e-05``, ``1e-320``, ``1e+16``, which is how Python writes floats below 1e-4 or from 1e16) and
+  reads ``5.0e-05`` exactly: every message is written through :func:`message_text`, so any finite
+  value evaluates (NaN and infinities never reach the engine: inputs refuse them, PW410);
 - the host's wall-clock dispatch threads are never started (clinical time comes from data,
   and no second thread ever touches the engine); evaluations are serialised by a lock.
 """
@@ -38,7 +42,7 @@ from pathway.definition.effects import Derive, Effect, Score, compute_score
 from pathway.definition.waiting import asks_for_data, waiting_for
 from pathway.runtime.compile import Binding, CompiledPathway
 
-__all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS"]
+__all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS", "message_text"]
 
 #: Live sids per ruleset are bounded by durable_rules at 1,024; we use one at a time and
 #: retire one only if it could not be verified empty, which must stay rare.
@@ -67,6 +71,40 @@ class _Context:
     derived: dict[str, Any] = field(default_factory=dict)
     asserted: list[str] = field(default_factory=list)  # JSON of each message stored in the engine
     errors: list[str] = field(default_factory=list)
+
+
+def _durable_float(value: float) -> str:
+    """A float as durable_rules reads it: Python's shortest form, with ``.0`` before a bare exponent."""
+    text = repr(value)
+    mantissa, exp, power = text.partition("e")
+    return f"{mantissa}.0e{power}" if exp and "." not in mantissa else text
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{value!r} cannot be sent to the engine")
+        return _durable_float(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_encode(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The JSON text of an engine message, every number in a form durable_rules reads.
+
+    Messages are flat (field or fact name -> scalar): the usual case is one ``json.dumps``; a float
+    that Python would write with a bare exponent (below 1e-4 or from 1e16 in magnitude) takes the
+    slower writer. NaN and infinities raise ``ValueError``.
+    """
+    for value in message.values():
+        if isinstance(value, float) and value != 0.0 and not 1e-4 <= abs(value) < 1e16:
+            return _encode(message)
+        if isinstance(value, (dict, list, tuple)):
+            return _encode(message)
+    return json.dumps(message, ensure_ascii=False, allow_nan=False)
 
 
 def _action_name(pending: str) -> str:
@@ -191,7 +229,7 @@ class Engine:
 
     def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
         """Assert one message; return durable's state handle, or None when no rule matched it."""
-        text = json.dumps(message, ensure_ascii=False)
+        text = message_text(message)
         result = _core.assert_fact(handle, text)
         if result[0] == 1:  # MessageNotHandled: no rule matched; the message was not stored
             return None

@@ -12,8 +12,8 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pathway.core.errors import EngineError, TransitionRefused
-from pathway.definition.clock import hours_between, utc_naive
+from pathway.core.errors import EngineError, InputError, TransitionRefused
+from pathway.definition.clock import hours_between, parse_time
 from pathway.definition.effects import Transition, derived_by
 from pathway.definition.inputs import validate_event, validate_patient
 from pathway.runtime import facts
@@ -67,18 +67,22 @@ class Session:
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
         """Apply one event (``day`` or ``time`` plus field values); return the result after it.
 
-        Raises InputError (bad event), TransitionRefused or EngineError; in every case the
-        session is left exactly as it was.
+        Raises InputError (bad event; ``.event`` is its index), TransitionRefused or EngineError;
+        in every case the session is left exactly as it was.
         """
         st = self._st
         d = self._pathway.definition
-        day, values, admission, warnings = validate_event(event, d.fields, self._pathway.builtins,
-                                                          where=f"events[{len(st.events)}]", admission=st.admission,
-                                                          last_day=st.day, checks=d.consistency)
-        work = st.copy()
-        work.admission = admission
-        work.warnings = warnings  # the event's own; kept only if the whole event is applied
-        _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event)
+        try:
+            day, values, admission, warnings = validate_event(event, d.fields, self._pathway.builtins,
+                                                              where=f"events[{len(st.events)}]", admission=st.admission,
+                                                              last_day=st.day, checks=d.consistency)
+            work = st.copy()
+            work.admission = admission
+            work.warnings = warnings  # the event's own; kept only if the whole event is applied
+            _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event)
+        except InputError as exc:
+            exc.event = len(st.events)
+            raise
         self._st = work
         return self.result()
 
@@ -110,7 +114,7 @@ class Session:
 def _clock_hours(day: float, event: dict[str, Any], admission: datetime | None) -> float:
     """Hours since admission: exact from an event's clock ``time``, else ``day`` x 24."""
     if "time" in event and admission is not None:
-        return hours_between(admission, utc_naive(datetime.fromisoformat(str(event["time"]))))
+        return hours_between(admission, parse_time(event["time"]))  # validated: it parses
     return float(day) * 24
 
 
@@ -129,8 +133,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         st.history.setdefault(name, []).append([day, value, hours, index])
     entry: dict[str, Any] = {"day": day, **values}
     for key in ("time", "note"):
-        if key in raw_event:
-            entry[key] = raw_event[key]
+        if key in raw_event:  # validated JSON; a copy, so the caller's object can change later
+            entry[key] = copy.deepcopy(raw_event[key])
     st.events.append(entry)
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
