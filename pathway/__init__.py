@@ -26,6 +26,8 @@ if TYPE_CHECKING:
         EngineLimitError,
         InputError,
         PathwayError,
+        SessionConflict,
+        SessionError,
         TransitionRefused,
     )
     from pathway.runtime.api import Pathway, load_pathway, run_case
@@ -45,6 +47,8 @@ _EXPORTS = {
     "PathwayError": "pathway.core.errors",
     "DefinitionError": "pathway.core.errors",
     "InputError": "pathway.core.errors",
+    "SessionError": "pathway.core.errors",
+    "SessionConflict": "pathway.core.errors",
     "EngineError": "pathway.core.errors",
     "EngineLimitError": "pathway.core.errors",
     "TransitionRefused": "pathway.core.errors",
@@ -53,8 +57,8 @@ _EXPORTS = {
 
 __all__ = [
     "Pathway", "load_pathway", "run_case", "Session", "RESULT_KEYS", "SessionStore", "SessionNotFound",
-    "PathwayError", "DefinitionError", "InputError", "EngineError", "EngineLimitError", "TransitionRefused",
-    "Diagnostic", "__version__",
+    "PathwayError", "DefinitionError", "InputError", "SessionError", "SessionConflict", "EngineError", "EngineLimitError",
+    "TransitionRefused", "Diagnostic", "__version__",
 ]
 
 

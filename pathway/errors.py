@@ -8,10 +8,13 @@ from pathway.core.errors import (
     EngineLimitError,
     InputError,
     PathwayError,
+    SessionConflict,
+    SessionError,
     TransitionRefused,
     display_path,
     suggest,
 )
 
-__all__ = ["Diagnostic", "PathwayError", "DefinitionError", "InputError", "TransitionRefused", "EngineError",
+__all__ = ["Diagnostic", "PathwayError", "DefinitionError", "InputError", "SessionError", "SessionConflict",
+           "TransitionRefused", "EngineError",
            "EngineLimitError", "suggest", "display_path"]

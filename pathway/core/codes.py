@@ -12,7 +12,7 @@ from typing import Literal
 
 __all__ = ["Code", "CODES", "KINDS", "code", "codes_markdown", "codes_inline", "codes_document"]
 
-Kind = Literal["pathway", "rule file", "engine limit", "input", "session", "check"]
+Kind = Literal["pathway", "rule file", "engine limit", "input", "session", "stored session", "check"]
 
 #: Kinds in the order the tables list them, with what raises them.
 KINDS: dict[str, str] = {
@@ -21,6 +21,8 @@ KINDS: dict[str, str] = {
     "engine limit": "compiling to durable_rules (EngineLimitError, a DefinitionError)",
     "input": "a case, patient or event (InputError; nothing is applied)",
     "session": "applying an event (TransitionRefused, EngineError; nothing is applied)",
+    "stored session": "restoring a dumped or stored session, and saving one (SessionError; nothing is restored "
+                      "or saved)",
     "check": "the static checks of `pathway check` (findings)",
 }
 
@@ -149,6 +151,30 @@ _ALL = [
          "10,000 characters, or a patient id longer than 200 characters."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
+    Code("PW520", "stored session", "not a session document",
+         "The dump or stored row is not a JSON object: a truncated or corrupt row, text that is not JSON, NaN or "
+         "Infinity, or nesting too deep to read."),
+    Code("PW521", "stored session", "malformed session document",
+         "A key is missing, unknown, or of the wrong type or range; the message names the key (`state`, "
+         "`events[3].day`)."),
+    Code("PW522", "stored session", "session of another pathway or format",
+         "The document names another pathway, or a format this version does not read."),
+    Code("PW523", "stored session", "session dumped under other rules",
+         "The document's pathway version, profile or fingerprint (the contents of every file the load read, the "
+         "profile and the parameter values) differs from the loaded pathway's, or it carries no fingerprint. "
+         "`Pathway.replay(doc)` re-runs its patient and events under the loaded rules, deliberately."),
+    Code("PW524", "stored session", "recorded input refused",
+         "The patient or an event recorded in the document is refused by the pathway's input validation, or its "
+         "checksum does not match the recorded patient and events (an edited or corrupt input)."),
+    Code("PW525", "stored session", "recorded outcome differs from its events",
+         "Replaying the document's patient and events does not give the state, path, trace, facts, derived or "
+         "kept values it records (tampered or corrupt): nothing in a dump is trusted that its events do not "
+         "produce."),
+    Code("PW526", "stored session", "stored row of another patient or pathway",
+         "The document in a store row names another patient or pathway than the row it is stored under."),
+    Code("PW527", "stored session", "save conflict",
+         "`SessionStore.save`: the stored session changed (or was created or deleted) since this one was loaded; "
+         "nothing was saved. Load it again, apply the event again, and save (SessionConflict)."),
     Code("PW600", "check", "the pathway does not load", "The loader's diagnostics are listed."),
     Code("PW601", "check", "state unreachable from the start state"),
     Code("PW602", "check", "non-terminal state with no way out (dead end)"),

@@ -4,7 +4,9 @@ Every problem found in a rule, pathway, profile or case file becomes a
 :class:`Diagnostic`: one line ``file:line:col: message (did you mean 'x'?) [CODE]``.
 A load collects all diagnostics and raises them together in a
 :class:`DefinitionError`; input errors at run time (a bad event or case) raise
-:class:`InputError`, which also carries diagnostics and never changes a session.
+:class:`InputError`, which also carries diagnostics and never changes a session. A dumped or
+stored session that cannot be trusted raises :class:`SessionError`, whose diagnostics name the
+key of the document (``state``, ``events[3].crp_mg_l``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ __all__ = [
     "PathwayError",
     "DefinitionError",
     "InputError",
+    "SessionError",
+    "SessionConflict",
     "TransitionRefused",
     "EngineError",
     "EngineLimitError",
@@ -102,6 +106,26 @@ class InputError(_DiagnosticsError):
     """
 
     event: int | None = None
+
+
+class SessionError(_DiagnosticsError):
+    """A dumped or stored session is refused: not a session document, malformed, dumped under other
+    rules (version, profile, rule files or parameters), or recording an outcome its events do not
+    produce. Nothing was restored or saved. Each diagnostic names the key of the document in its
+    ``file`` (``state``, ``events[3].crp_mg_l``) or, for a store, the row."""
+
+
+class SessionConflict(SessionError):
+    """``SessionStore.save`` refused: the stored session changed since this one was loaded (another
+    writer saved, created or deleted it). Nothing was saved: load again, apply the event again, save.
+
+    ``expected`` is the revision this session was loaded at (None: it was never stored), ``current``
+    the revision stored now (None: no row).
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic], expected: int | None, current: int | None):
+        super().__init__(diagnostics)
+        self.expected, self.current = expected, current
 
 
 class TransitionRefused(PathwayError):

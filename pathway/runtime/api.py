@@ -19,6 +19,7 @@ from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
+from pathway.runtime.restore import replay, restore
 from pathway.runtime.session import Session, start_session
 
 __all__ = ["Pathway", "load_pathway", "run_case"]
@@ -43,6 +44,9 @@ class Pathway:
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
+        #: what this pathway decides with (files, profile, parameters; ``PathwayDef.fingerprint``), taken
+        #: once at load: every dump carries it and a restore refuses a session dumped under another
+        self.fingerprint: str = definition.fingerprint()
 
     @property
     def id(self) -> str:
@@ -67,8 +71,21 @@ class Pathway:
         return start_session(self, patient)
 
     def restore(self, doc: dict[str, Any]) -> Session:
-        """Resume a session from :meth:`Session.dump` output."""
-        return Session.load(self, doc)
+        """Resume a session from :meth:`Session.dump` output.
+
+        Nothing in the document is trusted that its events do not produce: it must be of this pathway,
+        version, profile and fingerprint (rule files and parameters), its recorded patient and events are
+        replayed through the engine, and every recorded state, path, trace, fact and derived value must be
+        what the replay gives. Anything else raises SessionError naming the key; the session returned is
+        the replay's.
+        """
+        return restore(self, doc)
+
+    def replay(self, doc: dict[str, Any]) -> Session:
+        """A new session from the patient and events recorded in a session document, run under this
+        pathway whatever version, profile or rule files it was dumped under (to move a session to new rules
+        deliberately); SessionError when its patient or events are refused."""
+        return replay(self, doc)
 
     def run_course(self, case: dict[str, Any], doc: Located | None = None) -> tuple[Session, list[dict[str, Any]]]:
         """Run a whole case (``patient`` and ``events``) through a fresh session: the session and

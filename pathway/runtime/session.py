@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
     from pathway.runtime.engine import Firing
 
-__all__ = ["Session", "RESULT_KEYS", "SESSION_FORMAT", "start_session"]
+__all__ = ["Session", "RESULT_KEYS", "SESSION_FORMAT", "start_session", "observed_form", "replay_event"]
 
 
 class Session:
@@ -70,6 +70,11 @@ class Session:
         Raises InputError (bad event; ``.event`` is its index), TransitionRefused or EngineError;
         in every case the session is left exactly as it was.
         """
+        self._apply(event)
+        return self.result()
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        """:meth:`observe` without building the result (a restore replays events with it)."""
         st = self._st
         d = self._pathway.definition
         try:
@@ -84,7 +89,6 @@ class Session:
             exc.event = len(st.events)
             raise
         self._st = work
-        return self.result()
 
     def result(self) -> dict[str, Any]:
         """The current result (the contract of DESIGN §2); a fresh JSON-ready dict."""
@@ -96,19 +100,19 @@ class Session:
 
     # -- persistence -------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
-        """Everything needed to resume this session later (JSON-ready)."""
+        """Everything needed to resume this session later (JSON-ready), with the fingerprint of the
+        pathway it runs under; :meth:`Pathway.restore` refuses it under any other rules."""
         d = self._pathway.definition
-        return self._st.to_doc(d.id, d.version, d.profile)
+        return self._st.to_doc(d.id, d.version, d.profile, self._pathway.fingerprint)
+
+    def state_values(self) -> dict[str, Any]:
+        """The document keys of this session's state, not copied (a restore compares them; never change them)."""
+        return self._st.values()
 
     @classmethod
     def load(cls, pathway: Pathway, doc: dict[str, Any]) -> Session:
-        d = pathway.definition
-        if doc.get("format") not in (1, SESSION_FORMAT) or doc.get("pathway") != d.id:
-            raise EngineError(f"stored session is for pathway {doc.get('pathway')!r} format {doc.get('format')!r}")
-        if doc.get("version") != d.version:
-            raise EngineError(f"stored session ran under {d.id} {doc.get('version')}; this is {d.version}: "
-                              "replay its events instead")
-        return cls(pathway, SessionState.from_doc(doc))
+        """The same as :meth:`Pathway.restore` (kept for code that called it)."""
+        return pathway.restore(doc)
 
 
 def _clock_hours(day: float, event: dict[str, Any], admission: datetime | None) -> float:
@@ -135,6 +139,12 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     for key in ("time", "note"):
         if key in raw_event:  # validated JSON; a copy, so the caller's object can change later
             entry[key] = copy.deepcopy(raw_event[key])
+    # Quantities as given ({value, unit}): the canonical value alone could read differently as a bare
+    # number (an ambiguity band), so a restore replays the event as it was observed.
+    given = {name: {"value": raw_event[name]["value"], "unit": raw_event[name]["unit"]}
+             for name in values if isinstance(raw_event.get(name), dict)}
+    if given:
+        entry["given"] = given
     st.events.append(entry)
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
@@ -227,3 +237,20 @@ def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
                                          facts=values, state=start, path=[start], entered={start: 0},
                                          warnings=warnings, seen_hours={name: 0.0 for name in values},
                                          history={name: [[0, value, 0.0, None]] for name, value in values.items()}))
+
+
+def observed_form(entry: dict[str, Any]) -> dict[str, Any]:
+    """A recorded event (an entry of a session document's ``events``) as it was observed: its clock
+    ``time`` or else its ``day``, its ``note``, and each value as given (a quantity with its unit)."""
+    event = {k: v for k, v in entry.items() if k not in ("day", "given")}
+    if "time" not in entry:
+        event["day"] = entry["day"]
+    given = entry.get("given")
+    if isinstance(given, dict):
+        event.update(given)
+    return event
+
+
+def replay_event(session: Session, entry: dict[str, Any]) -> None:
+    """Apply a recorded event again (a restore replays a document's events through the engine)."""
+    session._apply(observed_form(entry))

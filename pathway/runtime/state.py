@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SessionState", "SESSION_FORMAT", "upgrade"]
+__all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum"]
 
 #: 2: clock hours (``hours``, ``seen_hours``, a third element in history entries, an event's
 #: ``time``) and kept decision facts (``frozen``); a format-1 document is read as day x 24 hours.
-SESSION_FORMAT = 2
+#: 3: the pathway's ``fingerprint`` and a ``checksum`` of the recorded patient and events, and each
+#: event's quantities as given (``given``: ``{field: {value, unit}}``), so that restoring replays
+#: exactly what was observed.
+SESSION_FORMAT = 3
+
+#: the formats :meth:`Pathway.restore` reads
+FORMATS = (1, 2, 3)
 
 #: keys added to the session document after format 1 was first written; older documents lack them
 _OPTIONAL = {"warnings", "state_event", "recorded_event"}  # keys added after format 1 was first written
@@ -61,15 +69,19 @@ class SessionState:
                        recorded_event=dict(self.recorded_event), warnings=list(self.warnings),
                        seen_hours=dict(self.seen_hours), frozen=dict(self.frozen))
 
-    def to_doc(self, pathway_id: str, version: str, profile: str | None) -> dict[str, Any]:
-        """The JSON document of this state (deep copies: the caller may change it freely)."""
-        doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile}
-        for f in fields(self):
-            if f.name == "patient_id":
-                continue
-            value = getattr(self, f.name)
-            doc[f.name] = value.isoformat() if isinstance(value, datetime) else copy.deepcopy(value)
+    def to_doc(self, pathway_id: str, version: str, profile: str | None, fingerprint: str) -> dict[str, Any]:
+        """The JSON document of this state (deep copies: the caller may change it freely), with the
+        fingerprint of the pathway it ran under and the checksum of its recorded inputs."""
+        doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile,
+                               "fingerprint": fingerprint}
+        doc.update(copy.deepcopy(self.values()))
+        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"])
         return doc
+
+    def values(self) -> dict[str, Any]:
+        """The keys of the document that this state makes (not copied: read, never change them)."""
+        return {f.name: (value.isoformat() if isinstance(value, datetime) else value)
+                for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SessionState:
@@ -79,6 +91,18 @@ class SessionState:
                   if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         return cls(patient_id=str(doc["patient"]["id"]), **values)
+
+
+def inputs_checksum(patient: Any, events: Any) -> str:
+    """A hash of the recorded inputs (the patient as given and the events as recorded), as canonical
+    JSON: it detects an edited or corrupt input in a stored document. It is not a signature (anyone
+    can recompute it); what a session derives is checked by replaying these inputs instead."""
+    try:
+        text = json.dumps({"patient": patient, "events": events}, sort_keys=True, ensure_ascii=True,
+                          separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):  # keys of mixed types in a free-form value: not JSON, hashed as shown
+        text = ascii(repr({"patient": patient, "events": events}))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
