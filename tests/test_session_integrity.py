@@ -1,0 +1,235 @@
+"""Restore trusts nothing its events do not produce, under the rules they ran under; the store never
+overwrites a session another writer saved, and refuses a corrupt row with SessionError."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+from typing import Any
+
+import pytest
+from cases import ADMIT, DAY3_FAIL, patient, rescue
+
+import pathway
+import pathway.errors
+from pathway import PathwayError, SessionConflict, SessionError, SessionStore, load_pathway
+
+
+def _doc(pw: Any, case: dict[str, Any]) -> dict[str, Any]:
+    s = pw.start(case["patient"])
+    for event in case["events"]:
+        s.observe(event)
+    return json.loads(json.dumps(s.dump()))
+
+
+def _refused(pw: Any, doc: Any) -> tuple[str, str, str]:
+    with pytest.raises(SessionError) as info:
+        pw.restore(doc)
+    d = info.value.diagnostics[0]
+    return d.file, d.code, d.message
+
+
+def test_session_errors_are_exported_where_the_other_errors_are():
+    assert pathway.SessionError is pathway.errors.SessionError is SessionError
+    assert issubclass(SessionError, PathwayError) and issubclass(SessionConflict, SessionError)
+    assert {"SessionError", "SessionConflict"} <= set(pathway.__all__) & set(pathway.errors.__all__)
+
+
+def test_a_dump_carries_the_fingerprint_and_a_checksum_and_restores_to_the_same_session(pw):
+    doc = _doc(pw, rescue("tacrolimus"))
+    assert doc["format"] == 3 and doc["fingerprint"] == pw.fingerprint == pw.definition.fingerprint()
+    assert len(doc["checksum"]) == 32
+    restored = pw.restore(copy.deepcopy(doc))
+    assert restored.dump() == doc
+
+
+def test_a_session_of_another_profile_is_refused_and_can_be_replayed_deliberately(pw):
+    nice = load_pathway("asuc", profile="nice")
+    doc = _doc(nice, rescue("tacrolimus"))
+    assert nice.restore(copy.deepcopy(doc)).state == "rescue_tacrolimus"
+    file, code, message = _refused(pw, copy.deepcopy(doc))
+    assert (file, code) == ("profile", "PW523") and "nice" in message
+    doc["profile"] = pw.definition.profile  # the profile's name edited: its fingerprint still differs
+    file, code, message = _refused(pw, copy.deepcopy(doc))
+    assert (file, code) == ("fingerprint", "PW523") and "Pathway.replay(doc)" in message
+    moved = pw.replay(doc)
+    assert moved.dump()["fingerprint"] == pw.fingerprint and moved.state == "rescue_tacrolimus"
+
+
+def test_a_session_dumped_under_edited_rule_files_or_other_parameters_is_refused(rules_copy):
+    before = load_pathway(rules_copy, cache=False)
+    doc = _doc(before, rescue("tacrolimus"))
+    path = rules_copy / "pathway.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("  tw_min_bloody_stools:\n    value: 6\n",
+                                                             "  tw_min_bloody_stools:\n    value: 7\n"), encoding="utf-8")
+    assert _refused(load_pathway(rules_copy, cache=False), copy.deepcopy(doc))[:2] == ("fingerprint", "PW523")
+    other = load_pathway("asuc", parameters={"tac_start_mg_kg_day": 0.1})
+    assert _refused(other, _doc(load_pathway("asuc"), rescue("tacrolimus")))[:2] == ("fingerprint", "PW523")
+
+
+def test_a_document_without_a_fingerprint_is_refused(pw):
+    doc = _doc(pw, rescue("tacrolimus"))
+    del doc["fingerprint"]
+    file, code, message = _refused(pw, doc)
+    assert (file, code) == ("fingerprint", "PW523") and "no pathway fingerprint" in message
+    assert pw.replay(doc).state == "rescue_tacrolimus"
+
+
+@pytest.mark.parametrize("doc,code", [
+    (None, "PW520"), ([], "PW520"), ("{}", "PW520"), ({}, "PW522"),
+])
+def test_what_is_not_a_session_document_is_refused(pw, doc, code):
+    assert _refused(pw, doc)[1] == code
+
+
+def test_a_document_nested_too_deeply_is_refused(pw):
+    doc = _doc(pw, rescue("tacrolimus"))
+    deep: Any = 1
+    for _ in range(100_000):
+        deep = [deep]
+    doc["trace"][0]["facts"]["deep"] = deep
+    assert _refused(pw, doc)[1] in ("PW520", "PW525")
+
+
+def test_recorded_derived_values_are_not_trusted_even_an_optional_key(pw):
+    # a bare CRP in its warn band gives an input warning; a document without it restores with it
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    s.observe({"day": 1, "crp_mg_l": 40})
+    doc = json.loads(json.dumps(s.dump()))
+    assert [w["rule"] for w in doc["warnings"]] == ["input.crp_mg_l"]
+    del doc["warnings"]
+    assert pw.restore(doc).result() == s.result()
+    doc["warnings"] = [{"rule": "input.crp_mg_l", "level": "warning", "text": "give 500 mg", "evidence": {}}]
+    assert _refused(pw, doc)[:2] == ("warnings[0].text", "PW525")
+
+
+def test_quantities_replay_as_they_were_given(pw):
+    # 0.6 g/dL is 6 g/L: as a bare number, 6 falls in albumin's refuse band (g/L or g/dL?)
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, albumin_g_l={"value": 0.6, "unit": "g/dL"}))
+    doc = json.loads(json.dumps(s.dump()))
+    assert doc["events"][0]["given"] == {"albumin_g_l": {"value": 0.6, "unit": "g/dL"}}
+    assert pw.restore(copy.deepcopy(doc)).result() == s.result()
+    del doc["events"][0]["given"]
+    file, code, message = _refused(pw, doc)
+    assert (file, code) == ("events[0].albumin_g_l", "PW524") and "ambiguous" in message
+
+
+def test_session_load_is_restore(pw):
+    doc = _doc(pw, rescue("tacrolimus"))
+    assert pathway.Session.load(pw, copy.deepcopy(doc)).dump() == doc
+    doc["state"] = "colectomy"
+    with pytest.raises(SessionError):
+        pathway.Session.load(pw, doc)
+
+
+# -- the store -------------------------------------------------------------------------------------------
+
+def _stored(pw: Any, tmp_path: Any) -> SessionStore:
+    store = SessionStore(tmp_path / "s.db")
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    store.save(s)
+    return store
+
+
+def test_the_second_of_two_writers_gets_a_conflict_and_loses_nothing(pw, tmp_path):
+    store = _stored(pw, tmp_path)
+    other = SessionStore(tmp_path / "s.db")  # another writer (another connection)
+    a, b = store.load(pw, "p-1"), other.load(pw, "p-1")
+    a.observe(dict(DAY3_FAIL, note="a"))
+    b.observe({"day": 3, "pulse_bpm": 80, "note": "b"})
+    store.save(a)
+    with pytest.raises(SessionConflict) as info:
+        other.save(b)
+    d = info.value.diagnostics[0]
+    assert d.code == "PW527" and d.file == "s.db[asuc/p-1]" and "nothing was saved" in d.message
+    assert info.value.current is not None and info.value.expected is not None and info.value.current > info.value.expected
+    assert [e.get("note") for e in other.load(pw, "p-1").dump()["events"]] == [None, "a"]
+    b = other.load(pw, "p-1")  # the second writer loads again and applies its event again
+    b.observe({"day": 3, "pulse_bpm": 80, "note": "b"})
+    other.save(b)
+    assert [e.get("note") for e in store.load(pw, "p-1").dump()["events"]] == [None, "a", "b"]
+
+
+def test_a_new_session_never_overwrites_a_stored_one_and_a_deleted_one_is_not_resurrected(pw, tmp_path):
+    store = _stored(pw, tmp_path)
+    with pytest.raises(SessionConflict) as info:
+        store.save(pw.start(patient()))  # the same patient started again
+    assert info.value.expected is None and "already stored" in str(info.value)
+    loaded = store.load(pw, "p-1")
+    assert store.delete("asuc", "p-1")
+    loaded.observe(dict(DAY3_FAIL))
+    with pytest.raises(SessionConflict) as info:
+        store.save(loaded)
+    assert info.value.current is None and store.count() == 0
+
+
+def test_saving_the_same_session_again_needs_no_reload(pw, tmp_path):
+    store = SessionStore(tmp_path / "s.db")
+    s = pw.start(patient())
+    store.save(s)
+    s.observe(dict(ADMIT))
+    store.save(s)
+    s.observe(dict(DAY3_FAIL))
+    store.save(s)
+    assert store.load(pw, "p-1").state == s.state
+
+
+def _write_row(tmp_path: Any, doc: Any) -> None:
+    con = sqlite3.connect(tmp_path / "s.db")
+    con.execute("UPDATE sessions SET doc = ? WHERE patient_id = 'p-1'", (doc,))
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("corrupt", ["truncated", "not utf-8", "nan", "a list", "empty"])
+def test_a_corrupt_stored_row_raises_session_error_not_a_decode_error(pw, tmp_path, corrupt):
+    store = _stored(pw, tmp_path)
+    text = store._db.execute("SELECT doc FROM sessions").fetchone()[0]
+    row = {"truncated": text[: len(text) // 2], "not utf-8": text.encode()[:10] + b"\xff\xfe" + text.encode()[12:],
+           "nan": text.replace('"day": 0', '"day": NaN', 1), "a list": "[1, 2]", "empty": ""}[corrupt]
+    _write_row(tmp_path, row)
+    with pytest.raises(SessionError) as info:
+        SessionStore(tmp_path / "s.db").load(pw, "p-1")
+    assert info.value.diagnostics[0].code == "PW520" and info.value.diagnostics[0].file == "s.db[asuc/p-1]"
+
+
+def test_a_row_holding_another_patients_document_is_refused(pw, tmp_path):
+    store = _stored(pw, tmp_path)
+    other = pw.start(patient(id="p-2"))
+    _write_row(tmp_path, json.dumps(other.dump()))
+    with pytest.raises(SessionError) as info:
+        store.load(pw, "p-1")
+    assert info.value.diagnostics[0].code == "PW526"
+
+
+def test_a_row_tampered_after_this_store_saved_it_is_still_verified(pw, tmp_path):
+    store = _stored(pw, tmp_path)
+    evaluations = pw.engine.evaluations
+    assert store.load(pw, "p-1").state == "iv_steroids"
+    assert pw.engine.evaluations == evaluations  # the text this store wrote itself is not replayed again
+    doc = json.loads(store._db.execute("SELECT doc FROM sessions").fetchone()[0])
+    doc["state"] = "colectomy"
+    _write_row(tmp_path, json.dumps(doc))
+    with pytest.raises(SessionError) as info:
+        store.load(pw, "p-1")
+    assert (info.value.diagnostics[0].file, info.value.diagnostics[0].code) == ("state", "PW525")
+
+
+def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_path):
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    con = sqlite3.connect(tmp_path / "s.db")
+    con.execute("CREATE TABLE sessions (pathway TEXT NOT NULL, patient_id TEXT NOT NULL, version TEXT NOT NULL, "
+                "state TEXT NOT NULL, events INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (pathway, patient_id))")
+    con.execute("INSERT INTO sessions VALUES ('asuc', 'p-1', ?, ?, 1, ?)", (pw.version, s.state, json.dumps(s.dump())))
+    con.commit()
+    con.close()
+    store = SessionStore(tmp_path / "s.db")
+    loaded = store.load(pw, "p-1")
+    loaded.observe(dict(DAY3_FAIL))
+    store.save(loaded)
+    assert SessionStore(tmp_path / "s.db").load(pw, "p-1").state == "rescue_selection"
