@@ -40,12 +40,39 @@ _ALL = [
     Code("PW001", "pathway", "no such pathway",
          "The name is not a shipped pathway and the path is not a folder with a pathway.yaml."),
     Code("PW002", "pathway", "file not found", "A file that pathway.yaml names is not in the pathway folder."),
-    Code("PW100", "rule file", "YAML syntax", "The file is not valid YAML, not UTF-8, or uses a YAML tag."),
+    Code("PW100", "rule file", "YAML syntax",
+         "The file is not valid YAML, not UTF-8, holds a control character (even inside a comment), or uses a YAML "
+         "tag (of any kind, on a value, a list or a mapping)."),
     Code("PW101", "rule file", "duplicate key", "A mapping has the same key twice (YAML would silently keep the last)."),
     Code("PW110", "rule file", "unknown key or operator",
          "A key, effect or condition operator that the file kind does not have; the hint names the closest one allowed there."),
     Code("PW111", "rule file", "missing key", "A required key is absent."),
     Code("PW112", "rule file", "wrong type or value", "A value of the wrong type, out of its allowed set, or badly formed."),
+    Code("PW120", "rule file", "file too large",
+         "A rule file larger than 1,000,000 bytes or holding more than 100,000 values, or a pathway whose files "
+         "together exceed 8,000,000 bytes, 500 files or 100,000 values."),
+    Code("PW121", "rule file", "nesting too deep", "Mappings and lists nested more than 64 levels deep."),
+    Code("PW122", "rule file", "alias limit",
+         "More than 1,000 aliases in a file, an alias that refers to the value containing it (a recursive alias), "
+         "or aliases that expand to more than 100,000 values or deeper than 64 levels (a 'billion laughs' file)."),
+    Code("PW123", "rule file", "text too long", "One text or key longer than 20,000 characters."),
+    Code("PW124", "rule file", "number not finite",
+         "`.nan`, `.inf` or `-.inf` (or a literal too large for a floating-point number) in a rule file or a "
+         "parameter override: numbers are finite."),
+    Code("PW125", "rule file", "number out of range",
+         "A number whose magnitude is above 1e12 or, other than 0, below 1e-12, or a number literal longer than 100 "
+         "characters: every number within the range reaches the engine in a form it reads exactly."),
+    Code("PW126", "rule file", "dose, step, count or rank that is not positive",
+         "A dose (mg/kg, mg/kg/day, a maximum per dose, a medication's fixed dose), a rounding step, a number of "
+         "administrations a day or a titration target that is 0 or negative, a titration's change fraction outside "
+         "(0, 1], a score's rounding step that is not positive, or a negative option rank: written in the rule or "
+         "given by a parameter, a site profile or an override."),
+    Code("PW127", "rule file", "range out of order",
+         "A range whose low end is above its high end: a field's plausible range, the target range of a dose or "
+         "a medication, or the bounds of a 'between' test."),
+    Code("PW129", "rule file", "the loader failed on this file",
+         "An unexpected failure while reading or resolving the file: a bug of the loader, reported at the file "
+         "it was reading instead of a traceback. Please report it with the file."),
     Code("PW201", "rule file", "unknown state", "A rule or transition names a state the pathway does not declare."),
     Code("PW202", "rule file", "unknown field or derived fact",
          "A condition or text names a field, built-in or derived fact that does not exist."),
@@ -113,6 +140,16 @@ _ALL = [
          "must fall after it."),
     Code("PW239", "rule file", "invariant naming an unknown hazard",
          "An invariant of the invariants file lists under 'hazards' an id that the hazard log does not define."),
+    Code("PW240", "rule file", "file path outside the pathway folder",
+         "A file named in pathway.yaml (rule_files, fields_file, sources_file, hazards_file, invariants_file) that "
+         "is an absolute path, has a '..' part or a control character: every file a pathway reads lies inside its "
+         "folder."),
+    Code("PW241", "rule file", "symbolic link out of the pathway folder",
+         "A file of the pathway (or a folder on its way) is a symbolic link that leads outside the pathway folder; "
+         "the file is not opened."),
+    Code("PW242", "rule file", "file cannot be read",
+         "A file of the pathway exists but cannot be read: permission denied, not a regular file, or a name the "
+         "file system refuses (too long)."),
     Code("PW301", "engine limit", "rule too large", "One rule compiles to more alternatives than durable_rules can hold."),
     Code("PW302", "engine limit", "too many rules in one ruleset", "More engine rules in a state group than the measured limit."),
     Code("PW303", "engine limit", "too many rules on one condition",

@@ -1,25 +1,34 @@
 """Safe YAML loading that remembers where every value came from.
 
 - Only plain data: mappings, sequences, strings, numbers, ``true``/``false``/``null``.
-  No object tags, no implicit ``yes``/``no``/``on``/``off`` booleans, no implicit dates.
+  No YAML tags of any kind (``!!str``, ``!foo``, on scalars, lists or mappings), no implicit
+  ``yes``/``no``/``on``/``off`` booleans, no implicit dates.
 - Duplicate keys are errors (PyYAML would silently keep the last one).
+- Bounded: a file's size, its nesting depth, the number of aliases and the size and depth of what
+  they expand to (a "billion laughs" file is refused while it is being read, not after), the
+  length of one text and of one number are all limited (:class:`Limits`); rule files also have
+  their numbers checked (finite, within a plausible magnitude). A control character anywhere,
+  even inside a comment, is a located error. Every problem is a :class:`YamlProblem` with a
+  located diagnostic, never a raw exception.
 - :class:`Located` maps a path of keys/indexes to the (line, column) of that node,
   1-based, so validation errors can point at ``file:line:col``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from pathway.core.errors import Diagnostic, suggest
 
-__all__ = ["Located", "load_yaml_text", "load_yaml_file", "YamlProblem", "validation_diagnostics", "keys_at"]
+__all__ = ["Located", "Limits", "DOCUMENT_LIMITS", "RULE_FILE_LIMITS", "MAX_NUMBER", "MIN_NUMBER", "number_problem",
+           "load_yaml_text", "load_yaml_file", "read_text_file", "YamlProblem", "validation_diagnostics", "keys_at"]
 
 Path_ = tuple[Any, ...]
 
@@ -71,11 +80,168 @@ def _path_of(where: str) -> Path_:
 class YamlProblem(Exception):
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
+        #: values composed before the problem was found (what reading the file cost)
+        self.nodes = 0
         super().__init__(str(diagnostic))
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2-like booleans and no implicit timestamps."""
+#: The largest magnitude a number in a rule file may have, and the smallest one other than 0
+#: (PW125). No threshold, dose, rank or count comes near either, and every number between them
+#: reaches durable_rules in a form it reads exactly (see :mod:`pathway.runtime.compile`).
+MAX_NUMBER = 1e12
+MIN_NUMBER = 1e-12
+#: The longest number literal that is read (Python refuses integers of more than 4,300 digits).
+_MAX_NUMBER_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one YAML document may hold; beyond a limit it is refused with a located diagnostic.
+
+    ``max_nodes`` and the depth count values after expanding aliases, so an alias bomb is stopped
+    while it is being composed; ``numbers`` checks every number (finite, PW124; within
+    :data:`MIN_NUMBER`..:data:`MAX_NUMBER`, PW125).
+    """
+
+    max_bytes: int
+    max_depth: int
+    max_aliases: int
+    max_nodes: int
+    max_string: int
+    numbers: bool
+    #: how a message names what ``max_nodes`` counts
+    scope: str = "in one file"
+
+
+#: Rule, pathway, fields, sources, hazards, invariants and profile files (the largest shipped
+#: file is ~50 KB with ~1,800 values, nested 9 levels deep, its longest text ~900 characters).
+RULE_FILE_LIMITS = Limits(max_bytes=1_000_000, max_depth=64, max_aliases=1_000, max_nodes=100_000,
+                          max_string=20_000, numbers=True)
+#: Any other document read as YAML (case files, scenarios): the same protections, larger sizes,
+#: numbers left to the reader (events have their own plausible ranges).
+DOCUMENT_LIMITS = Limits(max_bytes=16_000_000, max_depth=64, max_aliases=1_000, max_nodes=4_000_000,
+                         max_string=1_000_000, numbers=False)
+
+_SCALAR_TAGS = frozenset({
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+})
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
+def _shown_number(value: int | float) -> str:
+    if isinstance(value, float):
+        return {math.inf: ".inf", -math.inf: "-.inf"}.get(value, ".nan" if math.isnan(value) else repr(value))
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:8]}... ({len(text.lstrip('-'))} digits)"
+
+
+def number_problem(value: Any) -> tuple[str, str] | None:
+    """``(code, message)`` when ``value`` is a number a rule file may not hold, else None.
+
+    Numbers are finite (PW124) and 0 or of a magnitude from :data:`MIN_NUMBER` to
+    :data:`MAX_NUMBER` (PW125). Booleans and texts are not numbers here.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "PW124", f"{_shown_number(value)} is not a finite number; rule files hold finite numbers only"
+    magnitude = abs(value)
+    if magnitude > MAX_NUMBER or 0 < magnitude < MIN_NUMBER:
+        return "PW125", (f"number {_shown_number(value)} is out of range: a number in a rule file is 0 or of a "
+                         f"magnitude from {MIN_NUMBER:g} to {MAX_NUMBER:g}")
+    return None
+
+
+def _at(file: str, mark: Any, code: str, message: str) -> YamlProblem:
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return YamlProblem(Diagnostic(file, line, col, code, message))
+
+
+class _Bounded:
+    """The composer of both loaders: refuses tags and keeps every document within its
+    :class:`Limits` while composing it (before anything is expanded or built)."""
+
+    if TYPE_CHECKING:  # provided by the parser each loader is built on
+        def peek_event(self) -> Any: ...
+
+    def _bound(self, file: str, limits: Limits) -> None:
+        self._file = file
+        self._limits = limits
+        self._depth = 0
+        self._aliases = 0
+        self._open: list[str] = []  # anchors of the collections being composed (an alias to one is recursive)
+        self._size: dict[int, int] = {}  # id(node) -> number of values once aliases are expanded
+        self._height: dict[int, int] = {}  # id(node) -> nesting depth once aliases are expanded
+
+    def compose_node(self, parent: Any, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        limits = self._limits
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise _at(self._file, event.start_mark, "PW122",
+                          f"alias '*{event.anchor}' refers to the value that contains it (a recursive alias)")
+            self._aliases += 1
+            if self._aliases > limits.max_aliases:
+                raise _at(self._file, event.start_mark, "PW122",
+                          f"more than {limits.max_aliases:,} aliases in one file")
+            node: yaml.Node = super().compose_node(parent, index)  # type: ignore[misc]
+            return node
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise _at(self._file, event.start_mark, "PW100",
+                      f"YAML tag '{tag}' is not allowed (rule files hold plain data only)")
+        collection = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        anchor = getattr(event, "anchor", None)
+        if collection:
+            self._depth += 1
+            if self._depth > limits.max_depth:
+                raise _at(self._file, event.start_mark, "PW121", f"nesting deeper than {limits.max_depth} levels")
+            if anchor is not None:
+                self._open.append(anchor)
+        try:
+            node = super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            if collection:
+                self._depth -= 1
+                if anchor is not None:
+                    self._open.pop()
+        self._measure(node)
+        return node
+
+    def _measure(self, node: yaml.Node) -> None:
+        """Size and depth of ``node`` with its aliases expanded, from those of its children."""
+        limits = self._limits
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > limits.max_string:
+                raise _at(self._file, node.start_mark, "PW123",
+                          f"text of {len(node.value):,} characters; the limit is {limits.max_string:,}")
+            self._size[id(node)], self._height[id(node)] = 1, 0
+            return
+        children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+        size = 1 + sum(self._size[id(c)] for c in children)
+        height = 1 + max((self._height[id(c)] for c in children), default=0)
+        if size > limits.max_nodes:
+            if self._aliases:
+                raise _at(self._file, node.start_mark, "PW122",
+                          f"this value expands through its aliases to more than {limits.max_nodes:,} values")
+            raise _at(self._file, node.start_mark, "PW120", f"more than {limits.max_nodes:,} values {limits.scope}")
+        if height > limits.max_depth:
+            raise _at(self._file, node.start_mark, "PW122",
+                      f"this value nests deeper than {limits.max_depth} levels once its aliases are expanded")
+        self._size[id(node)], self._height[id(node)] = size, height
+
+
+class _StrictLoader(_Bounded, yaml.SafeLoader):
+    """SafeLoader (pure Python) with YAML 1.2-like booleans and no implicit timestamps; its error
+    messages are the ones diagnostics show."""
+
+    def __init__(self, text: str, file: str, limits: Limits):
+        yaml.SafeLoader.__init__(self, text)
+        self._bound(file, limits)
 
 
 # Rebuild the implicit resolvers without bool (yes/no/on/off) and timestamp.
@@ -87,8 +253,65 @@ _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
 )
 
+_Loader = type[_StrictLoader] | Any
+_FastLoader: _Loader = None
+def _libyaml_parser() -> Any:
+    try:
+        from yaml import _yaml
+    except ImportError:  # PyYAML without libyaml: the pure Python parser does it all
+        return None
+    return getattr(_yaml, "CParser", None)
 
-def _build(node: yaml.Node, path: Path_, out: Located, loader: _StrictLoader) -> Any:
+
+_CParser: Any = _libyaml_parser()
+if _CParser is not None:
+    class _LibyamlLoader(_Bounded, yaml.composer.Composer, yaml.constructor.SafeConstructor,
+                         yaml.resolver.Resolver, _CParser):  # type: ignore[misc]
+        """The same loader on libyaml's parser (about four times faster); the composer, the
+        resolvers and the limits are the ones above."""
+
+        yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
+
+        def __init__(self, text: str, file: str, limits: Limits):
+            _CParser.__init__(self, text)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self._bound(file, limits)
+
+    _FastLoader = _LibyamlLoader
+
+#: A file libyaml finds broken is read again with the pure Python parser, whose messages the
+#: diagnostics show, when libyaml had composed at most this many values before the problem (about
+#: a second of the Python parser); beyond, the diagnostic gives libyaml's message.
+_REPARSE_NODES = 20_000
+
+
+class _SyntaxProblem(YamlProblem):
+    """A YamlProblem from the parser (not from a limit): the Python parser says it best."""
+
+
+def _scalar(node: yaml.ScalarNode, out: Located, loader: Any, limits: Limits) -> Any:
+    """The value of a scalar: plain data only, numbers readable (and checked for rule files)."""
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if node.tag not in _SCALAR_TAGS:
+        raise YamlProblem(Diagnostic(out.file, line, col, "PW100", f"tag '{node.tag}' is not allowed (plain data only)"))
+    if node.tag in _NUMBER_TAGS and len(node.value) > _MAX_NUMBER_CHARS:
+        raise YamlProblem(Diagnostic(out.file, line, col, "PW125",
+                                     f"number of {len(node.value)} characters; the limit is {_MAX_NUMBER_CHARS}"))
+    try:
+        value = loader.construct_object(node)
+    except (ValueError, OverflowError, yaml.YAMLError):  # e.g. '0x_' resolves as an integer without digits
+        raise YamlProblem(Diagnostic(out.file, line, col, "PW100", "a value that looks like a number but is not one; "
+                                                                   "quote it if it is a text")) from None
+    if limits.numbers:
+        problem = number_problem(value)
+        if problem is not None:
+            raise YamlProblem(Diagnostic(out.file, line, col, *problem))
+    return value
+
+
+def _build(node: yaml.Node, path: Path_, out: Located, loader: Any, limits: Limits) -> Any:
     out.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -99,61 +322,108 @@ def _build(node: yaml.Node, path: Path_, out: Located, loader: _StrictLoader) ->
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlProblem(Diagnostic(out.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
                                              "PW100", "YAML merge keys ('<<') are not allowed in rule files"))
-            key = loader.construct_object(key_node)
+            key = _scalar(key_node, out, loader, limits)
             kpos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
                 raise YamlProblem(Diagnostic(out.file, kpos[0], kpos[1], "PW101", f"duplicate key '{key}'"))
             out.key_positions[path + (key,)] = kpos
-            result[key] = _build(value_node, path + (key,), out, loader)
+            result[key] = _build(value_node, path + (key,), out, loader, limits)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), out, loader) for i, item in enumerate(node.value)]
-    if node.tag not in (
-        "tag:yaml.org,2002:str",
-        "tag:yaml.org,2002:int",
-        "tag:yaml.org,2002:float",
-        "tag:yaml.org,2002:bool",
-        "tag:yaml.org,2002:null",
-    ):
-        raise YamlProblem(Diagnostic(out.file, node.start_mark.line + 1, node.start_mark.column + 1,
-                                     "PW100", f"tag '{node.tag}' is not allowed (plain data only)"))
-    return loader.construct_object(node)
+        return [_build(item, path + (i,), out, loader, limits) for i, item in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    return _scalar(node, out, loader, limits)
 
 
-def load_yaml_text(text: str, file: str) -> Located:
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    position = max(0, min(position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    return line, position - (text.rfind("\n", 0, position) + 1) + 1
+
+
+def load_yaml_text(text: str, file: str, limits: Limits = DOCUMENT_LIMITS) -> Located:
     """Parse one YAML document; raise :class:`YamlProblem` with a located diagnostic."""
-    loader = _StrictLoader(text)
+    if len(text) > limits.max_bytes:
+        raise YamlProblem(Diagnostic(file, 1, 1, "PW120", f"more than {limits.max_bytes:,} characters; "
+                                                          "a rule file is at most that long"))
+    if _FastLoader is not None:
+        try:
+            return _load(_FastLoader, text, file, limits)
+        except _SyntaxProblem as exc:
+            if exc.nodes > _REPARSE_NODES:
+                raise
+    return _load(_StrictLoader, text, file, limits)
+
+
+def _reader_problem(text: str, file: str, exc: yaml.reader.ReaderError) -> _SyntaxProblem:
+    """A control character, anywhere (even in a comment)."""
+    line, col = _line_col(text, exc.position)
+    what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+    return _SyntaxProblem(Diagnostic(file, line, col, "PW100",
+                                     f"character {what} is not allowed in a YAML file (not even in a comment)"))
+
+
+def _syntax_problem(text: str, file: str, exc: yaml.YAMLError) -> _SyntaxProblem:
+    """The parser's error as a located diagnostic (the parser's own words, never the file's text)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return _reader_problem(text, file, exc)
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return _SyntaxProblem(Diagnostic(file, 1, 1, "PW100", f"YAML error: {type(exc).__name__}"))
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = f"YAML syntax error: {exc.problem or exc.context}"
+    ctx = exc.context_mark
+    if exc.problem and exc.context and ctx is not None and ctx.line + 1 != line:
+        # e.g. an unclosed '[': the parser notices on a later line; name where it opened.
+        message += f" ({exc.context} that starts at line {ctx.line + 1}, column {ctx.column + 1})"
+    return _SyntaxProblem(Diagnostic(file, line, col, "PW100", message))
+
+
+def _load(kind: _Loader, text: str, file: str, limits: Limits) -> Located:
+    try:
+        loader = kind(text, file, limits)
+    except yaml.reader.ReaderError as exc:  # the pure Python reader checks every character first
+        raise _reader_problem(text, file, exc) from None
     try:
         try:
             node = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            message = f"YAML syntax error: {exc.problem or exc.context}"
-            ctx = exc.context_mark
-            if exc.problem and exc.context and ctx is not None and ctx.line + 1 != line:
-                # e.g. an unclosed '[': the parser notices on a later line; name where it opened.
-                message += f" ({exc.context} that starts at line {ctx.line + 1}, column {ctx.column + 1})"
-            raise YamlProblem(Diagnostic(file, line, col, "PW100", message)) from None
-        except yaml.YAMLError as exc:
-            raise YamlProblem(Diagnostic(file, 1, 1, "PW100", f"YAML error: {exc}")) from None
-        out = Located(data=None, file=file)
-        if node is None:
-            out.data = None
+            out = Located(data=None, file=file)
+            if node is not None:
+                out.data = _build(node, (), out, loader, limits)
             return out
-        out.data = _build(node, (), out, loader)
-        return out
+        except yaml.YAMLError as exc:
+            problem: YamlProblem = _syntax_problem(text, file, exc)
+        except YamlProblem as exc:
+            problem = exc
+        problem.nodes = len(loader._size)
+        raise problem from None
     finally:
         loader.dispose()
 
 
-def load_yaml_file(path: str, display: str) -> Located:
+def read_text_file(path: str, display: str, limits: Limits = DOCUMENT_LIMITS) -> str:
+    """The UTF-8 text of a file, read no further than the size limit allows; YamlProblem when it
+    is too large (PW120), not UTF-8 (PW100) or cannot be read (PW242)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read(limits.max_bytes + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise YamlProblem(Diagnostic(display, 1, 1, "PW242", f"the file cannot be read: {reason}")) from None
+    if len(data) > limits.max_bytes:
+        raise YamlProblem(Diagnostic(display, 1, 1, "PW120", f"the file is larger than {limits.max_bytes:,} bytes"))
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise YamlProblem(Diagnostic(display, 1, 1, "PW100", f"file is not UTF-8 text: {exc.reason}")) from None
-    return load_yaml_text(text, display)
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlProblem(Diagnostic(display, line, col, "PW100", f"file is not UTF-8 text: {exc.reason}")) from None
+
+
+def load_yaml_file(path: str, display: str, limits: Limits = DOCUMENT_LIMITS) -> Located:
+    """Read and parse one YAML file within ``limits``; raise :class:`YamlProblem` with a located diagnostic."""
+    return load_yaml_text(read_text_file(path, display, limits), display, limits)
 
 
 def _types_at(tp: Any, loc: tuple[Any, ...]) -> list[Any]:
