@@ -76,6 +76,7 @@ _NEGATE_OP = {
 }
 _NUMERIC_OPS = {"gt", "gte", "lt", "lte"}
 _OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "present"}
+_EMPTY_TEST = "an empty mapping tests nothing; write the test (such as '{gte: 3}'), or 'true' for a condition that always holds"
 _OP_WORDS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "in": "in", "not_in": "not in"}
 
 
@@ -432,17 +433,34 @@ class ConditionParser:
             return []
         self.used_params.add(pname)
         value = self.params[pname]
+        if spec == {}:
+            self._err(path, "PW112", _EMPTY_TEST)
+            return []
         ops = spec if isinstance(spec, dict) else {"eq": spec}
         outcome = True
         for op, raw in ops.items():
+            opath = path + (op,) if isinstance(spec, dict) else path
             if op not in _OPS or op in ("present", "between"):
-                self._err(path + (op,), "PW110", f"operator '{op}' cannot test a parameter", key=True)
+                self._err(opath, "PW110", f"operator '{op}' cannot test a parameter", key=True)
                 return []
-            target, _ = self._resolve(raw, path + (op,))
+            target, tparam = self._resolve(raw, opath)
+            if target is None and tparam is not None:
+                return []
+            if op in ("in", "not_in"):
+                if not isinstance(target, list) or not target or any(isinstance(t, (list, dict)) for t in target):
+                    self._err(opath, "PW112", f"'{op}' takes a non-empty list of values")
+                    return []
+                target = tuple(target)
+            elif isinstance(target, (list, dict)):
+                self._err(opath, "PW112", f"'{op}' takes one value, not a list or a mapping")
+                return []
             if op in _NUMERIC_OPS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                self._err(path + (op,), "PW209", f"'{op}' needs a number, but parameter '{pname}' is {value!r}")
+                self._err(opath, "PW209", f"'{op}' needs a number, but parameter '{pname}' is {value!r}")
                 return []
-            held = Cmp("$", op, tuple(target) if isinstance(target, list) else target).holds({"$": value})
+            if op in _NUMERIC_OPS and (isinstance(target, bool) or not isinstance(target, (int, float))):
+                self._err(opath, "PW112", f"'{op}' compares with a number, not {target!r}")
+                return []
+            held = Cmp("$", op, target).holds({"$": value})
             outcome = outcome and bool(held)
         return [Always() if outcome else Or(())]
 
@@ -459,6 +477,9 @@ class ConditionParser:
             return []
         ftype, values = kind
         line, col = self.doc.pos(path, key=True)
+        if spec == {}:
+            self._err(path, "PW112", _EMPTY_TEST)
+            return []
         if not isinstance(spec, dict):
             spec = {"eq": spec}
             op_paths = {"eq": path}
@@ -486,8 +507,11 @@ class ConditionParser:
                     continue
                 low, low_param = self._resolve(raw[0], opath + (0,))
                 high, high_param = self._resolve(raw[1], opath + (1,))
-                for bound, bpath in ((low, opath + (0,)), (high, opath + (1,))):
-                    self._check_value(name, ftype, values, "gte", bound, bpath)
+                checked = [self._check_value(name, ftype, values, "gte", bound, bpath)
+                           for bound, bpath in ((low, opath + (0,)), (high, opath + (1,)))]
+                if all(checked) and low > high:
+                    self._err(opath, "PW127", f"'between' [{low:g}, {high:g}]: the low bound is above the high bound, "
+                                              "so the test never holds")
                 low_op = self._site(name, "gte", low, low_param, opath + (0,), key=False)
                 high_op = self._site(name, "lte", high, high_param, opath + (1,), key=False)
                 out.append(Cmp(name, low_op, low, derived, low_param, line, col))

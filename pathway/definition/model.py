@@ -71,7 +71,7 @@ _SOURCE_ID = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class Evidence(_Model):
@@ -110,7 +110,7 @@ class TransitionDef(_Model):
     to: str
     title: str = ""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ParameterDef(_Model):
@@ -285,7 +285,7 @@ class DecisionSpec(_Model):
 
     in_: str | list[str] = Field(alias="in")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class AmbiguityBand(_Model):
@@ -453,7 +453,7 @@ class RuleDef(_Model):
     reviewed_on: date | None = None
     review_due: date | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ProfileFile(_Model):

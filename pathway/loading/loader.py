@@ -6,16 +6,25 @@ each a ``file:line:col: message [CODE]`` line.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, cast
 
 import networkx as nx
 from pydantic import ValidationError
 
-from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
-from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.core.errors import DefinitionError, Diagnostic, PathwayError, display_path, suggest
+from pathway.core.yamlsafe import (
+    RULE_FILE_LIMITS,
+    Located,
+    YamlProblem,
+    load_yaml_file,
+    number_problem,
+    validation_diagnostics,
+)
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY, days_since
 from pathway.definition.effects import (
@@ -25,6 +34,7 @@ from pathway.definition.effects import (
     Effect,
     Offer,
     Propose,
+    Recommend,
     Require,
     Score,
     ScoreItem,
@@ -66,11 +76,42 @@ from pathway.definition.pathway import (
 )
 from pathway.definition.units import convert, units_for
 
-__all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "shipped_rules_dir",
-           "underived_tests"]
+__all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "load_every_profile", "path_problem", "shipped_rules_dir",
+           "underived_tests", "MAX_LOAD_BYTES", "MAX_LOAD_FILES", "MAX_LOAD_NODES"]
 
 #: The pathway a case, command or call means when it names none: the first shipped pathway.
 DEFAULT_PATHWAY = "asuc"
+
+#: One load reads at most this many bytes, files and values, all files together (PW120); each
+#: file is also within :data:`pathway.core.yamlsafe.RULE_FILE_LIMITS`. The shipped ASUC pathway
+#: reads ~270 KB and ~14,000 values in 18 files (in ~0.5 s); the limits keep a load within seconds.
+MAX_LOAD_BYTES = 8_000_000
+MAX_LOAD_FILES = 500
+MAX_LOAD_NODES = 100_000
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """A name from a rule file as a message quotes it: at most ``limit`` characters, control characters escaped."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
+def path_problem(name: str) -> str | None:
+    """Why a file name from pathway.yaml does not name a file inside the pathway folder (None: it may).
+
+    Names are relative to the folder, with '/' between folders; absolute paths (POSIX or Windows),
+    '..' parts and control characters are refused (PW240).
+    """
+    if not name.strip():
+        return "an empty file name"
+    if any(not c.isprintable() for c in name):
+        return f"file name '{_short(name)}' holds a control character"
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive \
+            or name.startswith(("/", "\\")):
+        return f"'{_short(name)}' is an absolute path; name the file relative to the pathway folder"
+    if ".." in re.split(r"[/\\]", name):
+        return f"'{_short(name)}' has a '..' part; every file of a pathway lies inside its folder"
+    return None
 
 
 def shipped_rules_dir() -> Path:
@@ -86,10 +127,14 @@ def resolve_pathway_dir(name_or_path: str | os.PathLike[str]) -> Path:
     """A pathway by name (``asuc``) among the shipped rules, or a path to its folder."""
     text = os.fspath(name_or_path)
     path = Path(text)
-    if path.is_dir() and (path / "pathway.yaml").is_file():
-        return path
-    if path.is_file() and path.name == "pathway.yaml":
-        return path.parent
+    try:
+        if path.is_dir() and (path / "pathway.yaml").is_file():
+            return path
+        if path.is_file() and path.name == "pathway.yaml":
+            return path.parent
+    except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte)
+        raise DefinitionError([Diagnostic(_short(text), 0, 0, "PW001", "not a pathway folder (a name the file system "
+                                                                        "refuses)")]) from None
     if os.sep not in text and "/" not in text:
         try:
             shipped = shipped_rules_dir() / text
@@ -115,29 +160,92 @@ class _Loader:
         self._edge_graph: nx.DiGraph | None = None
         self.diags: list[Diagnostic] = []
         self.files: list[str] = []
+        #: where parameter values came from when not from pathway.yaml ("profile 'nice'", "an override")
+        self.origin: dict[str, str] = {}
+        #: the file being read or resolved (where an unexpected failure is reported, PW129)
+        self.current = display_path(root / "pathway.yaml")
+        self._real_root: Path | None = None
+        self._bytes = 0
+        self._count = 0
+        self._nodes = 0
+        #: kinds of file that could not be read or validated (their cross-references are not checked)
+        self.unread: set[str] = set()
 
     def _load(self, relname: str, ref: tuple[Located, tuple[Any, ...]] | None = None) -> Located | None:
-        """Load one YAML file of the folder; ``ref`` is where pathway.yaml names it (for a missing file)."""
+        """Load one YAML file of the folder; ``ref`` is where pathway.yaml names it (for a missing file).
+
+        The file must lie inside the pathway folder (no absolute path, no '..', no symbolic link
+        that leads out: PW240, PW241) and be readable (PW242); it is read within the limits of a
+        rule file, and the load within MAX_LOAD_BYTES and MAX_LOAD_FILES (PW120).
+        """
+        problem = path_problem(relname)
+
+        def report(code: str, message: str) -> None:
+            if ref is not None:
+                self.diags.append(ref[0].diag(ref[1], code, message))
+            else:  # a file the loader finds by itself (a profile): the diagnostic names it
+                where = self.root / (relname if problem is None else "pathway.yaml")
+                self.diags.append(Diagnostic(display_path(where), 1, 1, code, message))
+
+        if problem is not None:
+            report("PW240", problem)
+            return None
         path = self.root / relname
         shown = display_path(path)
-        self.files.append(str(path))
-        if not path.is_file():
-            message = f"file '{relname}' not found in {display_path(self.root)}"
-            if ref is not None:
-                self.diags.append(ref[0].diag(ref[1], "PW002", message))
-            else:
-                self.diags.append(Diagnostic(shown, 0, 0, "PW002", message))
+        try:
+            if self._real_root is None:
+                self._real_root = self.root.resolve()
+            real = path.resolve()
+        except (OSError, RuntimeError, ValueError):  # a loop of symbolic links
+            report("PW242", f"file '{_short(relname)}' cannot be resolved (a loop of symbolic links?)")
+            return None
+        if not real.is_relative_to(self._real_root):
+            report("PW241", f"file '{_short(relname)}' is a symbolic link, or lies in a linked folder, that leads outside "
+                            "the pathway folder; it is not read")
             return None
         try:
+            info = real.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
+        except OSError as exc:
+            report("PW242", f"file '{_short(relname)}' cannot be read: {exc.strerror or type(exc).__name__}")
+            return None
+        if info is None or stat.S_ISDIR(info.st_mode):
+            report("PW002", f"file '{_short(relname)}' not found in {display_path(self.root)}")
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            report("PW242", f"file '{_short(relname)}' is not a regular file")
+            return None
+        self._count += 1
+        self._bytes += info.st_size
+        if self._count > MAX_LOAD_FILES or self._bytes > MAX_LOAD_BYTES:
+            report("PW120", f"the pathway reads more than {MAX_LOAD_FILES} files or {MAX_LOAD_BYTES:,} bytes in all; "
+                            f"'{_short(relname)}' is not read")
+            return None
+        self.files.append(str(path))
+        self.current = shown
+        left = MAX_LOAD_NODES - self._nodes
+        limits = RULE_FILE_LIMITS
+        if left < limits.max_nodes:
+            limits = dataclasses.replace(limits, max_nodes=max(left, 0), scope="in the pathway's files together")
+        try:
             if self.yaml_cache is None:
-                return load_yaml_file(str(path), shown)
-            key = f"{path}\0{path.stat().st_mtime_ns}\0{path.stat().st_size}"
-            if key not in self.yaml_cache:
-                self.yaml_cache[key] = load_yaml_file(str(path), shown)
-            return self.yaml_cache[key]
+                doc = load_yaml_file(str(real), shown, limits)
+            else:
+                key = f"{real}\0{info.st_mtime_ns}\0{info.st_size}"
+                if key not in self.yaml_cache:
+                    self.yaml_cache[key] = load_yaml_file(str(real), shown, limits)
+                doc = self.yaml_cache[key]
         except YamlProblem as exc:
             self.diags.append(exc.diagnostic)
+            self._nodes += exc.nodes  # reading a broken file costs too
             return None
+        self._nodes += len(doc.positions)
+        if self._nodes > MAX_LOAD_NODES:
+            self.diags.append(Diagnostic(shown, 1, 1, "PW120", f"the pathway's files hold more than {MAX_LOAD_NODES:,} "
+                                                               "values together"))
+            return None
+        return doc
 
     def _validate(self, doc: Located, model: Any) -> Any:
         if not isinstance(doc.data, dict):
@@ -158,6 +266,8 @@ class _Loader:
         if spec.sources_file:
             sdoc = self._load(spec.sources_file, (pdoc, ("sources_file",)))
             sfile: SourcesFile | None = self._validate(sdoc, SourcesFile) if sdoc else None
+            if sfile is None:
+                self.unread.add("sources")
             if sfile is not None:
                 assert sdoc is not None  # sfile was validated from it
                 clash = sorted(set(sfile.sources) & set(spec.sources))
@@ -169,13 +279,19 @@ class _Loader:
         params = {name: p.value for name, p in spec.parameters.items()}
         profile_id = self.profile or spec.default_profile
         if profile_id:
-            params.update(self._profile(pdoc, spec, profile_id))
+            from_profile = self._profile(pdoc, spec, profile_id)
+            params.update(from_profile)
+            self.origin.update({name: f"profile '{profile_id}'" for name in from_profile})
         params.update(self.overrides)
+        self.origin.update({name: "an override" for name in self.overrides})
+        self.current = pdoc.file
         if self.mutation is not None and self.mutation.kind == "parameter":
             self._mutate_parameter(pdoc, params, self.mutation)
 
         fdoc = self._load(spec.fields_file, (pdoc, ("fields_file",)))
         fields_file: FieldsFile | None = self._validate(fdoc, FieldsFile) if fdoc else None
+        if fields_file is None:
+            self.unread.add("fields")
         fields: dict[str, FieldDef | None] = dict(fields_file.fields) if fields_file else {}
         if fields_file is not None and fdoc is not None:
             for name, authored in fields_file.fields.items():
@@ -226,9 +342,12 @@ class _Loader:
         for k, relname in enumerate(spec.rule_files):
             doc = self._load(relname, (pdoc, ("rule_files", k)))
             if doc is None:
+                self.unread.add("rules")
                 continue
+            self.current = doc.file
             rfile: RuleFile | None = self._validate(doc, RuleFile)
             if rfile is None:
+                self.unread.add("rules")
                 continue
             for index, rdef in enumerate(rfile.rules):
                 authored_rules.add(rdef.id)
@@ -263,7 +382,11 @@ class _Loader:
         graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b)],
                             [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b)])
         if self.diags:
-            raise DefinitionError(self.diags)
+            # A file that could not be read leaves names undefined that other files cite: those
+            # citations are not reported (they would be right once the file is fixed).
+            cascade = {"sources": "PW204", "rules": "PW230", "fields": "PW232", "invariants": "PW234", "hazards": "PW239"}
+            dropped = {cascade[kind] for kind in self.unread}
+            raise DefinitionError([d for d in self.diags if d.code not in dropped])
         # 'state' was popped: every remaining value is a FieldDef.
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
@@ -301,6 +424,7 @@ class _Loader:
         doc = self._load(spec.invariants_file, (pdoc, ("invariants_file",)))
         ifile: InvariantsFile | None = self._validate(doc, InvariantsFile) if doc else None
         if ifile is None or doc is None:
+            self.unread.add("invariants")
             return ()
         parser = self._parser(doc, spec, fields, params)
         states = list(spec.states)
@@ -400,6 +524,7 @@ class _Loader:
         doc = self._load(spec.hazards_file, (pdoc, ("hazards_file",)))
         hfile: HazardsFile | None = self._validate(doc, HazardsFile) if doc else None
         if hfile is None or doc is None:
+            self.unread.add("hazards")
             return ()
         fields = set(fields_file.fields) if fields_file is not None else set()
         watchdogs = {sid for sid, sdef in spec.states.items() if sdef.overdue is not None}
@@ -779,6 +904,11 @@ class _Loader:
         """Unit handling of one field: ambiguity bands, ``unit_required`` and ``display``."""
         where = ("fields", name)
         number = f.type in ("number", "integer")
+        if f.range is not None:
+            self._ordered(doc, where + ("range",), f"the plausible range of '{name}'", *f.range)
+        if f.valid_for_days is not None and f.valid_for_days <= 0:
+            self.diags.append(doc.diag(where + ("valid_for_days",), "PW112",
+                                       f"'valid_for_days' is a number of days above 0, not {f.valid_for_days:g}"))
         for key in ("ambiguous", "unit_required", "display"):
             if getattr(f, key) and not number:
                 self.diags.append(doc.diag(where + (key,), "PW112", f"'{key}' applies to number fields; '{name}' is {f.type}",
@@ -877,7 +1007,9 @@ class _Loader:
                                            suggest(name, spec.parameters)))
             elif not _same_kind(spec.parameters[name].value, value):
                 self.diags.append(doc.diag(("parameters", name), "PW112",
-                                           f"override of '{name}' with {value!r} does not fit its type"))
+                                           f"override of '{name}' with {_short(repr(value))} does not fit its type"))
+            elif (problem := number_problem(value)) is not None:
+                self.diags.append(doc.diag(("parameters", name), problem[0], f"override of '{name}': {problem[1]}"))
 
     def _parser(self, doc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
                 params: dict[str, Any]) -> C.ConditionParser:
@@ -1040,7 +1172,14 @@ class _Loader:
         for k, term in enumerate(effect.terms):
             used.append((body + ("terms", k, "field"), term.field))
             factor = self._param(doc, body + ("terms", k, "factor"), term.factor, params, parser)
+            if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))):
+                self.diags.append(doc.diag(body + ("terms", k, "factor"), "PW112",
+                                           f"'factor' is a number, not {_short(repr(factor))}"))
+            elif factor is not None and (problem := number_problem(factor)) is not None:
+                self.diags.append(doc.diag(body + ("terms", k, "factor"), problem[0], f"'factor': {problem[1]}"))
             terms.append(ScoreTerm.model_construct(field=term.field, factor=factor))
+        if effect.round_to is not None:
+            self._positive(doc, body + ("round_to",), "round_to", effect.round_to, None)
         if effect.divide_by is not None:
             used.append((body + ("divide_by",), effect.divide_by))
         for where, name in used:
@@ -1051,6 +1190,48 @@ class _Loader:
                 self.diags.append(doc.diag(where, "PW213", f"score '{effect.name}' uses '{name}', which the rule does not "
                                                            "list under 'requires' (a score is never computed on missing data)"))
         return effect.model_copy(update={"items": items, "terms": terms})
+
+    def _positive(self, doc: Located, where: tuple[Any, ...], key: str, value: Any, param: str | None, *,
+                  zero: bool = False, at_most: float | None = None) -> bool:
+        """A dose, step, count or rank (written, or the value of ``$param``): a finite number above 0
+        (from 0 with ``zero``; at most ``at_most``); otherwise reported (PW112, PW124-PW126)."""
+        source = ""
+        if param is not None:
+            source = f" (parameter '${param}'" + (f", from {self.origin[param]}" if param in self.origin else "") + ")"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.diags.append(doc.diag(where, "PW112", f"'{key}' is a number, not {_short(repr(value))}{source}"))
+            return False
+        problem = number_problem(value)
+        if problem is not None:
+            self.diags.append(doc.diag(where, problem[0], f"'{key}': {problem[1]}{source}"))
+            return False
+        if value < 0 or (value == 0 and not zero) or (at_most is not None and value > at_most):
+            bounds = "from 0" if zero else "above 0"
+            if at_most is not None:
+                bounds += f" and at most {at_most:g}"
+            self.diags.append(doc.diag(where, "PW126", f"'{key}' must be {bounds}, not {value:g}{source}"))
+            return False
+        return True
+
+    def _dose_above_zero(self, doc: Located, body: tuple[Any, ...], resolved: dict[str, Any], weight: Any) -> None:
+        """PW126 when a weight-based dose rounds to 0 mg for the lightest plausible patient (the low
+        end of the range of ``weight_kg``): the pathway would recommend a dose of 0 mg."""
+        per_day = resolved.get("mg_per_kg_per_day") is not None
+        per_kg = resolved.get("mg_per_kg_per_day" if per_day else "mg_per_kg")
+        times, step = resolved.get("times_per_day"), resolved.get("round_to_mg")
+        if weight is None or weight.range is None or weight.range[0] <= 0 or per_kg is None or times is None or step is None:
+            return
+        lightest = weight.range[0] * float(per_kg) / (float(times) if per_day else 1)
+        if lightest < float(step) / 2:
+            self.diags.append(doc.diag(body, "PW126",
+                                       f"the dose rounds to 0 mg for a patient of {weight.range[0]:g} kg (the lowest "
+                                       f"plausible weight): {lightest:g} mg in steps of {step:g} mg"))
+
+    def _ordered(self, doc: Located, where: tuple[Any, ...], what: str, low: Any, high: Any) -> None:
+        """PW127 when both ends are numbers and the low one is above the high one."""
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+        if numbers and low > high:
+            self.diags.append(doc.diag(where, "PW127", f"{what} is [{low:g}, {high:g}]: its low end is above its high end"))
 
     def _param(self, doc: Located, where: tuple[Any, ...], value: Any, params: dict[str, Any],
                parser: C.ConditionParser) -> Any:
@@ -1139,15 +1320,21 @@ class _Loader:
                 resolved: dict[str, Any] = {}
                 for key in ("mg_per_kg_per_day", "mg_per_kg", "times_per_day", "round_to_mg", "max_mg_per_dose"):
                     value = getattr(effect, key)
+                    param = None
                     if isinstance(value, str):
                         if not value.startswith("$") or value[1:] not in params:
                             self.diags.append(_parameter_problem(doc, body + (key,), value, params))
                             continue
-                        parser.used_params.add(value[1:])
-                        value = params[value[1:]]
+                        param = value[1:]
+                        parser.used_params.add(param)
+                        value = params[param]
+                    if value is not None and not self._positive(doc, body + (key,), key, value, param):
+                        continue
                     resolved[key] = value
                 if (effect.mg_per_kg_per_day is None) == (effect.mg_per_kg is None):
                     self.diags.append(doc.diag(body, "PW112", "a dose needs exactly one of 'mg_per_kg_per_day' or 'mg_per_kg'"))
+                else:
+                    self._dose_above_zero(doc, body, resolved, fields.get("weight_kg"))
                 if effect.at_days:
                     days = list(effect.at_days)
                     if any(d < 0 for d in days) or days != sorted(set(days)):
@@ -1167,29 +1354,48 @@ class _Loader:
                 targets = {}
                 for tname, (low, high) in effect.targets.items():
                     pair = []
-                    for bound in (low, high):
+                    for k, bound in enumerate((low, high)):
+                        param = None
                         if isinstance(bound, str):
                             if bound.startswith("$") and bound[1:] in params:
-                                parser.used_params.add(bound[1:])
-                                bound = params[bound[1:]]
+                                param = bound[1:]
+                                parser.used_params.add(param)
+                                bound = params[param]
                             else:
-                                self.diags.append(doc.diag(body + ("targets", tname), "PW203", f"unknown parameter '{bound}'"))
-                        pair.append(bound)
-                    targets[tname] = tuple(pair)
+                                self.diags.append(doc.diag(body + ("targets", tname), "PW203",
+                                                           f"unknown parameter '{_short(bound)}'"))
+                                continue
+                        if self._positive(doc, body + ("targets", tname, k), f"target {tname}", bound, param,
+                                          zero=True):
+                            pair.append(bound)
+                    if len(pair) == 2:
+                        self._ordered(doc, body + ("targets", tname), f"the target range of '{tname}'", pair[0], pair[1])
+                    targets[tname] = tuple(pair) if len(pair) == 2 else (low, high)
                 resolved["targets"] = targets
                 effect = effect.model_copy(update=resolved)
             elif isinstance(effect, Offer):
                 rank = self._param(doc, body + ("rank",), effect.rank, params, parser)
-                if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, float))):
-                    self.diags.append(doc.diag(body + ("rank",), "PW112", f"rank must be a number, not {rank!r}"))
-                elif rank is not None:
+                param = effect.rank[1:] if isinstance(effect.rank, str) else None
+                if rank is not None and self._positive(doc, body + ("rank",), "rank", rank, param, zero=True):
                     effect = effect.model_copy(update={"rank": rank})
+            elif isinstance(effect, Recommend) and effect.medication is not None:
+                med = effect.medication
+                mpath = body + ("medication",)
+                for key in ("dose_mg", "times_per_day"):
+                    if getattr(med, key) is not None:
+                        self._positive(doc, mpath + (key,), key, getattr(med, key), None)
+                for tname, (low, high) in med.targets.items():
+                    self._ordered(doc, mpath + ("targets", tname), f"the target range of '{tname}'", low, high)
             elif isinstance(effect, Score):
                 effect = self._score(doc, body, effect, spec, fields, params, known, parser, requires)
             elif isinstance(effect, Titrate):
                 resolved = {}
                 for key in ("target", "times_per_day", "round_to_mg", "max_change_fraction"):
-                    resolved[key] = self._param(doc, body + (key,), getattr(effect, key), params, parser)
+                    raw = getattr(effect, key)
+                    resolved[key] = value = self._param(doc, body + (key,), raw, params, parser)
+                    if value is not None:
+                        self._positive(doc, body + (key,), key, value, raw[1:] if isinstance(raw, str) else None,
+                                       at_most=1 if key == "max_change_fraction" else None)
                 for key in ("current_daily_mg", "measured"):
                     name = getattr(effect, key)
                     spec_f = fields.get(name)
@@ -1285,4 +1491,43 @@ def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, A
     changes a parsed document).
     """
     root = resolve_pathway_dir(name_or_path)
-    return _Loader(root, overrides, profile, mutation, yaml_cache).run()
+    loader = _Loader(root, overrides, profile, mutation, yaml_cache)
+    try:
+        return loader.run()
+    except PathwayError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the error boundary: a rule file never yields a traceback
+        raise DefinitionError([*loader.diags, Diagnostic(
+            loader.current, 1, 1, "PW129",
+            f"the loader failed while reading this file ({type(exc).__name__}); this is a bug of the loader, "
+            "please report it with the file")]) from exc
+
+
+def load_every_profile(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None,
+                       ) -> dict[str | None, PathwayDef]:
+    """The pathway under its default profile (key None) and under every profile it ships
+    (``profiles/*.yaml``, keyed by id); one DefinitionError lists the problems of all of them.
+
+    A problem of a file every load reads is listed once; one that only a profile's values cause
+    (a dose it makes negative) names the profile in its message.
+    """
+    root = resolve_pathway_dir(name_or_path)
+    cache: dict[str, Located] = {}
+    folder = root / "profiles"
+    try:
+        names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    except OSError:
+        names = []
+    out: dict[str | None, PathwayDef] = {}
+    diags: list[Diagnostic] = []
+    for name in [None, *names]:
+        if name is not None and out.get(None) is not None and out[None].profile == name:
+            out[name] = out[None]  # the default profile: loaded above
+            continue
+        try:
+            out[name] = load_definition(root, overrides, name, yaml_cache=cache)
+        except DefinitionError as exc:
+            diags.extend(d for d in exc.diagnostics if d not in diags)
+    if diags:
+        raise DefinitionError(diags)
+    return out

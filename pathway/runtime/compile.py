@@ -20,11 +20,21 @@ action triggers the rules that test it, inside the engine.
 
 Messages: the case snapshot ``{"_k": "case", field: value, ...}`` and one message per
 derived fact ``{"_k": "derived", "name": ..., "value": ...}``.
+
+Numbers: durable_rules reads a number written with an exponent only when its mantissa has a
+decimal point (``1.0e-05``, not ``1e-05``: error 204 when the ruleset is registered or a message
+is asserted), and Python writes every float below 1e-4 (or from 1e16) that way. Rule files hold
+numbers of a magnitude from 1e-12 to 1e12 (PW125), and the compiler rewrites each comparison with
+a threshold durable cannot read into the same test on the neighbouring float (``x > t`` is
+``x >= next_up(t)`` for every float x), which it can read (:func:`engine_safe`); the engine writes
+its messages in the form durable reads (``engine.message_text``). So every value in range is compared
+exactly as Python compares it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +53,8 @@ __all__ = [
     "MAX_ALPHA_STACK",
     "alpha_stack_bound",
     "ruleset_name",
+    "engine_safe",
+    "engine_reads",
 ]
 
 #: durable-rules 2.0.28 hangs registering more than ~512 rules in one ruleset and fails with
@@ -113,6 +125,51 @@ def _possible(cond: C.Cond) -> C.Cond:
     return C.And(items) if isinstance(cond, C.And) else C.Or(items)
 
 
+def engine_reads(value: Any) -> bool:
+    """True when durable_rules reads ``value`` as written by ``json.dumps`` exactly as Python holds it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    if isinstance(value, int):
+        return -(2 ** 63) < value < 2 ** 63
+    if not math.isfinite(value):
+        return False
+    mantissa, exponent, _ = repr(value).partition("e")
+    return not exponent or "." in mantissa
+
+
+#: A strict comparison with a threshold is the non-strict one with the next float (and the reverse):
+#: operator -> (the equivalent operator, the direction of the next float).
+_NEXT = {"$gt": ("$gte", math.inf), "$gte": ("$gt", -math.inf), "$lt": ("$lte", -math.inf), "$lte": ("$lt", math.inf)}
+
+
+def engine_safe(expr: Any) -> Any:
+    """A durable_rules condition with every number it cannot read rewritten into an exact equivalent.
+
+    ``x > t`` becomes ``x >= next_up(t)`` (no float lies between the two), ``x = t`` becomes
+    ``x >= t and x <= t`` and ``x != t`` ``x < t or x > t`` (both false on a missing value, as the
+    originals are), each then rewritten in turn.
+    """
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return expr
+    ((key, body),) = expr.items()
+    if key in ("$and", "$or") and isinstance(body, list):
+        return {key: [engine_safe(item) for item in body]}
+    if key in _NEXT and isinstance(body, dict) and len(body) == 1:
+        ((name, value),) = body.items()
+        if engine_reads(value) or not isinstance(value, float) or not math.isfinite(value):
+            return expr
+        op, toward = _NEXT[key]
+        return {op: {name: math.nextafter(value, toward)}}
+    if key == "$neq" and isinstance(body, dict) and len(body) == 1:
+        ((name, value),) = body.items()
+        if engine_reads(value):
+            return expr
+        return {"$or": [engine_safe({"$lt": {name: value}}), engine_safe({"$gt": {name: value}})]}
+    if not key.startswith("$") and not engine_reads(body):
+        return {"$and": [engine_safe({"$gte": {key: body}}), engine_safe({"$lte": {key: body}})]}
+    return expr
+
+
 def _patterns(conj: list[C.Cond]) -> list[dict[str, Any]]:
     snapshot = [c for c in conj if not (isinstance(c, C.Cmp) and c.derived)]
     derived: dict[str, list[C.Cmp]] = {}
@@ -124,11 +181,11 @@ def _patterns(conj: list[C.Cond]) -> list[dict[str, Any]]:
         m: dict[str, Any] = {"_k": "case"}
     else:
         m = {"$and": [{"_k": "case"}, *(snap["$and"] if set(snap) == {"$and"} else [snap])]}
-    patterns: list[dict[str, Any]] = [{"m": m}]
+    patterns: list[dict[str, Any]] = [{"m": engine_safe(m)}]
     for i, (name, tests) in enumerate(sorted(derived.items())):
         body = [{"_k": "derived"}, {"name": name}]
         body += [C.derived_json(t) for t in tests if t.op != "present"]
-        patterns.append({f"d{i}": {"$and": body}})
+        patterns.append({f"d{i}": engine_safe({"$and": body})})
     return patterns
 
 
