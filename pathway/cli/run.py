@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from pathway.cli.common import EXIT_OK, Subparsers, add_parameter_option, case_pathway, parameters, read_case
-from pathway.core.errors import display_path
+from pathway.core.errors import DefinitionError, Diagnostic, display_path
 from pathway.core.yamlsafe import load_yaml_file
-from pathway.loading.loader import DEFAULT_PATHWAY, shipped_rules_dir
+from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
 from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_diagrams
 from pathway.runtime.api import Pathway, load_pathway
+from pathway.runtime.compile import compile_pathway
 
 __all__ = ["add_command"]
 
@@ -63,14 +64,29 @@ def _run_case(pathway_name: str | None, case_path: str, fmt: str, params: dict[s
 
 
 def _validate(name: str, parameters: dict[str, Any]) -> int:
-    pathway = load_pathway(name, parameters=parameters)
+    """Load and compile the pathway under its default profile and under every profile it ships
+    (``profiles/*.yaml``); one DefinitionError lists the problems of all of them."""
+    definitions = load_every_profile(name, parameters)
+    diags: list[Diagnostic] = []
+    pathway: Pathway | None = None
+    for profile, definition in definitions.items():
+        try:
+            if profile is None:
+                pathway = Pathway(definition)
+            else:
+                compile_pathway(definition)
+        except DefinitionError as exc:  # an engine limit (PW30x) under one profile
+            diags.extend(d for d in exc.diagnostics if d not in diags)
+    if diags or pathway is None:
+        raise DefinitionError(diags)
     d = pathway.definition
     engine_rules = sum(len(r) for r in pathway.compiled.rulesets.values())
     largest = max((len(r) for r in pathway.compiled.rulesets.values()), default=0)
     unverified = sum(1 for r in d.rules if r.evidence.status == "unverified")
     print(f"ok: {d.id} {d.version}: {d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, "
           f"{len(d.rules)} rules ({unverified} unverified), {len(d.spec.parameters)} parameters, "
-          f"{engine_rules} engine rules in {len(pathway.compiled.rulesets)} rulesets (largest {largest})")
+          f"{engine_rules} engine rules in {len(pathway.compiled.rulesets)} rulesets (largest {largest}); "
+          f"profiles: {', '.join(sorted(p for p in definitions if p is not None)) or 'none'}")
     return EXIT_OK
 
 
@@ -104,7 +120,7 @@ def _demo(out_dir: str) -> int:
 
 
 def add_command(sub: Subparsers) -> None:
-    p = sub.add_parser("validate", help="check and compile a pathway's rule files")
+    p = sub.add_parser("validate", help="check and compile a pathway's rule files under every profile it ships")
     p.add_argument("pathway", help="pathway name (e.g. asuc) or folder")
     add_parameter_option(p)
     p.set_defaults(handler=lambda a: _validate(a.pathway, parameters(a.parameter)))
