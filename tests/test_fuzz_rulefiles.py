@@ -16,7 +16,7 @@ run through a short course) under a time limit, and must either
   file outside it;
 
 and none may take more than 10 s. ``PATHWAY_FUZZ_BUDGET`` sets the number of mutants of the small
-pathway (default 2,000; the ASUC budget is a fiftieth of it) and ``PATHWAY_FUZZ_SEED`` the seed.
+pathway (default 2,000; the ASUC budget is a twenty-fifth of it) and ``PATHWAY_FUZZ_SEED`` the seed.
 The regression corpus below keeps one test for every traceback, hang and accepted-but-wrong value
 the issue reported.
 """
@@ -51,7 +51,7 @@ from pathway.runtime.compile import compile_pathway
 MINI = ROOT / "tests" / "fixtures" / "rulefiles" / "mini"
 ASUC = ROOT / "rules" / "asuc"
 BUDGET = int(os.environ.get("PATHWAY_FUZZ_BUDGET", "2000"))
-ASUC_BUDGET = max(10, BUDGET // 50)
+ASUC_BUDGET = max(10, BUDGET // 25)
 SEED = int(os.environ.get("PATHWAY_FUZZ_SEED", "14"))
 TIME_LIMIT = 10.0
 #: loaded mutants also run through a short course, at most this many per run (each engine host
@@ -819,6 +819,19 @@ def test_a_profile_that_links_out_of_the_folder_is_not_read(tmp_path: Path) -> N
     (root / "profiles" / "strict.yaml").symlink_to(tmp_path / "secret.yaml")
     d = _only(_refused(root, "strict"), "PW241")
     assert d.file.endswith("strict.yaml") and (d.line, d.col) == (1, 1)
+
+
+def test_the_field_reference_does_not_read_a_profile_that_links_out(tmp_path: Path) -> None:
+    from pathway.authoring.fieldref import field_reference
+
+    root = _mini(tmp_path)
+    (tmp_path / "secret.yaml").write_text(SECRET_TEXT, encoding="utf-8")
+    (root / "profiles" / "strict.yaml").unlink()
+    (root / "profiles" / "strict.yaml").symlink_to(tmp_path / "secret.yaml")
+    definition = load_definition(root)  # the default profile, 'site', is a real file
+    with pytest.raises(DefinitionError) as info:
+        field_reference(definition)
+    _only(info.value.diagnostics, "PW241", "strict.yaml")
 
 
 def test_a_link_inside_the_folder_is_followed(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ from pathway.analysis.evaluate import (
 )
 from pathway.core.codes import CODES
 from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
-from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file
+from pathway.core.yamlsafe import RULE_FILE_LIMITS, Located, YamlProblem, load_yaml_file
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Propose, Score, Transition, compute_score
 from pathway.definition.graph import build_graph, expand_sources
@@ -1009,7 +1009,7 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
     pdoc: Located | None = None
     spec: PathwayFile | None = None
     try:
-        pdoc = load_yaml_file(str(root / "pathway.yaml"), shown)
+        pdoc = load_yaml_file(str(root / "pathway.yaml"), shown, RULE_FILE_LIMITS)
         if isinstance(pdoc.data, dict):
             spec = PathwayFile.model_validate(pdoc.data)
     except (YamlProblem, ValidationError):

@@ -30,8 +30,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from pathway.authoring.schema import DESCRIPTIONS, authored_fields
-from pathway.core.errors import DefinitionError, display_path
-from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.core.errors import DefinitionError, Diagnostic, display_path
+from pathway.core.yamlsafe import RULE_FILE_LIMITS, YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
 from pathway.definition.clock import MAX_DAY, days_since
@@ -288,8 +288,12 @@ def _doc(model: type[BaseModel]) -> str:
 def _profiles(root: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for path in sorted((root / "profiles").glob("*.yaml")):
+        if not path.resolve().is_relative_to(root.resolve()):  # never read (or quote) a file outside the folder
+            raise DefinitionError([Diagnostic(display_path(path), 1, 1, "PW241",
+                                              f"profile '{path.name}' is a symbolic link that leads outside the pathway "
+                                              "folder; it is not read")])
         try:
-            doc = load_yaml_file(str(path), display_path(path))
+            doc = load_yaml_file(str(path), display_path(path), RULE_FILE_LIMITS)
         except YamlProblem as exc:
             raise DefinitionError([exc.diagnostic]) from None
         try:

@@ -37,7 +37,7 @@ from typing import Any, cast, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from pathway.core.errors import DefinitionError, display_path
-from pathway.core.yamlsafe import YamlProblem, load_yaml_file, validation_diagnostics
+from pathway.core.yamlsafe import RULE_FILE_LIMITS, YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition import effects as E
 from pathway.definition import model as M
 from pathway.definition.clock import MAX_DAY
@@ -752,7 +752,7 @@ def model_schemas() -> dict[str, dict[str, Any]]:
 def authored_fields(definition: PathwayDef) -> dict[str, M.FieldDef]:
     """The fields of the pathway's fields file, in file order (without built-ins)."""
     path = definition.root / definition.spec.fields_file
-    doc = load_yaml_file(str(path), display_path(path))
+    doc = load_yaml_file(str(path), display_path(path), RULE_FILE_LIMITS)
     try:
         return dict(M.FieldsFile.model_validate(doc.data).fields)
     except ValidationError as exc:  # load_definition succeeded, so this only happens on a race
@@ -927,7 +927,7 @@ def stale_schemas(all_schemas: dict[str, dict[str, Any]], out_dir: Path) -> list
 def _spec_of(root: Path) -> M.PathwayFile:
     path = root / "pathway.yaml"
     try:
-        doc = load_yaml_file(str(path), display_path(path))
+        doc = load_yaml_file(str(path), display_path(path), RULE_FILE_LIMITS)
     except YamlProblem as exc:
         raise DefinitionError([exc.diagnostic]) from None
     try:
