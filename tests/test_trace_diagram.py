@@ -103,7 +103,7 @@ def test_mermaid_escapes_text_and_reserved_ids():
     text = to_mermaid(g)
     assert "    end_[[\"The end<br/>[end]\"]]" in text and "start -->|\"r1\"| end_" in text
     assert "Start #amp; go" in text
-    assert "title: \"A 'quoted' <title> (version 1)\"" in text
+    assert "title: \"A 'quoted' \u2039title\u203a (version 1)\"" in text  # no raw '<' in the front matter
 
 
 def test_trace_command_writes_svg_dot_and_mermaid(tmp_path: Path, capsys):

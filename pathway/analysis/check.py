@@ -54,6 +54,7 @@ from pathway.analysis.evaluate import (
 )
 from pathway.core.codes import CODES
 from pathway.core.errors import DefinitionError, Diagnostic, display_path, suggest
+from pathway.core.text import one_line
 from pathway.core.yamlsafe import RULE_FILE_LIMITS, Located, YamlProblem, load_yaml_file
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Propose, Score, Transition, compute_score
@@ -171,9 +172,9 @@ class CheckReport:
 
     def text(self, show_explained: bool = False) -> str:
         """Compiler-style lines, then notes and the summary."""
-        lines = [str(f) for f in self.findings if show_explained or not f.explained]
-        lines += [f"note: {n}" for n in self.notes]
-        lines.append(self.summary())
+        lines = [one_line(f) for f in self.findings if show_explained or not f.explained]
+        lines += [one_line(f"note: {n}") for n in self.notes]
+        lines.append(one_line(self.summary()))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

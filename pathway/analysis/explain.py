@@ -30,6 +30,7 @@ from pathway.analysis.evaluate import (
     truth,
 )
 from pathway.core.errors import Diagnostic, InputError
+from pathway.core.text import inert
 from pathway.definition import conditions as C
 from pathway.definition.clock import is_days_since
 from pathway.definition.effects import Propose, Transition
@@ -432,7 +433,8 @@ def _rule_lines(item: dict[str, Any], indent: str = "  ") -> list[str]:
 
 
 def explain_text(doc: dict[str, Any]) -> str:
-    """Plain-text rendering of :func:`explain`'s result."""
+    """Plain-text rendering of :func:`explain`'s result (every text one line: no value can fake a line)."""
+    doc = inert(doc)
     lines = [f"{doc['pathway']} {doc['version']}" + (f" (profile {doc['profile']})" if doc.get("profile") else "")
              + f" - patient {doc['patient_id']} - day {format_value(doc['day'])}",
              f"state: {doc['state']} ({doc['state_title']}), {doc['state_kind']}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from pathway.core.text import inert, md_code, md_inline
 from pathway.definition import conditions as C
 from pathway.definition.pathway import SIGNOFF_TEXT, Rule
 from pathway.runtime.api import Pathway
@@ -91,6 +92,8 @@ def evidence(pathway: Pathway, as_of: date | None = None) -> dict[str, Any]:
 
 
 def render_text(data: dict[str, Any]) -> str:
+    """The listing as plain text, one line per rule, input, parameter and source (every text one line)."""
+    data = inert(data)
     s = data["summary"]
     lines = [f"{data['pathway']} {data['version']} (profile {data['profile']}): {s['rules']} rules, "
              f"{s['verified']} verified, {s['unverified']} unverified; strength "
@@ -122,21 +125,27 @@ def render_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _md_list(items: list[Any]) -> str:
+    return ", ".join(md_inline(i) for i in items)
+
+
 def render_markdown(data: dict[str, Any]) -> str:
+    """The listing as Markdown tables; every text from the rule files is escaped (:func:`md_inline`)."""
     s = data["summary"]
-    out = [f"# Evidence: {data['pathway']} {data['version']} (profile {data['profile']})", "",
+    out = [f"# Evidence: {md_inline(data['pathway'])} {md_inline(data['version'])} (profile {md_inline(data['profile'])})", "",
            f"{s['rules']} rules: **{s['verified']} verified**, **{s['unverified']} unverified**. Sign-off as of "
-           f"{data['as_of']}: " + ", ".join(f"{n} {SIGNOFF_TEXT[k]}" for k, n in s["signoff"].items()) + ".", "",
+           f"{md_inline(data['as_of'])}: " + ", ".join(f"{n} {SIGNOFF_TEXT[k]}" for k, n in s["signoff"].items()) + ".", "",
            "| rule | title | states | sources | strength | status | sign-off |", "|---|---|---|---|---|---|---|"]
     for r in data["rules"]:
-        out.append(f"| `{r['id']}` | {r['title']} | {', '.join(r['states'])} | {', '.join(r['sources'])} | "
-                   f"{r['strength']} | {r['status']} | {signoff_text(r['signoff'])} |")
+        out.append(f"| {md_code(r['id'])} | {md_inline(r['title'])} | {_md_list(r['states'])} | {_md_list(r['sources'])} | "
+                   f"{md_inline(r['strength'])} | {md_inline(r['status'])} | {md_inline(signoff_text(r['signoff']))} |")
     if data.get("computed"):
         out += ["", "## Computed inputs", "", "| field | true when | sources | strength | status |", "|---|---|---|---|---|"]
         for c in data["computed"]:
-            out.append(f"| `{c['field']}` | {c['when']} | {', '.join(c['sources'])} | {c['strength']} | {c['status']} |")
+            out.append(f"| {md_code(c['field'])} | {md_inline(c['when'])} | {_md_list(c['sources'])} | "
+                       f"{md_inline(c['strength'])} | {md_inline(c['status'])} |")
     out += ["", "## Sources", "", "| id | tag | reference |", "|---|---|---|"]
     for sid, src in data["sources"].items():
         weak = "" if src.get("authoritative", True) else " (not authoritative)"
-        out.append(f"| {sid} | {src['tag']}{weak} | {src['title']} ({src['ref']}) |")
+        out.append(f"| {md_inline(sid)} | {md_inline(src['tag'])}{weak} | {md_inline(src['title'])} ({md_inline(src['ref'])}) |")
     return "\n".join(out) + "\n"

@@ -27,6 +27,7 @@ from typing import Any
 from pathway.analysis.check import CHECKS, Finding
 from pathway.authoring.scenario import LoadedScenario, ScenarioOutcome, discover, load_scenarios, run_scenario
 from pathway.core.errors import DefinitionError, display_path, suggest
+from pathway.core.text import inert, md_code, md_inline
 from pathway.definition.model import LIKELIHOODS, RISK_MATRIX, RISK_MEANINGS, SEVERITIES
 from pathway.definition.pathway import Hazard, PathwayDef
 from pathway.runtime.api import Pathway, load_pathway
@@ -257,7 +258,9 @@ def _verdict(v: dict[str, Any]) -> str:
 
 
 def render_text(data: dict[str, Any]) -> str:
-    """The log as plain text: a summary, then each hazard with its controls and scenario verdicts."""
+    """The log as plain text: a summary, then each hazard with its controls and scenario verdicts
+    (every text one line)."""
+    data = inert(data)
     s = data["summary"]
     counts = ", ".join(f"{n} {k}" for k, n in s["by_status"].items() if n)
     sc = s["scenarios"]
@@ -304,15 +307,15 @@ def render_text(data: dict[str, Any]) -> str:
 
 
 def _md(text: Any) -> str:
-    """Text for a Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text for Markdown (a table cell, a heading, a list item): one line, nothing read as Markdown or HTML."""
+    return md_inline(" ".join(str(text).split()))
 
 
 def render_markdown(data: dict[str, Any]) -> str:
     """The log as Markdown: a summary table, then a section per hazard."""
     s = data["summary"]
     sc = s["scenarios"]
-    out = [f"# Hazard log: {data['pathway']} {data['version']}", "",
+    out = [f"# Hazard log: {_md(data['pathway'])} {_md(data['version'])}", "",
            f"{s['hazards']} hazard(s): " + ", ".join(f"{n} {k}" for k, n in s["by_status"].items()) + ". "
            f"Verifying scenarios: {sc['pass']} pass, {sc['fail']} fail, {sc['unknown']} unknown.", "",
            "Risk ratings follow the DCB0129 matrix: " + "; ".join(f"{k} {v}" for k, v in data["risk_matrix"]["meanings"].items())
@@ -322,25 +325,25 @@ def render_markdown(data: dict[str, Any]) -> str:
     for h in data["hazards"]:
         v = h["verification"]["scenarios"]
         n = sum(len(h["mitigations"][k]) for k in ("rules", "parameters", "fields", "watchdogs"))
-        out.append(f"| {_md(h['id'])} | {_md(h['title'])} | {h['status']} | {h['initial_risk']} | "
+        out.append(f"| {_md(h['id'])} | {_md(h['title'])} | {_md(h['status'])} | {h['initial_risk']} | "
                    f"{h['residual_risk']['risk']} | {n} | {sum(1 for x in v if x['passed'])}/{len(v)} |")
     for h in data["hazards"]:
         r = h["residual_risk"]
         out += ["", f"## {_md(h['id'])}: {_md(h['title'])}", "",
-                f"- **status**: {h['status']}",
+                f"- **status**: {_md(h['status'])}",
                 f"- **cause**: {_md(h['cause'])}",
                 f"- **effect**: {_md(h['effect'])}",
-                f"- **initial risk**: {_risk(h['severity'], h['likelihood'], h['initial_risk'])}",
-                f"- **residual risk**: {_risk(r['severity'], r['likelihood'], r['risk'])}",
+                f"- **initial risk**: {_md(_risk(h['severity'], h['likelihood'], h['initial_risk']))}",
+                f"- **residual risk**: {_md(_risk(r['severity'], r['likelihood'], r['risk']))}",
                 "- **mitigations**: " + (_md("; ".join(_controls(h))) if _controls(h) else "none")]
         verdicts = h["verification"]["scenarios"]
         out.append("- **verification**: " + (", ".join(
-            f"`{x['id']}` ({'pass' if x['passed'] else 'FAIL' if x['passed'] is False else 'unknown'})" for x in verdicts)
+            f"{md_code(x['id'])} ({'pass' if x['passed'] else 'FAIL' if x['passed'] is False else 'unknown'})" for x in verdicts)
             if verdicts else "none"))
         for q in h["open_questions"]:
             out.append(f"- **open question**: {_md(q)}")
         if h["sources"]:
-            out.append(f"- **sources**: {', '.join(h['sources'])}")
+            out.append(f"- **sources**: {', '.join(_md(x) for x in h['sources'])}")
         if h["note"]:
             out.append(f"- **note**: {_md(h['note'])}")
     return "\n".join(out) + "\n"

@@ -31,6 +31,7 @@ from pathway.audit.evidence import signoff, signoff_text
 from pathway.audit.hazards import HazardLog, hazard_log
 from pathway.authoring.scenario import ScenarioOutcome, discover, run_scenarios
 from pathway.core.errors import DefinitionError, PathwayError, display_path
+from pathway.core.text import one_line
 from pathway.core.version import __version__
 from pathway.definition import conditions as C
 from pathway.definition.invariants import describe_expect
@@ -64,11 +65,15 @@ code { font-family: Menlo, Consolas, monospace; font-size: 0.8rem; }
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text as HTML (attribute-safe); control characters other than line breaks shown escaped (``\\x1b``)."""
+    text = "" if value is None else str(value)
+    if not text.isprintable():
+        text = "\n".join(one_line(line) for line in text.split("\n"))
+    return html.escape(text, quote=True)
 
 
 def _pill(text: str, kind: str) -> str:
-    return f'<span class="pill {kind}">{_e(text)}</span>'
+    return f'<span class="pill {_e(kind)}">{_e(text)}</span>'
 
 
 def _list(items: list[str]) -> str:
@@ -153,7 +158,7 @@ def _section_computed(d: PathwayDef) -> str:
                     + (f'<br><span class="muted">{_e(ev.note)}</span>' if ev.note else "")
                     + f"</td><td>{_e(ev.strength)}</td><td>{_pill(ev.status, ev.status)}</td></tr>")
     words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.field)} {words[c.op]} {_e(c.other)}</code></td>"
+    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.field)} {_e(words[c.op])} {_e(c.other)}</code></td>"
                      f"<td>{_e(c.title)}</td></tr>" for c in d.consistency)
     return ('<h2 id="computed">Computed inputs</h2><p>True/false inputs computed from other inputs when not recorded: '
             "true when the condition is definitely true, false when it is definitely false, no value otherwise. A value "

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from pathway.cli.common import EXIT_BAD_INPUT, EXIT_OK, UsageError, print_diags
 from pathway.core.errors import DefinitionError, InputError, PathwayError
+from pathway.core.text import one_line
 from pathway.core.version import __version__
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
@@ -50,7 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_unencodable() -> None:
+    """Text the terminal cannot encode (a lone surrogate read from a JSON case file) is written as a
+    backslash escape (``\\ud800``, still valid inside JSON), never a traceback halfway through."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_unencodable()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -66,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_diags(exc.diagnostics)
         return EXIT_BAD_INPUT
     except PathwayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(one_line(f"error: {exc}"), file=sys.stderr)
         return EXIT_BAD_INPUT
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(one_line(f"error: {exc}"), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,6 +8,7 @@ from typing import Any
 
 from pathway.cli.common import EXIT_OK, Subparsers, add_parameter_option, case_pathway, parameters, read_case
 from pathway.core.errors import DefinitionError, Diagnostic, display_path
+from pathway.core.text import inert, one_line
 from pathway.core.yamlsafe import load_yaml_file
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
 from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_diagrams
@@ -18,7 +19,9 @@ __all__ = ["add_command"]
 
 
 def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str, Any]]) -> str:
-    lines = [f"{pathway.definition.spec.title} ({pathway.id} {pathway.version}) - patient "
+    """The course as text: a block per event (every text one line, so no value can fake a line)."""
+    case, results = inert(case), inert(results)
+    lines = [f"{one_line(pathway.definition.spec.title)} ({pathway.id} {pathway.version}) - patient "
              f"{results[-1]['patient_id'] if results else case['patient'].get('id')}"]
     previous_trace = 0
     for result in results:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pathway.core.codes import CODES
+from pathway.core.text import one_line
 
 __all__ = [
     "Diagnostic",
@@ -67,7 +68,8 @@ class Diagnostic:
 
     def __str__(self) -> str:
         hint = f" (did you mean '{self.hint}'?)" if self.hint else ""
-        return f"{self.file}:{self.line}:{self.col}: {self.message}{hint} [{self.code}]"
+        # one line, whatever the quoted value holds: a diagnostic cannot print a fake second one
+        return one_line(f"{self.file}:{self.line}:{self.col}: {self.message}{hint} [{self.code}]")
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -68,6 +68,7 @@ ANY_ACTIVE = "any_active"
 _ID = r"^[a-z][a-z0-9_]*$"
 ID_PATTERN = _ID
 _SOURCE_ID = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
+SOURCE_ID_PATTERN = _SOURCE_ID
 
 
 class _Model(BaseModel):

@@ -49,6 +49,7 @@ from pathway.definition.invariants import BUILTINS, Expect, Invariant, parse_exp
 from pathway.definition.model import (
     ANY_ACTIVE,
     ID_PATTERN,
+    SOURCE_ID_PATTERN,
     Aggregate,
     Evidence,
     FieldDef,
@@ -263,6 +264,7 @@ class _Loader:
         if spec is None:
             raise DefinitionError(self.diags)
         assert pdoc is not None  # spec was validated from it
+        self._check_source_ids(pdoc, spec.sources)
         if spec.sources_file:
             sdoc = self._load(spec.sources_file, (pdoc, ("sources_file",)))
             sfile: SourcesFile | None = self._validate(sdoc, SourcesFile) if sdoc else None
@@ -270,6 +272,7 @@ class _Loader:
                 self.unread.add("sources")
             if sfile is not None:
                 assert sdoc is not None  # sfile was validated from it
+                self._check_source_ids(sdoc, sfile.sources)
                 clash = sorted(set(sfile.sources) & set(spec.sources))
                 for sid in clash:
                     self.diags.append(sdoc.diag(("sources", sid), "PW205", f"source '{sid}' is also listed in pathway.yaml",
@@ -295,6 +298,8 @@ class _Loader:
         fields: dict[str, FieldDef | None] = dict(fields_file.fields) if fields_file else {}
         if fields_file is not None and fdoc is not None:
             for name, authored in fields_file.fields.items():
+                if not re.fullmatch(ID_PATTERN, name):
+                    self._bad_id(fdoc, ("fields", name))
                 self._check_field(fdoc, name, authored, spec)
         for name in BUILTIN_FIELDS:
             if name in fields and fdoc:
@@ -966,14 +971,25 @@ class _Loader:
             self._edge_graph = build_graph(spec)
         return self._edge_graph
 
+    def _bad_id(self, doc: Located, path: tuple[str, str]) -> None:
+        """PW112 at a key that is not an id (lower case letters, digits and '_', starting with a letter)."""
+        key = path[-1]
+        fixed = re.sub(r"[^a-z0-9_]", "_", key.lower())
+        self.diags.append(doc.diag(path, "PW112", f"{key!r} is not a valid id (lower case letters, digits and '_', "
+                                                  "starting with a letter)", fixed if fixed != key else None, key=True))
+
+    def _check_source_ids(self, doc: Located, sources: dict[str, Any]) -> None:
+        """PW112 at a source id with anything but letters, digits, '_', '.' and '-' (ids are printed in every output)."""
+        for sid in sources:
+            if not re.fullmatch(SOURCE_ID_PATTERN, sid):
+                self.diags.append(doc.diag(("sources", sid), "PW112", f"{sid!r} is not a valid source id (letters, digits, "
+                                                                      "'_', '.' and '-', starting with a letter)", key=True))
+
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
         for section in ("states", "parameters", "derived", "decision_points"):
             for key in getattr(spec, section):
-                if not re.match(ID_PATTERN, key):
-                    fixed = re.sub(r"[^a-z0-9_]", "_", key.lower())
-                    self.diags.append(doc.diag((section, key), "PW112",
-                                               f"'{key}' is not a valid id (lower case letters, digits and '_', "
-                                               "starting with a letter)", fixed if fixed != key else None, key=True))
+                if not re.fullmatch(ID_PATTERN, key):  # fullmatch: '$' alone would let a final newline through
+                    self._bad_id(doc, (section, key))
         states = list(spec.states)
         starts = [s for s, d in spec.states.items() if d.kind == "start"]
         if len(starts) != 1:

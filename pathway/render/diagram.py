@@ -10,11 +10,20 @@ then ``dot -Tsvg``; or Mermaid); the style table maps state kinds to Graphviz at
 - a trace diagram overlays one patient's course: visited states and taken transitions
   highlighted and numbered in order with the rule and the day, the current state marked, the
   rest faded.
+
+Text from rule files and cases (titles, ids, the patient id) is inert in every format: labels of
+the diagram model are DOT escape strings (``\\n`` breaks a line; every other backslash of a text is
+doubled by :func:`dot_text`, control characters are shown escaped), never HTML-like labels; the
+Mermaid writer turns them back into lines and escapes quotes, ``#``, ``<``, ``>``, ``&``, backticks
+and ``|`` as Mermaid entity codes; a node id that is not a plain identifier is drawn under a
+generated one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -25,6 +34,7 @@ import graphviz
 import networkx as nx
 
 from pathway.core.errors import PathwayError
+from pathway.core.text import one_line
 
 __all__ = [
     "STYLE",
@@ -44,6 +54,7 @@ __all__ = [
     "render_diagram",
     "diagram_format",
     "DIAGRAM_FORMATS",
+    "dot_text",
 ]
 
 #: Role -> Graphviz node attributes.
@@ -80,8 +91,16 @@ class DotNotFound(PathwayError):
     """Graphviz's ``dot`` is not installed (Debian package ``graphviz``)."""
 
 
+def dot_text(text: object) -> str:
+    """A text (a title, an id, a patient id) as part of a DOT label: one line (control characters
+    shown escaped), every backslash doubled so that only the diagram's own ``\\n`` breaks a line
+    (DOT's ``\\N``, ``\\G``, ``\\l`` cannot come from a text, nor an escaped closing quote)."""
+    return one_line(text).replace("\\", "\\\\")
+
+
 def wrap(text: str, width: int = 28) -> str:
-    words, lines, line = text.split(), [], ""
+    """``text`` as a DOT label (see :func:`dot_text`) broken into lines of about ``width`` characters."""
+    words, lines, line = dot_text(text).split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:
             lines.append(line)
@@ -158,7 +177,7 @@ class Diagram:
 
 
 def _state_label(node: str, data: dict[str, Any]) -> str:
-    return f"{wrap(data['title'])}\\n[{node}]"
+    return f"{wrap(data['title'])}\\n[{dot_text(node)}]"
 
 
 def _emergency(data: dict[str, Any]) -> bool:
@@ -169,11 +188,11 @@ def _emergency(data: dict[str, Any]) -> bool:
 def build_diagram(graph: nx.DiGraph) -> Diagram:
     """The plain pathway: states by kind, edges labelled with the ids of the rules that take them."""
     name = graph.graph.get("id", "pathway")
-    d = Diagram(name, f"{graph.graph.get('title', name)} (version {graph.graph.get('version', '?')})")
+    d = Diagram(name, dot_text(f"{graph.graph.get('title', name)} (version {graph.graph.get('version', '?')})"))
     for node, data in graph.nodes(data=True):
         d.nodes.append(DiagramNode(node, _state_label(node, data), dict(STYLE[data["kind"]])))
     for source, target, data in graph.edges(data=True):
-        rules = list(data.get("rules", [])) + [f"{r} (proposal)" for r in data.get("proposals", [])]
+        rules = [dot_text(r) for r in data.get("rules", [])] + [f"{dot_text(r)} (proposal)" for r in data.get("proposals", [])]
         label = "\\n".join(rules) if rules else "(no rule)"
         attrs = dict(STYLE["emergency_edge"]) if _emergency(data) else {}
         d.edges.append(DiagramEdge(source, target, label, attrs))
@@ -181,7 +200,7 @@ def build_diagram(graph: nx.DiGraph) -> Diagram:
 
 
 def _fmt_day(day: Any) -> str:
-    return f"{day:g}" if isinstance(day, (int, float)) else str(day)
+    return f"{day:g}" if isinstance(day, (int, float)) else dot_text(day)
 
 
 def build_trace_diagram(graph: nx.DiGraph, result: dict[str, Any]) -> Diagram:
@@ -198,8 +217,8 @@ def build_trace_diagram(graph: nx.DiGraph, result: dict[str, Any]) -> Diagram:
     entered: dict[str, Any] = {}
     for t in steps:
         entered.setdefault(t["to"], t["day"])
-    title = (f"{graph.graph.get('title', base.name)} - patient {result.get('patient_id', '?')}, "
-             f"day {_fmt_day(result.get('day'))} (version {graph.graph.get('version', '?')})")
+    title = (f"{dot_text(graph.graph.get('title', base.name))} - patient {dot_text(result.get('patient_id', '?'))}, "
+             f"day {_fmt_day(result.get('day'))} (version {dot_text(graph.graph.get('version', '?'))})")
     d = Diagram(base.name, title, graph_attrs=dict(base.graph_attrs), node_attrs=dict(base.node_attrs),
                 edge_attrs=dict(base.edge_attrs))
     for n in base.nodes:
@@ -219,7 +238,7 @@ def build_trace_diagram(graph: nx.DiGraph, result: dict[str, Any]) -> Diagram:
         d.nodes.append(DiagramNode(n.id, label, attrs))
     taken: dict[tuple[str, str], list[str]] = {}
     for i, t in enumerate(steps, start=1):
-        taken.setdefault((t["from"], t["to"]), []).append(f"{i}. {t['rule']} (day {_fmt_day(t['day'])})")
+        taken.setdefault((t["from"], t["to"]), []).append(f"{i}. {dot_text(t['rule'])} (day {_fmt_day(t['day'])})")
     for e in base.edges:
         if (e.source, e.target) in taken:
             d.edges.append(DiagramEdge(e.source, e.target, "\\n".join(taken[(e.source, e.target)]), dict(STYLE["taken_edge"])))
@@ -251,16 +270,30 @@ def _legend_html(legend: list[tuple[str, str, dict[str, str]]]) -> str:
     return '<<table border="0" cellspacing="4" cellpadding="4">' + "".join(rows) + "</table>>"
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _node_id(node: str) -> str:
+    """A node's id in DOT and Mermaid: itself when a plain identifier (every valid state id is),
+    else a name made from its hash (the label still shows the id, escaped)."""
+    if _PLAIN_ID.fullmatch(node):
+        return node
+    return "n_" + hashlib.sha256(node.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def diagram_to_dot(d: Diagram) -> str:
-    """Graphviz DOT source of a diagram (deterministic: attributes sorted by the graphviz package)."""
-    dot = graphviz.Digraph(name=d.name, strict=False)
-    dot.attr(label=d.title, **d.graph_attrs)
+    """Graphviz DOT source of a diagram (deterministic: attributes sorted by the graphviz package).
+
+    Labels are quoted escape strings, never HTML-like labels (``nohtml``), whatever a text holds.
+    """
+    dot = graphviz.Digraph(name=_node_id(d.name), strict=False)
+    dot.attr(label=graphviz.nohtml(d.title), **d.graph_attrs)
     dot.attr("node", **d.node_attrs)
     dot.attr("edge", **d.edge_attrs)
     for n in d.nodes:
-        dot.node(n.id, label=n.label, **n.attrs)
+        dot.node(_node_id(n.id), label=graphviz.nohtml(n.label), **n.attrs)
     for e in d.edges:
-        dot.edge(e.source, e.target, label=e.label, **e.attrs)
+        dot.edge(_node_id(e.source), _node_id(e.target), label=graphviz.nohtml(e.label), **e.attrs)
     if d.legend:
         with dot.subgraph(name="cluster_legend") as legend:
             legend.attr(label="Legend", fontsize="11", style="rounded", color="#cbd5e1")
@@ -273,12 +306,49 @@ _MERMAID_RESERVED = {"end", "graph", "subgraph", "flowchart", "style", "class", 
 
 
 def _mermaid_id(node: str) -> str:
+    node = _node_id(node)
     return f"{node}_" if node.lower() in _MERMAID_RESERVED else node
 
 
+def _label_lines(label: str) -> list[str]:
+    """A DOT escape-string label as its lines of plain text (``\\n`` breaks, ``\\\\`` is a backslash)."""
+    lines: list[str] = []
+    out: list[str] = []
+    i = 0
+    while i < len(label):
+        ch = label[i]
+        if ch == "\\" and i + 1 < len(label):
+            nxt = label[i + 1]
+            if nxt == "n":
+                lines.append("".join(out))
+                out = []
+            else:
+                out.append(nxt if nxt in "\\\"" else ch + nxt)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    lines.append("".join(out))
+    return lines
+
+
+#: Characters of a text that Mermaid would read as syntax, as its entity codes.
+_MERMAID_ENTITIES = {"#": "#35;", "&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;", "|": "#124;"}
+_MERMAID_SYNTAX = re.compile("[" + re.escape("".join(_MERMAID_ENTITIES)) + "]")
+
+
 def _mermaid_text(label: str) -> str:
-    text = label.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-    return text.replace("\\n", "<br/>")
+    """A label as the text of a quoted Mermaid string: lines joined by ``<br/>``, syntax as entity codes."""
+    return "<br/>".join(_MERMAID_SYNTAX.sub(lambda m: _MERMAID_ENTITIES[m.group()], one_line(line))
+                        for line in _label_lines(label))
+
+
+def _mermaid_title(title: str) -> str:
+    """The title for the YAML front matter: one double-quoted line; Mermaid reads no entity codes
+    there, so ``<``/``>`` are shown as the single angle quotes ``‹``/``›`` and ``"`` as ``'``."""
+    text = " ".join(_label_lines(title))
+    text = one_line(text).replace("\\", "\\\\").replace('"', "'").replace("<", "\u2039").replace(">", "\u203a")
+    return f'"{text}"'
 
 
 def _mermaid_style(attrs: dict[str, str], edge: bool = False) -> str:
@@ -308,7 +378,7 @@ def _mermaid_shape(node_id: str, text: str, attrs: dict[str, str]) -> str:
 
 def diagram_to_mermaid(d: Diagram) -> str:
     """Mermaid flowchart source of a diagram (same states, transitions, labels and colours)."""
-    lines = ["---", f'title: "{d.title.replace(chr(34), chr(39))}"', "---", "flowchart TB"]
+    lines = ["---", f"title: {_mermaid_title(d.title)}", "---", "flowchart TB"]
     for n in d.nodes:
         lines.append("    " + _mermaid_shape(_mermaid_id(n.id), _mermaid_text(n.label), n.attrs))
     links: list[str] = []

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathway.analysis.diff import PathwayDiff, edges_of
 from pathway.definition.pathway import PathwayDef
-from pathway.render.diagram import STYLE, Diagram, DiagramEdge, DiagramNode, wrap
+from pathway.render.diagram import STYLE, Diagram, DiagramEdge, DiagramNode, dot_text, wrap
 
 __all__ = ["build_diff_diagram"]
 
 
 def build_diff_diagram(diff: PathwayDiff, old: PathwayDef, new: PathwayDef) -> Diagram:
     """Both versions as one graph: added (green), removed (red, dashed), changed (orange), unchanged (grey)."""
-    title = f"Changes: {old.spec.title} {old.version} -> {new.version}"
+    title = f"Changes: {dot_text(old.spec.title)} {dot_text(old.version)} -> {dot_text(new.version)}"
     if old.profile != new.profile:
-        title += f" (profile {old.profile or '-'} -> {new.profile or '-'})"
+        title += f" (profile {dot_text(old.profile or '-')} -> {dot_text(new.profile or '-')})"
     d = Diagram(new.id, title)
     states = {c.key: c.kind for c in diff.of("state")}
     rules = {c.key: c.kind for c in diff.of("rule")}
@@ -30,7 +30,7 @@ def build_diff_diagram(diff: PathwayDiff, old: PathwayDef, new: PathwayDef) -> D
     for sid in order:
         spec = new.spec.states.get(sid) or old.spec.states[sid]
         kind = states.get(sid) or ("changed" if rule_states.get(sid) else "unchanged")
-        label = f"{wrap(spec.title)}\\n[{sid}]"
+        label = f"{wrap(spec.title)}\\n[{dot_text(sid)}]"
         marks = sorted(rule_states.get(sid, set()))
         if marks and kind != "added" and kind != "removed":
             label += f"\\nrules changed: {len(marks)}"
@@ -43,13 +43,13 @@ def build_diff_diagram(diff: PathwayDiff, old: PathwayDef, new: PathwayDef) -> D
         parts = []
         for r in names:
             if b is None or r not in b["rules"]:
-                parts.append(f"-{r}")
+                parts.append(f"-{dot_text(r)}")
             elif a is None or r not in a["rules"]:
-                parts.append(f"+{r}")
+                parts.append(f"+{dot_text(r)}")
             elif rules.get(r) == "changed":
-                parts.append(f"~{r}")
+                parts.append(f"~{dot_text(r)}")
             else:
-                parts.append(r)
+                parts.append(dot_text(r))
         if a is None:
             kind = "added"
         elif b is None:

@@ -21,7 +21,18 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
   reads ``5.0e-05`` exactly: every message is written through :func:`message_text`, so any finite
   value evaluates (NaN and infinities never reach the engine: inputs refuse them, PW410);
 - the host's wall-clock dispatch threads are never started (clinical time comes from data,
-  and no second thread ever touches the engine); evaluations are serialised by a lock.
+  and no second thread ever touches the engine); evaluations are serialised by a lock;
+- a ruleset lives in the C core until ``delete_ruleset`` (the Python objects do not free it; each
+  load of the ASUC pathway kept ~5 MB), and a sid's state until ``delete_state`` (deleting the
+  ruleset alone still kept ~1.4 MB per load that had run a patient). The core never initialises a
+  new state's action context, and ``delete_state`` frees it: on a state that never started an
+  action that is a free of garbage (the segfault above; "free(): invalid pointer" at random).
+  Starting an action sets the context and completing it clears it, so :meth:`Engine.close`, or
+  the engine being garbage collected (a ``weakref.finalize``, so only once nothing can evaluate
+  any more), deletes the state of the sid only where an action ran on it (the sid is verified
+  empty after every evaluation), then every ruleset; a state that never ran an action is left
+  inside its deleted ruleset (a small leak, not a crash), and a ruleset that retired a sid (which
+  may still hold facts) is not touched at all.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,23 +135,42 @@ def _action_name(pending: str) -> str:
 
 
 class _Host(durable_engine.Host):  # type: ignore[misc]  # durable_rules is untyped (Host is Any)
-    """A durable_rules host used to register rulesets; actions are dispatched by the Engine."""
+    """A durable_rules host used to register rulesets; actions are dispatched by the Engine.
 
-    def __init__(self, owner: Engine):
-        self._owner = owner
+    It knows the bindings, not the engine: no reference cycle, so an engine nobody holds is freed
+    (and its rulesets deleted) at once.
+    """
+
+    def __init__(self, bindings: dict[str, Binding]):
+        self._bindings = bindings
         super().__init__()
 
     def _run(self) -> None:  # no wall-clock dispatch or timer threads
         return None
 
     def get_action(self, action_name: str) -> Callable[[Any], None]:  # durable's protocol
-        if action_name not in self._owner.compiled.bindings:
+        if action_name not in self._bindings:
             raise EngineError(f"no binding for engine rule '{action_name}'")
         return _never_called
 
 
 def _never_called(c: Any) -> None:  # pragma: no cover - the Engine runs actions itself
     raise EngineError("durable_rules' own action dispatch is not used by this engine")
+
+
+def _delete_rulesets(handles: dict[str, Any], retired: dict[str, int], actioned: set[str]) -> None:
+    """Free the C core's rulesets of an engine, with the state of sid "0" where an action ran on
+    it (never a ruleset with a retired sid: see the module notes)."""
+    for name, handle in handles.items():
+        if retired.get(name, 0) != 0:
+            continue
+        try:
+            if name in actioned:  # its action context is set; the sid was verified empty after use
+                _core.delete_state(handle, "0")
+            _core.delete_ruleset(handle)
+        except Exception:  # noqa: BLE001 - freeing memory must not fail a caller (or the collector)
+            pass
+    handles.clear()
 
 
 class Engine:
@@ -155,10 +186,16 @@ class Engine:
     def __init__(self, compiled: CompiledPathway):
         self.compiled = compiled
         self._lock = threading.Lock()
-        self._host = _Host(self)
+        self._host = _Host(compiled.bindings)
         self._host.set_rulesets(copy.deepcopy(compiled.rulesets))
         self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
+        self._actioned: set[str] = set()  # rulesets where an action ran on sid "0" (see the module notes)
+        # Deletes the rulesets when this engine is closed or collected; it holds the handles, the
+        # sid counters and that set (never the engine), so it does not keep the engine alive.
+        self._release_rulesets = weakref.finalize(self, _delete_rulesets, dict(self._handles), self._sids,
+                                                  self._actioned)
+        self._release_rulesets.atexit = False  # the process frees everything at exit anyway
         self._fields = {name: b.fields for name, b in compiled.bindings.items()}
         # The effects an action must apply inside the engine (derived facts and scores).
         self._chaining = {name: tuple(e for e in b.rule.effects(b.branch) if isinstance(e, (Derive, Score)))
@@ -179,6 +216,16 @@ class Engine:
         self.retired_sids = 0
         self.evaluations = 0
 
+    @property
+    def closed(self) -> bool:
+        return not self._release_rulesets.alive
+
+    def close(self) -> None:
+        """Delete this engine's rulesets from durable_rules' core (idempotent); evaluating afterwards
+        raises :class:`EngineError`."""
+        with self._lock:
+            self._release_rulesets()
+
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, state: str, snapshot: dict[str, Any],
                  frozen: dict[str, Any] | None = None) -> tuple[list[Firing], dict[str, Any]]:
@@ -196,6 +243,8 @@ class Engine:
         derived: dict[str, Any] = dict(frozen or {})
         errors: list[str] = []
         with self._lock:
+            if self.closed:
+                raise EngineError("this pathway was closed (its engine rulesets are deleted); load it again")
             self.evaluations += 1
             for ruleset in names:  # groups share no derived fact (see compile._components)
                 ctx = self._run_one(ruleset, snapshot, frozen or {})
@@ -255,6 +304,8 @@ class Engine:
             if state_handle is not None:
                 started = _core.start_action_for_state(handle, state_handle)
                 pending = started[1] if started else None
+                if pending and sid == "0":
+                    self._actioned.add(ruleset)
                 while pending:
                     name = _action_name(pending)
                     try:
