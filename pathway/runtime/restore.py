@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["restore", "replay", "resume_verified", "session_error", "key_text"]
 
 _Day = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_DAY)]
-_Hours = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+#: hours since admission: a value recorded shortly before the admission time (bloods in the emergency
+#: department) is a little below 0, while its clinical day is 0
+_Hours = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-24 * MAX_DAY, le=24 * MAX_DAY)]
 _Int = Annotated[int, Field(strict=True)]
 
 
