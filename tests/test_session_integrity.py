@@ -233,3 +233,15 @@ def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_p
     loaded.observe(dict(DAY3_FAIL))
     store.save(loaded)
     assert SessionStore(tmp_path / "s.db").load(pw, "p-1").state == "rescue_selection"
+
+
+def test_a_value_recorded_just_before_the_admission_time_restores() -> None:
+    """Bloods taken in the emergency department a second before the admission time count from -0.0003 h:
+    an honest dump of such a session restores to the same session."""
+    pw = load_pathway("asuc")
+    s = pw.start({**patient(), "admission_time": "2026-03-02T08:00:00"})
+    s.observe({"time": "2026-03-02T07:59:59", "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4,
+               "hb_g_dl": 11.5, "crp_mg_l": 60, "albumin_g_l": 32})
+    doc = s.dump()
+    again = pw.restore(json.loads(json.dumps(doc)))
+    assert json.dumps(again.dump(), sort_keys=True) == json.dumps(doc, sort_keys=True)
