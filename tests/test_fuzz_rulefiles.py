@@ -46,7 +46,7 @@ from pathway.core.errors import DefinitionError, EngineError, InputError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Dose, Offer, Recommend, Score, Titrate
 from pathway.loading.loader import load_definition
-from pathway.runtime.compile import compile_pathway
+from pathway.runtime.compile import compile_pathway, engine_reads
 
 MINI = ROOT / "tests" / "fixtures" / "rulefiles" / "mini"
 ASUC = ROOT / "rules" / "asuc"
@@ -372,18 +372,6 @@ def _alarm(signum: int, frame: Any) -> None:
     raise _Timeout()
 
 
-def _readable(value: Any) -> bool:
-    """durable_rules reads the number as json.dumps writes it, exactly (an exponent needs a decimal point)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return True
-    if isinstance(value, int):
-        return -(2 ** 63) < value < 2 ** 63
-    if not math.isfinite(value):
-        return False
-    mantissa, exponent, _ = repr(value).partition("e")
-    return not exponent or "." in mantissa
-
-
 def _numbers(data: Any) -> Iterator[Any]:
     if isinstance(data, dict):
         for v in data.values():
@@ -446,7 +434,7 @@ def accepted_but_wrong(definition: Any, compiled: Any, mutant: Mutant) -> list[s
             for cmp in C.fields_of(cond):
                 if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers([cmp.value])):
                     wrong.append(f"rule {rule.id}: {cmp.field} {cmp.op} {cmp.value!r}")
-    unreadable = [v for v in _numbers(compiled.rulesets) if not _readable(v)]
+    unreadable = [v for v in _numbers(compiled.rulesets) if not engine_reads(v)]
     if unreadable:
         wrong.append(f"thresholds durable_rules cannot read: {unreadable[:3]}")
     return wrong
