@@ -856,7 +856,9 @@ def test_an_empty_mapping_is_not_a_condition_that_always_holds(tmp_path: Path) -
 
 @pytest.mark.parametrize("literal, code", [("1.0e+300", "PW125"), (".inf", "PW124"), ("-.inf", "PW124"), (".nan", "PW124"),
                                            ("1.0e+400", "PW124"), ("99999999999999999999999", "PW125"),
-                                           ("1.0e-13", "PW125"), ("7" * 101, "PW125"), ("0x_", "PW100")])
+                                           ("1.0e-13", "PW125"), ("7" * 101, "PW125"),
+                                           # YAML 1.1 numbers that are texts in YAML 1.2: a number was expected
+                                           ("0x_", "PW112"), ("1:30", "PW112"), ("1_000", "PW112")])
 def test_numbers_are_finite_and_within_range(tmp_path: Path, literal: str, code: str) -> None:
     root = _mini(tmp_path)
     line = _edit(root, "rules.yaml", "        - stool_freq_24h: {gte: 6}\n", f"        - stool_freq_24h: {{gte: {literal}}}\n")

@@ -83,6 +83,18 @@ def test_what_is_not_a_session_document_is_refused(pw, doc, code):
     assert _refused(pw, doc)[1] == code
 
 
+@pytest.mark.parametrize("bad_id", [1.5, True, None, ["x"]])
+def test_a_bad_patient_id_is_one_message_at_its_key(pw, bad_id):
+    doc = _doc(pw, rescue("tacrolimus"))
+    doc["patient"]["id"] = bad_id
+    with pytest.raises(SessionError) as info:
+        pw.restore(doc)
+    assert [(d.file, d.code) for d in info.value.diagnostics] == [("patient.id", "PW521")]
+    assert "text or a whole number" in info.value.diagnostics[0].message
+    # a key is not a place in a file: no ":0:0" after it
+    assert str(info.value).startswith("patient.id: ")
+
+
 def test_a_document_nested_too_deeply_is_refused(pw):
     doc = _doc(pw, rescue("tacrolimus"))
     deep: Any = 1

@@ -68,8 +68,10 @@ class Diagnostic:
 
     def __str__(self) -> str:
         hint = f" (did you mean '{self.hint}'?)" if self.hint else ""
+        # a diagnostic with no line names a key or a whole file, not a place in it
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         # one line, whatever the quoted value holds: a diagnostic cannot print a fake second one
-        return one_line(f"{self.file}:{self.line}:{self.col}: {self.message}{hint} [{self.code}]")
+        return one_line(f"{where}: {self.message}{hint} [{self.code}]")
 
     def to_dict(self) -> dict[str, object]:
         return {

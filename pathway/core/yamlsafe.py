@@ -2,7 +2,8 @@
 
 - Only plain data: mappings, sequences, strings, numbers, ``true``/``false``/``null``.
   No YAML tags of any kind (``!!str``, ``!foo``, on scalars, lists or mappings), no implicit
-  ``yes``/``no``/``on``/``off`` booleans, no implicit dates.
+  ``yes``/``no``/``on``/``off`` booleans, no implicit dates. Numbers are YAML 1.2's: no base 60
+  (``1:30`` is a text, not 90), no leading-zero octal (``017`` is 17), no ``_`` separators.
 - Duplicate keys are errors (PyYAML would silently keep the last one).
 - Bounded: a file's size, its nesting depth, the number of aliases and the size and depth of what
   they expand to (a "billion laughs" file is refused while it is being read, not after), the
@@ -244,14 +245,36 @@ class _StrictLoader(_Bounded, yaml.SafeLoader):
         self._bound(file, limits)
 
 
-# Rebuild the implicit resolvers without bool (yes/no/on/off) and timestamp.
+# Rebuild the implicit resolvers with YAML 1.2's booleans and numbers: YAML 1.1's yes/no/on/off
+# booleans, timestamps, base-60 numbers (``1:30`` read as 90), leading-zero octals (``017`` read as 15),
+# binary and ``_`` separators are gone, so a value is never silently read as another number.
+_NUMBER_FREE = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int",
+                "tag:yaml.org,2002:float")
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _NUMBER_FREE]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
 _StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
 )
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+.0123456789"),
+)
+
+
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 integer: decimal (``017`` is 17), ``0o`` octal or ``0x`` hexadecimal."""
+    text = node.value
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 _Loader = type[_StrictLoader] | Any
 _FastLoader: _Loader = None
@@ -271,6 +294,7 @@ if _CParser is not None:
         resolvers and the limits are the ones above."""
 
         yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
+        yaml_constructors = _StrictLoader.yaml_constructors
 
         def __init__(self, text: str, file: str, limits: Limits):
             _CParser.__init__(self, text)

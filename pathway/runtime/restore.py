@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pathway.core.errors import Diagnostic, EngineError, InputError, SessionError, TransitionRefused, suggest
 from pathway.definition.clock import MAX_DAY
@@ -57,7 +57,15 @@ class _Patient(BaseModel):
     """The patient as given: its fields are checked by the input validation on replay."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-    id: str | _Int
+    id: Any
+
+    @field_validator("id")
+    @classmethod
+    def _text_or_whole_number(cls, value: Any) -> Any:
+        # one message for the one rule (a union type would report each of its members)
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError("a patient id is text or a whole number")
+        return value
 
 
 class _Event(BaseModel):
@@ -164,7 +172,9 @@ def _schema_errors(exc: ValidationError, model: type[BaseModel]) -> SessionError
         elif err["type"] == "missing":
             out.append(Diagnostic(where, 0, 0, "PW521", "missing key"))
         else:
-            out.append(Diagnostic(where, 0, 0, "PW521", f"{_clean(err['msg'])}, not {_show(err.get('input'))}"))
+            # a validator's own message without pydantic's "Value error, " in front
+            msg = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+            out.append(Diagnostic(where, 0, 0, "PW521", f"{_clean(msg)}, not {_show(err.get('input'))}"))
     return SessionError(out[:50])
 
 
