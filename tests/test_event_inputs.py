@@ -102,7 +102,10 @@ REFUSED = [
     ({"day": 1, "note": {"by": "\udfff"}}, "PW411", "events[1].note.by"),
     ({"day": 1, "note": _deep(100_000)}, "PW412", "events[1].note" + "[0]" * MAX_FREE_DEPTH),
     ({"day": 1, "note": "n" * 200_000}, "PW412", "events[1].note"),
-    ({"day": 1, "id": object()}, "PW411", "events[1].id"),
+    ({"day": 1, "id": object()}, "PW402", "events[1].id"),
+    ({"day": 1, "id": ["e", 1]}, "PW402", "events[1].id"),
+    ({"day": 1, "id": 10 ** 16}, "PW410", "events[1].id"),
+    ({"day": 1, "id": "e\ud800"}, "PW411", "events[1].id"),
     # keys and values that used to fail while the error was being written
     ({"day": 1, 10 ** 5000: 1}, "PW401", "events[1].<an integer of about 5001 digits>"),
     ({"day": 1, ("a", "b"): 1}, "PW401", "events[1].('a', 'b')"),

@@ -309,7 +309,7 @@ def _course(pw):
 def test_dump_and_restore_keep_hours_history_and_kept_facts(pw):
     s = _course(pw)
     doc = json.loads(json.dumps(s.dump()))
-    assert doc["format"] == 3 and doc["frozen"]["oxford_high_risk"]["value"] is False
+    assert doc["format"] == 4 and doc["frozen"]["oxford_high_risk"]["value"] is False
     assert doc["hours"] == 73 and doc["seen_hours"]["magnesium_mmol_l"] == 0
     restored = pw.restore(doc)
     assert restored.result() == s.result()
@@ -323,7 +323,7 @@ def test_a_format_1_document_is_read_in_days(pw):
     s.observe(dict(ADMIT, magnesium_mmol_l=0.8))
     s.observe({"day": 2, "stool_freq_24h": 5, "visible_blood": True})
     doc = copy.deepcopy(s.dump())
-    old = {k: v for k, v in doc.items() if k not in ("hours", "seen_hours", "frozen")}
+    old = {k: v for k, v in doc.items() if k not in ("hours", "seen_hours", "frozen", "revisions")}
     old["format"] = 1
     old["history"] = {name: [[day, value] for day, value, *_ in entries] for name, entries in doc["history"].items()}
     old["seen"] = {name: entries[-1][0] for name, entries in doc["history"].items() if entries[-1][3] is not None}

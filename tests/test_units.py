@@ -218,7 +218,7 @@ def test_warnings_survive_dump_and_restore(pw: Any, mini: Path) -> None:
     doc = json.loads(json.dumps(s.dump()))
     assert doc["warnings"] == _input_alerts(r)
     restored = load_pathway(mini, cache=False).restore(doc)
-    assert restored.result() == r
+    assert restored.result() == s.result() == {k: v for k, v in r.items() if k != "changes"}
     assert _input_alerts(restored.observe({"day": 1, "stool_freq_24h": 2})) == []
 
 

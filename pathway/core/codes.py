@@ -34,6 +34,8 @@ class Code:
     title: str
     meaning: str = ""
     severity: Literal["error", "warning"] = "error"
+    #: why the code is no longer raised (a retired code keeps its number and meaning; it is never reused)
+    retired: str = ""
 
 
 _ALL = [
@@ -166,7 +168,8 @@ _ALL = [
     Code("PW403", "input", "implausible value", "A value outside the field's plausible range (often a unit mix-up)."),
     Code("PW404", "input", "unknown unit", "A `{value, unit}` quantity in a unit the field does not accept."),
     Code("PW405", "input", "bad time", "`day` out of range, `time` not ISO 8601, or both given."),
-    Code("PW406", "input", "events out of order", "An event earlier than the one before it."),
+    Code("PW406", "input", "events out of order", "An event earlier than the one before it.",
+         retired="since 0.2.0 an event earlier than the latest one is placed at its time in the timeline"),
     Code("PW407", "input", "decision not due",
          "A decision (e.g. rescue_choice) recorded in a state where it does not count; record it when the pathway "
          "asks for it."),
@@ -186,6 +189,15 @@ _ALL = [
     Code("PW412", "input", "value too large or too deeply nested",
          "A free-form value nested deeper than 32 levels or longer than 100,000 characters, a text field longer than "
          "10,000 characters, or a patient id longer than 200 characters."),
+    Code("PW413", "input", "event id seen before with other values",
+         "An event carries the id of an event already recorded but other values (the same id with the same "
+         "values is a duplicate and changes nothing), or an amendment gives another id; amend the event to "
+         "change it."),
+    Code("PW414", "input", "no event with that id",
+         "`Session.amend` or `Session.retract` names an id that no recorded event carries."),
+    Code("PW415", "input", "course cannot be evaluated again",
+         "A late, amended or retracted event changes the course so that a later event is refused (a decision "
+         "recorded in a state the patient is no longer in); the later diagnostics say which; nothing changes."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW520", "stored session", "not a session document",
@@ -256,14 +268,15 @@ def codes_markdown() -> str:
         out += [f"**{kind[0].upper()}{kind[1:]}** — {raised}", "", "| code | title | meaning |", "|---|---|---|"]
         for c in entries:
             title = c.title + (" (warning)" if c.severity == "warning" else "")
-            out.append(f"| {c.code} | {title} | {c.meaning} |")
+            meaning = f"*Retired: {c.retired}.* {c.meaning}" if c.retired else c.meaning
+            out.append(f"| {c.code} | {title} | {meaning} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def codes_inline() -> str:
     """All codes on a few lines (``PW100 YAML syntax · PW101 duplicate key · ...``), as the README lists them."""
-    return " ·\n".join(f"{c.code} {c.title}" for c in CODES.values()) + "\n"
+    return " ·\n".join(f"{c.code} {c.title}" + (" (retired)" if c.retired else "") for c in CODES.values()) + "\n"
 
 
 def codes_document() -> str:

@@ -371,11 +371,26 @@ def _parse_time(raw: Any, where: str, out: list[Diagnostic]) -> datetime | None:
         return None
 
 
+def _event_id(value: Any, where: str, out: list[Diagnostic]) -> None:
+    """An event id names one event of the patient's timeline (a duplicate is recognised by it): text
+    or a whole number, as FHIR resource ids and message ids are."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_NUMBER:
+            out.append(_diag(f"{where}.id", "PW410", f"the event id {shown_value(value)} is beyond ±{MAX_NUMBER:g}"))
+    elif not isinstance(value, str) or value.strip() == "":
+        out.append(_diag(f"{where}.id", "PW402", f"an event id is text or a whole number, not {shown_value(value)}"))
+    elif len(value) > MAX_ID:
+        out.append(_diag(f"{where}.id", "PW412", f"the event id is longer than {MAX_ID} characters"))
+    elif not _encodable(value):
+        out.append(_diag(f"{where}.id", "PW411", "the event id is text that is not valid Unicode (a lone surrogate)"))
+
+
 def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,
-                   admission: datetime | None, last_day: float | None,
+                   admission: datetime | None,
                    checks: Sequence[Consistency] = ()) -> tuple[float, dict[str, Any], datetime | None, list[dict[str, Any]]]:
     """Return (clinical day, canonical values, admission time to keep, input warnings); raise InputError
-    otherwise (see :func:`validate_patient` for the warnings).
+    otherwise (see :func:`validate_patient` for the warnings). An event may come earlier than the
+    events before it (a late result): the session places it in its timeline.
 
     ``checks`` compare values given together in this event (``consistency:`` in the fields file).
     """
@@ -409,11 +424,10 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
                 day = None
     else:
         out.append(_diag(where, "PW405", "an event needs 'day' (0 = admission and first IV steroid dose) or an ISO 'time'"))
-    for name in ("note", "id"):
-        if name in event:
-            _free_form(name, event[name], where, out)
-    if day is not None and last_day is not None and day < last_day:
-        out.append(_diag(f"{where}.day", "PW406", f"events must be in time order: day {day:g} comes after day {last_day:g}"))
+    if "note" in event:
+        _free_form("note", event["note"], where, out)
+    if "id" in event:
+        _event_id(event["id"], where, out)
     values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out, warnings)
     check_consistency(values, checks, where, out)
     if out:

@@ -20,6 +20,7 @@ Every refusal is a :class:`SessionError` whose diagnostics name the key (``state
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pathway.core.errors import Diagnostic, EngineError, InputError, SessionError, TransitionRefused, suggest
 from pathway.definition.clock import MAX_DAY
 from pathway.runtime.session import Session, replay_event, start_session
-from pathway.runtime.state import FORMATS, SESSION_FORMAT, SessionState, inputs_checksum
+from pathway.runtime.state import FORMATS, SessionState, inputs_checksum
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -79,6 +80,18 @@ class _Event(BaseModel):
     given: dict[str, _Quantity] | None = None
 
 
+class _Revision(_Model):
+    """A late placement, amendment or retraction of an event (a log: checked by the checksum)."""
+
+    op: Literal["insert", "amend", "retract"]
+    id: Any
+    event: Annotated[int, Field(strict=True, ge=0)]
+    day: _Day | None = None
+    latest_day: _Day | None = None
+    was: dict[str, Any] | None = None
+    reason: str | None = None
+
+
 class _Inputs(BaseModel):
     """What a replay reads: the patient and the events."""
 
@@ -90,7 +103,7 @@ class _Inputs(BaseModel):
 class _Document(_Model):
     """A session document of any format this version reads (the keys a format lacks are checked apart)."""
 
-    format: Literal[1, 2, 3]
+    format: Literal[1, 2, 3, 4]
     pathway: str
     version: str
     profile: str | None
@@ -119,6 +132,8 @@ class _Document(_Model):
     hours: _Hours | None = None
     seen_hours: dict[str, _Hours] | None = None
     frozen: dict[str, dict[str, Any]] | None = None
+    # format 4 and later
+    revisions: list[_Revision] = Field(default_factory=list)
 
 
 #: keys every document of format 2 or later has
@@ -319,14 +334,19 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
         if missing:
             raise SessionError([Diagnostic(k, 0, 0, "PW521", f"missing key (format {doc['format']} has it)")
                                 for k in missing])
-    if doc["format"] < SESSION_FORMAT and any("given" in e for e in doc["events"]):
+    if doc["format"] < 3 and any("given" in e for e in doc["events"]):
         raise session_error("format", "PW522", f"format {doc['format']} has no quantities as given ('given')")
+    if doc["format"] < 4 and ("revisions" in doc or any("id" in e for e in doc["events"])):
+        raise session_error("format", "PW522", f"format {doc['format']} has no event ids or revisions")
     # The replay comes first so that an input the pathway refuses is named by its key; a valid input that
     # was edited is found by the checksum.
     session = _replayed(pathway, doc["patient"], doc["events"])
-    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"]):
+    revisions = doc.get("revisions") or []
+    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
         raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
                                                  "an input was edited or is corrupt")
+    # the revisions are the record of how the timeline came to be, not something its events produce
+    session.keep_revisions(copy.deepcopy(revisions))
     _compare(doc, session.state_values())
     return session
 

@@ -3,6 +3,14 @@
 A session is isolated (its own facts, state and trace) and deterministic: the same patient
 and events give byte-identical JSON. An event is validated first and evaluated on a copy of the
 session's state; the session keeps the copy only when the whole event was evaluated without error.
+
+The events form a timeline in clinical time. An event may carry an ``id``: the same id again with
+the same content is a no-op, with other content a refusal (amend it instead). An event earlier
+than the latest one (a late result) is placed at its time and the course is evaluated again from
+the timeline; :meth:`Session.amend` and :meth:`Session.retract` change or withdraw an event by id
+the same way. Events at the same clinical time keep their arrival order; otherwise the result
+does not depend on the order in which events arrive. Every late placement, amendment and
+retraction is kept in ``revisions``, and every result returned after one lists its ``changes``.
 """
 
 from __future__ import annotations
@@ -12,11 +20,11 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pathway.core.errors import EngineError, InputError, TransitionRefused
+from pathway.core.errors import Diagnostic, EngineError, InputError, TransitionRefused
 from pathway.definition.clock import hours_between, parse_time
 from pathway.definition.effects import Transition, derived_by
-from pathway.definition.inputs import validate_event, validate_patient
-from pathway.runtime import facts
+from pathway.definition.inputs import free_form_problem, shown_value, validate_event, validate_patient
+from pathway.runtime import changes, facts
 from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
@@ -37,6 +45,8 @@ class Session:
     def __init__(self, pathway: Pathway, state: SessionState):
         self._pathway = pathway
         self._st = state
+        #: what the last result returned showed (:func:`changes.view`), to list the next one's changes
+        self._view: dict[str, Any] | None = None
 
     # -- public API --------------------------------------------------------------------
     @property
@@ -65,30 +75,171 @@ class Session:
         return copy.deepcopy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])
 
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Apply one event (``day`` or ``time`` plus field values); return the result after it.
+        """Apply one event (``day`` or ``time`` plus field values, an optional ``id`` and ``note``);
+        return the result after it, with its ``changes`` (see :mod:`pathway.runtime.changes`).
 
-        Raises InputError (bad event; ``.event`` is its index), TransitionRefused or EngineError;
-        in every case the session is left exactly as it was.
+        An event earlier than the latest one is placed at its time and the course evaluated again
+        (``changes.operation`` is ``insert``); an ``id`` seen before with the same content changes
+        nothing (``duplicate``). Raises InputError (bad event; ``.event`` is its index; PW413 for an
+        id seen before with other content), TransitionRefused or EngineError; in every case the
+        session is left exactly as it was.
         """
-        self._apply(event)
-        return self.result()
+        return self._changing(lambda: self._receive(event))
 
-    def _apply(self, event: dict[str, Any]) -> None:
-        """:meth:`observe` without building the result (a restore replays events with it)."""
+    def amend(self, event_id: str | int, event: dict[str, Any]) -> dict[str, Any]:
+        """Replace the event recorded with ``event_id`` by ``event`` (which keeps that id) and evaluate
+        the course again from the timeline; the result lists its ``changes``. InputError PW414 when no
+        event has that id; nothing changes when anything is refused."""
+        return self._changing(lambda: self._amend(event_id, event))
+
+    def retract(self, event_id: str | int, reason: str | None = None) -> dict[str, Any]:
+        """Withdraw the event recorded with ``event_id`` (entered in error) and evaluate the course
+        again without it; it stays in ``revisions`` with the ``reason``. InputError PW414 when no event
+        has that id; nothing changes when anything is refused."""
+        return self._changing(lambda: self._retract(event_id, reason))
+
+    def _changing(self, operation: Any) -> dict[str, Any]:
+        before = self._view if self._view is not None else changes.view(self.result())
+        meta = operation()
+        result = self.result()
+        self._view = changes.view(result)
+        result["changes"] = {**meta, "items": changes.differences(before, self._view)}
+        return result
+
+    def _receive(self, event: dict[str, Any]) -> dict[str, Any]:
+        st = self._st
+        index = len(st.events)
+        event_id = event.get("id") if isinstance(event, dict) else None
+        if event_id is not None:
+            at = self._index_of(event_id)
+            if at is not None:
+                self._check_same(at, event, f"events[{index}]")
+                return {"operation": "duplicate", "id": event_id, "event": at}
+        late = self._apply(event)
+        if late is None:
+            return {"operation": "append", "id": event_id, "event": index}
+        timeline = [observed_form(e) for e in st.events]
+        at = _place(st.events, late)
+        timeline.insert(at, event)
+        self._rebuild(timeline, at, {"op": "insert", "id": event_id, "event": at, "day": late,
+                                     "latest_day": st.events[-1]["day"]}, index)
+        return {"operation": "insert", "id": event_id, "event": at, "reevaluated_from": at}
+
+    def _amend(self, event_id: Any, event: Any) -> dict[str, Any]:
+        st = self._st
+        at = self._require(event_id, "amend")
+        if not isinstance(event, dict):
+            raise InputError([Diagnostic(f"events[{at}]", 0, 0, "PW400", "an event must be a mapping with 'day' or 'time'")])
+        if "id" in event and event["id"] != event_id:
+            raise InputError([Diagnostic(f"events[{at}].id", 0, 0, "PW413",
+                                         f"an amendment keeps the id of the event it amends ({_shown(event_id)}), "
+                                         f"not {_shown(event['id'])}")])
+        new = {**event, "id": event_id}
+        day = self._validated_day(new, at)
+        timeline = [observed_form(e) for e in st.events]
+        del timeline[at]
+        rest = st.events[:at] + st.events[at + 1:]
+        place = at if day == st.events[at]["day"] else _place(rest, day)
+        timeline.insert(place, new)
+        self._rebuild(timeline, min(at, place), {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at)
+        return {"operation": "amend", "id": event_id, "event": place, "reevaluated_from": min(at, place)}
+
+    def _retract(self, event_id: Any, reason: Any) -> dict[str, Any]:
+        st = self._st
+        at = self._require(event_id, "retract")
+        revision: dict[str, Any] = {"op": "retract", "id": event_id, "event": at, "was": st.events[at]}
+        if reason is not None:
+            problem = free_form_problem(reason)
+            if not isinstance(reason, str) or problem is not None:
+                raise InputError([Diagnostic("reason", 0, 0, problem[1] if problem else "PW402",
+                                             problem[2] if problem else f"a reason is text, not {_shown(reason)}")])
+            revision["reason"] = reason
+        timeline = [observed_form(e) for e in st.events]
+        del timeline[at]
+        self._rebuild(timeline, at, revision, at)
+        return {"operation": "retract", "id": event_id, "event": at, "reevaluated_from": at}
+
+    def _index_of(self, event_id: Any) -> int | None:
+        for i, entry in enumerate(self._st.events):
+            if "id" in entry and entry["id"] == event_id and type(entry["id"]) is type(event_id):
+                return i
+        return None
+
+    def _require(self, event_id: Any, what: str) -> int:
+        if isinstance(event_id, bool) or not isinstance(event_id, (str, int)):
+            raise InputError([Diagnostic("id", 0, 0, "PW414", f"to {what} an event, give its id (text or a whole number), "
+                                                             f"not {_shown(event_id)}")])
+        at = self._index_of(event_id)
+        if at is None:
+            raise InputError([Diagnostic("id", 0, 0, "PW414", f"no event has the id {_shown(event_id)}: nothing to {what}")])
+        return at
+
+    def _check_same(self, at: int, event: dict[str, Any], where: str) -> None:
+        """PW413 unless ``event`` records what the event at ``at`` recorded (the same id sent again)."""
+        try:
+            day, values, _admission, _warnings = self._validated(event, where)
+            same = _entry(day, values, event) == self._st.events[at]
+        except InputError:
+            same = False
+        if not same:
+            raise InputError([Diagnostic(f"{where}.id", 0, 0, "PW413",
+                                         f"the id {_shown(event.get('id'))} was recorded with other values "
+                                         f"(events[{at}]); amend that event to change it")])
+
+    def _validated(self, event: dict[str, Any], where: str) -> tuple[float, dict[str, Any], datetime | None,
+                                                                       list[dict[str, Any]]]:
         st = self._st
         d = self._pathway.definition
+        return validate_event(event, d.fields, self._pathway.builtins, where=where, admission=st.admission,
+                              checks=d.consistency)
+
+    def _validated_day(self, event: dict[str, Any], index: int) -> float:
         try:
-            day, values, admission, warnings = validate_event(event, d.fields, self._pathway.builtins,
-                                                              where=f"events[{len(st.events)}]", admission=st.admission,
-                                                              last_day=st.day, checks=d.consistency)
-            work = st.copy()
-            work.admission = admission
-            work.warnings = warnings  # the event's own; kept only if the whole event is applied
+            return self._validated(event, f"events[{index}]")[0]
+        except InputError as exc:
+            exc.event = index
+            raise
+
+    def _rebuild(self, timeline: list[dict[str, Any]], start: int, revision: dict[str, Any], arrival: int) -> None:
+        """Evaluate the course again from the patient along ``timeline`` (in time order); keep it only
+        when every event is applied, with ``revision`` added to the revisions. A refusal (PW415) names
+        ``arrival`` as its event: the index the caller's event arrived at, or the event amended."""
+        fresh = start_session(self._pathway, self._st.patient)
+        for i, event in enumerate(timeline):
+            try:
+                if fresh._apply(event) is not None:  # cannot happen: the timeline is in time order
+                    raise EngineError(f"events[{i}] is out of time order in the timeline")
+            except InputError as exc:
+                note = Diagnostic(f"events[{start}]", 0, 0, "PW415",
+                                  f"evaluating the course again from events[{start}] refuses events[{i}]: "
+                                  + "; ".join(x.message for x in exc.diagnostics[:3]))
+                err = InputError([note, *exc.diagnostics])
+                err.event = arrival
+                raise err from None
+        fresh._st.revisions = [*self._st.revisions, {**copy.deepcopy(revision)}]
+        self._st = fresh._st
+
+    def _apply(self, event: dict[str, Any]) -> float | None:
+        """Validate ``event`` and, when it is not earlier than the latest event, evaluate it (a restore
+        replays events with this); return its day without applying it when it is earlier."""
+        st = self._st
+        try:
+            day, values, admission, warnings = self._validated(event, f"events[{len(st.events)}]")
+        except InputError as exc:
+            exc.event = len(st.events)
+            raise
+        if st.events and day < st.events[-1]["day"]:
+            return day
+        work = st.copy()
+        work.admission = admission
+        work.warnings = warnings  # the event's own; kept only if the whole event is applied
+        try:
             _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event)
         except InputError as exc:
             exc.event = len(st.events)
             raise
         self._st = work
+        return None
 
     def result(self) -> dict[str, Any]:
         """The current result (the contract of DESIGN §2); a fresh JSON-ready dict."""
@@ -104,6 +255,10 @@ class Session:
         pathway it runs under; :meth:`Pathway.restore` refuses it under any other rules."""
         d = self._pathway.definition
         return self._st.to_doc(d.id, d.version, d.profile, self._pathway.fingerprint)
+
+    def keep_revisions(self, revisions: list[dict[str, Any]]) -> None:
+        """Set the record of revisions (a restore takes it from the verified document)."""
+        self._st.revisions = revisions
 
     def state_values(self) -> dict[str, Any]:
         """The document keys of this session's state, not copied (a restore compares them; never change them)."""
@@ -135,17 +290,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     st.seen_hours.update({name: hours for name in values})
     for name, value in values.items():
         st.history.setdefault(name, []).append([day, value, hours, index])
-    entry: dict[str, Any] = {"day": day, **values}
-    for key in ("time", "note"):
-        if key in raw_event:  # validated JSON; a copy, so the caller's object can change later
-            entry[key] = copy.deepcopy(raw_event[key])
-    # Quantities as given ({value, unit}): the canonical value alone could read differently as a bare
-    # number (an ambiguity band), so a restore replays the event as it was observed.
-    given = {name: {"value": raw_event[name]["value"], "unit": raw_event[name]["unit"]}
-             for name in values if isinstance(raw_event.get(name), dict)}
-    if given:
-        entry["given"] = given
-    st.events.append(entry)
+    st.events.append(_entry(day, values, raw_event))
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
         st.recorded_event[name] = index
@@ -194,6 +339,34 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         st.entered.setdefault(target, day)
         st.path.append(target)
     raise EngineError(f"more than {len(d.spec.states)} transitions in one event: the rules loop")
+
+
+def _entry(day: float, values: dict[str, Any], raw_event: dict[str, Any]) -> dict[str, Any]:
+    """An event as the session records it: its day, canonical values, ``time``, ``note`` and ``id``,
+    and each quantity as given."""
+    entry: dict[str, Any] = {"day": day, **values}
+    for key in ("time", "note", "id"):
+        if key in raw_event:  # validated JSON; a copy, so the caller's object can change later
+            entry[key] = copy.deepcopy(raw_event[key])
+    # Quantities as given ({value, unit}): the canonical value alone could read differently as a bare
+    # number (an ambiguity band), so a restore replays the event as it was observed.
+    given = {name: {"value": raw_event[name]["value"], "unit": raw_event[name]["unit"]}
+             for name in values if isinstance(raw_event.get(name), dict)}
+    if given:
+        entry["given"] = given
+    return entry
+
+
+def _place(events: list[dict[str, Any]], day: float) -> int:
+    """Where an event of ``day`` goes in a timeline: after every event of that day or earlier."""
+    at = len(events)
+    while at and events[at - 1]["day"] > day:
+        at -= 1
+    return at
+
+
+def _shown(value: Any) -> str:
+    return shown_value(value)
 
 
 def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[str, Any], event: int) -> None:

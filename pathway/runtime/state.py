@@ -16,13 +16,14 @@ __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_check
 #: 3: the pathway's ``fingerprint`` and a ``checksum`` of the recorded patient and events, and each
 #: event's quantities as given (``given``: ``{field: {value, unit}}``), so that restoring replays
 #: exactly what was observed.
-SESSION_FORMAT = 3
+#: 4: event ``id``s, and ``revisions``: the late placements, amendments and retractions of events.
+SESSION_FORMAT = 4
 
 #: the formats :meth:`Pathway.restore` reads
-FORMATS = (1, 2, 3)
+FORMATS = (1, 2, 3, 4)
 
 #: keys added to the session document after format 1 was first written; older documents lack them
-_OPTIONAL = {"warnings", "state_event", "recorded_event"}  # keys added after format 1 was first written
+_OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions"}
 
 
 @dataclass
@@ -58,6 +59,9 @@ class SessionState:
     seen_hours: dict[str, float] = field(default_factory=dict)  # field -> hours recorded (0: patient record)
     #: derived fact -> what a decision point kept: value, day, decision, rule, facts, recorded
     frozen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: each late placement (``insert``), ``amend`` and ``retract`` of an event, in the order made: the
+    #: event id, where it went, and the event as it was recorded before (``was``)
+    revisions: list[dict[str, Any]] = field(default_factory=list)
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -67,7 +71,7 @@ class SessionState:
                        derived=dict(self.derived), seen=dict(self.seen),
                        history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered),
                        recorded_event=dict(self.recorded_event), warnings=list(self.warnings),
-                       seen_hours=dict(self.seen_hours), frozen=dict(self.frozen))
+                       seen_hours=dict(self.seen_hours), frozen=dict(self.frozen), revisions=list(self.revisions))
 
     def to_doc(self, pathway_id: str, version: str, profile: str | None, fingerprint: str) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely), with the
@@ -75,7 +79,7 @@ class SessionState:
         doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile,
                                "fingerprint": fingerprint}
         doc.update(copy.deepcopy(self.values()))
-        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"])
+        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"])
         return doc
 
     def values(self) -> dict[str, Any]:
@@ -93,15 +97,18 @@ class SessionState:
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 
-def inputs_checksum(patient: Any, events: Any) -> str:
-    """A hash of the recorded inputs (the patient as given and the events as recorded), as canonical
-    JSON: it detects an edited or corrupt input in a stored document. It is not a signature (anyone
-    can recompute it); what a session derives is checked by replaying these inputs instead."""
+def inputs_checksum(patient: Any, events: Any, revisions: Any = None) -> str:
+    """A hash of the recorded inputs (the patient as given, the events as recorded and, when there
+    are any, the revisions of events), as canonical JSON: it detects an edited or corrupt input in a
+    stored document. It is not a signature (anyone can recompute it); what a session derives is
+    checked by replaying these inputs instead."""
+    inputs = {"patient": patient, "events": events}
+    if revisions:  # a document without revisions hashes as it did before they existed
+        inputs["revisions"] = revisions
     try:
-        text = json.dumps({"patient": patient, "events": events}, sort_keys=True, ensure_ascii=True,
-                          separators=(",", ":"), default=repr)
+        text = json.dumps(inputs, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=repr)
     except (TypeError, ValueError):  # keys of mixed types in a free-form value: not JSON, hashed as shown
-        text = ascii(repr({"patient": patient, "events": events}))
+        text = ascii(repr(inputs))
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
 
 

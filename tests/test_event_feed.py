@@ -1,0 +1,222 @@
+"""The event feed: ids, duplicates, late results placed at their time, amendments and retractions.
+
+The clinical expectations come from the evidence (asuc-evidence §4, the Oxford/Travis index: on day
+3 of IV steroids, more than 8 stools, or 3 to 8 stools with a CRP above 45 mg/L, predicts colectomy
+in about 85%; §12, a positive day-3 index without a complete response is steroid failure, and rescue
+therapy or colectomy is discussed that day), not from what the engine printed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from typing import Any
+
+import pytest
+from cases import ADMIT, patient
+
+from pathway import InputError, SessionError
+
+#: day 3 without a CRP: 6 stools, with blood (no complete response); the Oxford index needs the CRP
+DAY3_NO_CRP = {"id": "obs-d3", "day": 3, "stool_freq_24h": 6, "visible_blood": True}
+#: the day-3 CRP, taken on day 3, reported after the day-4 ward round
+LATE_CRP = {"id": "lab-crp-d3", "day": 3, "crp_mg_l": 60}
+DAY4 = {"id": "obs-d4", "day": 4, "pulse_bpm": 88}
+
+
+def _course(pw: Any) -> Any:
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, id="adm"))
+    s.observe(dict(DAY3_NO_CRP))
+    s.observe(dict(DAY4))
+    return s
+
+
+def _dumped(session: Any) -> str:
+    return json.dumps(session.dump(), sort_keys=True)
+
+
+def _refused(session: Any, attempt: Any) -> InputError:
+    before = _dumped(session)
+    with pytest.raises(InputError) as info:
+        attempt()
+    assert _dumped(session) == before
+    return info.value
+
+
+def test_a_late_day3_crp_is_placed_on_day3_and_the_oxford_index_acts_on_it(pw):
+    s = _course(pw)
+    # without the CRP the day-3 assessment cannot tell 3-8 stools from steroid failure
+    assert s.state == "iv_steroids"
+    r = s.observe(dict(LATE_CRP))
+    # 6 stools with CRP 60 > 45 on day 3: Oxford positive, no complete response -> steroid failure
+    assert r["state"] == "rescue_selection"
+    assert r["path"] == ["suspected_asuc", "iv_steroids", "rescue_selection"]
+    # now (day 4) the rescue discussion is due; the day-3 move is in the trace
+    assert any(x["rule"] == "rescue_discussion" for x in r["recommendations"])
+    assert any(t["rule"] == "steroid_failure_day3" and t.get("to") == "rescue_selection" and t["day"] == 3
+               for t in r["trace"])
+    ch = r["changes"]
+    assert (ch["operation"], ch["id"], ch["event"], ch["reevaluated_from"]) == ("insert", "lab-crp-d3", 2, 2)
+    assert {"section": "state", "change": "changed", "from": "iv_steroids", "to": "rescue_selection"} in ch["items"]
+    assert any(x["section"] == "recommendations" and x["change"] == "appeared" and x["rule"] == "rescue_discussion"
+               for x in ch["items"])
+    doc = s.dump()
+    assert [e.get("id") for e in doc["events"]] == ["adm", "obs-d3", "lab-crp-d3", "obs-d4"]
+    assert doc["revisions"] == [{"op": "insert", "id": "lab-crp-d3", "event": 2, "day": 3, "latest_day": 4}]
+
+
+def test_the_course_with_a_late_result_equals_the_course_in_time_order(pw):
+    late = _course(pw)
+    late.observe(dict(LATE_CRP))
+    in_order = pw.start(patient())
+    for event in (dict(ADMIT, id="adm"), DAY3_NO_CRP, LATE_CRP, DAY4):
+        in_order.observe(dict(event))
+    assert json.dumps(late.result(), sort_keys=True) == json.dumps(in_order.result(), sort_keys=True)
+
+
+def test_the_same_event_twice_is_a_no_op_and_the_same_id_with_other_values_is_refused(pw):
+    s = _course(pw)
+    before = _dumped(s)
+    r = s.observe(dict(DAY3_NO_CRP))
+    assert r["changes"] == {"operation": "duplicate", "id": "obs-d3", "event": 1, "items": []}
+    assert _dumped(s) == before
+    err = _refused(s, lambda: s.observe(dict(DAY3_NO_CRP, stool_freq_24h=7)))
+    assert [d.code for d in err.diagnostics] == ["PW413"]
+    assert err.diagnostics[0].file == "events[3].id" and "events[1]" in err.diagnostics[0].message
+
+
+def test_an_amended_result_undoes_what_the_wrong_value_did_and_says_so(pw):
+    s = _course(pw)
+    s.observe(dict(LATE_CRP))
+    assert s.state == "rescue_selection"
+    # the CRP was 6, not 60 (a transcription error): 6 stools with CRP 6 is Oxford negative, and the
+    # Lindgren index (stools + 0.14 x CRP = 6.8) is below 8: no steroid failure on day 3
+    r = s.amend("lab-crp-d3", {"day": 3, "crp_mg_l": 6})
+    assert r["state"] == "iv_steroids"
+    assert not any(x["rule"] == "rescue_discussion" for x in r["recommendations"])
+    items = r["changes"]["items"]
+    assert r["changes"]["operation"] == "amend"
+    assert {"section": "state", "change": "changed", "from": "rescue_selection", "to": "iv_steroids"} in items
+    assert any(x["section"] == "path" and x["change"] == "rewritten" for x in items)
+    assert any(x["section"] == "recommendations" and x["change"] == "went" and x["rule"] == "rescue_discussion"
+               for x in items)
+    doc = s.dump()
+    assert doc["events"][2]["crp_mg_l"] == 6 and doc["events"][2]["id"] == "lab-crp-d3"
+    assert doc["revisions"][-1]["op"] == "amend" and doc["revisions"][-1]["was"]["crp_mg_l"] == 60
+
+
+def test_a_retracted_event_is_withdrawn_and_kept_in_the_revisions(pw):
+    s = _course(pw)
+    s.observe(dict(LATE_CRP))
+    r = s.retract("lab-crp-d3", reason="sample from another patient")
+    assert r["state"] == "iv_steroids"
+    assert r["changes"]["operation"] == "retract"
+    doc = s.dump()
+    assert "lab-crp-d3" not in [e.get("id") for e in doc["events"]]
+    assert doc["revisions"][-1] == {"op": "retract", "id": "lab-crp-d3", "event": 2, "was": doc["revisions"][-1]["was"],
+                                    "reason": "sample from another patient"}
+    assert doc["revisions"][-1]["was"]["crp_mg_l"] == 60
+
+
+def test_a_revision_that_would_strand_a_later_decision_is_refused_aloud(pw):
+    # day 3: 9 stools (> 8) is Oxford positive -> rescue selection; the team records infliximab on day 4
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, id="adm"))
+    s.observe({"id": "d3", "day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80})
+    s.observe({"id": "choice", "day": 4, "rescue_choice": "infliximab"})
+    assert s.state != "iv_steroids"
+    # withdrawing day 3 would leave the choice recorded while the patient was still on IV steroids
+    err = _refused(s, lambda: s.retract("d3"))
+    codes = [d.code for d in err.diagnostics]
+    assert "PW415" in codes and "PW407" in codes
+    assert err.event == 1  # the retracted event
+
+
+@pytest.mark.parametrize("attempt,code", [
+    (lambda s: s.amend("nope", {"day": 3, "crp_mg_l": 5}), "PW414"),
+    (lambda s: s.retract("nope"), "PW414"),
+    (lambda s: s.retract(None), "PW414"),
+    (lambda s: s.amend("obs-d3", {"id": "other", "day": 3, "stool_freq_24h": 2}), "PW413"),
+    (lambda s: s.amend("obs-d3", {"day": 3, "stool_freq_24h": -2}), "PW403"),
+    (lambda s: s.retract("obs-d3", reason=["not", "text"]), "PW402"),
+    (lambda s: s.observe({"id": {"a": 1}, "day": 5, "pulse_bpm": 80}), "PW402"),
+    (lambda s: s.observe({"id": True, "day": 5, "pulse_bpm": 80}), "PW402"),
+    (lambda s: s.observe({"id": "", "day": 5, "pulse_bpm": 80}), "PW402"),
+    (lambda s: s.observe({"id": "x" * 201, "day": 5, "pulse_bpm": 80}), "PW412"),
+])
+def test_bad_revisions_are_refused_and_change_nothing(pw, attempt, code):
+    s = _course(pw)
+    err = _refused(s, lambda: attempt(s))
+    assert err.diagnostics[0].code == code
+
+
+def test_a_late_event_before_admission_is_refused(pw):
+    s = pw.start(patient(admission_time="2026-03-02T08:00"))
+    s.observe({"time": "2026-03-02T09:00", "bloody_stools_24h": 8, "pulse_bpm": 100})
+    s.observe({"time": "2026-03-05T09:00", "stool_freq_24h": 4})
+    err = _refused(s, lambda: s.observe({"time": "2026-03-01T09:00", "crp_mg_l": 40}))
+    assert err.diagnostics[0].code == "PW405"
+
+
+def _events() -> list[dict[str, Any]]:
+    """A course in clinical time, each event at its own time and with an id (a feed's messages)."""
+    return [
+        {"id": "e0", "time": "2026-03-02T09:00", "bloody_stools_24h": 8, "pulse_bpm": 104, "temp_c": 37.9},
+        {"id": "e1", "time": "2026-03-02T11:30", "crp_mg_l": 95, "hb_g_dl": 10.1, "albumin_g_l": 29},
+        {"id": "e2", "time": "2026-03-03T10:00", "stool_freq_24h": 10, "bloody_stools_24h": 8},
+        {"id": "e3", "time": "2026-03-04T10:00", "stool_freq_24h": 8, "bloody_stools_24h": 6, "crp_mg_l": 70},
+        {"id": "e4", "time": "2026-03-05T09:30", "stool_freq_24h": 7, "visible_blood": True},
+        {"id": "e5", "time": "2026-03-05T12:00", "crp_mg_l": 52, "albumin_g_l": 27},
+        {"id": "e6", "time": "2026-03-05T16:00", "creatinine_umol_l": 80, "magnesium_mmol_l": 0.8,
+         "cholesterol_mmol_l": 4.4},
+        {"id": "e7", "time": "2026-03-06T10:00", "pulse_bpm": 92, "stool_freq_24h": 7},
+    ]
+
+
+def test_the_result_does_not_depend_on_the_order_events_arrive_in(pw):
+    p = patient(admission_time="2026-03-02T08:00")
+    reference = pw.start(copy.deepcopy(p))
+    for event in _events():
+        reference.observe(event)
+    expected = json.dumps(reference.result(), sort_keys=True)
+    expected_events = reference.dump()["events"]
+    assert reference.state == "rescue_selection"  # the day-3 indices are positive (evidence §4)
+    rng = random.Random(15)
+    for _ in range(12):
+        order = _events()
+        rng.shuffle(order)
+        s = pw.start(copy.deepcopy(p))
+        for event in order:
+            s.observe(event)
+        assert s.dump()["events"] == expected_events
+        assert json.dumps(s.result(), sort_keys=True) == expected
+        # and a duplicate of any of them afterwards changes nothing
+        assert s.observe(rng.choice(_events()))["changes"]["operation"] == "duplicate"
+
+
+def test_revisions_survive_a_restore_and_cannot_be_edited(pw):
+    s = _course(pw)
+    s.observe(dict(LATE_CRP))
+    s.amend("lab-crp-d3", {"day": 3, "crp_mg_l": 6})
+    doc = json.loads(json.dumps(s.dump()))
+    assert doc["format"] == 4
+    restored = pw.restore(copy.deepcopy(doc))
+    assert restored.dump() == s.dump()
+    # the restored session carries on: the same id again is still a duplicate
+    assert restored.observe(dict(DAY4))["changes"]["operation"] == "duplicate"
+    doc["revisions"][1]["was"]["crp_mg_l"] = 600
+    with pytest.raises(SessionError) as info:
+        pw.restore(doc)
+    assert info.value.diagnostics[0].code == "PW524"
+
+
+def test_every_result_returned_lists_its_changes_and_an_ordinary_event_appends(pw):
+    s = pw.start(patient())
+    r = s.observe(dict(ADMIT))
+    assert r["changes"]["operation"] == "append" and r["changes"]["id"] is None
+    assert {"section": "state", "change": "changed", "from": "suspected_asuc", "to": "iv_steroids"} in r["changes"]["items"]
+    assert "changes" not in s.result()  # the current result alone has no "before"
+    r = s.observe({"day": 1, "pulse_bpm": 90})
+    assert not any(x["section"] == "state" for x in r["changes"]["items"])
