@@ -124,8 +124,8 @@ def _section_rules(d: PathwayDef, as_of: date) -> str:
             cond.append(f"requires: {', '.join(r.requires)}")
         cond.append(f"when: {words.when}")
         cond += list(words.missing)
-        effects = [f"then: {effect_text(e)}" for e in r.then] + [f"otherwise: {effect_text(e)}" for e in r.otherwise]
-        effects += [f"if missing: {effect_text(e)}" for e in getattr(r, "if_missing", ())]
+        effects = [f"then: {effect_text(e, d)}" for e in r.then] + [f"otherwise: {effect_text(e, d)}" for e in r.otherwise]
+        effects += [f"if missing: {effect_text(e, d)}" for e in getattr(r, "if_missing", ())]
         srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>'
                          for s in r.evidence.sources)
         rows.append(

@@ -71,6 +71,7 @@ __all__ = [
     "field_name",
     "state_name",
     "value_text",
+    "seen_text",
     "simplify",
 ]
 
@@ -212,6 +213,16 @@ def value_text(name: str, value: Any, d: PathwayDef) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return _label(value)
     return _with_unit(number_text(value), _unit(name, d))
+
+
+def seen_text(name: str, value: Any, d: PathwayDef) -> str:
+    """A value a test saw, in words: ``30 mg/L``, ``no``, ``day 3``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if _kind(name, d) in ("clock", "since") and number:
+        return f"day {number_text(value)}"
+    if _kind(name, d) == "count" and number:
+        return number_text(value)
+    return value_text(name, value, d)
 
 
 def _kind(name: str, d: PathwayDef) -> str:
