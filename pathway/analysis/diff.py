@@ -5,8 +5,8 @@ OLD and NEW are pathway folders or names, each optionally under a site profile
 computed inputs, consistency checks and parameters: added, removed and changed, with old -> new
 for every changed property (a rule's or computed input's conditions in words with each side's
 values, via :mod:`pathway.definition.prose`, so a parameter a profile changes shows in the rules
-that use it; its effects and evidence; a parameter's effective value, unit and sources). The text lists every change; the diagram draws
-both versions as one graph, coloured by change, with a legend.
+that use it; its effects and evidence; a parameter's effective value, unit and sources). The text
+lists every change; the diagram draws both versions as one graph, coloured by change, with a legend.
 
 Exit code: 0 when the versions are the same, 1 when they differ, 2 on bad input.
 """

@@ -351,7 +351,8 @@ def field_reference(definition: PathwayDef) -> str:
         for name, comp in definition.computed.items():
             ev = comp.evidence
             evidence = _t(f"{', '.join(ev.sources)}; {ev.strength}; {ev.status}" + (f". {ev.note}" if ev.note else ""))
-            rows.append([_code(name), _t(prose.computed_text(comp, definition)), ", ".join(_code(i) for i in comp.inputs), evidence])
+            rows.append([_code(name), _t(prose.computed_text(comp, definition)), ", ".join(_code(i) for i in comp.inputs),
+                         evidence])
         lines += _table(["field", "true when (false when definitely not)", "computed from", "evidence"], rows)
     if definition.consistency:
         lines += ["", "## Consistency checks", "",
