@@ -127,12 +127,22 @@ def test_a_parameter_test_is_settled_by_the_profile() -> None:
     t = P.rule_text(_rule(esr_only, "tw_asuc_confirmed"), esr_only)
     assert t.when == ("≥ 6 bloody stools in 24 h and at least one of: pulse > 90/min, temperature > 37.8 °C, "
                       "Hb < 10.5 g/dL, ESR > 30 mm/h")
-    assert P.rule_text(_rule(esr_only, "tw_signs_needed"), esr_only).when == "never applies under this profile"
+    assert P.rule_text(_rule(esr_only, "tw_signs_needed"), esr_only).when == (
+        "never applies under this profile (Use CRP in place of ESR for the Truelove & Witts inflammatory criterion: no)")
     assert P.rule_text(_rule(esr_only, "tw_signs_needed"), esr_only).switched_off
     on = P.rule_text(_rule(esr_only, "tw_signs_needed_esr"), esr_only)
     assert on.when == ("≥ 6 bloody stools in 24 h and pulse ≤ 90/min (or not recorded) and temperature ≤ 37.8 °C "
                        "(or not recorded) and Hb ≥ 10.5 g/dL (or not recorded) and ESR ≤ 30 mm/h (or not recorded)")
     assert P.computed_text(esr_only.computed["tw_inflammation_raised"], esr_only) == "ESR > 30 mm/h"
+
+
+def test_a_rule_switched_off_names_the_setting(d: PathwayDef) -> None:
+    t = P.rule_text(_rule(d, "nice_infliximab_second_line"), d)
+    assert t.switched_off and t.when == "never applies under this profile (Rescue agent policy: equal)"
+    assert t.missing == () and t.otherwise is None
+    nice = load_definition("asuc", profile="nice")
+    t = P.rule_text(_rule(nice, "nice_infliximab_second_line"), nice)
+    assert not t.switched_off and t.when == "ciclosporin not contraindicated and infliximab not contraindicated"
 
 
 def test_values_follow_the_profile() -> None:

@@ -138,6 +138,7 @@ WORDS: dict[str, str] = {
     "otherwise": "if definitely not met{ready}: {effects}",
     "otherwise_ready": " (with {names} recorded)",
     "switched_off": "never applies under this profile",
+    "switched_off_by": "never applies under this profile ({settings})",
 }
 
 #: Routes of administration as texts write them.
@@ -754,15 +755,32 @@ def rule_text(rule: Rule, d: PathwayDef) -> RuleText:
         ready = WORDS["otherwise_ready"].format(names=_join_and([field_name(f, d) for f in rule.requires])) \
             if rule.requires else ""
         otherwise = WORDS["otherwise"].format(ready=ready, effects=_effects(rule.otherwise, d))
+    off_text = WORDS["switched_off"]
+    settings = _settings(rule, d)
+    if settings:
+        off_text = WORDS["switched_off_by"].format(settings="; ".join(settings))
     return RuleText(
-        when=WORDS["switched_off"] if _is_never(when) else condition_text(when, d),
-        due=None if _is_always(due) else (WORDS["switched_off"] if _is_never(due) else condition_text(due, d)),
+        when=off_text if _is_never(when) else condition_text(when, d),
+        due=None if _is_always(due) else (off_text if _is_never(due) else condition_text(due, d)),
         missing=tuple(missing),
         otherwise=otherwise,
         then=_effects(rule.then, d),
         when_outline=tuple(condition_outline(when, d)),
         switched_off=off,
     )
+
+
+def _settings(rule: Rule, d: PathwayDef) -> list[str]:
+    """The profile's settings a rule reads (its parameters that are not numbers: switches and
+    policies such as ``rescue_policy``), as ``title: value``."""
+    out = []
+    for name in rule.params:
+        value = d.params.get(name)
+        spec = d.spec.parameters.get(name)
+        if spec is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            continue
+        out.append(f"{one_line(spec.title) or name}: {_label(value)}")
+    return out
 
 
 def computed_text(comp: ComputedInput, d: PathwayDef) -> str:
