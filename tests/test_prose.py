@@ -113,13 +113,21 @@ def test_truelove_and_witts(d: PathwayDef) -> None:
     assert t.when == ("≥ 6 bloody stools in 24 h and at least one of: pulse > 90/min, temperature > 37.8 °C, "
                       "Hb < 10.5 g/dL, ESR > 30 mm/h, CRP > 30 mg/L")
     assert t.due is None and t.otherwise is None and not t.switched_off
-    assert t.missing == ("if bloody stools in 24 h, pulse, temperature, Hb, ESR or CRP is not recorded and could "
-                         "change the answer: asks for it",)
+    assert t.missing == ["if bloody stools in 24 h, pulse, temperature, Hb, ESR or CRP is not recorded and could "
+                         "change the answer: asks for it"]
     assert t.then.startswith("moves to 'IV corticosteroids'; recommends (advice): Acute severe UC by Truelove & Witts "
                              "([bloody stools in 24 h] bloody stools in 24 h")
-    assert t.when_outline == ((0, "all of:"), (1, "≥ 6 bloody stools in 24 h"), (1, "at least one of:"),
+    assert t.when_outline == [(0, "all of:"), (1, "≥ 6 bloody stools in 24 h"), (1, "at least one of:"),
                               (2, "pulse > 90/min"), (2, "temperature > 37.8 °C"), (2, "Hb < 10.5 g/dL"),
-                              (2, "ESR > 30 mm/h"), (2, "CRP > 30 mg/L"))
+                              (2, "ESR > 30 mm/h"), (2, "CRP > 30 mg/L")]
+
+
+def test_truelove_and_witts_not_met(d: PathwayDef) -> None:
+    # diagnosis.yaml: fewer than 6 bloody stools, or every sign normal with ESR and CRP normal or not
+    # measured (CRP stands in for ESR) and at least one of them measured
+    assert P.rule_text(_rule(d, "tw_not_met"), d).when == (
+        "< 6 bloody stools in 24 h or (pulse ≤ 90/min and temperature ≤ 37.8 °C and Hb ≥ 10.5 g/dL and ESR ≤ 30 mm/h "
+        "(or not recorded) and CRP ≤ 30 mg/L (or not recorded) and (ESR or CRP is recorded))")
 
 
 def test_a_parameter_test_is_settled_by_the_profile() -> None:
@@ -139,7 +147,7 @@ def test_a_parameter_test_is_settled_by_the_profile() -> None:
 def test_a_rule_switched_off_names_the_setting(d: PathwayDef) -> None:
     t = P.rule_text(_rule(d, "nice_infliximab_second_line"), d)
     assert t.switched_off and t.when == "never applies under this profile (Rescue agent policy: equal)"
-    assert t.missing == () and t.otherwise is None
+    assert t.missing == [] and t.otherwise is None
     nice = load_definition("asuc", profile="nice")
     t = P.rule_text(_rule(nice, "nice_infliximab_second_line"), nice)
     assert not t.switched_off and t.when == "ciclosporin not contraindicated and infliximab not contraindicated"
@@ -159,7 +167,7 @@ def test_the_day_3_indices(d: PathwayDef) -> None:
     assert t.when == "> 8 stools in 24 h or (≥ 3 and ≤ 8 stools in 24 h and CRP > 45 mg/L)"
     assert t.then == "sets Oxford index positive to yes"
     assert t.otherwise == "if definitely not met (with stools in 24 h and CRP recorded): sets Oxford index positive to no"
-    assert t.missing == ("if stools in 24 h or CRP is not recorded and could change the answer: asks for it",)
+    assert t.missing == ["if stools in 24 h or CRP is not recorded and could change the answer: asks for it"]
     later = load_definition("asuc", overrides={"assessment_day": 5, "assessment_window_end_day": 8})
     assert P.rule_text(_rule(later, "oxford_index"), later).due == "on days 5 to 7"
     steroid = P.rule_text(_rule(d, "steroid_failure_day3"), d)
@@ -173,10 +181,10 @@ def test_a_rule_with_if_missing(d: PathwayDef) -> None:
     t = P.rule_text(_rule(d, "lindgren_index"), d)
     assert t.when == "always" and t.due == "on day 3"
     assert t.then == "computes Lindgren index"
-    assert t.missing == (
+    assert t.missing == [
         "computes Lindgren index only with stools in 24 h and CRP recorded: if not recorded, asks for it",
         "while stools in 24 h or CRP is not recorded: sets Lindgren risk to unknown",
-    )
+    ]
 
 
 def test_tacrolimus_troughs(d: PathwayDef) -> None:
@@ -266,7 +274,7 @@ def test_asks_for_data_as_the_engine_does(pw) -> None:  # type: ignore[no-untype
     assert any("asks for it" in m and "CRP" in m for m in P.rule_text(_rule(d, "oxford_index"), d).missing)
     # no potassium: the hypokalaemia alert waits and asks for nothing ("does not ask for it")
     assert "hypokalaemia" not in waiting
-    assert P.rule_text(_rule(d, "hypokalaemia"), d).missing == ("if potassium is not recorded: waits and does not ask for it",)
+    assert P.rule_text(_rule(d, "hypokalaemia"), d).missing == ["if potassium is not recorded: does not ask for it"]
     # Lindgren without CRP: the if_missing branch sets the risk to unknown
     assert "lindgren_index" in waiting and "crp_mg_l" in waiting["lindgren_index"]
 
@@ -281,7 +289,7 @@ def test_every_rule_that_asks_says_so(d: PathwayDef) -> None:
         says = any("asks for it" in m for m in t.missing)
         assert says == (asks_for_data(r) and bool(P._inputs_tested(r.when, d) or r.computes_with("then")
                                                    or (r.requires and r.otherwise))), r.id
-        assert any("waits and does not ask" in m for m in t.missing) <= (not asks_for_data(r)), r.id
+        assert any("does not ask for it" in m for m in t.missing) <= (not asks_for_data(r)), r.id
 
 
 # -- hostile titles --------------------------------------------------------------------------

@@ -134,7 +134,7 @@ WORDS: dict[str, str] = {
     "ask_otherwise": "'not met' is concluded only with {names} recorded: if not recorded, asks for it",
     "if_missing": "while {names} is not recorded{unless}: {effects}",
     "if_missing_unless": " (unless the criteria are already not met)",
-    "silent": "if {names} is not recorded: waits and does not ask for it",
+    "silent": "if {names} is not recorded: does not ask for it",
     "otherwise": "if definitely not met{ready}: {effects}",
     "otherwise_ready": " (with {names} recorded)",
     "switched_off": "never applies under this profile",
@@ -554,6 +554,10 @@ def _node(cond: C.Cond, d: PathwayDef) -> _Node:
         leaf = _or_not_recorded(cond, d)
         if leaf is not None:
             return leaf
+        if len(cond.items) > 1 and all(isinstance(c, C.Cmp) and c.op == "present" and c.value is True
+                                       and _kind(c.field, d) != "since" for c in cond.items):
+            names = [field_name(c.field, d) for c in cond.items if isinstance(c, C.Cmp)]
+            return _Leaf(f"{_join_or(names)} {WORDS['recorded']}", "or")
         return _Group("or", tuple(_node(c, d) for c in cond.items))
     if not cond.items:
         return _Leaf(WORDS["always"])
@@ -684,10 +688,10 @@ class RuleText:
 
     when: str
     due: str | None
-    missing: tuple[str, ...]
+    missing: list[str]
     otherwise: str | None
     then: str
-    when_outline: tuple[tuple[int, str], ...]
+    when_outline: list[tuple[int, str]]
     switched_off: bool = False
 
 
@@ -762,10 +766,10 @@ def rule_text(rule: Rule, d: PathwayDef) -> RuleText:
     return RuleText(
         when=off_text if _is_never(when) else condition_text(when, d),
         due=None if _is_always(due) else (off_text if _is_never(due) else condition_text(due, d)),
-        missing=tuple(missing),
+        missing=missing,
         otherwise=otherwise,
         then=_effects(rule.then, d),
-        when_outline=tuple(condition_outline(when, d)),
+        when_outline=condition_outline(when, d),
         switched_off=off,
     )
 
