@@ -219,7 +219,11 @@ def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:
             current = "always (patient record)"
         if field.compute is not None:
             given += "; else computed (see Computed inputs)"
-    meaning = _t(field.title + (f". {field.description}" if field.description else ""))
+    named = ""
+    if field.short or field.short_false:
+        false = f"; false: {field.short_false}" if field.short_false else ""
+        named = f" (in criteria: {field.short or field.title}{false})"
+    meaning = _t(field.title + named + (f". {field.description}" if field.description else ""))
     return [_code(name), ftype, _t(field.unit or "—"), rng, ", ".join(others) or "—", _bare_text(field), _display_text(field),
             current, given, meaning, _users(usage.used_by(name), usage.computes.get(name, set()))]
 
