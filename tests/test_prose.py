@@ -310,3 +310,41 @@ def test_hostile_titles_stay_on_one_line_and_inert(tmp_path: Path) -> None:
 
     html = _section_rules(load_pathway(root).definition, date(2026, 1, 1))
     assert "<b>CRP</b>" not in html and "&lt;b&gt;CRP&lt;/b&gt;" in html
+
+
+def _tests_of(name: str, ftype: str, values: list[str]) -> list[C.Cmp]:
+    """Every operator the parser accepts on a field of this type, with a value of the type."""
+    out = [C.Cmp(name, "present", True), C.Cmp(name, "present", False)]
+    if ftype in ("number", "integer"):
+        out += [C.Cmp(name, op, 7 if ftype == "integer" else 7.25) for op in ("eq", "ne", "gt", "gte", "lt", "lte")]
+        out += [C.Cmp(name, "in", (1, 2)), C.Cmp(name, "not_in", (3,))]
+    elif ftype == "boolean":
+        out += [C.Cmp(name, op, v) for op in ("eq", "ne") for v in (True, False)]
+    else:
+        vals = values or ["some_value", "other_value"]
+        out += [C.Cmp(name, "eq", vals[0]), C.Cmp(name, "ne", vals[-1]), C.Cmp(name, "in", tuple(vals)),
+                C.Cmp(name, "not_in", (vals[0],))]
+    return out
+
+
+def test_every_operator_on_every_field_reads_as_words(d: PathwayDef) -> None:
+    """Each field, built-in, clock and derived fact of the pathway under each operator: alone, as a
+    table cell, and combined into windows, ranges and 'or not recorded' phrases."""
+    names: list[tuple[str, str, list[str], bool]] = [(n, f.type, list(f.values), False) for n, f in d.fields.items()]
+    names += [(n, f.type, list(f.values), True) for n, f in d.spec.derived.items()]
+    names.append(("state", "enum", list(d.spec.states), False))
+    ids = set(d.fields) | set(d.spec.derived) | set(d.spec.states)
+    seen = 0
+    for name, ftype, values, derived in names:
+        tests = [C.Cmp(c.field, c.op, c.value, derived) for c in _tests_of(name, ftype, values)]
+        combos: list[C.Cond] = [*tests, C.And(tuple(tests[2:4])), C.Or((tests[1], tests[-1])), C.And((tests[0], tests[-1]))]
+        combos.append(C.AtLeast(2, tuple(tests[:3])))
+        for cond in combos:
+            for text in [P.condition_text(cond, d), *(line for _, line in P.condition_outline(cond, d, width=10))]:
+                assert text and "\n" not in text and not _CODE.search(text), (name, cond, text)
+                assert not [w for w in _SNAKE.findall(text) if w in ids], (name, cond, text)
+                seen += 1
+        for cmp in tests:
+            subject, cell = P.comparison_text(cmp, d)
+            assert subject and cell and not _CODE.search(subject + " " + cell), (cmp, subject, cell)
+    assert seen > 1000

@@ -279,7 +279,7 @@ def _clock_test(op: str, value: Any) -> str:
         return WORDS["day_on"].format(a=v)
     if op == "ne":
         return WORDS["day_not_on"].format(a=v)
-    values = ", ".join(_day(x) for x in value)
+    values = _join_or([_day(x) for x in value])
     return (WORDS["day_on"] if op == "in" else WORDS["day_not_on"]).format(a=values)
 
 
@@ -357,11 +357,11 @@ def _cmp_line(cmp: C.Cmp, d: PathwayDef) -> str:
     subject, test = comparison_text(cmp, d)
     kind = _kind(cmp.field, d)
     if kind == "state":
-        return test
+        return f"{subject} {test}" if cmp.op == "present" else test
     if kind == "since":
         return test if cmp.op == "present" else test + _clock_suffix(cmp.field, d)
     if kind == "clock":
-        return test + _clock_suffix(cmp.field, d)
+        return f"{subject} {test}" if cmp.op == "present" else test + _clock_suffix(cmp.field, d)
     if kind == "boolean" and cmp.op in ("eq", "ne") and isinstance(cmp.value, bool):
         return _bool_phrase(cmp.field, (cmp.value is True) == (cmp.op == "eq"), d)
     if kind == "count" and cmp.op in OPERATORS and isinstance(cmp.value, (int, float)):
