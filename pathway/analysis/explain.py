@@ -137,8 +137,8 @@ class _Context:
         fired = self.firings(ev).get(rule.id)
         branch = fired["branch"] if fired else None
         due = _tree(rule.due, env, self.definition)
-        requires: list[dict[str, Any]] = [{"field": f, "recorded": env.get(f) is not None, "value": env.get(f)}
-                                          for f in rule.requires]
+        requires: list[dict[str, Any]] = [{"field": f, "recorded": env.get(f) is not None, "value": env.get(f),
+                                           "name": prose.field_name(f, self.definition)} for f in rule.requires]
         when = _tree(rule.when, env, self.definition)
         moves = self.moving_branches(rule)
         if branch in ("then", "else"):
@@ -158,7 +158,7 @@ class _Context:
             elif any(not r["recorded"] for r in requires):
                 missing = [r["field"] for r in requires if not r["recorded"]]
                 failed = {"part": "requires", "kind": "missing", "fields": missing,
-                          "text": "missing: " + ", ".join(missing)}
+                          "text": "not recorded: " + ", ".join(r["name"] for r in requires if not r["recorded"])}
             elif when["result"] is not True:
                 failed = {"part": "when", **(_first_failed(when) or {})}
         out: dict[str, Any] = {
@@ -422,8 +422,8 @@ def _rule_lines(item: dict[str, Any], indent: str = "  ") -> list[str]:
         lines.append(f"{indent}  due:")
         lines.extend(_tree_lines(item["due"], indent + "    "))
     if item["requires"]:
-        lines.append(f"{indent}  requires: " + ", ".join(f"{r['field']} ({'recorded' if r['recorded'] else 'missing'})"
-                                                         for r in item["requires"]))
+        lines.append(f"{indent}  requires: " + ", ".join(
+            f"{r.get('name') or r['field']} ({'recorded' if r['recorded'] else 'not recorded'})" for r in item["requires"]))
     lines.append(f"{indent}  when:")
     lines.extend(_tree_lines(item["when"], indent + "    "))
     failed = item.get("failed")

@@ -121,7 +121,7 @@ def _section_rules(d: PathwayDef, as_of: date) -> str:
         if words.due is not None:
             cond.append(f"due: {words.due}")
         if r.requires:
-            cond.append(f"requires: {', '.join(r.requires)}")
+            cond.append(f"requires: {', '.join(prose.field_name(f, d) for f in r.requires)}")
         cond.append(f"when: {words.when}")
         cond += list(words.missing)
         effects = [f"then: {effect_text(e, d)}" for e in r.then] + [f"otherwise: {effect_text(e, d)}" for e in r.otherwise]
