@@ -96,7 +96,8 @@ def test_text_lists_every_change_with_old_and_new(versions):
     text = diff.text()
     assert "diff asuc " in text and "-> asuc 0.9.0" in text
     review = next(c for c in diff.changes if c.key == "extra_review")
-    assert "when: day ≥ $extra_day -> (day ≥ $extra_day and crp_mg_l > 10)" in review.details
+    # conditions in words with each side's values: the new extra_day (6) shows in the rule that uses it
+    assert "when: from day 5 -> from day 6 and CRP > 10 mg/L" in review.details
     assert "then: - recommend (referral): Senior review." in review.details
     assert "then: + recommend (referral): Senior review today." in review.details
     assert any(d.startswith("evidence: ") and d.endswith("verified -> sources " + d.split("sources ")[2]) for d in review.details)
@@ -125,7 +126,10 @@ def test_profiles_compare_effective_parameter_values(rules_copy: Path):
     changed = [c for c in diff.changes if c.section == "parameter"]
     assert [c.key for c in changed] == ["oxford_crp_mg_l"]
     assert changed[0].details[0] == f"value: {before:g} mg/L -> 40 mg/L"
-    assert [c.section for c in diff.changes] == ["parameter"]
+    # the rule that compares with the parameter shows its criteria with each profile's value
+    assert [(c.section, c.key) for c in diff.changes] == [("rule", "oxford_index"), ("parameter", "oxford_crp_mg_l")]
+    assert diff.changes[0].details == ("when: > 8 stools in 24 h or (≥ 3 and ≤ 8 stools in 24 h and CRP > 45 mg/L) -> "
+                                       "> 8 stools in 24 h or (≥ 3 and ≤ 8 stools in 24 h and CRP > 40 mg/L)",)
     dot = diagram_to_dot(build_diff_diagram(diff, old, new))
     assert "(profile default -> strict)" in dot or f"(profile {old.profile or '-'} -> strict)" in dot
     rules_using = [r for r in new.rules if "oxford_crp_mg_l" in r.params]

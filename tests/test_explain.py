@@ -126,8 +126,8 @@ def test_explain_reads_the_session_and_does_not_run_the_engine_again(pw, monkeyp
 def test_text_rendering(pw):
     text = explain_text(explain(pw, WAITING))
     assert "state: iv_steroids (IV corticosteroids), active" in text
-    assert "first failed (due): day ≥ $final_steroid_day (7): saw 3" in text
-    assert "[no]  oxford_high_risk = true: saw false" in text
+    assert "first failed (due): from day 7: saw day 3" in text
+    assert "[no]  Oxford index positive: saw no" in text
     assert "would fire with day = 7 (was 3) -> rescue_selection" in text
     assert "day = 7 (was 3): -> rescue_selection by incomplete_response_final_day" in text
 

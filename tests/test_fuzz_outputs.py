@@ -427,7 +427,8 @@ def test_a_hostile_event_value_is_refused_with_one_line_per_diagnostic(tmp_path:
 # -- rule files ---------------------------------------------------------------------------------
 
 #: Keys whose string values are free text in the rule files (titles, texts, notes, sources, hazards).
-_TEXT_KEYS = {"title", "description", "note", "text", "cause", "effect", "ref", "tag", "open_questions", "purpose"}
+_TEXT_KEYS = {"title", "description", "note", "text", "cause", "effect", "ref", "tag", "open_questions", "purpose",
+              "short", "short_false"}
 _SKIP_FILES = {"profiles", "cases", "scenarios"}
 
 

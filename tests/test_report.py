@@ -129,7 +129,9 @@ def test_report_is_self_contained_and_complete(asuc_report, pw):
     r, e = cov.percent()
     assert f"{len([o for o in outcomes if o.passed])} of {len(outcomes)} scenarios pass" in html
     assert f"<td>{r}% (" in html and f"<td>{e}% (" in html
-    assert "Oxford (Travis) criteria on day 3" in html and "when: (stool_freq_24h &gt; $oxford_stool_high or" in html
+    assert "Oxford (Travis) criteria on day 3" in html
+    assert "when: &gt; 8 stools in 24 h or (≥ 3 and ≤ 8 stools in 24 h and CRP &gt; 45 mg/L)" in html
+    assert "due: on day 3" in html and "$" not in re.sub(r"<(style|script)[^<]*</\1>", "", html)
     assert html.count('<tr id="hazard-') == len(d.hazards) > 0
     assert "Clinical sign-off as of " in html and f"0 signed off, 0 review overdue, {len(d.rules)} not reviewed" in html
     assert '<span class="pill not_reviewed">not reviewed</span>' in html

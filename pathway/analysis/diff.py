@@ -3,10 +3,10 @@
 OLD and NEW are pathway folders or names, each optionally under a site profile
 (``--old-profile`` / ``--new-profile``). The comparison covers states, transitions, rules,
 computed inputs, consistency checks and parameters: added, removed and changed, with old -> new
-for every changed property (a rule's or computed input's conditions in plain words via
-:func:`pathway.conditions.describe`, its effects and evidence; a parameter's effective value, unit
-and sources). The text lists every change; the diagram draws
-both versions as one graph, coloured by change, with a legend.
+for every changed property (a rule's or computed input's conditions in words with each side's
+values, via :mod:`pathway.definition.prose`, so a parameter a profile changes shows in the rules
+that use it; its effects and evidence; a parameter's effective value, unit and sources). The text
+lists every change; the diagram draws both versions as one graph, coloured by change, with a legend.
 
 Exit code: 0 when the versions are the same, 1 when they differ, 2 on bad input.
 """
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pathway.analysis.evaluate import format_value
 from pathway.core.errors import display_path
 from pathway.definition import conditions as C
+from pathway.definition import prose
 from pathway.definition.effects import Alert, Derive, Dose, Offer, Recommend, Require, Score, Transition
 from pathway.definition.pathway import ComputedInput, Consistency, PathwayDef, Rule
 from pathway.loading.loader import load_definition
@@ -96,23 +97,24 @@ class PathwayDiff:
 
 # -- summaries ----------------------------------------------------------------------------
 
-def _plain(value: Any) -> Any:
-    """JSON-ready form of an effect's field (conditions in plain words)."""
+def _plain(value: Any, d: PathwayDef | None = None) -> Any:
+    """JSON-ready form of an effect's field (conditions in words when the pathway is given)."""
     if isinstance(value, (C.Cmp, C.And, C.Or, C.Always, C.AtLeast)):
-        return C.describe(value)
+        return prose.condition_text(value, d) if d is not None else C.describe(value)
     if isinstance(value, BaseModel):
-        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+        return {k: _plain(getattr(value, k), d) for k in type(value).model_fields}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _plain(getattr(value, f.name), d) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, d) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, d) for k, v in value.items()}
     return value
 
 
-def effect_text(effect: Any) -> str:
-    """One effect in one line (used by the diff and the audit report)."""
+def effect_text(effect: Any, d: PathwayDef | None = None) -> str:
+    """One effect in one line (used by the diff and the audit report); with the pathway ``d``, the
+    conditions inside it (score items) read in words under its profile."""
     if isinstance(effect, Transition):
         return f"transition -> {effect.to}"
     if isinstance(effect, Recommend):
@@ -132,34 +134,35 @@ def effect_text(effect: Any) -> str:
         return f"offer {effect.option} ({effect.status})" + (
             f": {effect.text}" if effect.text else "")
     if isinstance(effect, Score):
-        parts = [f"{format_value(i.points)} if {_plain(i.when)}" for i in effect.items]
+        parts = [f"{format_value(i.points)} if {_plain(i.when, d)}" for i in effect.items]
         parts += [f"{format_value(t.factor)} x {t.field}" for t in effect.terms]
         return f"score {effect.name} = " + " + ".join(parts) + (f" / {effect.divide_by}" if effect.divide_by else "")
     kind = type(effect).__name__.lower()
-    return f"{kind} " + json.dumps(_plain(effect), sort_keys=True, ensure_ascii=False, default=str)
+    return f"{kind} " + json.dumps(_plain(effect, d), sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _rule_view(rule: Rule) -> dict[str, Any]:
+def _rule_view(rule: Rule, d: PathwayDef) -> dict[str, Any]:
     ev = rule.evidence
+    words = prose.rule_text(rule, d)
     return {
         "title": rule.title,
         "in": ", ".join(rule.states),
         "priority": str(rule.priority),
-        "due": C.describe(rule.due),
+        "due": words.due or "-",
         "requires": ", ".join(rule.requires) or "-",
-        "when": C.describe(rule.when),
-        "then": [effect_text(e) for e in rule.then],
-        "otherwise": [effect_text(e) for e in rule.otherwise],
-        "if_missing": [effect_text(e) for e in getattr(rule, "if_missing", ())],
+        "when": words.when,
+        "then": [effect_text(e, d) for e in rule.then],
+        "otherwise": [effect_text(e, d) for e in rule.otherwise],
+        "if_missing": [effect_text(e, d) for e in getattr(rule, "if_missing", ())],
         "evidence": f"sources {', '.join(ev.sources)}; strength {ev.strength}; {ev.status}" + (f"; {ev.note}" if ev.note else ""),
         "note": rule.note,
     }
 
 
-def _computed_view(c: ComputedInput) -> dict[str, Any]:
+def _computed_view(c: ComputedInput, d: PathwayDef) -> dict[str, Any]:
     ev = c.evidence
     evidence = f"sources {', '.join(ev.sources)}; strength {ev.strength}; {ev.status}" + (f"; {ev.note}" if ev.note else "")
-    return {"when": C.describe(c.when), "inputs": ", ".join(c.inputs), "evidence": evidence}
+    return {"when": prose.computed_text(c, d), "inputs": ", ".join(c.inputs), "evidence": evidence}
 
 
 _CHECK_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
@@ -244,10 +247,10 @@ def diff_definitions(old: PathwayDef, new: PathwayDef) -> PathwayDiff:
     new_r = {r.id: r for r in new.rules}
     for rid, r in new_r.items():
         if rid not in old_r:
-            add(Change("rule", "added", rid, (f"in {', '.join(r.states)}: {r.title}", f"when: {C.describe(r.when)}"),
-                       r.location))
+            add(Change("rule", "added", rid, (f"in {', '.join(r.states)}: {r.title}",
+                                              f"when: {prose.rule_text(r, new).when}"), r.location))
         else:
-            details = _compare(_rule_view(old_r[rid]), _rule_view(r))
+            details = _compare(_rule_view(old_r[rid], old), _rule_view(r, new))
             if details:
                 add(Change("rule", "changed", rid, tuple(details), r.location))
     for rid, r in old_r.items():
@@ -256,14 +259,14 @@ def diff_definitions(old: PathwayDef, new: PathwayDef) -> PathwayDiff:
     # computed inputs and consistency checks
     for name, c in new.computed.items():
         if name not in old.computed:
-            add(Change("computed input", "added", name, (f"when: {C.describe(c.when)}",), c.location))
+            add(Change("computed input", "added", name, (f"when: {prose.computed_text(c, new)}",), c.location))
         else:
-            details = _compare(_computed_view(old.computed[name]), _computed_view(c))
+            details = _compare(_computed_view(old.computed[name], old), _computed_view(c, new))
             if details:
                 add(Change("computed input", "changed", name, tuple(details), c.location))
     for name, c in old.computed.items():
         if name not in new.computed:
-            add(Change("computed input", "removed", name, (f"when: {C.describe(c.when)}",), c.location))
+            add(Change("computed input", "removed", name, (f"when: {prose.computed_text(c, old)}",), c.location))
     old_k, new_k = {c.id: c for c in old.consistency}, {c.id: c for c in new.consistency}
     for cid, k in new_k.items():
         if cid not in old_k:

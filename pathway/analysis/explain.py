@@ -32,9 +32,10 @@ from pathway.analysis.evaluate import (
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.text import inert
 from pathway.definition import conditions as C
+from pathway.definition import prose
 from pathway.definition.clock import is_days_since
 from pathway.definition.effects import Propose, Transition
-from pathway.definition.pathway import Rule
+from pathway.definition.pathway import PathwayDef, Rule
 
 if TYPE_CHECKING:  # explanations read a session; they never run the engine themselves
     from pathway.runtime.api import Pathway
@@ -53,21 +54,25 @@ def _jsonable(value: Any) -> Any:
 
 # -- clause trees ---------------------------------------------------------------------------
 
-def _tree(cond: C.Cond, env: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A condition with the value each test saw and the three-valued result of every node."""
+def _tree(cond: C.Cond, env: dict[str, Any], d: PathwayDef) -> dict[str, Any]:
+    """A condition with the value each test saw and the three-valued result of every node; each
+    test's ``text`` is the clause in words (:mod:`pathway.definition.prose`) and ``saw_text`` the
+    value it saw in words."""
     result = truth(cond, env)
     if isinstance(cond, C.Always):
-        return {"kind": "always", "result": True, "text": "always"}
+        return {"kind": "always", "result": True, "text": prose.WORDS["always"]}
     if isinstance(cond, C.Cmp):
+        saw = env.get(cond.field)
         node: dict[str, Any] = {"kind": "test", "field": cond.field, "op": cond.op, "value": _jsonable(cond.value),
-                                "param": cond.param, "derived": cond.derived, "saw": env.get(cond.field),
-                                "result": result, "text": C.describe(cond)}
+                                "param": cond.param, "derived": cond.derived, "saw": saw,
+                                "result": result, "text": prose.condition_text(cond, d),
+                                "saw_text": None if saw is None else prose.seen_text(cond.field, saw, d)}
         return node
     if isinstance(cond, C.AtLeast):
         return {"kind": "at_least", "n": cond.n, "param": cond.param, "result": result,
-                "items": [_tree(c, env, params) for c in cond.items]}
+                "items": [_tree(c, env, d) for c in cond.items]}
     kind = "all" if isinstance(cond, C.And) else "any"
-    return {"kind": kind, "result": result, "items": [_tree(c, env, params) for c in cond.items]}
+    return {"kind": kind, "result": result, "items": [_tree(c, env, d) for c in cond.items]}
 
 
 def _first_failed(node: dict[str, Any]) -> dict[str, Any] | None:
@@ -83,13 +88,13 @@ def _first_failed(node: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _test_text(node: dict[str, Any]) -> str:
-    """``crp_mg_l > $oxford_crp_mg_l (45): saw 30``."""
+    """``CRP > 45 mg/L: saw 30 mg/L`` (the clause in words, with the value it saw)."""
     text = node["text"]
-    if node.get("param") and node["op"] != "present":
-        text += f" ({format_value(node['value'])})"
     if node["op"] == "present":
-        return f"{text}: {'recorded' if node['saw'] is not None else 'missing'}"
-    return f"{text}: saw {format_value(node['saw'])}" + (" (not derived)" if node["derived"] and node["saw"] is None else "")
+        return f"{text}: {'recorded' if node['saw'] is not None else 'not recorded'}"
+    if node["saw"] is None:
+        return f"{text}: " + ("not derived" if node["derived"] else "not recorded")
+    return f"{text}: saw {node.get('saw_text') or format_value(node['saw'])}"
 
 
 # -- explanation --------------------------------------------------------------------------
@@ -129,13 +134,12 @@ class _Context:
 
     def describe_rule(self, rule: Rule, ev: dict[str, Any], *, counterfactuals: bool = True) -> dict[str, Any]:
         env = {**ev["facts"], **ev["derived"]}
-        params = self.definition.params
         fired = self.firings(ev).get(rule.id)
         branch = fired["branch"] if fired else None
-        due = _tree(rule.due, env, params)
-        requires: list[dict[str, Any]] = [{"field": f, "recorded": env.get(f) is not None, "value": env.get(f)}
-                                          for f in rule.requires]
-        when = _tree(rule.when, env, params)
+        due = _tree(rule.due, env, self.definition)
+        requires: list[dict[str, Any]] = [{"field": f, "recorded": env.get(f) is not None, "value": env.get(f),
+                                           "name": prose.field_name(f, self.definition)} for f in rule.requires]
+        when = _tree(rule.when, env, self.definition)
         moves = self.moving_branches(rule)
         if branch in ("then", "else"):
             outcome = "fired" if branch == "then" else "fired_otherwise"
@@ -154,7 +158,7 @@ class _Context:
             elif any(not r["recorded"] for r in requires):
                 missing = [r["field"] for r in requires if not r["recorded"]]
                 failed = {"part": "requires", "kind": "missing", "fields": missing,
-                          "text": "missing: " + ", ".join(missing)}
+                          "text": "not recorded: " + ", ".join(r["name"] for r in requires if not r["recorded"])}
             elif when["result"] is not True:
                 failed = {"part": "when", **(_first_failed(when) or {})}
         out: dict[str, Any] = {
@@ -394,7 +398,9 @@ def _tree_lines(node: dict[str, Any], indent: str) -> list[str]:
     if node["kind"] == "test":
         return [f"{indent}{_MARK[node['result']]} {_test_text(node)}"]
     if node["kind"] == "at_least":
-        word = f"at least {node['n']}" + (f" (${node['param']})" if node.get("param") else "") + " of"
+        word = f"at least {node['n']} of"
+    elif node["kind"] == "any" and not node["items"]:
+        return [f"{indent}{_MARK[node['result']]} {prose.WORDS['never']}"]
     else:
         word = "all of" if node["kind"] == "all" else "any of"
     lines = [f"{indent}{_MARK[node['result']]} {word}:"]
@@ -416,8 +422,8 @@ def _rule_lines(item: dict[str, Any], indent: str = "  ") -> list[str]:
         lines.append(f"{indent}  due:")
         lines.extend(_tree_lines(item["due"], indent + "    "))
     if item["requires"]:
-        lines.append(f"{indent}  requires: " + ", ".join(f"{r['field']} ({'recorded' if r['recorded'] else 'missing'})"
-                                                         for r in item["requires"]))
+        lines.append(f"{indent}  requires: " + ", ".join(
+            f"{r.get('name') or r['field']} ({'recorded' if r['recorded'] else 'not recorded'})" for r in item["requires"]))
     lines.append(f"{indent}  when:")
     lines.extend(_tree_lines(item["when"], indent + "    "))
     failed = item.get("failed")

@@ -1,7 +1,8 @@
 """``pathway evidence PATHWAY [--format text|json|markdown] [--as-of DATE]``: every rule with its evidence.
 
-Lists each rule (id, title, states, sources, strength, verified/unverified, note, and its clinical
-sign-off: signed off, review overdue or not reviewed, as of a date the caller gives or today), the
+Lists each rule (id, title, its criteria in words under the profile, states, sources, strength,
+verified/unverified, note, and its clinical sign-off: signed off, review overdue or not reviewed, as
+of a date the caller gives or today), the
 verified/unverified split, every computed input with its condition and evidence, every parameter
 with its sources, and the full source list (non-authoritative sources marked).
 """
@@ -12,8 +13,8 @@ from datetime import date
 from typing import Any
 
 from pathway.core.text import inert, md_code, md_inline
-from pathway.definition import conditions as C
-from pathway.definition.pathway import SIGNOFF_TEXT, Rule
+from pathway.definition import prose
+from pathway.definition.pathway import SIGNOFF_TEXT, PathwayDef, Rule
 from pathway.runtime.api import Pathway
 
 __all__ = ["evidence", "signoff", "signoff_text", "render_text", "render_markdown"]
@@ -38,6 +39,13 @@ def signoff_text(data: dict[str, Any]) -> str:
     return f"signed off {who}" + (f", review due {data['review_due']}" if data["review_due"] else "")
 
 
+def _criteria(rule: Rule, d: PathwayDef) -> dict[str, Any]:
+    """A rule's criteria in words under the loaded profile: ``when``, ``due`` (None: whenever the
+    patient is in its states) and ``missing`` (what it does while a value is not recorded)."""
+    words = prose.rule_text(rule, d)
+    return {"when": words.when, "due": words.due, "missing": list(words.missing)}
+
+
 def evidence(pathway: Pathway, as_of: date | None = None) -> dict[str, Any]:
     """The evidence listing as data (deterministic order: rule files, then rules as written).
 
@@ -55,10 +63,11 @@ def evidence(pathway: Pathway, as_of: date | None = None) -> dict[str, Any]:
         "note": r.evidence.note,
         "location": r.location,
         "signoff": signoff(r, day),
+        **_criteria(r, d),
     } for r in d.rules]
     computed: list[dict[str, Any]] = [{
         "field": c.field,
-        "when": C.describe(c.when),
+        "when": prose.computed_text(c, d),
         "inputs": list(c.inputs),
         "sources": list(c.evidence.sources),
         "strength": c.evidence.strength,
@@ -106,6 +115,8 @@ def render_text(data: dict[str, Any]) -> str:
                 note = f" - {r['note']}" if r["note"] else ""
                 lines.append(f"  {r['id']} [{r['strength']}] {', '.join(r['sources'])}: {r['title']}{note} "
                              f"[{signoff_text(r['signoff'])}]")
+                if r.get("when"):
+                    lines.append(f"      when {r['when']}" + (f"; due {r['due']}" if r.get("due") else ""))
         lines.append("")
     if data.get("computed"):
         lines.append("COMPUTED INPUTS (a recorded value wins when recorded with or after the newest input used)")
@@ -135,9 +146,12 @@ def render_markdown(data: dict[str, Any]) -> str:
     out = [f"# Evidence: {md_inline(data['pathway'])} {md_inline(data['version'])} (profile {md_inline(data['profile'])})", "",
            f"{s['rules']} rules: **{s['verified']} verified**, **{s['unverified']} unverified**. Sign-off as of "
            f"{md_inline(data['as_of'])}: " + ", ".join(f"{n} {SIGNOFF_TEXT[k]}" for k, n in s["signoff"].items()) + ".", "",
-           "| rule | title | states | sources | strength | status | sign-off |", "|---|---|---|---|---|---|---|"]
+           "| rule | title | criteria | states | sources | strength | status | sign-off |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in data["rules"]:
-        out.append(f"| {md_code(r['id'])} | {md_inline(r['title'])} | {_md_list(r['states'])} | {_md_list(r['sources'])} | "
+        criteria = f"when {r['when']}" + (f"; due {r['due']}" if r.get("due") else "") if r.get("when") else ""
+        out.append(f"| {md_code(r['id'])} | {md_inline(r['title'])} | {md_inline(criteria)} | {_md_list(r['states'])} | "
+                   f"{_md_list(r['sources'])} | "
                    f"{md_inline(r['strength'])} | {md_inline(r['status'])} | {md_inline(signoff_text(r['signoff']))} |")
     if data.get("computed"):
         out += ["", "## Computed inputs", "", "| field | true when | sources | strength | status |", "|---|---|---|---|---|"]

@@ -33,8 +33,7 @@ from pathway.authoring.scenario import ScenarioOutcome, discover, run_scenarios
 from pathway.core.errors import DefinitionError, PathwayError, display_path
 from pathway.core.text import one_line
 from pathway.core.version import __version__
-from pathway.definition import conditions as C
-from pathway.definition.invariants import describe_expect
+from pathway.definition import prose
 from pathway.definition.pathway import SIGNOFF_TEXT, PathwayDef
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.render.diagram import render_svg, to_dot
@@ -118,13 +117,15 @@ def _section_rules(d: PathwayDef, as_of: date) -> str:
         sign = signoff(r, as_of)
         counts[sign["status"]] = counts.get(sign["status"], 0) + 1
         cond = []
-        if not isinstance(r.due, C.Always):
-            cond.append(f"due: {C.describe(r.due)}")
+        words = prose.rule_text(r, d)
+        if words.due is not None:
+            cond.append(f"due: {words.due}")
         if r.requires:
-            cond.append(f"requires: {', '.join(r.requires)}")
-        cond.append(f"when: {C.describe(r.when)}")
-        effects = [f"then: {effect_text(e)}" for e in r.then] + [f"otherwise: {effect_text(e)}" for e in r.otherwise]
-        effects += [f"if missing: {effect_text(e)}" for e in getattr(r, "if_missing", ())]
+            cond.append(f"requires: {', '.join(prose.field_name(f, d) for f in r.requires)}")
+        cond.append(f"when: {words.when}")
+        cond += list(words.missing)
+        effects = [f"then: {effect_text(e, d)}" for e in r.then] + [f"otherwise: {effect_text(e, d)}" for e in r.otherwise]
+        effects += [f"if missing: {effect_text(e, d)}" for e in getattr(r, "if_missing", ())]
         srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>'
                          for s in r.evidence.sources)
         rows.append(
@@ -154,7 +155,7 @@ def _section_computed(d: PathwayDef) -> str:
         ev = comp.evidence
         srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>' for s in ev.sources)
         rows.append(f'<tr id="computed-{_e(name)}"><td><code>{_e(name)}</code><br><span class="muted">{_e(comp.location)}'
-                    f"</span></td><td>{_e(C.describe(comp.when))}</td><td>{_e(', '.join(comp.inputs))}</td><td>{srcs}"
+                    f"</span></td><td>{_e(prose.computed_text(comp, d))}</td><td>{_e(', '.join(comp.inputs))}</td><td>{srcs}"
                     + (f'<br><span class="muted">{_e(ev.note)}</span>' if ev.note else "")
                     + f"</td><td>{_e(ev.strength)}</td><td>{_pill(ev.status, ev.status)}</td></tr>")
     words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
@@ -283,8 +284,7 @@ def _section_invariants(d: PathwayDef) -> str:
         if inv.builtin is not None:
             what = f"built-in check <code>{_e(inv.builtin)}</code>"
         else:
-            when = C.describe(inv.when) if inv.when is not None else "always"
-            what = f"when {_e(when)}: {_e(describe_expect(inv.expect)) if inv.expect else ''}"
+            what = _e(prose.invariant_text(inv, d))
         rows.append(f"<tr><td><code>{_e(inv.id)}</code></td><td>{_e(inv.title)}"
                     + (f'<br><span class="muted">{_e(inv.description)}</span>' if inv.description else "")
                     + f"</td><td>{what}</td><td>{_e(', '.join(inv.hazards))}</td></tr>")

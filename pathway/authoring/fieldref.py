@@ -36,6 +36,7 @@ from pathway.core.text import md_inline, one_line
 from pathway.core.yamlsafe import RULE_FILE_LIMITS, YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
+from pathway.definition import prose
 from pathway.definition.clock import MAX_DAY, days_since
 from pathway.definition.model import Aggregate, FieldDef, ProfileFile, RuleDef
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
@@ -218,7 +219,11 @@ def _field_row(name: str, field: FieldDef, usage: Usage) -> list[str]:
             current = "always (patient record)"
         if field.compute is not None:
             given += "; else computed (see Computed inputs)"
-    meaning = _t(field.title + (f". {field.description}" if field.description else ""))
+    named = ""
+    if field.short or field.short_false:
+        false = f"; false: {field.short_false}" if field.short_false else ""
+        named = f" (in criteria: {field.short or field.title}{false})"
+    meaning = _t(field.title + named + (f". {field.description}" if field.description else ""))
     return [_code(name), ftype, _t(field.unit or "—"), rng, ", ".join(others) or "—", _bare_text(field), _display_text(field),
             current, given, meaning, _users(usage.used_by(name), usage.computes.get(name, set()))]
 
@@ -345,12 +350,13 @@ def field_reference(definition: PathwayDef) -> str:
                   "unknown. A value recorded for the field wins when it was recorded in the same event as, or a later",
                   "event than, the newest input value the condition used; otherwise the computed value wins. Rules test",
                   "the field like any other input; the result's `computed` says which value was used and from which",
-                  "inputs.", ""]
+                  "inputs. Conditions are in words, with the values of the default profile.", ""]
         rows = []
         for name, comp in definition.computed.items():
             ev = comp.evidence
             evidence = _t(f"{', '.join(ev.sources)}; {ev.strength}; {ev.status}" + (f". {ev.note}" if ev.note else ""))
-            rows.append([_code(name), _t(C.describe(comp.when)), ", ".join(_code(i) for i in comp.inputs), evidence])
+            rows.append([_code(name), _t(prose.computed_text(comp, definition)), ", ".join(_code(i) for i in comp.inputs),
+                         evidence])
         lines += _table(["field", "true when (false when definitely not)", "computed from", "evidence"], rows)
     if definition.consistency:
         lines += ["", "## Consistency checks", "",

@@ -138,6 +138,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                      "number, in another accepted unit; each is refused or accepted with a warning.",
         "unit_required": "true: every bare number is refused; values must come as {value, unit}. For fields whose "
                          "common units overlap so much that no band can separate them.",
+        "short": "How criteria in words name the field (CRP, visible blood); default: the title. An integer count "
+                 "with a per-period unit (/24 h) reads after the number: '≥ 6 bloody stools in 24 h'.",
+        "short_false": "A true/false field: how criteria in words say it is false (no visible blood); default: "
+                       "'<name>: no'.",
         "display": "How texts show the value: {decimals: N} or {step: S}; decisions use the unrounded value.",
         "aggregate": "Computed from the record of another field (its history); never given in a case.",
         "compute": "A true/false field computed from other inputs by a condition when it is not recorded; a value "
@@ -244,6 +248,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "DerivedDef": {
         "type": "boolean (default), number or string.",
         "values": "The allowed values of a string fact.",
+        "short": "How criteria in words name the fact (Oxford index positive); default: the title.",
+        "short_false": "A true/false fact: how criteria in words say it is false (no complete response); default: "
+                       "'<name>: no'.",
     },
     "SourceDef": {
         "tag": "Kind of evidence: G guideline, T trial, M meta-analysis, O observational, S secondary summary, Label.",

@@ -290,7 +290,8 @@ def derived_json(c: Cmp) -> dict[str, Any]:
 
 
 def describe(cond: Cond) -> str:
-    """Plain-words rendering used by traces and diagrams."""
+    """A code-like rendering (field ids, ``$parameters``) for debugging and messages to authors;
+    what people read is written by :mod:`pathway.definition.prose`."""
     if isinstance(cond, Always):
         return "always"
     if isinstance(cond, Cmp):

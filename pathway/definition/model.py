@@ -145,6 +145,10 @@ class DerivedDef(_Model):
     type: Literal["boolean", "number", "string"] = "boolean"
     title: str
     values: list[str] = Field(default_factory=list)
+    #: How criteria in words name the fact (``Oxford index positive``); default: the title.
+    short: str = ""
+    #: A boolean fact: how criteria in words say it is false (``no complete response``); default: ``<name>: no``.
+    short_false: str = ""
 
 
 class DecisionDef(_Model):
@@ -355,6 +359,11 @@ class FieldDef(_Model):
     unit_required: bool = False
     #: Rounding of the value where texts show it (``{field}``).
     display: Display | None = None
+    #: How criteria in words name the field (``CRP``, ``visible blood``); default: the title. An integer
+    #: count with a per-period unit (``/24 h``) reads after the number: ``≥ 6 bloody stools in 24 h``.
+    short: str = ""
+    #: A boolean field: how criteria in words say it is false (``no visible blood``); default: ``<name>: no``.
+    short_false: str = ""
 
 
 class ConsistencyCheck(_Model):

@@ -39,9 +39,9 @@ SIGNOFF_TEXT: dict[str, str] = {"signed_off": "signed off", "review_overdue": "r
 #: Fields every snapshot has, computed by the session (never given by a case).
 BUILTIN_FIELDS: dict[str, FieldDef] = {
     "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
-                    range=(0, MAX_DAY), scope="event"),
+                    range=(0, MAX_DAY), scope="event", short="day"),
     "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
-                              range=(0, MAX_DAY), scope="event"),
+                              range=(0, MAX_DAY), scope="event", short="day of the current state"),
 }
 
 
