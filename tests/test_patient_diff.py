@@ -158,7 +158,7 @@ def test_text_and_markdown_show_old_and_new_side_by_side(pulse_versions, tmp_pat
     assert lines[0] == "3 case(s) replayed under both versions: 2 changed (1 not run to the end under a version), 1 unchanged"
     assert lines[1] == f"  from: {cases}"
     head = next(line for line in lines if "pulse-95-only.yaml" in line)
-    assert head == f"  ~ {cases / 'pulse-95-only.yaml'} (case file, {cases / 'pulse-95-only.yaml'}) patient pulse-95-only: " \
+    assert head == f"  ~ {cases / 'pulse-95-only.yaml'} (case file) patient pulse-95-only: " \
                    "diverges on day 0 (events[0])"
     assert "      path: suspected_asuc -> iv_steroids | suspected_asuc -> not_asuc" in lines
     assert any(re.fullmatch(r"      state: iv_steroids \(.+\) \| not_asuc \(.+\)", line) for line in lines)
@@ -172,11 +172,17 @@ def test_text_and_markdown_show_old_and_new_side_by_side(pulse_versions, tmp_pat
     assert md.startswith("# Changes from asuc 0.1.0")
     part = md.split("\n## What changes for patients\n", 1)[1]
     assert "3 case(s) replayed under both versions: 2 changed (1 not run to the end under a version), 1 unchanged." in part
-    assert f"### `{cases / 'pulse-95-only.yaml'}`" in part
+    assert f"### {cases / 'pulse-95-only.yaml'}" in part
     assert "| path | suspected\\_asuc -> iv\\_steroids | suspected\\_asuc -> not\\_asuc |" not in part  # ids keep their _
     assert "| path | suspected_asuc -> iv_steroids | suspected_asuc -> not_asuc |" in part
     assert "| dose methylprednisolone | methylprednisolone 60 mg iv once a day | *(none)* |" in part
-    for line in part.splitlines():
+    lines = part.splitlines()
+    start = lines.index("| what differs | cases |")
+    end = lines.index("", start)
+    counts = lines[start + 2:end]  # one case of each difference
+    assert {"| state | 1 |", "| path | 1 |", "| dose methylprednisolone | 1 |", "| course | 1 |"} <= set(counts)
+    assert all(_pipes(line) == 3 and line.endswith(" | 1 |") for line in counts)
+    for line in lines[end:]:  # the tables of the cases: three cells each
         if line.startswith("|"):
             assert _pipes(line) == 4, line
 
@@ -287,7 +293,8 @@ def test_a_case_that_cannot_run_under_either_version_is_reported_not_raised(puls
     assert c.final == [P.Row("course", "course", f"failed at the patient record: {c.old.problems[0]}",
                              f"failed at the patient record: {c.new.problems[0]}")]
     text = out.text().splitlines()
-    assert text[2] == "  ! s (scenario, s.yaml:1) patient y: diverges at the patient record"
+    assert text[2:4] == ["  what differs (number of cases): course 1",
+                         "  ! s (scenario, s.yaml:1) patient y: diverges at the patient record"]
 
 
 def test_a_file_that_is_not_a_case_is_bad_input(tmp_path, capsys):
@@ -310,7 +317,8 @@ def test_json_has_stable_keys(pulse_versions, tmp_path, capsys):
     doc = json.loads(out)
     assert code == 1
     assert set(doc) == {"old", "new", "same", "counts", "changes", "patients"}
-    assert set(doc["patients"]) == {"sources", "counts", "changed"}
+    assert set(doc["patients"]) == {"sources", "counts", "differences", "changed"}
+    assert doc["patients"]["differences"] == [{"what": "recommendation tw_extra_criteria", "cases": 1}]
     assert doc["patients"]["sources"] == [str(cases)]
     [c] = doc["patients"]["changed"]
     assert set(c) == {"id", "origin", "location", "patient", "diverges", "old", "new", "final", "first_difference"}
@@ -340,19 +348,18 @@ def _html_tags(md: str) -> list[str]:
     return re.findall(r"<([a-z][a-z0-9]*)", html_text)
 
 
-def test_hostile_case_names_and_patient_ids_are_escaped_in_markdown(pulse_versions, tmp_path, capsys):
+def test_hostile_case_names_and_patient_ids_are_escaped_in_markdown(pulse_versions, tmp_path):
     old, new = pulse_versions
     hostile = "x | y `z` *em* <script>alert(1)</script> [a](javascript:1)\n| forged | row |"
     outputs = {}
+    _, a, b = diff_pathways(old, new)
     for label, name, patient in (("benign", "case.yaml", "p1"), ("hostile", "evil | `name` *x* <b>.yaml", hostile)):
         folder = tmp_path / label
         folder.mkdir()
         case = {"patient": {"id": patient, **PATIENT}, "events": [_admission(95, 20)]}
         (folder / name).write_text(yaml.safe_dump(case), encoding="utf-8")
-        code, md, _ = _cli(capsys, "diff", str(old), str(new), "--cases", str(folder), "--markdown")
-        assert code == 1
-        code, text, _ = _cli(capsys, "diff", str(old), str(new), "--cases", str(folder))
-        outputs[label] = (md.split("\n## What changes for patients\n", 1)[1], text)
+        report = P.patient_diff(a, b, P.collect_cases([folder]), [str(folder)])
+        outputs[label] = (report.markdown(), report.text())
     (md, text), (benign_md, benign_text) = outputs["hostile"], outputs["benign"]
     assert md.count("\n") == benign_md.count("\n") and text.count("\n") == benign_text.count("\n")
     for line, ref in zip(md.splitlines(), benign_md.splitlines(), strict=True):
@@ -360,7 +367,7 @@ def test_hostile_case_names_and_patient_ids_are_escaped_in_markdown(pulse_versio
         assert line[:1] == ref[:1], line
     assert sorted(_html_tags(md)) == sorted(_html_tags(benign_md))  # no script, link, emphasis or bold from a value
     heading = next(line for line in md.splitlines() if line.startswith("### "))
-    assert heading == "### ``" + str(tmp_path / "hostile" / "evil \\| `name` *x* <b>.yaml") + "``"
+    assert heading == "### " + str(tmp_path / "hostile" / "evil \\| \\`name\\` \\*x\\* &lt;b>.yaml")
     assert one_line(hostile) in text  # the text output shows it on one line
 
 
@@ -419,3 +426,26 @@ def test_default_against_nice_over_the_whole_scenario_library(capsys):
             assert (row["aspect"], row["key"]) == ("option", "infliximab"), (c["id"], row)
             assert row["old"].endswith("rank 1") and ", rank 2" in row["new"]
     print(f"\n{len(scenarios)} scenarios replayed under both versions in {seconds:.1f} s")
+
+
+def test_two_scenario_libraries_are_merged_patient_by_patient(rules_copy, tmp_path):
+    """A scenario only one library has is replayed all the same; one whose case differs between the
+    libraries is replayed twice, named after its library; the rest once."""
+    new = tmp_path / "new"
+    shutil.copytree(rules_copy, new)
+    _replace(new / "scenarios" / "diagnosis.yaml", "- id: tw_met_by_pulse\n", "- id: tw_met_by_pulse\n  profile: nice\n")
+    (new / "scenarios" / "extra.yaml").write_text(yaml.safe_dump({"scenarios": [
+        {"id": "extra_one", "purpose": "new", "case": {"patient": {"id": "e", **PATIENT}, "events": [_admission(95, 20)]},
+         "expect": {}}]}), encoding="utf-8")
+    (rules_copy / "scenarios" / "gone.yaml").write_text(yaml.safe_dump({"scenarios": [
+        {"id": "gone_one", "purpose": "old", "case": {"patient": {"id": "g", **PATIENT}, "events": [_admission(95, 20)]},
+         "expect": {}}]}), encoding="utf-8")
+    merged = P.scenario_library(rules_copy, new)
+    shipped = len(P.scenario_library(ROOT / "rules" / "asuc", ROOT / "rules" / "asuc"))
+    ids = [c.id for c in merged]
+    assert len(ids) == shipped + 3 and len(set(ids)) == len(ids)
+    assert "tw_met_by_pulse" not in ids
+    old_pulse, new_pulse = (next(c for c in merged if c.id == f"tw_met_by_pulse ({side} library)") for side in ("old", "new"))
+    assert old_pulse.profile is None and new_pulse.profile == "nice" and old_pulse.case == new_pulse.case
+    assert old_pulse.location.startswith(str(rules_copy / "scenarios" / "diagnosis.yaml"))
+    assert {"extra_one", "gone_one"} <= set(ids)

@@ -443,7 +443,7 @@ class VersionDiff:
 
 def _md_side(v: dict[str, Any]) -> str:
     profile = f" (profile {md_inline(v['profile'])})" if v.get("profile") else ""
-    return f"{md_inline(v['id'])} {md_inline(v['version'])}{profile}, {md_code(v['root'])}"
+    return f"{md_inline(v['id'])} {md_inline(v['version'])}{profile}, {md_inline(v['root'])}"
 
 
 def diff_markdown(diff: PathwayDiff) -> str:
@@ -464,7 +464,7 @@ def diff_markdown(diff: PathwayDiff) -> str:
             continue
         lines += [f"### {section[:1].upper() + section[1:]}s", ""]
         for c in items:
-            where = f" ({md_code(c.where)})" if c.where else ""
+            where = f" ({md_inline(c.where)})" if c.where else ""
             lines.append(f"- {mark[c.kind]}: {md_code(c.key)}{where}")
             lines.extend(f"  - {md_inline(d)}" for d in c.details)
         lines.append("")

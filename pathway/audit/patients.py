@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pathway.analysis.evaluate import format_value
 from pathway.authoring.scenario import load_scenarios
 from pathway.core.errors import Diagnostic, InputError, PathwayError, display_path
-from pathway.core.text import md_code, md_inline, one_line
+from pathway.core.text import md_inline, one_line
 from pathway.definition.case import case_problem
 from pathway.definition.pathway import PathwayDef
 from pathway.loading.cases import load_case_file
@@ -474,8 +474,9 @@ class PatientDiff:
             lines.append("  what differs (number of cases): " + "; ".join(f"{one_line(w)} {n}" for w, n in differences))
         for c in self.changes:
             patient = f" patient {one_line(c.case.patient)}" if c.case.patient else ""
-            lines.append(f"  {'!' if c.failed else '~'} {one_line(c.case.id)} ({c.case.origin}, "
-                         f"{one_line(c.case.location)}){patient}: diverges {c.where()}")
+            where = "" if c.case.location == c.case.id else f", {one_line(c.case.location)}"
+            lines.append(f"  {'!' if c.failed else '~'} {one_line(c.case.id)} ({c.case.origin}{where}){patient}: "
+                         f"diverges {c.where()}")
             if c.first and not c.final:
                 lines.append("      at the end: the same outcome" + _both(c, one_line))
             else:
@@ -487,7 +488,7 @@ class PatientDiff:
     def markdown(self) -> str:
         """Markdown: a heading, the summary, and a table (old | new) per changed case."""
         lines = ["## What changes for patients", "", md_inline(self._summary()) + ".", "",
-                 "Cases from: " + ", ".join(md_code(s) for s in self.sources) + ".", ""]
+                 "Cases from: " + ", ".join(md_inline(s) for s in self.sources) + ".", ""]
         differences = self.differences()
         if differences:
             lines += ["| what differs | cases |", "|---|---:|"]
@@ -495,10 +496,11 @@ class PatientDiff:
             lines.append("")
         for c in self.changes:
             mark = "does not run to the end under a version" if c.failed else "changed"
-            patient = f", patient {md_code(c.case.patient)}" if c.case.patient else ""
-            lines += [f"### {md_code(c.case.id)}", "",
-                      f"{md_inline(c.case.origin)} {md_code(c.case.location)}{patient}: {mark}; the courses "
-                      f"diverge {md_inline(c.where())}.", ""]
+            patient = f", patient {md_inline(c.case.patient)}" if c.case.patient else ""
+            where = "" if c.case.location == c.case.id else f" {md_inline(c.case.location)}"
+            lines += [f"### {md_inline(c.case.id)}", "",
+                      f"{md_inline(c.case.origin[:1].upper() + c.case.origin[1:])}{where}{patient}: {mark}; the "
+                      f"courses diverge {md_inline(c.where())}.", ""]
             if c.first and not c.final:
                 lines += ["At the end: the same outcome" + _both(c, md_inline) + ".", ""]
             else:

@@ -26,8 +26,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.cases or args.scenarios:
         cases = collect_cases(args.cases)
         sources = [display_path(p) for p in args.cases]
-        if args.scenarios:
-            cases += scenario_library(old.root, new.root)
+        if args.scenarios:  # (a scenario also named with --cases is replayed once)
+            named = {(c.location, c.id) for c in cases}
+            cases += [c for c in scenario_library(old.root, new.root) if (c.location, c.id) not in named]
             sources += sorted({display_path(old.root / "scenarios"), display_path(new.root / "scenarios")})
         if not cases:
             raise UsageError("no case or scenario files found in " + ", ".join(sources))
