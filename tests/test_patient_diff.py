@@ -449,3 +449,34 @@ def test_two_scenario_libraries_are_merged_patient_by_patient(rules_copy, tmp_pa
     assert old_pulse.profile is None and new_pulse.profile == "nice" and old_pulse.case == new_pulse.case
     assert old_pulse.location.startswith(str(rules_copy / "scenarios" / "diagnosis.yaml"))
     assert {"extra_one", "gone_one"} <= set(ids)
+
+
+def test_raising_the_oxford_crp_threshold_moves_no_patient(rules_copy, tmp_path, capsys):
+    """Oxford (steroids.yaml): 3-8 stools with CRP above ``oxford_crp_mg_l`` on day 3. Raised from 45 to
+    50 mg/L, a patient with 3-8 stools and a CRP of 46-50 mg/L is no longer Oxford positive; but the
+    Lindgren index (stools + 0.14 x CRP above 8, day3_indices.yaml) is above 9 for every one of them, so
+    each still has a positive day-3 index: nobody moves differently. Only the alert of a complete
+    responder, which names each index, reads 'Oxford no' instead of 'Oxford yes'."""
+    new = tmp_path / "new"
+    shutil.copytree(rules_copy, new)
+    _replace(new / "pathway.yaml", "  oxford_crp_mg_l:\n    value: 45\n", "  oxford_crp_mg_l:\n    value: 50\n")
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    day3 = {"responder-crp-48": {"stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 48},
+            "failure-crp-48": {"stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 48},
+            "responder-crp-44": {"stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 44}}
+    for name, values in day3.items():
+        case = {"patient": {"id": name, **PATIENT},
+                "events": [_admission(104, 60), {"day": 3, "albumin_g_l": 35, **values}]}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(case), encoding="utf-8")
+    code, out, _ = _cli(capsys, "diff", str(rules_copy), str(new), "--cases", str(folder), "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["patients"]["counts"]["changed"] == 1
+    [c] = doc["patients"]["changed"]
+    assert c["patient"] == "responder-crp-48" and c["diverges"] == {"event": 1, "day": 3}
+    assert c["old"]["state"] == c["new"]["state"] == "iv_steroids"
+    [row] = c["final"]
+    assert (row["aspect"], row["key"]) == ("alert", "day3_index_with_complete_response")
+    assert "(Oxford yes, Lindgren high," in row["old"] and "(Oxford no, Lindgren high," in row["new"]
+    assert row["old"].replace("Oxford yes", "Oxford no") == row["new"]
