@@ -41,6 +41,7 @@ import yaml
 
 from pathway import load_pathway
 from pathway.analysis.check import check_pathway
+from pathway.analysis.diff import VersionDiff, diff_pathways
 from pathway.analysis.explain import explain, explain_text
 from pathway.audit.evidence import evidence
 from pathway.audit.evidence import render_markdown as evidence_markdown
@@ -48,12 +49,14 @@ from pathway.audit.evidence import render_text as evidence_text
 from pathway.audit.hazards import HazardEntry, HazardLog, ScenarioVerdict
 from pathway.audit.hazards import render_markdown as hazards_markdown
 from pathway.audit.hazards import render_text as hazards_text
+from pathway.audit.patients import collect_cases, patient_diff
 from pathway.audit.report import build_report
 from pathway.authoring.fieldref import field_reference
 from pathway.cli.main import main
-from pathway.core.errors import DefinitionError
+from pathway.core.errors import DefinitionError, InputError
 from pathway.core.text import one_line
 from pathway.render.diagram import build_diagram, build_trace_diagram, diagram_to_dot, diagram_to_mermaid, render_svg
+from pathway.render.diff import build_diff_diagram
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"
@@ -409,6 +412,49 @@ def test_a_lone_surrogate_in_a_json_case_is_refused_with_a_located_error_not_a_t
         assert proc.stdout == b""
 
 
+def _diff_cases(folder: Path, ids: list[str]) -> Path:
+    """A copy of the demo case per id: the id is the patient id and, as far as a file name can hold it
+    (no '/', no NUL, 80 characters), the case file's name."""
+    folder.mkdir()
+    case = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    for i, pid in enumerate(ids):
+        case["patient"]["id"] = pid
+        name = "".join(c for c in pid if c not in "/\x00")[:80]
+        text = json.dumps(case, ensure_ascii=False)
+        text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+        (folder / f"{i:02d} {name}.json").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_hostile_patient_ids_and_case_names_are_inert_in_the_patient_diff(tmp_path: Path):
+    """``pathway diff --cases`` in text, Markdown and JSON: a hostile patient id and case file name
+    change nothing but themselves (the same lines, table cells and rendered elements as benign ones)."""
+    pw = load_pathway("asuc")
+    patient = yaml.safe_load(DEMO.read_text(encoding="utf-8"))["patient"]
+    accepted = []
+    for hostile in CORPUS:
+        try:
+            pw.start(dict(patient, id=hostile))
+            accepted.append(hostile)
+        except InputError:  # refused at input (as every command refuses it): not a case to compare
+            pass
+    assert len(accepted) >= len(CORPUS) - 2
+    diff, old, new = diff_pathways("asuc", "asuc", new_profile="nice")
+    out = {}
+    for label, ids in (("hostile", accepted), ("benign", [f"p{i}" for i in range(len(accepted))])):
+        cases = collect_cases([_diff_cases(tmp_path / label, ids)])
+        report = VersionDiff(diff, [patient_diff(old, new, cases, [str(tmp_path / label)], new_profile="nice")])
+        out[label] = (report.text(), report.markdown(), report.to_dict())
+    (text, md, doc), (benign_text, benign_md, benign_doc) = out["hostile"], out["benign"]
+    assert doc["patients"]["counts"] == benign_doc["patients"]["counts"] and doc["patients"]["counts"]["changed"] == len(accepted)
+    assert [c["patient"] for c in doc["patients"]["changed"]] == accepted
+    assert json.loads(json.dumps(doc, ensure_ascii=False)) == doc
+    _same_lines(text, benign_text, "diff text")
+    for hostile in accepted:
+        assert one_line(hostile) in text
+    _assert_markdown(md, benign_md, [s for s in accepted if s in MARKUP and len(s) < 200])
+
+
 def test_a_hostile_event_value_is_refused_with_one_line_per_diagnostic(tmp_path: Path):
     case = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     case["events"][0]["latent_tb"] = "negative\nrules/asuc/fields.yaml:1:1: forged [PW100]\x1b[2J"
@@ -508,7 +554,27 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
     out["diagram svg"] = render_svg(out["diagram dot"])
     out["trace svg"] = render_svg(out["trace dot"])
     pw.close()
+    out.update(_diff_outputs(folder))
     return out
+
+
+#: A profile under which no day-3 index of the demo patient is positive: the demo's course changes
+#: from day 3 on, so the patient diff shows the texts of both courses' recommendations.
+_NO_INDEX_PROFILE = ("id: fuzz\ntitle: No day-3 index\n"
+                     "parameters: {oxford_crp_mg_l: 60, lindgren_threshold: 20, car_threshold: 5}\n")
+
+
+def _diff_outputs(folder: Path) -> dict[str, str]:
+    """``pathway diff FOLDER FOLDER --new-profile fuzz --cases demo.yaml`` in text, Markdown and JSON, and its diagram."""
+    (folder / "profiles" / "fuzz.yaml").write_text(_NO_INDEX_PROFILE, encoding="utf-8")
+    diff, old, new = diff_pathways(folder, folder, new_profile="fuzz")
+    patients = patient_diff(old, new, collect_cases([DEMO]), ["demo.yaml"], new_profile="fuzz")
+    assert patients.counts()["changed"] == 1
+    report = VersionDiff(diff, [patients])
+    diagram = build_diff_diagram(diff, old, new)
+    return {"diff text": report.text(), "diff markdown": report.markdown(),
+            "diff json": json.dumps(report.to_dict(), ensure_ascii=False),
+            "diff dot": diagram_to_dot(diagram), "diff mermaid": diagram_to_mermaid(diagram)}
 
 
 @pytest.fixture(scope="module")
@@ -530,24 +596,24 @@ def _shown(used: dict[str, list[str]], *slots: str) -> list[str]:
 
 
 def _check_rule_outputs(out: dict[str, str], benign: dict[str, str], used: dict[str, list[str]]) -> None:
-    for fmt in ("run text", "explain text", "evidence text", "hazards text"):
+    for fmt in ("run text", "explain text", "evidence text", "hazards text", "diff text"):
         _same_lines(out[fmt], benign[fmt], fmt)
-    for fmt in ("diagram dot", "trace dot"):
+    for fmt in ("diagram dot", "trace dot", "diff dot"):
         _assert_dot(out[fmt], benign[fmt], [])
     for fmt in ("diagram svg", "trace svg"):
         tags = _svg_tags(out[fmt])
         assert _svg_groups(out[fmt]) == _svg_groups(benign[fmt]), f"{fmt}: other nodes, edges or clusters"
         assert "script" not in tags
     assert "<script>alert('x')</script>" not in out["diagram svg"]
-    for fmt in ("diagram mermaid", "trace mermaid"):
+    for fmt in ("diagram mermaid", "trace mermaid", "diff mermaid"):
         _assert_mermaid(out[fmt], benign[fmt], [])
     for fmt, slots in (("evidence markdown", ("rules.title", "sources.title")), ("hazards markdown", ("hazards.title",)),
-                       ("fields markdown", ("fields.title",))):
+                       ("fields markdown", ("fields.title",)), ("diff markdown", ())):
         _assert_markdown(out[fmt], benign[fmt], _shown(used, *slots))
     for fmt, slots in (("evidence text", ("rules.title",)), ("hazards text", ("hazards.cause",))):
         for value in used.get(slots[0], []):
             assert one_line(value) in out[fmt], f"{fmt}: {value[:60]!r} is not shown"
-    for fmt in ("run json", "evidence json"):
+    for fmt in ("run json", "evidence json", "diff json"):
         json.loads(out[fmt])  # strict JSON, whatever the texts hold
 
 

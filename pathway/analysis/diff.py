@@ -17,19 +17,21 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from pathway.analysis.evaluate import format_value
 from pathway.core.errors import display_path
+from pathway.core.text import md_code, md_inline
 from pathway.definition import conditions as C
 from pathway.definition import prose
 from pathway.definition.effects import Alert, Derive, Dose, Offer, Recommend, Require, Score, Transition
 from pathway.definition.pathway import ComputedInput, Consistency, PathwayDef, Rule
 from pathway.loading.loader import load_definition
 
-__all__ = ["Change", "PathwayDiff", "diff_definitions", "diff_pathways", "effect_text", "edges_of"]
+__all__ = ["Change", "PathwayDiff", "diff_definitions", "diff_pathways", "effect_text", "edges_of",
+           "criteria_changes", "rule_criteria_changes", "DiffSection", "VersionDiff", "diff_markdown"]
 
 SECTIONS = ("state", "transition", "rule", "computed input", "consistency check", "parameter")
 
@@ -308,3 +310,165 @@ def diff_pathways(old: str | Path, new: str | Path, *, old_profile: str | None =
     a = load_definition(old, profile=old_profile)
     b = load_definition(new, profile=new_profile)
     return diff_definitions(a, b), a, b
+
+
+# -- criteria of transitions ----------------------------------------------------------------
+# What moves a patient along a transition: the conditions of the rules that take it. The diff
+# diagram colours a transition whose criteria changed apart from one whose only change is a title
+# or the texts and evidence of its rules.
+
+def _shape(cond: C.Cond) -> Any:
+    """A condition as a comparable value: parameters resolved, positions in the file dropped."""
+    if isinstance(cond, C.Cmp):
+        value = tuple(cond.value) if isinstance(cond.value, list) else cond.value
+        return ("cmp", cond.field, cond.op, value, cond.derived)
+    if isinstance(cond, C.AtLeast):
+        return ("at least", cond.n, tuple(_shape(c) for c in cond.items))
+    if isinstance(cond, (C.And, C.Or)):
+        return (type(cond).__name__, tuple(_shape(c) for c in cond.items))
+    return ("always",)
+
+
+def _condition_params(cond: C.Cond) -> set[str]:
+    """The parameters a condition compares with (``$name`` as a threshold or a count)."""
+    if isinstance(cond, C.Cmp):
+        return {cond.param} if cond.param else set()
+    if isinstance(cond, (C.And, C.Or, C.AtLeast)):
+        out = {cond.param} if isinstance(cond, C.AtLeast) and cond.param else set()
+        for item in cond.items:
+            out |= _condition_params(item)
+        return out
+    return set()
+
+
+def rule_criteria_changes(old: Rule, new: Rule, old_def: PathwayDef, new_def: PathwayDef) -> list[str]:
+    """What changed in when a rule fires (its condition, ``due``, priority, required data, or the
+    value of a parameter it compares with), one short phrase each; empty when only texts, effects
+    or evidence changed."""
+    out: list[str] = []
+    for part, a, b in (("condition", old.when, new.when), ("due", old.due, new.due)):
+        if _shape(a) == _shape(b):
+            continue
+        params = sorted(p for p in _condition_params(a) | _condition_params(b)
+                        if old_def.params.get(p) != new_def.params.get(p))
+        if params and C.describe(a) == C.describe(b):  # the same words: only parameter values moved
+            out += [f"{part}: parameter {p} {format_value(old_def.params.get(p))} -> {format_value(new_def.params.get(p))}"
+                    for p in params]
+        else:
+            out.append(f"{part} changed")
+    if old.priority != new.priority:
+        out.append(f"priority {old.priority} -> {new.priority}")
+    if set(old.requires) != set(new.requires):
+        out.append("data required changed")
+    return out
+
+
+def criteria_changes(old: PathwayDef, new: PathwayDef) -> dict[tuple[str, str], list[str]]:
+    """For each transition of both versions whose criteria changed: the reasons, each naming the rule
+    (a rule moving along it added or removed, or its condition, ``due``, priority, required data or a
+    parameter its conditions compare with changed). Transitions added or removed are not included."""
+    old_e, new_e = edges_of(old), edges_of(new)
+    old_r, new_r = {r.id: r for r in old.rules}, {r.id: r for r in new.rules}
+    out: dict[tuple[str, str], list[str]] = {}
+    for edge, b in new_e.items():
+        a = old_e.get(edge)
+        if a is None:
+            continue
+        reasons: list[str] = []
+        for rid in sorted(set(a["rules"]) | set(b["rules"])):
+            if rid not in a["rules"]:
+                reasons.append(f"{rid}: added")
+            elif rid not in b["rules"]:
+                reasons.append(f"{rid}: removed")
+            elif rid in old_r and rid in new_r:
+                reasons += [f"{rid}: {why}" for why in rule_criteria_changes(old_r[rid], new_r[rid], old, new)]
+        if reasons:
+            out[edge] = reasons
+    return out
+
+
+# -- the whole comparison: the definitions and further sections ------------------------------
+# ``pathway diff`` compares the definitions (PathwayDiff above) and, on request, what the change
+# does to patients (pathway.audit.patients). A further part, such as the decision-table rows that
+# changed, is one more DiffSection: VersionDiff prints, counts and serialises every section the
+# same way, so a new one needs no change here or in the command's output code.
+
+@runtime_checkable
+class DiffSection(Protocol):
+    """One further part of a version comparison, beside the definitions."""
+
+    #: its key in the JSON document (``patients``)
+    key: str
+
+    @property
+    def changed(self) -> bool:
+        """True when the section found a difference (the command then exits 1)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stable keys)."""
+        ...
+
+    def text(self) -> str:
+        """Plain text, one item per line."""
+        ...
+
+    def markdown(self) -> str:
+        """Markdown, starting with a ``##`` heading."""
+        ...
+
+
+@dataclass
+class VersionDiff:
+    """The definitions' diff and any further sections (patients, ...) as one document."""
+
+    definitions: PathwayDiff
+    sections: list[DiffSection] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """True when the definitions differ or a section found a difference."""
+        return not self.definitions.same or any(s.changed for s in self.sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definitions' JSON (as ``pathway diff --json`` always printed it) with one key per section."""
+        out = self.definitions.to_dict()
+        for s in self.sections:
+            out[s.key] = s.to_dict()
+        return out
+
+    def text(self) -> str:
+        return "\n\n".join([self.definitions.text(), *(s.text() for s in self.sections)])
+
+    def markdown(self) -> str:
+        return "\n".join([diff_markdown(self.definitions), *(s.markdown() for s in self.sections)])
+
+
+def _md_side(v: dict[str, Any]) -> str:
+    profile = f" (profile {md_inline(v['profile'])})" if v.get("profile") else ""
+    return f"{md_inline(v['id'])} {md_inline(v['version'])}{profile}, {md_inline(v['root'])}"
+
+
+def diff_markdown(diff: PathwayDiff) -> str:
+    """The definitions' changes as Markdown: a summary table and, per section, each change with its details."""
+    mark = {"added": "added", "removed": "removed", "changed": "changed"}
+    lines = [f"# Changes from {_md_side(diff.old)} to {_md_side(diff.new)}", "",
+             "## Changes to the rules", "", "| | added | removed | changed |", "|---|---:|---:|---:|"]
+    for section in SECTIONS:
+        items = diff.of(section)
+        counts = [sum(1 for c in items if c.kind == k) for k in ("added", "removed", "changed")]
+        lines.append(f"| {section}s | " + " | ".join(str(n) for n in counts) + " |")
+    lines.append("")
+    if diff.same:
+        lines += ["The two versions are the same.", ""]
+    for section in SECTIONS:
+        items = diff.of(section)
+        if not items:
+            continue
+        lines += [f"### {section[:1].upper() + section[1:]}s", ""]
+        for c in items:
+            where = f" ({md_inline(c.where)})" if c.where else ""
+            lines.append(f"- {mark[c.kind]}: {md_code(c.key)}{where}")
+            lines.extend(f"  - {md_inline(d)}" for d in c.details)
+        lines.append("")
+    return "\n".join(lines)
