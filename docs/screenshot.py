@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         pixels = b"".join(buf[y * stride:y * stride + width * channels] for y in range(height))
         if args.crop:
             pixels, width, height = _crop(pixels, width, height, channels, pad=round(args.dpi / 10))
+        pages = len(doc)
+        doc.close()
         out = Path(args.output)
         write_png(out, width, height, pixels, channels)
-        print(f"wrote {out} ({width}x{height}, page {index + 1} of {len(doc)}, {out.stat().st_size // 1024} KB)")
+        print(f"wrote {out} ({width}x{height}, page {index + 1} of {pages}, {out.stat().st_size // 1024} KB)")
     return 0
 
 

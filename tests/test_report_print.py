@@ -16,25 +16,23 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 from conftest import ROOT
+from pdfpages import A4, MARGINS_MM, cut_pages, page_texts
 
 from pathway.audit.browser import CHROMIUM_ENV, ChromiumNotFound, chromium, find_chromium, print_pdf, run_chromium
 from pathway.audit.report import build_report
 from pathway.cli.main import main
+from pathway.core.errors import PathwayError
 from pathway.loading.loader import load_definition
 
 AS_OF = "2026-11-30"
 SIGNATORIES = ["Dr Ada Lovelace: chair, guideline committee", "Sam Patel: clinical safety officer"]
-A4 = (595, 842)  # points, portrait
-MM = 72 / 25.4  # points per millimetre
-# the print stylesheet's page margins (top, right, bottom, left) and the gutter kept inside the right margin
-MARGINS_MM = (14, 12, 16, 12)
-GUTTER_MM = 2  # 7.9 px at DPI: a cut table paints into it, up to the margin; a border may spill 2 px
-DPI = 100
 #: Pages of the ASUC report: 71 on 2026-12-02 (140 rules, 30 hazards, 456 scenarios, 86 parameters, 83
 #: sources; each of the 10 sections starts a page). Before the print stylesheet it printed on 80 Letter
 #: pages with the rules table cut at the right margin. More than this bound means a layout regression
@@ -52,7 +50,7 @@ def _browser() -> str:
 
 
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The ASUC report written by the command as HTML and PDF, with the time the PDF took."""
     _browser()
     folder = tmp_path_factory.mktemp("printed")
@@ -65,39 +63,8 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     seconds = time.monotonic() - start
     assert code == 0
     doc = pdfium.PdfDocument(str(pdf))
-    texts = [page.get_textpage().get_text_range() for page in doc]
-    return {"html": html, "pdf": pdf, "doc": doc, "texts": texts, "seconds": seconds}
-
-
-def _ink_columns(page: pdfium.PdfPage, top_pt: float, bottom_pt: float) -> tuple[int, int, float]:
-    """(leftmost, rightmost) non-white pixel columns between ``top_pt`` and ``bottom_pt`` from the top of the
-    page rendered at DPI, and pixels per point; (width, -1) for a blank band."""
-    scale = DPI / 72
-    bitmap = page.render(scale=scale, grayscale=True)
-    buf, stride, width = bytes(bitmap.buffer), bitmap.stride, bitmap.width
-    assert bitmap.n_channels == 1
-    left, right = width, -1
-    for y in range(int(top_pt * scale), min(bitmap.height, int(bottom_pt * scale))):
-        row = buf[y * stride:y * stride + width]
-        inked = len(row.rstrip(b"\xff"))
-        if inked:
-            right = max(right, inked - 1)
-            left = min(left, width - len(row.lstrip(b"\xff")))
-    return left, right, scale
-
-
-def _cut_pages(doc: pdfium.PdfDocument) -> list[str]:
-    """Pages with ink past the text column's right edge (into the gutter or the margin) or left of the
-    left margin, as 'page N: ...' (the running footer's band is left out: it sits in the bottom margin)."""
-    problems = []
-    for number, page in enumerate(doc, start=1):
-        width, height = page.get_size()
-        top, right_m, bottom, left_m = (m * MM for m in MARGINS_MM)
-        left, right, scale = _ink_columns(page, top, height - bottom)
-        limit = (width - right_m - GUTTER_MM * MM) * scale
-        if right > limit + 2 or (right >= 0 and left < left_m * scale - 2):  # 2 px: anti-aliased borders
-            problems.append(f"page {number}: ink from x={left} to x={right} px, text column ends at {limit:.0f} px")
-    return problems
+    yield {"html": html, "pdf": pdf, "doc": doc, "texts": page_texts(doc), "seconds": seconds}
+    doc.close()
 
 
 def test_every_page_is_a4_and_only_the_diagram_is_landscape(printed):
@@ -115,7 +82,7 @@ def test_page_count_is_bounded(printed):
 
 
 def test_no_table_is_cut_at_the_right_margin(printed):
-    assert _cut_pages(printed["doc"]) == []
+    assert cut_pages(printed["doc"]) == []
 
 
 def test_every_section_starts_a_page_and_the_running_footer_names_the_version(printed):
@@ -216,10 +183,12 @@ def test_the_cut_checks_can_fail(printed, tmp_path: Path):
     html = printed["html"].read_text(encoding="utf-8")
     wide = html[:html.index("<body>")] + "<body>" + WIDE + "</body></html>"
     pdf = print_pdf(wide, tmp_path / "wide.pdf")
-    problems = _cut_pages(pdfium.PdfDocument(str(pdf)))
+    doc = pdfium.PdfDocument(str(pdf))
+    problems = cut_pages(doc)
+    doc.close()
     assert len(problems) == 1 and problems[0].startswith("page 1: ink"), problems
     data = _print_layout_overflow(wide, tmp_path)
-    assert data["width"] > A4_TEXT_PX and any(o.startswith("TD ") for o in data["overflow"]), data  # type: ignore[union-attr]
+    assert data["width"] > A4_TEXT_PX and any(o.startswith("TD ") for o in data["overflow"]), data
 
 
 # --- the command -----------------------------------------------------------------------------------------
@@ -236,7 +205,17 @@ def test_pdf_only_writes_no_html_and_reports_the_time(tmp_path: Path, monkeypatc
     first = " ".join(doc[0].get_textpage().get_text_range().split())
     assert "Profile no profile (the pathway's own parameter values)" in first
     assert "version 1.0.0, no profile (the pathway's own parameter values), with fingerprint" in first
-    assert _cut_pages(doc) == []
+    assert cut_pages(doc) == []
+    doc.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _fake_browser(folder: Path, body: str) -> Path:
@@ -265,14 +244,18 @@ def test_no_browser_is_a_usage_error_naming_the_package(tmp_path: Path, monkeypa
 
 
 def test_a_browser_that_hangs_is_stopped_and_one_that_writes_nothing_is_reported(tmp_path: Path, monkeypatch, capsys):
-    hang = _fake_browser(tmp_path, "sleep 60 & sleep 60")  # a helper process too: the whole group is ended
+    pids = tmp_path / "pids"
+    # a browser that starts a helper and never finishes: both are ended (they share a process group)
+    hang = _fake_browser(tmp_path, f"sleep 60 & echo $! $$ > {pids}; wait")
     monkeypatch.setenv(CHROMIUM_ENV, str(hang))
     start = time.monotonic()
-    with pytest.raises(Exception, match=r"Chromium did not finish within 1 s and was stopped"):
+    with pytest.raises(PathwayError, match=r"Chromium did not finish within 1 s and was stopped"):
         print_pdf("<!DOCTYPE html><p>x</p>", tmp_path / "x.pdf", timeout=1)
     assert time.monotonic() - start < 10
-    left = subprocess.run(["pgrep", "-f", str(hang)], capture_output=True, text=True, check=False).stdout.split()
-    assert left == []
+    started = [int(p) for p in pids.read_text(encoding="utf-8").split()]
+    assert len(started) == 2
+    time.sleep(0.2)
+    assert [p for p in started if _running(p)] == []
     silent = _fake_browser(tmp_path, "echo 'no pdf here' >&2; exit 0")
     monkeypatch.setenv(CHROMIUM_ENV, str(silent))
     folder = ROOT / "tests" / "fixtures" / "checks" / "ok"
