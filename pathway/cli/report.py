@@ -26,6 +26,8 @@ def _run(args: argparse.Namespace) -> int:
     as_of = as_of_date(args.as_of)
     html_out = Path(args.output) if args.output else None if args.pdf else Path("report.html")
     if args.pdf:
+        if not args.pdf_timeout > 0:
+            raise UsageError(f"--pdf-timeout takes a number of seconds above 0, not {args.pdf_timeout:g}")
         chromium()  # no browser: say so before the report is built, and write nothing
     text, problems = build_report(args.pathway, profile=args.profile,
                                   scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget,
