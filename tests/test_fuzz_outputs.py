@@ -6,7 +6,7 @@ file may put free text (the patient id; titles, descriptions, notes, texts, sour
 of a copy of the rules folder) and come out of every format: the course as text and JSON,
 ``pathway explain`` (text, JSON), the trace and the pathway diagram (DOT, SVG, Mermaid), the
 evidence listing and the hazard log (text, Markdown, JSON), the field reference, ``pathway check``
-and the HTML report. Each output is compared with the same output of a benign run: the same
+and the HTML report (and its PDF). Each output is compared with the same output of a benign run: the same
 lines, the same DOT nodes and edges, the same SVG, HTML and rendered Markdown elements, nothing
 that a value could have opened (no script, link, image, emphasis or extra table cell). Where an
 id must be an id (states, fields, sources, parameters, rules, hazards), the hostile string is
@@ -43,6 +43,7 @@ from pathway import load_pathway
 from pathway.analysis.check import check_pathway
 from pathway.analysis.diff import VersionDiff, diff_pathways
 from pathway.analysis.explain import explain, explain_text
+from pathway.audit.browser import find_chromium, print_pdf
 from pathway.audit.evidence import evidence
 from pathway.audit.evidence import render_markdown as evidence_markdown
 from pathway.audit.evidence import render_text as evidence_text
@@ -629,6 +630,23 @@ def _check_report(html_text: str, benign_html: str, used: dict[str, list[str]]) 
         assert " ".join(value.split()) in text, f"{value[:60]!r} is not shown as text in the report"
 
 
+def _check_report_pdf(html_text: str, used: dict[str, list[str]], folder: Path) -> None:
+    """The printed report (``pathway report --pdf``): the markup in rule-file texts is printed as text, and
+    the longest texts (3,000 letters without a space, 1,500 words) wrap inside the page."""
+    import pypdfium2 as pdfium
+    from pdfpages import cut_pages, page_texts
+
+    def latin(text: str) -> str:  # compared without spaces (lines wrap) and beyond Latin (no CJK or emoji font)
+        return "".join(c for c in text if ord(c) < 0x250 and not c.isspace())
+
+    doc = pdfium.PdfDocument(str(print_pdf(html_text, folder / "report.pdf")))
+    text = latin("".join(page_texts(doc)))
+    for value in _shown(used, "rules.title", "hazards.title", "sources.title", "parameters.title"):
+        assert latin(value) in text, f"{value[:60]!r} is not printed as text in the PDF"
+    assert cut_pages(doc) == []
+    doc.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("group", ["markup", "control", "mixed"])
 def test_hostile_rule_file_texts_are_inert_or_refused(group: str, tmp_path_factory: pytest.TempPathFactory,
@@ -649,6 +667,8 @@ def test_hostile_rule_file_texts_are_inert_or_refused(group: str, tmp_path_facto
     empty = tmp_path_factory.mktemp(f"no-scenarios-{group}")
     html_text, _ = build_report(folder, scenario_dir=empty, as_of=AS_OF)
     _check_report(html_text, benign_report, used)
+    if group == "markup" and find_chromium() is not None:
+        _check_report_pdf(html_text, used, tmp_path_factory.mktemp("hostile-pdf"))
     if group == "mixed":
         report = check_pathway(folder)
         text = report.text(show_explained=True)

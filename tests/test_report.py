@@ -1,5 +1,5 @@
 """`pathway report`: one self-contained HTML page, checked as text and rendered in headless Chromium
-(a screenshot with content, no console errors)."""
+(a screenshot with content, no console errors). The printed PDF is checked in test_report_print.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -17,29 +16,23 @@ import yaml
 from conftest import ROOT
 
 from pathway.analysis.check import check_pathway
+from pathway.audit.browser import find_chromium, run_chromium
 from pathway.audit.hazards import hazard_check
 from pathway.audit.report import build_report, write_report
 from pathway.authoring.scenario import discover, run_scenarios
 from pathway.cli.main import main
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checks"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0"]
-
-
 def _chromium() -> str:
-    for name in BROWSERS:
-        exe = shutil.which(name)
-        if exe:
-            return exe
-    pytest.skip("Chromium was not found on PATH (Debian package 'chromium'; './dev test' installs it)")
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("Chromium was not found on PATH (Debian package 'chromium'; './dev test' installs it)")
+    return exe
 
 
 def _browse(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
-                              capture_output=True, text=True, timeout=120, check=False)
+    _chromium()
+    return run_chromium(page, *args)
 
 
 def _console(stderr: str) -> list[str]:

@@ -1,14 +1,17 @@
-"""The audit report: ``pathway report PATHWAY -o report.html``.
+"""The audit report: ``pathway report PATHWAY -o report.html`` (and ``--pdf report.pdf``).
 
 One self-contained HTML page (inline CSS and SVG, no scripts, no external resources) for a
-reviewer: the pathway diagram; the static check results (:mod:`pathway.verify`); every rule
+reviewer: a title page (pathway, version, profile, fingerprint, date, tool version, status, contents
+and the committee's sign-off block); the pathway diagram; the static check results (:mod:`pathway.verify`); every rule
 with its state, priority, conditions in plain words, effects, evidence sources, strength and
 status and clinical sign-off (signed off, review overdue or not reviewed, as of a date the
 caller gives or today); the computed inputs with their conditions and evidence; the scenario
 results and coverage (rules never fired, transitions never taken); the hazard log with the
 verdict of every verifying scenario; and the parameters with their values under the profile and
 their sources. Every text from the rule files is escaped. The page is deterministic: the same rule
-files and date give the same bytes.
+files and date give the same bytes. Its print stylesheet lays it out on A4 (each section on a new page,
+tables that wrap, the rules and hazards as blocks, a running footer naming the version and
+fingerprint); :mod:`pathway.audit.browser` prints it to PDF with headless Chromium.
 
 Exit code: 0 when the report shows no check error and no failed scenario, 1 otherwise (the
 report is written in both cases), 2 on bad input.
@@ -20,6 +23,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,111 @@ code { font-family: Menlo, Consolas, monospace; font-size: 0.8rem; }
 .review_overdue, .open, .risk3 { background: #fef3c7; color: #92400e; }
 .not_reviewed { background: #f1f5f9; color: #334155; } .accepted { background: #e0e7ff; color: #3730a3; }
 .risk4, .risk5 { background: #fee2e2; color: #991b1b; }
+.title-page { border-bottom: 2px solid #e2e8f0; padding-bottom: 1rem; }
+.title-page h1 { margin-top: 0; } .kicker { text-transform: uppercase; letter-spacing: 0.08em; font-size: 0.8rem; }
+table.identity { width: auto; min-width: 60%; } table.identity th { width: 11rem; }
+ol.contents { columns: 2; column-gap: 2rem; padding-left: 1.4rem; margin: 0.4rem 0; }
+.sign-off { border: 1px solid #94a3b8; padding: 0.6rem 0.8rem; margin-top: 1rem; }
+.sign-off h2 { margin-top: 0; border: 0; } .sign-off .decision span.box { display: inline-block; width: 0.8em;
+height: 0.8em; border: 1px solid #0f172a; margin: 0 0.3em 0 1.2em; vertical-align: -0.1em; }
+table.signatures td { height: 2.2rem; vertical-align: bottom; } table.signatures tr:nth-child(even) td { background: none; }
+section { counter-increment: section; } section > h2:first-child::before { content: counter(section) ". "; }
+.notes-box { border: 1px solid #94a3b8; height: 3.2rem; margin-top: 0.5rem; padding: 0.2rem 0.4rem; }
+"""
+
+#: The printed page (A4, what ``pathway report --pdf`` writes; a browser's "Print" uses it too): tables
+#: of fixed layout that wrap long ids and texts inside column widths chosen for A4, header rows repeated
+#: on every page, rows kept whole, each section on a new page, the diagram on a landscape page when it
+#: is wide, no tinted backgrounds (status pills are outlined). The body keeps a 2 mm gutter inside the
+#: right margin, so anything wider than the page shows as ink in that gutter (tests/test_report_print.py).
+#: On screen the page is unchanged: these rules apply only to print.
+_PRINT_CSS = """
+@page { size: A4; margin: 14mm 12mm 16mm 12mm; }
+@page wide { size: A4 landscape; }
+@page :first { @bottom-left { content: none; } }
+@media print {
+  html { font-size: 8.5pt; } body { margin: 0; padding-right: 2mm; line-height: 1.3; }
+  h1 { font-size: 17pt; } h2 { font-size: 13pt; margin-top: 0; break-after: avoid; }
+  section { break-before: page; }
+  section.wide { page: wide; } .diagram { border: 0; padding: 0; overflow: visible; }
+  .diagram svg { display: block; width: 100%; height: auto; max-height: 150mm; }
+  section.wide .diagram svg { max-height: 162mm; }
+  table { table-layout: fixed; width: 100%; font-size: 7pt; line-height: 1.25; break-inside: auto; }
+  table.identity, table.summary { width: 100%; } table.identity th { width: 36mm; }
+  thead { display: table-header-group; } tr, li { break-inside: avoid; } tfoot { display: table-footer-group; }
+  th, td { overflow-wrap: anywhere; word-break: break-word; padding: 0.6mm 1mm; border-color: #94a3b8; }
+  th { background: none; border-bottom: 1.2pt solid #334155; font-size: 6.5pt; } tr:nth-child(even) td { background: none; }
+  code { font-size: 6.5pt; } pre { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 7pt; }
+  .pill { background: none !important; border: 0.7pt solid currentColor; padding: 0 0.6mm; font-size: 6pt; font-weight: normal; }
+  a { color: inherit; text-decoration: none; } abbr { text-decoration: none; }
+  details > summary { list-style: none; font-weight: bold; margin-top: 0.6rem; }
+  details::details-content { content-visibility: visible; display: contents; }
+  .title-page { border: 0; padding: 0; break-after: page; } ol.contents { columns: 2; }
+  .title-page table { font-size: 8.5pt; } .title-page th { font-size: 8pt; } .title-page .pill { font-size: 7.5pt; }
+  .sign-off { break-inside: avoid; } table.signatures td { height: 10mm; } .notes-box { height: 28mm; }
+  /* column widths (percent of the table) for the wide tables */
+  .sec-checks th:nth-child(1) { width: 11%; } .sec-checks th:nth-child(2) { width: 8%; }
+  .sec-checks th:nth-child(3) { width: 24%; }
+  .sec-scenarios table:last-of-type th:nth-child(1) { width: 6%; }
+  .sec-scenarios table:last-of-type th:nth-child(2) { width: 22%; }
+  .sec-scenarios table:last-of-type th:nth-child(3) { width: 42%; }
+  .sec-scenarios table:last-of-type th:nth-child(4) { width: 17%; }
+  .sec-parameters th:nth-child(1) { width: 16%; } .sec-parameters th:nth-child(2) { width: 9%; }
+  .sec-parameters th:nth-child(3) { width: 6%; } .sec-parameters th:nth-child(4) { width: 17%; }
+  .sec-parameters th:nth-child(5) { width: 10%; } .sec-parameters th:nth-child(6) { width: 8%; }
+  .sec-parameters th:nth-child(7) { width: 18%; } .sec-parameters th:nth-child(8) { width: 16%; }
+  .sec-computed th:nth-child(1) { width: 18%; } .sec-computed th:nth-child(2) { width: 34%; }
+  .sec-computed th:nth-child(3) { width: 18%; } .sec-computed th:nth-child(5) { width: 8%; }
+  .sec-sources th:nth-child(1) { width: 16%; } .sec-sources th:nth-child(2) { width: 16%; }
+  .sec-sources th:nth-child(3) { width: 38%; }
+  .sec-invariants th:nth-child(1) { width: 18%; } .sec-invariants th:nth-child(2) { width: 30%; }
+  .sec-invariants th:nth-child(4) { width: 12%; }
+  /* the rules and the hazard log: one block per rule or hazard, its fields labelled (ten or nine columns
+     are too narrow on A4 for their long texts and lists) */
+  .sec-rules table, .sec-rules tbody, .sec-hazards table:last-of-type, .sec-hazards table:last-of-type tbody {
+    display: block; border: 0; }
+  .sec-rules thead, .sec-hazards table:last-of-type thead { display: none; }
+  .sec-rules tr, .sec-hazards table:last-of-type tr { display: grid; border: 0.7pt solid #94a3b8; margin-bottom: 2mm;
+    break-inside: avoid; }
+  .sec-rules td, .sec-hazards table:last-of-type td { display: block; border: 0; padding: 0.5mm 1.5mm; }
+  .sec-rules tr { grid-template-columns: 28% 28% 12% 16% 16%; grid-template-areas: "id title title status signoff"
+    "state state state prio strength" "cond cond effects effects effects" "src src src src src"; }
+  .sec-rules td:nth-child(1) { grid-area: id; font-weight: bold; }
+  .sec-rules td:nth-child(2) { grid-area: title; font-weight: bold; }
+  .sec-rules td:nth-child(1), .sec-rules td:nth-child(2), .sec-rules td:nth-child(9), .sec-rules td:nth-child(10) {
+    border-bottom: 0.5pt solid #cbd5e1; }
+  .sec-rules td:nth-child(3) { grid-area: state; } .sec-rules td:nth-child(4) { grid-area: prio; }
+  .sec-rules td:nth-child(5) { grid-area: cond; } .sec-rules td:nth-child(6) { grid-area: effects; }
+  .sec-rules td:nth-child(7) { grid-area: src; } .sec-rules td:nth-child(8) { grid-area: strength; }
+  .sec-rules td:nth-child(9) { grid-area: status; } .sec-rules td:nth-child(10) { grid-area: signoff; }
+  .sec-rules td:nth-child(1) .muted { font-weight: normal; }
+  .sec-rules td:nth-child(3)::before { content: "States: "; font-weight: bold; }
+  .sec-rules td:nth-child(4)::before { content: "Priority: "; font-weight: bold; }
+  .sec-rules td:nth-child(5)::before { content: "Conditions"; font-weight: bold; display: block; }
+  .sec-rules td:nth-child(6)::before { content: "Effects"; font-weight: bold; display: block; }
+  .sec-rules td:nth-child(7)::before { content: "Sources: "; font-weight: bold; }
+  .sec-rules td:nth-child(8)::before { content: "Strength: "; font-weight: bold; }
+  .sec-rules td:nth-child(9)::before { content: "Evidence: "; font-weight: bold; }
+  .sec-rules td:nth-child(10)::before { content: "Sign-off: "; font-weight: bold; }
+  .sec-rules td:nth-child(7) br { display: none; } .sec-rules td:nth-child(7) .muted::before { content: " \\2014  "; }
+  .sec-hazards table:last-of-type tr { grid-template-columns: 1fr 1fr 1fr; }
+  .sec-hazards table:last-of-type td:nth-child(1) { grid-column: 1 / 4; border-bottom: 0.7pt solid #94a3b8; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(2) { grid-column: 1 / 4; }
+  .sec-hazards table:last-of-type td:nth-child(6), .sec-hazards table:last-of-type td:nth-child(7),
+  .sec-hazards table:last-of-type td:nth-child(8), .sec-hazards table:last-of-type td:nth-child(9) { grid-column: 1 / 4; }
+  .sec-hazards table:last-of-type td:nth-child(3)::before { content: "Status: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(4)::before { content: "Initial risk: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(5)::before { content: "Residual risk: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(6)::before { content: "Mitigations: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(7)::before { content: "Verification: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(8)::before { content: "Open questions: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(9)::before { content: "Sources: "; font-weight: bold; }
+  .sec-hazards table:last-of-type td:nth-child(1) .muted { font-weight: normal; margin-left: 2mm; }
+  .sec-hazards table:last-of-type td:nth-child(1) br { display: none; }
+  .sec-hazards table:last-of-type ul.tight { display: inline; padding: 0; }
+  .sec-hazards table:last-of-type li { display: inline; }
+  .sec-hazards table:last-of-type li:not(:last-child)::after { content: "; "; }
+}
 """
 
 
@@ -86,6 +195,95 @@ def _inline_svg(svg: str) -> str:
     start = svg.find("<svg")
     body = svg[start:] if start >= 0 else svg
     return re.sub(r"<!--.*?-->", "", body, flags=re.S).strip()
+
+
+def _css_string(text: str) -> str:
+    """Text as a CSS string literal: every character but letters, digits, space and ``.-_:`` as a hex
+    escape, so no text can end the string or the style element."""
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .-_:")
+    return '"' + "".join(c if c in safe else f"\\{ord(c):06x}" for c in text) + '"'
+
+
+def _page_css(footer: str) -> str:
+    """The running footer of every printed page but the first: ``footer`` and the page number."""
+    box = "font-family: Helvetica, Arial, sans-serif; font-size: 7pt; color: #475569;"
+    return (f"@page {{ @bottom-left {{ content: {_css_string(footer)}; {box} }} "
+            f'@bottom-right {{ content: "page " counter(page) " of " counter(pages); {box} }} }}'
+            f"@page wide {{ @bottom-left {{ content: {_css_string(footer)}; {box} }} "
+            f'@bottom-right {{ content: "page " counter(page) " of " counter(pages); {box} }} }}')
+
+
+_H2 = re.compile(r'<h2 id="([a-z0-9-]+)">(.*?)</h2>', re.S)
+_TABLE = re.compile(r"<table([^>]*)><tr>(.*?)</tr>(.*?)</table>", re.S)
+
+
+def _with_head_rows(body: str) -> str:
+    """Tables whose first row holds only header cells get it as ``<thead>`` (repeated on every printed
+    page) and the other rows as ``<tbody>``. The report's tables do not nest."""
+    def head(m: re.Match[str]) -> str:
+        attrs, first, rest = m.groups()
+        if "<td" in first:
+            return m.group(0)
+        return f"<table{attrs}><thead><tr>{first}</tr></thead><tbody>{rest}</tbody></table>"
+    return _TABLE.sub(head, body)
+
+
+def _as_section(part: str, wide: bool) -> str:
+    """A part that starts with a ``<h2 id=...>`` heading as a ``<section class="sec-<id>">`` (one printed
+    page break before each, column widths by section); the diagram's on a landscape page when ``wide``."""
+    m = _H2.match(part)
+    if m is None:
+        return part
+    cls = f"sec-{m.group(1)}" + (" wide" if wide and m.group(1) == "diagram" else "")
+    return f'<section class="{cls}">{part}</section>'
+
+
+def _contents(parts: list[str]) -> str:
+    """The table of contents: every section heading, numbered as printed, linked."""
+    items = [(m.group(1), m.group(2)) for p in parts if (m := _H2.match(p))]
+    return ('<ol class="contents">' + "".join(f'<li><a href="#{sid}">{text}</a></li>' for sid, text in items) + "</ol>")
+
+
+def _is_wide(svg: str) -> bool:
+    """Whether an SVG (Graphviz's, sized in pt) is wider than tall."""
+    m = re.search(r'<svg[^>]*?width="([\d.]+)pt"[^>]*?height="([\d.]+)pt"', svg, re.S)
+    return m is not None and float(m.group(1)) > float(m.group(2))
+
+
+def _signoff_block(d: PathwayDef, fingerprint: str, when: date, signatories: list[tuple[str, str]]) -> str:
+    """What the committee signs: this version and fingerprint, a decision, names, roles, signatures, dates."""
+    profile = f"profile <b>{_e(d.profile)}</b>" if d.profile else "<b>no profile</b> (the pathway's own parameter values)"
+    rows = [(name, role) for name, role in signatories] + [("", "")] * max(4 - len(signatories), 1)
+    lines = "".join(f"<tr><td>{_e(name)}</td><td>{_e(role)}</td><td></td><td></td></tr>" for name, role in rows)
+    return ('<div class="sign-off" id="sign-off"><h2>Sign-off</h2>'
+            f"<p>By signing, the members of the committee named below confirm that they have reviewed the clinical logic "
+            f"of pathway <b>{_e(d.id)}</b> version <b>{_e(d.version)}</b>, {profile}, with fingerprint "
+            f"<b><code>{_e(fingerprint)}</code></b>, as set out in this report dated {_e(when.isoformat())}. The sign-off "
+            "applies to this fingerprint only: any change to a rule file, the profile or a parameter value gives another "
+            "fingerprint, which needs a new review.</p>"
+            '<p class="decision"><b>Decision:</b><span class="box"></span>approved for use as clinical decision support'
+            '<span class="box"></span>approved subject to the changes noted below<span class="box"></span>not approved</p>'
+            '<table class="signatures"><tr><th>name</th><th>role</th><th>signature</th><th>date</th></tr>'
+            + lines + '</table><div class="notes-box"><span class="muted">Changes required, notes:</span></div></div>')
+
+
+def _title_page(d: PathwayDef, fingerprint: str, when: date, status: str, facts: list[str], contents: str,
+                signoff_block: str) -> str:
+    """The first printed page: what the report is about (pathway, version, profile, fingerprint, date,
+    tool), its status, the contents and the sign-off block."""
+    profile = f"<code>{_e(d.profile)}</code>" if d.profile else "no profile (the pathway's own parameter values)"
+    identity = [("Pathway", f"<code>{_e(d.id)}</code>: {_e(d.spec.title)}"), ("Version", _e(d.version)),
+                ("Profile", profile), ("Fingerprint", f"<code>{_e(fingerprint)}</code> (the rule files, profile and "
+                                                     "parameter values this report was made from)"),
+                ("Date", f"{_e(when.isoformat())} (rule sign-offs are judged on this date)"),
+                ("Made with", f"asuc-pathway {_e(__version__)}")]
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in identity)
+    return ('<header class="title-page"><p class="muted kicker">Audit report</p>'
+            f"<h1>{_e(d.spec.title)}</h1>"
+            '<p class="muted">Decision support for review by clinicians, not clinical advice.</p>'
+            f'<table class="identity">{rows}</table><p>{status}</p>'
+            + "".join(f"<p>{f}</p>" for f in facts)
+            + f"<p><b>Contents</b></p>{contents}{signoff_block}</header>")
 
 
 def _section_checks(report: CheckReport) -> str:
@@ -335,11 +533,12 @@ def _section_mutations(doc: dict[str, Any] | None, d: PathwayDef, source: str) -
 
 def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = None, scenario_dir: Path | None = None,
                  budget: int = DEFAULT_BUDGET, as_of: date | None = None,
-                 mutations: Path | None = None) -> tuple[str, int]:
+                 mutations: Path | None = None, signatories: Sequence[tuple[str, str]] = ()) -> tuple[str, int]:
     """The report as HTML text and the number of problems it shows (check errors, the hazard log's
     included, plus failed scenarios, plus surviving mutants when a mutation report is given).
-    Rule sign-offs are shown as of ``as_of`` (default: today); ``mutations`` is a file written by
-    ``pathway test --mutate --json``."""
+    Rule sign-offs are shown as of ``as_of`` (default: today), which is also the report's date;
+    ``mutations`` is a file written by ``pathway test --mutate --json``; ``signatories`` (name, role)
+    are printed in the sign-off block of the title page (blank lines follow for others)."""
     root = resolve_pathway_dir(name_or_path)
     try:
         pw = load_pathway(root, profile=profile)
@@ -356,31 +555,36 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
         extra.append(lambda _definition: findings)
     checks = check_pathway(root, profile=profile, budget=budget, extra=extra)
     title = f"{checks.pathway} {checks.version}"
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Audit report: {_e(title)}</title>"
-             f"<style>{_CSS}</style></head><body>"]
+    head = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Audit report: {_e(title)}</title>"
+            f"<style>{_CSS}{_PRINT_CSS}")
+    parts: list[str] = []
     if pw is None:
         parts.append(f"<h1>Audit report: {_e(title)}</h1><p>{_pill('does not load', 'error')} The pathway does not load; "
                      "only the check results follow.</p>")
         parts.append(_section_checks(checks))
-        parts.append("</body></html>")
-        return "".join(parts) + "\n", len(checks.errors) or 1
+        return _page(head, "", parts, wide=False), len(checks.errors) or 1
     d = pw.definition
-    parts.append(f"<h1>Audit report: {_e(d.spec.title)}</h1>"
-                 f"<p class=\"muted\">Pathway <code>{_e(d.id)}</code> version {_e(d.version)}"
-                 + (f", profile <code>{_e(d.profile)}</code>" if d.profile else "")
-                 + f"; asuc-pathway {_e(__version__)}. Decision support for review by clinicians, not clinical advice.</p>")
+    when = as_of or date.today()
+    fingerprint = d.fingerprint()
     status = _pill(f"{len(checks.errors)} check error(s)", "error" if checks.errors else "ok")
     status += " " + _pill(f"{len(checks.warnings)} warning(s)", "warning" if checks.warnings else "ok")
     status += " " + _pill(f"{failed} failed scenario(s)", "error" if failed else "ok")
-    parts.append(f"<p>{status}</p><p>{d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, "
-                 f"{len(d.rules)} rules, {len(d.spec.parameters)} parameters, {len(d.spec.sources)} sources.</p>"
-                 '<p><a href="#diagram">Diagram</a> · <a href="#checks">Checks</a> · <a href="#rules">Rules</a> · '
-                 + ('<a href="#computed">Computed inputs</a> · ' if d.computed or d.consistency else "")
-                 + '<a href="#scenarios">Scenarios</a> · '
-                 + ('<a href="#invariants">Invariants</a> · ' if d.invariants else "")
-                 + '<a href="#mutations">Mutation testing</a> · <a href="#parameters">Parameters</a> · '
-                 '<a href="#sources">Sources</a></p>')
-    parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph)))}</div>')
+    facts = [f"{d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, {len(d.rules)} rules, "
+             f"{len(d.spec.parameters)} parameters, {len(d.spec.sources)} sources."]
+    signed: dict[str, int] = {}
+    for r in d.rules:
+        key = r.signoff(when)
+        signed[key] = signed.get(key, 0) + 1
+    facts.append(f"<b>Rule sign-off</b> on {_e(when.isoformat())}: "
+                 + ", ".join(f"{signed.get(k, 0)} {t}" for k, t in SIGNOFF_TEXT.items()) + f" (of {len(d.rules)} rules).")
+    if log is not None and log.entries:
+        hs = log.to_dict()["summary"]
+        facts.append(f"<b>Hazard log</b>: {hs['hazards']} hazards ("
+                     + _e(", ".join(f"{n} {k}" for k, n in hs["by_status"].items()))
+                     + f"); verifying scenarios: {hs['scenarios']['pass']} pass, {hs['scenarios']['fail']} fail, "
+                     f"{hs['scenarios']['unknown']} unknown.")
+    svg = _inline_svg(render_svg(to_dot(pw.graph)))
+    parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{svg}</div>')
     parts.append(_section_checks(checks))
     parts.append(_section_rules(d, as_of or date.today()))
     parts.append(_section_computed(d))
@@ -400,8 +604,18 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
     parts.append(mutation_html)
     parts.append(_section_parameters(d))
     parts.append(_section_sources(d))
-    parts.append("</body></html>")
-    return "".join(parts) + "\n", len(checks.errors) + failed + mutation_problems
+    title_page = _title_page(d, fingerprint, when, status, facts, _contents(parts),
+                             _signoff_block(d, fingerprint, when, list(signatories)))
+    footer = f"{d.id} {d.version} \u00b7 " + (f"profile {d.profile}" if d.profile else "no profile") \
+        + f" \u00b7 fingerprint {fingerprint} \u00b7 {when.isoformat()}"
+    html_text = _page(head, _page_css(footer), [title_page, *parts], wide=_is_wide(svg))
+    return html_text, len(checks.errors) + failed + mutation_problems
+
+
+def _page(head: str, page_css: str, parts: list[str], *, wide: bool) -> str:
+    """The whole page: the head's open style element, the page CSS, the parts (sections wrapped)."""
+    body = "".join(_as_section(p, wide) for p in parts if p)
+    return f"{head}{page_css}</style></head><body>{_with_head_rows(body)}</body></html>\n"
 
 
 def write_report(name_or_path: str | os.PathLike[str], out: Path, **kwargs: Any) -> tuple[Path, int]:
