@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, ExtraCheck, check_pathway
-from pathway.analysis.diff import effect_text
 from pathway.analysis.evaluate import format_value
 from pathway.audit.evidence import signoff, signoff_text
 from pathway.audit.hazards import HazardLog, hazard_log
@@ -322,13 +321,15 @@ def _section_rules(d: PathwayDef, as_of: date) -> str:
             cond.append(f"requires: {', '.join(prose.field_name(f, d) for f in r.requires)}")
         cond.append(f"when: {words.when}")
         cond += list(words.missing)
-        effects = [f"then: {effect_text(e, d)}" for e in r.then] + [f"otherwise: {effect_text(e, d)}" for e in r.otherwise]
-        effects += [f"if missing: {effect_text(e, d)}" for e in getattr(r, "if_missing", ())]
+        effects = ([f"if met: {prose.effect_words(e, d)}" for e in r.then]
+                   + [f"if not met: {prose.effect_words(e, d)}" for e in r.otherwise]
+                   + [f"while data are missing: {prose.effect_words(e, d)}" for e in getattr(r, "if_missing", ())])
         srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>'
                          for s in r.evidence.sources)
+        in_states = ", ".join(prose.state_name(x, d) for x in r.states)
         rows.append(
             f'<tr id="rule-{_e(r.id)}"><td><code>{_e(r.id)}</code><br><span class="muted">{_e(r.location)}</span></td>'
-            f"<td>{_e(r.title)}</td><td>{_e(', '.join(r.states))}</td><td>{r.priority}</td><td>{_list(cond)}</td>"
+            f"<td>{_e(r.title)}</td><td>{_e(in_states)}</td><td>{r.priority}</td><td>{_list(cond)}</td>"
             f"<td>{_list(effects)}</td><td>{srcs}"
             + (f'<br><span class="muted">{_e(r.evidence.note)}</span>' if r.evidence.note else "")
             + f"</td><td>{_e(r.evidence.strength)}</td><td>{_pill(r.evidence.status, r.evidence.status)}</td>"
