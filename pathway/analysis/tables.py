@@ -304,6 +304,30 @@ def _dnf(cond: C.Cond) -> list[list[_Atom]]:
     return result
 
 
+def _asked(cond: C.Cond) -> list[str]:
+    """The input fields a waiting rule may ask for because ``cond`` tests them: not a derived fact, not a
+    test of presence, and not a test that also passes when the value is not recorded (``x ≤ 30 or x not
+    recorded`` is never unknown for want of x)."""
+    if isinstance(cond, C.Cmp):
+        return [] if cond.derived or cond.op == "present" else [cond.field]
+    if isinstance(cond, C.Always) or _never(cond):
+        return []
+    asked = list(dict.fromkeys(f for item in cond.items for f in _asked(item)))
+    if isinstance(cond, C.Or):  # 'x not recorded or ...' holds while x is missing
+        passes = {i.field for i in cond.items if isinstance(i, C.Cmp) and i.op == "present" and i.value is False}
+        asked = [f for f in asked if f not in passes]
+    return asked
+
+
+def _never(cond: C.Cond) -> bool:
+    """A condition settled false when the pathway loaded (a test of a parameter that does not hold)."""
+    if isinstance(cond, C.Or):
+        return all(_never(i) for i in cond.items)
+    if isinstance(cond, C.And):
+        return any(_never(i) for i in cond.items)
+    return False
+
+
 # -- one field's tests: simplified, checked for contradictions ----------------------------------------
 
 _LOWER = {"gt", "gte"}
@@ -670,7 +694,12 @@ class _Builder:
         """One row per value the rule needs and may find missing: ``if_missing`` effects, or the data request."""
         if not asks_for_data(rule) and not rule.if_missing:
             return []
-        needed = [f for f in dict.fromkeys(rule.requires + rule.computes_with("then")) if f not in self.derived]
+        # what pathway.definition.waiting lists: the values the condition tests, what 'then' computes
+        # with, and the required values of a rule with 'otherwise' or 'if_missing' effects
+        tested = _asked(rule.when)
+        required = [f for f in rule.requires if rule.otherwise or rule.if_missing or f in tested]
+        needed = [f for f in dict.fromkeys(tested + required + list(rule.computes_with("then")))
+                  if f not in self.derived and self.kind(f) == "input"]
         if not needed:
             return []
         outs = self.outputs(rule.if_missing)
@@ -680,15 +709,14 @@ class _Builder:
         rows = []
         total = len(due) * len(needed)
         k = 0
-        tested = {c.field for c in C.fields_of(rule.when)}
         for d_tests in due:
             for name in needed:
                 # with other values tested, the rule may already be decided without this one
-                note = "while its condition can still hold" if tested - {name} else ""
+                note = "while its condition can still hold" if set(tested) - {name} else ""
                 tests = {n: t for n, t in d_tests.items()}
                 absent = _Tests(name, False, self.ftype(name), present=False)
-                if name in tests and tests[name].valued:
-                    continue
+                if name in tests and (tests[name].valued or tests[name].present):
+                    continue  # the rule is due only with this value recorded
                 tests[name] = absent
                 k += 1
                 rows.append(Row(section="missing", rule=rule.id, title=rule.title, branch="if missing",
