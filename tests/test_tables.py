@@ -424,7 +424,7 @@ def test_a_gap_is_a_row_with_its_witness_input(capsys):
     assert gap.note == "witness input: Level = 11 mg/L"
     assert main(["table", str(folder), "--state", "treat", "--format", "markdown"]) == 0  # a warning: exit 0
     out = capsys.readouterr().out
-    assert "| (gap) | gap |   | 11 | none: stays in Treatment |" in out
+    assert "| (gap) |   | gap | 11 | none: stays in Treatment |" in out
 
 
 def test_shadowed_and_dead_branches_are_marked():
@@ -512,6 +512,10 @@ def test_text_markdown_csv_and_html_show_the_same_rows(asuc_checked: dict[str, D
     assert page.tags["table"] == sum(len(x.sections()) for x in tables) and not page.bad
     assert page.tags["tr"] == rows + page.tags["table"]  # a header row per table
     assert "Rescue therapy selection" in page.cells and "≥ 3" in page.cells
+    # the four alternatives of the day-3 failure share one cell for each output, title and rule
+    html = tables_html(tables)
+    assert '<td class="dt-out dt-first-out" rowspan=4>Rescue therapy selection</td>' in html
+    assert '<td class="dt-rule" rowspan=4><code>steroid_failure_day3</code></td>' in html
 
 
 _HOSTILE = '=HYPERLINK("http://evil.example") | <script>alert(1)</script> *x* [a](javascript:b)\n| forged | row |'
@@ -562,7 +566,7 @@ def test_hostile_titles_are_inert_in_every_format(tmp_path: Path):
 def test_the_command_writes_every_format_and_refuses_an_unknown_state(tmp_path: Path, capsys):
     for fmt, check in (("text", "Decision table: IV corticosteroids (state iv_steroids)"),
                        ("markdown", "## IV corticosteroids (state iv_steroids)"),
-                       ("csv", "Table,Part,Rule,Branch,Alternative,Priority,Clinical day"),
+                       ("csv", "Table,Part,Rule,Priority,Branch,Alternative,Clinical day"),
                        ("html", '<section class="dt-table" id="dt-iv_steroids">')):
         out = tmp_path / f"iv.{fmt}"
         assert main(["table", "asuc", "--state", "iv_steroids", "--format", fmt, "-o", str(out), "--no-checks"]) == 0

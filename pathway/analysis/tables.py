@@ -78,8 +78,8 @@ HIT_POLICY = (
     "The move goes by priority (DMN: priority): of the matching rows that move the patient, the one of "
     "highest priority wins; rows of equal priority asking for the same state make one move; rows of equal "
     "priority asking for different states are a conflict: the engine refuses the event and moves nobody "
-    "(pathway check reports it as an overlap, PW610). A proposal never moves the patient: it waits for the "
-    "team's recorded decision."
+    "(pathway check reports it as an overlap, PW610). After a move the new state's rules are read on the same "
+    "values. A proposal never moves the patient: it waits for the team's recorded decision."
 )
 
 _BRANCH_WORDS = {"then": "then", "else": "otherwise", "missing": "if missing", "gap": "gap"}

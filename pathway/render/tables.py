@@ -54,13 +54,13 @@ def _grid(table: DecisionTable, rows: Sequence[Row]) -> tuple[list[str], list[li
     """Header, cells and the number of input columns of one part (plain strings, not escaped)."""
     inputs = table.columns_of(rows)
     outputs = _outputs(rows)
-    header = ["Rule", "Branch", "Priority"] + [c.label for c in inputs] + [o[1] for o in outputs] + ["Title and note"]
+    header = ["Rule", "Priority", "Branch"] + [c.label for c in inputs] + [o[1] for o in outputs] + ["Title and note"]
     marked = any(r.marks for r in rows)
     if marked:
         header.append("Checks")
     body = []
     for r in rows:
-        line = [_rule_cell(r), r.label, "" if r.priority is None else str(r.priority)]
+        line = [_rule_cell(r), "" if r.priority is None else str(r.priority), r.label]
         line += [r.cell(c.name) for c in inputs] + [o[2](r) or "-" for o in outputs] + [_annotation(r)]
         if marked:
             line.append(_checks(r) or "-")
@@ -175,7 +175,7 @@ def tables_csv(tables: Sequence[DecisionTable]) -> str:
     for label in labels.values():
         seen[label] = seen.get(label, 0) + 1
     heads = {n: (f"{lab} [{n}]" if seen[lab] > 1 else lab) for n, lab in labels.items()}
-    header = (["Table", "Part", "Rule", "Branch", "Alternative", "Priority"] + list(heads.values())
+    header = (["Table", "Part", "Rule", "Priority", "Branch", "Alternative"] + list(heads.values())
               + [o[1] for o in _OUTPUTS] + ["Title", "Note", "Checks"])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -185,8 +185,8 @@ def tables_csv(tables: Sequence[DecisionTable]) -> str:
         sections = dict((k, h) for k, h, _ in t.sections())
         for r in t.rows:
             alt = f"{r.alternative}/{r.alternatives}" if r.alternative else ""
-            line = [t.id, sections.get(r.section, r.section), _rule_cell(r), r.branch, alt,
-                    "" if r.priority is None else str(r.priority)]
+            line = [t.id, sections.get(r.section, r.section), _rule_cell(r), "" if r.priority is None else str(r.priority),
+                    r.branch, alt]
             line += [r.cell(n) if n in own else "" for n in heads]
             line += [o[2](r) for o in _OUTPUTS] + [r.title, r.note, _checks(r)]
             writer.writerow([_csv_cell(c) for c in line])
@@ -204,11 +204,14 @@ TABLE_CSS = """
 .dt-wrap { overflow-x: auto; }
 table.dt { border-collapse: collapse; width: 100%; font-size: 0.78rem; margin-top: 0.3rem; }
 table.dt th, table.dt td { border: 1px solid #cbd5e1; padding: 0.2rem 0.35rem; vertical-align: top; text-align: left; }
+table.dt td { color: #94a3b8; text-align: center; }
+table.dt td.dt-rule, table.dt td.dt-b, table.dt td.dt-out, table.dt td.dt-note, table.dt td.dt-marks {
+  color: #0f172a; text-align: left; }
 table.dt th { background: #f1f5f9; } table.dt th.dt-in { background: #e0f2fe; } table.dt th.dt-out { background: #fef9c3; }
-table.dt td.dt-in { white-space: nowrap; text-align: center; } table.dt td.dt-any { color: #94a3b8; }
+table.dt td.dt-in { white-space: nowrap; color: #0f172a; }
 table.dt td.dt-first-out, table.dt th.dt-first-out { border-left: 3px double #475569; }
-table.dt td.dt-rule code { font-size: 0.75rem; } .dt-title { color: #475569; }
-table.dt td.dt-out { min-width: 7rem; } table.dt td.dt-advice { min-width: 16rem; } table.dt td.dt-note { min-width: 11rem; }
+table.dt td.dt-rule code { font-size: 0.75rem; } .dt-title { color: #334155; }
+table.dt td.dt-out { min-width: 7rem; } table.dt td.dt-advice { min-width: 16rem; } table.dt td.dt-note { min-width: 14rem; }
 tr.dt-gap td { background: #fff7ed; } tr.dt-never td { color: #94a3b8; }
 .dt-mark { display: inline-block; padding: 0 0.35rem; border-radius: 0.5rem; font-size: 0.72rem; font-weight: bold; }
 .dt-mark-error { background: #fee2e2; color: #991b1b; } .dt-mark-warning { background: #fef3c7; color: #92400e; }
@@ -229,16 +232,39 @@ def table_anchor(table: DecisionTable) -> str:
     return "dt-" + "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in table.id)
 
 
+def _runs(rows: Sequence[Row], same: Callable[[Row, Row], bool]) -> list[int]:
+    """For each row, how many rows its merged cell spans (0: covered by the cell of a row above)."""
+    spans = [0] * len(rows)
+    i = 0
+    while i < len(rows):
+        j = i + 1
+        while j < len(rows) and same(rows[i], rows[j]):
+            j += 1
+        spans[i] = j - i
+        i = j
+    return spans
+
+
+def _td(span: int, attrs: str, body: str) -> str:
+    if not span:
+        return ""
+    return f"<td{attrs}{f' rowspan={span}' if span > 1 else ''}>{body}</td>"
+
+
 def _html_part(table: DecisionTable, heading: str, rows: Sequence[Row], link_rules: bool) -> str:
     inputs = table.columns_of(rows)
     outputs = _outputs(rows)
     marked = any(r.marks for r in rows)
-    head = ['<th class="dt-rule">Rule</th><th>Branch</th><th>Priority</th>']
+    head = ['<th class="dt-rule">Rule</th><th>Priority</th><th>Branch</th>']
     head += [f'<th class="dt-in" title="{_h(c.name)}">{_h(c.label)}</th>' for c in inputs]
     head += [f'<th class="dt-out{" dt-first-out" if i == 0 else ""}">{_h(o[1])}</th>' for i, o in enumerate(outputs)]
     head.append("<th>Title and note</th>" + ("<th>Checks</th>" if marked else ""))
+    # the alternatives of one branch share its rule, priority, outputs, title and findings: one cell each
+    by_rule = _runs(rows, lambda a, b: bool(a.rule) and a.rule == b.rule)
+    by_branch = _runs(rows, lambda a, b: bool(a.rule) and a.rule == b.rule and a.branch == b.branch
+                      and a.branch in ("then", "otherwise"))
     body = []
-    for r in rows:
+    for k, r in enumerate(rows):
         level = ""
         if r.marks:
             levels = {m.level for m in r.marks}
@@ -248,20 +274,22 @@ def _html_part(table: DecisionTable, heading: str, rows: Sequence[Row], link_rul
         rule = f"<code>{_h(_rule_cell(r))}</code>"
         if link_rules and r.rule:
             rule = f'<a href="#rule-{_h(r.rule)}">{rule}</a>'
-        cells = [f'<td class="dt-rule">{rule}</td><td>{_h(r.label)}</td>'
-                 f"<td>{'' if r.priority is None else r.priority}</td>"]
+        cells = [_td(by_rule[k], ' class="dt-rule"', rule),
+                 _td(by_rule[k], ' class="dt-b"', "" if r.priority is None else str(r.priority)),
+                 f'<td class="dt-b">{_h(r.label)}</td>']
         for c in inputs:
             value = r.cell(c.name)
-            cells.append(f'<td class="dt-in{" dt-any" if value == "-" else ""}">{_h(value)}</td>')
+            cells.append("<td>-</td>" if value == "-" else f'<td class="dt-in">{_h(value)}</td>')  # plain: any value
+        span = by_branch[k]
         for i, o in enumerate(outputs):
             extra = (" dt-first-out" if i == 0 else "") + (" dt-advice" if o[0] == "advice" else "")
-            cells.append(f'<td class="dt-out{extra}">{_h(o[2](r) or "-")}</td>')
-        cells.append(f'<td class="dt-note"><span class="dt-title">{_h(r.title)}</span>'
-                     + (f"<br>{_h(r.note)}" if r.note else "") + "</td>")
+            cells.append(_td(span, f' class="dt-out{extra}"', _h(o[2](r) or "-")))
+        cells.append(_td(span, ' class="dt-note"', f'<span class="dt-title">{_h(r.title)}</span>'
+                         + (f"<br>{_h(r.note)}" if r.note else "")))
         if marked:
-            cells.append("<td>" + "".join(f'<span class="dt-mark dt-mark-{_h(m.level)}">{_h(m.code)}</span> {_h(m.text)}'
-                                          + (f" <i>explained: {_h(m.explained)}</i>" if m.explained else "") + "<br>"
-                                          for m in r.marks) + "</td>")
+            marks = "".join(f'<span class="dt-mark dt-mark-{_h(m.level)}">{_h(m.code)}</span> {_h(m.text)}'
+                            + (f" <i>explained: {_h(m.explained)}</i>" if m.explained else "") + "<br>" for m in r.marks)
+            cells.append(_td(span, ' class="dt-marks"', marks))
         body.append(f'<tr class="{" ".join(classes)}">' + "".join(cells) + "</tr>")
     return (f"<h4>{_h(heading)}</h4>"
             f'<div class="dt-wrap"><table class="dt"><thead><tr>{"".join(head)}</tr></thead>'
