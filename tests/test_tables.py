@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import re
 import shutil
@@ -22,7 +23,7 @@ from pathway.analysis.check import check_pathway
 from pathway.analysis.evaluate import branch_conditions, field_candidates, truth
 from pathway.analysis.tables import HIT_POLICY, DecisionTable, Row, decision_table, decision_tables
 from pathway.cli.main import main
-from pathway.core.errors import DefinitionError
+from pathway.core.errors import InputError
 from pathway.definition import conditions as C
 from pathway.definition.waiting import waiting_for
 from pathway.loading.loader import load_definition, resolve_pathway_dir
@@ -129,6 +130,9 @@ def test_the_day3_assessment_is_a_table_of_its_indices(asuc: CompiledPathway):
     assert missing[1].derives == ("Lindgren index risk on day 3 = unknown",)
     assert missing[1].data == ("C-reactive protein (mg/L)",)
     assert [s[0] for s in t.sections()] == ["derive", "missing"]
+    doc = json.loads(json.dumps(t.to_dict()))
+    assert doc["kind"] == "decision point" and len(doc["rows"]) == len(t.rows)
+    assert doc["rows"][1]["cells"] == {"day": window, "stool_freq_24h": "[3..8]", "crp_mg_l": "> 45"}
 
 
 def test_truelove_and_witts_rows_one_per_sign(asuc_checked: dict[str, DecisionTable]):
@@ -574,9 +578,10 @@ def test_the_command_writes_every_format_and_refuses_an_unknown_state(tmp_path: 
         assert capsys.readouterr().out.startswith("wrote ")
     assert main(["table", "asuc", "--state", "iv_steroid", "--no-checks"]) == 2
     err = capsys.readouterr().err
-    assert "'iv_steroid' is not a state or decision point of pathway 'asuc'" in err and "iv_steroids" in err
+    assert err == ("--state: 'iv_steroid' is not a state or decision point of pathway 'asuc' (did you mean "
+                   "'iv_steroids'?) [PW201]\n")
     assert main(["table", "asuc", "--state", "rescue_selection", "--profile", "nowhere"]) == 2
-    with pytest.raises(DefinitionError):
+    with pytest.raises(InputError):
         decision_tables(_compiled(), ["nowhere"])
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pathway.analysis.check import CheckReport, Finding
 from pathway.analysis.evaluate import branch_conditions, format_value
-from pathway.core.errors import DefinitionError, Diagnostic, suggest
+from pathway.core.errors import Diagnostic, InputError, suggest
 from pathway.definition import conditions as C
 from pathway.definition.clock import TIME_FIELDS, is_days_since
 from pathway.definition.effects import (
@@ -57,7 +57,7 @@ from pathway.definition.waiting import asks_for_data
 from pathway.runtime.compile import CompiledPathway
 
 __all__ = ["Column", "Mark", "Row", "DecisionTable", "SECTIONS", "HIT_POLICY", "MAX_ALTERNATIVES",
-           "decision_table", "decision_tables", "default_table_ids", "table_ids"]
+           "decision_table", "decision_tables", "default_table_ids", "table_ids", "resolve_ids"]
 
 #: A branch with more alternatives than this is shown as one row with its condition in words.
 MAX_ALTERNATIVES = 48
@@ -221,23 +221,28 @@ def table_ids(d: PathwayDef) -> list[str]:
     return list(d.spec.states) + [p for p in d.decision_points if p not in d.spec.states]
 
 
+def resolve_ids(d: PathwayDef, ids: Iterable[str] | None = None) -> list[str]:
+    """The tables asked for (default :func:`default_table_ids`), without repeats; raises InputError (PW201)
+    for an id that is neither a state nor a decision point."""
+    wanted = list(ids) if ids is not None else default_table_ids(d)
+    known = table_ids(d)
+    bad = [i for i in wanted if i not in known]
+    if bad:
+        raise InputError([Diagnostic("--state", 0, 0, "PW201", f"'{i}' is not a state or decision point of pathway '{d.id}'",
+                                     suggest(i, known)) for i in bad])
+    return list(dict.fromkeys(wanted))
+
+
 def decision_tables(compiled: CompiledPathway, ids: Iterable[str] | None = None, *,
                     checks: CheckReport | None = None) -> list[DecisionTable]:
     """The tables of ``ids`` (states or decision points; default :func:`default_table_ids`).
 
     ``checks``: a report of :func:`pathway.analysis.check.check_pathway` on the same pathway and
-    profile; its findings are marked on the rows. Raises DefinitionError (PW001) for an unknown id.
+    profile; its findings are marked on the rows. Raises InputError (PW201) for an unknown id.
     """
     d = compiled.definition
-    wanted = list(ids) if ids is not None else default_table_ids(d)
-    known = table_ids(d)
-    bad = [i for i in wanted if i not in known]
-    if bad:
-        raise DefinitionError([Diagnostic("--state", 0, 0, "PW001",
-                                          f"'{i}' is not a state or decision point of pathway '{d.id}'",
-                                          suggest(i, known)) for i in bad])
     conds = branch_conditions(compiled)
-    return [_Builder(d, conds, i, checks).build() for i in dict.fromkeys(wanted)]
+    return [_Builder(d, conds, i, checks).build() for i in resolve_ids(d, ids)]
 
 
 def decision_table(compiled: CompiledPathway, table_id: str, *, checks: CheckReport | None = None) -> DecisionTable:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pathway.analysis.check import DEFAULT_BUDGET, check_pathway
-from pathway.analysis.tables import decision_tables
+from pathway.analysis.tables import decision_tables, resolve_ids
 from pathway.cli.common import EXIT_FINDINGS, EXIT_OK, Subparsers, add_parameter_option, parameters, write_output
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.render.tables import FORMATS
@@ -18,10 +18,11 @@ def _run(args: argparse.Namespace) -> int:
     root = resolve_pathway_dir(args.pathway)
     params = parameters(args.parameter)
     compiled = compile_pathway(load_definition(root, params or None, args.profile))
+    ids = resolve_ids(compiled.definition, args.state or None)  # an unknown state is refused before the checks run
     checks = None
     if not args.no_checks:
         checks = check_pathway(root, profile=args.profile, parameters=params or None, budget=args.budget)
-    tables = decision_tables(compiled, args.state or None, checks=checks)
+    tables = decision_tables(compiled, ids, checks=checks)
     text = FORMATS[args.format](tables)
     if args.output:
         write_output(Path(args.output), text)
