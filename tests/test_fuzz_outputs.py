@@ -19,6 +19,7 @@ generator composes for the patient id (default 12; each costs about a second).
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import itertools
 import json
@@ -43,6 +44,7 @@ from pathway import load_pathway
 from pathway.analysis.check import check_pathway
 from pathway.analysis.diff import VersionDiff, diff_pathways
 from pathway.analysis.explain import explain, explain_text
+from pathway.analysis.tables import decision_tables
 from pathway.audit.browser import find_chromium, print_pdf
 from pathway.audit.evidence import evidence
 from pathway.audit.evidence import render_markdown as evidence_markdown
@@ -58,6 +60,7 @@ from pathway.core.errors import DefinitionError, InputError
 from pathway.core.text import one_line
 from pathway.render.diagram import build_diagram, build_trace_diagram, diagram_to_dot, diagram_to_mermaid, render_svg
 from pathway.render.diff import build_diff_diagram
+from pathway.render.tables import tables_csv, tables_html_page, tables_markdown, tables_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"
@@ -80,6 +83,7 @@ MARKUP = [
     "back\\slash\\ \\n \\N \\G \\l \\E \\\" ends with a backslash\\",
     "&lt;script&gt; &amp; &#60; &#x3c; #lt; #quot; #35; #amp;",
     "# heading - list > quote 1. item",
+    '=HYPERLINK("http://evil.example","x") +cmd|\' /C calc\'!A0 @SUM(1) -2+3',
     "\u00fc\u65e5\u672c\u8a9e \U0001f600 \u00a0nbsp",
     "A" * 3000 + "<script>",
     " ".join(["word"] * 1500) + " </td></tr></table>",
@@ -554,6 +558,9 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
     }
     out["diagram svg"] = render_svg(out["diagram dot"])
     out["trace svg"] = render_svg(out["trace dot"])
+    tables = decision_tables(pw.compiled)  # every state's table (the findings of the checks: see the report)
+    out.update({"table text": tables_text(tables), "table markdown": tables_markdown(tables),
+                "table csv": tables_csv(tables), "table html": tables_html_page(tables)})
     pw.close()
     out.update(_diff_outputs(folder))
     return out
@@ -616,6 +623,40 @@ def _check_rule_outputs(out: dict[str, str], benign: dict[str, str], used: dict[
             assert one_line(value) in out[fmt], f"{fmt}: {value[:60]!r} is not shown"
     for fmt in ("run json", "evidence json", "diff json"):
         json.loads(out[fmt])  # strict JSON, whatever the texts hold
+    _assert_tables(out, benign, used)
+
+
+def _assert_tables(out: dict[str, str], benign: dict[str, str], used: dict[str, list[str]]) -> None:
+    """The decision tables: the same grids, cells, rows and elements as the benign ones."""
+    # text: long cells wrap, so the line count may differ; the grids may not
+    text, ref = out["table text"], benign["table text"]
+    _printable_lines(text)
+    assert [line[:1] for line in text.splitlines() if line[:1] in "+="].count("+") == \
+        [line[:1] for line in ref.splitlines() if line[:1] in "+="].count("+"), "table text: other grid lines"
+    border = 0
+    for line in text.splitlines():
+        if line.startswith("+"):
+            border = len(line)
+        elif line.startswith("|"):
+            assert len(line) == border, f"table text: a row line is not as wide as its grid: {line[:120]!r}"
+    assert text.count("\nDecision table: ") == ref.count("\nDecision table: ")
+    _assert_markdown(out["table markdown"], benign["table markdown"], _shown(used, "rules.title"))
+    # CSV: the same rows and columns; no cell a spreadsheet would run
+    rows, ref_rows = list(csv.reader(io.StringIO(out["table csv"]))), list(csv.reader(io.StringIO(benign["table csv"])))
+    assert len(rows) == len(ref_rows) and [len(r) for r in rows] == [len(r) for r in ref_rows]
+    for row in rows:
+        for cell in row:
+            assert cell == "-" or not cell.startswith(("=", "+", "-", "@")), f"table csv: a formula cell {cell[:80]!r}"
+            _printable_lines(cell, allowed="")
+    cells = {c.lstrip("'") for row in rows for c in row}
+    for value in used.get("rules.title", []):
+        assert one_line(value).lstrip("'") in cells, f"table csv: the rule title {value[:60]!r} is not a cell"
+    # HTML: the same elements, nothing to run or fetch
+    tags, ref_tags = _html_tags(out["table html"]), _html_tags(benign["table html"])
+    assert not tags.problems, tags.problems[:5]
+    assert tags.tags == ref_tags.tags, f"table html: other elements: {tags.tags - ref_tags.tags} " \
+                                       f"(missing {ref_tags.tags - tags.tags})"
+    _printable_lines(out["table html"])
 
 
 def _check_report(html_text: str, benign_html: str, used: dict[str, list[str]]) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, ExtraCheck, check_pathway
 from pathway.analysis.evaluate import format_value
+from pathway.analysis.tables import decision_tables
 from pathway.audit.evidence import signoff, signoff_text
 from pathway.audit.hazards import HazardLog, hazard_log
 from pathway.authoring.scenario import ScenarioOutcome, discover, run_scenarios
@@ -40,7 +41,9 @@ from pathway.definition import prose
 from pathway.definition.pathway import SIGNOFF_TEXT, PathwayDef
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.render.diagram import render_svg, to_dot
+from pathway.render.tables import TABLE_CSS, table_anchor, tables_html
 from pathway.runtime.api import load_pathway
+from pathway.runtime.compile import CompiledPathway
 
 __all__ = ["build_report", "write_report"]
 
@@ -494,6 +497,22 @@ def _section_invariants(d: PathwayDef) -> str:
             "<th>condition</th><th>hazards</th></tr>" + "".join(rows) + "</table>")
 
 
+# the decision tables' own styles (class names dt-*), kept apart from the page's
+_CSS += TABLE_CSS
+
+
+def _section_decision_tables(compiled: CompiledPathway, checks: CheckReport) -> str:
+    """One DMN-style decision table per state that is not terminal and has rules, with the hit policy and
+    the findings of the checks marked on the rows (see :mod:`pathway.analysis.tables`)."""
+    tables = decision_tables(compiled, checks=checks if checks.loaded else None)
+    contents = "".join(f'<li><a href="#{_e(table_anchor(t))}">{_e(t.title)}</a></li>' for t in tables)
+    return ('<h2 id="decision-tables">Decision tables</h2><p>For each state, its rules as a decision table: one '
+            "column per value the rules test (title and unit), one row per rule and branch (a condition with "
+            "alternatives takes one row per alternative), the outputs, and the findings of the checks on the rows "
+            "they concern. Thresholds are shown as their values under this profile.</p>"
+            f'<ul class="dt-contents">{contents}</ul>' + tables_html(tables, link_rules=True))
+
+
 def _section_mutations(doc: dict[str, Any] | None, d: PathwayDef, source: str) -> tuple[str, int]:
     """The saved result of ``pathway test --mutate --json`` (if any) and the number of problems it shows."""
     head = '<h2 id="mutations">Threshold mutation testing</h2>'
@@ -588,6 +607,7 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
     parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{svg}</div>')
     parts.append(_section_checks(checks))
     parts.append(_section_rules(d, as_of or date.today()))
+    parts.append(_section_decision_tables(pw.compiled, checks))
     parts.append(_section_computed(d))
     parts.append(scen_html)
     if log is not None and log.entries:

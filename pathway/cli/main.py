@@ -4,7 +4,7 @@
     pathway run CASE [--pathway P] [--format json|text]
     pathway diagram PATHWAY [-o FILE]        write FILE.dot and FILE.svg (default diagrams/<id>)
     pathway demo [-o DIR]                    run the demo case and write the diagrams
-    pathway test | check | explain | trace | diff | report | evidence | hazards | verify | schema | fields ...
+    pathway test | check | explain | trace | diff | report | evidence | hazards | verify | schema | fields | table ...
 
 Exit codes: 0 ok, 1 findings, 2 bad input or usage.
 """
@@ -39,6 +39,7 @@ COMMAND_MODULES: list[str] = [
     "pathway.cli.report",
     "pathway.cli.codes",
     "pathway.cli.verify",
+    "pathway.cli.table",
 ]
 
 
