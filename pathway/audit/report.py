@@ -380,7 +380,7 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
                  + ('<a href="#invariants">Invariants</a> · ' if d.invariants else "")
                  + '<a href="#mutations">Mutation testing</a> · <a href="#parameters">Parameters</a> · '
                  '<a href="#sources">Sources</a></p>')
-    parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph)))}</div>')
+    parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{_inline_svg(render_svg(to_dot(pw.graph, d)))}</div>')
     parts.append(_section_checks(checks))
     parts.append(_section_rules(d, as_of or date.today()))
     parts.append(_section_computed(d))
