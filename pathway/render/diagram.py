@@ -513,7 +513,7 @@ def pathway_legend(used: dict[str, set[str]], emergency: bool) -> list[LegendIte
         items.append((STRENGTH_WORDS.get(strength, strength), "badge", {"strength": strength, "status": "verified"}))
     if any("unverified" in statuses for statuses in used.values()):
         items.append(("not verified (dashed)", "badge", {"strength": "S", "status": "unverified", "shown": "?"}))
-    items.append(("Hover a move for its full criterion.", "note", {}))
+    items.append(("Hover a move for its full criterion.", "note", {"svg_only": "1"}))
     return items
 
 
@@ -677,8 +677,8 @@ def _legend_plain(text: str, kind: str, attrs: dict[str, str]) -> str:
     """A legend entry as plain text (Mermaid)."""
     if kind == "edge":
         style = attrs.get("style", "")
-        arrow = ". . . .> " if "dotted" in style else "- - -> " if "dashed" in style else "----> "
-        return arrow + text
+        arrow = ". . . ." if "dotted" in style else "- - -" if "dashed" in style else "----"
+        return arrow + ("o " if attrs.get("arrowhead") == "onormal" else "> ") + text
     if kind == "badge":
         return f"[{attrs.get('shown') or badge_text(_legend_evidence(attrs))}] {text}"
     return text
@@ -809,6 +809,8 @@ def _mermaid_style(attrs: dict[str, str], edge: bool = False) -> str:
 
 
 def _mermaid_shape(node_id: str, text: str, attrs: dict[str, str]) -> str:
+    if attrs.get("shape") == "point":
+        return f'{node_id}((" "))'
     if attrs.get("shape") == "oval":
         return f'{node_id}(["{text}"])'
     if attrs.get("peripheries") == "2":
@@ -826,6 +828,8 @@ def _mermaid_label(label: str, table: Table | None) -> str:
 
 
 def _mermaid_arrow(attrs: dict[str, str]) -> str:
+    if attrs.get("arrowhead") == "none":  # into a junction: the arrow is drawn once, out of it
+        return "-.-" if any(k in attrs.get("style", "") for k in ("dashed", "dotted")) else "---"
     if attrs.get("arrowhead") == "onormal":
         return "--o"
     if "dashed" in attrs.get("style", ""):
@@ -869,17 +873,18 @@ def diagram_to_mermaid(d: Diagram) -> str:
         label = f'|"{text}"|' if text else ""
         lines.append(f"    {_mermaid_id(e.source)} {_mermaid_arrow(e.attrs)}{label} {_mermaid_id(e.target)}")
         links.append(_mermaid_style(e.attrs, edge=True))
-    if d.legend:
+    legend = [item for item in d.legend if not item[2].get("svg_only")]
+    if legend:
         lines.append('    subgraph legend ["Legend"]')
         lines.append("        direction TB")
-        for i, (text, kind, attrs) in enumerate(d.legend):
+        for i, (text, kind, attrs) in enumerate(legend):
             lines.append(f'        legend_{i}["{_mermaid_text(dot_text(_legend_plain(text, kind, attrs)))}"]')
         lines.append("    end")
     for n in d.nodes:
         style = _mermaid_style(n.attrs)
         if style:
             lines.append(f"    style {_mermaid_id(n.id)} {style}")
-    for i, (_text, kind, attrs) in enumerate(d.legend):
+    for i, (_text, kind, attrs) in enumerate(legend):
         lines.append(f"    style legend_{i} {_mermaid_legend_style(kind, attrs)}")
     for c in d.clusters:
         if any(m in placed for m in c.nodes):

@@ -34,6 +34,7 @@ from pathway.definition.effects import (
     Transition,
 )
 from pathway.definition.pathway import Branch, PathwayDef, Rule
+from pathway.definition.waiting import asks_for_data
 from pathway.render.diagram import (
     STYLE,
     Diagram,
@@ -158,7 +159,7 @@ def option_rows(d: PathwayDef, state: str) -> dict[str, list[tuple[str, Branch, 
             for eff in effects:
                 if isinstance(eff, Offer):
                     out[eff.option].append((eff.status, branch, rule, eff))
-        if rule.requires:  # waiting for data: the options it decides are pending
+        if asks_for_data(rule):  # while it waits for data, the options it decides are pending
             for eff in rule.then + rule.otherwise:
                 if isinstance(eff, Offer) and not any(r is rule and s == "pending" for s, _, r, _ in out[eff.option]):
                     out[eff.option].append(("pending", "missing", rule, eff))
@@ -175,15 +176,16 @@ def options_table(d: PathwayDef, state: str) -> Table | None:
     rows = [_header("status", "when", "rule", "")]
     for option, entries in options.items():
         text = next((e.text for _, _, _, e in entries if e.text), "")
-        head = [Run(option, bold=True, size="11")]
+        rank = min((float(e.rank) for _, _, _, e in entries if not isinstance(e.rank, str)), default=100.0)
+        head = [Run(option, bold=True, size="11"), Run(f"   rank {rank:g}", small=True, colour=_MUTED)]
         lines: tuple[tuple[Run, ...], ...] = (tuple(head),)
         if text:
             lines += tuple((Run(line, small=True),) for line in wrap_lines(effect_text(text, d), 90))
         rows.append([Cell(lines, bg="#ede9fe", colspan=4)])
         for status, branch, rule, eff in entries:
             status_cell = Cell(((Run(status, bold=True, colour=STATUS_COLOURS.get(status, "#000000")),),))
-            when = ["while a value it needs is not recorded: " + ", ".join(rule.requires)] if status == "pending" \
-                else criterion_words(rule, d, branch)
+            needs = ", ".join(rule.requires + rule.computes_with("then")) or "a value it tests"
+            when = [f"while not recorded: {needs}"] if status == "pending" else criterion_words(rule, d, branch)
             when_lines = [(Run(line),) for text in when for line in wrap_lines(text, WHEN_WIDTH)]
             for reason in eff.against if status != "pending" else []:
                 when_lines += [(Run(line, small=True, colour=_MUTED),)
@@ -252,13 +254,13 @@ def build_state_diagram(d: PathwayDef, state: str) -> Diagram:
                                          tooltip="no rule takes this transition"))
 
     for source, _, edge in graph.in_edges(state, data=True):
-        if source not in neighbours and source != state:
-            neighbours.append(source)
         add_edges(source, state, edge)
     for _, target, edge in graph.out_edges(state, data=True):
-        if target not in neighbours and target != state:
-            neighbours.append(target)
         add_edges(state, target, edge)
+    for e in out.edges:  # the states a drawn move comes from or goes to
+        for node in (e.source, e.target):
+            if node != state and node not in neighbours:
+                neighbours.append(node)
     for node in neighbours:
         ndata = graph.nodes[node]
         nkind = "decision" if offered_options(d.rules_in(node)) and ndata["kind"] == "active" else ndata["kind"]
@@ -271,7 +273,7 @@ def build_state_diagram(d: PathwayDef, state: str) -> Diagram:
         out.edges.append(DiagramEdge("any_active", state, dot_text(rules_plain("shared", everywhere)),
                                      dict(STYLE["emergency_edge"]), table=rules_label("shared", everywhere),
                                      tooltip=rules_tooltip(everywhere, d, state, "shared")))
-    below = [("options", options_table(d, state)), ("rules", rules_table(d, state))]
+    below = [("options", options_table(d, state)), ("rules", rules_table(d, state) if here else None)]
     for name, table in below:
         if table is None:
             continue
