@@ -318,7 +318,7 @@ def build_diagram(graph: nx.DiGraph, definition: PathwayDef | None = None, *, cl
 # -- the readable pathway diagram ----------------------------------------------------------------
 
 #: Characters per line of a rule title on an edge.
-EDGE_WIDTH = 30
+EDGE_WIDTH = 36
 _MUTED = "#64748b"
 
 

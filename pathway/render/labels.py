@@ -89,7 +89,7 @@ class Table:
 
 #: Point sizes of normal and small text in HTML-like labels (the graph's ``fontsize`` applies to
 #: ordinary labels; a table sets its own).
-FONT_SIZE = {False: "9", True: "7"}
+FONT_SIZE = {False: "10", True: "7"}
 
 
 def _run_html(run: Run, size: str) -> str:

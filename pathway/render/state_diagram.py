@@ -274,6 +274,7 @@ def build_state_diagram(d: PathwayDef, state: str) -> Diagram:
                                      dict(STYLE["emergency_edge"]), table=rules_label("shared", everywhere),
                                      tooltip=rules_tooltip(everywhere, d, state, "shared")))
     below = [("options", options_table(d, state)), ("rules", rules_table(d, state) if here else None)]
+    above = state  # the tables one under the other, under the moves out
     for name, table in below:
         if table is None:
             continue
@@ -285,7 +286,9 @@ def build_state_diagram(d: PathwayDef, state: str) -> Diagram:
         heading = "Options at this decision" if name == "options" else f"Rules in this state ({len(here)})"
         table.rows.insert(0, [Cell(((Run(heading, bold=True, size="13"),),), colspan=len(table.rows[0]))])
         out.nodes.append(DiagramNode(node_id, heading, {"shape": "plaintext", "margin": "0"}, table=table))
-        out.edges.append(DiagramEdge(state, node_id, "", {"style": "invis", "minlen": "2"}))
+        out.edges.append(DiagramEdge(above, node_id, "", {"style": "invis", "weight": "20",
+                                                          "minlen": "2" if above == state else "1"}))
+        above = node_id
     out.legend = pathway_legend(used, bool(everywhere) or any(e.attrs.get("style") == "dashed" for e in out.edges))
     out.legend_place = "strip"
     return out
