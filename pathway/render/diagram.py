@@ -350,6 +350,8 @@ def rule_rows(rules: list[Rule], width: int = EDGE_WIDTH) -> list[list[Cell]]:
 
 
 def rules_tooltip(rules: list[Rule], d: PathwayDef, target: str, kind: str) -> str:
+    """The tooltip of a move (``kind``: move, proposal or shared): where it leads, then each rule in
+    words (:func:`pathway.render.labels.rule_summary`) for the branches that lead there."""
     head = {"move": "Moves the patient to", "proposal": "Proposes (the team records the decision):",
             "shared": "From every active state to"}[kind]
     title = d.spec.states[target].title if target in d.spec.states else target
@@ -387,6 +389,7 @@ def state_table(node: str, title: str, options: list[str] | None = None, size: s
 
 
 def rules_label(kind: str, members: list[Rule]) -> Table:
+    """The label of a move: its rules (badge, title, id), under "proposal: the team decides" for proposals."""
     rows = rule_rows(members)
     if kind == "proposal":
         rows.insert(0, [Cell(((Run("proposal: the team decides", small=True, colour=STYLE["proposal_edge"]["color"]),),),
@@ -395,6 +398,7 @@ def rules_label(kind: str, members: list[Rule]) -> Table:
 
 
 def rules_plain(kind: str, members: list[Rule]) -> str:
+    """The label of a move as one line of plain text (badge, title and id of each rule)."""
     text = "; ".join(f"{badge_text(r.evidence)} {r.title} ({r.id})" for r in members) or "(no rule)"
     return ("proposal: " + text) if kind == "proposal" else text
 

@@ -9,7 +9,8 @@ parser), so a title cannot open an element, close the label or add an attribute;
 sizes and borders come from this module only. :func:`table_lines` gives the same content as lines
 of plain text (Mermaid escapes them itself).
 
-The words of a condition come from one place, :func:`_condition_words`.
+The words of a condition come from one place, :func:`_condition_words` (today the condition
+language's own :func:`pathway.definition.conditions.describe`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ from pathway.definition.model import Evidence
 from pathway.definition.pathway import Branch, PathwayDef, Rule
 
 __all__ = ["Run", "Cell", "Table", "table_html", "table_lines", "wrap_lines", "STRENGTH_WORDS", "BADGE_COLOURS",
-           "badge_text", "badge_cell", "evidence_words", "criterion_words", "rule_summary", "effect_groups",
-           "moves_of", "condition_words", "effect_text",
-           "effect_words", "BRANCH_WORDS"]
+           "badge_text", "badge_cell", "evidence_words", "condition_words", "criterion_words", "rule_summary",
+           "effect_groups", "effect_text", "effect_words", "moves_of", "BRANCH_WORDS", "FONT_SIZE"]
 
 
 @dataclass(frozen=True)
