@@ -4,7 +4,8 @@ Strings with newlines, control characters, HTML, DOT and Mermaid syntax, Markdow
 tables, backticks, pipes, backslashes and very long runs go through every place a case or a rule
 file may put free text (the patient id; titles, descriptions, notes, texts, sources and hazards
 of a copy of the rules folder) and come out of every format: the course as text and JSON,
-``pathway explain`` (text, JSON), the trace and the pathway diagram (DOT, SVG, Mermaid), the
+``pathway explain`` (text, JSON), the trace, the pathway diagram (rule titles, badges, tooltips, phase
+boxes) and a decision-point diagram (rules, conditions, options) in DOT, SVG and Mermaid, the
 evidence listing and the hazard log (text, Markdown, JSON), the field reference, ``pathway check``
 and the HTML report (and its PDF). Each output is compared with the same output of a benign run: the same
 lines, the same DOT nodes and edges, the same SVG, HTML and rendered Markdown elements, nothing
@@ -60,6 +61,7 @@ from pathway.core.errors import DefinitionError, InputError
 from pathway.core.text import one_line
 from pathway.render.diagram import build_diagram, build_trace_diagram, diagram_to_dot, diagram_to_mermaid, render_svg
 from pathway.render.diff import build_diff_diagram
+from pathway.render.state_diagram import build_state_diagram
 from pathway.render.tables import tables_csv, tables_html_page, tables_markdown, tables_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,8 +190,9 @@ def _svg_groups(svg: str) -> Counter[str]:
 _MERMAID_LINE = [
     re.compile(r'title: "[^"<>\\]*(\\\\[^"<>\\]*)*"'),
     re.compile(r"---|flowchart TB|    subgraph legend \[\"Legend\"\]|        direction TB|    end"),
-    re.compile(r'    \w+(\(\[|\[\[|\(|\[)"[^"<>|`]*"(\]\)|\]\]|\)|\])'),
-    re.compile(r'    \w+ (-->|-\.->|==>)(\|"[^"<>|`]*"\|)? \w+'),
+    re.compile(r'    subgraph cluster_\w+ \["[^"<>|`]*"\]'),  # a phase of care
+    re.compile(r'( {4}| {8})\w+(\(\(|\(\[|\[\[|\(|\[)"[^"<>|`]*"(\)\)|\]\)|\]\]|\)|\])'),
+    re.compile(r'    \w+ (-->|-\.->|==>|--o|---|-\.-)(\|"[^"<>|`]*"\|)? \w+'),
     re.compile(r'        legend_\d+\["[^"<>|`]*"\]'),
     re.compile(r"    style \w+ [#\w:,.\- ]+"),
     re.compile(r"    linkStyle \d+ [#\w:,.\- ]+"),
@@ -543,13 +546,15 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
     session, results = pw.run_course(case)
     from pathway.cli.run import _course_text  # the text of ``pathway run --format text``
 
-    plain = build_diagram(pw.graph)
+    plain = build_diagram(pw.graph, pw.definition, clusters=True)  # rule titles, badges, tooltips, phases
+    state = build_state_diagram(pw.definition, "rescue_selection")  # rules, conditions, options and their texts
     trace = build_trace_diagram(pw.graph, session.result())
     ev = evidence(pw, as_of=AS_OF)
     log = _hazard_log(pw).to_dict()
     out = {
         "diagram dot": diagram_to_dot(plain), "diagram mermaid": diagram_to_mermaid(plain),
         "trace dot": diagram_to_dot(trace), "trace mermaid": diagram_to_mermaid(trace),
+        "state dot": diagram_to_dot(state), "state mermaid": diagram_to_mermaid(state),
         "run text": _course_text(pw, case, results), "run json": json.dumps(session.result(), ensure_ascii=False),
         "explain text": explain_text(explain(pw, session)),
         "evidence text": evidence_text(ev), "evidence markdown": evidence_markdown(ev), "evidence json": json.dumps(ev),
@@ -561,6 +566,7 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
     tables = decision_tables(pw.compiled)  # every state's table (the findings of the checks: see the report)
     out.update({"table text": tables_text(tables), "table markdown": tables_markdown(tables),
                 "table csv": tables_csv(tables), "table html": tables_html_page(tables)})
+    out["state svg"] = render_svg(out["state dot"])
     pw.close()
     out.update(_diff_outputs(folder))
     return out
@@ -606,14 +612,18 @@ def _shown(used: dict[str, list[str]], *slots: str) -> list[str]:
 def _check_rule_outputs(out: dict[str, str], benign: dict[str, str], used: dict[str, list[str]]) -> None:
     for fmt in ("run text", "explain text", "evidence text", "hazards text", "diff text"):
         _same_lines(out[fmt], benign[fmt], fmt)
-    for fmt in ("diagram dot", "trace dot", "diff dot"):
+    for fmt in ("diagram dot", "trace dot", "diff dot", "state dot"):
         _assert_dot(out[fmt], benign[fmt], [])
-    for fmt in ("diagram svg", "trace svg"):
+    for fmt in ("diagram svg", "trace svg", "state svg"):
         tags = _svg_tags(out[fmt])
         assert _svg_groups(out[fmt]) == _svg_groups(benign[fmt]), f"{fmt}: other nodes, edges or clusters"
         assert "script" not in tags
-    assert "<script>alert('x')</script>" not in out["diagram svg"]
-    for fmt in ("diagram mermaid", "trace mermaid", "diff mermaid"):
+        assert "<script>alert('x')</script>" not in out[fmt]
+    # rule titles are labels of the pathway and decision-point diagrams: shown as text
+    shown = " ".join((_svg_text(out["diagram svg"]) + " " + _svg_text(out["state svg"])).split())
+    titles = [t for t in dict.fromkeys(used.get("rules.title", [])) if len(t) < 200]
+    assert [t for t in titles if " ".join(one_line(t).split()) in shown], "no hostile rule title is shown as text"
+    for fmt in ("diagram mermaid", "trace mermaid", "diff mermaid", "state mermaid"):
         _assert_mermaid(out[fmt], benign[fmt], [])
     for fmt, slots in (("evidence markdown", ("rules.title", "sources.title")), ("hazards markdown", ("hazards.title",)),
                        ("fields markdown", ("fields.title",)), ("diff markdown", ())):

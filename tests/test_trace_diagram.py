@@ -75,7 +75,8 @@ def test_trace_svg_is_rendered_by_dot(pw):
 
 def test_plain_diagram_is_the_same_through_the_diagram_model(pw):
     committed = (ROOT / "diagrams" / "asuc.dot").read_text(encoding="utf-8")
-    assert diagram_to_dot(build_diagram(pw.graph)) == to_dot(pw.graph) == committed
+    assert diagram_to_dot(build_diagram(pw.graph, pw.definition)) == to_dot(pw.graph, pw.definition) == committed
+    assert diagram_to_dot(build_diagram(pw.graph)) == to_dot(pw.graph) != committed  # the graph alone: rule ids
 
 
 def test_mermaid_export_of_the_pathway(pw):
@@ -125,7 +126,7 @@ def test_trace_command_writes_svg_dot_and_mermaid(tmp_path: Path, capsys):
 
 def test_diagram_command_mermaid_flag(tmp_path: Path, pw):
     assert main(["diagram", "asuc", "--format", "mermaid", "-o", str(tmp_path / "asuc")]) == 0
-    assert (tmp_path / "asuc.mmd").read_text(encoding="utf-8") == to_mermaid(pw.graph)
+    assert (tmp_path / "asuc.mmd").read_text(encoding="utf-8") == to_mermaid(pw.graph, pw.definition)
     assert not (tmp_path / "asuc.svg").exists()
     assert main(["diagram", "asuc", "-o", str(tmp_path / "plain")]) == 0  # the default is unchanged
     assert (tmp_path / "plain.dot").is_file() and (tmp_path / "plain.svg").is_file()

@@ -603,7 +603,7 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
                      + _e(", ".join(f"{n} {k}" for k, n in hs["by_status"].items()))
                      + f"); verifying scenarios: {hs['scenarios']['pass']} pass, {hs['scenarios']['fail']} fail, "
                      f"{hs['scenarios']['unknown']} unknown.")
-    svg = _inline_svg(render_svg(to_dot(pw.graph)))
+    svg = _inline_svg(render_svg(to_dot(pw.graph, d)))
     parts.append(f'<h2 id="diagram">Diagram</h2><div class="diagram">{svg}</div>')
     parts.append(_section_checks(checks))
     parts.append(_section_rules(d, as_of or date.today()))

@@ -105,6 +105,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "rule_files": "Rule files, in load order (rules.schema.json).",
         "default_profile": "Site profile (profiles/<id>.yaml) used when none is asked for.",
         "decision_points": "Decision points: windows of clinical days whose rules' derived facts are kept afterwards.",
+        "phases": "Phases of care (id -> title, description), in the order diagrams draw them; a state names its "
+                  "phase under 'phase', and 'pathway diagram --clusters' draws each phase as a box.",
         "hazards_file": "File with the hazard log, the clinical risk management file (hazards.schema.json); optional.",
         "invariants_file": "File with the safety invariants that 'pathway verify' checks (invariants.schema.json); "
                            "optional.",
@@ -244,6 +246,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "description": "What happens in this state, for readers and diagrams.",
         "overdue": "When the state's decision is overdue: past 'when' with the patient still here, every result "
                    "carries a critical alert naming what is still needed.",
+        "phase": "The phase of care the state belongs to: an id under 'phases:' (diagrams group states by it).",
     },
     "DerivedDef": {
         "type": "boolean (default), number or string.",

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pathway.cli.common import EXIT_OK, Subparsers, add_parameter_option, case_pathway, parameters, read_case
+from pathway.cli.common import EXIT_OK, Subparsers, UsageError, add_parameter_option, case_pathway, parameters, read_case
 from pathway.core.errors import DefinitionError, Diagnostic, display_path
 from pathway.core.text import inert, one_line
 from pathway.core.yamlsafe import load_yaml_file
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
-from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_diagrams
+from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_dot_svg
+from pathway.render.state_diagram import build_state_diagram
 from pathway.runtime.api import Pathway, load_pathway
 from pathway.runtime.compile import compile_pathway
 
@@ -93,13 +94,24 @@ def _validate(name: str, parameters: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = "graphviz") -> int:
-    pathway = load_pathway(name, parameters=parameters)
-    target = Path(out) if out else Path("diagrams") / pathway.id
+def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = "graphviz", *,
+             profile: str | None = None, clusters: bool = False, state: str | None = None) -> int:
+    """The pathway diagram (readable labels, legend; ``clusters``: a box per phase of care), or with
+    ``state`` the decision-point diagram of that state."""
+    if state is not None and clusters:
+        raise UsageError("--clusters draws the phases of the whole pathway; it does not apply with --state")
+    pathway = load_pathway(name, profile=profile, parameters=parameters or None)
+    if state is not None:
+        diagram = build_state_diagram(pathway.definition, state)
+        default = Path("diagrams") / f"{pathway.id}-{state}"
+    else:
+        diagram = build_diagram(pathway.graph, pathway.definition, clusters=clusters)
+        default = Path("diagrams") / pathway.id
+    target = Path(out) if out else default
     if fmt == "mermaid":
-        print(f"wrote {display_path(write_diagram(build_diagram(pathway.graph), target, 'mermaid'))}")
+        print(f"wrote {display_path(write_diagram(diagram, target, 'mermaid'))}")
         return EXIT_OK
-    for path in write_diagrams(pathway.graph, target):
+    for path in write_dot_svg(diagram, target):
         print(f"wrote {display_path(path)}")
     return EXIT_OK
 
@@ -135,13 +147,19 @@ def add_command(sub: Subparsers) -> None:
     add_parameter_option(p)
     p.set_defaults(handler=lambda a: _run_case(a.pathway, a.case, a.format, parameters(a.parameter)))
 
-    p = sub.add_parser("diagram", help="write the pathway diagram as DOT and SVG (or Mermaid)")
+    p = sub.add_parser("diagram", help="write the pathway diagram (or one decision point's) as DOT and SVG, or Mermaid")
     p.add_argument("pathway")
-    p.add_argument("-o", "--output", default=None, help="output file (without suffix, or .dot/.svg/.mmd); default diagrams/<id>")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (without suffix, or .dot/.svg/.mmd); default diagrams/<id> (diagrams/<id>-<state>)")
     p.add_argument("--format", choices=["graphviz", "mermaid"], default="graphviz",
                    help="graphviz: FILE.dot and FILE.svg (default); mermaid: FILE.mmd")
+    p.add_argument("--state", default=None, metavar="STATE",
+                   help="one decision point: the state, its moves in and out, its rules and the options it offers")
+    p.add_argument("--clusters", action="store_true", help="draw each phase of care (phase: in pathway.yaml) as a box")
+    p.add_argument("--profile", default=None, help="site profile (parameter values change the criteria)")
     add_parameter_option(p)
-    p.set_defaults(handler=lambda a: _diagram(a.pathway, a.output, parameters(a.parameter), a.format))
+    p.set_defaults(handler=lambda a: _diagram(a.pathway, a.output, parameters(a.parameter), a.format, profile=a.profile,
+                                              clusters=a.clusters, state=a.state))
 
     p = sub.add_parser("demo", help="run the demo patient through the ASUC pathway and write the diagrams")
     p.add_argument("-o", "--output-dir", default="diagrams")

@@ -1,8 +1,9 @@
 """The state graph: a networkx DiGraph built from the pathway file.
 
 The graph is the single contract shared by the loader (a rule may only take an edge),
-the session (refuses any other move), the diagrams and the checks. Nodes carry ``title``
-and ``kind``; edges carry ``title``, ``rules`` (ids of the rules that can take them) and
+the session (refuses any other move), the diagrams and the checks. Nodes carry ``title``,
+``kind`` and ``phase`` (None when the state names none; the graph's ``phases`` maps phase ids to
+titles, in the order declared); edges carry ``title``, ``rules`` (ids of the rules that can take them) and
 ``any_active`` (declared only through ``from: any_active``).
 """
 
@@ -35,9 +36,10 @@ def build_graph(pathway: PathwayFile, rule_edges: Iterable[tuple[str, str, str]]
                 proposal_edges: Iterable[tuple[str, str, str]] = ()) -> nx.DiGraph:
     """Graph of states and transitions; ``rule_edges`` is ``(rule_id, from, to)`` per rule move,
     ``proposal_edges`` the same for a rule that proposes the move (taken once a decision is recorded)."""
-    graph = nx.DiGraph(id=pathway.id, version=pathway.version, title=pathway.title)
+    graph = nx.DiGraph(id=pathway.id, version=pathway.version, title=pathway.title,
+                       phases={pid: phase.title for pid, phase in pathway.phases.items()})
     for sid, state in pathway.states.items():
-        graph.add_node(sid, title=state.title, kind=state.kind)
+        graph.add_node(sid, title=state.title, kind=state.kind, phase=state.phase)
     for transition in pathway.transitions:
         from_any = transition.from_ == ANY_ACTIVE or (not isinstance(transition.from_, str) and ANY_ACTIVE in transition.from_)
         for source in expand_sources(pathway, transition.from_):

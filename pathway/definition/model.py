@@ -25,6 +25,7 @@ from pathway.definition.clock import MAX_DAY
 __all__ = [
     "ANY_ACTIVE",
     "StateDef",
+    "PhaseDef",
     "Watchdog",
     "TransitionDef",
     "ParameterDef",
@@ -102,6 +103,16 @@ class StateDef(_Model):
     title: str
     description: str = ""
     overdue: Watchdog | None = None
+    #: the phase of care the state belongs to (an id under ``phases:``); diagrams group states by it
+    phase: str | None = None
+
+
+class PhaseDef(_Model):
+    """A phase of care (admission, IV steroids, rescue, ...): diagrams drawn with ``--clusters`` group
+    the states of one phase in a box with this title, in the order the phases are listed."""
+
+    title: str
+    description: str = ""
 
 
 class TransitionDef(_Model):
@@ -407,6 +418,8 @@ class PathwayFile(_Model):
     version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$")
     title: str
     description: str = ""
+    #: Phases of care (id -> phase), in the order diagrams draw them; states name one under ``phase``.
+    phases: dict[str, PhaseDef] = Field(default_factory=dict)
     states: dict[str, StateDef]
     transitions: list[TransitionDef]
     parameters: dict[str, ParameterDef] = Field(default_factory=dict)

@@ -986,10 +986,16 @@ class _Loader:
                                                                       "'_', '.' and '-', starting with a letter)", key=True))
 
     def _check_pathway(self, doc: Located, spec: PathwayFile) -> None:
-        for section in ("states", "parameters", "derived", "decision_points"):
+        for section in ("states", "parameters", "derived", "decision_points", "phases"):
             for key in getattr(spec, section):
                 if not re.fullmatch(ID_PATTERN, key):  # fullmatch: '$' alone would let a final newline through
                     self._bad_id(doc, (section, key))
+        for sid, sdef in spec.states.items():
+            if sdef.phase is not None and sdef.phase not in spec.phases:
+                known = ", ".join(spec.phases) or "none declared under 'phases:'"
+                self.diags.append(doc.diag(("states", sid, "phase"), "PW112",
+                                           f"unknown phase '{_short(sdef.phase)}' (phases: {_short(known)})",
+                                           suggest(sdef.phase, list(spec.phases))))
         states = list(spec.states)
         starts = [s for s, d in spec.states.items() if d.kind == "start"]
         if len(starts) != 1:
