@@ -348,3 +348,28 @@ def test_every_operator_on_every_field_reads_as_words(d: PathwayDef) -> None:
             subject, cell = P.comparison_text(cmp, d)
             assert subject and cell and not _CODE.search(subject + " " + cell), (cmp, subject, cell)
     assert seen > 1000
+
+
+# -- the same words in the decision tables and the diagrams ---------------------------------
+
+@pytest.mark.parametrize("profile", [None, "nice", "tac_high_start"])
+def test_no_code_in_decision_table_cells_or_diagram_tooltips(profile: str | None) -> None:
+    import html
+
+    from pathway import load_pathway
+    from pathway.analysis.tables import decision_tables
+    from pathway.render.diagram import to_dot
+
+    pw = load_pathway("asuc", profile=profile)
+    d = pw.definition
+    cells = 0
+    for table in decision_tables(pw.compiled):
+        for row in table.rows:
+            for column, text in row.cells.items():
+                cells += 1
+                assert not _CODE.search(text), (table.id, row.rule, column, text)
+    assert cells > 500
+    tooltips = [html.unescape(t) for t in re.findall(r'tooltip="([^"]*)"', to_dot(pw.graph, d))]
+    assert len(tooltips) > 30
+    for text in tooltips:
+        assert not _CODE.search(text), text

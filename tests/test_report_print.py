@@ -33,13 +33,14 @@ from pathway.loading.loader import load_definition
 
 AS_OF = "2026-11-30"
 SIGNATORIES = ["Dr Ada Lovelace: chair, guideline committee", "Sam Patel: clinical safety officer"]
-#: Pages of the ASUC report: 71 on 2026-12-02 (140 rules, 30 hazards, 456 scenarios, 86 parameters, 83
-#: sources; each of the 10 sections starts a page). Before the print stylesheet it printed on 80 Letter
-#: pages with the rules table cut at the right margin, and a first A4 layout with the rules and hazards as
-#: narrow ten- and nine-column tables took 121. The bound leaves room for the decision tables issue 15
-#: adds to the report; more means a layout regression (rows no longer wrap, blocks printed as narrow
-#: columns, a section printed twice) or a much larger pathway: then raise it and say why.
-MAX_PAGES = 100
+#: Pages of the ASUC report: 119 on 2026-12-02 (140 rules, 30 hazards, 456 scenarios, 86 parameters, 83
+#: sources; each of the 11 sections starts a page), 48 of them the decision tables (the moves of 11
+#: states and the day-3 decision point, each table on landscape pages of its own); 71 without the
+#: tables. Before the print stylesheet it printed on 80 Letter pages with the rules table cut at the
+#: right margin, and a first A4 layout with the rules and hazards as narrow ten- and nine-column tables
+#: took 121. More than the bound means a layout regression (rows no longer wrap, blocks printed as
+#: narrow columns, a section printed twice) or a much larger pathway: then raise it and say why.
+MAX_PAGES = 130
 #: Sections every report of a pathway that loads has (others may come between them).
 SECTIONS = ("Diagram", "Static checks", "Rules", "Hazard log", "Parameters", "Sources")
 
@@ -74,7 +75,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     doc.close()
 
 
-def test_every_page_is_a4_and_only_the_diagram_is_landscape(printed):
+def test_every_page_is_a4_and_only_the_diagram_and_the_decision_tables_are_landscape(printed):
     doc, texts = printed["doc"], printed["texts"]
     sizes = [tuple(round(v) for v in page.get_size()) for page in doc]
     assert all(s in (A4, A4[::-1]) for s in sizes), set(sizes)
@@ -83,7 +84,11 @@ def test_every_page_is_a4_and_only_the_diagram_is_landscape(printed):
     svg = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', html)
     assert svg and "1. Diagram" in texts[1]
     wide = float(svg.group(1)) > float(svg.group(2))
-    assert landscape == ([2] if wide else [])  # a wide state diagram gets a landscape page, scaled to it
+    # a wide state diagram gets a landscape page, scaled to it; the decision tables are printed landscape
+    tables = [i for i, t in enumerate(texts, start=1) if "Decision tables" in " ".join(t.split())[:300]]
+    assert len(tables) == 1
+    first_after = next(i for i, t in enumerate(texts, start=1) if i > tables[0] and "Computed inputs" in t[:400])
+    assert landscape == ([2] if wide else []) + list(range(tables[0], first_after))
 
 
 def test_page_count_is_bounded(printed):

@@ -611,4 +611,9 @@ def test_the_report_has_a_decision_table_per_state(tmp_path: Path):
     assert html.index('id="rules"') < html.index('id="decision-tables"') < html.index('id="scenarios"')
     assert ".dt-table" in html[: html.index("</style>")]
     plain = re.sub(r'<a href="#rule-\w+">(<code>\w+</code>)</a>', r"\1", html)
-    assert tables_html(decision_tables(_compiled(folder), checks=check_pathway(folder))) in plain
+    # the report prints each state's decisions: the rows that move or propose, and the columns they test
+    from pathway.audit.report import _decisions_only
+
+    full = decision_tables(_compiled(folder), checks=check_pathway(folder))
+    assert tables_html([_decisions_only(t) for t in full]) in plain
+    assert all(r.section == "move" for t in full for r in _decisions_only(t).rows)

@@ -37,6 +37,7 @@ from pathway.analysis.check import CheckReport, Finding
 from pathway.analysis.evaluate import branch_conditions, format_value
 from pathway.core.errors import Diagnostic, InputError, suggest
 from pathway.definition import conditions as C
+from pathway.definition import prose
 from pathway.definition.clock import TIME_FIELDS, is_days_since
 from pathway.definition.effects import (
     TEMPLATE_RE,
@@ -681,7 +682,8 @@ class _Builder:
                        advice=tuple(outs["advice"]), data=tuple(outs["data"]))
             if alts is None:
                 self.truncated = True
-                rows.append(replace(base, note=f"condition with too many alternatives to show as rows: {C.describe(cond)}"))
+                words = prose.condition_text(cond, self.d)
+                rows.append(replace(base, note=f"condition with too many alternatives to show as rows: {words}"))
                 continue
             if not alts:
                 rows.append(replace(base, never=True,

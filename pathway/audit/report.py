@@ -24,13 +24,14 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pathway.analysis.check import CHECKS, DEFAULT_BUDGET, CheckReport, ExtraCheck, check_pathway
 from pathway.analysis.evaluate import format_value
-from pathway.analysis.tables import decision_tables
+from pathway.analysis.tables import DecisionTable, decision_tables, default_table_ids
 from pathway.audit.evidence import signoff, signoff_text
 from pathway.audit.hazards import HazardLog, hazard_log
 from pathway.authoring.scenario import ScenarioOutcome, discover, run_scenarios
@@ -74,7 +75,8 @@ ol.contents { columns: 2; column-gap: 2rem; padding-left: 1.4rem; margin: 0.4rem
 .sign-off h2 { margin-top: 0; border: 0; } .sign-off .decision span.box { display: inline-block; width: 0.8em;
 height: 0.8em; border: 1px solid #0f172a; margin: 0 0.3em 0 1.2em; vertical-align: -0.1em; }
 table.signatures td { height: 2.2rem; vertical-align: bottom; } table.signatures tr:nth-child(even) td { background: none; }
-section { counter-increment: section; } section > h2:first-child::before { content: counter(section) ". "; }
+section[class^="sec-"] { counter-increment: section; }
+section[class^="sec-"] > h2:first-child::before { content: counter(section) ". "; }
 .notes-box { border: 1px solid #94a3b8; height: 3.2rem; margin-top: 0.5rem; padding: 0.2rem 0.4rem; }
 """
 
@@ -91,7 +93,7 @@ _PRINT_CSS = """
 @media print {
   html { font-size: 8.5pt; } body { margin: 0; padding-right: 2mm; line-height: 1.3; }
   h1 { font-size: 17pt; } h2 { font-size: 13pt; margin-top: 0; break-after: avoid; }
-  section { break-before: page; }
+  section[class^="sec-"], section.dt-table { break-before: page; }
   section.wide { page: wide; } .diagram { border: 0; padding: 0; overflow: visible; }
   .diagram svg { display: block; width: 100%; height: auto; max-height: 150mm; }
   section.wide .diagram svg { max-height: 162mm; }
@@ -108,6 +110,14 @@ _PRINT_CSS = """
   .title-page { border: 0; padding: 0; break-after: page; } ol.contents { columns: 2; }
   .title-page table { font-size: 8.5pt; } .title-page th { font-size: 8pt; } .title-page .pill { font-size: 7.5pt; }
   .sign-off { break-inside: avoid; } table.signatures td { height: 10mm; } .notes-box { height: 28mm; }
+  /* the decision tables: on landscape pages, every cell wrapped inside its column */
+  .sec-decision-tables { overflow-wrap: anywhere; } .sec-decision-tables .dt-wrap { overflow: visible; }
+  .sec-decision-tables table.dt { table-layout: fixed; font-size: 5.5pt; }
+  .sec-decision-tables table.dt th { font-size: 5.5pt; }
+  .sec-decision-tables table.dt td.dt-in { white-space: normal; }
+  .sec-decision-tables table.dt td.dt-out, .sec-decision-tables table.dt td.dt-advice,
+  .sec-decision-tables table.dt td.dt-note { min-width: 0; }
+  .sec-decision-tables table.dt td.dt-rule code { font-size: 5.5pt; }
   /* column widths (percent of the table) for the wide tables */
   .sec-checks th:nth-child(1) { width: 11%; } .sec-checks th:nth-child(2) { width: 8%; }
   .sec-checks th:nth-child(3) { width: 24%; }
@@ -236,7 +246,8 @@ def _as_section(part: str, wide: bool) -> str:
     m = _H2.match(part)
     if m is None:
         return part
-    cls = f"sec-{m.group(1)}" + (" wide" if wide and m.group(1) == "diagram" else "")
+    landscape = (wide and m.group(1) == "diagram") or m.group(1) == "decision-tables"
+    cls = f"sec-{m.group(1)}" + (" wide" if landscape else "")
     return f'<section class="{cls}">{part}</section>'
 
 
@@ -501,15 +512,31 @@ def _section_invariants(d: PathwayDef) -> str:
 _CSS += TABLE_CSS
 
 
+def _decisions_only(table: DecisionTable) -> DecisionTable:
+    """A state's table cut to the rows that move or propose (and gaps), with only the columns they test;
+    a decision point's table (what it derives) whole."""
+    if table.kind != "state":
+        return table
+    rows = tuple(r for r in table.rows if r.section == "move")
+    used = {name for r in rows for name in r.cells}
+    return replace(table, rows=rows, columns=tuple(c for c in table.columns if c.name in used))
+
+
 def _section_decision_tables(compiled: CompiledPathway, checks: CheckReport) -> str:
-    """One DMN-style decision table per state that is not terminal and has rules, with the hit policy and
-    the findings of the checks marked on the rows (see :mod:`pathway.analysis.tables`)."""
-    tables = decision_tables(compiled, checks=checks if checks.loaded else None)
+    """For each state that is not terminal and has rules, its decisions as a DMN-style decision table (the
+    rows that move or propose), and the decision points' tables (what they derive), with the hit policy
+    and the findings of the checks marked on the rows (see :mod:`pathway.analysis.tables`). The whole
+    tables (facts derived, advice, data requests) are ``pathway table``'s."""
+    d = compiled.definition
+    ids = default_table_ids(d) + [p for p in d.decision_points if p not in d.spec.states]
+    tables = [_decisions_only(t) for t in decision_tables(compiled, ids, checks=checks if checks.loaded else None)]
     contents = "".join(f'<li><a href="#{_e(table_anchor(t))}">{_e(t.title)}</a></li>' for t in tables)
-    return ('<h2 id="decision-tables">Decision tables</h2><p>For each state, its rules as a decision table: one '
-            "column per value the rules test (title and unit), one row per rule and branch (a condition with "
-            "alternatives takes one row per alternative), the outputs, and the findings of the checks on the rows "
-            "they concern. Thresholds are shown as their values under this profile.</p>"
+    return ('<h2 id="decision-tables">Decision tables</h2><p>For each state, its decisions as a decision table: '
+            "one column per value the rules test (title and unit), one row per rule and branch that moves the "
+            "patient or proposes a move (a condition with alternatives takes one row per alternative), the outputs, "
+            "and the findings of the checks on the rows they concern; then each decision point's table of what it "
+            "derives. Thresholds are shown as their values under this profile. The whole table of a state (the facts "
+            f"derived, advice and data requests too) is <code>pathway table {_e(d.id)} --state STATE</code>.</p>"
             f'<ul class="dt-contents">{contents}</ul>' + tables_html(tables, link_rules=True))
 
 

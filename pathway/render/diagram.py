@@ -688,8 +688,15 @@ def _legend_plain(text: str, kind: str, attrs: dict[str, str]) -> str:
     return text
 
 
+#: The longest tooltip drawn (Graphviz refuses a quoted string of more than 16,384 characters, and
+#: escaping can make a character four): longer text is cut with an ellipsis.
+MAX_TOOLTIP = 3000
+
+
 def _tooltip(text: str) -> graphviz.quoting.NoHtml:
     """A tooltip as a DOT escape string: its lines joined by ``\\n``, each made inert by :func:`dot_text`."""
+    if len(text) > MAX_TOOLTIP:
+        text = text[: MAX_TOOLTIP - 1] + "…"
     return graphviz.nohtml("\\n".join(dot_text(line) for line in text.split("\n")))
 
 

@@ -9,8 +9,8 @@ parser), so a title cannot open an element, close the label or add an attribute;
 sizes and borders come from this module only. :func:`table_lines` gives the same content as lines
 of plain text (Mermaid escapes them itself).
 
-The words of a condition come from one place, :func:`_condition_words` (today the condition
-language's own :func:`pathway.definition.conditions.describe`).
+The words of a condition come from one place, :func:`_condition_words`: the clinical prose of
+:mod:`pathway.definition.prose`, with the parameters resolved under the loaded profile.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from pathway.core.text import one_line
 from pathway.definition import conditions as C
+from pathway.definition import prose
 from pathway.definition.effects import (
     TEMPLATE_RE,
     Alert,
@@ -204,7 +205,7 @@ def evidence_words(evidence: Evidence) -> str:
 
 def _condition_words(cond: C.Cond, d: PathwayDef) -> str:
     """A condition in words: the one place the diagrams turn a condition into text."""
-    return C.describe(cond)
+    return prose.condition_text(cond, d)
 
 
 def condition_words(cond: C.Cond, d: PathwayDef) -> str:
@@ -217,19 +218,18 @@ def _always(cond: C.Cond) -> bool:
 
 
 def criterion_words(rule: Rule, d: PathwayDef, branch: Branch = "then") -> list[str]:
-    """When a branch of a rule fires, as lines of words: the time it is due, its condition (or its
-    negation for ``otherwise``), what it needs recorded."""
-    lines = []
-    if not _always(rule.due):
-        lines.append(f"due when: {condition_words(rule.due, d)}")
+    """When a branch of a rule fires, as lines of words (:func:`prose.rule_text`): the time it is
+    due, its condition (or, for ``otherwise``, its negation), and what it does while data are missing."""
+    words = prose.rule_text(rule, d)
+    lines = [f"due: {words.due}"] if words.due else []
     if branch == "then":
-        lines.append("always (when due)" if _always(rule.when) else f"if: {condition_words(rule.when, d)}")
+        lines.append("always (when due)" if _always(rule.when) else f"if: {words.when}")
     elif branch == "else":
-        lines.append(f"if not: {condition_words(rule.when, d)}")
+        lines.append(f"if not: {words.when}")
         if rule.requires:
-            lines.append(f"and recorded: {', '.join(rule.requires)}")
+            lines.append("and recorded: " + ", ".join(prose.field_name(f, d) for f in rule.requires))
     else:
-        lines.append(f"while not recorded: {', '.join(rule.requires) or 'a value it computes with'}")
+        lines += list(words.missing) or ["while a value it computes with is not recorded"]
     return lines
 
 

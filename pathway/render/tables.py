@@ -316,6 +316,19 @@ def tables_html(tables: Sequence[DecisionTable], *, link_rules: bool = False) ->
     return "".join(out)
 
 
+#: Printing the page on its own: wide tables on A4 landscape, every column wrapped to fit.
+_PAGE_PRINT_CSS = """
+@media print {
+  @page { size: A4 landscape; margin: 10mm; }
+  body { margin: 0; }
+  table.dt { table-layout: auto; font-size: 0.55rem; }
+  table.dt td.dt-in { white-space: normal; }
+  table.dt td.dt-out, table.dt td.dt-advice, table.dt td.dt-note { min-width: 0; }
+  table.dt th, table.dt td { overflow-wrap: anywhere; }
+}
+"""
+
+
 def tables_html_page(tables: Sequence[DecisionTable]) -> str:
     """A self-contained HTML page of the tables (inline CSS, no scripts, no external resources)."""
     title = "Decision tables"
@@ -325,7 +338,7 @@ def tables_html_page(tables: Sequence[DecisionTable]) -> str:
     contents = "".join(f'<li><a href="#{_h(table_anchor(t))}">{_h(t.title)}</a></li>' for t in tables)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_h(title)}</title>'
             "<style>body { font-family: Helvetica, Arial, sans-serif; margin: 2rem; color: #0f172a; line-height: 1.4; }"
-            f"{TABLE_CSS}</style></head><body><h1>{_h(title)}</h1><ul>{contents}</ul>{tables_html(tables)}</body></html>\n")
+            f"{TABLE_CSS}{_PAGE_PRINT_CSS}</style></head><body><h1>{_h(title)}</h1><ul>{contents}</ul>{tables_html(tables)}</body></html>\n")
 
 
 #: ``--format`` name -> writer.
