@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pathway.analysis.evaluate import format_value
-from pathway.authoring.scenario import load_scenarios
+from pathway.authoring.scenario import is_scenario_file, load_scenarios
 from pathway.core.errors import Diagnostic, InputError, PathwayError, display_path
 from pathway.core.text import md_inline, one_line
 from pathway.definition.case import case_problem
@@ -89,14 +89,6 @@ def _scenario_cases(path: Path) -> list[tuple[str, ReplayCase]]:
     return out
 
 
-def _is_scenario_file(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return any(line.startswith("scenarios:") for line in fh)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def _files(item: Path) -> list[Path]:
     if item.is_dir():
         return sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in _CASE_SUFFIXES
@@ -116,7 +108,7 @@ def collect_cases(paths: Sequence[str | os.PathLike[str]]) -> list[ReplayCase]:
             if key in seen:
                 continue
             seen.add(key)
-            if f.suffix.lower() != ".json" and _is_scenario_file(f):
+            if f.suffix.lower() != ".json" and is_scenario_file(f):
                 out += [c for _, c in _scenario_cases(f)]
                 continue
             _, case = load_case_file(f)
@@ -137,7 +129,7 @@ def scenario_library(old_root: Path, new_root: Path) -> list[ReplayCase]:
         if not folder.is_dir():
             return out
         for f in _files(folder):
-            if f.suffix.lower() == ".json" or not _is_scenario_file(f):
+            if f.suffix.lower() == ".json" or not is_scenario_file(f):
                 continue
             rel = f.relative_to(folder).as_posix()
             for sid, case in _scenario_cases(f):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pathway.authoring.scenario import LoadedScenario, _is_scenario_file, load_scenarios, run_scenario
+from pathway.authoring.scenario import LoadedScenario, is_scenario_file, load_scenarios, run_scenario
 from pathway.runtime.api import Pathway
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _pathway_of(path: Path) -> str:
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFileItem | None:
-    if file_path.suffix in (".yaml", ".yml") and _is_scenario_file(file_path):
+    if file_path.suffix in (".yaml", ".yml") and is_scenario_file(file_path):
         return ScenarioFileItem.from_parent(parent, path=file_path)
     return None
 

@@ -54,6 +54,7 @@ __all__ = [
     "ScenarioFile",
     "ScenarioOutcome",
     "load_scenarios",
+    "is_scenario_file",
     "run_scenario",
     "run_scenarios",
     "Coverage",
@@ -224,14 +225,15 @@ def discover(paths: list[str | os.PathLike[str]]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             for f in sorted(p.rglob("*.yaml")):
-                if _is_scenario_file(f):
+                if is_scenario_file(f):
                     files.append(f)
         else:
             files.append(p)
     return files
 
 
-def _is_scenario_file(path: Path) -> bool:
+def is_scenario_file(path: Path) -> bool:
+    """Whether a YAML file holds scenarios (a line starting with ``scenarios:``)."""
     try:
         with open(path, encoding="utf-8") as fh:
             return any(line.startswith("scenarios:") for line in fh)

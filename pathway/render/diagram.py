@@ -150,16 +150,7 @@ def dot_text(text: object) -> str:
 
 def wrap(text: str, width: int = 28) -> str:
     """``text`` as a DOT label (see :func:`dot_text`) broken into lines of about ``width`` characters."""
-    words, lines, line = dot_text(text).split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    if line:
-        lines.append(line)
-    return "\\n".join(lines)
+    return "\\n".join(line for line in wrap_lines(dot_text(text), width) if line)
 
 
 def to_dot(graph: nx.DiGraph, definition: PathwayDef | None = None, *, clusters: bool = False) -> str:
