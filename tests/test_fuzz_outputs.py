@@ -45,6 +45,7 @@ from pathway import load_pathway
 from pathway.analysis.check import check_pathway
 from pathway.analysis.diff import VersionDiff, diff_pathways
 from pathway.analysis.explain import explain, explain_text
+from pathway.analysis.table_diff import table_diff
 from pathway.analysis.tables import decision_tables
 from pathway.audit.browser import find_chromium, print_pdf
 from pathway.audit.evidence import evidence
@@ -579,12 +580,15 @@ _NO_INDEX_PROFILE = ("id: fuzz\ntitle: No day-3 index\n"
 
 
 def _diff_outputs(folder: Path) -> dict[str, str]:
-    """``pathway diff FOLDER FOLDER --new-profile fuzz --cases demo.yaml`` in text, Markdown and JSON, and its diagram."""
+    """``pathway diff FOLDER FOLDER --new-profile fuzz --cases demo.yaml`` in text, Markdown and JSON (the
+    definitions, the decision-table rows that change, the patients), and its diagram."""
     (folder / "profiles" / "fuzz.yaml").write_text(_NO_INDEX_PROFILE, encoding="utf-8")
     diff, old, new = diff_pathways(folder, folder, new_profile="fuzz")
+    tables = table_diff(old, new)  # the day-3 index rows: column titles and derived facts from the rule files
+    assert tables.counts()["rows_changed"] > 0
     patients = patient_diff(old, new, collect_cases([DEMO]), ["demo.yaml"], new_profile="fuzz")
     assert patients.counts()["changed"] == 1
-    report = VersionDiff(diff, [patients])
+    report = VersionDiff(diff, [tables, patients])
     diagram = build_diff_diagram(diff, old, new)
     return {"diff text": report.text(), "diff markdown": report.markdown(),
             "diff json": json.dumps(report.to_dict(), ensure_ascii=False),
@@ -633,6 +637,9 @@ def _check_rule_outputs(out: dict[str, str], benign: dict[str, str], used: dict[
             assert one_line(value) in out[fmt], f"{fmt}: {value[:60]!r} is not shown"
     for fmt in ("run json", "evidence json", "diff json"):
         json.loads(out[fmt])  # strict JSON, whatever the texts hold
+    # the decision-table rows that change name their columns by the fields' titles: shown, on one line
+    titles = [one_line(v) for v in used.get("fields.title", [])]
+    assert [t for t in titles if t in out["diff text"]], "no hostile field title in the table rows of the diff"
     _assert_tables(out, benign, used)
 
 

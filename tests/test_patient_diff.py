@@ -195,8 +195,9 @@ def test_identical_versions_change_no_patient(rules_copy, tmp_path, capsys):
     assert doc["same"] and doc["patients"]["counts"] == {"cases": 3, "changed": 0, "unchanged": 3, "failing": 0}
     code, out, _ = _cli(capsys, "diff", "asuc", "asuc", "--cases", str(DEMO))
     assert code == 0
-    *_, same, blank, summary, source = out.splitlines()
-    assert (same, blank) == ("same", "") and summary == "patients: 1 case(s) replayed under both versions: 0 changed, 1 unchanged"
+    *_, same, blank, tables, blank2, summary, source = out.splitlines()
+    assert (same, blank, blank2) == ("same", "", "") and tables.endswith(": no row changes")
+    assert summary == "patients: 1 case(s) replayed under both versions: 0 changed, 1 unchanged"
     assert source.startswith("  from: ") and source.endswith("demo.yaml")
 
 
@@ -316,7 +317,7 @@ def test_json_has_stable_keys(pulse_versions, tmp_path, capsys):
     code, out, _ = _cli(capsys, "diff", str(old), str(new), "--cases", str(cases), "--json")
     doc = json.loads(out)
     assert code == 1
-    assert set(doc) == {"old", "new", "same", "counts", "changes", "patients"}
+    assert set(doc) == {"old", "new", "same", "counts", "changes", "tables", "patients"}
     assert set(doc["patients"]) == {"sources", "counts", "differences", "changed"}
     assert doc["patients"]["differences"] == [{"what": "recommendation tw_extra_criteria", "cases": 1}]
     assert doc["patients"]["sources"] == [str(cases)]

@@ -1,8 +1,10 @@
-"""`pathway diff OLD NEW [--cases PATH ...] [--scenarios] [--json | --markdown] [-o changes.svg]`.
+"""`pathway diff OLD NEW [--cases PATH ...] [--scenarios] [--no-tables] [--json | --markdown] [-o changes.svg]`.
 
-Lists what changed in the definitions and, with ``--cases`` or ``--scenarios``, what the change does
-to patients (:mod:`pathway.audit.patients`). Exit 0 when the versions are the same and no patient's
-course changes, 1 when they differ (or a case changes or fails under one version), 2 on bad input.
+Lists what changed in the definitions, the decision-table rows that changed
+(:mod:`pathway.analysis.table_diff`; not with ``--no-tables``) and, with ``--cases`` or
+``--scenarios``, what the change does to patients (:mod:`pathway.audit.patients`). Exit 0 when the
+versions are the same and no patient's course changes, 1 when they differ (or a case changes or
+fails under one version), 2 on bad input.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pathway.analysis.diff import DiffSection, VersionDiff, diff_pathways
+from pathway.analysis.table_diff import table_diff
 from pathway.audit.patients import collect_cases, patient_diff, scenario_library
 from pathway.cli.common import EXIT_FINDINGS, EXIT_OK, Subparsers, UsageError
 from pathway.core.errors import display_path
@@ -22,7 +25,7 @@ from pathway.render.diff import build_diff_diagram
 
 def _run(args: argparse.Namespace) -> int:
     diff, old, new = diff_pathways(args.old, args.new, old_profile=args.old_profile, new_profile=args.new_profile)
-    sections: list[DiffSection] = []
+    sections: list[DiffSection] = [] if args.no_tables else [table_diff(old, new)]
     if args.cases or args.scenarios:
         cases = collect_cases(args.cases)
         sources = [display_path(p) for p in args.cases]
@@ -54,8 +57,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_command(sub: Subparsers) -> None:
     """Add ``pathway diff``."""
-    p = sub.add_parser("diff", help="compare two pathway versions (states, transitions, rules, parameters) and, "
-                                    "with --cases/--scenarios, what the change does to patients")
+    p = sub.add_parser("diff", help="compare two pathway versions (states, transitions, rules, parameters, the "
+                                    "decision-table rows) and, with --cases/--scenarios, what the change does to "
+                                    "patients")
     p.add_argument("old", help="old pathway name or folder")
     p.add_argument("new", help="new pathway name or folder")
     p.add_argument("--old-profile", default=None, help="site profile of the old version")
@@ -64,6 +68,8 @@ def add_command(sub: Subparsers) -> None:
                    help="case files, scenario files or folders of them, replayed under both versions (repeatable)")
     p.add_argument("--scenarios", action="store_true",
                    help="also replay the scenario library of each version (<folder>/scenarios)")
+    p.add_argument("--no-tables", action="store_true",
+                   help="do not compare the decision tables (faster: they are built for every state of both versions)")
     p.add_argument("-o", "--output", default=None, help="write the diff diagram (.svg, .dot or .mmd)")
     p.add_argument("--format", choices=list(DIAGRAM_FORMATS), default=None, help="diagram format (default: by suffix)")
     out = p.add_mutually_exclusive_group()
