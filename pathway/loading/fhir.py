@@ -101,6 +101,8 @@ class FhirInput:
     patient_refs: set[str] = field(default_factory=set)
     #: patient-record field -> where its value came from (for located errors)
     patient_paths: dict[str, str] = field(default_factory=dict)
+    #: the resources that went into the patient record
+    patient_items: list[Item] = field(default_factory=list)
 
 
 def fhir_models() -> Any:
@@ -525,7 +527,8 @@ class _Reader:
                 self.patient["age_years"] = seen.year - born.year - ((seen.month, seen.day) < (born.month, born.day))
         if self.diags:
             raise InputError(self.diags)
-        return FhirInput(dict(self.patient), self.items, self.ignored, set(self.patient_refs), paths)
+        taken = [item for item in record if item not in self.items]
+        return FhirInput(dict(self.patient), self.items, self.ignored, set(self.patient_refs), paths, taken)
 
 
 def read_fhir(definition: PathwayDef, data: Any, *, doc: Located | None = None, name: str = "fhir",

@@ -33,13 +33,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pathway.core.errors import Diagnostic, InputError, PathwayError
+from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
 from pathway.definition.clock import parse_time
 from pathway.definition.inputs import shown_value
 from pathway.loading.fhir import FhirInput, Item, read_fhir
 from pathway.runtime import changes
-from pathway.runtime.session import Session, observed_form
+from pathway.runtime.session import Session, observed_form, start_session
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -98,6 +98,9 @@ class _Feed:
         self.doc = doc
         self.report: dict[str, list[dict[str, Any]]] = {"applied": [], "duplicates": [], "withdrawn": [],
                                                          "ignored": list(fin.ignored)}
+        for item in fin.patient_items:  # a new session's patient record
+            self.report["applied"].append({"resource": item.key, "where": item.where, "event": "patient",
+                                           "fields": sorted(item.values)})
         self.operations: list[dict[str, Any]] = []
         #: time -> {"id", "members": {key: member}, "new": bool}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -128,8 +131,12 @@ class _Feed:
                 self.report["withdrawn"].append({**seen, "event": self.groups[time]["id"], "status": item.status})
                 continue
             if item.patient_record:
-                self.report["ignored"].append({**seen, "reason": "a patient-record field ("
-                                               + ", ".join(item.values) + ") once the session has started"})
+                recorded = self.session.state_values()["patient"]
+                if all(recorded.get(name) == value for name, value in item.values.items()):
+                    self.report["duplicates"].append(seen)
+                else:
+                    self.report["ignored"].append({**seen, "reason": "a patient-record field ("
+                                                   + ", ".join(item.values) + ") once the session has started"})
                 continue
             assert item.time is not None
             if admission is not None and parse_time(item.time) < admission:
@@ -179,11 +186,12 @@ class _Feed:
             sources.append(copy.deepcopy(member))
         return {"time": time, "id": group["id"], "sources": sources, **values}
 
-    def settle(self, time: str, operation: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def settle(self, time: str, operation: Callable[[dict[str, Any]], dict[str, Any]], *, log: bool = True) -> None:
         """Apply the moment's event, each order falling back to its next decision while the one tried is
         not due (PW407); the last fallback records no decision."""
         group = self.groups[time]
         choice = {key: 0 for key in group["members"]}
+        self.current = time
         while True:
             event = self.event(time, choice)
             try:
@@ -199,7 +207,8 @@ class _Feed:
                 if not moved:
                     raise
         group["new"] = False
-        self.operations.append({k: v for k, v in result["changes"].items() if k != "items"})
+        if log:
+            self.operations.append({k: v for k, v in result["changes"].items() if k != "items"})
         for key, member in group["members"].items():
             item = self.items.get(key)
             if item is None or item.action != "record" or self.owner.get(key) != time:
@@ -211,33 +220,78 @@ class _Feed:
                 self.report["ignored"].append({"resource": key, "where": item.where,
                                                "reason": f"no decision recorded ({tried}): none is due at {time}"})
 
+    def day_of(self, time: str) -> float | None:
+        admission = self.session.admission
+        if admission is None:
+            return None
+        return round((parse_time(time) - admission).total_seconds() / 86400.0, 4)
+
     def run(self) -> None:
         session = self.session
         touched = self.plan()
-        for time in sorted(touched):
-            group = self.groups[time]
-            self.current = time
-            if not group["members"]:
-                if not group["new"]:
-                    result = session.retract(group["id"], "FHIR: every resource of this moment was withdrawn")
-                    self.operations.append({k: v for k, v in result["changes"].items() if k != "items"})
-                del self.groups[time]
-                continue
-            if group["new"]:
+        if not touched:
+            return
+        events = session.recorded_events()
+        latest = events[-1]["day"] if events else None
+        days = {t: self.day_of(t) for t in touched}
+        if all(self.groups[t]["new"] for t in touched) and all(
+                latest is None or (d is not None and d >= latest) for d in days.values()):
+            for time in sorted(touched):  # later than everything recorded: appended in time order
                 self.settle(time, session.observe)
+            return
+        self.rebuild(events, touched)
+
+    def rebuild(self, events: list[dict[str, Any]], touched: set[str]) -> None:
+        """Evaluate the course again from the patient: every moment in time order, each order's decision
+        resolved anew (the first that is due at its time), then put in place of the session's state with
+        the revisions recorded. A late, corrected or withdrawn resource, and an order that is now due or
+        no longer due, all come out of the same pass."""
+        session = self.session
+        timeline: list[tuple[float, int, str, Any]] = []  # (day, arrival, kind, event or moment)
+        index: dict[str, int] = {}
+        for i, entry in enumerate(events):
+            eid = entry.get("id")
+            if isinstance(eid, str) and eid.startswith(GROUP_PREFIX) and isinstance(entry.get("sources"), list):
+                time = eid[len(GROUP_PREFIX):]
+                index[time] = i
+                if self.groups.get(time, {}).get("members"):
+                    timeline.append((entry["day"], i, "moment", time))
             else:
-                self.settle(time, lambda event, gid=group["id"]: session.amend(gid, event))
-        # A late or corrected result re-evaluated the course: a decision not due when it arrived may be now.
-        if touched and any(op.get("operation") != "append" for op in self.operations):
-            first = min(touched)
-            for time in sorted(t for t in self.groups if t >= first and t not in touched):
-                group = self.groups[time]
-                if any(m["decide"] and not m.get("decided") for m in group["members"].values()):
-                    saved = session.checkpoint()
-                    try:
-                        self.settle(time, lambda event, gid=group["id"]: session.amend(gid, event))
-                    except PathwayError:
-                        session.rollback(saved)
+                timeline.append((entry["day"], i, "event", observed_form(entry)))
+        for time in sorted(touched):
+            if time not in index and self.groups[time]["members"]:
+                day = self.day_of(time)
+                timeline.append((day if day is not None else 0.0, len(events), "moment", time))
+        timeline.sort(key=lambda x: (x[0], x[1], x[3] if x[2] == "moment" else ""))
+        fresh = start_session(session.pathway, copy.deepcopy(session.state_values()["patient"]))
+        placed: dict[str, int] = {}
+        for k, (_day, _arrival, kind, what) in enumerate(timeline):
+            if kind == "event":
+                fresh.observe(what)
+            else:
+                self.settle(what, fresh.observe, log=False)
+                placed[what] = k
+        first = min([placed[t] for t in touched if t in placed] + [index[t] for t in touched if t in index])
+        revisions = list(session.state_values()["revisions"])
+        latest = events[-1]["day"] if events else 0
+        recorded = fresh.recorded_events()
+        for time in sorted(touched):
+            gid = GROUP_PREFIX + time
+            op: dict[str, Any] = {}
+            if time in index and time in placed:
+                op = {"op": "amend", "id": gid, "event": placed[time], "was": events[index[time]]}
+            elif time in index:
+                op = {"op": "retract", "id": gid, "event": index[time], "was": events[index[time]],
+                      "reason": "FHIR: every resource of this moment was withdrawn"}
+            elif time in placed and recorded[placed[time]]["day"] < latest:
+                op = {"op": "insert", "id": gid, "event": placed[time], "day": recorded[placed[time]]["day"],
+                      "latest_day": latest}
+            if op:
+                revisions.append(copy.deepcopy(op))
+            self.operations.append({"operation": op.get("op", "append"), "id": gid,
+                                    "event": op.get("event", placed.get(time)), "reevaluated_from": first})
+        fresh.keep_revisions(revisions)
+        session.rollback((fresh.checkpoint()[0], session.checkpoint()[1]))
 
     def locate(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         """The session's diagnostics (``events[4].crp_mg_l``) at the resource and value that gave them."""
@@ -253,8 +307,10 @@ class _Feed:
 
 
 def _located(diagnostics: list[Diagnostic], paths: dict[str, str], doc: Located | None) -> list[Diagnostic]:
+    # a value refused is also refused inside the event's sources, which only repeat it
+    shown = [d for d in diagnostics if ".sources" not in d.file] or diagnostics
     out = []
-    for d in diagnostics:
+    for d in shown:
         match = _FIELD.match(d.file) or re.match(r"^patient\.([A-Za-z_][A-Za-z0-9_]*)", d.file)
         path = paths.get(match.group(1)) if match else None
         if path is None:
