@@ -59,7 +59,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Pathway", "load_pathway", "run_case", "Session", "observe_fhir", "events_from_bundle", "RESULT_KEYS", "SessionStore", "SessionNotFound",
+    "Pathway", "load_pathway", "run_case", "Session", "observe_fhir", "events_from_bundle",
+    "RESULT_KEYS", "SessionStore", "SessionNotFound",
     "PathwayError", "DefinitionError", "InputError", "SessionError", "SessionConflict", "EngineError", "EngineLimitError",
     "TransitionRefused", "Diagnostic", "__version__",
 ]

@@ -164,7 +164,7 @@ def test_a_late_day3_crp_after_day4_observations_reevaluates_the_day3_decision(p
             obs("d4-blood", "2026-03-06T08:00:00Z", "visible_blood", {"valueBoolean": True}, LOCAL)]
     course = [e for e in b["entry"] if e["resource"]["id"] not in ("d3-1988-5", "tac-1")
               and e["resource"]["resourceType"] != "MedicationRequest"
-              and not e["resource"].get("effectiveDateTime", "").startswith(("2026-03-08", "2026-03-11", "2026-03-12", "2026-03-13"))]
+              and e["resource"].get("effectiveDateTime", "") < "2026-03-06"]
     session, before = pw.start_fhir({**b, "entry": course + [{"resource": r} for r in day4]})
     assert before["state"] == "iv_steroids"  # without the day-3 CRP the day-3 indices cannot be computed
     assert "oxford_high_risk" not in before["frozen"]
@@ -199,7 +199,7 @@ def test_a_resource_sent_again_is_a_duplicate(pw):
     again = observe_fhir(session, resource(bundle(), "d9-1988-5"))
     assert again["changes"]["operation"] == "duplicate" and again["changes"]["items"] == []
     assert again["fhir"]["duplicates"] == [{"resource": "Observation/d9-1988-5", "where": "resource"}]
-    assert session.result() == result | {"changes": session.result().get("changes")} or session.result()["state"] == result["state"]
+    assert session.result() == {k: v for k, v in result.items() if k not in ("changes", "fhir")}
     twice = observe_fhir(session, bundle())
     assert twice["changes"]["operation"] == "duplicate" and len(twice["fhir"]["duplicates"]) == 50
 

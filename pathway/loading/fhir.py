@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from pathway.core.errors import Diagnostic, InputError
@@ -299,8 +297,8 @@ class _Reader:
             self.ignore(at, key, f"status '{status}': only final, amended and corrected results are recorded")
             return
         parts = [(r, at)] + [(c, at + ("component", k)) for k, c in enumerate(r.get("component") or [])]
-        mapped = [(part, where, self.observation_code(part)) for part, where in parts]
-        mapped = [(p, w, m) for p, w, m in mapped if m is not None]
+        mapped = [(part, where, code) for part, where in parts for code in [self.observation_code(part)]
+                  if code is not None]
         if not mapped:
             self.ignore(at, key, "no code of the codes file: " + _codes_text(r.get("code")))
             return
@@ -585,7 +583,7 @@ def _key(r: dict[str, Any], entry: dict[str, Any] | None) -> str:
         if isinstance(ident, dict) and ident.get("value"):
             return f"{rtype}?identifier={ident.get('system', '')}|{ident['value']}"
     if entry is not None and isinstance(entry.get("fullUrl"), str):
-        return entry["fullUrl"]
+        return str(entry["fullUrl"])
     digest = hashlib.sha256(json.dumps(r, sort_keys=True, default=str).encode("utf-8", "replace")).hexdigest()[:16]
     return f"{rtype}#{digest}"
 
