@@ -425,3 +425,43 @@ def test_importing_pathway_and_its_fhir_modules_does_not_load_fhir_resources():
             "print(sorted(m for m in sys.modules if m == 'fhir' or m.startswith('fhir.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
     assert out == "[]"
+
+
+HOSTILE_TEXT = "x\n| injected | row |\n<script>alert(1)</script> `code` [link](http://a)\r\u2028"
+
+
+def test_hostile_codes_file_texts_stay_inside_their_cells_of_the_mapping_table(tmp_path):
+    folder = tmp_path / "asuc"
+    shutil.copytree(ROOT / "rules" / "asuc", folder)
+    text = (folder / "codes.yaml").read_text(encoding="utf-8")
+    text = text.replace("display: Heart rate,", f"display: {json.dumps(HOSTILE_TEXT)},")
+    (folder / "codes.yaml").write_text(text, encoding="utf-8")
+    table = mapping_markdown(load_pathway(folder, cache=False).definition)
+    rows = [line for line in table.splitlines() if "`8867-4`" in line]
+    assert len(rows) == 1 and rows[0].count(" | ") == 5 and "<script>" not in table
+    assert len(table.splitlines()) == len(mapping_markdown(load_pathway("asuc").definition).splitlines())
+
+
+def test_hostile_texts_of_an_unread_resource_are_one_line_on_the_command_line(tmp_path):
+    b = bundle()
+    b["entry"].append({"resource": obs("odd", "2026-03-13T09:00:00Z", "0000-0", qty(1, "mg/L"))})
+    b["entry"][-1]["resource"]["code"]["coding"][0]["display"] = HOSTILE_TEXT
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(b), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pathway", "run", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0
+    notes = [line for line in run.stderr.splitlines() if "Observation/odd" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: Bundle.entry[54].resource") and "<script>" in notes[0]
+    assert len(run.stderr.splitlines()) == 5  # the four notes of the demo and this one, each one line
+
+
+def test_a_fhir_session_restores_from_its_dump_and_goes_on_recognising_its_resources(pw):
+    session, _ = pw.start_fhir(bundle())
+    restored = pw.restore(json.loads(json.dumps(session.dump())))
+    assert restored.result() == session.result()
+    again = observe_fhir(restored, resource(bundle(), "d11-11253-2"))
+    assert again["changes"]["operation"] == "duplicate"
+    late = observe_fhir(restored, obs("d10-k", "2026-03-12T08:00:00Z", "2823-3", qty(7.8, "meq/L")))
+    assert late["changes"]["operations"][0]["operation"] == "amend"
+    assert restored.recorded_events()[5]["potassium_mmol_l"] == 7.8
+    assert pw.restore(json.loads(json.dumps(restored.dump()))).result() == restored.result()
