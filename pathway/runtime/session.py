@@ -142,7 +142,11 @@ class Session:
         if event_id is not None:
             at = self._index_of(event_id)
             if at is not None:
-                self._check_same(at, event, f"events[{index}]")
+                try:
+                    self._check_same(at, event, f"events[{index}]")
+                except InputError as exc:
+                    exc.event = index  # like every refusal of observe: the index the event arrived at
+                    raise
                 return {"operation": "duplicate", "id": event_id, "event": at}
         late = self._apply(event)
         if late is None:
