@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         TransitionRefused,
     )
     from pathway.runtime.api import Pathway, load_pathway, run_case
+    from pathway.runtime.fhir import events_from_bundle, observe_fhir
     from pathway.runtime.result import RESULT_KEYS
     from pathway.runtime.session import Session
     from pathway.runtime.store import SessionNotFound, SessionStore
@@ -41,6 +42,8 @@ _EXPORTS = {
     "load_pathway": "pathway.runtime.api",
     "run_case": "pathway.runtime.api",
     "Session": "pathway.runtime.session",
+    "observe_fhir": "pathway.runtime.fhir",
+    "events_from_bundle": "pathway.runtime.fhir",
     "RESULT_KEYS": "pathway.runtime.result",
     "SessionStore": "pathway.runtime.store",
     "SessionNotFound": "pathway.runtime.store",
@@ -56,7 +59,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Pathway", "load_pathway", "run_case", "Session", "RESULT_KEYS", "SessionStore", "SessionNotFound",
+    "Pathway", "load_pathway", "run_case", "Session", "observe_fhir", "events_from_bundle",
+    "RESULT_KEYS", "SessionStore", "SessionNotFound",
     "PathwayError", "DefinitionError", "InputError", "SessionError", "SessionConflict", "EngineError", "EngineLimitError",
     "TransitionRefused", "Diagnostic", "__version__",
 ]

@@ -88,7 +88,7 @@ def _refs_with_siblings(node: Any) -> int:
 
 def test_every_schema_is_a_valid_draft_7_schema(generated: dict[str, dict[str, Any]]) -> None:
     assert set(generated) == {"pathway.schema.json", "fields.schema.json", "sources.schema.json", "rules.schema.json",
-                              "hazards.schema.json", "invariants.schema.json",
+                              "hazards.schema.json", "invariants.schema.json", "codes.schema.json",
                               "profile.schema.json", "scenario.schema.json", "asuc.case.schema.json",
                               "asuc.scenario.schema.json"}
     for name, schema in generated.items():
@@ -345,7 +345,7 @@ def test_case_schema_lists_every_input_field(generated: dict[str, dict[str, Any]
             prop = defs[d]["properties"][name]
             assert prop["title"] == f.title and f.title in prop["description"]
     assert set(defs["Patient"]["properties"]) | set(defs["Event"]["properties"]) <= set(authored) | {
-        "id", "note", "admission_time", "day", "time"}
+        "id", "note", "admission_time", "day", "time", "sources"}
     assert "days_in_state" in fields and "days_in_state" not in defs["Event"]["properties"]
     crp = defs["Event"]["properties"]["crp_mg_l"]
     assert crp["anyOf"][0] == {"type": "number", "minimum": 0, "maximum": 800}
@@ -383,7 +383,7 @@ def test_command_writes_the_committed_schemas(tmp_path: Path, capsys: pytest.Cap
     assert "wrote" in capsys.readouterr().out
     for path in tmp_path.iterdir():
         assert path.read_text(encoding="utf-8") == (SCHEMA_DIR / path.name).read_text(encoding="utf-8"), path.name
-    assert len(list(tmp_path.iterdir())) == 10
+    assert len(list(tmp_path.iterdir())) == 11
 
 
 def test_command_check(rules_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,6 +108,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "phases": "Phases of care (id -> title, description), in the order diagrams draw them; a state names its "
                   "phase under 'phase', and 'pathway diagram --clusters' draws each phase as a box.",
         "hazards_file": "File with the hazard log, the clinical risk management file (hazards.schema.json); optional.",
+        "codes_file": "File with the FHIR terminology map: LOINC and other codes and UCUM units -> input fields, "
+                      "medicines and procedures -> decisions (codes.schema.json); optional.",
         "invariants_file": "File with the safety invariants that 'pathway verify' checks (invariants.schema.json); "
                            "optional.",
     },
@@ -752,6 +754,9 @@ def model_schemas() -> dict[str, dict[str, Any]]:
                                             "What must hold after every event of any patient course: conditions with "
                                             "the result they require, or built-in properties, each naming the hazards "
                                             "it verifies.")
+    out["codes.schema.json"] = _finish(_file_schema(M.CodesFile, classes), "FHIR codes file (codes.yaml)",
+                                       "How FHIR R4 resources map to input fields: Observation codes with their UCUM "
+                                       "units, coded answers, and medicines and procedures that record decisions.")
     out["profile.schema.json"] = _finish(_file_schema(M.ProfileFile, classes), "Site profile (profiles/<id>.yaml)",
                                          "Named parameter values for the points where guidelines disagree.")
     out["scenario.schema.json"] = _finish(_file_schema(S.ScenarioFile, classes), "Scenario file",
@@ -836,6 +841,9 @@ def _case_defs(definition: PathwayDef) -> dict[str, Any]:
                                                    "or else from the first event."},
         "note": {"type": "string", "description": "Free text, ignored by the engine."},
         "id": {"anyOf": [{"type": "string"}, {"type": "integer"}], "description": "Event id, ignored by the engine."},
+        "sources": {"type": "array", "description": "Where the values came from (e.g. the FHIR resources of this "
+                                                    "moment, each with what it gave); kept with the event, ignored by "
+                                                    "the engine."},
     }
     assert set(patient) == PATIENT_META and set(event) == EVENT_META, "case metadata keys changed in pathway.inputs"
     for name, field in sorted(fields.items()):
@@ -964,6 +972,8 @@ def schema_for_file(root: Path, file: Path, spec: M.PathwayFile | None = None) -
         return "hazards.schema.json"
     if spec.invariants_file and rel == Path(spec.invariants_file).as_posix():
         return "invariants.schema.json"
+    if spec.codes_file and rel == Path(spec.codes_file).as_posix():
+        return "codes.schema.json"
     if rel in {Path(r).as_posix() for r in spec.rule_files}:
         return "rules.schema.json"
     folder = rel.split("/", 1)[0] if "/" in rel else ""

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from pathway.cli.common import EXIT_OK, Subparsers, UsageError, add_parameter_option, case_pathway, parameters, read_case
-from pathway.core.errors import DefinitionError, Diagnostic, display_path
+from pathway.cli.common import EXIT_OK, Subparsers, UsageError, add_parameter_option, case_pathway, parameters
+from pathway.core.errors import DefinitionError, Diagnostic, InputError, display_path
 from pathway.core.text import inert, one_line
-from pathway.core.yamlsafe import load_yaml_file
+from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
+from pathway.loading.cases import read_case_document
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
 from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_dot_svg
 from pathway.render.state_diagram import build_state_diagram
 from pathway.runtime.api import Pathway, load_pathway
 from pathway.runtime.compile import compile_pathway
+from pathway.runtime.session import observed_form
 
 __all__ = ["add_command"]
 
@@ -56,14 +59,46 @@ def _course_text(pathway: Pathway, case: dict[str, Any], results: list[dict[str,
     return "\n".join(lines)
 
 
-def _run_case(pathway_name: str | None, case_path: str, fmt: str, params: dict[str, Any]) -> int:
-    doc, case = read_case(case_path)
+def _read_document(path: str) -> Located:
+    """The file (JSON or YAML) with its positions, or standard input when ``path`` is ``-``."""
+    try:
+        if path == "-":
+            return load_yaml_text(sys.stdin.read(), "<stdin>")
+        if not Path(path).is_file():
+            raise InputError([Diagnostic(display_path(path), 0, 0, "PW400", "case file not found")])
+        return load_yaml_file(path, display_path(path))
+    except YamlProblem as exc:
+        raise InputError([exc.diagnostic]) from None
+
+
+def _run_case(pathway_name: str | None, case_path: str, fmt: str, params: dict[str, Any], fhir: bool = False) -> int:
+    doc = _read_document(case_path)
+    if fhir or (isinstance(doc.data, dict) and "resourceType" in doc.data):
+        return _run_fhir(pathway_name, doc, fmt, params)
+    doc, case = read_case_document(doc)
     pathway = load_pathway(case_pathway(pathway_name, case), parameters=params)
     session, results = pathway.run_course(case, doc)
     if fmt == "json":
         print(json.dumps(session.result(), sort_keys=True, ensure_ascii=False, indent=2))
     else:
         print(_course_text(pathway, case, results))
+    return EXIT_OK
+
+
+def _run_fhir(pathway_name: str | None, doc: Located, fmt: str, params: dict[str, Any]) -> int:
+    """A FHIR R4 Bundle (or resource) run like a case file: the same result on standard output, and
+    each resource the pathway did not read named on standard error with the reason."""
+    pathway = load_pathway(pathway_name or DEFAULT_PATHWAY, parameters=params)
+    session, result = pathway.start_fhir(doc.data, doc=doc)
+    if fmt == "json":
+        print(json.dumps(session.result(), sort_keys=True, ensure_ascii=False, indent=2))
+    else:
+        case = {"patient": session.dump()["patient"], "events": [observed_form(e) for e in session.recorded_events()]}
+        _session, results = pathway.run_course(case)
+        print(_course_text(pathway, case, results))
+    for item in result["fhir"]["ignored"]:
+        print(f"note: {one_line(item['where'])} ({one_line(str(item['resource']))}): {one_line(item['reason'])}",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -144,8 +179,10 @@ def add_command(sub: Subparsers) -> None:
     p.add_argument("case", help="case file, or - to read the case from standard input")
     p.add_argument("--pathway", default=None, help="pathway name or folder (default: the case's 'pathway', else asuc)")
     p.add_argument("--format", choices=["json", "text"], default="json")
+    p.add_argument("--fhir", action="store_true",
+                   help="read the file as FHIR R4 (a Bundle or one resource; found by its resourceType anyway)")
     add_parameter_option(p)
-    p.set_defaults(handler=lambda a: _run_case(a.pathway, a.case, a.format, parameters(a.parameter)))
+    p.set_defaults(handler=lambda a: _run_case(a.pathway, a.case, a.format, parameters(a.parameter), a.fhir))
 
     p = sub.add_parser("diagram", help="write the pathway diagram (or one decision point's) as DOT and SVG, or Mermaid")
     p.add_argument("pathway")

@@ -198,6 +198,30 @@ _ALL = [
     Code("PW415", "input", "course cannot be evaluated again",
          "A late, amended or retracted event changes the course so that a later event is refused (a decision "
          "recorded in a state the patient is no longer in); the later diagnostics say which; nothing changes."),
+    Code("PW430", "input", "not FHIR input the pathway reads",
+         "FHIR input is a resource or a Bundle (a JSON object) of type collection, transaction, batch or searchset, "
+         "nested at most 64 levels and holding at most 2,000,000 values."),
+    Code("PW431", "input", "malformed FHIR resource",
+         "A resource that the FHIR R4 model refuses (an unknown element, a value of the wrong type, a number written "
+         "as text such as \"NaN\", a bad date); the location names the resource and the element."),
+    Code("PW432", "input", "no clinical time",
+         "An Observation without effectiveDateTime (or effectivePeriod.start, effectiveInstant), an order without "
+         "authoredOn, an administration or procedure without its time, or a time given as a date alone or without "
+         "its offset."),
+    Code("PW433", "input", "unit not accepted",
+         "A valueQuantity whose unit is not UCUM (another system), has no unit, or is a UCUM unit that the codes file "
+         "does not accept for the Observation's code; the message lists the accepted UCUM codes."),
+    Code("PW434", "input", "resource of another patient",
+         "A resource whose subject is not the session's patient, a second Patient, or input that names no patient "
+         "at all; nothing of it is recorded."),
+    Code("PW435", "input", "value of the wrong kind for its field",
+         "An Observation value that does not fit its field (a valueString for a number, a coded answer that is not "
+         "a value of the enum, a bound such as '<5' for a number)."),
+    Code("PW436", "input", "two values for one field at one moment",
+         "Two resources of the same clinical time give one field different values; correct or withdraw one."),
+    Code("PW437", "input", "FHIR input unavailable",
+         "The pathway has no codes file ('codes_file' in pathway.yaml), or the optional 'fhir' extra "
+         "(fhir.resources) is not installed."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW520", "stored session", "not a session document",

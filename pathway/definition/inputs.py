@@ -34,7 +34,7 @@ from pathway.definition.units import convert, shown, units_for
 __all__ = ["validate_patient", "validate_event", "check_consistency", "free_form_problem", "shown_value",
            "EVENT_META", "PATIENT_META", "MAX_NUMBER", "MAX_FREE_DEPTH", "MAX_FREE_CHARS", "MAX_TEXT", "MAX_ID"]
 
-EVENT_META = {"day", "time", "note", "id"}
+EVENT_META = {"day", "time", "note", "id", "sources"}
 PATIENT_META = {"id", "admission_time", "note"}
 
 #: The largest magnitude of any number a case gives (a value, ``day``, a number in a note): whole
@@ -428,6 +428,8 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
         _free_form("note", event["note"], where, out)
     if "id" in event:
         _event_id(event["id"], where, out)
+    if "sources" in event:  # where the values came from (e.g. the FHIR resources that gave them)
+        _free_form("sources", event["sources"], where, out)
     values = _fields(event, fields, EVENT_META, ("event", "both"), builtins, where, out, warnings)
     check_consistency(values, checks, where, out)
     if out:

@@ -63,6 +63,10 @@ __all__ = [
     "InvariantsFile",
     "InvariantDef",
     "DoseRange",
+    "CodesFile",
+    "ObservationCode",
+    "OrderCode",
+    "AnswerCode",
 ]
 
 ANY_ACTIVE = "any_active"
@@ -433,6 +437,8 @@ class PathwayFile(_Model):
     #: The hazard log (clinical risk management file); optional.
     hazards_file: str | None = None
     invariants_file: str | None = None
+    #: The FHIR terminology map (LOINC and other codes -> input fields); optional.
+    codes_file: str | None = None
     #: Site profiles live in ``profiles/<id>.yaml``; this one applies when none is asked for.
     default_profile: str | None = None
     #: Explained or disabled static checks (``pathway check``), each with a note saying why.
@@ -621,3 +627,70 @@ class InvariantsFile(_Model):
     title: str = ""
     description: str = ""
     invariants: list[InvariantDef] = Field(min_length=1)
+
+
+# -- the FHIR terminology map (codes_file) --------------------------------------------------------
+
+_CODE_TEXT = r"^[^\s]([^\r\n]*[^\s])?$"
+
+
+class _Coded(_Model):
+    system: str = Field(min_length=1, description="A code system: an alias under 'systems' (loinc, snomed, rxnorm, "
+                                                  "local) or a full URI.")
+    code: str = Field(pattern=_CODE_TEXT, max_length=200, description="The code in that system, as sent.")
+    display: str = Field(default="", description="What the code means, as the code system names it (for readers).")
+    verified: bool = Field(default=True, description="false: the code's meaning could not be confirmed against the "
+                                                     "code system; review before use (the mapping table says so).")
+    note: str = Field(default="", description="Anything a reviewer should know about this mapping.")
+
+
+class ObservationCode(_Coded):
+    """An Observation code and the input field its value records."""
+
+    field: str = Field(pattern=_ID, description="The input field (fields file) the Observation's value records.")
+    units: list[str] | None = Field(default=None, description="UCUM codes accepted for this code (each under 'units'); "
+                                                              "default: every UCUM code of 'units' the field accepts.")
+
+
+class AnswerCode(_Coded):
+    """A coded answer (valueCodeableConcept) and the value it gives a true/false or enum field."""
+
+    value: bool | str = Field(description="The field value: true/false for a true/false field, an enum value for an "
+                                          "enum field.")
+
+
+class OrderCode(_Coded):
+    """A medicine (MedicationRequest, MedicationAdministration) or procedure (Procedure) and what it records."""
+
+    resources: list[Literal["MedicationRequest", "MedicationAdministration", "Procedure"]] = Field(
+        min_length=1, description="The resource types this code is read from.")
+    records: list[dict[str, bool | str]] = Field(
+        default_factory=list,
+        description="Decisions it records, in order of preference: the first whose field is due in the patient's "
+                    "state is recorded (e.g. rescue_choice, else sequential_rescue_choice); none due: none recorded, "
+                    "and the resource is reported.")
+    daily_dose: str | None = Field(default=None, pattern=_ID,
+                                   description="A MedicationRequest's total daily dose (dose x frequency / period, in "
+                                               "mg) records this field (unit mg/day).")
+
+
+class CodesFile(_Model):
+    """How FHIR R4 resources map to input fields (``codes_file`` in pathway.yaml): pathway data."""
+
+    title: str = Field(default="", description="What the map is for.")
+    description: str = Field(default="", description="More about the map, for readers.")
+    systems: dict[str, str] = Field(default_factory=dict,
+                                    description="Alias -> code system URI (loinc: http://loinc.org).")
+    local_system: str | None = Field(default=None, min_length=1,
+                                     description="A code system whose codes are the pathway's field names: an "
+                                                 "Observation coded in it records that field (any field the codes do "
+                                                 "not cover). Its answer codes are enum values.")
+    units: dict[str, str] = Field(default_factory=dict,
+                                  description="UCUM code as hospitals send it -> the pathway's unit (fields file and "
+                                              "unit conversions): Cel -> °C, [lb_av] -> lb.")
+    answers: list[AnswerCode] = Field(default_factory=list,
+                                      description="Coded answers (valueCodeableConcept) -> field values.")
+    observations: list[ObservationCode] = Field(default_factory=list,
+                                                description="Observation codes -> input fields.")
+    orders: list[OrderCode] = Field(default_factory=list,
+                                    description="Medicines and procedures -> recorded decisions and daily doses.")

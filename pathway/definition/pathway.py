@@ -17,6 +17,7 @@ import networkx as nx
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY
+from pathway.definition.coding import Terminology
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.invariants import Invariant
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
@@ -273,6 +274,8 @@ class PathwayDef:
     invariants: tuple[Invariant, ...] = ()
     #: every numeric comparison written in a condition (the sites of threshold mutations)
     sites: tuple[Site, ...] = ()
+    #: the FHIR terminology map (None when pathway.yaml names no codes file)
+    codes: Terminology | None = None
 
     @property
     def id(self) -> str:

@@ -24,7 +24,9 @@ CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, Fraction]]]] = {
     "albumin": ("g/L", {"g/dL": (0, Fraction(10))}),
     "temperature": ("°C", {"°F": (-32, Fraction(5, 9)), "degF": (-32, Fraction(5, 9)), "degC": (0, Fraction(1))}),
     "cholesterol": ("mmol/L", {"mg/dL": (0, 1 / Fraction("38.67"))}),
-    "magnesium": ("mmol/L", {"mg/dL": (0, 1 / Fraction("2.431"))}),
+    # mEq/L: magnesium is divalent, so 1 mmol = 2 mEq
+    "magnesium": ("mmol/L", {"mg/dL": (0, 1 / Fraction("2.431")), "mEq/L": (0, Fraction(1, 2))}),
+    "potassium": ("mmol/L", {"mEq/L": (0, Fraction(1))}),
     "creatinine": ("µmol/L", {"mg/dL": (0, Fraction("88.4")), "umol/L": (0, Fraction(1))}),
     "glucose": ("mmol/L", {"mg/dL": (0, 1 / Fraction(18))}),
     "drug_level": ("ng/mL", {"µg/L": (0, Fraction(1)), "ug/L": (0, Fraction(1))}),

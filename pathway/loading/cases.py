@@ -10,7 +10,7 @@ from pathway.core.errors import Diagnostic, InputError, display_path
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
 from pathway.definition.case import case_problem
 
-__all__ = ["load_case_file", "load_case_text"]
+__all__ = ["load_case_file", "load_case_text", "read_case_document"]
 
 
 def _checked(doc: Located) -> tuple[Located, dict[str, Any]]:
@@ -38,3 +38,8 @@ def load_case_text(text: str, name: str) -> tuple[Located, dict[str, Any]]:
         return _checked(load_yaml_text(text, name))
     except YamlProblem as exc:
         raise InputError([exc.diagnostic]) from None
+
+
+def read_case_document(doc: Located) -> tuple[Located, dict[str, Any]]:
+    """A document already read (with its positions) checked as a case; InputError (PW400) when it is not one."""
+    return _checked(doc)

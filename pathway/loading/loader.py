@@ -27,6 +27,7 @@ from pathway.core.yamlsafe import (
 )
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY, days_since
+from pathway.definition.coding import ObservationMap, OrderMap, Terminology
 from pathway.definition.effects import (
     TEMPLATE_RE,
     Derive,
@@ -51,6 +52,7 @@ from pathway.definition.model import (
     ID_PATTERN,
     SOURCE_ID_PATTERN,
     Aggregate,
+    CodesFile,
     Evidence,
     FieldDef,
     FieldsFile,
@@ -75,7 +77,7 @@ from pathway.definition.pathway import (
     Ref,
     Rule,
 )
-from pathway.definition.units import convert, units_for
+from pathway.definition.units import CONVERSIONS, convert, units_for
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "load_every_profile", "path_problem", "shipped_rules_dir",
            "underived_tests", "MAX_LOAD_BYTES", "MAX_LOAD_FILES", "MAX_LOAD_NODES"]
@@ -376,6 +378,9 @@ class _Loader:
         hazards: tuple[Hazard, ...] = ()
         if spec.hazards_file:
             hazards = self._hazards(pdoc, spec, authored_rules, fields_file, {i.id for i in invariants})
+        codes: Terminology | None = None
+        if spec.codes_file:
+            codes = self._codes(pdoc, spec, fields_file)
         if invariants and spec.hazards_file:
             known = {h.id for h in hazards}
             for inv in invariants:
@@ -396,7 +401,7 @@ class _Loader:
         return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
                           consistency=tuple(consistency), decision_points=points, kept=kept,
-                          hazards=hazards, invariants=invariants, sites=tuple(dict.fromkeys(self.sites)))
+                          hazards=hazards, invariants=invariants, sites=tuple(dict.fromkeys(self.sites)), codes=codes)
 
     def _mutate_parameter(self, pdoc: Located, params: dict[str, Any], mutation: Mutation) -> None:
         """Nudge one numeric parameter one step (a threshold mutant); a parameter the caller pins stays."""
@@ -681,6 +686,115 @@ class _Loader:
             return out
         ordered = nx.lexicographical_topological_sort(graph, key=lambda n: f"{order[n]:06d}")
         return {name: out[name] for name in ordered}
+
+    def _codes(self, pdoc: Located, spec: PathwayFile, fields_file: FieldsFile | None) -> Terminology | None:
+        """The FHIR terminology map, every code checked against the fields file: the field exists and
+        takes the kind of value the code gives, each UCUM unit reads as a unit the field converts, and
+        each recorded decision is a value of its field."""
+        assert spec.codes_file is not None
+        doc = self._load(spec.codes_file, (pdoc, ("codes_file",)))
+        cfile: CodesFile | None = self._validate(doc, CodesFile) if doc else None
+        if cfile is None or doc is None or fields_file is None:
+            return None
+        fields = fields_file.fields
+        known_units = {u for q in CONVERSIONS for u in units_for(q)} | {f.unit for f in fields.values() if f.unit}
+        for ucum, unit in cfile.units.items():
+            if unit not in known_units:
+                self.diags.append(doc.diag(("units", ucum), "PW112",
+                                           f"UCUM '{_short(ucum)}' reads as '{_short(unit)}', which is no field's unit and "
+                                           "no unit a conversion knows", suggest(unit, known_units)))
+
+        def system(at: tuple[Any, ...], name: str) -> str:
+            if name in cfile.systems:
+                return cfile.systems[name]
+            if ":" not in name:
+                self.diags.append(doc.diag(at, "PW112", f"unknown code system '{_short(name)}': an alias under 'systems' "
+                                                        "or a URI", suggest(name, list(cfile.systems))))
+            return name
+
+        def field_of(at: tuple[Any, ...], name: str) -> FieldDef | None:
+            fdef = fields.get(name)
+            if fdef is None:
+                self.diags.append(doc.diag(at, "PW202", f"unknown field '{_short(name)}'", suggest(name, list(fields))))
+            elif fdef.aggregate is not None:
+                self.diags.append(doc.diag(at, "PW112", f"'{name}' is computed from the record; no code can record it"))
+                return None
+            return fdef
+
+        seen: set[tuple[str, str]] = set()
+        observations: dict[tuple[str, str], ObservationMap] = {}
+        for i, obs in enumerate(cfile.observations):
+            at = ("observations", i)
+            key = (system(at + ("system",), obs.system), obs.code)
+            if key in seen:
+                self.diags.append(doc.diag(at + ("code",), "PW112", f"code '{_short(obs.code)}' of {_short(key[0])} is "
+                                                                    "listed twice"))
+            seen.add(key)
+            fdef = field_of(at + ("field",), obs.field)
+            if fdef is None:
+                continue
+            accepted = set(units_for(fdef.quantity) or ([fdef.unit] if fdef.unit else []))
+            if fdef.type not in ("number", "integer"):
+                accepted = set()
+            listed = obs.units if obs.units is not None else [u for u, p in cfile.units.items() if p in accepted]
+            units: dict[str, str] = {}
+            for k, ucum in enumerate(listed):
+                where = at + ("units", k) if obs.units is not None else at + ("field",)
+                if ucum not in cfile.units:
+                    self.diags.append(doc.diag(where, "PW112", f"UCUM '{_short(ucum)}' is not under 'units'",
+                                               suggest(ucum, list(cfile.units))))
+                elif cfile.units[ucum] not in accepted:
+                    self.diags.append(doc.diag(where, "PW112",
+                                               f"UCUM '{_short(ucum)}' reads as '{cfile.units[ucum]}', not a unit of "
+                                               f"'{obs.field}' (" + (", ".join(sorted(accepted)) or "it takes no unit") + ")"))
+                else:
+                    units[ucum] = cfile.units[ucum]
+            if fdef.type in ("number", "integer") and fdef.unit and not units and obs.units is None:
+                self.diags.append(doc.diag(at + ("field",), "PW112",
+                                           f"no UCUM unit under 'units' reads as a unit of '{obs.field}' "
+                                           f"({', '.join(sorted(accepted))})"))
+            observations[key] = ObservationMap(key[0], obs.code, obs.display, obs.field, units, obs.verified, obs.note)
+        answers: dict[tuple[str, str], Any] = {}
+        for i, ans in enumerate(cfile.answers):
+            key = (system(("answers", i, "system"), ans.system), ans.code)
+            if key in answers:
+                self.diags.append(doc.diag(("answers", i, "code"), "PW112", f"answer '{_short(ans.code)}' is listed twice"))
+            answers[key] = ans.value
+        orders: dict[tuple[str, str], OrderMap] = {}
+        for i, order in enumerate(cfile.orders):
+            at = ("orders", i)
+            key = (system(at + ("system",), order.system), order.code)
+            if key in orders:
+                self.diags.append(doc.diag(at + ("code",), "PW112", f"code '{_short(order.code)}' is listed twice"))
+            records: list[tuple[str, Any]] = []
+            for k, record in enumerate(order.records):
+                if len(record) != 1:
+                    self.diags.append(doc.diag(at + ("records", k), "PW112", "a record is one field and its value"))
+                    continue
+                (name, value), = record.items()
+                fdef = field_of(at + ("records", k, name), name)
+                if fdef is None:
+                    continue
+                if fdef.scope == "patient":
+                    self.diags.append(doc.diag(at + ("records", k, name), "PW112",
+                                               f"'{name}' belongs to the patient record; an order is an event"))
+                ok = (isinstance(value, bool) if fdef.type == "boolean"
+                      else isinstance(value, str) and value in fdef.values if fdef.type == "enum" else False)
+                if not ok:
+                    self.diags.append(doc.diag(at + ("records", k, name), "PW112",
+                                               f"{value!r} is not a value of '{name}' ({fdef.type}"
+                                               + (f": {', '.join(fdef.values)}" if fdef.type == "enum" else "") + ")"))
+                    continue
+                records.append((name, value))
+            if order.daily_dose is not None:
+                fdef = field_of(at + ("daily_dose",), order.daily_dose)
+                if fdef is not None and (fdef.type != "number" or fdef.unit != "mg/day"):
+                    self.diags.append(doc.diag(at + ("daily_dose",), "PW112",
+                                               f"'{order.daily_dose}' is not a number field in mg/day"))
+            orders[key] = OrderMap(key[0], order.code, order.display, tuple(order.resources), tuple(records),
+                                   order.daily_dose, order.verified, order.note)
+        return Terminology(observations=observations, orders=orders, answers=answers, units=dict(cfile.units),
+                           local_system=cfile.local_system, systems=dict(cfile.systems))
 
     def _consistency(self, doc: Located, ffile: FieldsFile) -> list[Consistency]:
         """Checks between two number fields of one event (``consistency:``)."""

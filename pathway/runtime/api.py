@@ -138,6 +138,18 @@ class Pathway:
             raise located from None
         return session, results
 
+    def start_fhir(self, data: Any, *, doc: Located | None = None) -> tuple[Session, dict[str, Any]]:
+        """A new session from a FHIR R4 Bundle (Patient, Encounter, Observations, orders; see
+        :mod:`pathway.runtime.fhir`): the session and the result, with the ``fhir`` report of what was
+        applied, recognised as a duplicate, withdrawn or ignored. Feed later resources with
+        :func:`pathway.observe_fhir`."""
+        from pathway.runtime.fhir import start_fhir  # loads fhir.resources on first use
+        return start_fhir(self, data, doc=doc)
+
+    def run_fhir(self, data: Any) -> dict[str, Any]:
+        """Run a FHIR R4 Bundle of a whole course; return the final result (with its ``fhir`` report)."""
+        return self.start_fhir(data)[1]
+
     def run_case(self, case: dict[str, Any]) -> dict[str, Any]:
         """Run a whole case (``patient`` and ``events``); return the final result."""
         session, _ = self.run_course(case)

@@ -74,6 +74,35 @@ class Session:
         last = len(st.events) - 1
         return copy.deepcopy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])
 
+    @property
+    def pathway(self) -> Pathway:
+        """The pathway this session runs under."""
+        return self._pathway
+
+    @property
+    def admission(self) -> datetime | None:
+        """The admission time (UTC, from the patient record or the first timed event), if known."""
+        return self._st.admission
+
+    def recorded_events(self) -> list[dict[str, Any]]:
+        """The events as recorded, in timeline order (a fresh copy)."""
+        return copy.deepcopy(self._st.events)
+
+    # Several operations applied as one (a FHIR Bundle): the state before them, put back on a refusal.
+    # Safe because an operation never changes a state in place: it replaces it with a new one.
+    def checkpoint(self) -> tuple[SessionState, dict[str, Any] | None]:
+        return self._st, self._view
+
+    def rollback(self, saved: tuple[SessionState, dict[str, Any] | None]) -> None:
+        self._st, self._view = saved
+
+    def shown_view(self) -> dict[str, Any]:
+        """What the last result returned showed (:func:`changes.view`), to list the next one's changes."""
+        return self._view if self._view is not None else changes.view(self.result())
+
+    def remember_view(self, view: dict[str, Any]) -> None:
+        self._view = view
+
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
         """Apply one event (``day`` or ``time`` plus field values, an optional ``id`` and ``note``);
         return the result after it, with its ``changes`` (see :mod:`pathway.runtime.changes`).
@@ -113,7 +142,11 @@ class Session:
         if event_id is not None:
             at = self._index_of(event_id)
             if at is not None:
-                self._check_same(at, event, f"events[{index}]")
+                try:
+                    self._check_same(at, event, f"events[{index}]")
+                except InputError as exc:
+                    exc.event = index  # like every refusal of observe: the index the event arrived at
+                    raise
                 return {"operation": "duplicate", "id": event_id, "event": at}
         late = self._apply(event)
         if late is None:
@@ -342,10 +375,10 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
 
 
 def _entry(day: float, values: dict[str, Any], raw_event: dict[str, Any]) -> dict[str, Any]:
-    """An event as the session records it: its day, canonical values, ``time``, ``note`` and ``id``,
-    and each quantity as given."""
+    """An event as the session records it: its day, canonical values, ``time``, ``note``, ``id`` and
+    ``sources``, and each quantity as given."""
     entry: dict[str, Any] = {"day": day, **values}
-    for key in ("time", "note", "id"):
+    for key in ("time", "note", "id", "sources"):
         if key in raw_event:  # validated JSON; a copy, so the caller's object can change later
             entry[key] = copy.deepcopy(raw_event[key])
     # Quantities as given ({value, unit}): the canonical value alone could read differently as a bare
