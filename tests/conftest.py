@@ -27,3 +27,14 @@ def rules_copy(tmp_path: Path) -> Path:
 
 # Deliberately broken files (error corpus, check fixtures) are inputs of tests, not tests.
 collect_ignore = ["corpus", "fixtures"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty session store database: SQLite always, PostgreSQL when PATHWAY_TEST_POSTGRES is set
+    (tests/storebackends.py)."""
+    from storebackends import make_backend
+
+    b = make_backend(request.param, tmp_path)
+    yield b
+    b.cleanup()

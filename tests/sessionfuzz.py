@@ -242,14 +242,14 @@ def input_forgeries(doc: dict[str, Any], rng: random.Random, count: int, checksu
 
 # -- writer processes -----------------------------------------------------------------------------------
 
-def concurrent_writer(db: str, tag: str, patients: list[str], events: int, barrier: Any, out: Any) -> None:
+def concurrent_writer(location: str, tag: str, patients: list[str], events: int, barrier: Any, out: Any) -> None:
     """load -> observe -> save, one event at a time over ``patients``; a conflict loads again and retries.
     The first event of every writer is on the same patient, loaded before the barrier and saved after
     it, so that exactly one of two writers must conflict. Puts (acknowledged notes, conflicts)."""
     from pathway import SessionConflict, SessionStore, load_pathway
 
     pw = load_pathway("asuc")
-    store = SessionStore(db)
+    store = SessionStore(location)  # a SQLite file or a postgresql:// URL
     acked: list[str] = []
     conflicts = 0
     first = True
@@ -273,14 +273,14 @@ def concurrent_writer(db: str, tag: str, patients: list[str], events: int, barri
     out.put((tag, acked, conflicts))
 
 
-def stream_writer(db: str, acks: str, patients: int, events: int) -> None:
+def stream_writer(location: str, acks: str, patients: int, events: int) -> None:
     """Resume a stream after a crash: for each patient, load what is stored (or start it), apply the planned
     events that are not there yet, save after each, and acknowledge each saved event with one line
     appended to ``acks`` (written after the save returned)."""
     from pathway import SessionNotFound, SessionStore, load_pathway
 
     pw = load_pathway("asuc")
-    store = SessionStore(db)
+    store = SessionStore(location)  # a SQLite file or a postgresql:// URL
     fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     for i in range(patients):
         pid = f"k{i}"

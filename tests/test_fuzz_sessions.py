@@ -1,4 +1,5 @@
-"""Sessions cannot be forged or lost: tampered dumps, corrupt store rows, two writer processes, kill -9.
+"""Sessions cannot be forged or lost: tampered dumps, corrupt store rows, two writer processes, kill -9;
+the store's tests run on SQLite and, when PATHWAY_TEST_POSTGRES is set, on PostgreSQL (tests/storebackends.py).
 
 Every tampered document is either refused with SessionError or restores to a session identical to the
 honest one. The fixed set edits every top-level key of two real dumps every way (deleted, retyped, out
@@ -14,8 +15,6 @@ import json
 import multiprocessing
 import os
 import random
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,26 +120,25 @@ def test_consistent_input_forgeries_restore_only_to_what_their_inputs_give(pw, h
     assert verdicts["refused"] > 0
 
 
-def test_a_corrupt_stored_row_is_refused_or_restores_identical(pw, honest, tmp_path):
+def test_a_corrupt_stored_row_is_refused_or_restores_identical(pw, honest, backend):
     doc, honest_dump, honest_result = honest["clock"]
     text = json.dumps(doc, sort_keys=True, ensure_ascii=False)
-    db = tmp_path / "rows.db"
-    SessionStore(db).close()
+    backend.open().close()  # the store's tables
     rng = random.Random(SEED)
     raw = text.encode("utf-8")
     cases: list[bytes] = [raw[:n] for n in sorted(rng.sample(range(len(raw)), 40))]  # truncated rows
     for _ in range(max(60, BUDGET // 2)):  # one byte overwritten
         i = rng.randrange(len(raw))
         cases.append(raw[:i] + bytes([rng.randrange(256)]) + raw[i + 1:])
-    verdicts = {"refused": 0, "identical": 0}
+    verdicts = {"refused": 0, "identical": 0, "not stored": 0}
     for blob in cases:
-        con = sqlite3.connect(db)
-        con.execute("DELETE FROM sessions")
-        con.execute("INSERT INTO sessions (pathway, patient_id, version, state, events, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                    ("asuc", "clock-1", doc["version"], doc["state"], len(doc["events"]), blob))
-        con.commit()
-        con.close()
-        store = SessionStore(db)
+        try:
+            backend.put_row("clock-1", doc["version"], doc["state"], len(doc["events"]), blob)
+        except Exception as exc:  # PostgreSQL holds UTF-8 text only: it refuses to store the rest
+            assert backend.name == "postgresql" and type(exc).__name__ == "CharacterNotInRepertoire", exc
+            verdicts["not stored"] += 1
+            continue
+        store = SessionStore(backend.location)
         try:
             restored = store.load(pw, "clock-1")
         except SessionError as exc:
@@ -152,22 +150,22 @@ def test_a_corrupt_stored_row_is_refused_or_restores_identical(pw, honest, tmp_p
         finally:
             store.close()
     assert verdicts["refused"] >= 40  # every truncation at least
+    assert (verdicts["not stored"] > 0) == (backend.name == "postgresql")  # bytes that are not UTF-8 were drawn
 
 
 # -- real processes --------------------------------------------------------------------------------------
 
-def _final_notes(pw: Any, db: Path, patients: list[str]) -> dict[str, list[str]]:
-    store = SessionStore(db)
+def _final_notes(pw: Any, location: str, patients: list[str]) -> dict[str, list[str]]:
+    store = SessionStore(location)
     try:
         return {pid: [e.get("note") for e in store.load(pw, pid).dump()["events"]] for pid in patients}
     finally:
         store.close()
 
 
-def test_two_processes_never_lose_an_acknowledged_event(pw, tmp_path):
-    db = tmp_path / "two.db"
+def test_two_processes_never_lose_an_acknowledged_event(pw, backend):
     patients = [f"c{i}" for i in range(3)]
-    store = SessionStore(db)
+    store = SessionStore(backend.location)
     for pid in patients:
         s = pw.start(patient(id=pid))
         s.observe(dict(ADMIT, note="admitted"))
@@ -175,7 +173,8 @@ def test_two_processes_never_lose_an_acknowledged_event(pw, tmp_path):
     store.close()
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    writers = [ctx.Process(target=F.concurrent_writer, args=(str(db), tag, patients, 12, barrier, out)) for tag in "AB"]
+    writers = [ctx.Process(target=F.concurrent_writer, args=(backend.location, tag, patients, 12, barrier, out))
+               for tag in "AB"]
     for w in writers:
         w.start()
     reports = [out.get(timeout=300) for _ in writers]
@@ -184,35 +183,33 @@ def test_two_processes_never_lose_an_acknowledged_event(pw, tmp_path):
         assert w.exitcode == 0
     acked = [note for _, notes, _ in reports for note in notes]
     conflicts = sum(c for _, _, c in reports)
-    stored = _final_notes(pw, db, patients)
+    stored = _final_notes(pw, backend.location, patients)
     present = [n for notes in stored.values() for n in notes if n != "admitted"]
     assert len(acked) == 24 and sorted(present) == sorted(acked)  # no acknowledged event lost, none twice
     assert conflicts >= 1  # the second writer was told, not overwritten
 
 
-def test_kill_9_during_a_stream_loses_no_acknowledged_event(pw, tmp_path):
-    db, acks = tmp_path / "stream.db", str(tmp_path / "acks.txt")
+def test_kill_9_during_a_stream_loses_no_acknowledged_event(pw, backend, tmp_path):
+    acks = str(tmp_path / "acks.txt")
     patients, events, kills = 5, 6, 3
     ctx = multiprocessing.get_context("spawn")
     rng = random.Random(SEED)
     interrupted = 0
     for _ in range(kills):
         before = len(F.read_acks(acks))
-        proc = ctx.Process(target=F.stream_writer, args=(str(db), acks, patients, events))
+        proc = ctx.Process(target=F.stream_writer, args=(backend.location, acks, patients, events))
         proc.start()
         F.wait_for_lines(acks, before + rng.randint(2, 5), timeout=180)
         proc.kill()  # SIGKILL: no clean-up of any kind
         proc.join(timeout=60)
         interrupted += proc.exitcode == -9
-    proc = ctx.Process(target=F.stream_writer, args=(str(db), acks, patients, events))
+    proc = ctx.Process(target=F.stream_writer, args=(backend.location, acks, patients, events))
     proc.start()
     proc.join(timeout=300)
     assert proc.exitcode == 0
     assert interrupted >= 2  # the stream was cut mid-way (a writer that finished first is not killed)
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    con.close()
-    stored = _final_notes(pw, db, [f"k{i}" for i in range(patients)])  # every row restores: none corrupt
+    assert backend.integrity() == "ok"
+    stored = _final_notes(pw, backend.location, [f"k{i}" for i in range(patients)])  # every row restores: none corrupt
     acked = F.read_acks(acks)
     present = {n for notes in stored.values() for n in notes}
     assert set(acked) <= present  # no acknowledged event lost

@@ -1,12 +1,15 @@
-"""Persistence of patient sessions in SQLite (one row per patient and pathway).
+"""Persistence of patient sessions: one row per patient and pathway, in SQLite or PostgreSQL.
 
-    store = SessionStore("sessions.db")
+    store = SessionStore("sessions.db")                    # SQLite, embedded (the default)
+    store = SessionStore("postgresql://app@db/pathway")    # PostgreSQL, shared by several worker processes
     store.save(session)
     session = store.load(pw, "p1")
     session.observe(event)
     store.save(session)            # SessionConflict if another writer saved p1 in between
 
-Each save is one transaction; a session document is the JSON of :meth:`Session.dump`.
+Both backends are the same class to their callers (:class:`SessionStore`; the location chooses
+:class:`SqliteSessionStore` or :class:`pathway.runtime.pgstore.PostgresSessionStore`) and keep the same
+promises. Each save is one transaction; a session document is the JSON of :meth:`Session.dump`.
 
 Saving is conditional on the revision the session was loaded at (optimistic concurrency): every
 save gives the row a new revision, taken from a counter of the database that never goes back (so a
@@ -34,10 +37,12 @@ from pathway.core.errors import Diagnostic, PathwayError, SessionConflict, Sessi
 from pathway.runtime.restore import resume_verified
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from pathway.runtime.api import Pathway
     from pathway.runtime.session import Session
 
-__all__ = ["SessionStore", "SessionNotFound"]
+__all__ = ["SessionStore", "SqliteSessionStore", "SessionNotFound", "StoreUnavailable", "is_postgres_url"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -59,39 +64,87 @@ class SessionNotFound(PathwayError):
     pass
 
 
+class StoreUnavailable(PathwayError):
+    """The store's database cannot be reached or used (the server is down, the connection was lost, or the
+    database holds a store schema this version does not know). Nothing is known to be lost: the message says
+    whether a save in flight may have been written, in which case load the session and look for the event."""
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether ``SessionStore(location)`` opens PostgreSQL: a ``postgresql://`` or ``postgres://`` URL."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
 class SessionStore:
-    """A SQLite-backed store of open sessions; safe to share between threads, and between processes
-    that open the same file (each save is conditional on the revision its session was loaded at)."""
+    """A store of open sessions, safe to share between threads, and between processes that open the same
+    database (each save is conditional on the revision its session was loaded at).
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:"):
-        name = os.fspath(path)
-        self._name = os.path.basename(name) or name
-        self._db = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
+    ``SessionStore(path)`` opens a SQLite file (``":memory:"`` by default) and
+    ``SessionStore("postgresql://...")`` a PostgreSQL database: both are instances of this class, with the
+    same methods, errors and guarantees."""
+
+    #: what diagnostics call the store (the file or database name, never a password)
+    _name: str
+
+    def __new__(cls, location: str | os.PathLike[str] = ":memory:", *args: Any, **kwargs: Any) -> Self:
+        if cls is SessionStore:
+            if is_postgres_url(location):
+                from pathway.runtime.pgstore import PostgresSessionStore
+                return super().__new__(PostgresSessionStore)  # type: ignore[return-value]
+            return super().__new__(SqliteSessionStore)  # type: ignore[return-value]
+        return super().__new__(cls)
+
+    def __init__(self, location: str | os.PathLike[str] = ":memory:"):
+        # only reached for a subclass that does not define __init__: the backends do
+        raise TypeError(f"{type(self).__name__} is not a store backend")
+
+    def _setup(self, name: str) -> None:
+        self._name = name
         self._lock = threading.Lock()
         #: session -> the revision of the row it was loaded from or last saved as (per store)
         self._revisions: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
         #: (pathway, patient) -> (fingerprint, hash of the row's text) of the last row this store wrote or
         #: verified: loading that very text again skips the replay (it would give the same session)
         self._verified: dict[tuple[str, str], tuple[str, bytes]] = {}
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(_SCHEMA)
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
-                if "rev" not in columns:  # a store written before saves were conditional
-                    self._db.execute("ALTER TABLE sessions ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
-                self._db.execute(_META)
-                self._db.execute("INSERT OR IGNORE INTO store_meta (key, value) "
-                                 "SELECT 'rev', COALESCE(MAX(rev), 0) FROM sessions")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+
+    # -- what a backend provides -------------------------------------------------------------------------
+
+    def _write(self, pathway_id: str, patient_id: str, expected: int | None, doc: dict[str, Any], text: str) -> int:
+        """Write the row if it is still at revision ``expected`` (None: no row), in one transaction, and
+        return its new revision; else raise :meth:`_conflict` and write nothing. Called under the lock."""
+        raise NotImplementedError
+
+    def _read(self, pathway_id: str, patient_id: str) -> tuple[bytes | None, int] | None:
+        """The row's document as stored (bytes) and its revision, or None when there is no row. Called under
+        the lock."""
+        raise NotImplementedError
+
+    def delete(self, pathway_id: str, patient_id: str) -> bool:
+        """Delete the patient's row; whether there was one. A session loaded from it can no longer be saved."""
+        raise NotImplementedError
+
+    def patients(self, pathway_id: str) -> list[str]:
+        """The patient ids stored for a pathway, sorted."""
+        raise NotImplementedError
+
+    def count(self) -> int:
+        """The number of stored sessions, of every pathway."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- the same for every backend ----------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _row(self, pathway_id: str, patient_id: str) -> str:
         return f"{self._name}[{pathway_id}/{patient_id}]"
@@ -103,36 +156,20 @@ class SessionStore:
         pathway_id, patient_id = str(doc["pathway"]), session.patient_id
         try:
             text = json.dumps(doc, sort_keys=True, ensure_ascii=False, allow_nan=False)
+            data = text.encode("utf-8")  # a lone surrogate in a text value has no UTF-8 form
         except (TypeError, ValueError) as exc:
             raise SessionError([Diagnostic(self._row(pathway_id, patient_id), 0, 0, "PW520",
                                            f"the session is not JSON, so it cannot be stored: {exc}")]) from None
         with self._lock:
-            expected = self._revisions.get(session)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT rev FROM sessions WHERE pathway = ? AND patient_id = ?",
-                                       (pathway_id, patient_id)).fetchone()
-                current = None if row is None else int(row[0])
-                if current != expected:
-                    raise self._conflict(pathway_id, patient_id, expected, current)
-                self._db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev'")
-                revision = int(self._db.execute("SELECT value FROM store_meta WHERE key = 'rev'").fetchone()[0])
-                values = (doc["version"], doc["state"], len(doc["events"]), text, revision, pathway_id, patient_id)
-                if row is None:
-                    self._db.execute("INSERT INTO sessions (version, state, events, doc, rev, pathway, patient_id) "
-                                     "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
-                else:
-                    self._db.execute("UPDATE sessions SET version = ?, state = ?, events = ?, doc = ?, rev = ? "
-                                     "WHERE pathway = ? AND patient_id = ?", values)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            revision = self._write(pathway_id, patient_id, self._revisions.get(session), doc, text)
             self._revisions[session] = revision
-            self._verified[(pathway_id, patient_id)] = (str(doc["fingerprint"]), hashlib.sha256(text.encode()).digest())
+            self._verified[(pathway_id, patient_id)] = (str(doc["fingerprint"]), hashlib.sha256(data).digest())
 
     def _conflict(self, pathway_id: str, patient_id: str, expected: int | None, current: int | None) -> SessionConflict:
-        if expected is None:
+        if expected is None and current is None:
+            why = (f"a session of patient '{patient_id}' was stored and deleted by another writer meanwhile: "
+                   "load the stored session, if any, and apply the event to it")
+        elif expected is None:
             why = (f"a session of patient '{patient_id}' is already stored (revision {current}) and this one was "
                    "not loaded from it: load the stored session and apply the event to it")
         elif current is None:
@@ -150,8 +187,7 @@ class SessionStore:
         patient_id = str(patient_id)
         where = self._row(pathway.id, patient_id)
         with self._lock:
-            row = self._db.execute("SELECT CAST(doc AS BLOB), rev FROM sessions WHERE pathway = ? AND patient_id = ?",
-                                   (pathway.id, patient_id)).fetchone()
+            row = self._read(pathway.id, patient_id)
         if row is None:
             raise SessionNotFound(f"no stored session for patient '{patient_id}' in pathway '{pathway.id}'")
         raw, revision = row
@@ -181,10 +217,65 @@ class SessionStore:
             self._verified[(pathway.id, patient_id)] = seal
         return session
 
+    def _forget(self, pathway_id: str, patient_id: str) -> None:
+        self._verified.pop((pathway_id, patient_id), None)
+
+
+class SqliteSessionStore(SessionStore):
+    """The embedded backend: one SQLite file (WAL), shared by the threads and processes that open it."""
+
+    def __init__(self, location: str | os.PathLike[str] = ":memory:"):
+        name = os.fspath(location)
+        self._setup(os.path.basename(name) or name)
+        self._db = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+                if "rev" not in columns:  # a store written before saves were conditional
+                    self._db.execute("ALTER TABLE sessions ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
+                self._db.execute(_META)
+                self._db.execute("INSERT OR IGNORE INTO store_meta (key, value) "
+                                 "SELECT 'rev', COALESCE(MAX(rev), 0) FROM sessions")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _write(self, pathway_id: str, patient_id: str, expected: int | None, doc: dict[str, Any], text: str) -> int:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT rev FROM sessions WHERE pathway = ? AND patient_id = ?",
+                                   (pathway_id, patient_id)).fetchone()
+            current = None if row is None else int(row[0])
+            if current != expected:
+                raise self._conflict(pathway_id, patient_id, expected, current)
+            self._db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev'")
+            revision = int(self._db.execute("SELECT value FROM store_meta WHERE key = 'rev'").fetchone()[0])
+            values = (doc["version"], doc["state"], len(doc["events"]), text, revision, pathway_id, patient_id)
+            if row is None:
+                self._db.execute("INSERT INTO sessions (version, state, events, doc, rev, pathway, patient_id) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+            else:
+                self._db.execute("UPDATE sessions SET version = ?, state = ?, events = ?, doc = ?, rev = ? "
+                                 "WHERE pathway = ? AND patient_id = ?", values)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return revision
+
+    def _read(self, pathway_id: str, patient_id: str) -> tuple[bytes | None, int] | None:
+        row = self._db.execute("SELECT CAST(doc AS BLOB), rev FROM sessions WHERE pathway = ? AND patient_id = ?",
+                               (pathway_id, patient_id)).fetchone()
+        return None if row is None else (row[0], int(row[1]))
+
     def delete(self, pathway_id: str, patient_id: str) -> bool:
         with self._lock:
             cur = self._db.execute("DELETE FROM sessions WHERE pathway = ? AND patient_id = ?", (pathway_id, str(patient_id)))
-            self._verified.pop((pathway_id, str(patient_id)), None)
+            self._forget(pathway_id, str(patient_id))
         return cur.rowcount > 0
 
     def patients(self, pathway_id: str) -> list[str]:
