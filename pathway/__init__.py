@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from pathway.runtime.fhir import events_from_bundle, observe_fhir
     from pathway.runtime.result import RESULT_KEYS
     from pathway.runtime.session import Session
-    from pathway.runtime.store import SessionNotFound, SessionStore
+    from pathway.runtime.store import SessionNotFound, SessionStore, StoreUnavailable
 
 #: public name -> module that defines it
 _EXPORTS = {
@@ -47,6 +47,7 @@ _EXPORTS = {
     "RESULT_KEYS": "pathway.runtime.result",
     "SessionStore": "pathway.runtime.store",
     "SessionNotFound": "pathway.runtime.store",
+    "StoreUnavailable": "pathway.runtime.store",
     "PathwayError": "pathway.core.errors",
     "DefinitionError": "pathway.core.errors",
     "InputError": "pathway.core.errors",
@@ -62,7 +63,7 @@ __all__ = [
     "Pathway", "load_pathway", "run_case", "Session", "observe_fhir", "events_from_bundle",
     "RESULT_KEYS", "SessionStore", "SessionNotFound",
     "PathwayError", "DefinitionError", "InputError", "SessionError", "SessionConflict", "EngineError", "EngineLimitError",
-    "TransitionRefused", "Diagnostic", "__version__",
+    "TransitionRefused", "Diagnostic", "StoreUnavailable", "__version__",
 ]
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -17,8 +19,8 @@ from cases import ADMIT, DAY3_FAIL, patient
 from storebackends import POSTGRES, Backend, make_backend, postgres_or_skip, with_search_path
 
 import pathway
-from pathway import SessionConflict, SessionError, SessionNotFound, SessionStore, load_pathway
-from pathway.runtime.store import SqliteSessionStore, StoreUnavailable
+from pathway import SessionConflict, SessionError, SessionNotFound, SessionStore, StoreUnavailable, load_pathway
+from pathway.runtime.store import PostgresSessionStore, SqliteSessionStore
 
 
 def _stored(backend: Backend, pw: Any, patient_id: str = "p-1") -> SessionStore:
@@ -41,7 +43,8 @@ def test_the_location_chooses_the_backend_and_callers_see_one_class(backend, tmp
         assert type(memory) is SqliteSessionStore and memory.count() == 0
     with SessionStore(tmp_path / "other.db") as other:  # a path, not a URL
         assert type(other) is SqliteSessionStore
-    assert pathway.SessionStore is SessionStore
+    assert pathway.SessionStore is SessionStore and issubclass(PostgresSessionStore, SessionStore)
+    assert pathway.StoreUnavailable is StoreUnavailable and issubclass(StoreUnavailable, pathway.PathwayError)
 
 
 def test_the_second_of_two_writers_gets_a_conflict_and_loses_nothing(backend, pw):
@@ -199,6 +202,16 @@ def test_writers_in_threads_serialise_and_lose_no_acknowledged_event(backend, pw
     assert stored[0] is None and sorted(stored[1:]) == sorted(acked) and len(acked) == 12
 
 
+def test_without_psycopg_sqlite_works_and_a_postgresql_store_says_what_to_install(tmp_path):
+    code = ("import sys; sys.modules['psycopg'] = None\n"  # as if the postgres extra were not installed
+            "from pathway import SessionStore, StoreUnavailable\n"
+            f"with SessionStore({str(tmp_path / 'x.db')!r}) as store: print(store.count())\n"
+            "try: SessionStore('postgresql://nobody@/db')\n"
+            "except StoreUnavailable as exc: print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["0", "a PostgreSQL session store needs psycopg 3: pip install 'asuc-pathway[postgres]'"]
+
+
 # -- PostgreSQL only -----------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -337,6 +350,46 @@ def test_the_dsn_may_choose_a_schema_and_the_url_keeps_no_password_in_messages(p
         assert pg._run("SELECT count(*) FROM pathway_sessions") == [(1,)]
     finally:
         store.close()
+
+
+def test_a_role_with_only_the_documented_privileges_can_use_tables_made_beforehand(pg, pw):
+    """A database administrator creates the tables (SCHEMA_SQL); the service's role gets only the grants
+    docs/sessions.md lists, and its stores open, save, conflict, load and delete."""
+    from pathway.runtime.pgstore import SCHEMA_SQL
+
+    if not pg._run("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")[0][0]:
+        pytest.skip("the test server's user cannot create roles")
+    role = f"svc_{pg.schema}"
+    pg._run(SCHEMA_SQL)
+    pg._run(f"CREATE ROLE {role} LOGIN PASSWORD 'svc-secret'")
+    try:
+        pg._run(f"GRANT USAGE ON SCHEMA {pg.schema} TO {role}")
+        pg._run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON pathway_sessions TO {role}")
+        pg._run(f"GRANT SELECT ON pathway_store_meta TO {role}")
+        pg._run(f"GRANT USAGE ON SEQUENCE pathway_session_rev TO {role}")
+        parts = urlsplit(pg.location)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        url = urlunsplit(parts._replace(netloc=f"{role}:svc-secret@{host}"))
+        with SessionStore(url) as a, SessionStore(url) as b:
+            s = pw.start(patient())
+            s.observe(dict(ADMIT))
+            a.save(s)
+            first, second = a.load(pw, "p-1"), b.load(pw, "p-1")
+            first.observe(dict(DAY3_FAIL, note="a"))
+            a.save(first)
+            second.observe(dict(DAY3_FAIL, note="b"))
+            with pytest.raises(SessionConflict):
+                b.save(second)
+            assert _notes(b.load(pw, "p-1")) == [None, "a"] and b.patients("asuc") == ["p-1"]
+            assert a.delete("asuc", "p-1") and b.count() == 0
+        pg._run(f"REVOKE USAGE ON SEQUENCE pathway_session_rev FROM {role}")  # one grant short: said, not hidden
+        with SessionStore(url) as a:
+            with pytest.raises(StoreUnavailable) as info:
+                a.save(pw.start(patient()))
+            assert "permission denied" in str(info.value) and "nothing was saved" in str(info.value)
+    finally:
+        pg._run(f"DROP OWNED BY {role}")
+        pg._run(f"DROP ROLE {role}")
 
 
 def _server_pid(store: Any) -> int:

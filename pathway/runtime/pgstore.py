@@ -23,12 +23,12 @@ version knows is refused.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
+from pathway.runtime.storebase import SessionStore, StoreUnavailable
 
-from pathway.runtime.store import SessionStore, StoreUnavailable
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["PostgresSessionStore", "SCHEMA_VERSION", "SCHEMA_SQL"]
 
@@ -70,11 +70,22 @@ _UPDATE = ("UPDATE pathway_sessions SET version = %s, state = %s, events = %s, d
 _SELECT = "SELECT doc, rev FROM pathway_sessions WHERE pathway = %s AND patient_id = %s"
 
 
-class PostgresSessionStore(SessionStore):
+def _psycopg() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise StoreUnavailable("a PostgreSQL session store needs psycopg 3: pip install 'asuc-pathway[postgres]'") from None
+
+
+class PostgresSessionStore(SessionStore, prefixes=("postgresql://", "postgres://")):
     """Sessions in a PostgreSQL database: one connection per store (threads share it under a lock); open
-    one store per worker process. ``conninfo`` is a ``postgresql://`` URL or a ``key=value`` string."""
+    one store per worker process. ``conninfo`` is a ``postgresql://`` URL or a ``key=value`` string.
+    psycopg is imported when the first such store opens."""
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 10):
+        _psycopg()  # said plainly when it is not installed
+        import psycopg
+
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._conn: psycopg.Connection[Any] | None = None
@@ -95,6 +106,8 @@ class PostgresSessionStore(SessionStore):
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The open connection, opened (again) when there is none or it was lost."""
+        import psycopg
+
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         if self._conn is not None:
@@ -129,9 +142,11 @@ class PostgresSessionStore(SessionStore):
                                        f"{version}, newer than this version reads ({SCHEMA_VERSION}): upgrade "
                                        "asuc-pathway")
 
-    def _query(self, query: str | sql.Composed, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _query(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Rows of a statement that writes nothing: tried again once on a new connection when the
         connection was lost. Called under the lock."""
+        import psycopg
+
         for attempt in (1, 2):
             try:
                 return self._connection().execute(query, params).fetchall()
@@ -152,6 +167,8 @@ class PostgresSessionStore(SessionStore):
         return None if row is None else int(row[0])
 
     def _write(self, pathway_id: str, patient_id: str, expected: int | None, doc: dict[str, Any], text: str) -> int:
+        import psycopg
+
         meta = (str(doc["version"]), str(doc["state"]), len(doc["events"]), text)
         params = ((pathway_id, patient_id, *meta) if expected is None else (*meta, pathway_id, patient_id, expected))
         where = f"cannot save {self._row(pathway_id, patient_id)}"
@@ -173,6 +190,8 @@ class PostgresSessionStore(SessionStore):
     def _settle(self, pathway_id: str, patient_id: str, expected: int | None, text: str, params: tuple[Any, ...],
                 where: str, lost: BaseException) -> int | None:
         """The connection was lost with the save in flight: read the row back on a new connection."""
+        import psycopg
+
         unknown = ("; whether this save was written is unknown: load the session again and look for the event "
                    "before applying it again")
         try:
@@ -196,6 +215,8 @@ class PostgresSessionStore(SessionStore):
         return (None if doc is None else str(doc).encode("utf-8")), int(rev)
 
     def delete(self, pathway_id: str, patient_id: str) -> bool:
+        import psycopg
+
         with self._lock:
             try:
                 cur = self._connection().execute("DELETE FROM pathway_sessions WHERE pathway = %s AND patient_id = %s",
