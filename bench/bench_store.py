@@ -6,6 +6,7 @@
 One machine, one run, the same sessions (real ASUC courses of 1 to 8 events, documents of 6 to 40 KB)
 for each backend, in a new SQLite file and in a new PostgreSQL schema (dropped afterwards):
 
+0. *dump+JSON only*: ``Session.dump()`` and its JSON text, as a save makes them, with no database;
 1. *insert*: every patient's session saved for the first time;
 2. *update*: each saved again ``--saves`` times (a conditional save on the revision it holds);
 3. *load, known*: loaded by the store that wrote it (the row's text is byte-identical to what it wrote:
@@ -149,6 +150,10 @@ def measure(label: str, location: str, args: argparse.Namespace) -> dict[str, st
     results: dict[str, str] = {}
     sizes = sorted(len(json.dumps(s.dump(), sort_keys=True, ensure_ascii=False).encode()) for s in sessions)
     results["document"] = f"{sizes[len(sizes) // 2] / 1024:5.1f} KB median, {sizes[-1] / 1024:.1f} KB largest"
+    t0 = time.perf_counter()
+    for s in sessions:
+        json.dumps(s.dump(), sort_keys=True, ensure_ascii=False, allow_nan=False).encode()
+    results["dump+JSON only"] = rate(len(sessions), time.perf_counter() - t0)
     store = SessionStore(location)
     t0 = time.perf_counter()
     for s in sessions:

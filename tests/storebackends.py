@@ -180,3 +180,18 @@ def make_backend(name: str, tmp_path: Path) -> Backend:
         return SqliteBackend(tmp_path)
     postgres_or_skip()
     return PostgresBackend()
+
+
+def saving_writer(location: str, patient_id: str, note: str, out: Any) -> None:
+    """A writer process: load the patient, add one event and save; puts its connection's server process
+    id before saving and "saved" after (the test may kill it while the save waits)."""
+    from pathway import load_pathway
+
+    pw = load_pathway("asuc")
+    store = SessionStore(location)
+    session = store.load(pw, patient_id)
+    session.observe({"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80, "note": note})
+    out.put(store._conn.info.backend_pid)
+    store.save(session)
+    out.put("saved")
+    store.close()

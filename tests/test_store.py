@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import multiprocessing
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from cases import ADMIT, DAY3_FAIL, patient
-from storebackends import POSTGRES, Backend, make_backend, postgres_or_skip, with_search_path
+from storebackends import POSTGRES, Backend, make_backend, postgres_or_skip, saving_writer, with_search_path
 
 import pathway
 from pathway import SessionConflict, SessionError, SessionNotFound, SessionStore, StoreUnavailable, load_pathway
@@ -350,6 +351,35 @@ def test_the_dsn_may_choose_a_schema_and_the_url_keeps_no_password_in_messages(p
         assert pg._run("SELECT count(*) FROM pathway_sessions") == [(1,)]
     finally:
         store.close()
+
+
+def test_a_writer_killed_while_its_save_is_in_flight_leaves_the_row_whole(pg, pw):
+    """kill -9 of a writer process whose save waits on a row lock, mid-statement: the row is then either as
+    it was or holds the whole save (never torn, never a half-written document), and every later writer
+    works on it."""
+    import psycopg
+
+    store = _stored(pg, pw)
+    holder = psycopg.connect(pg.location)
+    holder.execute("SELECT 1 FROM pathway_sessions WHERE patient_id = 'p-1' FOR UPDATE")
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    writer = ctx.Process(target=saving_writer, args=(pg.location, "p-1", "killed", out))
+    writer.start()
+    pid = out.get(timeout=120)
+    _wait_for(lambda: pg._run("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)) == [("Lock",)])
+    writer.kill()
+    writer.join(timeout=30)
+    assert writer.exitcode == -9 and out.empty()  # killed before its save returned: never acknowledged
+    holder.rollback()
+    holder.close()
+    _wait_for(lambda: pg._run("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)) == [(0,)])
+    notes = _notes(pg.open().load(pw, "p-1"))  # restores: the document is whole
+    assert notes in ([None], [None, "killed"])
+    session = store.load(pw, "p-1")
+    session.observe({"day": 4, "pulse_bpm": 80, "note": "after"})
+    store.save(session)
+    assert _notes(pg.open().load(pw, "p-1")) == [*notes, "after"]
 
 
 def test_a_role_with_only_the_documented_privileges_can_use_tables_made_beforehand(pg, pw):
