@@ -44,6 +44,8 @@ def test_the_location_chooses_the_backend_and_callers_see_one_class(backend, tmp
         assert type(memory) is SqliteSessionStore and memory.count() == 0
     with SessionStore(tmp_path / "other.db") as other:  # a path, not a URL
         assert type(other) is SqliteSessionStore
+    with SessionStore(path=str(tmp_path / "other.db")) as other:  # the keyword of earlier versions
+        assert type(other) is SqliteSessionStore and other._name == "other.db"
     assert pathway.SessionStore is SessionStore and issubclass(PostgresSessionStore, SessionStore)
     assert pathway.StoreUnavailable is StoreUnavailable and issubclass(StoreUnavailable, pathway.PathwayError)
 

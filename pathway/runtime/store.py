@@ -53,8 +53,8 @@ _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTE
 class SqliteSessionStore(SessionStore, prefixes=("",)):
     """The embedded backend: one SQLite file (WAL), shared by the threads and processes that open it."""
 
-    def __init__(self, location: str | os.PathLike[str] = ":memory:"):
-        name = os.fspath(location)
+    def __init__(self, path: str | os.PathLike[str] = ":memory:"):
+        name = os.fspath(path)
         self._setup(os.path.basename(name) or name)
         self._db = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
         with self._lock:

@@ -60,8 +60,9 @@ class SessionStore:
         for prefix in prefixes:
             SessionStore._backends[prefix] = cls
 
-    def __new__(cls, location: str | os.PathLike[str] = ":memory:", *args: Any, **kwargs: Any) -> Self:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         if cls is SessionStore:
+            location = args[0] if args else kwargs.get("path", kwargs.get("conninfo", ":memory:"))
             text = location if isinstance(location, str) else ""
             prefix = max((p for p in cls._backends if text.startswith(p)), key=len, default=None)
             if prefix is None:
@@ -69,7 +70,7 @@ class SessionStore:
             return super().__new__(cls._backends[prefix])  # type: ignore[return-value]  # a subclass
         return super().__new__(cls)
 
-    def __init__(self, location: str | os.PathLike[str] = ":memory:"):
+    def __init__(self, path: str | os.PathLike[str] = ":memory:"):
         # only reached for a subclass that does not define __init__: the backends do
         raise TypeError(f"{type(self).__name__} is not a store backend")
 
