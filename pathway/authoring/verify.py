@@ -490,9 +490,40 @@ def verify(pathway: Pathway, budget: int = 1000, seed: int = 0) -> VerifyReport:
     except NoSuchExample:
         minimal = None
     if minimal is not None:
+        minimal = _reduced(pathway, minimal)
         report.violation = check_course(pathway, minimal)
     report.seconds = round(time.perf_counter() - started, 2)
     return report
+
+
+def _reduced(pathway: Pathway, case: dict[str, Any]) -> dict[str, Any]:
+    """``case`` without every event and then every event value whose removal keeps the course breaking
+    the same invariant.
+
+    Hypothesis shrinks within a time limit, so under load its counterexample may keep events that do not
+    matter; this pass makes the printed scenario as small whatever time the shrinking had (one check per
+    event and per value)."""
+    first = check_course(pathway, case)
+    if first is None:
+        return case
+
+    def breaks(events: list[dict[str, Any]]) -> bool:  # the same invariant, not another one
+        v = check_course(pathway, {**case, "events": events}) if events else None
+        return v is not None and v.invariant == first.invariant
+
+    events = [dict(e) for e in case["events"]]
+    i = 0
+    while i < len(events):
+        if breaks(events[:i] + events[i + 1:]):
+            del events[i]
+        else:
+            i += 1
+    for i, event in enumerate(events):
+        for key in [k for k in event if k not in ("day", "time")]:
+            trial = {k: v for k, v in events[i].items() if k != key}
+            if len(trial) > 1 and breaks(events[:i] + [trial] + events[i + 1:]):
+                events[i] = trial
+    return {**case, "events": events}
 
 
 def scenario_yaml(v: Violation) -> str:
