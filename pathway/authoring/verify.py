@@ -507,9 +507,9 @@ def _reduced(pathway: Pathway, case: dict[str, Any]) -> dict[str, Any]:
     if first is None:
         return case
 
-    def breaks(events: list[dict[str, Any]]) -> bool:  # the same invariant, not another one
+    def breaks(events: list[dict[str, Any]]) -> bool:  # the same invariant broken the same way, not another
         v = check_course(pathway, {**case, "events": events}) if events else None
-        return v is not None and v.invariant == first.invariant
+        return v is not None and (v.invariant, v.detail) == (first.invariant, first.detail)
 
     events = [dict(e) for e in case["events"]]
     i = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 
@@ -139,7 +140,7 @@ def tables_markdown(tables: Sequence[DecisionTable]) -> str:
     for t in tables:
         out += [f"## {md_inline(t.title)} ({md_inline(t.kind)} {md_inline(t.id)})", "",
                 f"**Hit policy.** {md_inline(t.hit_policy)}", ""]
-        out += [f"- {md_inline(n)}" for n in t.notes] + [""]
+        out += [f"- {_md_item(n)}" for n in t.notes] + [""]
         if t.checked:
             count = len(t.marks)
             out += [f"Checks: {count} finding(s) of pathway check marked on the rows." if count
@@ -327,6 +328,16 @@ _PAGE_PRINT_CSS = """
   table.dt th, table.dt td { overflow-wrap: anywhere; }
 }
 """
+
+
+#: What would start a heading, quote, list or setext underline at the start of a list item's text.
+_MD_BLOCK_START = re.compile(r"^(?:[#>+=-]|\d+[.)])(?:\s|$)")
+
+
+def _md_item(text: str) -> str:
+    """A list item's text: inline Markdown (:func:`md_inline`) that cannot open a block either."""
+    s = md_inline(text)
+    return "\\" + s if _MD_BLOCK_START.match(s) else s
 
 
 def tables_html_page(tables: Sequence[DecisionTable]) -> str:
