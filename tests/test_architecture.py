@@ -18,7 +18,7 @@ from pathway.core.errors import Diagnostic
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pathway"
-LAYERS = ["cli", "audit", "authoring", "render", "analysis", "runtime", "loading", "definition", "core"]
+LAYERS = ["cli", "service", "audit", "authoring", "render", "analysis", "runtime", "loading", "definition", "core"]
 
 
 @pytest.fixture(scope="module")
