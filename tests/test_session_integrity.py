@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -139,17 +140,32 @@ def test_session_load_is_restore(pw):
 
 # -- the store -------------------------------------------------------------------------------------------
 
-def _stored(pw: Any, tmp_path: Any) -> SessionStore:
-    store = SessionStore(tmp_path / "s.db")
+@pytest.fixture
+def open_store(tmp_path: Any) -> Iterator[Callable[[], SessionStore]]:
+    """Opens SessionStore(tmp_path / "s.db") (each call another connection); every one is closed when the test
+    ends, as an application must: CPython 3.13 warns of a sqlite3 connection left to the garbage collector."""
+    opened: list[SessionStore] = []
+
+    def open_() -> SessionStore:
+        opened.append(SessionStore(tmp_path / "s.db"))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+def _stored(pw: Any, open_store: Callable[[], SessionStore]) -> SessionStore:
+    store = open_store()
     s = pw.start(patient())
     s.observe(dict(ADMIT))
     store.save(s)
     return store
 
 
-def test_the_second_of_two_writers_gets_a_conflict_and_loses_nothing(pw, tmp_path):
-    store = _stored(pw, tmp_path)
-    other = SessionStore(tmp_path / "s.db")  # another writer (another connection)
+def test_the_second_of_two_writers_gets_a_conflict_and_loses_nothing(pw, open_store):
+    store = _stored(pw, open_store)
+    other = open_store()  # another writer (another connection)
     a, b = store.load(pw, "p-1"), other.load(pw, "p-1")
     a.observe(dict(DAY3_FAIL, note="a"))
     b.observe({"day": 3, "pulse_bpm": 80, "note": "b"})
@@ -166,8 +182,8 @@ def test_the_second_of_two_writers_gets_a_conflict_and_loses_nothing(pw, tmp_pat
     assert [e.get("note") for e in store.load(pw, "p-1").dump()["events"]] == [None, "a", "b"]
 
 
-def test_a_new_session_never_overwrites_a_stored_one_and_a_deleted_one_is_not_resurrected(pw, tmp_path):
-    store = _stored(pw, tmp_path)
+def test_a_new_session_never_overwrites_a_stored_one_and_a_deleted_one_is_not_resurrected(pw, open_store):
+    store = _stored(pw, open_store)
     with pytest.raises(SessionConflict) as info:
         store.save(pw.start(patient()))  # the same patient started again
     assert info.value.expected is None and "already stored" in str(info.value)
@@ -179,8 +195,8 @@ def test_a_new_session_never_overwrites_a_stored_one_and_a_deleted_one_is_not_re
     assert info.value.current is None and store.count() == 0
 
 
-def test_saving_the_same_session_again_needs_no_reload(pw, tmp_path):
-    store = SessionStore(tmp_path / "s.db")
+def test_saving_the_same_session_again_needs_no_reload(pw, open_store):
+    store = open_store()
     s = pw.start(patient())
     store.save(s)
     s.observe(dict(ADMIT))
@@ -198,19 +214,19 @@ def _write_row(tmp_path: Any, doc: Any) -> None:
 
 
 @pytest.mark.parametrize("corrupt", ["truncated", "not utf-8", "nan", "a list", "empty"])
-def test_a_corrupt_stored_row_raises_session_error_not_a_decode_error(pw, tmp_path, corrupt):
-    store = _stored(pw, tmp_path)
+def test_a_corrupt_stored_row_raises_session_error_not_a_decode_error(pw, tmp_path, open_store, corrupt):
+    store = _stored(pw, open_store)
     text = store._db.execute("SELECT doc FROM sessions").fetchone()[0]
     row = {"truncated": text[: len(text) // 2], "not utf-8": text.encode()[:10] + b"\xff\xfe" + text.encode()[12:],
            "nan": text.replace('"day": 0', '"day": NaN', 1), "a list": "[1, 2]", "empty": ""}[corrupt]
     _write_row(tmp_path, row)
     with pytest.raises(SessionError) as info:
-        SessionStore(tmp_path / "s.db").load(pw, "p-1")
+        open_store().load(pw, "p-1")
     assert info.value.diagnostics[0].code == "PW520" and info.value.diagnostics[0].file == "s.db[asuc/p-1]"
 
 
-def test_a_row_holding_another_patients_document_is_refused(pw, tmp_path):
-    store = _stored(pw, tmp_path)
+def test_a_row_holding_another_patients_document_is_refused(pw, tmp_path, open_store):
+    store = _stored(pw, open_store)
     other = pw.start(patient(id="p-2"))
     _write_row(tmp_path, json.dumps(other.dump()))
     with pytest.raises(SessionError) as info:
@@ -218,8 +234,8 @@ def test_a_row_holding_another_patients_document_is_refused(pw, tmp_path):
     assert info.value.diagnostics[0].code == "PW526"
 
 
-def test_a_row_tampered_after_this_store_saved_it_is_still_verified(pw, tmp_path):
-    store = _stored(pw, tmp_path)
+def test_a_row_tampered_after_this_store_saved_it_is_still_verified(pw, tmp_path, open_store):
+    store = _stored(pw, open_store)
     evaluations = pw.engine.evaluations
     assert store.load(pw, "p-1").state == "iv_steroids"
     assert pw.engine.evaluations == evaluations  # the text this store wrote itself is not replayed again
@@ -231,7 +247,7 @@ def test_a_row_tampered_after_this_store_saved_it_is_still_verified(pw, tmp_path
     assert (info.value.diagnostics[0].file, info.value.diagnostics[0].code) == ("state", "PW525")
 
 
-def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_path):
+def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_path, open_store):
     s = pw.start(patient())
     s.observe(dict(ADMIT))
     con = sqlite3.connect(tmp_path / "s.db")
@@ -240,11 +256,11 @@ def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_p
     con.execute("INSERT INTO sessions VALUES ('asuc', 'p-1', ?, ?, 1, ?)", (pw.version, s.state, json.dumps(s.dump())))
     con.commit()
     con.close()
-    store = SessionStore(tmp_path / "s.db")
+    store = open_store()
     loaded = store.load(pw, "p-1")
     loaded.observe(dict(DAY3_FAIL))
     store.save(loaded)
-    assert SessionStore(tmp_path / "s.db").load(pw, "p-1").state == "rescue_selection"
+    assert open_store().load(pw, "p-1").state == "rescue_selection"
 
 
 def test_a_value_recorded_just_before_the_admission_time_restores() -> None:
