@@ -48,7 +48,7 @@ def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
 
 
 def test_supported_pythons_agree_between_ci_requires_python_and_classifiers():
-    """The versions `./dev test-pythons` (CI) runs the suite under are exactly those the package admits and lists."""
+    """The versions `./dev test` (CI) runs the suite under are exactly those the package admits and lists."""
     match = re.search(r"^PYTHONS=\(([^)]*)\)$", (ROOT / "dev").read_text(encoding="utf-8"), re.M)
     assert match, "PYTHONS=(...) not found in ./dev"
     tested = match.group(1).split()

@@ -53,7 +53,7 @@ def test_a_session_of_another_profile_is_refused_and_can_be_replayed_deliberatel
     assert (file, code) == ("profile", "PW523") and "nice" in message
     doc["profile"] = pw.definition.profile  # the profile's name edited: its fingerprint still differs
     file, code, message = _refused(pw, copy.deepcopy(doc))
-    assert (file, code) == ("fingerprint", "PW523") and "Pathway.replay(doc)" in message
+    assert (file, code) == ("fingerprint", "PW523") and "Pathway.restore(doc, replay=True)" in message
     moved = pw.replay(doc)
     assert moved.dump()["fingerprint"] == pw.fingerprint and moved.state == "rescue_tacrolimus"
 
