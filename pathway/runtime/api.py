@@ -16,6 +16,7 @@ from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
 from pathway.definition.case import case_problem
 from pathway.definition.clock import days_since
+from pathway.definition.effects import Derive
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
@@ -48,6 +49,18 @@ class Pathway:
         #: display precision of the fields that declare one: texts show their values rounded to it
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}
+        #: per decision point, the facts it keeps that a rule of it derives when its inputs are missing
+        #: (``if_missing: derive``): (fact, value, rule, the rule's states). When an evaluation comes after
+        #: the window and none came inside it, these are what the point would have kept (nothing recorded).
+        self.missed_defaults: dict[str, list[tuple[str, Any, str, tuple[str, ...]]]] = {}
+        for r in definition.rules:
+            if r.decision_point is None:
+                continue
+            for eff in r.if_missing:
+                if isinstance(eff, Derive):
+                    for name, value in eff.values.items():
+                        if definition.kept.get(name) == r.decision_point:
+                            self.missed_defaults.setdefault(r.decision_point, []).append((name, value, r.id, r.states))
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
         #: what this pathway decides with (files, profile, parameters; ``PathwayDef.fingerprint``), taken
         #: once at load: every dump carries it and a restore refuses a session dumped under another
