@@ -1,0 +1,120 @@
+"""The bearer check of CDS Hooks 2.0: the EHR signs a JWT for every call and the service checks it.
+
+With ``--token-issuer ISS=JWKS_URL`` (one or more), every call except discovery, health and the OpenAPI
+document needs ``Authorization: Bearer <JWT>`` with:
+
+- an asymmetric signature (RS/PS/ES 256-512; never ``none`` nor a shared secret) by a key of the issuer's
+  JWK Set, fetched from the URL configured for that issuer (``https://``, ``http://`` or ``file://``), never
+  from a URL the token names: a ``jku`` header is accepted only when it is one of the issuer's configured URLs;
+- ``iss`` on the allow-list; ``aud`` the service's URL (its base URL, ``/cds-services``, or the very endpoint
+  called); ``exp`` and ``iat`` present, ``iat`` not in the future and ``exp`` within ``max_lifetime`` seconds
+  of it (CDS Hooks: five minutes), each with ``leeway`` seconds of clock skew.
+
+A refused token is a 401 problem (``WWW-Authenticate: Bearer``) that says why without echoing the token; keys
+that cannot be fetched are a 503.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from pathway.service.problems import Problem
+
+__all__ = ["TokenPolicy", "ALGORITHMS", "parse_issuer"]
+
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+
+
+def parse_issuer(text: str) -> tuple[str, str]:
+    """``ISS=JWKS_URL`` (the issuer may itself hold ``=``: the URL is after the last one that starts it)."""
+    iss, sep, url = text.rpartition("=")
+    while iss and not url.startswith(("https://", "http://", "file://")) and "=" in iss:
+        iss, _, head = iss.rpartition("=")
+        url = head + "=" + url
+    if not sep or not iss or not url.startswith(("https://", "http://", "file://")):
+        raise ValueError(f"--token-issuer takes ISS=JWKS_URL (an https://, http:// or file:// URL), not {text!r}")
+    return iss, url
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", "The bearer token is refused", detail,
+                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+@dataclass
+class TokenPolicy:
+    """The issuers allowed (``iss`` -> the URLs of its JWK Set; the first is fetched when the token names
+    none) and the service's URL (``aud``)."""
+
+    issuers: dict[str, tuple[str, ...]]
+    audience: str
+    leeway: int = 30
+    max_lifetime: int = 300
+    timeout: float = 5.0
+    _clients: dict[str, jwt.PyJWKClient] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _client(self, url: str) -> jwt.PyJWKClient:
+        with self._lock:
+            client = self._clients.get(url)
+            if client is None:
+                client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=self.timeout)
+                self._clients[url] = client
+            return client
+
+    def audiences(self, path: str) -> list[str]:
+        base = self.audience.rstrip("/")
+        return [base, base + "/", base + "/cds-services", base + path]
+
+    def check(self, authorization: str | None, path: str) -> dict[str, Any]:
+        """The claims of the request's token; :class:`Problem` 401 (or 503) when it is refused."""
+        if not authorization:
+            raise _unauthorized("this service needs a bearer token (Authorization: Bearer <JWT>)")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("the Authorization header is not 'Bearer <JWT>'")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"not a JWT: {exc}") from None
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise _unauthorized(f"the signature algorithm {str(alg)[:20]!r} is not accepted (one of {', '.join(ALGORITHMS)})")
+        iss = unverified.get("iss")
+        if not isinstance(iss, str) or iss not in self.issuers:
+            raise _unauthorized("the token's issuer (iss) is not on the service's allow-list")
+        urls = self.issuers[iss]
+        jku = header.get("jku")
+        if jku is not None and jku not in urls:
+            raise _unauthorized("the token's jku header names a key set that is not allowed for its issuer")
+        url = jku if isinstance(jku, str) else urls[0]
+        try:
+            client = self._client(url)
+            kid = header.get("kid")
+            if kid is not None:
+                key = client.get_signing_key(str(kid)).key
+            else:
+                keys = client.get_signing_keys()
+                if len(keys) != 1:
+                    raise _unauthorized("the token names no key (kid) and its issuer's key set has several")
+                key = keys[0].key
+        except jwt.PyJWKClientConnectionError as exc:
+            raise Problem(503, "keys-unavailable", "The issuer's keys cannot be fetched",
+                          f"the key set of the token's issuer could not be fetched: {str(exc)[:200]}") from None
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"no key of the issuer verifies the token: {str(exc)[:200]}") from None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[alg], audience=self.audiences(path), issuer=iss, leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud"]})
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"the token is refused: {str(exc)[:200]}") from None
+        if float(claims["exp"]) - float(claims["iat"]) > self.max_lifetime + self.leeway:
+            raise _unauthorized(f"the token lives longer than {self.max_lifetime} seconds (exp - iat)")
+        return claims
