@@ -77,9 +77,15 @@ class HookAnswer:
     missing: list[str] = field(default_factory=list)
 
 
-def _card(summary: str, detail: str, indicator: str, source: dict[str, Any]) -> dict[str, Any]:
-    return validate_card({"uuid": str(uuid.uuid4()), "summary": summary_text(summary), "indicator": indicator,
-                          "detail": detail, "source": source})
+_NOTE_NS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:asuc-pathway:cds-hooks-service-note")
+
+
+def _card(patient_id: str, summary: str, detail: str, indicator: str, source: dict[str, Any]) -> dict[str, Any]:
+    """A card of the service's own (what is missing or refused): the same words for the same patient give the
+    same uuid, as the pathway's cards do for the same state."""
+    key = "\x1f".join([patient_id, summary, detail])
+    return validate_card({"uuid": str(uuid.uuid5(_NOTE_NS, key)), "summary": summary_text(summary),
+                          "indicator": indicator, "detail": detail, "source": source})
 
 
 def _read_back(fhir_server: str, authorization: dict[str, Any] | None, query: str) -> Any:
@@ -187,7 +193,7 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                 except InputError as exc:
                     shown = "; ".join(md_inline(d) for d in exc.diagnostics[:5]) or (
                         f"the prefetched data is not of patient {md_code(patient_id)}")
-                    notes.append(_card("Some of the EHR's data was refused and not used",
+                    notes.append(_card(patient_id, "Some of the EHR's data was refused and not used",
                                        f"The pathway refused the prefetched resources, so none of them was recorded: "
                                        f"{shown}.", "warning", source))
             if session is not None and changed:
@@ -203,11 +209,11 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
             break
     if missing:
         listed = "\n".join(f"- {md_code(key)}: {md_code(templates[key])}" for key in missing)
-        notes.append(_card(f"Data required: the EHR sent no {', '.join(missing)}",
+        notes.append(_card(patient_id, f"Data required: the EHR sent no {', '.join(missing)}",
                            "The cards below use only the data the pathway already has. The EHR did not prefetch "
                            f"(nor could the service read back):\n\n{listed}", "info", source))
     if session is None:
-        notes.append(_card(f"No pathway data for patient {one_line(patient_id)}",
+        notes.append(_card(patient_id, f"No pathway data for patient {one_line(patient_id)}",
                            "No session is stored for this patient and the EHR sent no resources to start one.",
                            "info", source))
         return HookAnswer(notes, rules, missing), None
