@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.parse
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -319,7 +320,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
             raise Problem(422, "bad-hook", "The request is for another hook",
                           f"the service {service} answers the hook {hook}, not another",
                           [Diagnostic("body.hook", 0, 0, "PW402", f"the service answers the hook {hook}")])
-        patient_id = str(hook_request.context.get("patientId"))
+        patient_id = hook_request.context.patientId
         answer, _session = run(lambda: answer_hook(pathway, store, hook, body, base_url=base_url,
                                                    read_back=settings.fhir_read_back, lock=locks(patient_id)))
         feedback.issued(service, answer.cards)
@@ -372,7 +373,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
             run(lambda: store.save(session))
         _note(request, rules=_fired(0, session), state=result.get("state"), kind=kind,
               patient={"patient_id": session.patient_id})
-        location = f"/sessions/{session.patient_id}"
+        location = "/sessions/" + urllib.parse.quote(session.patient_id, safe="")
         return JSONResponse({"id": session.patient_id, "url": location, "result": result}, status_code=201,
                             headers={"Location": location})
 

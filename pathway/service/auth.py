@@ -16,8 +16,12 @@ that cannot be fetched are a 503.
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -66,6 +70,28 @@ class TokenPolicy:
                 self._clients[url] = client
             return client
 
+    def _key(self, url: str, kid: Any) -> Any:
+        """The key of ``url``'s JWK Set with id ``kid`` (the only signing key when the token names none)."""
+        if url.startswith("file://"):
+            try:
+                text = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)).read_text(encoding="utf-8")
+                keys = jwt.PyJWKSet.from_dict(json.loads(text)).keys
+            except (OSError, ValueError) as exc:
+                raise jwt.PyJWKClientConnectionError(f"cannot read the key set file: {exc}") from None
+            signing = [k for k in keys if k.public_key_use in ("sig", None)]
+        else:
+            client = self._client(url)
+            if kid is not None:
+                return client.get_signing_key(str(kid)).key
+            signing = client.get_signing_keys()
+        if kid is not None:
+            signing = [k for k in signing if k.key_id == str(kid)]
+            if not signing:
+                raise jwt.PyJWKClientError(f"no key of the key set has the id {str(kid)[:40]!r}")
+        if len(signing) != 1:
+            raise jwt.PyJWKClientError("the token names no key (kid) and its issuer's key set has several")
+        return signing[0].key
+
     def audiences(self, path: str) -> list[str]:
         base = self.audience.rstrip("/")
         return [base, base + "/", base + "/cds-services", base + path]
@@ -95,15 +121,7 @@ class TokenPolicy:
             raise _unauthorized("the token's jku header names a key set that is not allowed for its issuer")
         url = jku if isinstance(jku, str) else urls[0]
         try:
-            client = self._client(url)
-            kid = header.get("kid")
-            if kid is not None:
-                key = client.get_signing_key(str(kid)).key
-            else:
-                keys = client.get_signing_keys()
-                if len(keys) != 1:
-                    raise _unauthorized("the token names no key (kid) and its issuer's key set has several")
-                key = keys[0].key
+            key = self._key(url, header.get("kid"))
         except jwt.PyJWKClientConnectionError as exc:
             raise Problem(503, "keys-unavailable", "The issuer's keys cannot be fetched",
                           f"the key set of the token's issuer could not be fetched: {str(exc)[:200]}") from None

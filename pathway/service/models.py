@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-__all__ = ["PatientIn", "EventIn", "CaseIn", "FhirIn", "StartBody", "EventsBody", "HookRequest", "FeedbackBody",
+__all__ = ["PatientIn", "EventIn", "CaseIn", "FhirIn", "StartBody", "EventsBody", "HookContext", "HookRequest", "FeedbackBody",
            "start_kind", "events_kind"]
 
 _OPEN = ConfigDict(extra="allow")
@@ -81,15 +81,27 @@ EventsBody = Annotated[
     Discriminator(events_kind)]
 
 
+class HookContext(BaseModel):
+    """The context of a hook: the patient always; ``draftOrders`` (a Bundle) for order-select and order-sign,
+    and ``selections`` (``MedicationRequest/<id>``) for order-select."""
+
+    model_config = _OPEN
+    userId: str | None = None
+    patientId: str = Field(min_length=1)
+    encounterId: str | None = None
+    draftOrders: dict[str, Any] | None = None
+    selections: list[str] | None = None
+
+
 class HookRequest(BaseModel):
     """A CDS Hooks 2.0 request."""
 
     model_config = _OPEN
-    hook: str
+    hook: Literal["patient-view", "order-select", "order-sign"]
     hookInstance: str
     fhirServer: str | None = None
     fhirAuthorization: dict[str, Any] | None = None
-    context: dict[str, Any]
+    context: HookContext
     prefetch: dict[str, Any] | None = None
 
 
