@@ -434,3 +434,68 @@ def test_every_request_is_logged_as_json_with_rule_ids_and_no_patient_values(pw,
     text = json.dumps(fields) + " ".join(r.getMessage() for r in records)
     for value in ("SECRET-PATIENT-4711", "SECRET-NOTE", "98765", "117", "71.3"):
         assert value not in text
+
+
+def test_a_cards_source_url_opens_the_rule_with_its_evidence(service, pw):
+    base, _store = service
+    prefetch = prefetch_of(demo_bundle(), upto="2026-03-05T08:00:00Z")
+    with client(base) as http:
+        cards = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "demo-001", prefetch)).json()["cards"]
+        url = next(c["source"]["url"] for c in cards if c["source"].get("url"))
+        assert url.startswith(base + "/pathways/asuc/rules/")
+        doc = http.get(url).json()
+        page = http.get(url, headers={"Accept": "text/html,application/xhtml+xml"})
+        missing = http.get("/pathways/asuc/rules/no_such_rule")
+    rule = doc["rule"]
+    assert url.endswith("/" + rule["id"]) and rule["title"] == pw.rule(rule["id"]).title
+    assert rule["sources"] and set(doc["sources"]) == set(rule["sources"]) and "location" not in rule
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<code>{rule['id']}</code>" in page.text and "<h2>Sources</h2>" in page.text
+    assert_problem(missing, 404)
+
+
+def test_missing_prefetch_is_read_back_from_the_ehrs_fhir_server_when_allowed(pw, tmp_path):
+    import http.server
+    import urllib.parse
+
+    prefetch = prefetch_of(demo_bundle(), upto="2026-03-05T08:00:00Z")
+    seen: list[tuple[str, str | None]] = []
+
+    class Fhir(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append((urllib.parse.unquote(self.path), self.headers.get("Authorization")))
+            path = urllib.parse.urlparse(self.path).path
+            body = (prefetch["patient"] if path.endswith("/Patient/demo-001") else
+                    prefetch["observations"] if path.endswith("/Observation") else None)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.end_headers()
+            self.wfile.write(json.dumps(body or {"resourceType": "OperationOutcome"}).encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    fhir = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fhir)
+    threading.Thread(target=fhir.serve_forever, daemon=True).start()
+    fhir_url = f"http://127.0.0.1:{fhir.server_address[1]}/fhir"
+    body = hook_body("patient-view", "demo-001")
+    body.update(fhirServer=fhir_url, fhirAuthorization={"access_token": "tok-123", "token_type": "Bearer",
+                                                        "expires_in": 300, "scope": "patient/*.read", "subject": "cds"})
+    store = SessionStore(":memory:")
+    try:
+        with served(create_app(pw, store, Settings())) as base, client(base) as http_:
+            without = http_.post("/cds-services/asuc-patient-view", json=body).json()["cards"]
+        assert seen == []  # read-back is off unless asked for
+        assert store.patients("asuc") == []
+        with served(create_app(pw, store, Settings(fhir_read_back=True))) as base, client(base) as http_:
+            cards = http_.post("/cds-services/asuc-patient-view", json=body).json()["cards"]
+    finally:
+        fhir.shutdown()
+        fhir.server_close()
+    assert any(c["summary"].startswith("No pathway data") for c in without)
+    assert ("/fhir/Patient/demo-001", "Bearer tok-123") in seen
+    assert any(p.startswith("/fhir/Observation?patient=demo-001&code=http://loinc.org|") for p, _ in seen)
+    assert store.load(pw, "demo-001").state == "rescue_selection"
+    (required,) = [c for c in cards if c["summary"].startswith("Data required")]
+    assert "observations-local" in required["summary"] or "medications" in required["summary"]
+    assert "observations," not in required["summary"] and not required["summary"].endswith(" observations")

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pathway.core.errors import (
@@ -57,6 +57,7 @@ from pathway.service.hooks import HOOKS, answer_hook, service_id, services
 from pathway.service.limits import BodyLimits
 from pathway.service.models import EventIn, EventsBody, FeedbackBody, HookRequest, StartBody, events_kind, start_kind
 from pathway.service.problems import MEDIA_TYPE, Problem, problem_body, problem_bytes
+from pathway.service.rulepage import rule_document, rule_html
 
 __all__ = ["Settings", "create_app", "SUMMARY_KEYS", "summary", "LOGGER"]
 
@@ -250,7 +251,6 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
     policy = (TokenPolicy(dict(settings.token_issuers), settings.base_url) if settings.token_issuers else None)
     feedback = FeedbackLog(settings.feedback)
     locks = _PatientLocks()
-    base_url = settings.base_url.rstrip("/")
     app = FastAPI(title=f"{pathway.definition.spec.title} ({pathway.id} {pathway.version})", version=__version__,
                   description="CDS Hooks 2.0 services and a JSON API over the patient sessions of a clinical pathway.",
                   responses=_PROBLEM_RESPONSES)
@@ -308,6 +308,20 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
 
     hook_of = {service_id(pathway, hook): hook for hook in HOOKS}
 
+    @app.get("/pathways/{pathway_id}/rules/{rule_id}", tags=["CDS Hooks"],
+             summary="A rule with its criteria, evidence and sign-off (the page a card's source.url opens)",
+             responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+    def rule_page(pathway_id: str, rule_id: str, request: Request) -> Response:
+        request.scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
+        doc = rule_document(pathway, rule_id) if pathway_id == pathway.id else None
+        if doc is None:
+            raise Problem(404, "not-found", "No such rule", f"this service runs the pathway {pathway.id}")
+        _note(request, rule=rule_id)
+        accept = request.headers.get("accept", "")
+        if "text/html" in accept and "application/json" not in accept.split(",")[0]:
+            return HTMLResponse(rule_html(pathway, doc))
+        return JSONResponse(doc)
+
     @app.post("/cds-services/{service}", tags=["CDS Hooks"], summary="Call a CDS service (a hook)",
               responses={404: _PROBLEM_RESPONSES[404]})
     def call_service(service: str, hook_request: HookRequest, request: Request) -> dict[str, Any]:
@@ -321,7 +335,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                           f"the service {service} answers the hook {hook}, not another",
                           [Diagnostic("body.hook", 0, 0, "PW402", f"the service answers the hook {hook}")])
         patient_id = hook_request.context.patientId
-        answer, _session = run(lambda: answer_hook(pathway, store, hook, body, base_url=base_url,
+        answer, _session = run(lambda: answer_hook(pathway, store, hook, body, base_url=settings.base_url.rstrip("/"),
                                                    read_back=settings.fhir_read_back, lock=locks(patient_id)))
         feedback.issued(service, answer.cards)
         _note(request, service=service, rules=answer.rules, cards=len(answer.cards), missing=answer.missing,
