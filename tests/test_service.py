@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from servicekit import DEMO, PROBLEM, client, demo_bundle, hook_body, prefetch_of, served, split_bundle
 
-from pathway import SessionStore, load_pathway
+from pathway import SessionStore, StoreUnavailable, load_pathway
 from pathway.core.yamlsafe import load_yaml_file
 from pathway.runtime.store import SqliteSessionStore
 from pathway.service.app import SUMMARY_KEYS, Settings, create_app
@@ -499,3 +499,34 @@ def test_missing_prefetch_is_read_back_from_the_ehrs_fhir_server_when_allowed(pw
     (required,) = [c for c in cards if c["summary"].startswith("Data required")]
     assert "observations-local" in required["summary"] or "medications" in required["summary"]
     assert "observations," not in required["summary"] and not required["summary"].endswith(" observations")
+
+
+class _Down(SqliteSessionStore):
+    """A store whose database went away after the service started (a PostgreSQL server restarting)."""
+
+    down = False
+
+    def _read(self, pathway_id, patient_id):
+        if self.down:
+            raise StoreUnavailable("the PostgreSQL server closed the connection and cannot be reached")
+        return super()._read(pathway_id, patient_id)
+
+    def count(self):
+        if self.down:
+            raise StoreUnavailable("cannot be reached")
+        return super().count()
+
+
+def test_a_store_that_cannot_be_reached_is_a_503_and_health_says_so(pw):
+    store = _Down(":memory:")
+    with served(create_app(pw, store, Settings())) as base, client(base) as http:
+        assert http.post("/sessions", json={"id": "p7"}).status_code == 201
+        store.down = True
+        reply = http.post("/sessions/p7/events", json={"day": 0, "pulse_bpm": 104})
+        health = http.get("/health")
+        store.down = False
+        after = http.get("/sessions/p7").json()
+    body = assert_problem(reply, 503)
+    assert reply.headers["retry-after"] == "5" and "cannot be reached" in body["detail"]
+    assert health.status_code == 503 and health.json()["store"] == "unreachable"
+    assert after["path"] == ["suspected_asuc"]
