@@ -64,6 +64,7 @@ from pathway.render.diagram import build_diagram, build_trace_diagram, diagram_t
 from pathway.render.diff import build_diff_diagram
 from pathway.render.state_diagram import build_state_diagram
 from pathway.render.tables import tables_csv, tables_html_page, tables_markdown, tables_text
+from pathway.service.rulepage import rule_document, rule_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"
@@ -561,6 +562,8 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
         "evidence text": evidence_text(ev), "evidence markdown": evidence_markdown(ev), "evidence json": json.dumps(ev),
         "hazards text": hazards_text(log), "hazards markdown": hazards_markdown(log),
         "fields markdown": field_reference(pw.definition),
+        # the page a CDS Hooks card's source.url opens (pathway serve)
+        "rule page html": rule_html(pw, rule_document(pw, "tw_asuc_confirmed", AS_OF)),
     }
     out["diagram svg"] = render_svg(out["diagram dot"])
     out["trace svg"] = render_svg(out["trace dot"])
@@ -637,6 +640,9 @@ def _check_rule_outputs(out: dict[str, str], benign: dict[str, str], used: dict[
             assert one_line(value) in out[fmt], f"{fmt}: {value[:60]!r} is not shown"
     for fmt in ("run json", "evidence json", "diff json"):
         json.loads(out[fmt])  # strict JSON, whatever the texts hold
+    page, page_ref = _html_tags(out["rule page html"]), _html_tags(benign["rule page html"])
+    assert not page.problems and page.tags == page_ref.tags, ("rule page html", page.problems[:5], page.tags - page_ref.tags)
+    _printable_lines(out["rule page html"])
     # the decision-table rows that change name their columns by the fields' titles: shown, on one line
     titles = [one_line(v) for v in used.get("fields.title", [])]
     assert [t for t in titles if t in out["diff text"]], "no hostile field title in the table rows of the diff"
