@@ -60,6 +60,7 @@ _UCUM = "http://unitsofmeasure.org"
 _SNOMED = "http://snomed.info/sct"
 #: routes of a computed dose as SNOMED CT route codes (a MedicationRequest's dosageInstruction.route)
 _ROUTES = {"oral": ("26643006", "Oral route"), "iv": ("47625008", "Intravenous route"),
+           "iv_infusion": ("47625008", "Intravenous route"),
            "sc": ("34206005", "Subcutaneous route")}
 _STRENGTH = {"G": "guideline", "T": "randomised trial", "M": "meta-analysis", "O": "observational study",
              "S": "secondary summary", "Label": "drug label", "expert": "expert opinion"}
@@ -520,9 +521,8 @@ def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, floa
     mg = per_day = None
     route = None
     for coding in ((dosage.get("route") or {}).get("coding") or []):
-        for name, (code, _display) in _ROUTES.items():
-            if isinstance(coding, dict) and coding.get("code") == code:
-                route = name
+        if isinstance(coding, dict) and route is None:
+            route = next((name for name, (code, _display) in _ROUTES.items() if coding.get("code") == code), None)
     rates = dosage.get("doseAndRate") or []
     if not isinstance(rates, list):
         raise _located(f"{where}.dosageInstruction[0].doseAndRate", "doseAndRate is a list")
@@ -620,7 +620,8 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         if opt is not None and opt["status"] != "available":
             status = opt["status"]
             rule = opt["rules"][-1] if opt.get("rules") else "options"
-            reasons = opt.get("against", []) if status != "pending" else opt.get("pending", [])
+            reasons = (opt.get("against", []) if status != "pending" else
+                       [f"needs {field_name(f, pathway.definition)}" for f in opt.get("pending", [])])
             if status == "unavailable":
                 summary = f"{shown.capitalize()} is not suitable for this patient: " + "; ".join(opt.get("against", [])[-1:])
                 indicator = "critical"
@@ -628,7 +629,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                 summary = f"Caution with {shown}: " + "; ".join(opt.get("against", [])[-1:])
                 indicator = "warning"
             else:
-                needed = ", ".join(opt.get("pending", [])) or "data"
+                needed = ", ".join(field_name(f, pathway.definition) for f in opt.get("pending", [])) or "data"
                 summary = f"{shown.capitalize()}: eligibility pending, needs {needed}"
                 indicator = "warning"
             detail = [f"**{md_inline(named or shown)}** is ordered; the pathway lists the option "
@@ -663,7 +664,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                       "resource": replacement}
         detail = [f"Ordered: **{ordered:g} {unit}**; the pathway computes **{computed:g} {unit}** "
                   f"(tolerance {DOSE_TOLERANCE:.0%}).", "", md_inline(rec["text"])]
-        if route and med.get("route") and route != med.get("route"):
+        if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
             detail += ["", f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}."]
         b.card(rule=rec["rule"], kind="order-dose", key=key,
                summary=f"{shown.capitalize()} dose {ordered:g} {unit} differs from the computed {computed:g} {unit}",
