@@ -313,3 +313,25 @@ def test_prefetch_templates_search_the_observations_the_pathway_reads_by_their_c
     assert f"{RXNORM}|42316" in templates["medications"]
     assert "Procedure?patient={{context.patientId}}&code=http://snomed.info/sct|23968004" == templates["procedures"]
     assert "procedures" not in prefetch_templates(pw, "order-select")
+
+
+def test_an_order_given_by_a_brand_name_alone_is_read_as_its_agent(pw):
+    case = to_rescue()
+    case["events"][2] = dict(RESCUE_LABS, creatinine_umol_l=200)
+    session = _session(pw, case)
+    (card,) = order_cards(pw, session, [_order({"text": "PROGRAF 1 mg capsules"})])
+    assert _ext(card)["agent"] == "tacrolimus" and card["indicator"] == "critical"
+    # a name inside another word is not that medicine (prednisolone is not methylprednisolone)
+    assert order_cards(pw, session, [_order({"text": "methylprednisolone sodium succinate"})]) == []
+
+
+def test_an_agent_in_the_codes_file_must_be_an_option_or_a_computed_medicine(rules_copy):
+    from pathway.core.errors import DefinitionError
+
+    codes = rules_copy / "codes.yaml"
+    text = codes.read_text(encoding="utf-8")
+    codes.write_text(text.replace("    agent: tacrolimus\n", "    agent: tacrolimuss\n"), encoding="utf-8")
+    with pytest.raises(DefinitionError) as exc:
+        load_pathway(rules_copy, cache=False)
+    (diag,) = exc.value.diagnostics
+    assert diag.code == "PW112" and "tacrolimuss" in diag.message and "tacrolimus" in (diag.hint or "")

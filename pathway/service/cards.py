@@ -20,6 +20,7 @@ one line (:func:`pathway.core.text.one_line`) and ``detail`` as escaped Markdown
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -301,12 +302,8 @@ def _medication_code(pathway: Pathway, name: str) -> dict[str, Any]:
 
 
 def _agents_of(omap: OrderMap) -> set[str]:
-    """The pathway's agents (option and medicine names) a medicine or procedure code stands for."""
-    agent = getattr(omap, "agent", None)
-    names = {str(v) for _f, v in omap.records if isinstance(v, str)}
-    if agent:
-        names.add(agent)
-    return names
+    """The pathway agent (an option or computed medicine's name) a medicine code stands for, if any."""
+    return {omap.agent} if omap.agent is not None and "MedicationRequest" in omap.resources else set()
 
 
 def medication_request(pathway: Pathway, session: Session, med: dict[str, Any], text: str,
@@ -498,12 +495,14 @@ def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tupl
             agents = sorted(_agents_of(omap))
             if agents:
                 return agents[0], one_line(omap.display or omap.code)
-    text = concept.get("text")
-    if isinstance(text, str) and codes is not None:
-        words = text.lower()
-        for omap in codes.orders.values():
-            for agent in sorted(_agents_of(omap)):
-                if agent.lower() in words:
+    texts = [concept.get("text")] + [c.get("display") for c in codings]
+    if codes is not None:
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            for agent, maps in codes.agents().items():
+                names = [agent, *(n for m in maps for n in m.names)]
+                if any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE) for n in names):
                     return agent, one_line(text)
     return None, ""
 
