@@ -282,21 +282,42 @@ def test_an_order_the_pathway_has_no_agent_for_gives_no_card(pw):
     assert order_cards(pw, session, []) == []
 
 
-@pytest.mark.parametrize(("order", "where"), [
-    ("not an order", "draftOrders[0]"),
-    ({"resourceType": "Observation"}, "draftOrders[0].resourceType"),
-    ({"resourceType": "MedicationRequest", "medicationCodeableConcept": ["tacrolimus"]},
-     "draftOrders[0].medicationCodeableConcept"),
-    ({"resourceType": "MedicationRequest", "medicationCodeableConcept": {"coding": [TACROLIMUS]},
-      "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "two", "code": "mg"}}]}]},
-     "draftOrders[0].dosageInstruction[0].doseAndRate[0].doseQuantity.value"),
-])
-def test_a_malformed_draft_order_is_a_located_input_error(pw, order, where):
+def _bad(**changes: Any) -> dict[str, Any]:
+    order = _order({"coding": [TACROLIMUS]}, mg=2, per_day=2)
+    order.update(changes)
+    return order
+
+
+_MALFORMED = [
+    ("not an order", "draftOrders[1]"),
+    (_bad(resourceType="Observation"), "draftOrders[1].resourceType"),
+    (_bad(medicationCodeableConcept=["tacrolimus"]), "draftOrders[1].medicationCodeableConcept"),
+    (_bad(dosageInstruction=[{"doseAndRate": [{"doseQuantity": {"value": "two", "code": "mg"}}]}]),
+     "draftOrders[1].dosageInstruction[0].doseAndRate[0].doseQuantity.value"),
+    (_bad(dosageInstruction={"text": "2 mg twice daily"}), "draftOrders[1].dosageInstruction"),
+]
+
+
+@pytest.mark.parametrize(("order", "where"), _MALFORMED)
+def test_a_malformed_draft_order_is_a_located_input_error_from_the_fhir_model(pw, order, where):
+    pytest.importorskip("fhir.resources")
+    session = _session(pw, to_rescue())
+    with pytest.raises(InputError) as exc:
+        order_cards(pw, session, [_order({"coding": [TACROLIMUS]}), order])
+    assert {d.code for d in exc.value.diagnostics} == {"PW431"}
+    assert where in [d.file for d in exc.value.diagnostics], [d.file for d in exc.value.diagnostics]
+
+
+@pytest.mark.parametrize(("order", "where"), _MALFORMED)
+def test_without_the_fhir_model_a_malformed_draft_order_is_still_a_located_input_error(pw, order, where, monkeypatch):
+    import pathway.service.cards as cards
+
+    monkeypatch.setattr(cards, "_fhir_available", lambda: False)
     session = _session(pw, to_rescue())
     with pytest.raises(InputError) as exc:
         order_cards(pw, session, [_order({"coding": [TACROLIMUS]}), order])
     (diag,) = exc.value.diagnostics
-    assert diag.code == "PW450" and diag.file == where.replace("[0]", "[1]", 1)
+    assert diag.code == "PW450" and diag.file == where
 
 
 # -- prefetch --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathway.core.errors import Diagnostic, InputError
 from pathway.core.text import md_inline, one_line
 from pathway.definition.coding import OrderMap
 from pathway.definition.prose import field_name
+from pathway.loading.fhir import check_resources, fhir_models
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -463,6 +464,14 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
 
 # -- order-select / order-sign -----------------------------------------------------------------------------
 
+def _fhir_available() -> bool:
+    try:
+        fhir_models()
+    except InputError:  # without the 'fhir' extra the orders are checked by the reading below alone
+        return False
+    return True
+
+
 def _located(where: str, message: str) -> InputError:
     return InputError([Diagnostic(where, 0, 0, "PW450", message)])
 
@@ -596,6 +605,8 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
     ``draftOrders[i]...``) for an order that is not a MedicationRequest object."""
     if not isinstance(draft_orders, list):
         raise _located("draftOrders", "draftOrders is a list of MedicationRequest resources")
+    if _fhir_available():  # the FHIR R4 model first: every malformed element, located
+        check_resources(draft_orders, "MedicationRequest", "draftOrders")
     parsed = []
     for i, order in enumerate(draft_orders):
         where = f"draftOrders[{i}]"
