@@ -280,6 +280,10 @@ def test_an_order_the_pathway_has_no_agent_for_gives_no_card(pw):
     paracetamol = _order({"coding": [{"system": RXNORM, "code": "161"}], "text": "paracetamol"}, mg=1000, per_day=4)
     assert order_cards(pw, session, [paracetamol]) == []
     assert order_cards(pw, session, []) == []
+    # asked for, an info card says it was not checked
+    (card,) = _valid(order_cards(pw, session, [paracetamol], unmapped=True))
+    assert card["indicator"] == "info" and card["summary"] == "Not checked by the pathway: paracetamol"
+    assert _ext(card)["kind"] == "order-unmapped" and "overrideReasons" not in card
 
 
 def _bad(**changes: Any) -> dict[str, Any]:
@@ -356,3 +360,20 @@ def test_an_agent_in_the_codes_file_must_be_an_option_or_a_computed_medicine(rul
         load_pathway(rules_copy, cache=False)
     (diag,) = exc.value.diagnostics
     assert diag.code == "PW112" and "tacrolimuss" in diag.message and "tacrolimus" in (diag.hint or "")
+
+
+def test_choosing_a_rescue_medicine_from_the_decision_card_orders_the_dose_the_pathway_gives_for_it(pw):
+    session = _session(pw, to_rescue())
+    before = session.dump()
+    decision = next(c for c in _valid(patient_view_cards(pw, session)) if _ext(c)["kind"] == "decision")
+    assert session.dump() == before
+    by_option = {s["label"].split(":")[0]: s for s in decision["suggestions"]}
+    assert "actions" not in by_option["Colectomy"]  # a procedure decided with the patient, not an order
+    (tacrolimus,) = by_option["Tacrolimus"]["actions"]
+    dose = tacrolimus["resource"]["dosageInstruction"][0]
+    assert dose["doseAndRate"][0]["doseQuantity"]["value"] * 2 == pytest.approx(3.5, abs=1.0)  # 0.05 mg/kg/day, 70 kg
+    (infliximab,) = by_option["Infliximab"]["actions"]
+    assert infliximab["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 350  # 5 mg/kg
+    (ciclosporin,) = by_option["Ciclosporin"]["actions"]
+    assert ciclosporin["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 140  # 2 mg/kg/day
+    assert ciclosporin["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "47625008"  # IV
