@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pathway.core.errors import Diagnostic, InputError
+from pathway.core.errors import Diagnostic, InputError, PathwayError
 from pathway.core.text import md_code, md_inline, one_line
 from pathway.definition.coding import OrderMap
 from pathway.definition.prose import field_name
@@ -581,35 +581,34 @@ def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], 
 
 
 def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The dose the pathway computes once ``agent`` is recorded as the decision due (session left as it was)."""
+    """The dose the pathway computes once ``agent`` is recorded as the decision due, at the latest event's
+    time; None when no decision due records it. Evaluated on a fork of the session: a session's state is
+    never changed in place (every operation replaces it), so a second Session over the same state leaves
+    the caller's session untouched, whatever other threads do with it meanwhile."""
+    from pathway.runtime.session import Session as _Session
+
     codes = pathway.definition.codes
-    if codes is None:
+    state, _view = session.checkpoint()
+    if codes is None or not state.events:
         return None
-    events = session.state_values()["events"]
-    if not events:
-        return None
-    last = events[-1]
-    saved = session.checkpoint()
-    try:
-        for omap in codes.orders.values():
-            for name, value in omap.records:
-                if value != agent:
-                    continue
-                event: dict[str, Any] = {name: value}
-                if "time" in last:
-                    event["time"] = last["time"]
-                else:
-                    event["day"] = last["day"]
-                try:
-                    found = _computed_dose(session.observe(event), agent)
-                except Exception:  # noqa: BLE001 - a decision not due now (refused): no dose to compare
-                    found = None
-                finally:
-                    session.rollback(saved)
-                if found is not None:
-                    return found
-    finally:
-        session.rollback(saved)
+    last = state.events[-1]
+    for omap in codes.orders.values():
+        if omap.agent != agent:
+            continue
+        for name, value in omap.records:
+            if value != agent or name not in pathway.definition.decisions:
+                continue
+            event: dict[str, Any] = {name: value}
+            if "time" in last:
+                event["time"] = last["time"]
+            else:
+                event["day"] = last["day"]
+            try:
+                found = _computed_dose(_Session(pathway, state).observe(event), agent)
+            except PathwayError:  # not due now (refused): no dose to compare with
+                found = None
+            if found is not None:
+                return found
     return None
 
 
