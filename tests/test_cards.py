@@ -377,3 +377,15 @@ def test_choosing_a_rescue_medicine_from_the_decision_card_orders_the_dose_the_p
     (ciclosporin,) = by_option["Ciclosporin"]["actions"]
     assert ciclosporin["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 140  # 2 mg/kg/day
     assert ciclosporin["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "47625008"  # IV
+
+
+def test_a_rescue_decision_still_open_a_day_after_steroid_failure_is_critical(pw):
+    # delaying a needed colectomy costs lives (Randall-2010, Travis-2006): the open choice becomes critical
+    case = to_rescue()
+    case["events"].append({"day": 4, "stool_freq_24h": 8, "visible_blood": True})
+    session = _session(pw, case)
+    cards = _valid(patient_view_cards(pw, session))
+    decision = next(c for c in cards if _ext(c)["kind"] == "decision")
+    assert decision["indicator"] == "critical" and decision["summary"].startswith("Decision overdue:")
+    overdue = [c for c in cards if _ext(c)["rule"] == "overdue.rescue_selection"]
+    assert [c["indicator"] for c in overdue] == ["critical"] and "decide today" in overdue[0]["summary"] + overdue[0]["detail"]

@@ -420,7 +420,12 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
                 detail += ["", *_options_md(mine)]
             choices = [_choice(pathway, session, o) for o in mine if o["status"] in ("available", "caution")]
             summary = f"Decision due: {entry.get('title') or field_name(name, d)}"
-            b.card(rule=rule, kind="decision", key=name, summary=summary, indicator="warning", detail=detail,
+            # overdue (the state's watchdog has fired): as urgent as the overdue alert itself
+            overdue = any(a["rule"] == f"overdue.{result['state']}" for a in result.get("alerts", []))
+            if overdue:
+                summary = f"Decision overdue: {entry.get('title') or field_name(name, d)}"
+            b.card(rule=rule, kind="decision", key=name, summary=summary, indicator="critical" if overdue else "warning",
+                   detail=detail,
                    suggestions=choices or None, override=True,
                    extra={"field": name, "options": {o["option"]: o["status"] for o in mine}})
         else:
