@@ -20,15 +20,17 @@ one line (:func:`pathway.core.text.one_line`) and ``detail`` as escaped Markdown
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pathway.core.errors import Diagnostic, InputError
-from pathway.core.text import md_inline, one_line
+from pathway.core.errors import Diagnostic, InputError, PathwayError
+from pathway.core.text import md_code, md_inline, one_line
 from pathway.definition.coding import OrderMap
 from pathway.definition.prose import field_name
+from pathway.loading.fhir import check_resources, fhir_models
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -60,6 +62,7 @@ _UCUM = "http://unitsofmeasure.org"
 _SNOMED = "http://snomed.info/sct"
 #: routes of a computed dose as SNOMED CT route codes (a MedicationRequest's dosageInstruction.route)
 _ROUTES = {"oral": ("26643006", "Oral route"), "iv": ("47625008", "Intravenous route"),
+           "iv_infusion": ("47625008", "Intravenous route"),
            "sc": ("34206005", "Subcutaneous route")}
 _STRENGTH = {"G": "guideline", "T": "randomised trial", "M": "meta-analysis", "O": "observational study",
              "S": "secondary summary", "Label": "drug label", "expert": "expert opinion"}
@@ -190,8 +193,8 @@ def _evidence_of(pathway: Pathway, rule: str, evidence: dict[str, Any] | None) -
         return evidence
     try:
         ev = pathway.rule(rule).evidence
-    except KeyError:
-        return {"sources": [], "strength": "", "status": "unverified"}
+    except KeyError:  # said by the service itself (an order it does not know): no evidence to cite
+        return {"sources": [], "strength": "", "status": ""}
     return {"sources": list(ev.sources), "strength": ev.strength, "status": ev.status}
 
 
@@ -300,12 +303,8 @@ def _medication_code(pathway: Pathway, name: str) -> dict[str, Any]:
 
 
 def _agents_of(omap: OrderMap) -> set[str]:
-    """The pathway's agents (option and medicine names) a medicine or procedure code stands for."""
-    agent = getattr(omap, "agent", None)
-    names = {str(v) for _f, v in omap.records if isinstance(v, str)}
-    if agent:
-        names.add(agent)
-    return names
+    """The pathway agent (an option or computed medicine's name) a medicine code stands for, if any."""
+    return {omap.agent} if omap.agent is not None and "MedicationRequest" in omap.resources else set()
 
 
 def medication_request(pathway: Pathway, session: Session, med: dict[str, Any], text: str,
@@ -360,6 +359,24 @@ def _decision_values(pathway: Pathway, name: str) -> set[str]:
     return set(f.values) if f is not None and f.type == "enum" else set()
 
 
+def _choice(pathway: Pathway, session: Session, option: dict[str, Any]) -> dict[str, Any]:
+    """A decision card's suggestion for a choosable option; for a medicine, the order of the dose the pathway
+    gives once it is chosen (signing that order records the choice when it comes back as FHIR)."""
+    name = str(option["option"])
+    label = f"{name.replace('_', ' ').capitalize()}: {option.get('text', '')}"
+    if option["status"] == "caution":
+        label += " (caution)"
+    out: dict[str, Any] = {"label": one_line(label), "isRecommended": False}
+    codes = pathway.definition.codes
+    if codes is not None and name in codes.agents():
+        found = _what_if(pathway, session, name)
+        if found is not None:
+            rec, med = found
+            out["actions"] = [{"type": "create", "description": one_line(f"Order {_dose_words(med)}: {rec['text']}"),
+                               "resource": medication_request(pathway, session, med, rec["text"])}]
+    return out
+
+
 def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | None = None) -> list[dict[str, Any]]:
     """CDS Hooks 2.0 cards for the patient's current result, most urgent first (see the module docstring)."""
     result = session.result()
@@ -372,7 +389,7 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
     # proposals: a move the team decides and records
     for p in result.get("proposals", []):
         record = ", ".join(f"{field_name(k, d)} = {one_line(v)}" for k, v in p.get("record", {}).items())
-        detail = [f"**{md_inline(p['text'])}**", "",
+        detail = [f"**Proposal:** {md_inline(p['text'])}", "",
                   f"Proposed: {md_inline(p.get('to_title', p['to']))}. Record the decision with the patient "
                   f"({md_inline(record)}) to act on it."]
         if p.get("for"):
@@ -397,16 +414,18 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
             detail = [f"**Decision due ({md_inline(state_title)}, {md_inline(when)}):** {md_inline(entry['text'])}"]
             for r in result.get("recommendations", []):  # what the deciding rule itself recommends
                 if r["rule"] == rule and "medication" not in r:
-                    detail += ["", md_inline(r["text"])]
+                    detail += ["", f"Recommended: {md_inline(r['text'])}"]
                     absorbed.add(id(r))
             if mine:
                 detail += ["", *_options_md(mine)]
-            choices = [{"label": one_line(f"{str(o['option']).replace('_', ' ').capitalize()}: {o.get('text', '')}"
-                                              + (" (caution)" if o["status"] == "caution" else "")),
-                            "isRecommended": False}
-                           for o in mine if o["status"] in ("available", "caution")]
+            choices = [_choice(pathway, session, o) for o in mine if o["status"] in ("available", "caution")]
             summary = f"Decision due: {entry.get('title') or field_name(name, d)}"
-            b.card(rule=rule, kind="decision", key=name, summary=summary, indicator="warning", detail=detail,
+            # overdue (the state's watchdog has fired): as urgent as the overdue alert itself
+            overdue = any(a["rule"] == f"overdue.{result['state']}" for a in result.get("alerts", []))
+            if overdue:
+                summary = f"Decision overdue: {entry.get('title') or field_name(name, d)}"
+            b.card(rule=rule, kind="decision", key=name, summary=summary, indicator="critical" if overdue else "warning",
+                   detail=detail,
                    suggestions=choices or None, override=True,
                    extra={"field": name, "options": {o["option"]: o["status"] for o in mine}})
         else:
@@ -421,7 +440,7 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
         title = _rule_title(pathway, rule)
         detail = [f"**{md_inline(verb)} for '{md_inline(title)}':**", ""]
         for e in entries:
-            line = f"- {md_inline(e.get('title') or e['field'])}"
+            line = f"- {md_code(e['field'])} {md_inline(e.get('title') or e['field'])}"
             if e.get("unit"):
                 line += f" ({md_inline(e['unit'])})"
             line += f": {md_inline(e['text'])}"
@@ -433,7 +452,8 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
     for a in result.get("alerts", []):
         level = a.get("level", "warning")
         b.card(rule=a["rule"], kind="alert", key=str(a.get("text", ""))[:64], summary=a["text"],
-               indicator=level if level in _ORDER else "warning", detail=[md_inline(a["text"])],
+               indicator=level if level in _ORDER else "warning",
+               detail=[f"**Alert ({md_inline(level)}):** {md_inline(a['text'])}"],
                evidence=a.get("evidence"))
     # recommendations: a computed dose can be ordered from the card
     for r in result.get("recommendations", []):
@@ -441,7 +461,7 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
             continue
         med = r.get("medication")
         suggestions: list[dict[str, Any]] | None = None
-        detail = [md_inline(r["text"])]
+        detail = [f"**Recommendation ({md_inline(r['kind'])}):** {md_inline(r['text'])}"]
         extra: dict[str, Any] = {"recommendation": r["kind"]}
         if isinstance(med, dict) and isinstance(med.get("dose_mg"), (int, float)):
             request = medication_request(pathway, session, med, r["text"])
@@ -464,6 +484,14 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
 
 
 # -- order-select / order-sign -----------------------------------------------------------------------------
+
+def _fhir_available() -> bool:
+    try:
+        fhir_models()
+    except InputError:  # without the 'fhir' extra the orders are checked by the reading below alone
+        return False
+    return True
+
 
 def _located(where: str, message: str) -> InputError:
     return InputError([Diagnostic(where, 0, 0, "PW450", message)])
@@ -497,12 +525,14 @@ def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tupl
             agents = sorted(_agents_of(omap))
             if agents:
                 return agents[0], one_line(omap.display or omap.code)
-    text = concept.get("text")
-    if isinstance(text, str) and codes is not None:
-        words = text.lower()
-        for omap in codes.orders.values():
-            for agent in sorted(_agents_of(omap)):
-                if agent.lower() in words:
+    texts = [concept.get("text")] + [c.get("display") for c in codings]
+    if codes is not None:
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            for agent, maps in codes.agents().items():
+                names = [agent, *(n for m in maps for n in m.names)]
+                if any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE) for n in names):
                     return agent, one_line(text)
     return None, ""
 
@@ -520,9 +550,8 @@ def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, floa
     mg = per_day = None
     route = None
     for coding in ((dosage.get("route") or {}).get("coding") or []):
-        for name, (code, _display) in _ROUTES.items():
-            if isinstance(coding, dict) and coding.get("code") == code:
-                route = name
+        if isinstance(coding, dict) and route is None:
+            route = next((name for name, (code, _display) in _ROUTES.items() if coding.get("code") == code), None)
     rates = dosage.get("doseAndRate") or []
     if not isinstance(rates, list):
         raise _located(f"{where}.dosageInstruction[0].doseAndRate", "doseAndRate is a list")
@@ -557,46 +586,48 @@ def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], 
 
 
 def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The dose the pathway computes once ``agent`` is recorded as the decision due (session left as it was)."""
+    """The dose the pathway computes once ``agent`` is recorded as the decision due, at the latest event's
+    time; None when no decision due records it. Evaluated on a fork of the session: a session's state is
+    never changed in place (every operation replaces it), so a second Session over the same state leaves
+    the caller's session untouched, whatever other threads do with it meanwhile."""
+    from pathway.runtime.session import Session as _Session
+
     codes = pathway.definition.codes
-    if codes is None:
+    state, _view = session.checkpoint()
+    if codes is None or not state.events:
         return None
-    events = session.state_values()["events"]
-    if not events:
-        return None
-    last = events[-1]
-    saved = session.checkpoint()
-    try:
-        for omap in codes.orders.values():
-            for name, value in omap.records:
-                if value != agent:
-                    continue
-                event: dict[str, Any] = {name: value}
-                if "time" in last:
-                    event["time"] = last["time"]
-                else:
-                    event["day"] = last["day"]
-                try:
-                    found = _computed_dose(session.observe(event), agent)
-                except Exception:  # noqa: BLE001 - a decision not due now (refused): no dose to compare
-                    found = None
-                finally:
-                    session.rollback(saved)
-                if found is not None:
-                    return found
-    finally:
-        session.rollback(saved)
+    last = state.events[-1]
+    for omap in codes.orders.values():
+        if omap.agent != agent:
+            continue
+        for name, value in omap.records:
+            if value != agent or name not in pathway.definition.decisions:
+                continue
+            event: dict[str, Any] = {name: value}
+            if "time" in last:
+                event["time"] = last["time"]
+            else:
+                event["day"] = last["day"]
+            try:
+                found = _computed_dose(_Session(pathway, state).observe(event), agent)
+            except PathwayError:  # not due now (refused): no dose to compare with
+                found = None
+            if found is not None:
+                return found
     return None
 
 
 def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str, Any]], *,
-                base_url: str | None = None) -> list[dict[str, Any]]:
+                base_url: str | None = None, unmapped: bool = False) -> list[dict[str, Any]]:
     """Cards for draft FHIR R4 MedicationRequests (CDS Hooks order-select ``draftOrders`` entries or
     order-sign): the ordered agent's option status for this patient and a dose check (see the module
-    docstring). An order the pathway has no agent for gives no card. InputError (PW450, located
-    ``draftOrders[i]...``) for an order that is not a MedicationRequest object."""
+    docstring). An order the pathway has no agent for gives no card, unless ``unmapped`` asks for an info
+    card saying it was not checked. InputError for a malformed order, located ``draftOrders[i]...``: PW431
+    from the FHIR R4 model (with the 'fhir' extra), else PW450 for what the check reads."""
     if not isinstance(draft_orders, list):
         raise _located("draftOrders", "draftOrders is a list of MedicationRequest resources")
+    if _fhir_available():  # the FHIR R4 model first: every malformed element, located
+        check_resources(draft_orders, "MedicationRequest", "draftOrders")
     parsed = []
     for i, order in enumerate(draft_orders):
         where = f"draftOrders[{i}]"
@@ -613,6 +644,16 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
     b = _Builder(pathway, session, base_url)
     for i, order, agent, named, (mg, per_day, route) in parsed:
         if agent is None:
+            if unmapped:
+                concept = order.get("medicationCodeableConcept") or {}
+                text = concept.get("text") or next((c.get("display") or c.get("code") for c in concept.get("coding") or []
+                                                    if isinstance(c, dict)), None) or "a medicine"
+                b.card(rule="order.unmapped", kind="order-unmapped", key=f"{order.get('id', i)}",
+                       summary=f"Not checked by the pathway: {text}", indicator="info", override=False,
+                       detail=[f"Not checked: {md_inline(text)} is no medicine of the "
+                               f"{md_inline(pathway.definition.id)} pathway's codes file: neither its eligibility "
+                               "nor its dose was checked."],
+                       extra={"order": i})
             continue
         key = f"{order.get('id', i)}"
         shown = agent.replace("_", " ")
@@ -620,7 +661,8 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         if opt is not None and opt["status"] != "available":
             status = opt["status"]
             rule = opt["rules"][-1] if opt.get("rules") else "options"
-            reasons = opt.get("against", []) if status != "pending" else opt.get("pending", [])
+            reasons = (opt.get("against", []) if status != "pending" else
+                       [f"needs {field_name(f, pathway.definition)}" for f in opt.get("pending", [])])
             if status == "unavailable":
                 summary = f"{shown.capitalize()} is not suitable for this patient: " + "; ".join(opt.get("against", [])[-1:])
                 indicator = "critical"
@@ -628,12 +670,12 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                 summary = f"Caution with {shown}: " + "; ".join(opt.get("against", [])[-1:])
                 indicator = "warning"
             else:
-                needed = ", ".join(opt.get("pending", [])) or "data"
+                needed = ", ".join(field_name(f, pathway.definition) for f in opt.get("pending", [])) or "data"
                 summary = f"{shown.capitalize()}: eligibility pending, needs {needed}"
                 indicator = "warning"
-            detail = [f"**{md_inline(named or shown)}** is ordered; the pathway lists the option "
+            detail = [f"Ordered: {md_inline(named or shown)}. The pathway lists the option "
                       f"'{md_inline(shown)}' as **{md_inline(_OPTION_WORDS.get(status, status))}** for this patient.", ""]
-            detail += [f"- {md_inline(x)}" for x in reasons] or ["- (no reason recorded)"]
+            detail += [f"- Reason: {md_inline(x)}" for x in reasons] or ["- (no reason recorded)"]
             b.card(rule=rule, kind=f"order-{status}", key=key, summary=summary, indicator=indicator, detail=detail,
                    override=True, extra={"agent": agent, "order": i, "status": status, "rules": list(opt.get("rules", []))})
         # the dose: the computed one now, or the one the pathway computes once this agent is recorded
@@ -662,8 +704,8 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
             action = {"type": "create", "description": one_line(f"Order {_dose_words(med)} instead"),
                       "resource": replacement}
         detail = [f"Ordered: **{ordered:g} {unit}**; the pathway computes **{computed:g} {unit}** "
-                  f"(tolerance {DOSE_TOLERANCE:.0%}).", "", md_inline(rec["text"])]
-        if route and med.get("route") and route != med.get("route"):
+                  f"(tolerance {DOSE_TOLERANCE:.0%}).", "", f"Computed: {md_inline(rec['text'])}"]
+        if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
             detail += ["", f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}."]
         b.card(rule=rec["rule"], kind="order-dose", key=key,
                summary=f"{shown.capitalize()} dose {ordered:g} {unit} differs from the computed {computed:g} {unit}",
