@@ -56,7 +56,7 @@ from pathway.service.feedback import FeedbackLog
 from pathway.service.hooks import HOOKS, answer_hook, service_id, services
 from pathway.service.limits import BodyLimits
 from pathway.service.models import EventIn, EventsBody, FeedbackBody, HookRequest, StartBody, events_kind, start_kind
-from pathway.service.problems import MEDIA_TYPE, Problem, problem_body, problem_bytes
+from pathway.service.problems import MEDIA_TYPE, Problem, problem_bytes
 from pathway.service.rulepage import rule_document, rule_html
 
 __all__ = ["Settings", "create_app", "SUMMARY_KEYS", "summary", "LOGGER"]
@@ -462,7 +462,3 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
     app.add_middleware(_RequestLog, settings=settings)
     return app
 
-
-def problem_of(status: int, title: str, detail: str = "") -> dict[str, Any]:
-    """A problem body (for callers that answer outside the application, e.g. a proxy's own checks)."""
-    return problem_body(status, "http", title, detail)

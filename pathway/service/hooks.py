@@ -174,9 +174,8 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
             notes, rules = [], []
             try:
                 session = store.load(pathway, patient_id)
-                stored = True
             except SessionNotFound:
-                session, stored = None, False
+                session = None
             before = len(session.result()["trace"]) if session is not None else 0
             changed = False
             if resources:
@@ -200,21 +199,22 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                 rules = [step["rule"] for step in session.result()["trace"][before:]]
                 try:
                     store.save(session)
-                except SessionConflict:
+                except SessionConflict:  # another worker saved the patient meanwhile: feed what it saved
                     if attempt + 1 < SAVE_ATTEMPTS:
                         continue
                     raise
-            elif not stored:
-                session = session if changed else None
             break
     if missing:
         listed = "\n".join(f"- {md_code(key)}: {md_code(templates[key])}" for key in missing)
         notes.append(_card(patient_id, f"Data required: the EHR sent no {', '.join(missing)}",
-                           "The cards below use only the data the pathway already has. The EHR did not prefetch "
-                           f"(nor could the service read back):\n\n{listed}", "info", source))
+                           "The other cards use only the data the pathway already has. The EHR did not prefetch"
+                           + (" (nor could the service read back from its FHIR server)" if read_back else "")
+                           + f":\n\n{listed}", "info", source))
     if session is None:
         notes.append(_card(patient_id, f"No pathway data for patient {one_line(patient_id)}",
-                           "No session is stored for this patient and the EHR sent no resources to start one.",
+                           "No session is stored for this patient and "
+                           + ("the resources the EHR sent were refused." if resources else
+                              "the EHR sent no resources to start one."),
                            "info", source))
         return HookAnswer(notes, rules, missing), None
     if hook == "patient-view":
