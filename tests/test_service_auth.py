@@ -7,6 +7,7 @@ import http.server
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def _late(holder: dict[str, Any], pw: Any, store: Any, settings: Settings) -> An
 def token(private: Any, aud: str, *, iss: str = ISS, alg: str = "RS384", kid: str | None = KID, lifetime: int = 300,
           iat_offset: int = 0, **headers: Any) -> str:
     now = int(time.time()) + iat_offset
-    claims = {"iss": iss, "sub": "ehr-client", "aud": aud, "iat": now, "exp": now + lifetime, "jti": f"j-{now}-{aud}"}
+    claims = {"iss": iss, "sub": "ehr-client", "aud": aud, "iat": now, "exp": now + lifetime, "jti": str(uuid.uuid4())}
     head = {**({"kid": kid} if kid else {}), **headers}
     return jwt.encode(claims, private, algorithm=alg, headers=head)
 
@@ -141,6 +142,17 @@ def test_missing_malformed_and_foreign_tokens_are_refused(service, key, jwks_url
     # the token cannot send the service to a key set of its own choosing
     refused(call(base, token(other, base, jku="https://evil.example/jwks.json")), "jku header")
     assert call(base, token(key, base, jku=jwks_url)).status_code == 200  # the issuer's own key set
+
+
+def test_a_token_is_used_once(service, key):
+    base, _store = service
+    once = token(key, base)
+    assert call(base, once).status_code == 200
+    refused(call(base, once), "used before")
+    now = int(time.time())
+    no_jti = jwt.encode({"iss": ISS, "aud": base, "iat": now, "exp": now + 60}, key, algorithm="RS384",
+                        headers={"kid": KID})
+    refused(call(base, no_jti), '"jti"')
 
 
 def test_tokens_signed_with_a_shared_secret_or_none_are_refused(service, key):

@@ -8,7 +8,8 @@ document needs ``Authorization: Bearer <JWT>`` with:
   from a URL the token names: a ``jku`` header is accepted only when it is one of the issuer's configured URLs;
 - ``iss`` on the allow-list; ``aud`` the service's URL (its base URL, ``/cds-services``, or the very endpoint
   called); ``exp`` and ``iat`` present, ``iat`` not in the future and ``exp`` within ``max_lifetime`` seconds
-  of it (CDS Hooks: five minutes), each with ``leeway`` seconds of clock skew.
+  of it (CDS Hooks: five minutes), each with ``leeway`` seconds of clock skew; ``jti`` present and not seen
+  before from that issuer (a token is used once: a replay is refused).
 
 A refused token is a 401 problem (``WWW-Authenticate: Bearer``) that says why without echoing the token; keys
 that cannot be fetched are a 503.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -61,6 +63,8 @@ class TokenPolicy:
     timeout: float = 5.0
     _clients: dict[str, jwt.PyJWKClient] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: (iss, jti) -> exp of the tokens accepted and not yet expired
+    _seen: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
     def _client(self, url: str) -> jwt.PyJWKClient:
         with self._lock:
@@ -130,9 +134,25 @@ class TokenPolicy:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=[alg], audience=self.audiences(path), issuer=iss, leeway=self.leeway,
-                options={"require": ["exp", "iat", "iss", "aud"]})
+                options={"require": ["exp", "iat", "iss", "aud", "jti"]})
         except jwt.PyJWTError as exc:
             raise _unauthorized(f"the token is refused: {str(exc)[:200]}") from None
         if float(claims["exp"]) - float(claims["iat"]) > self.max_lifetime + self.leeway:
             raise _unauthorized(f"the token lives longer than {self.max_lifetime} seconds (exp - iat)")
+        self._first_use(iss, claims)
         return claims
+
+    def _first_use(self, iss: str, claims: dict[str, Any]) -> None:
+        """Refuse a token whose ``jti`` this service has already accepted from its issuer (a replay); ids are
+        remembered until their token expires."""
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise _unauthorized("the token's jti is not a non-empty text")
+        now = time.time()
+        with self._lock:
+            for key in [k for k, exp in self._seen.items() if exp + self.leeway < now]:
+                del self._seen[key]
+            if (iss, jti) in self._seen:
+                raise _unauthorized("the token was used before (its jti is not new): a CDS Client signs a new one "
+                                    "for every call")
+            self._seen[(iss, jti)] = float(claims["exp"])
