@@ -13,7 +13,7 @@ from servicekit import DEMO, PROBLEM, client, demo_bundle, hook_body, prefetch_o
 
 from pathway import SessionStore, StoreUnavailable, load_pathway
 from pathway.core.yamlsafe import load_yaml_file
-from pathway.runtime.store import SqliteSessionStore
+from pathway.runtime.store import PostgresSessionStore, SqliteSessionStore
 from pathway.service.app import SUMMARY_KEYS, Settings, create_app
 from pathway.service.feedback import FeedbackLog
 
@@ -252,21 +252,25 @@ def test_a_body_limit_is_kept_whatever_content_length_says(pw):
     assert_problem(reply, 413)
 
 
-class _Gate(SqliteSessionStore):
+class _Gate:
     """A store whose loads wait for each other: two writers both load the same revision before either saves."""
 
     barrier: threading.Barrier | None = None
 
     def load(self, pathway, patient_id):
-        session = super().load(pathway, patient_id)
+        session = super().load(pathway, patient_id)  # type: ignore[misc]
         if self.barrier is not None:
             self.barrier.wait(30)
         return session
 
 
-def test_two_workers_writing_one_patient_at_once_get_one_save_and_one_409(pw, tmp_path):
-    path = str(tmp_path / "shared.db")
-    first, second = _Gate(path), _Gate(path)
+def _gated(location: str) -> Any:
+    base = PostgresSessionStore if location.startswith("postgresql://") else SqliteSessionStore
+    return type("GatedStore", (_Gate, base), {})(location)
+
+
+def test_two_workers_writing_one_patient_at_once_get_one_save_and_one_409(pw, backend):
+    first, second = _gated(backend.location), _gated(backend.location)
     with served(create_app(pw, first, Settings())) as a, served(create_app(pw, second, Settings())) as b:
         with client(a) as http:
             assert http.post("/sessions", json={"id": "p5", "weight_kg": 70}).status_code == 201
@@ -289,10 +293,10 @@ def test_two_workers_writing_one_patient_at_once_get_one_save_and_one_409(pw, tm
         assert statuses == [200, 409]
         lost = next(k for k, r in replies.items() if r.status_code == 409)
         assert assert_problem(replies[lost], 409)["diagnostics"][0]["code"] == "PW527"
-        with client(a) as http:  # the writer told 409 sends its event again: nothing is lost
+        with client(b) as http:  # the writer told 409 sends its event again: nothing is lost
             again = {"id": lost, "day": 0, **({"bloody_stools_24h": 8} if lost == "from-a" else {"pulse_bpm": 104})}
             assert http.post("/sessions/p5/events", json=again).status_code == 200
-            ids = {e["id"] for e in SessionStore(path).load(pw, "p5").recorded_events()}
+    ids = {e["id"] for e in backend.open().load(pw, "p5").recorded_events()}
     assert ids == {"from-a", "from-b"}
     first.close()
     second.close()
