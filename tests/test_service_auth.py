@@ -191,3 +191,12 @@ def test_issuer_options_parse_and_refuse_what_is_not_a_url():
     for bad in ("https://ehr.example.org", "iss=ftp://x", "=https://x"):
         with pytest.raises(ValueError):
             parse_issuer(bad)
+
+
+def test_the_token_is_checked_before_the_body_so_a_stranger_learns_nothing_of_its_shape(service, key):
+    base, _store = service
+    with client(base) as http:
+        stranger = http.post("/sessions", json={"not": "a patient"})
+        member = http.post("/sessions", json={"not": "a patient"}, headers={"Authorization": f"Bearer {token(key, base)}"})
+    refused(stranger, "needs a bearer token")
+    assert member.status_code == 422 and member.headers["x-request-id"]

@@ -113,6 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
     # no access log (its lines hold the URL, so patient ids) and no Server header
     server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_config=None, server_header=False,
                                            proxy_headers=False, log_level="warning"))
+    if args.fhir_read_back and not issuers:
+        print("note: --fhir-read-back without --token-issuer lets any caller make the service fetch from the "
+              "fhirServer it names", file=sys.stderr)
     if args.store == ":memory:":
         print("note: sessions are kept in memory and lost on exit (--store FILE or postgresql://... keeps them)",
               file=sys.stderr)

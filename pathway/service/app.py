@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -189,9 +189,10 @@ class _RequestLog:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 scope["state"]["responded"] = True
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
             await send(message)
 
-        scope.setdefault("state", {})
+        scope.setdefault("state", {})["request_id"] = request_id = str(uuid.uuid4())
         try:
             await self.app(scope, receive, sending)
         except Exception as exc:  # answered here, so no server log prints a traceback with the request's values
@@ -271,10 +272,13 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                                  headers=dict(exc.headers or {})))
 
     def authorize(request: Request) -> None:
-        request.scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
+        """A dependency of every protected endpoint: it runs before the body is validated, so a caller without
+        a valid token learns nothing about the body's shape (401 first)."""
         if policy is not None:
             claims = policy.check(request.headers.get("authorization"), request.url.path)
             _note(request, issuer=claims.get("iss"))
+
+    protected = [Depends(authorize)]
 
     def body_json(request: Request) -> Any:
         """The body exactly as sent (parsed once by :class:`BodyLimits`)."""
@@ -290,7 +294,6 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
 
     @app.get("/health", tags=["service"], summary="Is the service up, with which pathway, and is the store reachable?")
     def health(request: Request) -> JSONResponse:
-        request.scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
         try:
             store.count()
             reachable = True
@@ -303,7 +306,6 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
 
     @app.get("/cds-services", tags=["CDS Hooks"], summary="CDS Hooks discovery")
     def discovery(request: Request) -> dict[str, Any]:
-        request.scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
         return {"services": services(pathway)}
 
     hook_of = {service_id(pathway, hook): hook for hook in HOOKS}
@@ -312,7 +314,6 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
              summary="A rule with its criteria, evidence and sign-off (the page a card's source.url opens)",
              responses={200: {"content": {"application/json": {}, "text/html": {}}}})
     def rule_page(pathway_id: str, rule_id: str, request: Request) -> Response:
-        request.scope.setdefault("state", {})["request_id"] = str(uuid.uuid4())
         doc = rule_document(pathway, rule_id) if pathway_id == pathway.id else None
         if doc is None:
             raise Problem(404, "not-found", "No such rule", f"this service runs the pathway {pathway.id}")
@@ -322,10 +323,9 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
             return HTMLResponse(rule_html(pathway, doc))
         return JSONResponse(doc)
 
-    @app.post("/cds-services/{service}", tags=["CDS Hooks"], summary="Call a CDS service (a hook)",
+    @app.post("/cds-services/{service}", dependencies=protected, tags=["CDS Hooks"], summary="Call a CDS service (a hook)",
               responses={404: _PROBLEM_RESPONSES[404]})
     def call_service(service: str, hook_request: HookRequest, request: Request) -> dict[str, Any]:
-        authorize(request)
         hook = hook_of.get(service)
         if hook is None:
             raise Problem(404, "not-found", "No such CDS service", "see GET /cds-services for the services offered")
@@ -342,9 +342,9 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
               patient={"patient_id": patient_id})
         return {"cards": answer.cards, "systemActions": []}
 
-    @app.post("/cds-services/{service}/feedback", tags=["CDS Hooks"], summary="What the clinician did with the cards")
+    @app.post("/cds-services/{service}/feedback", dependencies=protected, tags=["CDS Hooks"],
+              summary="What the clinician did with the cards")
     def call_feedback(service: str, body: FeedbackBody, request: Request) -> JSONResponse:
-        authorize(request)
         if service not in hook_of:
             raise Problem(404, "not-found", "No such CDS service", "see GET /cds-services for the services offered")
         run(lambda: feedback.record(service, body_json(request)))
@@ -366,10 +366,9 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         _note(request, rules=_fired(before, session), state=result.get("state"), patient={"patient_id": patient_id})
         return result
 
-    @app.post("/sessions", status_code=201, tags=["sessions"], summary="Start a patient's session",
+    @app.post("/sessions", dependencies=protected, status_code=201, tags=["sessions"], summary="Start a patient's session",
               responses={201: {"description": "the session was started and stored"}})
     def start(body: Annotated[StartBody, Body()], request: Request) -> JSONResponse:
-        authorize(request)
         data = body_json(request)
         kind = start_kind(data)
 
@@ -391,10 +390,9 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return JSONResponse({"id": session.patient_id, "url": location, "result": result}, status_code=201,
                             headers={"Location": location})
 
-    @app.post("/sessions/{patient_id}/events", tags=["sessions"],
+    @app.post("/sessions/{patient_id}/events", dependencies=protected, tags=["sessions"],
               summary="Add events (case-file events or FHIR input): the result with its changes")
     def add_events(patient_id: str, body: Annotated[EventsBody, Body()], request: Request) -> dict[str, Any]:
-        authorize(request)
         data = body_json(request)
         kind = events_kind(data)
 
@@ -430,26 +428,23 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                 return entry["id"]  # type: ignore[no-any-return]
         return text
 
-    @app.put("/sessions/{patient_id}/events/{event_id}", tags=["sessions"],
+    @app.put("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"],
              summary="Amend an event by its id: the course evaluated again, the result with its changes")
     def amend(patient_id: str, event_id: str, body: EventIn, request: Request) -> dict[str, Any]:
-        authorize(request)
         data = body_json(request)
         _note(request, kind="amend")
         return change(request, patient_id, lambda s: s.amend(event_id_of(s, event_id), data))
 
-    @app.delete("/sessions/{patient_id}/events/{event_id}", tags=["sessions"],
+    @app.delete("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"],
                 summary="Retract an event entered in error: the course evaluated again without it")
     def retract(patient_id: str, event_id: str, request: Request,
                 reason: Annotated[str | None, Query(max_length=2000)] = None) -> dict[str, Any]:
-        authorize(request)
         _note(request, kind="retract")
         return change(request, patient_id, lambda s: s.retract(event_id_of(s, event_id), reason))
 
-    @app.get("/sessions/{patient_id}", tags=["sessions"], summary="The patient's current result")
+    @app.get("/sessions/{patient_id}", dependencies=protected, tags=["sessions"], summary="The patient's current result")
     def get_session(patient_id: str, request: Request,
                     detail: Annotated[Literal["full", "summary"], Query()] = "full") -> dict[str, Any]:
-        authorize(request)
         result: dict[str, Any] = run(lambda: load(patient_id).result())
         _note(request, patient={"patient_id": patient_id})
         return summary(result) if detail == "summary" else result
