@@ -55,7 +55,20 @@ from pathway.service.auth import TokenPolicy
 from pathway.service.feedback import FeedbackLog
 from pathway.service.hooks import HOOKS, answer_hook, service_id, services
 from pathway.service.limits import BodyLimits
-from pathway.service.models import EventIn, EventsBody, FeedbackBody, HookRequest, StartBody, events_kind, start_kind
+from pathway.service.models import (
+    DiscoveryOut,
+    EventIn,
+    EventsBody,
+    FeedbackBody,
+    HealthOut,
+    HookOut,
+    HookRequest,
+    ResultOut,
+    StartBody,
+    StartedOut,
+    events_kind,
+    start_kind,
+)
 from pathway.service.problems import MEDIA_TYPE, Problem, problem_bytes
 from pathway.service.rulepage import rule_document, rule_html
 
@@ -292,7 +305,8 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
 
     # -- health and discovery -------------------------------------------------------------------------
 
-    @app.get("/health", tags=["service"], summary="Is the service up, with which pathway, and is the store reachable?")
+    @app.get("/health", tags=["service"], summary="Is the service up, with which pathway, and is the store reachable?",
+             response_model=HealthOut, responses={503: {"model": HealthOut, "description": "the store is unreachable"}})
     def health(request: Request) -> JSONResponse:
         try:
             store.count()
@@ -304,7 +318,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                 "engine_version": __version__, "store": "reachable" if reachable else "unreachable"}
         return JSONResponse(body, status_code=200 if reachable else 503)
 
-    @app.get("/cds-services", tags=["CDS Hooks"], summary="CDS Hooks discovery")
+    @app.get("/cds-services", tags=["CDS Hooks"], summary="CDS Hooks discovery", response_model=DiscoveryOut)
     def discovery(request: Request) -> dict[str, Any]:
         return {"services": services(pathway)}
 
@@ -324,6 +338,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return JSONResponse(doc)
 
     @app.post("/cds-services/{service}", dependencies=protected, tags=["CDS Hooks"], summary="Call a CDS service (a hook)",
+              response_model=HookOut,
               responses={404: _PROBLEM_RESPONSES[404]})
     def call_service(service: str, hook_request: HookRequest, request: Request) -> dict[str, Any]:
         hook = hook_of.get(service)
@@ -367,7 +382,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return result
 
     @app.post("/sessions", dependencies=protected, status_code=201, tags=["sessions"], summary="Start a patient's session",
-              responses={201: {"description": "the session was started and stored"}})
+              response_model=StartedOut, responses={201: {"description": "the session was started and stored"}})
     def start(body: Annotated[StartBody, Body()], request: Request) -> JSONResponse:
         data = body_json(request)
         kind = start_kind(data)
@@ -390,7 +405,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return JSONResponse({"id": session.patient_id, "url": location, "result": result}, status_code=201,
                             headers={"Location": location})
 
-    @app.post("/sessions/{patient_id}/events", dependencies=protected, tags=["sessions"],
+    @app.post("/sessions/{patient_id}/events", dependencies=protected, tags=["sessions"], response_model=ResultOut,
               summary="Add events (case-file events or FHIR input): the result with its changes")
     def add_events(patient_id: str, body: Annotated[EventsBody, Body()], request: Request) -> dict[str, Any]:
         data = body_json(request)
@@ -428,7 +443,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                 return entry["id"]  # type: ignore[no-any-return]
         return text
 
-    @app.put("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"],
+    @app.put("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"], response_model=ResultOut,
              summary="Amend an event by its id: the course evaluated again, the result with its changes")
     def amend(patient_id: str, event_id: str, body: EventIn, request: Request) -> dict[str, Any]:
         data = body_json(request)
@@ -436,6 +451,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return change(request, patient_id, lambda s: s.amend(event_id_of(s, event_id), data))
 
     @app.delete("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"],
+                response_model=ResultOut,
                 summary="Retract an event entered in error: the course evaluated again without it")
     def retract(patient_id: str, event_id: str, request: Request,
                 reason: Annotated[str | None, Query(max_length=2000)] = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 __all__ = ["PatientIn", "EventIn", "CaseIn", "FhirIn", "StartBody", "EventsBody", "HookContext", "HookRequest", "FeedbackBody",
-           "start_kind", "events_kind"]
+           "start_kind", "events_kind", "ResultOut", "StartedOut", "DiscoveryOut", "HookOut", "HealthOut"]
 
 _OPEN = ConfigDict(extra="allow")
 
@@ -125,3 +125,59 @@ class FeedbackBody(BaseModel):
 
     model_config = _OPEN
     feedback: list[FeedbackItem]
+
+
+# -- answers (for the OpenAPI document; the result itself is the library's contract, RESULT_KEYS and more) --
+
+class ResultOut(BaseModel):
+    """A session's result (DESIGN §2 and docs/sessions.md): where the patient is, what is recommended, offered,
+    asked for and alerted, and the trace; after a change, ``changes`` (and ``fhir`` for FHIR input)."""
+
+    model_config = _OPEN
+    pathway: str
+    version: str
+    patient_id: str
+    state: str
+    path: list[str]
+    recommendations: list[dict[str, Any]]
+    options: list[dict[str, Any]]
+    data_required: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    trace: list[dict[str, Any]] | None = None
+    changes: dict[str, Any] | None = None
+
+
+class StartedOut(BaseModel):
+    id: str
+    url: str
+    result: ResultOut
+
+
+class ServiceOut(BaseModel):
+    model_config = _OPEN
+    hook: str
+    id: str
+    title: str
+    description: str
+    prefetch: dict[str, str]
+
+
+class DiscoveryOut(BaseModel):
+    services: list[ServiceOut]
+
+
+class HookOut(BaseModel):
+    """The cards (CDS Hooks 2.0 Card objects: uuid, summary, indicator, detail, source, suggestions, ...)."""
+
+    cards: list[dict[str, Any]]
+    systemActions: list[dict[str, Any]]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    pathway: str
+    version: str
+    profile: str | None
+    fingerprint: str
+    engine_version: str
+    store: Literal["reachable", "unreachable"]
