@@ -590,11 +590,18 @@ def _card_outputs(pw: Any, case: dict[str, Any]) -> dict[str, str]:
                                                                            "system": "http://unitsofmeasure.org"}}]}]}
     cards: list[dict[str, Any]] = []
     session = pw.start(case["patient"])
-    for i, event in enumerate(case["events"]):
+    for i, event in enumerate(case["events"]):  # every moment of the course: alerts, rechecks, doses
         session.observe(event)
+        cards += patient_view_cards(pw, session)
         if i == 2:  # day 3: the rescue decision
-            cards += patient_view_cards(pw, session) + order_cards(pw, session, [tacrolimus])
+            cards += order_cards(pw, session, [tacrolimus])
+    # no rescue agent suitable (an active serious infection on day 3): the colectomy proposal
+    session = pw.start(case["patient"])
+    for event in case["events"][:3]:
+        session.observe(dict(event, active_serious_infection=True) if event.get("day") == 3 else event)
     cards += patient_view_cards(pw, session)
+    kinds = {c["extension"]["asuc-pathway"]["kind"] for c in cards}
+    assert {"proposal", "decision", "alert", "recheck", "recommendation", "order-dose"} <= kinds, kinds
     return {"cards markdown": "\n\n".join(c["detail"] for c in cards),
             "cards summaries": "\n".join(c["summary"] for c in cards),
             "cards json": json.dumps(cards, ensure_ascii=False)}
