@@ -534,3 +534,23 @@ def test_a_store_that_cannot_be_reached_is_a_503_and_health_says_so(pw):
     assert reply.headers["retry-after"] == "5" and "cannot be reached" in body["detail"]
     assert health.status_code == 503 and health.json()["store"] == "unreachable"
     assert after["path"] == ["suspected_asuc"]
+
+
+def test_a_course_seen_through_patient_view_calls_alone_ends_where_run_case_does(service, pw, demo_case):
+    """The EHR calls patient-view each day with what it has so far: the stored session grows by the new
+    resources only, and ends in the clinical result of the case file."""
+    base, store = service
+    bundle = demo_bundle()
+    days = ["2026-03-02T08:00:00Z", "2026-03-03T08:00:00Z", "2026-03-05T08:00:00Z", "2026-03-08T08:00:00Z",
+            "2026-03-11T08:00:00Z", "2026-03-13T08:00:00Z"]
+    states = []
+    with client(base) as http:
+        for upto in days:
+            reply = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "demo-001",
+                                                                                prefetch_of(bundle, upto=upto)))
+            assert reply.status_code == 200, reply.text
+            assert not any(c["summary"].startswith("Some of the EHR's data was refused") for c in reply.json()["cards"])
+            states.append(store.load(pw, "demo-001").state)
+        final = http.get("/sessions/demo-001").json()
+    assert states[0] == "iv_steroids" and states[-1] == "maintenance_thiopurine"
+    assert {k: final[k] for k in CLINICAL} == {k: pw.run_case(demo_case)[k] for k in CLINICAL}
