@@ -416,9 +416,12 @@ def test_cors_is_off_by_default_and_on_for_the_origins_given(pw):
     with served(create_app(pw, SessionStore(":memory:"), settings)) as base, client(base) as http:
         on = http.get("/cds-services", headers={"Origin": "https://ehr.example.org"})
         other = http.get("/cds-services", headers={"Origin": "https://evil.example"})
+        too_large = http.post("/sessions", content=b"[" * 2_000_000, headers={"Origin": "https://ehr.example.org",
+                                                                               "content-type": "application/json"})
     assert "access-control-allow-origin" not in off.headers and "access-control-allow-origin" not in off_pre.headers
     assert on.headers["access-control-allow-origin"] == "https://ehr.example.org"
     assert "access-control-allow-origin" not in other.headers
+    assert too_large.status_code == 413 and too_large.headers["access-control-allow-origin"] == "https://ehr.example.org"
 
 
 def test_every_request_is_logged_as_json_with_rule_ids_and_no_patient_values(pw, caplog):

@@ -465,11 +465,13 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         _note(request, patient={"patient_id": patient_id})
         return summary(result) if detail == "summary" else result
 
+    # the first added is the innermost: the limits' own answers (413, 400, 422) pass through CORS, so a browser
+    # client of an allowed origin can read them
+    app.add_middleware(BodyLimits, max_body=settings.max_body, max_depth=settings.max_depth)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(BodyLimits, max_body=settings.max_body, max_depth=settings.max_depth)
+                           allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "X-Request-Id"])
     app.add_middleware(_RequestLog, settings=settings)
     return app
 
