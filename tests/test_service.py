@@ -106,8 +106,10 @@ def test_a_case_posted_event_by_event_gives_the_result_of_run_case(service, pw, 
             reply = http.post("/sessions/demo-001/events", json=event)
             assert reply.status_code == 200, reply.text
             assert reply.json()["changes"]["operation"] == "append"
-        final = http.get("/sessions/demo-001").json()
+        got = http.get("/sessions/demo-001")
+        final = got.json()
         brief = http.get("/sessions/demo-001", params={"detail": "summary"}).json()
+    assert got.headers["cache-control"] == "no-store" and got.headers["x-content-type-options"] == "nosniff"
     assert final == expected
     assert final["state"] == "maintenance_thiopurine"
     assert brief == {k: expected[k] for k in SUMMARY_KEYS}

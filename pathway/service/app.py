@@ -202,7 +202,13 @@ class _RequestLog:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 scope["state"]["responded"] = True
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _value in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if b"cache-control" not in names:  # results hold patient data: no proxy or browser keeps them
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
             await send(message)
 
         scope.setdefault("state", {})["request_id"] = request_id = str(uuid.uuid4())
