@@ -559,3 +559,19 @@ def test_a_course_seen_through_patient_view_calls_alone_ends_where_run_case_does
         final = http.get("/sessions/demo-001").json()
     assert states[0] == "iv_steroids" and states[-1] == "maintenance_thiopurine"
     assert {k: final[k] for k in CLINICAL} == {k: pw.run_case(demo_case)[k] for k in CLINICAL}
+
+
+def test_a_session_stored_under_other_rules_is_a_card_for_a_hook_and_a_409_for_the_api(pw, tmp_path):
+    location = str(tmp_path / "s.db")
+    other = load_pathway("asuc", parameters={"oxford_crp_mg_l": 60})  # other parameter values: another fingerprint
+    with SessionStore(location) as store:
+        store.save(other.start({"id": "p8", "weight_kg": 70}))
+    store = SessionStore(location)
+    with served(create_app(pw, store, Settings())) as base, client(base) as http:
+        hook = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "p8"))
+        api = http.get("/sessions/p8")
+    assert hook.status_code == 200
+    (card,) = [c for c in hook.json()["cards"] if c["summary"].startswith("The pathway's stored session")]
+    assert card["indicator"] == "warning" and "PW523" in card["detail"]
+    assert assert_problem(api, 409)["diagnostics"][0]["code"] == "PW523"
+    store.close()

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pathway.core.errors import InputError, SessionConflict
+from pathway.core.errors import InputError, SessionConflict, SessionError
 from pathway.core.text import md_code, md_inline, one_line
 from pathway.runtime.fhir import observe_fhir
 from pathway.runtime.session import Session
@@ -176,6 +176,14 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                 session = store.load(pathway, patient_id)
             except SessionNotFound:
                 session = None
+            except SessionConflict:
+                raise
+            except SessionError as exc:  # stored under other rules, or a row that cannot be trusted
+                shown = "; ".join(md_inline(d) for d in exc.diagnostics[:3])
+                return HookAnswer([_card(patient_id, "The pathway's stored session of this patient cannot be used",
+                                         f"The stored session is refused, so no pathway card is given: {shown}. "
+                                         "Replay it under the running rules (Pathway.replay) or delete it.",
+                                         "warning", source)], [], missing), None
             before = len(session.result()["trace"]) if session is not None else 0
             changed = False
             if resources:
