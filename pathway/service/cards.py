@@ -261,7 +261,7 @@ class _Builder:
         url = rule_url(self.pw, rule, self.base_url)
         if url is not None:
             source["url"] = url
-        body = [*detail, "", _evidence_md(self.pw, ev),
+        body = [*detail, "", _evidence_md(self.pw, ev), "",
                 f"Rule {md_inline(rule)}, {md_inline(self.d.id)} {md_inline(self.d.version)}"
                 + (f" (profile {md_inline(self.d.profile)})" if self.d.profile else "") + "."]
         ext: dict[str, Any] = {"rule": rule, "kind": kind, "pathway": self.d.id, "version": self.d.version,
