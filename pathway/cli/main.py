@@ -40,6 +40,7 @@ COMMAND_MODULES: list[str] = [
     "pathway.cli.codes",
     "pathway.cli.verify",
     "pathway.cli.table",
+    "pathway.cli.serve",
 ]
 
 

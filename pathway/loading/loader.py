@@ -393,7 +393,7 @@ class _Loader:
             hazards = self._hazards(pdoc, spec, authored_rules, fields_file, {i.id for i in invariants})
         codes: Terminology | None = None
         if spec.codes_file:
-            codes = self._codes(pdoc, spec, fields_file)
+            codes = self._codes(pdoc, spec, fields_file, _agents(rules))
         if invariants and spec.hazards_file:
             known = {h.id for h in hazards}
             for inv in invariants:
@@ -700,7 +700,8 @@ class _Loader:
         ordered = nx.lexicographical_topological_sort(graph, key=lambda n: f"{order[n]:06d}")
         return {name: out[name] for name in ordered}
 
-    def _codes(self, pdoc: Located, spec: PathwayFile, fields_file: FieldsFile | None) -> Terminology | None:
+    def _codes(self, pdoc: Located, spec: PathwayFile, fields_file: FieldsFile | None,
+               agents: set[str] | None = None) -> Terminology | None:
         """The FHIR terminology map, every code checked against the fields file: the field exists and
         takes the kind of value the code gives, each UCUM unit reads as a unit the field converts, and
         each recorded decision is a value of its field."""
@@ -709,6 +710,7 @@ class _Loader:
         cfile: CodesFile | None = self._validate(doc, CodesFile) if doc else None
         if cfile is None or doc is None or fields_file is None:
             return None
+        agents = agents or set()
         fields = fields_file.fields
         known_units = {u for q in CONVERSIONS for u in units_for(q)} | {f.unit for f in fields.values() if f.unit}
         for ucum, unit in cfile.units.items():
@@ -804,8 +806,16 @@ class _Loader:
                 if fdef is not None and (fdef.type != "number" or fdef.unit != "mg/day"):
                     self.diags.append(doc.diag(at + ("daily_dose",), "PW112",
                                                f"'{order.daily_dose}' is not a number field in mg/day"))
+            agent = order.agent
+            if agent is None:  # a medicine that records a decision is the option it records
+                agent = next((v for _n, v in records if isinstance(v, str)), None)
+                agent = agent if agent is not None and "MedicationRequest" in order.resources else None
+            elif agent not in agents:
+                self.diags.append(doc.diag(at + ("agent",), "PW112",
+                                           f"agent '{_short(agent)}' is no option or computed medicine of the rules",
+                                           suggest(agent, agents)))
             orders[key] = OrderMap(key[0], order.code, order.display, tuple(order.resources), tuple(records),
-                                   order.daily_dose, order.verified, order.note)
+                                   order.daily_dose, order.verified, order.note, agent, tuple(order.names))
         return Terminology(observations=observations, orders=orders, answers=answers, units=dict(cfile.units),
                            local_system=cfile.local_system, systems=dict(cfile.systems))
 
@@ -1573,6 +1583,21 @@ def _parameter_problem(doc: Located, where: tuple[Any, ...], value: str, params:
         return doc.diag(where, "PW203", f"'{value}' is not a number; a parameter is written with '$'", f"${value}")
     name = value[1:] if value.startswith("$") else value
     return doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, list(params)))
+
+
+def _agents(rules: list[Rule]) -> set[str]:
+    """The medicines a codes file's ``agent`` may name: the options rules offer and the computed doses' names."""
+    out: set[str] = set()
+    for rule in rules:
+        for branch in BRANCH_KEYS:
+            for eff in rule.effects(branch):
+                if isinstance(eff, Offer):
+                    out.add(eff.option)
+                elif isinstance(eff, (Dose, Titrate)):
+                    out.add(eff.name)
+                elif isinstance(eff, Recommend) and eff.medication is not None:
+                    out.add(eff.medication.name)
+    return out
 
 
 def untimely_decision_tests(rules: list[Rule], decisions: dict[str, frozenset[str]]) -> list[Diagnostic]:
