@@ -13,8 +13,6 @@ from pathway.core.text import inert, one_line
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
 from pathway.loading.cases import read_case_document
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
-from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_dot_svg
-from pathway.render.state_diagram import build_state_diagram
 from pathway.runtime.api import Pathway, load_pathway
 from pathway.runtime.compile import compile_pathway
 from pathway.runtime.session import observed_form
@@ -135,6 +133,8 @@ def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = 
     ``state`` the decision-point diagram of that state."""
     if state is not None and clusters:
         raise UsageError("--clusters draws the phases of the whole pathway; it does not apply with --state")
+    from pathway.render.diagram import build_diagram, write_diagram, write_dot_svg  # Graphviz: on first use
+    from pathway.render.state_diagram import build_state_diagram
     pathway = load_pathway(name, profile=profile, parameters=parameters or None)
     if state is not None:
         diagram = build_state_diagram(pathway.definition, state)
@@ -161,6 +161,8 @@ def _demo(out_dir: str) -> int:
         return code
     print()
     code = _diagram(DEFAULT_PATHWAY, str(Path(out_dir) / DEFAULT_PATHWAY), {})
+    from pathway.render.diagram import build_trace_diagram, write_diagram
+
     pathway = load_pathway(DEFAULT_PATHWAY)
     result = pathway.run_case(load_yaml_file(str(case_path), display_path(case_path)).data)
     trace = build_trace_diagram(pathway.graph, result)

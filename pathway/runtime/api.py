@@ -20,7 +20,6 @@ from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
-from pathway.runtime.restore import replay, restore
 from pathway.runtime.session import Session, start_session
 
 __all__ = ["Pathway", "load_pathway", "run_case", "LOAD_CACHE_SIZE"]
@@ -106,12 +105,16 @@ class Pathway:
         what the replay gives. Anything else raises SessionError naming the key; the session returned is
         the replay's.
         """
+        from pathway.runtime.restore import restore  # its document models are built on first use
+
         return restore(self, doc)
 
     def replay(self, doc: dict[str, Any]) -> Session:
         """A new session from the patient and events recorded in a session document, run under this
         pathway whatever version, profile or rule files it was dumped under (to move a session to new rules
         deliberately); SessionError when its patient or events are refused."""
+        from pathway.runtime.restore import replay
+
         return replay(self, doc)
 
     def run_course(self, case: dict[str, Any], doc: Located | None = None) -> tuple[Session, list[dict[str, Any]]]:
