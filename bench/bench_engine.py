@@ -7,7 +7,9 @@ What one run measures (``--quick``: smaller counts, under two minutes):
 
 1. *engine*: synthetic patients (a deterministic mix of every branch of the ASUC pathway) through
    ``Pathway.start`` / ``Session.observe``: journeys/s, events/s, and the CPU time of each
-   ``observe`` (``time.thread_time_ns``): p50, p95, p99;
+   ``observe`` (``time.thread_time_ns``): p50, p95, p99. Rates and ratios in items 1-3 are per
+   second of this process's CPU time (``time.process_time``): one core's worth, and steady on a
+   machine shared with other work, where wall time is not;
 2. *core-call replay floor*: every call the engine made into durable_rules' C core
    (``durable_rules_engine``: assert, start and complete action, retract, get_facts) for those
    patients is recorded with its pre-encoded arguments, then replayed straight into the core on
@@ -130,9 +132,10 @@ class _RawHost(durable_engine.Host):  # type: ignore[misc]
 
 
 def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float:
+    """CPU seconds of the evaluations replayed through durable's Host API."""
     host = _RawHost(compiled)
     host.set_rulesets(copy.deepcopy(compiled.rulesets))
-    start = time.perf_counter()
+    start = time.process_time()
     for ruleset, snapshot, kept in evaluations:
         fact = dict(snapshot)
         fact["_k"] = "case"
@@ -152,7 +155,7 @@ def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str
                 pass
         if host.asserted:
             host.retract_facts(ruleset, list(reversed(host.asserted)))
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 class _CoreRecorder:
@@ -191,7 +194,7 @@ def recording_core() -> Iterator[_CoreRecorder]:
 
 
 def replay_floor(pw: Any, calls: list[tuple[str, tuple[Any, ...], Any]]) -> dict[str, Any]:
-    """Replay the recorded core calls on freshly registered rulesets: the time, and whether every
+    """Replay the recorded core calls on freshly registered rulesets: the CPU time, and whether every
     call returned what it returned to the engine."""
     from pathway.runtime import engine as engine_module
     from pathway.runtime.engine import Engine
@@ -201,10 +204,10 @@ def replay_floor(pw: Any, calls: list[tuple[str, tuple[Any, ...], Any]]) -> dict
     handles = {old: fresh._handles[name] for name, old in pw.engine._handles.items()}
     ops = [(getattr(core, name), (handles[args[0]], *args[1:])) for name, args, _ in calls]
     gc.collect()
-    start = time.perf_counter()
+    start = time.process_time()
     for function, args in ops:
         function(*args)
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     mismatches = sum(1 for (function, args), (_, _, result) in zip(ops, calls, strict=True) if function(*args) != result)
     fresh.close()
     counts: dict[str, int] = {}
@@ -232,13 +235,13 @@ def _rss_kb(field: str = "VmRSS") -> int:
     return 0
 
 
-def engine_run(pw: Any, cases: list[dict[str, Any]]) -> tuple[float, list[int], int]:
-    """Wall seconds, the CPU time of every observe (ns), and the number of events."""
+def engine_run(pw: Any, cases: list[dict[str, Any]]) -> tuple[float, float, list[int], int]:
+    """CPU seconds, wall seconds, the CPU time of every observe (ns), and the number of events."""
     cpu: list[int] = []
     events = 0
     clock = time.thread_time_ns
     gc.collect()
-    start = time.perf_counter()
+    wall, start = time.perf_counter(), time.process_time()
     for c in cases:
         s = pw.start(c["patient"])
         for event in c["events"]:
@@ -246,7 +249,7 @@ def engine_run(pw: Any, cases: list[dict[str, Any]]) -> tuple[float, list[int], 
             s.observe(event)
             cpu.append(clock() - t0)
         events += len(c["events"])
-    return time.perf_counter() - start, cpu, events
+    return time.process_time() - start, time.perf_counter() - wall, cpu, events
 
 
 def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -274,10 +277,10 @@ def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any]
     finally:
         del engine.evaluate
     # 2. The engine, timed, on the same patients.
-    seconds, cpu, events = engine_run(pw, cases)
+    seconds, wall, cpu, events = engine_run(pw, cases)
     n = len(cases)
     out = {
-        "journeys": n, "events": events, "seconds": round(seconds, 3),
+        "journeys": n, "events": events, "seconds": round(seconds, 3), "wall_seconds": round(wall, 3),
         "journeys_per_s": round(n / seconds, 1), "events_per_s": round(events / seconds, 1),
         "observe_cpu_ms": {"p50": round(percentile(cpu, 0.50) / 1e6, 3), "p95": round(percentile(cpu, 0.95) / 1e6, 3),
                            "p99": round(percentile(cpu, 0.99) / 1e6, 3), "max": round(max(cpu, default=0) / 1e6, 3),
@@ -478,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold measurement")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    quick = {"baseline": 300, "patients": 0, "sessions": 2_000, "store": 100}
+    quick = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100}
     full = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -508,13 +511,24 @@ def main(argv: list[str] | None = None) -> int:
     say(f"machine          {m['platform']}, {m['python']}, durable_rules {m['durable_rules']}, {m['cores']} cores, "
         f"load average {m['load_average_start']}")
 
+    spent: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        spent[name] = round(now - mark, 1)
+        mark = now
+
     cases = [case(i) for i in range(args.baseline)]
     engine, floor, host = measure_engine(pw, cases)
+    lap("engine_floor_host")
     del cases
     numbers.update(engine=engine, floor=floor, host=host)
     cpu = engine["observe_cpu_ms"]
     say(f"engine           {engine['journeys_per_s']:>9,.0f} journeys/s {engine['events_per_s']:>9,.0f} events/s"
-        f"  ({engine['journeys']} journeys, {engine['events']} events, {engine['seconds']} s)")
+        f"  ({engine['journeys']} journeys, {engine['events']} events, {engine['seconds']} s CPU, "
+        f"{engine['wall_seconds']} s wall)")
     say(f"observe CPU      p50 {cpu['p50']} ms, p95 {cpu['p95']} ms, p99 {cpu['p99']} ms, max {cpu['max']} ms")
     say(f"core floor       {floor['journeys_per_s']:>9,.0f} journeys/s {floor['events_per_s']:>9,.0f} events/s"
         f"  ({floor['core_calls']} core calls replayed, {floor['calls_per_event']} per event, "
@@ -526,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             f"engine {host['engine_over_host']}x)")
 
     numbers["cold"] = cold = measure_cold("asuc", args.cold_runs)
+    lap("cold")
     phases = ", ".join(f"{k} {v} ms" for k, v in cold["phases_ms"].items())
     say(f"cold load        {cold['load_ms']} ms ({phases}; median of {cold['runs']} fresh processes)")
     say(f"cold commands    pathway validate asuc {cold['validate_wall_ms']} ms, import pathway "
@@ -535,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.patients:
         memory["flat"] = measure_flat(pw, args.patients, case)
     numbers["memory"] = memory
+    lap("memory")
     say(f"open sessions    {memory['bytes_per_session']:,} bytes each ({memory['sessions']:,} open, "
         f"{memory['events_each']} events each; dump {memory['dump_bytes_mean']:,} bytes of JSON)")
     if "flat" in memory:
@@ -543,12 +559,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{f['rss_mb_before']} MB before, {f['rss_mb_after_1k']} MB after 1k, {f['rss_mb_after_all']} MB after all")
 
     numbers["store"] = stores = measure_stores(pw, args.store, case)
+    lap("store")
     for name, st in stores.items():
         say(f"store {name:<10} {st['saves_per_s']:>9,.0f} saves/s {st['loads_per_s']:>9,.0f} loads/s"
             f" {st['verified_loads_per_s']:>9,.0f} verified loads/s ({st['sessions']} sessions)")
     numbers["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
     numbers["seconds"] = round(time.perf_counter() - began, 1)
-    say(f"total            {numbers['seconds']} s")
+    numbers["settings"]["seconds_by_section"] = spent
+    say(f"total            {numbers['seconds']} s wall (" + ", ".join(f"{k} {v} s" for k, v in spent.items()) + ")")
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         say(f"wrote {args.json}")

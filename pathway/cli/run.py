@@ -106,11 +106,12 @@ def _validate(name: str, parameters: dict[str, Any]) -> int:
     definitions = load_every_profile(name, parameters)
     diags: list[Diagnostic] = []
     pathway: Pathway | None = None
+    default = definitions.get(None)
     for profile, definition in definitions.items():
         try:
             if profile is None:
                 pathway = Pathway(definition)
-            else:
+            elif definition is not default:  # the default profile by its name: compiled above
                 compile_pathway(definition)
         except DefinitionError as exc:  # an engine limit (PW30x) under one profile
             diags.extend(d for d in exc.diagnostics if d not in diags)
