@@ -1,5 +1,5 @@
 """One command imports its own module only: the table of commands matches the modules that add them,
-and ``pathway validate`` starts without the renderers, audits, authoring tools or FHIR."""
+and ``pathway validate`` starts without networkx, the renderers, audits, authoring tools or FHIR."""
 
 from __future__ import annotations
 
@@ -45,14 +45,14 @@ def test_an_unknown_command_still_lists_every_command(capsys):
         assert name in err
 
 
-def test_validate_starts_without_renderers_audits_authoring_or_fhir():
+def test_validate_starts_without_networkx_renderers_audits_authoring_or_fhir():
     code = ("import sys, json\nfrom pathway.cli.main import main\nrc = main(['validate', 'asuc'])\n"
             "print(json.dumps([rc, sorted(sys.modules)]))")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     rc, modules = json.loads(out.stdout.splitlines()[-1])
     assert rc == 0 and out.stdout.startswith("ok: asuc")
-    loaded = [m for m in modules if m.split(".")[0] in ("graphviz", "fhir", "jinja2")
+    loaded = [m for m in modules if m.split(".")[0] in ("graphviz", "fhir", "jinja2", "networkx")
               or m.startswith(("pathway.render", "pathway.audit", "pathway.authoring", "pathway.analysis",
                                "pathway.runtime.fhir", "pathway.loading.fhir", "pathway.runtime.restore",
                                "pathway.runtime.store"))]

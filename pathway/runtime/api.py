@@ -8,9 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
@@ -21,6 +19,9 @@ from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pat
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
 from pathway.runtime.session import Session, start_session
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Pathway", "load_pathway", "run_case", "LOAD_CACHE_SIZE"]
 
