@@ -149,3 +149,10 @@ def test_a_file_that_may_hold_a_tag_or_an_anchor_is_not_composed_by_libyaml():
     for text in ("a: !!str 1\n", "a: &x 1\nb: *x\n", "- !x 1\n", "[!x 1]\n", "!x a\n"):
         assert Y._load_composed(text, "f.yaml", Y.DOCUMENT_LIMITS) is None
     assert Y._load_composed("a: Truelove & Witts!\n", "f.yaml", Y.DOCUMENT_LIMITS) is not None
+
+
+@needs_libyaml
+def test_a_text_longer_than_the_values_it_may_hold_is_composed_value_by_value():
+    text = "a: [" + ",".join("1" for _ in range(30)) + "]\n"
+    assert Y._load_composed(text, "f.yaml", SMALL) is None  # 64 characters, at most 40 values
+    assert Y._load_composed("a: [1, 2]\n", "f.yaml", SMALL) is not None

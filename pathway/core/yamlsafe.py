@@ -365,7 +365,9 @@ def _load_composed(text: str, file: str, limits: Limits) -> Located | None:
     is beyond a limit: the other loaders then read it and report the problem in their words. A
     problem found while building the values (a duplicate key, a number out of range) is the one
     those loaders would report, at the same place, so it is raised."""
-    if _ComposedLoader is None or _MAY_TAG_OR_ANCHOR.search(text):
+    # Every value but a null after ':' or '-' takes a character of its own, so a text no longer than
+    # max_nodes composes (all at once, unlike the checking composer) to about max_nodes values at most.
+    if _ComposedLoader is None or len(text) > limits.max_nodes or _MAY_TAG_OR_ANCHOR.search(text):
         return None
     loader = _ComposedLoader(text)
     try:
