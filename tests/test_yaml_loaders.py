@@ -156,3 +156,20 @@ def test_a_text_longer_than_the_values_it_may_hold_is_composed_value_by_value():
     text = "a: [" + ",".join("1" for _ in range(30)) + "]\n"
     assert Y._load_composed(text, "f.yaml", SMALL) is None  # 64 characters, at most 40 values
     assert Y._load_composed("a: [1, 2]\n", "f.yaml", SMALL) is not None
+
+
+@needs_libyaml
+def test_loading_the_shipped_pathway_composes_every_file_with_libyaml(monkeypatch):
+    from pathway.loading.loader import load_every_profile
+
+    outcomes: list[bool] = []
+    real = Y._load_composed
+
+    def spy(*args: Any) -> Y.Located | None:
+        doc = real(*args)
+        outcomes.append(doc is not None)
+        return doc
+
+    monkeypatch.setattr(Y, "_load_composed", spy)
+    load_every_profile("asuc")
+    assert len(outcomes) >= 17 and all(outcomes)
