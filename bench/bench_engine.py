@@ -263,6 +263,32 @@ def engine_run(pw: Any, cases: list[dict[str, Any]]) -> tuple[float, float, list
     return time.process_time() - start, time.perf_counter() - wall, cpu, events
 
 
+def evaluate_run(pw: Any, cases: list[dict[str, Any]]) -> float:
+    """CPU seconds spent inside ``Engine.evaluate`` (the rules of one state on one snapshot: the part of
+    ``observe`` that talks to the core) over the same journeys."""
+    engine = pw.engine
+    original = engine.evaluate
+    clock = time.thread_time_ns
+    spent = [0]
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += clock() - t0
+
+    engine.evaluate = timed
+    try:
+        for c in cases:
+            s = pw.start(c["patient"])
+            for event in c["events"]:
+                s.observe(event)
+    finally:
+        del engine.evaluate
+    return spent[0] / 1e9
+
+
 def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     # 1. Record, untimed: the engine's calls into the core, and its evaluations for the Host replay.
     recorded: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
@@ -304,6 +330,7 @@ def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any]
         raise SystemExit("no call into durable_rules' core was recorded: the engine reaches the core another way; "
                          "update recording_core() in bench/bench_engine.py")
     replay = replay_floor(pw, core.calls)
+    evaluate_s = evaluate_run(pw, cases)
     floor = {
         "seconds": round(replay["seconds"], 3), "core_calls": replay["calls"], "mismatches": replay["mismatches"],
         "calls_per_event": round(replay["calls"] / max(events, 1), 1),
@@ -311,6 +338,9 @@ def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any]
         "journeys_per_s": round(n / replay["seconds"], 1), "events_per_s": round(events / replay["seconds"], 1),
         "us_per_event": round(replay["seconds"] / max(events, 1) * 1e6, 2),
         "engine_over_floor": round(seconds / replay["seconds"], 2),
+        # Engine.evaluate alone (rules of one state on one snapshot), against the same floor
+        "evaluate_seconds": round(evaluate_s, 3),
+        "evaluate_over_floor": round(evaluate_s / replay["seconds"], 2),
     }
     # 4. durable's Host API on the same evaluations.
     host: dict[str, Any] = {"measured": host_ok}
@@ -547,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"core floor       {floor['journeys_per_s']:>9,.0f} journeys/s {floor['events_per_s']:>9,.0f} events/s"
         f"  ({floor['core_calls']} core calls replayed, {floor['calls_per_event']} per event, "
         f"{floor['us_per_event']} us per event, {floor['mismatches']} mismatches)")
-    say(f"engine / floor   {floor['engine_over_floor']}x")
+    say(f"engine / floor   {floor['engine_over_floor']}x whole journeys; Engine.evaluate alone "
+        f"{floor['evaluate_over_floor']}x ({floor['evaluate_seconds']} s CPU)")
     if host["measured"]:
         say(f"durable Host API {host['journeys_per_s']:>9,.0f} journeys/s {host['events_per_s']:>9,.0f} events/s"
             f"  (the engine's {host['evaluations']} evaluations through durable's Python Host; "

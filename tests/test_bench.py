@@ -52,6 +52,7 @@ def test_the_floor_replays_exactly_the_engine_s_core_calls(run):
     calls = floor["calls_by_function"]
     assert {"assert_fact", "start_action_for_state", "complete_and_start_action", "retract_facts", "get_facts"} <= set(calls)
     assert sum(calls.values()) == floor["core_calls"]
+    assert 0 < floor["evaluate_seconds"]
     assert run["host"]["measured"] is True and run["host"]["evaluations"] > 0
 
 
