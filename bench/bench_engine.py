@@ -17,13 +17,13 @@ What one run measures (``--quick``: smaller counts, under two minutes):
    engine). No wrapper can do less; ``engine ÷ floor`` is what the engine costs above it;
 3. *durable Host API*: the same evaluations through durable_rules' Python Host (assert the
    snapshot, actions assert the derived facts, retract): what a plain durable_rules program pays;
-4. *cold load*: in a fresh process each time, median of 5: imports, YAML, the checked definition,
-   compile, ruleset registration; and the wall time of ``pathway validate asuc`` and of
-   ``python -c "import pathway"``;
+4. *cold load*: in a fresh process each time, median of 5: the CPU time of imports, YAML, the checked
+   definition, compile, ruleset registration; and the wall time of ``pathway validate asuc`` and of
+   ``python -c "import pathway"`` (as ``time`` shows it);
 5. *memory*: bytes per open session (tracemalloc) with ``--sessions`` sessions open after 3 events
    each; resident memory (VmRSS) after 1k and after ``--patients`` sequential patients (flat?);
-6. *store*: SessionStore saves/s and loads/s on SQLite, and on PostgreSQL when
-   ``PATHWAY_TEST_POSTGRES`` holds a DSN.
+6. *store*: SessionStore saves/s and loads/s (wall time: a save waits for the disk) on SQLite, and
+   on PostgreSQL when ``PATHWAY_TEST_POSTGRES`` holds a DSN.
 
 Prints one line per measurement; ``--json FILE`` writes them all. Not a test: numbers, not verdicts.
 """
@@ -456,27 +456,27 @@ def measure_stores(pw: Any, count: int, case: Callable[[int], dict[str, Any]]) -
 
 _COLD_CHILD = r"""
 import json, sys, time
-t0 = time.perf_counter()
+t0 = time.process_time()
 import pathway.loading.loader as loader
 from pathway.runtime.compile import compile_pathway
 from pathway.runtime.engine import Engine
 import pathway.runtime.api
-t1 = time.perf_counter()
+t1 = time.process_time()
 spent = [0.0]
 read = loader.load_yaml_file
 def timed(*args, **kwargs):
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         return read(*args, **kwargs)
     finally:
-        spent[0] += time.perf_counter() - start
+        spent[0] += time.process_time() - start
 loader.load_yaml_file = timed
 definition = loader.load_definition(sys.argv[1])
-t2 = time.perf_counter()
+t2 = time.process_time()
 compiled = compile_pathway(definition)
-t3 = time.perf_counter()
+t3 = time.process_time()
 engine = Engine(compiled)
-t4 = time.perf_counter()
+t4 = time.process_time()
 print(json.dumps({"import": t1 - t0, "yaml": spent[0], "definition": t2 - t1 - spent[0], "compile": t3 - t2,
                   "registration": t4 - t3}))
 """
@@ -504,8 +504,8 @@ def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
     median = {name: round(statistics.median(v) * 1000, 1) for name, v in phases.items()}
     return {
         "runs": runs,
-        "phases_ms": median,
-        "load_ms": round(sum(median.values()), 1),
+        "phases_cpu_ms": median,
+        "load_cpu_ms": round(sum(median.values()), 1),
         "validate_wall_ms": round(statistics.median(_python(["-m", "pathway", "validate", pathway], runs)) * 1000, 1),
         "import_pathway_wall_ms": round(statistics.median(_python(["-c", "import pathway"], runs)) * 1000, 1),
         "python_start_wall_ms": round(statistics.median(_python(["-c", "pass"], runs)) * 1000, 1),
@@ -586,8 +586,8 @@ def main(argv: list[str] | None = None) -> int:
 
     numbers["cold"] = cold = measure_cold("asuc", args.cold_runs)
     lap("cold")
-    phases = ", ".join(f"{k} {v} ms" for k, v in cold["phases_ms"].items())
-    say(f"cold load        {cold['load_ms']} ms ({phases}; median of {cold['runs']} fresh processes)")
+    phases = ", ".join(f"{k} {v} ms" for k, v in cold["phases_cpu_ms"].items())
+    say(f"cold load        {cold['load_cpu_ms']} ms CPU ({phases}; median of {cold['runs']} fresh processes)")
     say(f"cold commands    pathway validate asuc {cold['validate_wall_ms']} ms, import pathway "
         f"{cold['import_pathway_wall_ms']} ms, python alone {cold['python_start_wall_ms']} ms (wall, median)")
 

@@ -38,7 +38,7 @@ def test_every_section_is_written(run):
     assert set(bench_engine.SECTIONS) <= set(run)
     assert run["engine"]["journeys"] == 6 and run["engine"]["events"] > 6
     assert set(run["engine"]["observe_cpu_ms"]) == {"p50", "p95", "p99", "max", "mean"}
-    assert list(run["cold"]["phases_ms"]) == sorted(readme_table.PHASES)  # JSON keys are sorted
+    assert list(run["cold"]["phases_cpu_ms"]) == sorted(readme_table.PHASES)  # JSON keys are sorted
     assert run["memory"]["sessions"] == 12 and run["memory"]["bytes_per_session"] > 0
     assert set(run["store"]) == {"sqlite"} and run["store"]["sqlite"]["sessions"] == 4
     for line in ("engine ", "core floor", "engine / floor", "durable Host API", "cold load", "open sessions",
@@ -74,7 +74,7 @@ def test_the_readme_table_renders_from_the_json_and_parses(run, tmp_path, capsys
     labels = [row[0] for row in body]
     assert len(body) == len(readme_table.rows(run))
     for start in ("Engine:", "Floor:", "Engine time ÷ floor", "`observe` CPU", "Cold `pathway validate asuc`",
-                  "Cold `python -c", "Cold load:", "Memory per open session", "SessionStore on SQLite"):
+                  "Cold `python -c", "Cold load, CPU time:", "Memory per open session", "SessionStore on SQLite"):
         assert any(label.startswith(start) for label in labels), start
     assert f"{run['floor']['engine_over_floor']:.2f}x" in text
 
