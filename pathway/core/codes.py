@@ -235,7 +235,8 @@ _ALL = [
     Code("PW523", "stored session", "session dumped under other rules",
          "The document's pathway version, profile or fingerprint (the contents of every file the load read, the "
          "profile and the parameter values) differs from the loaded pathway's, or it carries no fingerprint. "
-         "`Pathway.replay(doc)` re-runs its patient and events under the loaded rules, deliberately."),
+         "`Pathway.restore(doc, replay=True)` (or `SessionStore.load(..., replay=True)`) re-runs its patient and "
+         "events under the loaded rules, deliberately, and lists what changed."),
     Code("PW524", "stored session", "recorded input refused",
          "The patient or an event recorded in the document is refused by the pathway's input validation, or its "
          "checksum does not match the recorded patient and events (an edited or corrupt input)."),

@@ -94,6 +94,15 @@ MAX_LOAD_FILES = 500
 MAX_LOAD_NODES = 100_000
 
 
+def _still_a_link(path: Path) -> bool:
+    """Whether a resolved path is still a symbolic link: from CPython 3.13, ``Path.resolve()`` returns the link where
+    a loop of links closes instead of raising RuntimeError."""
+    try:
+        return path.is_symlink()
+    except (OSError, ValueError):  # a name too long, say: reading the file reports it
+        return False
+
+
 def _short(text: str, limit: int = 80) -> str:
     """A name from a rule file as a message quotes it: at most ``limit`` characters, control characters escaped."""
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
@@ -257,12 +266,16 @@ class _Loader:
             return None
         path = self.root / relname
         shown = display_path(path)
+        looped = f"file '{_short(relname)}' cannot be resolved (a loop of symbolic links?)"
         try:
             if self._real_root is None:
                 self._real_root = self.root.resolve()
             real = path.resolve()
-        except (OSError, RuntimeError, ValueError):  # a loop of symbolic links
-            report("PW242", f"file '{_short(relname)}' cannot be resolved (a loop of symbolic links?)")
+        except (OSError, RuntimeError, ValueError):  # a loop of symbolic links (CPython 3.11 and 3.12)
+            report("PW242", looped)
+            return None
+        if _still_a_link(real):  # the same loop from CPython 3.13 on, whose resolve() returns the link that closes it
+            report("PW242", looped)
             return None
         if not real.is_relative_to(self._real_root):
             report("PW241", f"file '{_short(relname)}' is a symbolic link, or lies in a linked folder, that leads outside "

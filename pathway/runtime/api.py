@@ -97,7 +97,7 @@ class Pathway:
         """Open a session for one patient (``id`` plus patient fields such as ``weight_kg``)."""
         return start_session(self, patient)
 
-    def restore(self, doc: dict[str, Any]) -> Session:
+    def restore(self, doc: dict[str, Any], *, replay: bool = False) -> Session:
         """Resume a session from :meth:`Session.dump` output.
 
         Nothing in the document is trusted that its events do not produce: it must be of this pathway,
@@ -105,10 +105,15 @@ class Pathway:
         replayed through the engine, and every recorded state, path, trace, fact and derived value must be
         what the replay gives. Anything else raises SessionError naming the key; the session returned is
         the replay's.
+
+        With ``replay=True`` a document dumped under another version, profile or rule files is replayed
+        under this pathway instead of refused, and the session's ``migration`` lists the differences
+        (state, path, recommendations, alerts, proposals, data requests and options) between what the
+        patient showed under the old rules and what these give; the replay is kept in ``revisions``.
         """
         from pathway.runtime.restore import restore  # its document models are built on first use
 
-        return restore(self, doc)
+        return restore(self, doc, replay=replay)
 
     def replay(self, doc: dict[str, Any]) -> Session:
         """A new session from the patient and events recorded in a session document, run under this

@@ -47,6 +47,9 @@ class Session:
         self._st = state
         #: what the last result returned showed (:func:`changes.view`), to list the next one's changes
         self._view: dict[str, Any] | None = None
+        #: set by ``Pathway.restore(doc, replay=True)`` on a session moved from other rules: what it ran under
+        #: (``from``), what it runs under (``to``), its ``events`` and the ``differences`` the new rules make
+        self.migration: dict[str, Any] | None = None
 
     # -- public API --------------------------------------------------------------------
     @property
