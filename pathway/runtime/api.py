@@ -8,9 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
@@ -21,8 +19,10 @@ from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
-from pathway.runtime.restore import replay, restore
 from pathway.runtime.session import Session, start_session
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Pathway", "load_pathway", "run_case", "LOAD_CACHE_SIZE"]
 
@@ -124,12 +124,16 @@ class Pathway:
         (state, path, recommendations, alerts, proposals, data requests and options) between what the
         patient showed under the old rules and what these give; the replay is kept in ``revisions``.
         """
+        from pathway.runtime.restore import restore  # its document models are built on first use
+
         return restore(self, doc, replay=replay)
 
     def replay(self, doc: dict[str, Any]) -> Session:
         """A new session from the patient and events recorded in a session document, run under this
         pathway whatever version, profile or rule files it was dumped under (to move a session to new rules
         deliberately); SessionError when its patient or events are refused."""
+        from pathway.runtime.restore import replay
+
         return replay(self, doc)
 
     def run_course(self, case: dict[str, Any], doc: Located | None = None) -> tuple[Session, list[dict[str, Any]]]:
