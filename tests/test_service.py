@@ -39,7 +39,7 @@ def demo_case() -> dict[str, Any]:
 def service(pw, tmp_path):
     """A served app over a SQLite store; yields (base URL, store, feedback log location)."""
     store = SessionStore(str(tmp_path / "sessions.db"))
-    settings = Settings(feedback=str(tmp_path / "sessions.db"))
+    settings = Settings(feedback=str(tmp_path / "sessions.db"), clock=None)
     with served(create_app(pw, store, settings)) as base:
         settings.base_url = base
         yield base, store
@@ -87,7 +87,7 @@ def test_health_names_the_pathway_its_fingerprint_and_the_store(service, pw):
 
 def test_health_says_503_when_the_store_cannot_be_reached(pw, tmp_path):
     store = SessionStore(str(tmp_path / "s.db"))
-    with served(create_app(pw, store, Settings())) as base, client(base) as http:
+    with served(create_app(pw, store, Settings(clock=None))) as base, client(base) as http:
         store.close()  # a closed database: every call fails as an unreachable one would
         reply = http.get("/health")
     assert reply.status_code == 503 and reply.json()["store"] == "unreachable"
@@ -245,7 +245,7 @@ def test_a_body_over_the_limit_is_413_and_too_deep_is_422_before_any_model(servi
 
 
 def test_a_body_limit_is_kept_whatever_content_length_says(pw):
-    with served(create_app(pw, SessionStore(":memory:"), Settings(max_body=100))) as base, client(base) as http:
+    with served(create_app(pw, SessionStore(":memory:"), Settings(max_body=100, clock=None))) as base, client(base) as http:
         def chunks():
             yield b'{"id": "x", "note": "'
             yield b"a" * 200
@@ -273,7 +273,7 @@ def _gated(location: str) -> Any:
 
 def test_two_workers_writing_one_patient_at_once_get_one_save_and_one_409(pw, backend):
     first, second = _gated(backend.location), _gated(backend.location)
-    with served(create_app(pw, first, Settings())) as a, served(create_app(pw, second, Settings())) as b:
+    with served(create_app(pw, first, Settings(clock=None))) as a, served(create_app(pw, second, Settings(clock=None))) as b:
         with client(a) as http:
             assert http.post("/sessions", json={"id": "p5", "weight_kg": 70}).status_code == 201
         barrier = threading.Barrier(2)
@@ -390,7 +390,7 @@ def test_order_select_and_order_sign_check_the_draft_orders(service, pw):
 def test_feedback_on_issued_cards_is_recorded_per_rule_and_unknown_cards_are_refused(pw, tmp_path):
     location = str(tmp_path / "s.db")
     store = SessionStore(location)
-    with served(create_app(pw, store, Settings(feedback=location))) as base, client(base) as http:
+    with served(create_app(pw, store, Settings(feedback=location, clock=None))) as base, client(base) as http:
         prefetch = prefetch_of(demo_bundle(), upto="2026-03-05T08:00:00Z")
         cards = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "demo-001", prefetch)).json()["cards"]
         card = next(c for c in cards if c.get("extension"))
@@ -411,14 +411,16 @@ def test_feedback_on_issued_cards_is_recorded_per_rule_and_unknown_cards_are_ref
 
 def test_cors_is_off_by_default_and_on_for_the_origins_given(pw):
     preflight = {"Origin": "https://ehr.example.org", "Access-Control-Request-Method": "POST"}
-    with served(create_app(pw, SessionStore(":memory:"), Settings())) as base, client(base) as http:
+    with served(create_app(pw, SessionStore(":memory:"), Settings(clock=None))) as base, client(base) as http:
         off = http.get("/cds-services", headers={"Origin": "https://ehr.example.org"})
         off_pre = http.options("/cds-services/asuc-patient-view", headers=preflight)
-    settings = Settings(cors_origins=("https://ehr.example.org",))
+    # a body just over a small limit: a client still sending megabytes when the 413 comes back may see the
+    # connection reset instead of the answer
+    settings = Settings(cors_origins=("https://ehr.example.org",), max_body=1000, clock=None)
     with served(create_app(pw, SessionStore(":memory:"), settings)) as base, client(base) as http:
         on = http.get("/cds-services", headers={"Origin": "https://ehr.example.org"})
         other = http.get("/cds-services", headers={"Origin": "https://evil.example"})
-        too_large = http.post("/sessions", content=b"[" * 2_000_000, headers={"Origin": "https://ehr.example.org",
+        too_large = http.post("/sessions", content=b"[" * 5000, headers={"Origin": "https://ehr.example.org",
                                                                                "content-type": "application/json"})
     assert "access-control-allow-origin" not in off.headers and "access-control-allow-origin" not in off_pre.headers
     assert on.headers["access-control-allow-origin"] == "https://ehr.example.org"
@@ -430,7 +432,7 @@ def test_every_request_is_logged_as_json_with_rule_ids_and_no_patient_values(pw,
     import logging
     store = SessionStore(":memory:")
     with caplog.at_level(logging.INFO, logger="pathway.service"):
-        with served(create_app(pw, store, Settings())) as base, client(base) as http:
+        with served(create_app(pw, store, Settings(clock=None))) as base, client(base) as http:
             http.post("/sessions", json={"id": "SECRET-PATIENT-4711", "weight_kg": 71.3})
             http.post("/sessions/SECRET-PATIENT-4711/events",
                       json={"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 117, "note": "SECRET-NOTE"})
@@ -492,11 +494,11 @@ def test_missing_prefetch_is_read_back_from_the_ehrs_fhir_server_when_allowed(pw
                                                         "expires_in": 300, "scope": "patient/*.read", "subject": "cds"})
     store = SessionStore(":memory:")
     try:
-        with served(create_app(pw, store, Settings())) as base, client(base) as http_:
+        with served(create_app(pw, store, Settings(clock=None))) as base, client(base) as http_:
             without = http_.post("/cds-services/asuc-patient-view", json=body).json()["cards"]
         assert seen == []  # read-back is off unless asked for
         assert store.patients("asuc") == []
-        with served(create_app(pw, store, Settings(fhir_read_back=True))) as base, client(base) as http_:
+        with served(create_app(pw, store, Settings(fhir_read_back=True, clock=None))) as base, client(base) as http_:
             cards = http_.post("/cds-services/asuc-patient-view", json=body).json()["cards"]
     finally:
         fhir.shutdown()
@@ -528,7 +530,7 @@ class _Down(SqliteSessionStore):
 
 def test_a_store_that_cannot_be_reached_is_a_503_and_health_says_so(pw):
     store = _Down(":memory:")
-    with served(create_app(pw, store, Settings())) as base, client(base) as http:
+    with served(create_app(pw, store, Settings(clock=None))) as base, client(base) as http:
         assert http.post("/sessions", json={"id": "p7"}).status_code == 201
         store.down = True
         reply = http.post("/sessions/p7/events", json={"day": 0, "pulse_bpm": 104})
@@ -567,11 +569,64 @@ def test_a_session_stored_under_other_rules_is_a_card_for_a_hook_and_a_409_for_t
     with SessionStore(location) as store:
         store.save(other.start({"id": "p8", "weight_kg": 70}))
     store = SessionStore(location)
-    with served(create_app(pw, store, Settings())) as base, client(base) as http:
+    with served(create_app(pw, store, Settings(clock=None))) as base, client(base) as http:
         hook = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "p8"))
         api = http.get("/sessions/p8")
     assert hook.status_code == 200
     (card,) = [c for c in hook.json()["cards"] if c["summary"].startswith("The pathway's stored session")]
     assert card["indicator"] == "warning" and "PW523" in card["detail"]
     assert assert_problem(api, 409)["diagnostics"][0]["code"] == "PW523"
+    store.close()
+
+
+# -- cards for the time of the call -------------------------------------------------------------------
+
+STALLED = {"id": "stalled-1", "admission_time": "2026-03-02T08:00", "weight_kg": 70, "age_years": 40}
+ADMISSION_DAY = {"id": "adm", "time": "2026-03-02T09:00", "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4,
+                 "hb_g_dl": 11.5, "crp_mg_l": {"value": 60, "unit": "mg/L"}, "albumin_g_l": 32}
+
+
+def _at(when: str) -> Any:
+    from datetime import datetime
+    return lambda: datetime.fromisoformat(when)
+
+
+def _stored_admission(base: str) -> None:
+    with client(base) as http:
+        assert http.post("/sessions", json=STALLED).status_code == 201
+        assert http.post("/sessions/stalled-1/events", json=ADMISSION_DAY).status_code == 200
+
+
+def test_patient_view_on_day_5_says_the_day3_assessment_was_never_made_though_nothing_new_came(pw, tmp_path):
+    # Admitted with ASUC on IV steroids, nothing recorded since. The guidelines decide on day 3 (evidence §4.1):
+    # a clinician opening the chart on day 5 must be told the assessment is missing, not shown day-0 cards.
+    store = SessionStore(str(tmp_path / "s.db"))
+    settings = Settings(clock=_at("2026-03-07T09:30+00:00"))
+    with served(create_app(pw, store, settings)) as base:
+        _stored_admission(base)
+        with client(base) as http:
+            reply = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "stalled-1", {}))
+            stored = http.get("/sessions/stalled-1").json()
+    assert reply.status_code == 200, reply.text
+    cards = reply.json()["cards"]
+    incomplete = [c for c in cards if c.get("extension", {}).get("asuc-pathway", {}).get("rule") == "day3_assessment_incomplete"
+                  and c["indicator"] == "critical"]
+    assert incomplete, [c["summary"] for c in cards]
+    assert not any(c["summary"].startswith("These cards are as of the last recorded event") for c in cards)
+    # nothing of that evaluation was kept: the stored course is still the admission alone
+    assert stored["day"] < 1 and len(store.load(pw, "stalled-1").recorded_events()) == 1
+    store.close()
+
+
+def test_patient_view_at_a_time_before_the_last_event_says_the_cards_are_of_the_last_event(pw, tmp_path):
+    store = SessionStore(str(tmp_path / "s.db"))
+    with served(create_app(pw, store, Settings(clock=_at("2026-03-02T08:30+00:00")))) as base:
+        _stored_admission(base)
+        with client(base) as http:
+            cards = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "stalled-1", {})).json()["cards"]
+    (note,) = [c for c in cards if c["summary"] == "These cards are as of the last recorded event, not now"]
+    assert note["indicator"] == "warning" and "before the last recorded event" in note["detail"]
+    assert "(day 0)" in note["detail"]
+    assert not any(c.get("extension", {}).get("asuc-pathway", {}).get("rule") == "day3_assessment_incomplete"
+                   for c in cards)
     store.close()

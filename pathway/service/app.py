@@ -27,6 +27,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -102,6 +103,9 @@ class Settings:
     feedback: str = ":memory:"
     #: read missing prefetch from the EHR's FHIR server (``fhirServer`` with ``fhirAuthorization``)
     fhir_read_back: bool = False
+    #: the time hook cards are for (the session is evaluated at it, nothing recorded): the service's clock;
+    #: None gives the cards of the last recorded event (a test replaying a course, say)
+    clock: Callable[[], datetime] | None = field(default=lambda: datetime.now(UTC))
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -357,7 +361,8 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                           [Diagnostic("body.hook", 0, 0, "PW402", f"the service answers the hook {hook}")])
         patient_id = hook_request.context.patientId
         answer, _session = run(lambda: answer_hook(pathway, store, hook, body, base_url=settings.base_url.rstrip("/"),
-                                                   read_back=settings.fhir_read_back, lock=locks(patient_id)))
+                                                   read_back=settings.fhir_read_back, lock=locks(patient_id),
+                                                   as_of=settings.clock() if settings.clock is not None else None))
         feedback.issued(service, answer.cards)
         _note(request, service=service, rules=answer.rules, cards=len(answer.cards), missing=answer.missing,
               patient={"patient_id": patient_id})

@@ -8,18 +8,28 @@ from them (:meth:`Pathway.start_fhir`), saves it, and answers the cards of
 :mod:`pathway.service.cards`. What is missing is said on a card, never as an error: a prefetch key the EHR
 did not fill (and could not be read back from its FHIR server), no data at all for a new patient, or
 prefetched resources the pathway refused (the card names them; nothing of that input is recorded).
+
+The cards are for the time of the call (``as_of``, the service's clock), not for the last recorded
+event: the session is evaluated once more at that time with nothing recorded, and put back as it was
+(nothing of that evaluation is saved). A decision gone overdue since the last result, a day-3
+assessment that was never made, a value that has expired since: each is on the cards the clinician
+sees on opening the chart, though no new data came. When that cannot be done (a session with no
+admission clock time, a call timed before the last event) the cards are those of the last result and
+an info card says so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pathway.core.errors import InputError, SessionConflict, SessionError
+from pathway.core.errors import InputError, PathwayError, SessionConflict, SessionError
 from pathway.core.text import md_code, md_inline, one_line
 from pathway.runtime.fhir import observe_fhir
 from pathway.runtime.session import Session
@@ -145,9 +155,24 @@ def _draft_orders(hook: str, context: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in orders if o.get("resourceType") == "MedicationRequest"]
 
 
+def _as_of(session: Session, when: datetime) -> tuple[bool, str]:
+    """Evaluate ``session`` once more at ``when`` with nothing recorded (the caller puts it back): whether it
+    could, and if not why."""
+    try:
+        result = session.observe({"time": when.isoformat(timespec="minutes")})
+    except (InputError, PathwayError) as exc:
+        return False, "; ".join(one_line(d.message) for d in getattr(exc, "diagnostics", [])[:2]) or one_line(str(exc))
+    if result["changes"]["operation"] != "append":
+        return False, "the call's time is before the last recorded event"
+    return True, ""
+
+
 def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str, Any], *,
-                base_url: str | None, read_back: bool, lock: Any) -> tuple[HookAnswer, Session | None]:
-    """The cards for one hook call, and the patient's session after it (None: no data for a new patient)."""
+                base_url: str | None, read_back: bool, lock: Any,
+                as_of: datetime | None = None) -> tuple[HookAnswer, Session | None]:
+    """The cards for one hook call, and the patient's session after it (None: no data for a new patient).
+    With ``as_of`` the cards are for that time (see the module docstring); the session returned is the
+    stored one."""
     context = body.get("context")
     if not isinstance(context, dict):
         raise Problem(422, "bad-context", "The hook's context is incomplete", "the request has no context object")
@@ -182,7 +207,8 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                 shown = "; ".join(md_inline(d) for d in exc.diagnostics[:3])
                 return HookAnswer([_card(patient_id, "The pathway's stored session of this patient cannot be used",
                                          f"The stored session is refused, so no pathway card is given: {shown}. "
-                                         "Replay it under the running rules (Pathway.replay) or delete it.",
+                                         "Move it to the running rules after review (SessionStore.load(..., replay=True) lists what changes) "
+                                         "or delete it.",
                                          "warning", source)], [], missing), None
             before = len(session.result()["trace"]) if session is not None else 0
             changed = False
@@ -225,8 +251,22 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                               "the EHR sent no resources to start one."),
                            "info", source))
         return HookAnswer(notes, rules, missing), None
-    if hook == "patient-view":
-        cards = patient_view_cards(pathway, session, base_url=base_url)
-    else:
-        cards = order_cards(pathway, session, drafts, base_url=base_url)
+    saved = session.checkpoint()
+    if as_of is not None:
+        now, why = _as_of(session, as_of)
+        if not now:
+            session.rollback(saved)
+            day = session.result()["day"]
+            day = math.floor(day) if isinstance(day, (int, float)) else day
+            notes.append(_card(patient_id, "These cards are as of the last recorded event, not now",
+                               f"The pathway could not evaluate the patient at the time of this call ({md_inline(why)}), "
+                               f"so the cards are those of the last recorded event (day {md_inline(day)}): a decision "
+                               "that has become due or overdue since is not shown.", "warning", source))
+    try:
+        if hook == "patient-view":
+            cards = patient_view_cards(pathway, session, base_url=base_url)
+        else:
+            cards = order_cards(pathway, session, drafts, base_url=base_url)
+    finally:
+        session.rollback(saved)  # the evaluation at the call's time is not kept
     return HookAnswer([*cards, *notes], rules, missing), session
