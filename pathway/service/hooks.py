@@ -207,8 +207,8 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                 shown = "; ".join(md_inline(d) for d in exc.diagnostics[:3])
                 return HookAnswer([_card(patient_id, "The pathway's stored session of this patient cannot be used",
                                          f"The stored session is refused, so no pathway card is given: {shown}. "
-                                         "Move it to the running rules after review (SessionStore.load(..., replay=True) lists what changes) "
-                                         "or delete it.",
+                                         "Move it to the running rules after review "
+                                         "(SessionStore.load(..., replay=True) lists what changes) or delete it.",
                                          "warning", source)], [], missing), None
             before = len(session.result()["trace"]) if session is not None else 0
             changed = False
