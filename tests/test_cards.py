@@ -18,6 +18,7 @@ from cases import ADMIT, RESCUE_LABS, patient, rescue, to_rescue
 from pathway import load_pathway
 from pathway.core.errors import InputError
 from pathway.service.cards import (
+    DOSE_CRITICAL_RATIO,
     DOSE_TOLERANCE,
     EXTENSION,
     OVERRIDE_REASONS,
@@ -249,13 +250,13 @@ def test_a_cautioned_agent_gives_a_warning_with_its_reason(pw):
 def test_a_tacrolimus_dose_other_than_the_computed_one_gives_a_warning_with_a_replacing_suggestion(pw):
     session = _session(pw, to_rescue())  # the choice is not recorded yet: the dose it would get is computed
     before = session.dump()
-    ordered = _order({"coding": [TACROLIMUS]}, mg=5, per_day=2, order_id="draft-1")
+    ordered = _order({"coding": [TACROLIMUS]}, mg=2.5, per_day=2, order_id="draft-1")
     (card,) = _valid(order_cards(pw, session, [ordered]))
     assert session.dump() == before  # asking left the session as it was
     assert card["indicator"] == "warning" and _ext(card)["kind"] == "order-dose"
     ext = _ext(card)
-    assert ext["ordered"] == 10 and ext["unit"] == "mg/day" and abs(ext["computed"] - 3.5) <= 1.0
-    assert f"{ext['computed']:g} mg/day" in card["summary"] and "10 mg/day" in card["summary"]
+    assert ext["ordered"] == 5 and ext["unit"] == "mg/day" and abs(ext["computed"] - 3.5) <= 1.0
+    assert f"{ext['computed']:g} mg/day" in card["summary"] and "5 mg/day" in card["summary"]
     (action,) = card["suggestions"][0]["actions"]
     assert action["type"] == "update" and action["resource"]["id"] == "draft-1"
     assert action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] * 2 == ext["computed"]
@@ -389,3 +390,27 @@ def test_a_rescue_decision_still_open_a_day_after_steroid_failure_is_critical(pw
     assert decision["indicator"] == "critical" and decision["summary"].startswith("Decision overdue:")
     overdue = [c for c in cards if _ext(c)["rule"] == "overdue.rescue_selection"]
     assert [c["indicator"] for c in overdue] == ["critical"] and "decide today" in overdue[0]["summary"] + overdue[0]["detail"]
+
+
+def test_a_dose_twice_the_computed_one_or_more_is_critical(pw):
+    # tacrolimus 0.1 mg/kg/day for 70 kg is about 7 mg/day (evidence §5.4; the profile may start at 0.05);
+    # 5 mg twice a day, or a ten-fold slip (50 mg twice a day), is a toxicity risk: critical, not a warning
+    session = _session(pw, to_rescue())
+    for mg in (5, 50):
+        (card,) = _valid(order_cards(pw, session, [_order({"coding": [TACROLIMUS]}, mg=mg, per_day=2)]))
+        ext = _ext(card)
+        assert ext["ordered"] / ext["computed"] >= DOSE_CRITICAL_RATIO
+        assert card["indicator"] == "critical" and "times the computed dose" in card["detail"]
+    # a tenth of the dose is as far off the other way (a rescue that cannot work)
+    computed = _ext(card)["computed"]
+    (low,) = _valid(order_cards(pw, session, [_order({"coding": [TACROLIMUS]}, mg=computed / 20, per_day=2)]))
+    assert low["indicator"] == "critical"
+
+
+def test_a_dose_in_a_unit_that_is_not_a_mass_is_said_not_checked(pw):
+    session = _session(pw, to_rescue())
+    order = _order({"coding": [TACROLIMUS]}, mg=2, per_day=2)
+    order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit="mL", code="mL")
+    (card,) = _valid(order_cards(pw, session, [order]))
+    assert card["indicator"] == "warning" and _ext(card)["kind"] == "order-dose-unread"
+    assert card["summary"] == "Tacrolimus dose not checked: 2 mL is not a dose in mg, g or µg"

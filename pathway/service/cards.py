@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pathway.runtime.session import Session
 
 __all__ = ["patient_view_cards", "order_cards", "prefetch_templates", "Card", "validate_card", "card_uuid",
-           "rule_url", "OVERRIDE_REASONS", "OVERRIDE_SYSTEM", "EXTENSION", "SUMMARY_MAX", "DOSE_TOLERANCE",
+           "rule_url", "OVERRIDE_REASONS", "OVERRIDE_SYSTEM", "EXTENSION", "SUMMARY_MAX", "DOSE_TOLERANCE", "DOSE_CRITICAL_RATIO",
            "HOOKS"]
 
 #: the key of every card's ``extension`` (the feedback log maps a card's uuid to its rule through it)
@@ -46,6 +46,10 @@ EXTENSION = "asuc-pathway"
 SUMMARY_MAX = 139
 #: a dose ordered within this fraction of the computed one (either way) is the computed dose
 DOSE_TOLERANCE = 0.10
+#: an order at least this many times the computed dose (or at most its inverse) is critical, not a warning: the
+#: ten-fold and unit slips of prescribing, and twice the dose of a narrow-therapeutic-index agent (tacrolimus,
+#: ciclosporin) is a toxicity risk on its own
+DOSE_CRITICAL_RATIO = 2.0
 #: the code system of the override reasons a card offers
 OVERRIDE_SYSTEM = "urn:asuc-pathway:override-reason"
 #: the reasons a clinician may give for not following a card (CDS Hooks ``overrideReasons``)
@@ -537,18 +541,19 @@ def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tupl
     return None, ""
 
 
-def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, float | None, str | None]:
-    """(mg per administration, administrations per day, route) of a draft order, None where not given."""
+def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, float | None, str | None, str | None]:
+    """(mg per administration, administrations per day, route, a dose unit not read as a mass) of a draft order,
+    None where not given."""
     dosages = order.get("dosageInstruction")
     if dosages is None:
-        return None, None, None
+        return None, None, None, None
     if not isinstance(dosages, list) or not all(isinstance(x, dict) for x in dosages):
         raise _located(f"{where}.dosageInstruction", "dosageInstruction is a list of Dosage objects")
     if not dosages:
-        return None, None, None
+        return None, None, None, None
     dosage = dosages[0]
     mg = per_day = None
-    route = None
+    route = unread = None
     for coding in ((dosage.get("route") or {}).get("coding") or []):
         if isinstance(coding, dict) and route is None:
             route = next((name for name, (code, _display) in _ROUTES.items() if coding.get("code") == code), None)
@@ -567,13 +572,15 @@ def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, floa
         factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001}.get(str(unit))
         if factor is not None:
             mg = float(value) * factor
+        else:
+            unread = f"{value:g} {unit}" if unit is not None else f"{value:g} (no unit)"
         break
     repeat = ((dosage.get("timing") or {}).get("repeat") or {}) if isinstance(dosage.get("timing"), dict) else {}
     period_days = {"h": 1 / 24, "d": 1.0, "wk": 7.0}.get(str(repeat.get("periodUnit")))
     freq, period = repeat.get("frequency", 1), repeat.get("period")
     if isinstance(period, (int, float)) and isinstance(freq, (int, float)) and period_days and period > 0:
         per_day = float(freq) / (float(period) * period_days)
-    return mg, per_day, route
+    return mg, per_day, route, unread
 
 
 def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -642,7 +649,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
     result = session.result()
     options = {o["option"]: o for o in result.get("options", [])}
     b = _Builder(pathway, session, base_url)
-    for i, order, agent, named, (mg, per_day, route) in parsed:
+    for i, order, agent, named, (mg, per_day, route, unread) in parsed:
         if agent is None:
             if unmapped:
                 concept = order.get("medicationCodeableConcept") or {}
@@ -682,6 +689,16 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         found = _computed_dose(result, agent)
         if found is None and (opt is None or opt["status"] in ("available", "caution")):
             found = _what_if(pathway, session, agent) if opt is not None else None
+        if found is not None and mg is None and unread is not None:
+            rec, med = found
+            b.card(rule=rec["rule"], kind="order-dose-unread", key=key,
+                   summary=f"{shown.capitalize()} dose not checked: {unread} is not a dose in mg, g or µg",
+                   indicator="warning", evidence=rec.get("evidence"),
+                   detail=[f"Ordered: **{md_inline(unread)}**. The pathway checks a dose given as a mass (UCUM "
+                           "`mg`, `g` or `ug`); this one was not compared with the computed dose.", "",
+                           f"Computed: {md_inline(rec['text'])}"],
+                   extra={"agent": agent, "order": i, "medication": dict(med)})
+            continue
         if found is None or mg is None:
             continue
         rec, med = found
@@ -707,9 +724,13 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                   f"(tolerance {DOSE_TOLERANCE:.0%}).", "", f"Computed: {md_inline(rec['text'])}"]
         if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
             detail += ["", f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}."]
+        ratio = ordered / computed if computed > 0 else float("inf")
+        far = ratio >= DOSE_CRITICAL_RATIO or ratio <= 1 / DOSE_CRITICAL_RATIO
+        if far:
+            detail = [f"**{ratio:.2g} times the computed dose.**", "", *detail]
         b.card(rule=rec["rule"], kind="order-dose", key=key,
                summary=f"{shown.capitalize()} dose {ordered:g} {unit} differs from the computed {computed:g} {unit}",
-               indicator="warning", detail=detail, evidence=rec.get("evidence"),
+               indicator="critical" if far else "warning", detail=detail, evidence=rec.get("evidence"),
                suggestions=[{"label": one_line(rec["text"]), "isRecommended": True, "actions": [action]}],
                extra={"agent": agent, "order": i, "ordered": ordered, "computed": computed, "unit": unit,
                       "tolerance": DOSE_TOLERANCE, "medication": dict(med)})
