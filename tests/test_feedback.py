@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ def _reason(code: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def issued(pw: Any) -> tuple[FeedbackLog, list[dict[str, Any]], list[dict[str, Any]]]:
-    log = FeedbackLog()
+def issued(pw: Any, backend: Any) -> Iterator[tuple[FeedbackLog, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """A log on each store backend (SQLite; PostgreSQL when PATHWAY_TEST_POSTGRES is set) with cards issued."""
+    log = FeedbackLog(backend.location)
     no_agent = to_rescue()
     no_agent["events"][2] = dict(RESCUE_LABS, active_serious_infection=True)
     proposal_cards = patient_view_cards(pw, _session(pw, no_agent))
@@ -47,7 +49,8 @@ def issued(pw: Any) -> tuple[FeedbackLog, list[dict[str, Any]], list[dict[str, A
     assert log.issued(SERVICE, proposal_cards) == len(proposal_cards)
     assert log.issued(SERVICE, dose_cards) == len(dose_cards)
     assert log.issued(SERVICE, dose_cards) == 0  # the same state issued again is remembered once
-    return log, proposal_cards, dose_cards
+    yield log, proposal_cards, dose_cards
+    log.close()
 
 
 def test_the_summary_counts_cards_issued_accepted_and_overridden_per_rule_with_the_reasons(issued):
@@ -138,9 +141,21 @@ def test_the_log_lives_beside_the_session_store_in_its_sqlite_file(pw, tmp_path:
     assert {"sessions", "cds_cards", "cds_feedback"} <= tables
 
 
-def test_a_postgresql_location_is_refused_with_a_clear_error():
-    with pytest.raises(StoreUnavailable, match="SQLite"):
-        FeedbackLog("postgresql://app@localhost/pathway")
+def test_several_workers_share_one_log_on_the_store_database(issued, backend):
+    # another worker (another connection to the same database) records feedback on a card the first issued,
+    # and both read the same summary
+    log, _proposals, doses = issued
+    dose = _by_rule(doses, "tac_start_dose")
+    with FeedbackLog(backend.location) as other:
+        assert other.record(SERVICE, {"feedback": [{"card": dose["uuid"], "outcome": "accepted",
+                                                    "outcomeTimestamp": WHEN}]}) == 1
+        assert other.summary() == log.summary()
+    assert log.summary()["tac_start_dose"]["accepted"] == 1
+
+
+def test_an_unreachable_postgresql_log_is_store_unavailable(tmp_path: Path):
+    with pytest.raises(StoreUnavailable, match="feedback log"):
+        FeedbackLog(f"postgresql://nobody@/pathway?host={tmp_path}&port=1&connect_timeout=2")
 
 
 def _cli(*args: str) -> tuple[int, str, str]:

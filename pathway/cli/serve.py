@@ -45,7 +45,7 @@ def add_command(sub: Subparsers) -> None:
     p.add_argument("--store", default=":memory:", metavar="LOCATION",
                    help="session store: a SQLite file or a postgresql:// URL (default: in memory, lost on exit)")
     p.add_argument("--feedback", metavar="LOCATION",
-                   help="card feedback log, a SQLite file (default: the store's file; in memory for PostgreSQL)")
+                   help="card feedback log, a SQLite file or a postgresql:// URL (default: the store's database)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--base-url", help="the service's URL as the EHR calls it: token audience and card links "
@@ -88,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
         issuers[iss] = (*issuers.get(iss, ()), url)
     pathway = load_pathway(args.pathway, profile=args.profile, parameters=parameters(args.parameter))
     store = SessionStore(args.store)
-    feedback = args.feedback or (args.store if not args.store.startswith(("postgresql://", "postgres://")) else ":memory:")
+    feedback = args.feedback or args.store
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines())
     service_log = logging.getLogger(LOGGER)

@@ -1,6 +1,6 @@
 """The CDS Hooks feedback log: which cards were issued, which were accepted or overridden, and why, per rule.
 
-    log = FeedbackLog("sessions.db")                  # the same locations as SessionStore (SQLite)
+    log = FeedbackLog("sessions.db")                  # the same locations as SessionStore (SQLite, PostgreSQL)
     log.issued("asuc-patient-view", cards)            # remember uuid -> rule, kind, patient
     log.record("asuc-patient-view", body)             # the CDS Hooks 2.0 feedback body
     log.summary()                                     # {rule: {issued, accepted, overridden, override_reasons}}
@@ -11,23 +11,22 @@ card uuid the service never issued (PW451) or an entry not of the CDS Hooks 2.0 
 whole body with a located diagnostic (``feedback[2].card``), and nothing of it is recorded. The same
 feedback entry sent again (card, outcome and timestamp) is recorded once.
 
-The tables (``cds_cards``, ``cds_feedback``) live beside the session store's in a SQLite file, or in their own
-file; a ``postgresql://`` location is refused for now (the PostgreSQL driver is reserved to the runtime's
-store module by the import contracts).
+The tables (``cds_cards``, ``cds_feedback``) live beside the session store's, in its SQLite file or its
+PostgreSQL database (the same locations as :class:`SessionStore`; :class:`pathway.runtime.sqltables.Tables`),
+or in their own: several service workers on one PostgreSQL database share one log.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from datetime import datetime
 from typing import Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.text import one_line
-from pathway.runtime.storebase import StoreUnavailable
+from pathway.runtime.sqltables import Tables
 from pathway.service.cards import EXTENSION, OVERRIDE_REASONS
 
 __all__ = ["FeedbackLog", "OUTCOMES", "empty_summary"]
@@ -72,28 +71,16 @@ def _bad(where: str, message: str, code: str = "PW452") -> Diagnostic:
 
 
 class FeedbackLog:
-    """Cards issued and the feedback on them, in a SQLite file (``":memory:"`` by default); thread-safe."""
+    """Cards issued and the feedback on them, in SQLite (``":memory:"`` by default) or PostgreSQL; thread-safe."""
 
     def __init__(self, location: str | os.PathLike[str] = ":memory:"):
-        name = os.fspath(location)
-        if name.startswith(("postgresql://", "postgres://")):
-            raise StoreUnavailable("the feedback log keeps its tables in SQLite: give a file path (the session "
-                                   "store's file may be used); PostgreSQL is not supported for it yet")
-        self._name = os.path.basename(name) or name
+        self._db = Tables(location, _SCHEMA, purpose="feedback log")
+        self._name = self._db.label
+        #: serialises check-then-insert of one log object (the database keeps concurrent writers apart)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
-            with self._lock:
-                if name != ":memory:":
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                for statement in _SCHEMA:
-                    self._db.execute(statement)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the feedback log {self._name} cannot be opened: {exc}") from None
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> FeedbackLog:
         return self
@@ -115,17 +102,8 @@ class FeedbackLog:
             suggestions = [s["uuid"] for s in card.get("suggestions") or [] if isinstance(s, dict) and "uuid" in s]
             rows.append((service_id, card["uuid"], str(ext.get("rule", "")), str(ext.get("kind", "")),
                          str(ext.get("pathway", "")), str(ext.get("patient", "")), json.dumps(suggestions)))
-        with self._lock:
-            before = self._db.total_changes
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR IGNORE INTO cds_cards (service, uuid, rule, kind, pathway, patient, "
-                                     "suggestions) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return self._db.total_changes - before
+        return self._db.insert_new("cds_cards", ("service", "uuid", "rule", "kind", "pathway", "patient", "suggestions"),
+                                   rows)
 
     def record(self, service_id: str, feedback: Any) -> int:
         """Store a CDS Hooks 2.0 feedback body (``{"feedback": [...]}``) for ``service_id``: validated whole
@@ -143,16 +121,8 @@ class FeedbackLog:
                     rows.append(row)
             if diags:
                 raise InputError(diags)
-            before = self._db.total_changes
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR IGNORE INTO cds_feedback (service, uuid, outcome, accepted, "
-                                     "reason_system, reason_code, comment, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return self._db.total_changes - before
+            return self._db.insert_new("cds_feedback", ("service", "uuid", "outcome", "accepted", "reason_system",
+                                                        "reason_code", "comment", "at"), rows)
 
     def _check(self, service_id: str, entry: Any, where: str, diags: list[Diagnostic]) -> tuple[Any, ...] | None:
         if not isinstance(entry, dict):
@@ -162,8 +132,8 @@ class FeedbackLog:
         if not isinstance(card, str):
             diags.append(_bad(f"{where}.card", "the card's uuid (text) is required"))
             return None
-        row = self._db.execute("SELECT suggestions FROM cds_cards WHERE service = ? AND uuid = ?",
-                               (service_id, card)).fetchone()
+        found = self._db.query("SELECT suggestions FROM cds_cards WHERE service = ? AND uuid = ?", (service_id, card))
+        row = found[0] if found else None
         if row is None:
             diags.append(_bad(f"{where}.card", f"no card {one_line(card)[:60]!r} was issued by service "
                                                f"{one_line(service_id)[:60]!r}", "PW451"))
@@ -231,11 +201,11 @@ class FeedbackLog:
         where, args = ("WHERE service = ?", (service_id,)) if service_id is not None else ("", ())
         out: dict[str, dict[str, Any]] = {}
         with self._lock:
-            for rule, n in self._db.execute(f"SELECT rule, COUNT(*) FROM cds_cards {where} GROUP BY rule", args):
+            for rule, n in self._db.query(f"SELECT rule, COUNT(*) FROM cds_cards {where} GROUP BY rule", args):
                 out.setdefault(rule, empty_summary())["issued"] = int(n)
             on = "c.service = f.service AND c.uuid = f.uuid"
             fwhere = "WHERE f.service = ?" if service_id is not None else ""
-            rows = self._db.execute(f"SELECT c.rule, f.outcome, f.reason_code, COUNT(*) FROM cds_feedback f "
+            rows = self._db.query(f"SELECT c.rule, f.outcome, f.reason_code, COUNT(*) FROM cds_feedback f "
                                     f"JOIN cds_cards c ON {on} {fwhere} GROUP BY c.rule, f.outcome, f.reason_code", args)
             for rule, outcome, reason, n in rows:
                 entry = out.setdefault(rule, empty_summary())
