@@ -413,4 +413,62 @@ def test_a_dose_in_a_unit_that_is_not_a_mass_is_said_not_checked(pw):
     order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit="mL", code="mL")
     (card,) = _valid(order_cards(pw, session, [order]))
     assert card["indicator"] == "warning" and _ext(card)["kind"] == "order-dose-unread"
-    assert card["summary"] == "Tacrolimus dose not checked: 2 mL is not a dose in mg, g or µg"
+    assert card["summary"] == "Tacrolimus dose not checked: 2 mL is not a mass (mg, g or µg)"
+
+
+# -- orders the pathway has no dose for: said, never passed over (expectations from the evidence) ------------
+
+def _kinds(cards: list[dict[str, Any]]) -> dict[str, str]:
+    return {_ext(c)["kind"]: c["indicator"] for c in cards}
+
+
+def test_a_rescue_agent_ordered_before_the_day3_decision_is_not_a_choice_yet(pw):
+    # §4.1: rescue is decided at the day-3 assessment (steroid failure); on day 1 the patient is on IV steroids
+    case = to_rescue()
+    session = _session(pw, {"patient": case["patient"], "events": case["events"][:1]})
+    (card,) = _valid(order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=3500)]))
+    assert _ext(card)["kind"] == "order-not-offered" and card["indicator"] == "warning"
+    assert card["summary"] == "Infliximab is not a choice of the pathway now (IV corticosteroids)"
+
+
+def test_a_second_rescue_agent_or_one_after_colectomy_is_critical(pw):
+    # §5.1: one attempt at rescue only (sequential rescue in specialist centres is a recorded choice of its own);
+    # after colectomy no rescue agent is a choice at all
+    on_tac = _session(pw, rescue("tacrolimus"))
+    cards = _valid(order_cards(pw, on_tac, [_order({"coding": [INFLIXIMAB]}, mg=350)]))
+    assert _kinds(cards).get("order-not-offered") == "critical"
+    colectomy = _session(pw, rescue("colectomy"))
+    cards = _valid(order_cards(pw, colectomy, [_order({"text": "ciclosporin 2 mg/kg IV"})]))
+    assert _kinds(cards) == {"order-not-offered": "critical"}
+
+
+def test_the_agent_given_now_ordered_against_a_critical_alert_is_critical(pw):
+    # D18: a toxic tacrolimus trough (25 ng/mL, above 20) means withhold the next doses: an order for more is
+    # against that, whatever its dose, and the dose cannot be compared (the pathway computes none now)
+    session = _session(pw, rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 25, "creatinine_umol_l": 75,
+                                                 "tacrolimus_daily_dose_mg": 4}))
+    assert any(a["level"] == "critical" and "withhold" in a["text"] for a in session.result()["alerts"])
+    cards = _valid(order_cards(pw, session, [_order({"coding": [TACROLIMUS]}, mg=2, per_day=2)]))
+    kinds = _kinds(cards)
+    assert kinds["order-against-alert"] == "critical" and "order-not-offered" not in kinds
+    assert kinds["order-dose-unchecked"] == "warning"
+
+
+def test_a_dose_that_cannot_be_computed_is_said_not_checked(pw):
+    # doses are per kg (§5.2-5.4): with no weight recorded nothing can be compared, and a 10-fold dose must not pass
+    case = to_rescue()
+    del case["patient"]["weight_kg"]
+    session = _session(pw, case)
+    (card,) = _valid(order_cards(pw, session, [_order({"coding": [TACROLIMUS]}, mg=20, per_day=2)]))
+    assert _ext(card)["kind"] == "order-dose-unchecked"
+    assert card["summary"] == "Tacrolimus dose not checked: the patient's weight is not recorded"
+
+
+def test_the_route_is_checked_when_the_dose_is_right_and_micrograms_are_read(pw):
+    session = _session(pw, rescue("infliximab"))
+    subcut = _order({"coding": [INFLIXIMAB]}, mg=350, route="34206005")  # subcutaneous, at the computed 5 mg/kg
+    (card,) = _valid(order_cards(pw, session, [subcut]))
+    assert _ext(card)["kind"] == "order-route" and card["indicator"] == "warning"
+    micro = _order({"coding": [INFLIXIMAB]}, mg=350_000)
+    micro["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit="µg", code="µg")
+    assert order_cards(pw, session, [micro]) == []  # 350,000 µg is the computed 350 mg

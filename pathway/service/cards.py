@@ -569,7 +569,7 @@ def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, floa
             raise _located(f"{where}.dosageInstruction[0].doseAndRate[{k}].doseQuantity.value",
                            f"a dose is a number, not {one_line(repr(value))[:40]}")
         unit = q.get("code", q.get("unit"))
-        factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001}.get(str(unit))
+        factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "µg": 0.001, "mcg": 0.001}.get(str(unit))
         if factor is not None:
             mg = float(value) * factor
         else:
@@ -590,6 +590,30 @@ def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], 
         if isinstance(med, dict) and med.get("name") == agent and isinstance(med.get("dose_mg"), (int, float)):
             return r, med
     return None
+
+
+def _rescue_agents(pathway: Pathway) -> set[str]:
+    """The agents the pathway offers as options (rescue: tacrolimus, ciclosporin, infliximab), not colectomy."""
+    from pathway.definition.effects import Offer
+
+    out = set()
+    for rule in pathway.definition.rules:
+        for effects in (rule.then, rule.otherwise, rule.if_missing):
+            out |= {e.option for e in effects if isinstance(e, Offer)}
+    return out - {"colectomy"}
+
+
+def _names_agent(pathway: Pathway, agent: str, text: str) -> bool:
+    """Whether ``text`` names ``agent`` (its name or a brand name of the codes file)."""
+    codes = pathway.definition.codes
+    names = [agent, *(n for m in (codes.agents().get(agent, []) if codes is not None else []) for n in m.names)]
+    return any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE) for n in names)
+
+
+def _recorded(session: Session) -> set[str]:
+    """The fields recorded in the session (patient record and events)."""
+    values = session.state_values()
+    return set(values.get("facts") or {}) | {k for e in values.get("events") or [] for k in e}
 
 
 def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -685,14 +709,49 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
             detail += [f"- Reason: {md_inline(x)}" for x in reasons] or ["- (no reason recorded)"]
             b.card(rule=rule, kind=f"order-{status}", key=key, summary=summary, indicator=indicator, detail=detail,
                    override=True, extra={"agent": agent, "order": i, "status": status, "rules": list(opt.get("rules", []))})
+        # said now about this agent, critically (a toxic level, renal harm): the order goes against it
+        for alert in (result.get("alerts", []) if opt is None or opt["status"] != "unavailable" else []):
+            if alert.get("level") == "critical" and _names_agent(pathway, agent, str(alert.get("text", ""))):
+                b.card(rule=str(alert.get("rule", "alerts")), kind="order-against-alert", key=key,
+                       summary=f"{shown.capitalize()} ordered while the pathway says: {alert['text']}",
+                       indicator="critical", evidence=alert.get("evidence"), override=True,
+                       detail=[f"Ordered: {md_inline(named or shown)}. A critical alert of the pathway for this patient "
+                               f"names {md_inline(shown)}:", "", f"> {md_inline(alert['text'])}"],
+                       extra={"agent": agent, "order": i})
         # the dose: the computed one now, or the one the pathway computes once this agent is recorded
         found = _computed_dose(result, agent)
-        if found is None and (opt is None or opt["status"] in ("available", "caution")):
-            found = _what_if(pathway, session, agent) if opt is not None else None
+        given_now = opt is None and agent in str(result.get("state", ""))  # e.g. tacrolimus in rescue_tacrolimus
+        if found is None and opt is None and not given_now and agent in _rescue_agents(pathway):
+            # a rescue agent the pathway neither offers now nor gives: before the day-3 decision, beside another
+            # rescue agent (one attempt at rescue only), or after colectomy was decided
+            state = result.get("state_title") or result.get("state")
+            after = any(str(s).startswith(("rescue_", "colectomy", "sequential", "maintenance"))
+                        for s in result.get("path", [])[1:])
+            b.card(rule="options", kind="order-not-offered", key=key,
+                   summary=f"{shown.capitalize()} is not a choice of the pathway now ({state})",
+                   indicator="critical" if after else "warning", override=True,
+                   detail=[f"Ordered: {md_inline(named or shown)}. The pathway offers rescue agents at the rescue "
+                           "decision (steroid failure from day 3 of IV steroids; one attempt at rescue only, then "
+                           f"colectomy), and does not offer {md_inline(shown)} in the patient's current state, "
+                           f"**{md_inline(state)}**."],
+                   extra={"agent": agent, "order": i, "state": result.get("state")})
+        if found is None and opt is not None and opt["status"] in ("available", "caution", "pending"):
+            found = _what_if(pathway, session, agent)
+        offered = opt is not None and opt["status"] != "unavailable"
+        if found is None and (mg is not None or unread is not None) and (offered or given_now):
+            why = ("the patient's weight is not recorded" if "weight_kg" not in _recorded(session)
+                   else "the pathway computes no dose of it for this patient now")
+            b.card(rule="options", kind="order-dose-unchecked", key=key,
+                   summary=f"{shown.capitalize()} dose not checked: {why}",
+                   indicator="warning",
+                   detail=[f"Ordered: {md_inline(named or shown)}. The dose was not compared with a computed one: "
+                           f"{md_inline(why)}."],
+                   extra={"agent": agent, "order": i})
+            continue
         if found is not None and mg is None and unread is not None:
             rec, med = found
             b.card(rule=rec["rule"], kind="order-dose-unread", key=key,
-                   summary=f"{shown.capitalize()} dose not checked: {unread} is not a dose in mg, g or µg",
+                   summary=f"{shown.capitalize()} dose not checked: {unread} is not a mass (mg, g or µg)",
                    indicator="warning", evidence=rec.get("evidence"),
                    detail=[f"Ordered: **{md_inline(unread)}**. The pathway checks a dose given as a mass (UCUM "
                            "`mg`, `g` or `ug`); this one was not compared with the computed dose.", "",
@@ -710,7 +769,15 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
             ordered, computed, unit = ordered_daily, computed_daily, "mg/day"
         else:
             ordered, computed, unit = mg, computed_mg, "mg per dose"
+        route_differs = bool(route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])))
         if computed > 0 and abs(ordered - computed) / computed <= DOSE_TOLERANCE:
+            if route_differs:
+                b.card(rule=rec["rule"], kind="order-route", key=key,
+                       summary=f"{shown.capitalize()} ordered by the {route} route; the pathway gives it {med['route']}",
+                       indicator="warning", evidence=rec.get("evidence"), override=True,
+                       detail=[f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}.", "",
+                               f"Computed: {md_inline(rec['text'])}"],
+                       extra={"agent": agent, "order": i, "medication": dict(med)})
             continue
         replacement = medication_request(pathway, session, med, rec["text"])
         if isinstance(order.get("id"), str):
