@@ -16,6 +16,7 @@ from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
 from pathway.definition.case import case_problem
 from pathway.definition.clock import days_since
+from pathway.definition.effects import Derive
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
@@ -49,6 +50,8 @@ class Pathway:
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
+        self._rules_in: dict[str, tuple[Rule, ...]] = {}
+        self._producers: dict[str, dict[str, list[str]]] = {}
         #: what this pathway decides with (files, profile, parameters; ``PathwayDef.fingerprint``), taken
         #: once at load: every dump carries it and a restore refuses a session dumped under another
         self.fingerprint: str = definition.fingerprint()
@@ -92,6 +95,26 @@ class Pathway:
 
     def rule_order(self, rule_id: str) -> int:
         return self._order[rule_id]
+
+    def rules_in(self, state: str) -> tuple[Rule, ...]:
+        """The rules of ``state`` in file order (the loaded rules never change: worked out once per state)."""
+        rules = self._rules_in.get(state)
+        if rules is None:
+            rules = self._rules_in[state] = tuple(self.definition.rules_in(state))
+        return rules
+
+    def producers_in(self, state: str) -> dict[str, list[str]]:
+        """Derived fact -> the rules of ``state`` whose ``then`` or ``otherwise`` derives it (read only)."""
+        producers = self._producers.get(state)
+        if producers is None:
+            producers = {}
+            for rule in self.rules_in(state):
+                for effect in rule.then + rule.otherwise:
+                    if isinstance(effect, Derive):
+                        for name in effect.values:
+                            producers.setdefault(name, []).append(rule.id)
+            self._producers[state] = producers
+        return producers
 
     def start(self, patient: dict[str, Any]) -> Session:
         """Open a session for one patient (``id`` plus patient fields such as ``weight_kg``)."""

@@ -51,6 +51,7 @@ from durable import engine as durable_engine
 from pathway.core.errors import EngineError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Effect, Score, compute_score
+from pathway.definition.pathway import Rule
 from pathway.definition.waiting import asks_for_data, waiting_for
 from pathway.runtime.compile import Binding, CompiledPathway
 
@@ -213,6 +214,7 @@ class Engine:
         }
         self._rules = {r.id: r for r in compiled.definition.rules}
         self._derived_names = frozenset(compiled.definition.spec.derived)
+        self._asking_in: dict[str, tuple[tuple[Rule, tuple[str, ...]], ...]] = {}
         self.retired_sids = 0
         self.evaluations = 0
 
@@ -266,15 +268,24 @@ class Engine:
         for f in firings:
             if f.branch == "missing":
                 f.missing = waiting_for(self._rules[f.rule], known, names)
-        for rule in self.compiled.definition.rules_in(state):
-            if rule.id in fired or not asks_for_data(rule) or C.evaluate(rule.due, known) is not True:
+        for rule, tested in self._asking(state):
+            if rule.id in fired or C.evaluate(rule.due, known) is not True:
                 continue
             missing = waiting_for(rule, known, names)
             if missing:
-                tested = [c.field for c in C.fields_of(rule.when)] + list(rule.requires)
-                facts = {name: known.get(name) for name in dict.fromkeys(tested)}
+                facts = {name: known.get(name) for name in tested}
                 firings.append(Firing(rule.id, "missing", facts, (), missing))
         return firings
+
+    def _asking(self, state: str) -> tuple[tuple[Rule, tuple[str, ...]], ...]:
+        """The rules of ``state`` that list missing data while they wait, each with the fields it tests
+        (worked out once per state)."""
+        asking = self._asking_in.get(state)
+        if asking is None:
+            asking = self._asking_in[state] = tuple(
+                (rule, tuple(dict.fromkeys([c.field for c in C.fields_of(rule.when)] + list(rule.requires))))
+                for rule in self.compiled.definition.rules_in(state) if asks_for_data(rule))
+        return asking
 
     def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
         """Assert one message; return durable's state handle, or None when no rule matched it."""
