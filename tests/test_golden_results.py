@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from golden import FIXTURE, compute, digests, key, scenarios
+from golden import FIXTURE, compute, digest, digests, key, scenarios
 
 from pathway.runtime.api import Pathway
 
@@ -24,6 +24,17 @@ def test_the_golden_set_covers_the_whole_library():
     # it records late events and retractions, not only courses in order
     assert sum("late" in g for g in GOLDEN.values()) > 300
     assert sum(len(g["in_order"]["observed"]) for g in GOLDEN.values() if isinstance(g["in_order"], dict)) > 1500
+
+
+@pytest.mark.parametrize("ls", [ls for ls in SCENARIOS if "refused" not in GOLDEN[key(ls)]["in_order"]
+                                and ls.scenario.expect.refused is None], ids=key)
+def test_run_case_returns_the_recorded_final_result(ls):
+    """A batch run builds no result before the last event: the final result is the recorded one."""
+    from golden import _pathway
+
+    case = ls.scenario.case
+    result = _pathway(ls, _cache).run_case({"patient": case.patient, "events": list(case.events)})
+    assert {k: digest(v) for k, v in result.items()} == GOLDEN[key(ls)]["in_order"]["result"]
 
 
 @pytest.mark.parametrize("ls", SCENARIOS, ids=key)

@@ -144,22 +144,28 @@ class Pathway:
         An InputError names the refused event (``.event``); with ``doc`` (the case file it was
         read from) its diagnostics point at the line and column of the bad value.
         """
+        return self._course(case, doc, results=True)
+
+    def _course(self, case: dict[str, Any], doc: Located | None, results: bool) -> tuple[Session, list[dict[str, Any]]]:
         problem = case_problem(case)
         if problem is not None:
             path, code, message = problem
             raise InputError([Diagnostic(".".join(("case", *path)), 0, 0, code, message)])
         index: int | None = None
+        out: list[dict[str, Any]] = []
         try:
             session = self.start(case["patient"])
-            results = []
             for i, event in enumerate(case["events"]):
                 index = i  # names the refused event in the handler below
-                results.append(session.observe(event))
+                if results:
+                    out.append(session.observe(event))
+                else:  # the same evaluation; no result is built for the events before the last
+                    session.receive(event)
         except InputError as exc:
             located = InputError(doc.locate(exc.diagnostics)) if doc is not None else exc
             located.event = index
             raise located from None
-        return session, results
+        return session, out
 
     def start_fhir(self, data: Any, *, doc: Located | None = None) -> tuple[Session, dict[str, Any]]:
         """A new session from a FHIR R4 Bundle (Patient, Encounter, Observations, orders; see
@@ -175,7 +181,7 @@ class Pathway:
 
     def run_case(self, case: dict[str, Any]) -> dict[str, Any]:
         """Run a whole case (``patient`` and ``events``); return the final result."""
-        session, _ = self.run_course(case)
+        session, _ = self._course(case, None, results=False)
         return session.result()
 
 

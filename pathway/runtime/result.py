@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
@@ -59,17 +60,15 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
     for item in st.current:
         if item.get("synthetic"):
             continue
-        rule = pathway.rule(item["rule"])
-        for eff in rule.effects(item["branch"]):
-            if isinstance(eff, Derive):
-                for name in eff.values:
-                    producers.setdefault(name, set()).add(rule.id)
+        for name in _derives(pathway, item["rule"], item["branch"]):
+            producers.setdefault(name, set()).add(item["rule"])
     for name, kept in st.frozen.items():
         producers.setdefault(name, set()).add(kept["rule"])
+    if not producers:
+        return {}
 
-    def tested(rule_id: str) -> set[str]:
-        rule = pathway.rule(rule_id)
-        return {c.field for cond in (rule.when, rule.due) for c in C.fields_of(cond) if c.derived}
+    def tested(rule_id: str) -> frozenset[str]:
+        return _tested_derived(pathway, rule_id)
 
     out: dict[str, list[str]] = {}
     for item in st.current:
@@ -87,6 +86,37 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
         if weak:
             out[item["rule"]] = weak
     return out
+
+
+#: per loaded pathway (weakly held), what each rule branch derives and the derived facts each rule tests
+_STATIC: weakref.WeakKeyDictionary[Pathway, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+
+
+def _static(pathway: Pathway) -> dict[tuple[str, str], Any]:
+    table = _STATIC.get(pathway)
+    if table is None:
+        table = _STATIC.setdefault(pathway, {})
+    return table
+
+
+def _derives(pathway: Pathway, rule_id: str, branch: str) -> tuple[str, ...]:
+    table = _static(pathway)
+    names = table.get((rule_id, branch))
+    if names is None:
+        rule = pathway.rule(rule_id)
+        names = table[(rule_id, branch)] = tuple(
+            name for eff in rule.effects(branch) if isinstance(eff, Derive) for name in eff.values)  # type: ignore[arg-type]
+    return names
+
+
+def _tested_derived(pathway: Pathway, rule_id: str) -> frozenset[str]:
+    table = _static(pathway)
+    names = table.get((rule_id, ""))
+    if names is None:
+        rule = pathway.rule(rule_id)
+        names = table[(rule_id, "")] = frozenset(
+            c.field for cond in (rule.when, rule.due) for c in C.fields_of(cond) if c.derived)
+    return names
 
 
 def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:

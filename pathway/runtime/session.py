@@ -115,6 +115,12 @@ class Session:
         """
         return self._changing(lambda: self._receive(event))
 
+    def receive(self, event: dict[str, Any]) -> None:
+        """Apply one event as :meth:`observe` does, without building a result (a batch run that reads
+        only the final result); the next :meth:`observe` lists its ``changes`` from the state after it."""
+        self._receive(event)
+        self._view = None
+
     def amend(self, event_id: str | int, event: dict[str, Any]) -> dict[str, Any]:
         """Replace the event recorded with ``event_id`` by ``event`` (which keeps that id) and evaluate
         the course again from the timeline; the result lists its ``changes``. InputError PW414 when no
