@@ -119,8 +119,9 @@ def _tested_derived(pathway: Pathway, rule_id: str) -> frozenset[str]:
     return names
 
 
-def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
-    """The result of a session in state ``st``: a fresh dict the caller may change."""
+def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict[str, Any]:
+    """The result of a session in state ``st``: a fresh dict the caller may change (without ``trace``
+    when ``trace`` is false)."""
     d = pathway.definition
     recs: list[dict[str, Any]] = []
     # Input warnings of the last event (a bare number read in one of two plausible units) come first.
@@ -184,7 +185,7 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
             entry.update(recheck=True, **stale)
             entry["text"] = f"{recheck_text(entry['title'], entry['unit'], stale)}: {entry['text']}"
     state_def = d.spec.states[st.state]
-    return {
+    result = {
         "pathway": d.id,
         "version": d.version,
         "profile": d.profile,
@@ -206,8 +207,10 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
                                     and pathway.rule(item["rule"]).evidence.status == "unverified"}
                                    | {r for weak in basis.values() for r in weak}),
-        "trace": _copy_trace(st.trace),
     }
+    if trace:
+        result["trace"] = _copy_trace(st.trace)
+    return result
 
 
 def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:

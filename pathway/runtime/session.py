@@ -29,7 +29,7 @@ from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
-from pathway.runtime.state import SESSION_FORMAT, SessionState
+from pathway.runtime.state import SESSION_FORMAT, SessionState, json_copy
 from pathway.runtime.watchdogs import overdue_records
 
 if TYPE_CHECKING:
@@ -65,14 +65,14 @@ class Session:
     def evaluations(self) -> list[dict[str, Any]]:
         """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw, the ``derived`` facts and
         where each ``computed`` input's value came from."""
-        return copy.deepcopy(self._st.evaluations)
+        return json_copy(self._st.evaluations)  # type: ignore[no-any-return]
 
     def last_event_evaluations(self) -> list[dict[str, Any]]:
         """The evaluations of the last applied event only (a fresh copy): the first is the state the
         event found, the others those it moved through."""
         st = self._st
         last = len(st.events) - 1
-        return copy.deepcopy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])
+        return json_copy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])  # type: ignore[no-any-return]
 
     @property
     def pathway(self) -> Pathway:
@@ -86,7 +86,7 @@ class Session:
 
     def recorded_events(self) -> list[dict[str, Any]]:
         """The events as recorded, in timeline order (a fresh copy)."""
-        return copy.deepcopy(self._st.events)
+        return json_copy(self._st.events)  # type: ignore[no-any-return]
 
     # Several operations applied as one (a FHIR Bundle): the state before them, put back on a refusal.
     # Safe because an operation never changes a state in place: it replaces it with a new one.
@@ -280,9 +280,14 @@ class Session:
         self._st = work
         return None
 
-    def result(self) -> dict[str, Any]:
-        """The current result (the contract of DESIGN §2); a fresh JSON-ready dict."""
-        return build_result(self._pathway, self._st)
+    def result(self, detail: str = "full") -> dict[str, Any]:
+        """The current result (the contract of DESIGN §2); a fresh JSON-ready dict.
+
+        ``detail="summary"``: the same without ``trace`` (its cost grows with the course; the session
+        keeps it, and a full result or :meth:`dump` still gives it)."""
+        if detail not in ("full", "summary"):
+            raise ValueError(f"detail is 'full' or 'summary', not {detail!r}")
+        return build_result(self._pathway, self._st, trace=detail == "full")
 
     def to_json(self) -> str:
         """Deterministic JSON of the current result (sorted keys)."""
@@ -343,9 +348,11 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         firings, derived = pw.engine.evaluate(st.state, snapshot, frozen)
         st.derived = derived
         event_derived.update({k: v for k, v in derived.items() if k not in frozen})
+        # by reference: the engine's derived facts and the event's kept facts are never changed
+        # afterwards (every reader gets a copy: Session.evaluations, dump)
         st.evaluations.append({"event": index, "day": day, "state": st.state,
                                "facts": {k: v for k, v in snapshot.items() if v is not None},
-                               "derived": dict(derived), "computed": computed, "frozen": dict(frozen)})
+                               "derived": derived, "computed": computed, "frozen": frozen})
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
         for f in firings:
