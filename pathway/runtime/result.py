@@ -9,7 +9,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import SessionState
+from pathway.runtime.state import SessionState, entry_dict
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -21,16 +21,9 @@ RESULT_KEYS = ("pathway", "version", "patient_id", "state", "path", "recommendat
                "data_required", "alerts", "trace")
 
 
-def _copy_trace(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
     """A copy callers may change freely (entries hold scalars, a facts dict and a missing list)."""
-    out = []
-    for entry in trace:
-        item = dict(entry)
-        item["facts"] = dict(entry["facts"])
-        if "missing" in entry:
-            item["missing"] = list(entry["missing"])
-        out.append(item)
-    return out
+    return [entry_dict(item, copy_facts=True) for item in trace]
 
 
 #: How an option's statuses combine: the strongest reason wins (a known hard exclusion stands

@@ -355,14 +355,10 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                                "derived": derived, "computed": computed, "frozen": frozen})
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
-        for f in firings:
-            entry = {"event": index, "day": day, "state": st.state, "rule": f.rule, "branch": f.branch,
-                     "facts": f.facts}
-            if f.missing:
-                entry["missing"] = list(f.missing)
-            if chosen is not None and f is chosen[0]:
-                entry["from"], entry["to"] = st.state, chosen[1]
-            st.trace.append(entry)
+        for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict
+            moved = chosen is not None and f is chosen[0]
+            st.trace.append((index, day, st.state, f.rule, f.branch, f.facts, tuple(f.missing) if f.missing else None,
+                             st.state if moved else None, chosen[1] if chosen is not None and moved else None))
         texts = text_values(d.params, snapshot, st.derived)
         if chosen is None:
             refuse_untimely(pw, recorded, passed, f"events[{index}]")

@@ -9,7 +9,55 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy"]
+__all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
+           "entry_dict", "entry_move"]
+
+
+#: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts, missing,
+#: from, to), ``missing`` a tuple or None, ``from``/``to`` None unless the firing moved the patient
+_BASE = ("event", "day", "state", "rule", "branch", "facts")
+_SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + ("from", "to"): (False, True),
+           _BASE + ("missing", "from", "to"): (True, True)}
+
+
+def compact_entry(entry: Any) -> Any:
+    """A trace entry (the dict a result shows) in the compact form a session keeps; an entry of any
+    other shape is kept as it is (:func:`entry_dict` reads both)."""
+    if type(entry) is not dict:
+        return entry
+    shape = _SHAPES.get(tuple(entry))
+    if shape is None or (shape[0] and type(entry["missing"]) is not list):
+        return entry
+    return (entry["event"], entry["day"], entry["state"], entry["rule"], entry["branch"], entry["facts"],
+            tuple(entry["missing"]) if shape[0] else None, entry["from"] if shape[1] else None,
+            entry["to"] if shape[1] else None)
+
+
+def entry_dict(item: Any, copy_facts: bool = False) -> dict[str, Any]:
+    """A kept trace entry as the result and the session document show it (a new dict; its ``facts``
+    are shared unless ``copy_facts``)."""
+    if type(item) is dict:
+        out = dict(item)
+        if copy_facts:
+            out["facts"] = dict(item["facts"])
+        if "missing" in item:
+            out["missing"] = list(item["missing"])
+        return out
+    event, day, state, rule, branch, facts, missing, source, target = item
+    out = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
+           "facts": dict(facts) if copy_facts else facts}
+    if missing is not None:
+        out["missing"] = list(missing)
+    if target is not None:
+        out["from"], out["to"] = source, target
+    return out
+
+
+def entry_move(item: Any) -> tuple[Any, Any, Any]:
+    """(event, target state or None, rule) of a kept trace entry."""
+    if type(item) is dict:
+        return item.get("event"), item.get("to"), item.get("rule")
+    return item[0], item[8], item[3]
 
 
 def json_copy(value: Any) -> Any:
@@ -55,7 +103,8 @@ class SessionState:
     entered_day: float = 0  # day the current state was entered
     day: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    #: compact entries (:func:`compact_entry`); :func:`entry_dict` gives each as a result shows it
+    trace: list[Any] = field(default_factory=list)
     #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be
     #: explained later without running the engine again
     evaluations: list[dict[str, Any]] = field(default_factory=list)
@@ -99,8 +148,10 @@ class SessionState:
 
     def values(self) -> dict[str, Any]:
         """The keys of the document that this state makes (not copied: read, never change them)."""
-        return {f.name: (value.isoformat() if isinstance(value, datetime) else value)
-                for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
+        out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
+               for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
+        out["trace"] = [entry_dict(item) for item in self.trace]
+        return out
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SessionState:
@@ -109,6 +160,7 @@ class SessionState:
         values = {f.name: json_copy(doc[f.name]) for f in fields(cls)
                   if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
+        values["trace"] = [compact_entry(entry) for entry in values["trace"]]
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 
