@@ -17,7 +17,9 @@ from pathway.core.yamlsafe import Located
 from pathway.definition.case import case_problem
 from pathway.definition.clock import days_since
 from pathway.definition.effects import Derive
+from pathway.definition.model import FieldDef, Validity
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.timeline import validity
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
@@ -50,6 +52,8 @@ class Pathway:
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
+        #: each field's validity (``timeline.validity``), worked out once: the facts read it at every event
+        self.validities = _Validities(definition.fields)
         self._rules_in: dict[str, tuple[Rule, ...]] = {}
         self._producers: dict[str, dict[str, list[str]]] = {}
         #: what this pathway decides with (files, profile, parameters; ``PathwayDef.fingerprint``), taken
@@ -183,6 +187,18 @@ class Pathway:
         """Run a whole case (``patient`` and ``events``); return the final result."""
         session, _ = self._course(case, None, results=False)
         return session.result()
+
+
+class _Validities(dict[str, Validity]):
+    """Field -> its validity, filled on first use (the fields of a loaded pathway never change)."""
+
+    def __init__(self, fields: dict[str, FieldDef]):
+        super().__init__()
+        self._fields = fields
+
+    def __missing__(self, name: str) -> Validity:
+        value = self[name] = validity(self._fields[name])
+        return value
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,15 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
     and, per computed input that has a value, where the value came from:
     ``{value, source: "derived" | "recorded", derived, recorded, inputs}``."""
     d = pathway.definition
-    fields = d.fields
+    validities = pathway.validities
     snap: dict[str, Any] = {}
     for name, value in st.facts.items():
+        valid = validities[name]  # is_current, with each field's validity worked out once per pathway
+        if valid.until is not None:
+            snap[name] = value
+            continue
         age = age_hours(st, name)
-        if age is None or is_current(fields[name], age):
+        if age is None or valid.holds(age):
             snap[name] = value
     if not d.computed and not pathway.aggregates:
         return snap, {}
