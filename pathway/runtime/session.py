@@ -29,7 +29,7 @@ from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
-from pathway.runtime.state import SESSION_FORMAT, SessionState, json_copy
+from pathway.runtime.state import SESSION_FORMAT, SessionState, evaluation_dict, json_copy, pack
 from pathway.runtime.watchdogs import overdue_records
 
 if TYPE_CHECKING:
@@ -65,14 +65,15 @@ class Session:
     def evaluations(self) -> list[dict[str, Any]]:
         """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw, the ``derived`` facts and
         where each ``computed`` input's value came from."""
-        return json_copy(self._st.evaluations)  # type: ignore[no-any-return]
+        return json_copy([evaluation_dict(e) for e in self._st.evaluations])  # type: ignore[no-any-return]
 
     def last_event_evaluations(self) -> list[dict[str, Any]]:
         """The evaluations of the last applied event only (a fresh copy): the first is the state the
         event found, the others those it moved through."""
         st = self._st
         last = len(st.events) - 1
-        return json_copy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])  # type: ignore[no-any-return]
+        return json_copy([evaluation_dict(e) for e in st.evaluations[-(len(st.path) + 1):]  # type: ignore[no-any-return]
+                          if e["event"] == last])
 
     @property
     def pathway(self) -> Pathway:
@@ -98,7 +99,7 @@ class Session:
 
     def shown_view(self) -> dict[str, Any]:
         """What the last result returned showed (:func:`changes.view`), to list the next one's changes."""
-        return self._view if self._view is not None else changes.view(self.result())
+        return self._view if self._view is not None else changes.view(self.result(detail="summary"))
 
     def remember_view(self, view: dict[str, Any]) -> None:
         self._view = view
@@ -134,7 +135,7 @@ class Session:
         return self._changing(lambda: self._retract(event_id, reason))
 
     def _changing(self, operation: Any) -> dict[str, Any]:
-        before = self._view if self._view is not None else changes.view(self.result())
+        before = self._view if self._view is not None else changes.view(self.result(detail="summary"))
         meta = operation()
         result = self.result()
         self._view = changes.view(result)
@@ -351,13 +352,13 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         # by reference: the engine's derived facts and the event's kept facts are never changed
         # afterwards (every reader gets a copy: Session.evaluations, dump)
         st.evaluations.append({"event": index, "day": day, "state": st.state,
-                               "facts": {k: v for k, v in snapshot.items() if v is not None},
+                               "facts": pack({k: v for k, v in snapshot.items() if v is not None}),
                                "derived": derived, "computed": computed, "frozen": frozen})
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
         for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict
             moved = chosen is not None and f is chosen[0]
-            st.trace.append((index, day, st.state, f.rule, f.branch, f.facts, tuple(f.missing) if f.missing else None,
+            st.trace.append((index, day, st.state, f.rule, f.branch, pack(f.facts), tuple(f.missing) if f.missing else None,
                              st.state if moved else None, chosen[1] if chosen is not None and moved else None))
         texts = text_values(d.params, snapshot, st.derived)
         if chosen is None:

@@ -10,7 +10,56 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
-           "entry_dict", "entry_move"]
+           "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict"]
+
+
+class Packed:
+    """A dict of facts as a session keeps it: its keys (one tuple shared by every dict of the same keys
+    in the same order) and its values; :func:`unpack` gives the dict back, in the same order."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: tuple[str, ...], values: tuple[Any, ...]):
+        self.keys = keys
+        self.values = values
+
+
+#: key tuples shared between packed dicts (dropped when full: only the sharing is lost)
+_KEYS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_KEYS_MAX = 65536
+
+
+def pack(facts: Any) -> Any:
+    """A dict of facts packed (:class:`Packed`); anything else as it is."""
+    if type(facts) is not dict:
+        return facts
+    keys = tuple(facts)
+    shared = _KEYS.get(keys)
+    if shared is None:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        shared = _KEYS[keys] = keys
+    return Packed(shared, tuple(facts.values()))
+
+
+def unpack(facts: Any) -> Any:
+    """A new dict of the packed facts (a dict is copied; anything else is returned as it is)."""
+    if type(facts) is Packed:
+        return dict(zip(facts.keys, facts.values, strict=True))
+    return dict(facts) if type(facts) is dict else facts
+
+
+def evaluation_dict(entry: Any) -> Any:
+    """An evaluation record as the session document shows it (a new dict; its other values shared)."""
+    if type(entry) is not dict or type(entry.get("facts")) is not Packed:
+        return entry
+    return {**entry, "facts": unpack(entry["facts"])}
+
+
+def _pack_evaluation(entry: Any) -> Any:
+    if type(entry) is not dict or type(entry.get("facts")) is not dict:
+        return entry
+    return {**entry, "facts": pack(entry["facts"])}
 
 
 #: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts, missing,
@@ -28,7 +77,7 @@ def compact_entry(entry: Any) -> Any:
     shape = _SHAPES.get(tuple(entry))
     if shape is None or (shape[0] and type(entry["missing"]) is not list):
         return entry
-    return (entry["event"], entry["day"], entry["state"], entry["rule"], entry["branch"], entry["facts"],
+    return (entry["event"], entry["day"], entry["state"], entry["rule"], entry["branch"], pack(entry["facts"]),
             tuple(entry["missing"]) if shape[0] else None, entry["from"] if shape[1] else None,
             entry["to"] if shape[1] else None)
 
@@ -45,7 +94,7 @@ def entry_dict(item: Any, copy_facts: bool = False) -> dict[str, Any]:
         return out
     event, day, state, rule, branch, facts, missing, source, target = item
     out = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
-           "facts": dict(facts) if copy_facts else facts}
+           "facts": unpack(facts) if copy_facts or type(facts) is Packed else facts}
     if missing is not None:
         out["missing"] = list(missing)
     if target is not None:
@@ -106,7 +155,7 @@ class SessionState:
     #: compact entries (:func:`compact_entry`); :func:`entry_dict` gives each as a result shows it
     trace: list[Any] = field(default_factory=list)
     #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be
-    #: explained later without running the engine again
+    #: explained later without running the engine again (``facts`` packed: see evaluation_dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
     derived: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +200,7 @@ class SessionState:
         out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
                for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
         out["trace"] = [entry_dict(item) for item in self.trace]
+        out["evaluations"] = [evaluation_dict(entry) for entry in self.evaluations]
         return out
 
     @classmethod
@@ -161,6 +211,7 @@ class SessionState:
                   if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         values["trace"] = [compact_entry(entry) for entry in values["trace"]]
+        values["evaluations"] = [_pack_evaluation(entry) for entry in values["evaluations"]]
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 
