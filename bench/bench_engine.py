@@ -1,49 +1,65 @@
-"""Throughput and memory of the engine, against raw durable_rules on the same compiled rulesets.
+"""The engine's speed and size, against durable_rules' own C core, in one run on one machine.
 
-    python bench/bench_engine.py [--patients 100000] [--baseline 20000] [--seed 1]
+    python bench/bench_engine.py [--quick] [--json FILE] [--baseline N] [--patients N] [--sessions N]
+    python bench/readme_table.py FILE        # the README's table from the JSON written by --json
 
-In one run, on one machine:
+What one run measures (``--quick``: smaller counts, under two minutes):
 
-1. *engine*: synthetic patients (deterministic mix of every branch of the ASUC pathway) go
-   through ``Pathway.start`` / ``Session.observe``: validation, snapshots, durable_rules,
-   transitions, effects, trace and the result dict after every event;
-2. *raw durable_rules*: the exact sequence of ruleset evaluations the engine made for the
-   first ``--baseline`` patients is replayed on a bare durable_rules host with the same
-   compiled rulesets: assert the snapshot, run the actions (derived facts asserted by the
-   actions, as in the engine), retract. This is the floor any wrapper pays;
-3. resident memory (VmRSS) after 1k patients and after all of them, and the peak (VmHWM).
+1. *engine*: synthetic patients (a deterministic mix of every branch of the ASUC pathway) through
+   ``Pathway.start`` / ``Session.observe``: journeys/s, events/s, and the CPU time of each
+   ``observe`` (``time.thread_time_ns``): p50, p95, p99. Rates and ratios in items 1-3 are per
+   second of this process's CPU time (``time.process_time``): one core's worth, and steady on a
+   machine shared with other work, where wall time is not;
+2. *core-call replay floor*: every call the engine made into durable_rules' C core
+   (``durable_rules_engine``: assert, start and complete action, retract, get_facts) for those
+   patients is recorded with its pre-encoded arguments, then replayed straight into the core on
+   freshly registered rulesets (checked: every replayed call returns what it returned to the
+   engine). No wrapper can do less; ``engine ÷ floor`` is what the engine costs above it;
+3. *durable Host API*: the same evaluations through durable_rules' Python Host (assert the
+   snapshot, actions assert the derived facts, retract): what a plain durable_rules program pays;
+4. *cold load*: in a fresh process each time, median of 5: the CPU time of imports, YAML, the checked
+   definition, compile, ruleset registration; and the wall time of ``pathway validate asuc`` and of
+   ``python -c "import pathway"`` (as ``time`` shows it);
+5. *memory*: bytes per open session (tracemalloc) with ``--sessions`` sessions open after 3 events
+   each; resident memory (VmRSS) after 1k and after ``--patients`` sequential patients (flat?);
+6. *store*: SessionStore saves/s and loads/s (wall time: a save waits for the disk) on SQLite, and
+   on PostgreSQL when ``PATHWAY_TEST_POSTGRES`` holds a DSN.
 
-Prints one line per measurement and a summary; exits 0. Not a test: numbers, not verdicts.
+Prints one line per measurement; ``--json FILE`` writes them all. Not a test: numbers, not verdicts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
+import importlib.util
 import json
+import os
 import platform
 import random
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from durable import engine as durable_engine  # noqa: E402
 from durable.engine import MessageNotHandledException  # noqa: E402
 
-from pathway import load_pathway  # noqa: E402
 from pathway.definition.effects import Derive  # noqa: E402
 
-
-def _rss_kb(field: str = "VmRSS") -> int:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+#: the keys of the JSON output (tests/test_bench.py and bench/readme_table.py rely on them)
+SECTIONS = ("machine", "settings", "engine", "floor", "host", "cold", "memory", "store")
 
 
 def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
@@ -85,7 +101,8 @@ def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
     return {"patient": patient, "events": events}
 
 
-class _RawHost(durable_engine.Host):
+
+class _RawHost(durable_engine.Host):  # type: ignore[misc]
     def __init__(self, compiled: Any):
         self._compiled = compiled
         self.asserted: list[dict[str, Any]] = []
@@ -115,9 +132,10 @@ class _RawHost(durable_engine.Host):
 
 
 def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> float:
+    """CPU seconds of the evaluations replayed through durable's Host API."""
     host = _RawHost(compiled)
     host.set_rulesets(copy.deepcopy(compiled.rulesets))
-    start = time.perf_counter()
+    start = time.process_time()
     for ruleset, snapshot, kept in evaluations:
         fact = dict(snapshot)
         fact["_k"] = "case"
@@ -137,117 +155,466 @@ def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str
                 pass
         if host.asserted:
             host.retract_facts(ruleset, list(reversed(host.asserted)))
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=100_000)
-    parser.add_argument("--baseline", type=int, default=20_000, help="patients replayed on raw durable_rules")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="also print the numbers as one JSON line")
-    args = parser.parse_args()
+class _CoreRecorder:
+    """Stands in for ``durable_rules_engine`` inside the engine module: forwards every call and
+    records it (name, arguments, result)."""
 
-    pw = load_pathway("asuc")
+    def __init__(self, core: Any):
+        self._core = core
+        self.calls: list[tuple[str, tuple[Any, ...], Any]] = []
 
-    def case(i: int) -> dict[str, Any]:
-        # Generated on demand (one deterministic generator per patient), so resident memory
-        # measures the engine, not a list of 100k cases.
-        return synthetic_case(i, random.Random(args.seed * 1_000_003 + i))
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self._core, name)
+        if name.startswith(("delete_", "create_", "set_")):  # the ruleset's life, not an evaluation
+            return function
+        calls = self.calls
 
-    rss_start = _rss_kb()
+        def call(*args: Any) -> Any:
+            result = function(*args)
+            calls.append((name, args, result))
+            return result
 
-    # Record the engine's evaluations for the raw replay (first --baseline patients only).
+        return call
+
+
+@contextlib.contextmanager
+def recording_core() -> Iterator[_CoreRecorder]:
+    """Record every call the engine module makes into the core: through the module it imports
+    (``_core.assert_fact(...)``) or through a function of the core it keeps under its own name."""
+    import durable_rules_engine
+
+    from pathway.runtime import engine as engine_module
+
+    recorder = _CoreRecorder(durable_rules_engine)
+    replaced: dict[str, Any] = {}
+    for name, value in list(vars(engine_module).items()):
+        if value is durable_rules_engine:
+            replaced[name] = value
+            setattr(engine_module, name, recorder)
+        elif callable(value) and getattr(durable_rules_engine, getattr(value, "__name__", ""), None) is value:
+            replaced[name] = value
+            setattr(engine_module, name, getattr(recorder, value.__name__))
+    try:
+        yield recorder
+    finally:
+        for name, value in replaced.items():
+            setattr(engine_module, name, value)
+
+
+def replay_floor(pw: Any, calls: list[tuple[str, tuple[Any, ...], Any]]) -> dict[str, Any]:
+    """Replay the recorded core calls on freshly registered rulesets: the CPU time, and whether every
+    call returned what it returned to the engine."""
+    import durable_rules_engine as core
+
+    from pathway.runtime.engine import Engine
+
+    fresh = Engine(pw.compiled)
+    handles = {old: fresh._handles[name] for name, old in pw.engine._handles.items()}
+    ops = [(getattr(core, name), (handles[args[0]], *args[1:])) for name, args, _ in calls]
+    gc.collect()
+    start = time.process_time()
+    for function, args in ops:
+        function(*args)
+    seconds = time.process_time() - start
+    mismatches = sum(1 for (function, args), (_, _, result) in zip(ops, calls, strict=True) if function(*args) != result)
+    fresh.close()
+    counts: dict[str, int] = {}
+    for name, _, _ in calls:
+        counts[name] = counts.get(name, 0) + 1
+    return {"seconds": seconds, "calls": len(calls), "mismatches": mismatches, "calls_by_function": counts}
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return float(ordered[k])
+
+
+def _rss_kb(field: str = "VmRSS") -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def engine_run(pw: Any, cases: list[dict[str, Any]]) -> tuple[float, float, list[int], int]:
+    """CPU seconds, wall seconds, the CPU time of every observe (ns), and the number of events."""
+    cpu: list[int] = []
+    events = 0
+    clock = time.thread_time_ns
+    gc.collect()
+    wall, start = time.perf_counter(), time.process_time()
+    for c in cases:
+        s = pw.start(c["patient"])
+        for event in c["events"]:
+            t0 = clock()
+            s.observe(event)
+            cpu.append(clock() - t0)
+        events += len(c["events"])
+    return time.process_time() - start, time.perf_counter() - wall, cpu, events
+
+
+def evaluate_run(pw: Any, cases: list[dict[str, Any]]) -> float:
+    """CPU seconds spent inside ``Engine.evaluate`` (the rules of one state on one snapshot: the part of
+    ``observe`` that talks to the core) over the same journeys."""
+    engine = pw.engine
+    original = engine.evaluate
+    clock = time.thread_time_ns
+    spent = [0]
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += clock() - t0
+
+    engine.evaluate = timed
+    try:
+        for c in cases:
+            s = pw.start(c["patient"])
+            for event in c["events"]:
+                s.observe(event)
+    finally:
+        del engine.evaluate
+    return spent[0] / 1e9
+
+
+def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    # 1. Record, untimed: the engine's calls into the core, and its evaluations for the Host replay.
     recorded: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    original = pw.engine.evaluate
+    engine = pw.engine
+    original = engine.evaluate
+    host_ok = hasattr(engine, "_tested") and hasattr(engine, "_tested_derived")
 
-    def recording(state: str, snapshot: dict[str, Any], frozen: dict[str, Any] | None = None):  # noqa: ANN202
-        for name in pw.compiled.state_rulesets.get(state, []):
-            tested = pw.engine._tested[name]  # the same messages the engine sends
-            kept = {k: v for k, v in sorted((frozen or {}).items()) if k in pw.engine._tested_derived[name]}
-            recorded.append((name, {k: v for k, v in snapshot.items() if v is not None and k in tested}, kept))
+    def recording(state: str, snapshot: dict[str, Any], frozen: dict[str, Any] | None = None) -> Any:
+        if host_ok:
+            for name in pw.compiled.state_rulesets.get(state, []):
+                tested = engine._tested[name]  # the same messages the engine sends
+                kept = {k: v for k, v in sorted((frozen or {}).items()) if k in engine._tested_derived[name]}
+                recorded.append((name, {k: v for k, v in snapshot.items() if v is not None and k in tested}, kept))
         return original(state, snapshot, frozen)
 
-    pw.engine.evaluate = recording  # type: ignore[method-assign]
-    base_events = 0
-    baseline_cases = [case(i) for i in range(args.baseline)]
-    for c in baseline_cases:
-        s = pw.start(c["patient"])
-        for event in c["events"]:
-            s.observe(event)
-        base_events += len(c["events"])
-    pw.engine.evaluate = original  # type: ignore[method-assign]
+    engine.evaluate = recording
+    try:
+        with recording_core() as core:
+            for c in cases:
+                s = pw.start(c["patient"])
+                for event in c["events"]:
+                    s.observe(event)
+    finally:
+        del engine.evaluate
+    # 2. The engine, timed, on the same patients.
+    seconds, wall, cpu, events = engine_run(pw, cases)
+    n = len(cases)
+    out = {
+        "journeys": n, "events": events, "seconds": round(seconds, 3), "wall_seconds": round(wall, 3),
+        "journeys_per_s": round(n / seconds, 1), "events_per_s": round(events / seconds, 1),
+        "observe_cpu_ms": {"p50": round(percentile(cpu, 0.50) / 1e6, 3), "p95": round(percentile(cpu, 0.95) / 1e6, 3),
+                           "p99": round(percentile(cpu, 0.99) / 1e6, 3), "max": round(max(cpu, default=0) / 1e6, 3),
+                           "mean": round(statistics.fmean(cpu) / 1e6, 3) if cpu else 0.0},
+        "evaluations": engine.evaluations,
+        "retired_sids": engine.retired_sids,
+    }
+    # 3. The floor: the core calls replayed.
+    if not core.calls:
+        raise SystemExit("no call into durable_rules' core was recorded: the engine reaches the core another way; "
+                         "update recording_core() in bench/bench_engine.py")
+    replay = replay_floor(pw, core.calls)
+    evaluate_s = evaluate_run(pw, cases)
+    floor = {
+        "seconds": round(replay["seconds"], 3), "core_calls": replay["calls"], "mismatches": replay["mismatches"],
+        "calls_per_event": round(replay["calls"] / max(events, 1), 1),
+        "calls_by_function": replay["calls_by_function"],
+        "journeys_per_s": round(n / replay["seconds"], 1), "events_per_s": round(events / replay["seconds"], 1),
+        "us_per_event": round(replay["seconds"] / max(events, 1) * 1e6, 2),
+        "engine_over_floor": round(seconds / replay["seconds"], 2),
+        # Engine.evaluate alone (rules of one state on one snapshot), against the same floor
+        "evaluate_seconds": round(evaluate_s, 3),
+        "evaluate_over_floor": round(evaluate_s / replay["seconds"], 2),
+    }
+    # 4. durable's Host API on the same evaluations.
+    host: dict[str, Any] = {"measured": host_ok}
+    if host_ok:
+        raw_s = run_raw(pw.compiled, recorded)
+        host.update({"seconds": round(raw_s, 3), "evaluations": len(recorded), "journeys_per_s": round(n / raw_s, 1),
+                     "events_per_s": round(events / raw_s, 1), "engine_over_host": round(seconds / raw_s, 2)})
+    return out, floor, host
 
-    # Engine, on the same first --baseline patients (timed), then on all of them.
-    start = time.perf_counter()
-    for c in baseline_cases:
-        s = pw.start(c["patient"])
-        for event in c["events"]:
-            s.observe(event)
-    engine_base_s = time.perf_counter() - start
-    raw_s = run_raw(pw.compiled, recorded)
-    n_recorded = len(recorded)
 
-    end_states: dict[str, int] = {}
-    for c in baseline_cases[:2000]:
-        state = pw.run_case(c)["state"]
-        end_states[state] = end_states.get(state, 0) + 1
-    del baseline_cases
-    recorded.clear()
+def measure_flat(pw: Any, patients: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """Resident memory over sequential patients (each session dropped after its journey)."""
     gc.collect()
-
-    rss_before_run = _rss_kb()
-    n_events = 0
-    start = time.perf_counter()
+    before = _rss_kb()
     rss_1k = 0
-    for i in range(args.patients):
+    start = time.perf_counter()
+    for i in range(patients):
         c = case(i)
         s = pw.start(c["patient"])
         for event in c["events"]:
             s.observe(event)
-        n_events += len(c["events"])
         if i + 1 == 1000:
             rss_1k = _rss_kb()
-    total_s = time.perf_counter() - start
-    rss_end, rss_peak = _rss_kb(), _rss_kb("VmHWM")
+    seconds = time.perf_counter() - start
+    return {"patients": patients, "seconds": round(seconds, 1), "journeys_per_s": round(patients / seconds, 1),
+            "rss_mb_before": round(before / 1024, 1), "rss_mb_after_1k": round(rss_1k / 1024, 1),
+            "rss_mb_after_all": round(_rss_kb() / 1024, 1)}
 
-    numbers = {
-        "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
-        "patients": args.patients,
-        "events": n_events,
-        "engine_patients_per_s": round(args.patients / total_s),
-        "engine_events_per_s": round(n_events / total_s),
-        "baseline_patients": args.baseline,
-        "baseline_evaluations": n_recorded,
-        "engine_s_on_baseline": round(engine_base_s, 3),
-        "raw_durable_s_on_baseline": round(raw_s, 3),
-        "raw_durable_patients_per_s": round(args.baseline / raw_s),
-        "raw_durable_events_per_s": round(base_events / raw_s),
-        "overhead_x": round(engine_base_s / raw_s, 2),
-        "rss_mb_at_start": round(rss_start / 1024, 1),
-        "rss_mb_before": round(rss_before_run / 1024, 1),
-        "rss_mb_after_1k": round(rss_1k / 1024, 1),
-        f"rss_mb_after_{args.patients // 1000}k": round(rss_end / 1024, 1),
-        "peak_rss_mb": round(rss_peak / 1024, 1),
-        "retired_sids": pw.engine.retired_sids,
-        "final_states_sample": dict(sorted(end_states.items())),
+
+def measure_sessions(pw: Any, count: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """Bytes per open session: ``count`` sessions kept open after (up to) 3 events each."""
+    cases = [case(i) for i in range(count)]
+    for c in cases[:20]:  # warm the caches the sessions share (compiled texts, interned names)
+        s = pw.start(dict(c["patient"], id="warm-" + c["patient"]["id"]))
+        for event in c["events"][:3]:
+            s.observe(event)
+    del s
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    sessions = []
+    events = 0
+    for c in cases:
+        s = pw.start(c["patient"])
+        for event in c["events"][:3]:
+            s.observe(event)
+            events += 1
+        sessions.append(s)
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    dumps = [len(json.dumps(s.dump(), sort_keys=True, ensure_ascii=False)) for s in sessions[:500]]
+    del sessions
+    gc.collect()
+    return {"sessions": count, "events_each": round(events / count, 2), "bytes_per_session": round(used / count),
+            "dump_bytes_mean": round(statistics.fmean(dumps))}
+
+
+def measure_store(pw: Any, location: str, count: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    from pathway import SessionStore
+
+    sessions = []
+    events = 0
+    for i in range(count):
+        c = case(i)
+        s = pw.start(dict(c["patient"], id=f"st{i}"))
+        for event in c["events"]:
+            s.observe(event)
+        events += len(c["events"])
+        sessions.append(s)
+    store = SessionStore(location)
+    start = time.perf_counter()
+    for s in sessions:
+        store.save(s)  # insert
+    for s in sessions:
+        store.save(s)  # update, on the revision it holds
+    saves_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for i in range(count):
+        store.load(pw, f"st{i}")
+    known_s = time.perf_counter() - start
+    store.close()
+    cold = SessionStore(location)
+    start = time.perf_counter()
+    for i in range(count):
+        cold.load(pw, f"st{i}")
+    verified_s = time.perf_counter() - start
+    cold.close()
+    return {"sessions": count, "events": events, "saves_per_s": round(2 * count / saves_s, 1),
+            "loads_per_s": round(count / known_s, 1), "verified_loads_per_s": round(count / verified_s, 1)}
+
+
+def measure_stores(pw: Any, count: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["sqlite"] = measure_store(pw, str(Path(tmp) / "bench.db"), count, case)
+    dsn = os.environ.get("PATHWAY_TEST_POSTGRES", "")
+    if dsn:
+        import psycopg
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_store import with_search_path
+
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}".encode())
+            try:
+                out["postgresql"] = measure_store(pw, with_search_path(dsn, schema), count, case)
+            finally:
+                admin.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+    return out
+
+
+_COLD_CHILD = r"""
+import json, sys, time
+t0 = time.process_time()
+import pathway.loading.loader as loader
+from pathway.runtime.compile import compile_pathway
+from pathway.runtime.engine import Engine
+import pathway.runtime.api
+t1 = time.process_time()
+spent = [0.0]
+read = loader.load_yaml_file
+def timed(*args, **kwargs):
+    start = time.process_time()
+    try:
+        return read(*args, **kwargs)
+    finally:
+        spent[0] += time.process_time() - start
+loader.load_yaml_file = timed
+definition = loader.load_definition(sys.argv[1])
+t2 = time.process_time()
+compiled = compile_pathway(definition)
+t3 = time.process_time()
+engine = Engine(compiled)
+t4 = time.process_time()
+print(json.dumps({"import": t1 - t0, "yaml": spent[0], "definition": t2 - t1 - spent[0], "compile": t3 - t2,
+                  "registration": t4 - t3}))
+"""
+
+
+def _python(args: list[str], runs: int) -> list[float]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *args], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
+def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
+    """Each phase of a cold load in a fresh process (median of ``runs``), and two commands' wall time."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    phases: dict[str, list[float]] = {}
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", _COLD_CHILD, pathway], check=True, cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+        for name, seconds in json.loads(out.stdout.splitlines()[-1]).items():
+            phases.setdefault(name, []).append(seconds)
+    median = {name: round(statistics.median(v) * 1000, 1) for name, v in phases.items()}
+    return {
+        "runs": runs,
+        "phases_cpu_ms": median,
+        "load_cpu_ms": round(sum(median.values()), 1),
+        "validate_wall_ms": round(statistics.median(_python(["-m", "pathway", "validate", pathway], runs)) * 1000, 1),
+        "import_pathway_wall_ms": round(statistics.median(_python(["-c", "import pathway"], runs)) * 1000, 1),
+        "python_start_wall_ms": round(statistics.median(_python(["-c", "pass"], runs)) * 1000, 1),
+        # compiled bytecode of the package present (as after pip install), not compiled on every start
+        "bytecode_cached": Path(importlib.util.cache_from_source(str(ROOT / "pathway" / "cli" / "main.py"))).exists(),
     }
-    print(f"machine            {numbers['machine']}")
-    print(f"engine             {numbers['engine_patients_per_s']:>8} patients/s  {numbers['engine_events_per_s']:>8} events/s"
-          f"  ({args.patients} patients, {n_events} events, {total_s:.1f} s)")
-    print(f"raw durable_rules  {numbers['raw_durable_patients_per_s']:>8} patients/s  "
-          f"{numbers['raw_durable_events_per_s']:>8} events/s"
-          f"  (replay of the engine's {n_recorded} evaluations for {args.baseline} patients)")
-    print(f"overhead           {numbers['overhead_x']:.2f}x raw durable_rules on the same patients "
-          f"({engine_base_s:.2f} s vs {raw_s:.2f} s)")
-    print(f"memory (VmRSS)     at start {numbers['rss_mb_at_start']} MB, before the run {numbers['rss_mb_before']} MB, "
-          f"after 1k {numbers['rss_mb_after_1k']} MB, "
-          f"after {args.patients // 1000}k {round(rss_end / 1024, 1)} MB, peak {numbers['peak_rss_mb']} MB")
-    print(f"engine sessions retired (not verifiably empty): {pw.engine.retired_sids}")
-    print(f"final states of the first {sum(end_states.values())} patients: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(end_states.items())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts: the whole run under two minutes")
+    parser.add_argument("--json", metavar="FILE", help="write every number to FILE (JSON)")
+    parser.add_argument("--baseline", type=int, help="patients timed on the engine, the floor and the Host API")
+    parser.add_argument("--patients", type=int, help="sequential patients for the flat-memory run (0: none)")
+    parser.add_argument("--sessions", type=int, help="sessions kept open for bytes per session")
+    parser.add_argument("--store", type=int, help="sessions saved and loaded per store")
+    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold measurement")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    quick = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100}
+    full = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    began = time.perf_counter()
+
+    from pathway import load_pathway
+
+    pw = load_pathway("asuc")
+
+    def case(i: int) -> dict[str, Any]:
+        # one deterministic generator per patient: generated on demand, the same in every run
+        return synthetic_case(i, random.Random(args.seed * 1_000_003 + i))
+
+    from importlib.metadata import version
+
+    numbers: dict[str, Any] = {
+        "machine": {"platform": f"{platform.machine()} {platform.system()}",
+                    "python": f"{platform.python_implementation()} {platform.python_version()}",
+                    "durable_rules": version("durable_rules"), "cores": os.cpu_count(),
+                    "load_average_start": round(os.getloadavg()[0], 2)},
+        "settings": {"quick": args.quick, "baseline": args.baseline, "patients": args.patients,
+                     "sessions": args.sessions, "store": args.store, "cold_runs": args.cold_runs, "seed": args.seed},
+    }
+    say = print
+    m = numbers["machine"]
+    say(f"machine          {m['platform']}, {m['python']}, durable_rules {m['durable_rules']}, {m['cores']} cores, "
+        f"load average {m['load_average_start']}")
+
+    spent: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        spent[name] = round(now - mark, 1)
+        mark = now
+
+    cases = [case(i) for i in range(args.baseline)]
+    engine, floor, host = measure_engine(pw, cases)
+    lap("engine_floor_host")
+    del cases
+    numbers.update(engine=engine, floor=floor, host=host)
+    cpu = engine["observe_cpu_ms"]
+    say(f"engine           {engine['journeys_per_s']:>9,.0f} journeys/s {engine['events_per_s']:>9,.0f} events/s"
+        f"  ({engine['journeys']} journeys, {engine['events']} events, {engine['seconds']} s CPU, "
+        f"{engine['wall_seconds']} s wall)")
+    say(f"observe CPU      p50 {cpu['p50']} ms, p95 {cpu['p95']} ms, p99 {cpu['p99']} ms, max {cpu['max']} ms")
+    say(f"core floor       {floor['journeys_per_s']:>9,.0f} journeys/s {floor['events_per_s']:>9,.0f} events/s"
+        f"  ({floor['core_calls']} core calls replayed, {floor['calls_per_event']} per event, "
+        f"{floor['us_per_event']} us per event, {floor['mismatches']} mismatches)")
+    say(f"engine / floor   {floor['engine_over_floor']}x whole journeys; Engine.evaluate alone "
+        f"{floor['evaluate_over_floor']}x ({floor['evaluate_seconds']} s CPU)")
+    if host["measured"]:
+        say(f"durable Host API {host['journeys_per_s']:>9,.0f} journeys/s {host['events_per_s']:>9,.0f} events/s"
+            f"  (the engine's {host['evaluations']} evaluations through durable's Python Host; "
+            f"engine {host['engine_over_host']}x)")
+
+    numbers["cold"] = cold = measure_cold("asuc", args.cold_runs)
+    lap("cold")
+    phases = ", ".join(f"{k} {v} ms" for k, v in cold["phases_cpu_ms"].items())
+    say(f"cold load        {cold['load_cpu_ms']} ms CPU ({phases}; median of {cold['runs']} fresh processes)")
+    say(f"cold commands    pathway validate asuc {cold['validate_wall_ms']} ms, import pathway "
+        f"{cold['import_pathway_wall_ms']} ms, python alone {cold['python_start_wall_ms']} ms (wall, median)")
+
+    memory = measure_sessions(pw, args.sessions, case)
+    if args.patients:
+        memory["flat"] = measure_flat(pw, args.patients, case)
+    numbers["memory"] = memory
+    lap("memory")
+    say(f"open sessions    {memory['bytes_per_session']:,} bytes each ({memory['sessions']:,} open, "
+        f"{memory['events_each']} events each; dump {memory['dump_bytes_mean']:,} bytes of JSON)")
+    if "flat" in memory:
+        f = memory["flat"]
+        say(f"sequential       {f['patients']:,} patients at {f['journeys_per_s']:,.0f} journeys/s; VmRSS "
+            f"{f['rss_mb_before']} MB before, {f['rss_mb_after_1k']} MB after 1k, {f['rss_mb_after_all']} MB after all")
+
+    numbers["store"] = stores = measure_stores(pw, args.store, case)
+    lap("store")
+    for name, st in stores.items():
+        say(f"store {name:<10} {st['saves_per_s']:>9,.0f} saves/s {st['loads_per_s']:>9,.0f} loads/s"
+            f" {st['verified_loads_per_s']:>9,.0f} verified loads/s ({st['sessions']} sessions)")
+    numbers["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
+    numbers["seconds"] = round(time.perf_counter() - began, 1)
+    numbers["settings"]["seconds_by_section"] = spent
+    say(f"total            {numbers['seconds']} s wall (" + ", ".join(f"{k} {v} s" for k, v in spent.items()) + ")")
     if args.json:
-        print(json.dumps(numbers, sort_keys=True))
+        Path(args.json).write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        say(f"wrote {args.json}")
     return 0
 
 

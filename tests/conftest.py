@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
+import platform
+import resource
 import shutil
 import sys
 from pathlib import Path
@@ -38,3 +42,26 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path):
     b = make_backend(request.param, tmp_path)
     yield b
     b.cleanup()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With PATHWAY_TEST_RECORD naming a file (`./dev test-pythons` sets it), write which interpreter ran the suite
+    and how it ended: CI checks that every supported CPython wrote one, under its own version, with exit status 0."""
+    target = os.environ.get("PATHWAY_TEST_RECORD")
+    if not target:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter is not None else {}
+    record = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "executable": sys.executable,
+        "exitstatus": int(exitstatus),
+        "collected": session.testscollected,
+        "outcomes": {k: len(stats.get(k, [])) for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")},
+        # CPU time of the run and of the processes it waited for (dot, Chromium, subprocesses): the work it took,
+        # which other load on a shared machine does not inflate as it does the wall time (./dev prints both)
+        "cpu_seconds": round(sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage,
+                                                                       (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))), 1),
+    }
+    Path(target).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -64,6 +64,8 @@ from pathway.render.diagram import build_diagram, build_trace_diagram, diagram_t
 from pathway.render.diff import build_diff_diagram
 from pathway.render.state_diagram import build_state_diagram
 from pathway.render.tables import tables_csv, tables_html_page, tables_markdown, tables_text
+from pathway.service.cards import Card, order_cards, patient_view_cards
+from pathway.service.rulepage import rule_document, rule_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "rules" / "asuc" / "cases" / "demo.yaml"
@@ -561,6 +563,8 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
         "evidence text": evidence_text(ev), "evidence markdown": evidence_markdown(ev), "evidence json": json.dumps(ev),
         "hazards text": hazards_text(log), "hazards markdown": hazards_markdown(log),
         "fields markdown": field_reference(pw.definition),
+        # the page a CDS Hooks card's source.url opens (pathway serve)
+        "rule page html": rule_html(pw, rule_document(pw, "tw_asuc_confirmed", AS_OF)),
     }
     out["diagram svg"] = render_svg(out["diagram dot"])
     out["trace svg"] = render_svg(out["trace dot"])
@@ -568,9 +572,39 @@ def _rule_outputs(folder: Path) -> dict[str, str]:
     out.update({"table text": tables_text(tables), "table markdown": tables_markdown(tables),
                 "table csv": tables_csv(tables), "table html": tables_html_page(tables)})
     out["state svg"] = render_svg(out["state dot"])
+    out.update(_card_outputs(pw, case))
     pw.close()
     out.update(_diff_outputs(folder))
     return out
+
+
+def _card_outputs(pw: Any, case: dict[str, Any]) -> dict[str, str]:
+    """The CDS Hooks cards of the demo patient at the rescue decision (options, data required, a tacrolimus
+    order at another dose than the computed one) and at the end of the course: summaries and Markdown details."""
+    tacrolimus = {"resourceType": "MedicationRequest", "id": "draft-1", "status": "draft", "intent": "order",
+                  "subject": {"reference": "Patient/demo-001"},
+                  "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                            "code": "42316"}]},
+                  "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                         "doseAndRate": [{"doseQuantity": {"value": 5, "unit": "mg", "code": "mg",
+                                                                           "system": "http://unitsofmeasure.org"}}]}]}
+    cards: list[dict[str, Any]] = []
+    session = pw.start(case["patient"])
+    for i, event in enumerate(case["events"]):  # every moment of the course: alerts, rechecks, doses
+        session.observe(event)
+        cards += patient_view_cards(pw, session)
+        if i == 2:  # day 3: the rescue decision
+            cards += order_cards(pw, session, [tacrolimus])
+    # no rescue agent suitable (an active serious infection on day 3): the colectomy proposal
+    session = pw.start(case["patient"])
+    for event in case["events"][:3]:
+        session.observe(dict(event, active_serious_infection=True) if event.get("day") == 3 else event)
+    cards += patient_view_cards(pw, session)
+    kinds = {c["extension"]["asuc-pathway"]["kind"] for c in cards}
+    assert {"proposal", "decision", "alert", "recheck", "recommendation", "order-dose"} <= kinds, kinds
+    return {"cards markdown": "\n\n".join(c["detail"] for c in cards),
+            "cards summaries": "\n".join(c["summary"] for c in cards),
+            "cards json": json.dumps(cards, ensure_ascii=False)}
 
 
 #: A profile under which no day-3 index of the demo patient is positive: the demo's course changes
@@ -635,8 +669,17 @@ def _check_rule_outputs(out: dict[str, str], benign: dict[str, str], used: dict[
     for fmt, slots in (("evidence text", ("rules.title",)), ("hazards text", ("hazards.cause",))):
         for value in used.get(slots[0], []):
             assert one_line(value) in out[fmt], f"{fmt}: {value[:60]!r} is not shown"
-    for fmt in ("run json", "evidence json", "diff json"):
+    # CDS Hooks cards: summaries one line each and under 140 characters, details inert Markdown
+    _same_lines(out["cards summaries"], benign["cards summaries"], "card summaries")
+    assert all(len(line) < 140 for line in out["cards summaries"].splitlines())
+    _assert_markdown(out["cards markdown"], benign["cards markdown"], [])
+    for card in json.loads(out["cards json"]):
+        Card.model_validate(card)
+    for fmt in ("run json", "evidence json", "diff json", "cards json"):
         json.loads(out[fmt])  # strict JSON, whatever the texts hold
+    page, page_ref = _html_tags(out["rule page html"]), _html_tags(benign["rule page html"])
+    assert not page.problems and page.tags == page_ref.tags, ("rule page html", page.problems[:5], page.tags - page_ref.tags)
+    _printable_lines(out["rule page html"])
     # the decision-table rows that change name their columns by the fields' titles: shown, on one line
     titles = [one_line(v) for v in used.get("fields.title", [])]
     assert [t for t in titles if t in out["diff text"]], "no hostile field title in the table rows of the diff"

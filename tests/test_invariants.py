@@ -168,8 +168,12 @@ ADMISSION = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4,
 def test_a_stall_past_the_evidence_is_found_whatever_the_parameters_say() -> None:
     """INV-016 is written from the evidence (no benefit from IV steroids beyond 7-10 days), not from the
     watchdog: a profile that moves the final steroid day to day 30 silences the watchdog and the
-    final-day rule, and the search finds a patient left on IV steroids on day 11 with nothing said."""
-    planted = load_pathway("asuc", parameters={"final_steroid_day": 30}, cache=False)
+    final-day rule, and the search finds a patient left on IV steroids on day 11 with nothing said. (The
+    planted profile also raises the day-3 index thresholds out of reach, so that a day-3 assessment
+    made, with every index negative, is common among the courses searched: with nothing recorded on
+    day 3 the incomplete-assessment alert speaks, and that is not a stall.)"""
+    planted = load_pathway("asuc", parameters={"final_steroid_day": 30, "oxford_stool_high": 40, "oxford_crp_mg_l": 900,
+                                               "lindgren_threshold": 200, "car_threshold": 50}, cache=False)
     report = verify(planted, budget=300, seed=0)
     assert report.violation is not None and report.violation.invariant == "INV-016", report.violation
     assert "by day 10" in report.violation.detail
@@ -183,10 +187,15 @@ def test_within_days_is_judged_when_an_event_arrives_past_the_deadline() -> None
     pw = load_pathway("asuc", parameters={"final_steroid_day": 30}, cache=False)
     patient = {"id": "w", "weight_kg": 70}
     quiet = {"stool_freq_24h": 5, "visible_blood": True}
+    # day 3: 4 stools, CRP 10 mg/L: every index negative (Oxford, Lindgren 5.4, CRP/albumin 0.3), no complete
+    # response, so nothing but the (planted) final steroid day would move the patient on
+    day3 = {"day": 3, "stool_freq_24h": 4, "visible_blood": True, "crp_mg_l": 10, "albumin_g_l": 32}
     # nothing is known after day 10: the course has not broken the invariant (yet)
-    assert check_course(pw, {"patient": patient, "events": [ADMISSION, {"day": 10, **quiet}]}) is None
-    late = check_course(pw, {"patient": patient, "events": [ADMISSION, {"day": 10, **quiet}, {"day": 11, **quiet}]})
-    assert late is not None and late.invariant == "INV-016" and late.event == 2
+    assert check_course(pw, {"patient": patient, "events": [ADMISSION, day3, {"day": 10, **quiet}]}) is None
+    late = check_course(pw, {"patient": patient, "events": [ADMISSION, day3, {"day": 10, **quiet}, {"day": 11, **quiet}]})
+    assert late is not None and late.invariant == "INV-016" and late.event == 3
+    # with nothing recorded in the day-3 window the incomplete-assessment alert speaks, so nothing stalls silently
+    assert check_course(pw, {"patient": patient, "events": [ADMISSION, {"day": 10, **quiet}, {"day": 11, **quiet}]}) is None
 
 
 def test_at_end_checks_only_the_last_result(rules_copy) -> None:

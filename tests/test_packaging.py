@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,16 @@ def test_wheel_contains_rules_and_command_works_elsewhere(tmp_path: Path):
                          capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert '"state": "maintenance_thiopurine"' in run.stdout
+
+
+def test_supported_pythons_agree_between_ci_requires_python_and_classifiers():
+    """The versions `./dev test` (CI) runs the suite under are exactly those the package admits and lists."""
+    match = re.search(r"^PYTHONS=\(([^)]*)\)$", (ROOT / "dev").read_text(encoding="utf-8"), re.M)
+    assert match, "PYTHONS=(...) not found in ./dev"
+    tested = match.group(1).split()
+    minors = sorted(int(v.split(".")[1]) for v in tested)
+    assert tested == [f"3.{m}" for m in minors] and minors == list(range(minors[0], minors[-1] + 1)), tested
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["requires-python"] == f">=3.{minors[0]},<3.{minors[-1] + 1}"
+    listed = [m.group(1) for c in project["classifiers"] if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))]
+    assert listed == tested

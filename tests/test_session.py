@@ -179,6 +179,7 @@ def test_sessions_persist_in_sqlite_and_resume(pw, tmp_path):
     assert resumed.observe(dict(later)) == s.observe(dict(later))
     store.save(resumed)
     assert store.patients("asuc") == ["p-1"] and store.count() == 1
+    store.close()  # CPython 3.13 warns of a sqlite3 connection left open to the garbage collector
 
 
 def test_rules_are_data_threshold_change_changes_answer(rules_copy):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def test_a_session_of_another_profile_is_refused_and_can_be_replayed_deliberatel
     assert (file, code) == ("profile", "PW523") and "nice" in message
     doc["profile"] = pw.definition.profile  # the profile's name edited: its fingerprint still differs
     file, code, message = _refused(pw, copy.deepcopy(doc))
-    assert (file, code) == ("fingerprint", "PW523") and "Pathway.replay(doc)" in message
+    assert (file, code) == ("fingerprint", "PW523") and "Pathway.restore(doc, replay=True)" in message
     moved = pw.replay(doc)
     assert moved.dump()["fingerprint"] == pw.fingerprint and moved.state == "rescue_tacrolimus"
 
@@ -139,7 +140,22 @@ def test_session_load_is_restore(pw):
 
 # -- the store (the rest, on every backend: tests/test_store.py) ------------------------------------------
 
-def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_path):
+@pytest.fixture
+def open_store(tmp_path: Any) -> Iterator[Callable[[], SessionStore]]:
+    """Opens SessionStore(tmp_path / "s.db") (each call another connection); every one is closed when the test
+    ends, as an application must: CPython 3.13 warns of a sqlite3 connection left to the garbage collector."""
+    opened: list[SessionStore] = []
+
+    def open_() -> SessionStore:
+        opened.append(SessionStore(tmp_path / "s.db"))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_path, open_store):
     s = pw.start(patient())
     s.observe(dict(ADMIT))
     con = sqlite3.connect(tmp_path / "s.db")
@@ -148,11 +164,11 @@ def test_a_store_written_before_saves_were_conditional_opens_and_saves(pw, tmp_p
     con.execute("INSERT INTO sessions VALUES ('asuc', 'p-1', ?, ?, 1, ?)", (pw.version, s.state, json.dumps(s.dump())))
     con.commit()
     con.close()
-    store = SessionStore(tmp_path / "s.db")
+    store = open_store()
     loaded = store.load(pw, "p-1")
     loaded.observe(dict(DAY3_FAIL))
     store.save(loaded)
-    assert SessionStore(tmp_path / "s.db").load(pw, "p-1").state == "rescue_selection"
+    assert open_store().load(pw, "p-1").state == "rescue_selection"
 
 
 def test_a_value_recorded_just_before_the_admission_time_restores() -> None:

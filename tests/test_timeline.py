@@ -384,3 +384,13 @@ def test_a_fall_needs_numbers(rules_copy):
                     f"      fn: last\n      since: {RESCUE_STATES}\n      within: {{hours: 72}}\n{CRP_BASE}",
                     f"      fn: count\n      since: {RESCUE_STATES}\n      within: {{hours: 72}}\n{CRP_BASE}")
     assert [d.code for d in diags] == ["PW112"] and "'fall_from' compares numbers" in diags[0].message
+
+
+def test_a_recheck_names_the_day_a_clock_time_falls_on_not_a_fraction_of_a_day():
+    from pathway.runtime.result import recheck_text
+
+    stale = {"last_value": 64, "recorded_day": 0.0417, "recorded_time": "2026-03-02T09:00", "age_hours": 119.0}
+    assert recheck_text("C-reactive protein", "mg/L", stale) == \
+        "recheck C-reactive protein (last 64 mg/L on day 0 at 2026-03-02T09:00, 119 h ago)"
+    stale = {"last_value": 64, "recorded_day": 2.9, "recorded_time": "2026-03-05T05:36", "age_hours": 50.0}
+    assert "on day 2 at 2026-03-05T05:36" in recheck_text("CRP", "mg/L", stale)

@@ -578,14 +578,49 @@ def _section_mutations(doc: dict[str, Any] | None, d: PathwayDef, source: str) -
     return head + explain + body, counts["survived"] + (1 if stale else 0)
 
 
+def _section_feedback(feedback: dict[str, dict[str, Any]], d: PathwayDef, source: str) -> str:
+    """How clinicians answered the CDS Hooks cards, per rule: cards issued, accepted, overridden and why
+    (``feedback``: :meth:`pathway.service.feedback.FeedbackLog.summary`, plain data)."""
+    head = '<h2 id="feedback">Card acceptance</h2>'
+    explain = ("<p>CDS Hooks cards the service issued and the feedback clinicians gave on them, per rule that made "
+               f"the card (feedback log {_e(source)}). Acceptance is accepted / (accepted + overridden); a rule "
+               "whose cards are mostly overridden is worth reviewing with the reasons given.</p>")
+    if not feedback:
+        return head + explain + "<p>" + _pill("no cards", "warning") + " The log holds no issued card.</p>"
+    titles = {r.id: r.title for r in d.rules}
+    rows = []
+    totals = {"issued": 0, "accepted": 0, "overridden": 0}
+    for rule, entry in sorted(feedback.items()):
+        counts = {k: int(entry.get(k, 0) or 0) for k in totals}
+        for k in totals:
+            totals[k] += counts[k]
+        answered = counts["accepted"] + counts["overridden"]
+        rate = f"{100 * counts['accepted'] / answered:.0f}%" if answered else "-"
+        reasons = entry.get("override_reasons") or {}
+        title = titles.get(rule)
+        shown = _e(title) if title is not None else '<span class="muted">not a rule of this version</span>'
+        rows.append(f"<tr><td><code>{_e(rule)}</code></td><td>{shown}</td><td>{counts['issued']}</td>"
+                    f"<td>{counts['accepted']}</td><td>{counts['overridden']}</td><td>{_e(rate)}</td>"
+                    f"<td>{_list([f'{k}: {v}' for k, v in sorted(reasons.items())])}</td></tr>")
+    answered = totals["accepted"] + totals["overridden"]
+    summary = (f"<p>{totals['issued']} cards issued by {len(feedback)} rules; {totals['accepted']} accepted, "
+               f"{totals['overridden']} overridden"
+               + (f" ({100 * totals['accepted'] / answered:.0f}% accepted)" if answered else "") + ".</p>")
+    return (head + explain + summary + "<table><tr><th>rule</th><th>title</th><th>issued</th><th>accepted</th>"
+            "<th>overridden</th><th>acceptance</th><th>override reasons</th></tr>" + "".join(rows) + "</table>")
+
+
 def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = None, scenario_dir: Path | None = None,
                  budget: int = DEFAULT_BUDGET, as_of: date | None = None,
-                 mutations: Path | None = None, signatories: Sequence[tuple[str, str]] = ()) -> tuple[str, int]:
+                 mutations: Path | None = None, signatories: Sequence[tuple[str, str]] = (),
+                 feedback: dict[str, dict[str, Any]] | None = None, feedback_source: str = "") -> tuple[str, int]:
     """The report as HTML text and the number of problems it shows (check errors, the hazard log's
     included, plus failed scenarios, plus surviving mutants when a mutation report is given).
     Rule sign-offs are shown as of ``as_of`` (default: today), which is also the report's date;
     ``mutations`` is a file written by ``pathway test --mutate --json``; ``signatories`` (name, role)
-    are printed in the sign-off block of the title page (blank lines follow for others)."""
+    are printed in the sign-off block of the title page (blank lines follow for others); ``feedback``
+    (the per-rule summary of a CDS Hooks feedback log, read from ``feedback_source``) adds the card
+    acceptance section."""
     root = resolve_pathway_dir(name_or_path)
     try:
         pw = load_pathway(root, profile=profile)
@@ -650,6 +685,8 @@ def build_report(name_or_path: str | os.PathLike[str], *, profile: str | None = 
             mutation_doc = {}
     mutation_html, mutation_problems = _section_mutations(mutation_doc, d, display_path(mutations) if mutations else "")
     parts.append(mutation_html)
+    if feedback is not None:
+        parts.append(_section_feedback(feedback, d, feedback_source))
     parts.append(_section_parameters(d))
     parts.append(_section_sources(d))
     title_page = _title_page(d, fingerprint, when, status, facts, _contents(parts),

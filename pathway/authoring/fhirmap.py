@@ -30,13 +30,17 @@ def mapping_markdown(definition: PathwayDef) -> str:
         flag = "" if omap.verified else " (unverified)"
         lines.append(f"| {md_code(omap.code)} | {_system(definition, omap.system)} | {md_inline(omap.display)}{flag} "
                      f"| {md_code(omap.field)} | {md_inline(fdef.unit or '-')} | {units} |")
-    lines += ["", "| code | system | meaning | read from | records (first one due) | daily dose |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| code | system | meaning | read from | records (first one due) | daily dose | order checks as |",
+              "|---|---|---|---|---|---|---|"]
     for order in codes.orders.values():
         records = "; ".join(md_code(f"{name}: {str(value).lower() if isinstance(value, bool) else value}")
                             for name, value in order.records) or "-"
+        agent = md_code(order.agent) if order.agent else "-"
+        if order.agent and order.names:
+            agent += " (" + ", ".join(md_inline(n) for n in order.names) + ")"
         lines.append(f"| {md_code(order.code)} | {_system(definition, order.system)} | {md_inline(order.display)} "
-                     f"| {', '.join(order.resources)} | {records} | {md_code(order.daily_dose) if order.daily_dose else '-'} |")
+                     f"| {', '.join(order.resources)} | {records} | {md_code(order.daily_dose) if order.daily_dose else '-'} "
+                     f"| {agent} |")
     lines += ["", "| answer code | system | value |", "|---|---|---|"]
     for (system, code), value in codes.answers.items():
         shown = str(value).lower() if isinstance(value, bool) else value

@@ -27,6 +27,7 @@ from pathway.definition import conditions as C
 from pathway.definition.invariants import Expect, Invariant, describe_expect, expect_holds
 from pathway.definition.model import FieldDef
 from pathway.definition.units import from_canonical, units_for
+from pathway.runtime.session import observed_form
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -244,6 +245,7 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
     #: open 'within_days' obligations: invariant id -> (event index that opened it, deadline day)
     pending: dict[str, list[tuple[int, float]]] = {}
     last: tuple[int, dict[str, Any], dict[str, Any], str] | None = None  # index, facts, result, state before
+    late = False
     for index, event in enumerate(case["events"]):
         before_state = session.state
         before = _dump(session) if "refused_event_changes_nothing" in builtins else ""
@@ -264,6 +266,13 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
         applied.append(event)
         if stats is not None:
             stats.events += 1
+        if (result.get("changes") or {}).get("reevaluated_from") is not None:
+            # A late event: the course was evaluated again from its place, and what an invariant judges
+            # (the move an event made, the values it saw) happened at the events re-evaluated, not at the
+            # last one. The arrival order gives the same course as the timeline (a tested property), so
+            # the course is checked event by event in timeline order at the end.
+            late = True
+            continue
         evaluations = session.last_event_evaluations()
         facts = dict(evaluations[0]["facts"]) if evaluations else {}
         for ev in evaluations:
@@ -283,6 +292,10 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
             if problem is not None:
                 return _violation(inv, index, problem, case, before_state, result)
         last = (index, facts, result, before_state)
+    if late:
+        in_order = {"patient": case["patient"], "events": [observed_form(e) for e in session.recorded_events()]}
+        # a violation found so is reported with that course: the same events, in the order they happened
+        return check_course(pathway, in_order, stats)
     if last is not None:
         index, facts, result, before_state = last
         for inv in invariants:

@@ -21,7 +21,7 @@ from pathway.core.errors import DefinitionError, InputError, PathwayError
 from pathway.core.text import one_line
 from pathway.core.version import __version__
 
-__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+__all__ = ["main", "build_parser", "COMMAND_MODULES", "COMMANDS"]
 
 #: Modules that add subcommands: each has ``add_command(subparsers)`` that creates its parser and
 #: sets ``handler`` (a function ``(args) -> exit code``). Imported when the parser is built.
@@ -40,14 +40,42 @@ COMMAND_MODULES: list[str] = [
     "pathway.cli.codes",
     "pathway.cli.verify",
     "pathway.cli.table",
+    "pathway.cli.serve",
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Each command and the module that adds it (tests check it against the parser built from every
+#: module): running one command imports that module only, not the renderers, audits and authoring
+#: tools of all the others.
+COMMANDS: dict[str, str] = {
+    "validate": "pathway.cli.run",
+    "run": "pathway.cli.run",
+    "diagram": "pathway.cli.run",
+    "demo": "pathway.cli.run",
+    "test": "pathway.cli.testing",
+    "evidence": "pathway.cli.evidence",
+    "hazards": "pathway.cli.hazards",
+    "schema": "pathway.cli.schema",
+    "fields": "pathway.cli.fields",
+    "check": "pathway.cli.check",
+    "explain": "pathway.cli.explain",
+    "trace": "pathway.cli.trace",
+    "diff": "pathway.cli.diff",
+    "report": "pathway.cli.report",
+    "codes": "pathway.cli.codes",
+    "verify": "pathway.cli.verify",
+    "table": "pathway.cli.table",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``command`` (one of :data:`COMMANDS`) a parser that
+    knows the commands of that command's module only."""
     parser = argparse.ArgumentParser(prog="pathway", description="Clinical pathways as rule files, run on durable_rules.")
     parser.add_argument("--version", action="version", version=f"asuc-pathway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for module in modules:
         importlib.import_module(module).add_command(sub)
     return parser
 
@@ -63,7 +91,8 @@ def _escape_unencodable() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _escape_unencodable()
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

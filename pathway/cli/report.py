@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from pathway.analysis.check import DEFAULT_BUDGET
 from pathway.audit.browser import PDF_TIMEOUT, chromium, print_pdf
@@ -21,6 +22,25 @@ def _signatory(text: str) -> tuple[str, str]:
     return name.strip(), role.strip()
 
 
+def _shown(location: str) -> str:
+    """A feedback log's location as the report names it (a file path; a URL without its password)."""
+    return location if "://" not in location else location.split("://", 1)[0] + "://" + location.rsplit("@", 1)[-1]
+
+
+def _feedback(location: str) -> dict[str, dict[str, Any]]:
+    """The per-rule summary of the CDS Hooks feedback log at ``location`` (a usage error when there is none)."""
+    from pathway.runtime.storebase import StoreUnavailable
+    from pathway.service.feedback import FeedbackLog
+
+    if "://" not in location and not Path(location).is_file():
+        raise UsageError(f"--feedback: no feedback log at {location!r} (the SQLite file the service records into)")
+    try:
+        with FeedbackLog(location) as log:
+            return log.summary()
+    except StoreUnavailable as exc:
+        raise UsageError(f"--feedback: {exc}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     signatories = [_signatory(s) for s in args.signatory]
     as_of = as_of_date(args.as_of)
@@ -29,10 +49,12 @@ def _run(args: argparse.Namespace) -> int:
         if not args.pdf_timeout > 0:
             raise UsageError(f"--pdf-timeout takes a number of seconds above 0, not {args.pdf_timeout:g}")
         chromium()  # no browser: say so before the report is built, and write nothing
+    feedback = _feedback(args.feedback) if args.feedback else None
     text, problems = build_report(args.pathway, profile=args.profile,
                                   scenario_dir=Path(args.scenarios) if args.scenarios else None, budget=args.budget,
                                   as_of=as_of, mutations=Path(args.mutations) if args.mutations else None,
-                                  signatories=signatories)
+                                  signatories=signatories, feedback=feedback,
+                                  feedback_source=_shown(args.feedback) if args.feedback else "")
     shown = f" ({problems} problem(s) shown)" if problems else ""
     if html_out is not None:
         html_out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,4 +87,7 @@ def add_command(sub: Subparsers) -> None:
                    help="the report's date, on which the rule sign-offs are judged (default: today)")
     p.add_argument("--mutations", default=None, metavar="FILE",
                    help="include a threshold mutation report written by 'pathway test PATHWAY --mutate --json FILE'")
+    p.add_argument("--feedback", default=None, metavar="LOCATION",
+                   help="add the acceptance of the CDS Hooks cards per rule, from the service's feedback log "
+                        "(the SQLite file given to 'pathway serve')")
     p.set_defaults(handler=_run)

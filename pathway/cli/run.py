@@ -11,10 +11,9 @@ from pathway.cli.common import EXIT_OK, Subparsers, UsageError, add_parameter_op
 from pathway.core.errors import DefinitionError, Diagnostic, InputError, display_path
 from pathway.core.text import inert, one_line
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
+from pathway.definition.graph import transition_pairs
 from pathway.loading.cases import read_case_document
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
-from pathway.render.diagram import build_diagram, build_trace_diagram, write_diagram, write_dot_svg
-from pathway.render.state_diagram import build_state_diagram
 from pathway.runtime.api import Pathway, load_pathway
 from pathway.runtime.compile import compile_pathway
 from pathway.runtime.session import observed_form
@@ -108,11 +107,12 @@ def _validate(name: str, parameters: dict[str, Any]) -> int:
     definitions = load_every_profile(name, parameters)
     diags: list[Diagnostic] = []
     pathway: Pathway | None = None
+    default = definitions.get(None)
     for profile, definition in definitions.items():
         try:
             if profile is None:
                 pathway = Pathway(definition)
-            else:
+            elif definition is not default:  # the default profile by its name: compiled above
                 compile_pathway(definition)
         except DefinitionError as exc:  # an engine limit (PW30x) under one profile
             diags.extend(d for d in exc.diagnostics if d not in diags)
@@ -122,7 +122,8 @@ def _validate(name: str, parameters: dict[str, Any]) -> int:
     engine_rules = sum(len(r) for r in pathway.compiled.rulesets.values())
     largest = max((len(r) for r in pathway.compiled.rulesets.values()), default=0)
     unverified = sum(1 for r in d.rules if r.evidence.status == "unverified")
-    print(f"ok: {d.id} {d.version}: {d.graph.number_of_nodes()} states, {d.graph.number_of_edges()} transitions, "
+    # counted without building the networkx graph (the same nodes and edges)
+    print(f"ok: {d.id} {d.version}: {len(d.spec.states)} states, {len(transition_pairs(d.spec))} transitions, "
           f"{len(d.rules)} rules ({unverified} unverified), {len(d.spec.parameters)} parameters, "
           f"{engine_rules} engine rules in {len(pathway.compiled.rulesets)} rulesets (largest {largest}); "
           f"profiles: {', '.join(sorted(p for p in definitions if p is not None)) or 'none'}")
@@ -135,6 +136,8 @@ def _diagram(name: str, out: str | None, parameters: dict[str, Any], fmt: str = 
     ``state`` the decision-point diagram of that state."""
     if state is not None and clusters:
         raise UsageError("--clusters draws the phases of the whole pathway; it does not apply with --state")
+    from pathway.render.diagram import build_diagram, write_diagram, write_dot_svg  # Graphviz: on first use
+    from pathway.render.state_diagram import build_state_diagram
     pathway = load_pathway(name, profile=profile, parameters=parameters or None)
     if state is not None:
         diagram = build_state_diagram(pathway.definition, state)
@@ -161,6 +164,8 @@ def _demo(out_dir: str) -> int:
         return code
     print()
     code = _diagram(DEFAULT_PATHWAY, str(Path(out_dir) / DEFAULT_PATHWAY), {})
+    from pathway.render.diagram import build_trace_diagram, write_diagram
+
     pathway = load_pathway(DEFAULT_PATHWAY)
     result = pathway.run_case(load_yaml_file(str(case_path), display_path(case_path)).data)
     trace = build_trace_diagram(pathway.graph, result)

@@ -222,6 +222,16 @@ _ALL = [
     Code("PW437", "input", "FHIR input unavailable",
          "The pathway has no codes file ('codes_file' in pathway.yaml), or the optional 'fhir' extra "
          "(fhir.resources) is not installed."),
+    Code("PW450", "input", "malformed draft order",
+         "A CDS Hooks draft order that is not a MedicationRequest object, or whose medication, dosage or dose is not "
+         "of the FHIR R4 shape (a dose that is not a number); the location names the order and the element."),
+    Code("PW451", "input", "feedback on an unknown card",
+         "CDS Hooks feedback names a card uuid this service never issued (or issued for another service); nothing "
+         "of the feedback is recorded."),
+    Code("PW452", "input", "malformed feedback",
+         "CDS Hooks feedback that is not of the 2.0 shape: no 'feedback' list, an outcome other than accepted or "
+         "overridden, an accepted suggestion the card did not offer, an override reason that is not a Coding; "
+         "nothing of it is recorded."),
     Code("PW501", "session", "transition refused",
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW520", "stored session", "not a session document",
@@ -235,7 +245,8 @@ _ALL = [
     Code("PW523", "stored session", "session dumped under other rules",
          "The document's pathway version, profile or fingerprint (the contents of every file the load read, the "
          "profile and the parameter values) differs from the loaded pathway's, or it carries no fingerprint. "
-         "`Pathway.replay(doc)` re-runs its patient and events under the loaded rules, deliberately."),
+         "`Pathway.restore(doc, replay=True)` (or `SessionStore.load(..., replay=True)`) re-runs its patient and "
+         "events under the loaded rules, deliberately, and lists what changed."),
     Code("PW524", "stored session", "recorded input refused",
          "The patient or an event recorded in the document is refused by the pathway's input validation, or its "
          "checksum does not match the recorded patient and events (an edited or corrupt input)."),

@@ -305,6 +305,91 @@ if _CParser is not None:
 
     _FastLoader = _LibyamlLoader
 
+def _libyaml_version() -> tuple[int, ...]:
+    try:
+        from yaml import _yaml
+        return tuple(_yaml.get_version())
+    except (ImportError, AttributeError):  # pragma: no cover - PyYAML without libyaml
+        return (0,)
+
+
+_ComposedLoader: Any = None
+# libyaml from 0.2.5 on refuses nesting beyond 1,000 levels while it parses, so its (recursive)
+# composer never runs deep; older versions compose in Python only.
+if _CParser is not None and _libyaml_version() >= (0, 2, 5):
+    class _LibyamlComposedLoader(yaml.constructor.SafeConstructor, yaml.resolver.Resolver,
+                                 _CParser):  # type: ignore[misc]
+        """libyaml parses and composes (the fastest way): for files without tags or anchors, which
+        is every shipped rule file; the resolvers and constructors are the ones above."""
+
+        yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
+        yaml_constructors = _StrictLoader.yaml_constructors
+
+        def __init__(self, text: str):
+            _CParser.__init__(self, text)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    _ComposedLoader = _LibyamlComposedLoader
+
+#: Where a tag (``!``, ``!!str``, ``!foo``) or an anchor (``&a``) may start: at the start of the text
+#: or after a space or a flow indicator (``Truelove & Witts`` is a text). A match, even in a text,
+#: sends the file to the loaders that check every event.
+_MAY_TAG_OR_ANCHOR = re.compile(r"(?:^|[\s\[\]{},\ufeff])(?:!|&\S)")
+
+
+def _within(node: yaml.Node, limits: Limits) -> int:
+    """The number of values of a composed tree (no aliases), or -1 when it is beyond the nesting,
+    size or text limits."""
+    count = 0
+    stack = [(node, 0)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if isinstance(item, yaml.ScalarNode):
+            if len(item.value) > limits.max_string:
+                return -1
+            continue
+        depth += 1
+        if depth > limits.max_depth:
+            return -1
+        if isinstance(item, yaml.MappingNode):
+            stack.extend((part, depth) for pair in item.value for part in pair)
+        else:
+            stack.extend((child, depth) for child in item.value)
+    return count if count <= limits.max_nodes else -1
+
+
+def _load_composed(text: str, file: str, limits: Limits) -> Located | None:
+    """The document composed by libyaml, or None when it may hold a tag or an anchor, is broken or
+    is beyond a limit: the other loaders then read it and report the problem in their words. A
+    problem found while building the values (a duplicate key, a number out of range) is the one
+    those loaders would report, at the same place, so it is raised."""
+    # Every value but a null after ':' or '-' takes a character of its own, so a text no longer than
+    # max_nodes composes (all at once, unlike the checking composer) to about max_nodes values at most.
+    if _ComposedLoader is None or len(text) > limits.max_nodes or _MAY_TAG_OR_ANCHOR.search(text):
+        return None
+    loader = _ComposedLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError:
+            return None
+        out = Located(data=None, file=file)
+        if node is not None:
+            values = _within(node, limits)
+            if values < 0:
+                return None
+            try:
+                out.data = _build(node, (), out, loader, limits)
+            except YamlProblem as exc:
+                exc.nodes = values  # as the other loaders count it: the whole file was composed
+                raise
+        return out
+    finally:
+        loader.dispose()
+
+
 #: A file libyaml finds broken is read again with the pure Python parser, whose messages the
 #: diagnostics show, when libyaml had composed at most this many values before the problem (about
 #: a second of the Python parser); beyond, the diagnostic gives libyaml's message.
@@ -371,6 +456,9 @@ def load_yaml_text(text: str, file: str, limits: Limits = DOCUMENT_LIMITS) -> Lo
     if len(text) > limits.max_bytes:
         raise YamlProblem(Diagnostic(file, 1, 1, "PW120", f"more than {limits.max_bytes:,} characters; "
                                                           "a rule file is at most that long"))
+    composed = _load_composed(text, file, limits)
+    if composed is not None:
+        return composed
     if _FastLoader is not None:
         try:
             return _load(_FastLoader, text, file, limits)

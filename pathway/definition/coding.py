@@ -46,6 +46,10 @@ class OrderMap:
     daily_dose: str | None = None
     verified: bool = True
     note: str = ""
+    #: the pathway's name for the medicine (an option or a computed dose's name), for order checks
+    agent: str | None = None
+    #: names that identify it in a draft order's free text (whole words, case-insensitive)
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,11 @@ class Terminology:
 
     def order(self, system: str, code: str) -> OrderMap | None:
         return self.orders.get((system, code))
+
+    def agents(self) -> dict[str, list[OrderMap]]:
+        """The medicines order checks know: agent -> its codes (MedicationRequest codes, in file order)."""
+        out: dict[str, list[OrderMap]] = {}
+        for omap in self.orders.values():
+            if "MedicationRequest" in omap.resources and omap.agent is not None:
+                out.setdefault(omap.agent, []).append(omap)
+        return out

@@ -10,12 +10,14 @@ titles, in the order declared); edges carry ``title``, ``rules`` (ids of the rul
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from pathway.definition.model import ANY_ACTIVE, PathwayFile
 
-__all__ = ["build_graph", "expand_sources", "active_states"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["build_graph", "expand_sources", "active_states", "transition_pairs"]
 
 
 def active_states(pathway: PathwayFile) -> list[str]:
@@ -32,10 +34,23 @@ def expand_sources(pathway: PathwayFile, value: str | list[str]) -> list[str]:
     return out
 
 
+def transition_pairs(pathway: PathwayFile) -> dict[tuple[str, str], None]:
+    """The edges of :func:`build_graph`'s graph as ``(from, to)`` pairs, in the order it adds them,
+    without networkx (what checking a rule file needs: loading it does not import networkx)."""
+    out: dict[tuple[str, str], None] = {}
+    for transition in pathway.transitions:
+        for source in expand_sources(pathway, transition.from_):
+            if source in pathway.states and transition.to in pathway.states:
+                out[(source, transition.to)] = None
+    return out
+
+
 def build_graph(pathway: PathwayFile, rule_edges: Iterable[tuple[str, str, str]] = (),
                 proposal_edges: Iterable[tuple[str, str, str]] = ()) -> nx.DiGraph:
     """Graph of states and transitions; ``rule_edges`` is ``(rule_id, from, to)`` per rule move,
     ``proposal_edges`` the same for a rule that proposes the move (taken once a decision is recorded)."""
+    import networkx as nx  # on first use: loading and compiling a pathway need no graph library
+
     graph = nx.DiGraph(id=pathway.id, version=pathway.version, title=pathway.title,
                        phases={pid: phase.title for pid, phase in pathway.phases.items()})
     for sid, state in pathway.states.items():

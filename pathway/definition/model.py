@@ -672,6 +672,14 @@ class OrderCode(_Coded):
     daily_dose: str | None = Field(default=None, pattern=_ID,
                                    description="A MedicationRequest's total daily dose (dose x frequency / period, in "
                                                "mg) records this field (unit mg/day).")
+    agent: str | None = Field(default=None, pattern=_ID,
+                              description="The pathway's name for this medicine: an option of a decision or the name of "
+                                          "a computed dose (tacrolimus). Order checks (CDS Hooks order-select and "
+                                          "order-sign) map a draft order to it; default: the value it records.")
+    names: list[str] = Field(default_factory=list,
+                             description="Names that identify the medicine in a draft order's free text when no code "
+                                         "of this file is given (generic and brand names, matched as whole words, "
+                                         "case-insensitive).")
 
 
 class CodesFile(_Model):

@@ -10,10 +10,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Literal
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY
@@ -22,6 +21,9 @@ from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Tr
 from pathway.definition.invariants import Invariant
 from pathway.definition.model import Evidence, FieldDef, PathwayFile
 from pathway.definition.mutation import Site
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_FIELDS", "Branch", "BRANCHES",
            "BRANCH_KEYS", "SignOff", "SIGNOFF_TEXT", "Ref", "Hazard"]
@@ -262,7 +264,8 @@ class PathwayDef:
     spec: PathwayFile
     fields: dict[str, FieldDef]
     rules: list[Rule]
-    graph: nx.DiGraph
+    #: ``(rule id, from, to)`` of every move a rule makes (the ``rules`` of the graph's edges)
+    rule_edges: tuple[tuple[str, str, str], ...]
     params: dict[str, Any]
     profile: str | None = None
     files: list[str] = field(default_factory=list)
@@ -284,6 +287,16 @@ class PathwayDef:
     sites: tuple[Site, ...] = ()
     #: the FHIR terminology map (None when pathway.yaml names no codes file)
     codes: Terminology | None = None
+    #: ``(rule id, from, to)`` of every move a rule proposes (the ``proposals`` of the graph's edges)
+    proposal_edges: tuple[tuple[str, str, str], ...] = ()
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The state graph (:func:`pathway.definition.graph.build_graph`), built on first use, so that
+        loading, checking and compiling a pathway do not import networkx."""
+        from pathway.definition.graph import build_graph
+
+        return build_graph(self.spec, self.rule_edges, self.proposal_edges)
 
     @property
     def id(self) -> str:

@@ -42,7 +42,7 @@ from pathway.definition.inputs import shown_value
 from pathway.definition.model import FieldDef
 from pathway.definition.pathway import PathwayDef
 
-__all__ = ["Item", "FhirInput", "read_fhir", "fhir_models", "BUNDLE_TYPES", "MAX_DEPTH", "MAX_VALUES"]
+__all__ = ["Item", "FhirInput", "read_fhir", "check_resources", "fhir_models", "BUNDLE_TYPES", "MAX_DEPTH", "MAX_VALUES"]
 
 #: Bundle types read: a course sent at once (collection), a write (transaction, batch), a search result.
 BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset")
@@ -527,6 +527,47 @@ class _Reader:
             raise InputError(self.diags)
         taken = [item for item in record if item not in self.items]
         return FhirInput(dict(self.patient), self.items, self.ignored, set(self.patient_refs), paths, taken)
+
+
+def check_resources(resources: list[Any], resource_type: str, where: str) -> None:
+    """Validate each of ``resources`` as a FHIR R4 ``resource_type`` (e.g. the ``draftOrders`` of a CDS Hooks
+    request as MedicationRequests): InputError PW431 naming ``where[i]`` and the path of each bad element
+    (``draftOrders[1].dosageInstruction[0].doseAndRate[0].doseQuantity.value``), PW437 without the 'fhir'
+    extra. Nothing else is read."""
+    models = fhir_models()
+    diags: list[Diagnostic] = []
+    for i, data in enumerate(resources):
+        at = f"{where}[{i}]"
+        if not isinstance(data, dict):
+            diags.append(Diagnostic(at, 0, 0, "PW431", f"a {resource_type} is a JSON object, not {shown_value(data)}"))
+            continue
+        if data.get("resourceType") != resource_type:
+            diags.append(Diagnostic(f"{at}.resourceType", 0, 0, "PW431",
+                                    f"a {resource_type}, not {shown_value(data.get('resourceType'))}"))
+            continue
+        problem = _size_problem(data)
+        if problem is not None:
+            diags.append(Diagnostic(at, 0, 0, "PW431", problem))
+            continue
+        try:
+            models.get_fhir_model_class(resource_type).model_validate(data)
+        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, or an error of fhir_core itself
+            errors = exc.errors() if hasattr(exc, "errors") and callable(exc.errors) else None
+            if not errors:
+                diags.append(Diagnostic(at, 0, 0, "PW431", f"not a valid {resource_type}: {shown_value(str(exc))}"))
+            for err in (errors or [])[:20]:
+                # ("root": a list or object model's own value, not an element of the resource)
+                loc = tuple(x for x in err.get("loc", ()) if isinstance(x, (str, int)) and x != "root")
+                path = at + _fhir_path(loc).removeprefix("resource")
+                if err.get("type") == "missing":
+                    message = f"{resource_type} needs this element"
+                elif err.get("type") == "extra_forbidden":
+                    message = "unknown element (not in FHIR R4)"
+                else:
+                    message = f"{err.get('msg', 'invalid')} (got {shown_value(err.get('input'))})"
+                diags.append(Diagnostic(path, 0, 0, "PW431", message))
+    if diags:
+        raise InputError(diags)
 
 
 def read_fhir(definition: PathwayDef, data: Any, *, doc: Located | None = None, name: str = "fhir",

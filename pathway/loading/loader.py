@@ -7,13 +7,14 @@ each a ``file:line:col: message [CODE]`` line.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, cast
 
-import networkx as nx
 from pydantic import ValidationError
 
 from pathway.core.errors import DefinitionError, Diagnostic, PathwayError, display_path, suggest
@@ -45,7 +46,7 @@ from pathway.definition.effects import (
     derived_by,
     parse_effects,
 )
-from pathway.definition.graph import build_graph, expand_sources
+from pathway.definition.graph import expand_sources, transition_pairs
 from pathway.definition.invariants import BUILTINS, Expect, Invariant, parse_expect
 from pathway.definition.model import (
     ANY_ACTIVE,
@@ -93,6 +94,15 @@ MAX_LOAD_FILES = 500
 MAX_LOAD_NODES = 100_000
 
 
+def _still_a_link(path: Path) -> bool:
+    """Whether a resolved path is still a symbolic link: from CPython 3.13, ``Path.resolve()`` returns the link where
+    a loop of links closes instead of raising RuntimeError."""
+    try:
+        return path.is_symlink()
+    except (OSError, ValueError):  # a name too long, say: reading the file reports it
+        return False
+
+
 def _short(text: str, limit: int = 80) -> str:
     """A name from a rule file as a message quotes it: at most ``limit`` characters, control characters escaped."""
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
@@ -124,6 +134,67 @@ def shipped_rules_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("the shipped rules folder was not found next to the package")
+
+
+def strongly_connected(successors: dict[str, list[str]]) -> list[set[str]]:
+    """The strongly connected components of a directed graph (Tarjan's algorithm, without recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[set[str]] = []
+    for root in successors:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            nexts = successors[node]
+            if i < len(nexts):
+                work.append((node, i + 1))
+                child = nexts[i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if work:  # back in the parent: its low link takes this node's
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                out.append(component)
+    return out
+
+
+def topological_order(successors: dict[str, list[str]], key: Callable[[str], int]) -> list[str]:
+    """The nodes of an acyclic graph, each after every node it comes from; among the nodes ready at a
+    time, the one with the smallest key first (networkx's ``lexicographical_topological_sort``)."""
+    indegree = {node: 0 for node in successors}
+    for nexts in successors.values():
+        for node in nexts:
+            indegree[node] += 1
+    ready = [(key(node), node) for node, degree in indegree.items() if degree == 0]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        out.append(node)
+        for child in successors[node]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(ready, (key(child), child))
+    return out
 
 
 def resolve_pathway_dir(name_or_path: str | os.PathLike[str]) -> Path:
@@ -160,7 +231,7 @@ class _Loader:
         self.yaml_cache = yaml_cache
         #: every numeric comparison the conditions make (for threshold mutations)
         self.sites: list[Site] = []
-        self._edge_graph: nx.DiGraph | None = None
+        self._edge_pairs: dict[tuple[str, str], None] | None = None
         self.diags: list[Diagnostic] = []
         self.files: list[str] = []
         #: where parameter values came from when not from pathway.yaml ("profile 'nice'", "an override")
@@ -195,12 +266,16 @@ class _Loader:
             return None
         path = self.root / relname
         shown = display_path(path)
+        looped = f"file '{_short(relname)}' cannot be resolved (a loop of symbolic links?)"
         try:
             if self._real_root is None:
                 self._real_root = self.root.resolve()
             real = path.resolve()
-        except (OSError, RuntimeError, ValueError):  # a loop of symbolic links
-            report("PW242", f"file '{_short(relname)}' cannot be resolved (a loop of symbolic links?)")
+        except (OSError, RuntimeError, ValueError):  # a loop of symbolic links (CPython 3.11 and 3.12)
+            report("PW242", looped)
+            return None
+        if _still_a_link(real):  # the same loop from CPython 3.13 on, whose resolve() returns the link that closes it
+            report("PW242", looped)
             return None
         if not real.is_relative_to(self._real_root):
             report("PW241", f"file '{_short(relname)}' is a symbolic link, or lies in a linked folder, that leads outside "
@@ -380,7 +455,7 @@ class _Loader:
             hazards = self._hazards(pdoc, spec, authored_rules, fields_file, {i.id for i in invariants})
         codes: Terminology | None = None
         if spec.codes_file:
-            codes = self._codes(pdoc, spec, fields_file)
+            codes = self._codes(pdoc, spec, fields_file, _agents(rules))
         if invariants and spec.hazards_file:
             known = {h.id for h in hazards}
             for inv in invariants:
@@ -389,8 +464,8 @@ class _Loader:
                         self.diags.append(Diagnostic(inv.file, inv.line, inv.col, "PW239",
                                                      f"invariant '{inv.id}' names unknown hazard '{name}'",
                                                      suggest(name, known)))
-        graph = build_graph(spec, [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b)],
-                            [(r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b)])
+        rule_edges = tuple((r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.targets(b))
+        proposal_edges = tuple((r.id, s, t) for r in rules for s in r.states for b in BRANCH_KEYS for t in r.proposed(b))
         if self.diags:
             # A file that could not be read leaves names undefined that other files cite: those
             # citations are not reported (they would be right once the file is fixed).
@@ -398,10 +473,11 @@ class _Loader:
             dropped = {cascade[kind] for kind in self.unread}
             raise DefinitionError([d for d in self.diags if d.code not in dropped])
         # 'state' was popped: every remaining value is a FieldDef.
-        return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, graph, params, profile=profile_id,
+        return PathwayDef(self.root, spec, cast(dict[str, FieldDef], fields), rules, rule_edges, params, profile=profile_id,
                           files=self.files, decisions=decisions, watchdogs=watchdogs, computed=computed,
                           consistency=tuple(consistency), decision_points=points, kept=kept,
-                          hazards=hazards, invariants=invariants, sites=tuple(dict.fromkeys(self.sites)), codes=codes)
+                          hazards=hazards, invariants=invariants, sites=tuple(dict.fromkeys(self.sites)), codes=codes,
+                          proposal_edges=proposal_edges)
 
     def _mutate_parameter(self, pdoc: Located, params: dict[str, Any], mutation: Mutation) -> None:
         """Nudge one numeric parameter one step (a threshold mutant); a parameter the caller pins stays."""
@@ -661,16 +737,16 @@ class _Loader:
             line, col = doc.pos(where, key=True)
             out[name] = ComputedInput(name, cond, tuple(inputs), fdef.compute.evidence, doc.file, line, col,
                                       tuple(sorted(parser.used_params)))
-        graph = nx.DiGraph()
-        graph.add_nodes_from(out)
+        # used input -> the computed inputs computed from it
+        feeds: dict[str, list[str]] = {name: [] for name in out}
         for name, comp in out.items():
             for used in comp.inputs:
                 if used in out:
-                    graph.add_edge(used, name)
+                    feeds[used].append(name)
         cyclic = False
-        for component in sorted(nx.strongly_connected_components(graph), key=lambda c: min(order[n] for n in c)):
+        for component in sorted(strongly_connected(feeds), key=lambda c: min(order[n] for n in c)):
             first = min(component, key=lambda n: order[n])
-            if len(component) == 1 and not graph.has_edge(first, first):
+            if len(component) == 1 and first not in feeds[first]:
                 continue
             cyclic = True
             cycle = [first]
@@ -684,10 +760,11 @@ class _Loader:
                                        + " (a field cannot be computed from itself)", key=True))
         if cyclic:
             return out
-        ordered = nx.lexicographical_topological_sort(graph, key=lambda n: f"{order[n]:06d}")
+        ordered = topological_order(feeds, key=lambda n: order[n])
         return {name: out[name] for name in ordered}
 
-    def _codes(self, pdoc: Located, spec: PathwayFile, fields_file: FieldsFile | None) -> Terminology | None:
+    def _codes(self, pdoc: Located, spec: PathwayFile, fields_file: FieldsFile | None,
+               agents: set[str] | None = None) -> Terminology | None:
         """The FHIR terminology map, every code checked against the fields file: the field exists and
         takes the kind of value the code gives, each UCUM unit reads as a unit the field converts, and
         each recorded decision is a value of its field."""
@@ -696,6 +773,7 @@ class _Loader:
         cfile: CodesFile | None = self._validate(doc, CodesFile) if doc else None
         if cfile is None or doc is None or fields_file is None:
             return None
+        agents = agents or set()
         fields = fields_file.fields
         known_units = {u for q in CONVERSIONS for u in units_for(q)} | {f.unit for f in fields.values() if f.unit}
         for ucum, unit in cfile.units.items():
@@ -791,8 +869,16 @@ class _Loader:
                 if fdef is not None and (fdef.type != "number" or fdef.unit != "mg/day"):
                     self.diags.append(doc.diag(at + ("daily_dose",), "PW112",
                                                f"'{order.daily_dose}' is not a number field in mg/day"))
+            agent = order.agent
+            if agent is None:  # a medicine that records a decision is the option it records
+                agent = next((v for _n, v in records if isinstance(v, str)), None)
+                agent = agent if agent is not None and "MedicationRequest" in order.resources else None
+            elif agent not in agents:
+                self.diags.append(doc.diag(at + ("agent",), "PW112",
+                                           f"agent '{_short(agent)}' is no option or computed medicine of the rules",
+                                           suggest(agent, agents)))
             orders[key] = OrderMap(key[0], order.code, order.display, tuple(order.resources), tuple(records),
-                                   order.daily_dose, order.verified, order.note)
+                                   order.daily_dose, order.verified, order.note, agent, tuple(order.names))
         return Terminology(observations=observations, orders=orders, answers=answers, units=dict(cfile.units),
                            local_system=cfile.local_system, systems=dict(cfile.systems))
 
@@ -1079,11 +1165,11 @@ class _Loader:
                                            f"outside the plausible range {r_low:g}–{r_high:g}{unit} of '{name}': a band "
                                            "holds only numbers plausible in both units"))
 
-    def _edges(self, spec: PathwayFile) -> nx.DiGraph:
-        """The graph of the declared transitions, built once per load (rules are checked against it)."""
-        if self._edge_graph is None:
-            self._edge_graph = build_graph(spec)
-        return self._edge_graph
+    def _edges(self, spec: PathwayFile) -> dict[tuple[str, str], None]:
+        """The edges of the declared transitions, found once per load (rules are checked against them)."""
+        if self._edge_pairs is None:
+            self._edge_pairs = transition_pairs(spec)
+        return self._edge_pairs
 
     def _bad_id(self, doc: Located, path: tuple[str, str]) -> None:
         """PW112 at a key that is not an id (lower case letters, digits and '_', starting with a letter)."""
@@ -1401,7 +1487,7 @@ class _Loader:
                 else:
                     graph = self._edges(spec)
                     for s in states:
-                        if not graph.has_edge(s, effect.to):
+                        if (s, effect.to) not in graph:
                             self.diags.append(doc.diag(body, "PW206",
                                                        f"transition {s} -> {effect.to} is not an edge of the pathway graph"
                                                        + (" (terminal states have no way out)"
@@ -1413,7 +1499,7 @@ class _Loader:
                 else:
                     graph = self._edges(spec)
                     for s in states:
-                        if not graph.has_edge(s, effect.to):
+                        if (s, effect.to) not in graph:
                             self.diags.append(doc.diag(body + ("to",), "PW206",
                                                        f"proposal {s} -> {effect.to} is not an edge of the pathway graph"))
                 dfield, dvalue = effect.decision
@@ -1560,6 +1646,21 @@ def _parameter_problem(doc: Located, where: tuple[Any, ...], value: str, params:
         return doc.diag(where, "PW203", f"'{value}' is not a number; a parameter is written with '$'", f"${value}")
     name = value[1:] if value.startswith("$") else value
     return doc.diag(where, "PW203", f"unknown parameter '{name}'", suggest(name, list(params)))
+
+
+def _agents(rules: list[Rule]) -> set[str]:
+    """The medicines a codes file's ``agent`` may name: the options rules offer and the computed doses' names."""
+    out: set[str] = set()
+    for rule in rules:
+        for branch in BRANCH_KEYS:
+            for eff in rule.effects(branch):
+                if isinstance(eff, Offer):
+                    out.add(eff.option)
+                elif isinstance(eff, (Dose, Titrate)):
+                    out.add(eff.name)
+                elif isinstance(eff, Recommend) and eff.medication is not None:
+                    out.add(eff.medication.name)
+    return out
 
 
 def untimely_decision_tests(rules: list[Rule], decisions: dict[str, frozenset[str]]) -> list[Diagnostic]:

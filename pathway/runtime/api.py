@@ -8,9 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
@@ -23,8 +21,10 @@ from pathway.definition.timeline import validity
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
-from pathway.runtime.restore import replay, restore
 from pathway.runtime.session import Session, start_session
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Pathway", "load_pathway", "run_case", "LOAD_CACHE_SIZE"]
 
@@ -51,6 +51,18 @@ class Pathway:
         #: display precision of the fields that declare one: texts show their values rounded to it
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}
+        #: per decision point, the facts it keeps that a rule of it derives when its inputs are missing
+        #: (``if_missing: derive``): (fact, value, rule, the rule's states). When an evaluation comes after
+        #: the window and none came inside it, these are what the point would have kept (nothing recorded).
+        self.missed_defaults: dict[str, list[tuple[str, Any, str, tuple[str, ...]]]] = {}
+        for r in definition.rules:
+            if r.decision_point is None:
+                continue
+            for eff in r.if_missing:
+                if isinstance(eff, Derive):
+                    for name, value in eff.values.items():
+                        if definition.kept.get(name) == r.decision_point:
+                            self.missed_defaults.setdefault(r.decision_point, []).append((name, value, r.id, r.states))
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
         #: each field's validity (``timeline.validity``), worked out once: the facts read it at every event
         self.validities = _Validities(definition.fields)
@@ -124,7 +136,7 @@ class Pathway:
         """Open a session for one patient (``id`` plus patient fields such as ``weight_kg``)."""
         return start_session(self, patient)
 
-    def restore(self, doc: dict[str, Any]) -> Session:
+    def restore(self, doc: dict[str, Any], *, replay: bool = False) -> Session:
         """Resume a session from :meth:`Session.dump` output.
 
         Nothing in the document is trusted that its events do not produce: it must be of this pathway,
@@ -132,13 +144,22 @@ class Pathway:
         replayed through the engine, and every recorded state, path, trace, fact and derived value must be
         what the replay gives. Anything else raises SessionError naming the key; the session returned is
         the replay's.
+
+        With ``replay=True`` a document dumped under another version, profile or rule files is replayed
+        under this pathway instead of refused, and the session's ``migration`` lists the differences
+        (state, path, recommendations, alerts, proposals, data requests and options) between what the
+        patient showed under the old rules and what these give; the replay is kept in ``revisions``.
         """
-        return restore(self, doc)
+        from pathway.runtime.restore import restore  # its document models are built on first use
+
+        return restore(self, doc, replay=replay)
 
     def replay(self, doc: dict[str, Any]) -> Session:
         """A new session from the patient and events recorded in a session document, run under this
         pathway whatever version, profile or rule files it was dumped under (to move a session to new rules
         deliberately); SessionError when its patient or events are refused."""
+        from pathway.runtime.restore import replay
+
         return replay(self, doc)
 
     def run_course(self, case: dict[str, Any], doc: Located | None = None) -> tuple[Session, list[dict[str, Any]]]:

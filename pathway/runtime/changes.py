@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["view", "differences", "SECTIONS"]
+__all__ = ["view", "differences", "SECTIONS", "compared_view", "recorded_view"]
 
 #: the lists of a result whose items appear and go
 SECTIONS = ("recommendations", "alerts", "proposals", "data_required")
@@ -64,3 +64,72 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str,
         if old != new:
             out.append({"section": "options", "change": "changed", "option": option, "from": old, "to": new})
     return out
+
+
+# -- a session moved to other rules: what it showed then, against what the new rules give ----------------------
+
+#: per section, the keys that identify an item when a session is compared across rule versions (its evidence,
+#: titles and explanations may be reworded by the new rules without the item changing)
+_IDENTIFIES = {
+    "recommendations": ("rule", "kind", "text", "medication"),
+    "alerts": ("rule", "level", "text", "code", "field"),
+    "proposals": ("rule", "to", "text"),
+    "data_required": ("field",),
+}
+_STATUS_ORDER = {"available": 0, "caution": 1, "pending": 2, "unavailable": 3}
+
+
+def _identified(section: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in _IDENTIFIES[section] if k in item}
+
+
+def _sections(items: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        kept = [_identified(name, item) for item in items.get(name, []) if isinstance(item, dict)]
+        out[name] = {_key(item): item for item in kept}
+    return out
+
+
+def compared_view(result: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`view` of a result as :func:`recorded_view` can also give it (items by what identifies them)."""
+    return {
+        "state": result.get("state"),
+        "path": list(result.get("path") or []),
+        **_sections({name: list(result.get(name) or []) for name in SECTIONS}),
+        "options": {o.get("option"): o.get("status") for o in result.get("options") or [] if isinstance(o, dict)},
+    }
+
+
+def recorded_view(doc: dict[str, Any], recordable: Any) -> dict[str, Any]:
+    """What a dumped session showed under the rules it was dumped under, read from the document alone (those
+    rules may no longer exist): its state and path, and the recommendations, alerts, proposals, data
+    requests and option statuses its last evaluation's firings recorded. ``recordable(field)`` lists the
+    fields asked for when ``field`` is missing (a computed field's inputs), under the current rules."""
+    items: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
+    options: dict[str, str] = {}
+    items["alerts"] += [w for w in doc.get("warnings") or [] if isinstance(w, dict)]
+    for entry in doc.get("current") or []:
+        rule = entry.get("rule")
+        for name in entry.get("missing") or []:
+            items["data_required"] += [{"field": f} for f in recordable(name)]
+        for eff in entry.get("effects") or []:
+            kind = eff.get("kind")
+            if kind in ("recommend", "dose"):
+                rec = {"rule": rule, "kind": eff.get("rec_kind"), "text": eff.get("text")}
+                if eff.get("medication"):
+                    rec["medication"] = eff["medication"]
+                items["recommendations"].append(rec)
+            elif kind == "alert":
+                items["alerts"].append({"rule": rule, "level": eff.get("level"), "text": eff.get("text")})
+            elif kind == "propose":
+                items["proposals"].append({"rule": rule, "to": eff.get("to"), "text": eff.get("text")})
+            elif kind == "require":
+                items["data_required"] += [{"field": f} for f in eff.get("fields") or []]
+            elif kind == "offer":
+                status = eff.get("status") or ("available" if eff.get("available", True) else "unavailable")
+                old = options.get(eff.get("option"))
+                if old is None or _STATUS_ORDER.get(status, 0) > _STATUS_ORDER.get(old, 0):
+                    options[eff.get("option")] = status
+    return {"state": doc.get("state"), "path": list(doc.get("path") or []), **_sections(items),
+            "options": dict(sorted(options.items(), key=lambda kv: str(kv[0])))}

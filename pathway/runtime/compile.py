@@ -260,10 +260,6 @@ def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding],
                 missing_priority, diags)
 
 
-def _fits(out: dict[str, Any]) -> bool:
-    return len(out) <= MAX_RULES_PER_RULESET and alpha_stack_bound(out) <= MAX_ALPHA_STACK
-
-
 def compile_pathway(definition: PathwayDef) -> CompiledPathway:
     """Build the rulesets of every state; raise EngineLimitError when a group is too large.
 
@@ -279,19 +275,28 @@ def compile_pathway(definition: PathwayDef) -> CompiledPathway:
         rules = definition.rules_in(state)
         if not rules:
             continue
+        # Each chunk keeps its alpha network: a group is chained into it once and the bound is
+        # updated along the nodes it touched (not rebuilt from the whole chunk for every group).
         chunks: list[dict[str, Any]] = []
+        bounds: list[int] = []
+        net: _AlphaNet | None = None
         for group in _components(rules):
             part: dict[str, Any] = {}
             for rule in group:
                 _engine_rules(rule, part, bindings, diags, derived)
-            if chunks and _fits({**chunks[-1], **part}):
-                chunks[-1].update(part)
-            else:
-                chunks.append(part)
+            if net is not None and len(chunks[-1]) + len(part) <= MAX_RULES_PER_RULESET:
+                bound = net.add(part)  # the chunk's net is dropped when the group does not fit
+                if bound <= MAX_ALPHA_STACK:
+                    chunks[-1].update(part)
+                    bounds[-1] = bound
+                    continue
+            net = _AlphaNet()
+            chunks.append(part)
+            bounds.append(net.add(part))
         names = []
         for k, chunk in enumerate(chunks):
             name = ruleset_name(definition, state) + (f".{k + 1}" if k else "")
-            _check_limits(definition, state, name, chunk, diags)
+            _check_limits(definition, state, name, chunk, diags, bounds[k])
             rulesets[name] = chunk
             names.append(name)
         state_rulesets[state] = names
@@ -309,26 +314,67 @@ class _Alpha:
         self.children: dict[str, _Alpha] = {}
 
 
-def _chain(parents: list[_Alpha], expr: dict[str, Any], counter: list[int]) -> list[_Alpha]:
-    """Add ``expr`` below every node of ``parents``; return the nodes where the chain continues."""
-    if set(expr) == {"$and"}:
-        for item in expr["$and"]:
-            parents = _chain(parents, item, counter)
-        return parents
-    if set(expr) == {"$or"}:
-        ends: list[_Alpha] = []
-        for branch in expr["$or"]:
-            ends.extend(_chain(parents, branch, counter))
-        counter[0] += 1
-        forward = _Alpha()  # the node every branch links to (one per $or)
-        for end in ends:
-            end.children[f"forward#{counter[0]}"] = forward
-        return [forward]
-    key = json.dumps(expr, sort_keys=True)
-    out = []
-    for parent in parents:
-        out.append(parent.children.setdefault(key, _Alpha()))
-    return out
+class _AlphaNet:
+    """A model of durable_rules' alpha network for one ruleset, built rule by rule.
+
+    Identical tests under one parent share a node; each ``$or`` links the ends of its branches to
+    one forward node. :meth:`add` chains more rules in and returns the stack bound of everything
+    added so far; only the nodes the new rules passed through are computed again (a node's
+    subtree changes only when a rule passes through it: forward nodes of earlier rules are never
+    reached again, since chaining starts at the root and follows test keys only).
+    """
+
+    def __init__(self) -> None:
+        self.root = _Alpha()
+        self._forwards = 0
+        self._memo: dict[int, int] = {}
+
+    def add(self, ruleset: dict[str, Any]) -> int:
+        for rule in ruleset.values():
+            for pattern in rule["all"]:
+                (expr,) = pattern.values()
+                self._chain([self.root], expr)
+        return self._f(self.root)
+
+    def _chain(self, parents: list[_Alpha], expr: dict[str, Any]) -> list[_Alpha]:
+        """Add ``expr`` below every node of ``parents``; return the nodes where the chain continues."""
+        memo = self._memo
+        for parent in parents:  # its subtree grows: computed again
+            memo.pop(id(parent), None)
+        if len(expr) == 1 and "$and" in expr:
+            for item in expr["$and"]:
+                parents = self._chain(parents, item)
+            return parents
+        if len(expr) == 1 and "$or" in expr:
+            ends: list[_Alpha] = []
+            for branch in expr["$or"]:
+                ends.extend(self._chain(parents, branch))
+            self._forwards += 1
+            forward = _Alpha()  # the node every branch links to (one per $or)
+            for end in ends:
+                memo.pop(id(end), None)
+                end.children[f"forward#{self._forwards}"] = forward
+            return [forward]
+        key = json.dumps(expr, sort_keys=True)
+        return [parent.children.setdefault(key, _Alpha()) for parent in parents]
+
+    def _f(self, node: _Alpha) -> int:
+        """``f(node) = children + max(0, f(child) - 1)``, iteratively (no recursion limit)."""
+        memo = self._memo
+        stack = [node]
+        while stack:
+            top = stack[-1]
+            if id(top) in memo:
+                stack.pop()
+                continue
+            pending = [k for k in top.children.values() if id(k) not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            kids = top.children.values()
+            memo[id(top)] = len(kids) + max(0, max((memo[id(k)] - 1 for k in kids), default=0))
+        return memo[id(node)]
 
 
 def alpha_stack_bound(ruleset: dict[str, Any]) -> int:
@@ -337,30 +383,16 @@ def alpha_stack_bound(ruleset: dict[str, Any]) -> int:
     Popping a node pushes its matching children; the bound assumes every child matches:
     ``f(node) = children + max(0, f(child) - 1)``.
     """
-    root = _Alpha()
-    counter = [0]
-    for rule in ruleset.values():
-        for pattern in rule["all"]:
-            (expr,) = pattern.values()
-            _chain([root], expr, counter)
-    memo: dict[int, int] = {}
-
-    def f(node: _Alpha) -> int:
-        if id(node) not in memo:
-            kids = list(node.children.values())
-            memo[id(node)] = len(kids) + max(0, max((f(k) - 1 for k in kids), default=0))
-        return memo[id(node)]
-
-    return f(root)
+    return _AlphaNet().add(ruleset)
 
 
-def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, Any], diags: list[Diagnostic]) -> None:
+def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, Any], diags: list[Diagnostic],
+                  bound: int) -> None:
     pfile = str(definition.root / "pathway.yaml")
     if len(out) > MAX_RULES_PER_RULESET:
         diags.append(Diagnostic(pfile, 1, 1, "PW302",
                                 f"state '{state}' compiles into {len(out)} engine rules; the limit is {MAX_RULES_PER_RULESET} "
                                 "per state (durable_rules hangs or fails beyond ~255); split the state"))
-    bound = alpha_stack_bound(out)
     if bound > MAX_ALPHA_STACK:
         diags.append(Diagnostic(pfile, 1, 1, "PW304",
                                 f"ruleset '{name}' of state '{state}' may match {bound} alpha nodes for one fact; "

@@ -14,6 +14,8 @@ only, and only under the rules they ran under:
    fact, derived or kept value that the events do not produce is refused.
 
 The session returned is the replay's own, so nothing reaches it that the events do not produce.
+``restore(pathway, doc, replay=True)`` moves a document of other rules (step 2's PW523 only) to these:
+steps 1 and 3 as above, then ``Session.migration`` lists what changed for the patient.
 Every refusal is a :class:`SessionError` whose diagnostics name the key (``state``,
 ``events[3].crp_mg_l``).
 """
@@ -30,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pathway.core.errors import Diagnostic, EngineError, InputError, SessionError, TransitionRefused, suggest
 from pathway.definition.clock import MAX_DAY
+from pathway.runtime import changes
+from pathway.runtime.facts import recordable
 from pathway.runtime.session import Session, replay_event, start_session
 from pathway.runtime.state import FORMATS, SessionState, inputs_checksum
 
@@ -83,13 +87,15 @@ class _Event(BaseModel):
 class _Revision(_Model):
     """A late placement, amendment or retraction of an event (a log: checked by the checksum)."""
 
-    op: Literal["insert", "amend", "retract"]
+    op: Literal["insert", "amend", "retract", "replay"]
     id: Any
     event: Annotated[int, Field(strict=True, ge=0)]
     day: _Day | None = None
     latest_day: _Day | None = None
     was: dict[str, Any] | None = None
     reason: str | None = None
+    #: a replay under other rules: the version, profile and fingerprint it ran under, and what changed
+    replayed: dict[str, Any] | None = None
 
 
 class _Inputs(BaseModel):
@@ -205,7 +211,7 @@ def _identity(pathway: Pathway, doc: Mapping[str, Any]) -> None:
         raise session_error("pathway", "PW522", f"the session is for pathway {_show(doc.get('pathway'))}, not '{d.id}'")
     if doc.get("version") != d.version:
         raise session_error("version", "PW523", f"the session ran under {d.id} {_show(doc.get('version'))}; this is "
-                                                f"{d.version}: Pathway.replay(doc) re-runs its events under it")
+                                                f"{d.version}: Pathway.restore(doc, replay=True) re-runs its events under it")
     if "profile" not in doc:
         raise session_error("profile", "PW521", "missing key")
     if doc["profile"] != d.profile:
@@ -219,7 +225,7 @@ def _identity(pathway: Pathway, doc: Mapping[str, Any]) -> None:
         raise session_error("fingerprint", "PW523",
                             f"the session was dumped under other rule files or parameter values (fingerprint "
                             f"{_show(doc['fingerprint'], 40)}; this pathway's is \"{pathway.fingerprint}\"): "
-                            "Pathway.replay(doc) re-runs its events under these rules")
+                            "Pathway.restore(doc, replay=True) re-runs its events under these rules")
 
 
 def _refused(exc: InputError) -> SessionError:
@@ -312,10 +318,23 @@ def _compare(doc: Mapping[str, Any], replayed: dict[str, Any]) -> None:
             raise session_error(key_text(where), "PW525", f"{message}: the session records what its events do not produce")
 
 
-def restore(pathway: Pathway, doc: Any) -> Session:
+def restore(pathway: Pathway, doc: Any, *, replay: bool = False) -> Session:
     """Resume a session from :meth:`Session.dump` output, verified by replaying its recorded events
-    (see the module docstring); SessionError when anything in it cannot be trusted."""
+    (see the module docstring); SessionError when anything in it cannot be trusted.
+
+    With ``replay=True`` a document dumped under another version, profile or rule files (PW523) is not
+    refused: its recorded patient and events (checked by their checksum) are run under this pathway, and
+    the session returned carries in ``migration`` what the patient showed then against what these rules
+    give now (:func:`migration_report`); the replay is kept in its ``revisions``. A document of these rules
+    is restored as without it (``migration`` None)."""
     try:
+        if replay and isinstance(doc, Mapping):
+            try:
+                _identity(pathway, doc)
+            except SessionError as exc:
+                if [d.code for d in exc.diagnostics] == ["PW523"]:
+                    return _migrate(pathway, doc)
+                raise
         return _restore(pathway, doc)
     except RecursionError:
         raise session_error("document", "PW520", "the session document is nested too deeply to read") from None
@@ -325,6 +344,22 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
     if not isinstance(doc, Mapping):
         raise session_error("document", "PW520", f"a session document is a mapping, not {type(doc).__name__}")
     _identity(pathway, doc)
+    _checked(doc)
+    # The replay comes first so that an input the pathway refuses is named by its key; a valid input that
+    # was edited is found by the checksum.
+    session = _replayed(pathway, doc["patient"], doc["events"])
+    revisions = doc.get("revisions") or []
+    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
+        raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
+                                                 "an input was edited or is corrupt")
+    # the revisions are the record of how the timeline came to be, not something its events produce
+    session.keep_revisions(copy.deepcopy(revisions))
+    _compare(doc, session.state_values())
+    return session
+
+
+def _checked(doc: Mapping[str, Any]) -> None:
+    """The shape, format and checksum checks of a restore (before anything runs)."""
     try:
         _Document.model_validate(doc)
     except ValidationError as exc:
@@ -338,16 +373,30 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
         raise session_error("format", "PW522", f"format {doc['format']} has no quantities as given ('given')")
     if doc["format"] < 4 and ("revisions" in doc or any("id" in e for e in doc["events"])):
         raise session_error("format", "PW522", f"format {doc['format']} has no event ids or revisions")
-    # The replay comes first so that an input the pathway refuses is named by its key; a valid input that
-    # was edited is found by the checksum.
-    session = _replayed(pathway, doc["patient"], doc["events"])
+
+
+def _migrate(pathway: Pathway, doc: Mapping[str, Any]) -> Session:
+    """A document of other rules, replayed under these: checked for shape and checksum as a restore is (its
+    inputs are what it recorded), then run; the session keeps its revisions plus this replay."""
+    fmt = doc.get("format")
+    if type(fmt) is not int or fmt not in FORMATS:
+        raise session_error("format", "PW522", f"session format {_show(fmt)} is not one this version reads "
+                                               f"({', '.join(map(str, FORMATS))})")
+    _checked(doc)
     revisions = doc.get("revisions") or []
     if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
         raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
                                                  "an input was edited or is corrupt")
-    # the revisions are the record of how the timeline came to be, not something its events produce
-    session.keep_revisions(copy.deepcopy(revisions))
-    _compare(doc, session.state_values())
+    session = _replayed(pathway, doc["patient"], doc["events"])
+    d = pathway.definition
+    before = {"version": doc["version"], "profile": doc["profile"], "fingerprint": doc["fingerprint"]}
+    after = {"version": d.version, "profile": d.profile, "fingerprint": pathway.fingerprint}
+    differences = changes.differences(changes.recorded_view(dict(doc), lambda f: recordable(pathway, f)),
+                                      changes.compared_view(session.result()))
+    revision = {"op": "replay", "id": None, "event": len(doc["events"]),
+                "replayed": {"from": before, "to": after, "differences": copy.deepcopy(differences)}}
+    session.keep_revisions([*copy.deepcopy(revisions), revision])
+    session.migration = {"from": before, "to": after, "events": len(doc["events"]), "differences": differences}
     return session
 
 

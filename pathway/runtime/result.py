@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -209,9 +210,10 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
 def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:
     """``recheck serum magnesium (last 0.8 mmol/L on day 0, 74 h ago)``."""
     value = fill_text("{v}", {"v": stale["last_value"]})
-    when = f"day {fill_text('{d}', {'d': stale['recorded_day']})}"
-    if "recorded_time" in stale:
-        when += f" at {stale['recorded_time']}"
+    if "recorded_time" in stale:  # the day a clock time falls on (day 0.04 is 09:00 on day 0), and the time
+        when = f"day {math.floor(stale['recorded_day'])} at {stale['recorded_time']}"
+    else:
+        when = f"day {fill_text('{d}', {'d': stale['recorded_day']})}"
     name = title[:1].lower() + title[1:] if title[1:2].islower() or len(title) == 1 else title
     age = hours_text(round(stale["age_hours"], 1))
     return f"recheck {name} (last {value}{' ' + unit if unit else ''} on {when}, {age} ago)"
@@ -219,5 +221,8 @@ def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:
 
 def _frozen_entry(kept: dict[str, Any]) -> dict[str, Any]:
     """A kept decision fact as the result shows it (a copy the caller may change)."""
-    return {"value": kept["value"], "day": kept["day"], "decision_point": kept["decision_point"], "rule": kept["rule"],
-            "facts": dict(kept["facts"]), "recorded": dict(kept["recorded"])}
+    out = {"value": kept["value"], "day": kept["day"], "decision_point": kept["decision_point"], "rule": kept["rule"],
+           "facts": dict(kept["facts"]), "recorded": dict(kept["recorded"])}
+    if kept.get("missed"):  # no evaluation inside the window: what its rules keep when nothing is recorded
+        out["missed"] = True
+    return out

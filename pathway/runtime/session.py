@@ -47,6 +47,9 @@ class Session:
         self._st = state
         #: what the last result returned showed (:func:`changes.view`), to list the next one's changes
         self._view: dict[str, Any] | None = None
+        #: set by ``Pathway.restore(doc, replay=True)`` on a session moved from other rules: what it ran under
+        #: (``from``), what it runs under (``to``), its ``events`` and the ``differences`` the new rules make
+        self.migration: dict[str, Any] | None = None
 
     # -- public API --------------------------------------------------------------------
     @property
@@ -343,6 +346,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
     values_now, computed = facts.values_now(pw, st)
+    _missed(pw, st, index)
     frozen = facts.frozen_now(pw, st)
     for _hop in range(len(d.spec.states) + 1):
         snapshot = facts.snapshot(pw, st, values_now)
@@ -428,6 +432,23 @@ def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[st
             recorded = {k: st.history[k][-1][0] for k in used if st.history.get(k)}
             st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision_point": rule.decision_point,
                                "rule": rule.id, "branch": f.branch, "facts": dict(f.facts), "recorded": recorded}
+
+
+def _missed(pw: Pathway, st: SessionState, event: int) -> None:
+    """A decision point whose window passed with no evaluation inside it (nothing recorded then) keeps what
+    its rules derive when their inputs are missing (``if_missing``), as an evaluation in the window with
+    nothing recorded would have: the day-3 indices are "unknown", never silently absent. Only for a
+    patient in the rule's state since before the window closed."""
+    for point_id, defaults in pw.missed_defaults.items():
+        point = pw.definition.decision_points[point_id]
+        if not point.passed(st.day):
+            continue
+        for name, value, rule_id, states in defaults:
+            entered = st.entered.get(st.state)
+            if name in st.frozen or st.state not in states or entered is None or entered >= point.before_day:
+                continue
+            st.frozen[name] = {"value": value, "day": st.day, "event": event, "decision_point": point_id,
+                               "rule": rule_id, "branch": "missing", "facts": {}, "recorded": {}, "missed": True}
 
 
 def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str] | None:

@@ -173,7 +173,8 @@ class SessionState:
     #: derived fact -> what a decision point kept: value, day, decision, rule, facts, recorded
     frozen: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: each late placement (``insert``), ``amend`` and ``retract`` of an event, in the order made: the
-    #: event id, where it went, and the event as it was recorded before (``was``)
+    #: event id, where it went, and the event as it was recorded before (``was``); and each ``replay`` of
+    #: the course under other rules (``replayed``: from, to, differences)
     revisions: list[dict[str, Any]] = field(default_factory=list)
 
     def copy(self) -> SessionState:

@@ -153,9 +153,11 @@ class SessionStore:
         return SessionConflict([Diagnostic(self._row(pathway_id, patient_id), 0, 0, "PW527", f"save conflict: {why}; "
                                            "nothing was saved")], expected, current)
 
-    def load(self, pathway: Pathway, patient_id: str) -> Session:
+    def load(self, pathway: Pathway, patient_id: str, *, replay: bool = False) -> Session:
         """The stored session of a patient, verified by :meth:`Pathway.restore` (SessionError when it cannot
-        be trusted, SessionNotFound when there is none)."""
+        be trusted, SessionNotFound when there is none). With ``replay=True`` a session stored under other
+        rules is replayed under ``pathway`` (``Session.migration`` lists the differences); saving it then
+        moves the row to these rules."""
         patient_id = str(patient_id)
         where = self._row(pathway.id, patient_id)
         with self._lock:
@@ -183,10 +185,11 @@ class SessionStore:
         seal = (pathway.fingerprint, hashlib.sha256(data).digest())
         with self._lock:
             known = self._verified.get((pathway.id, patient_id)) == seal
-        session = resume_verified(pathway, doc) if known else pathway.restore(doc)
+        session = resume_verified(pathway, doc) if known else pathway.restore(doc, replay=replay)
         with self._lock:
             self._revisions[session] = int(revision)
-            self._verified[(pathway.id, patient_id)] = seal
+            if session.migration is None:  # a row of other rules stays unverified under these until saved again
+                self._verified[(pathway.id, patient_id)] = seal
         return session
 
     def _forget(self, pathway_id: str, patient_id: str) -> None:

@@ -1,0 +1,769 @@
+"""CDS Hooks 2.0 cards from a session's result, checks of draft medication orders, and prefetch templates.
+
+A card is a plain JSON-ready dict (CDS Hooks 2.0 ``Card``), checked against :class:`Card` before it is
+returned. Every card names the rule that made it in ``extension["asuc-pathway"]`` (``rule``, ``kind``) and
+cites the rule's evidence (source ids, strength, verified or not) in its ``source`` label and its ``detail``.
+
+- :func:`patient_view_cards`: the patient's current result: proposals and decisions due, data required and
+  rechecks, alerts, recommendations (a computed dose carries a suggestion that creates its
+  MedicationRequest), the options of a decision with their status.
+- :func:`order_cards`: draft MedicationRequests (order-select / order-sign) checked against the pathway: an
+  agent whose option is unavailable (critical), cautioned or pending (warning), a rescue dose that differs
+  from the computed one beyond :data:`DOSE_TOLERANCE` (warning, with a suggestion replacing the order).
+- :func:`prefetch_templates`: the FHIR searches a hook needs, built from the pathway's codes file.
+
+Card ``uuid`` s are deterministic (:func:`card_uuid`): a uuid5 over the pathway's fingerprint, the patient,
+the rule, the card's kind and key, and how many events and revisions the session holds, so the same state
+gives the same uuids and any new event gives new ones. Rule-file and patient text reaches ``summary`` as
+one line (:func:`pathway.core.text.one_line`) and ``detail`` as escaped Markdown (``md_inline``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pathway.core.errors import Diagnostic, InputError, PathwayError
+from pathway.core.text import md_code, md_inline, one_line
+from pathway.definition.coding import OrderMap
+from pathway.definition.prose import field_name
+from pathway.loading.fhir import check_resources, fhir_models
+
+if TYPE_CHECKING:
+    from pathway.runtime.api import Pathway
+    from pathway.runtime.session import Session
+
+__all__ = ["patient_view_cards", "order_cards", "prefetch_templates", "Card", "validate_card", "card_uuid",
+           "rule_url", "OVERRIDE_REASONS", "OVERRIDE_SYSTEM", "EXTENSION", "SUMMARY_MAX", "DOSE_TOLERANCE", "DOSE_CRITICAL_RATIO",
+           "HOOKS"]
+
+#: the key of every card's ``extension`` (the feedback log maps a card's uuid to its rule through it)
+EXTENSION = "asuc-pathway"
+#: CDS Hooks 2.0: a summary is "<140 characters"; longer texts are cut on a word with "…"
+SUMMARY_MAX = 139
+#: a dose ordered within this fraction of the computed one (either way) is the computed dose
+DOSE_TOLERANCE = 0.10
+#: an order at least this many times the computed dose (or at most its inverse) is critical, not a warning: the
+#: ten-fold and unit slips of prescribing, and twice the dose of a narrow-therapeutic-index agent (tacrolimus,
+#: ciclosporin) is a toxicity risk on its own
+DOSE_CRITICAL_RATIO = 2.0
+#: the code system of the override reasons a card offers
+OVERRIDE_SYSTEM = "urn:asuc-pathway:override-reason"
+#: the reasons a clinician may give for not following a card (CDS Hooks ``overrideReasons``)
+OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
+    {"system": OVERRIDE_SYSTEM, "code": "patient-declined", "display": "Patient declined"},
+    {"system": OVERRIDE_SYSTEM, "code": "clinical-judgement", "display": "Clinical judgement"},
+    {"system": OVERRIDE_SYSTEM, "code": "data-out-of-date", "display": "Data out of date"},
+)
+#: the hooks this module answers
+HOOKS = ("patient-view", "order-select", "order-sign")
+
+_RULE_SYSTEM = "urn:asuc-pathway:rule"
+_UCUM = "http://unitsofmeasure.org"
+_SNOMED = "http://snomed.info/sct"
+#: routes of a computed dose as SNOMED CT route codes (a MedicationRequest's dosageInstruction.route)
+_ROUTES = {"oral": ("26643006", "Oral route"), "iv": ("47625008", "Intravenous route"),
+           "iv_infusion": ("47625008", "Intravenous route"),
+           "sc": ("34206005", "Subcutaneous route")}
+_STRENGTH = {"G": "guideline", "T": "randomised trial", "M": "meta-analysis", "O": "observational study",
+             "S": "secondary summary", "Label": "drug label", "expert": "expert opinion"}
+_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_CARD_NS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:asuc-pathway:cds-hooks-card")
+
+
+# -- the CDS Hooks 2.0 card model --------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Coding(_Strict):
+    system: str | None = None
+    code: str = Field(min_length=1)
+    display: str | None = None
+
+
+class Source(_Strict):
+    label: str = Field(min_length=1)
+    url: str | None = None
+    icon: str | None = None
+    topic: Coding | None = None
+
+
+class Action(_Strict):
+    type: Literal["create", "update", "delete"]
+    description: str = Field(min_length=1)
+    resource: dict[str, Any] | None = None
+    resourceId: str | list[str] | None = None  # noqa: N815 - the CDS Hooks name
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> Action:
+        if self.type in ("create", "update") and self.resource is None:
+            raise ValueError(f"a {self.type} action needs its resource")
+        if self.type == "delete" and self.resourceId is None:
+            raise ValueError("a delete action needs its resourceId")
+        return self
+
+
+class Suggestion(_Strict):
+    label: str = Field(min_length=1)
+    uuid: str | None = None
+    isRecommended: bool | None = None  # noqa: N815
+    actions: list[Action] | None = None
+
+
+class Link(_Strict):
+    label: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    type: Literal["absolute", "smart"]
+    appContext: str | None = None  # noqa: N815
+
+
+class Card(_Strict):
+    """A CDS Hooks 2.0 Card: required ``summary`` (<140 characters), ``indicator`` and ``source``;
+    ``selectionBehavior`` required with suggestions; uuids of the card and its suggestions."""
+
+    uuid: str | None = None
+    summary: str = Field(min_length=1, max_length=SUMMARY_MAX)
+    detail: str | None = None
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    suggestions: list[Suggestion] | None = None
+    selectionBehavior: Literal["at-most-one", "any"] | None = None  # noqa: N815
+    overrideReasons: list[Coding] | None = None  # noqa: N815
+    links: list[Link] | None = None
+    extension: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _selection(self) -> Card:
+        if self.suggestions and self.selectionBehavior is None:
+            raise ValueError("a card with suggestions needs selectionBehavior")
+        if self.uuid is not None:
+            uuid.UUID(self.uuid)
+        for s in self.suggestions or []:
+            if s.uuid is not None:
+                uuid.UUID(s.uuid)
+        return self
+
+
+def validate_card(card: dict[str, Any]) -> dict[str, Any]:
+    """``card`` after checking it against the CDS Hooks 2.0 card model (pydantic ValidationError if not)."""
+    Card.model_validate(card)
+    return card
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+def summary_text(text: Any) -> str:
+    """One line of at most :data:`SUMMARY_MAX` characters, cut on a word with "…" when longer."""
+    s = " ".join(one_line(text).split())
+    if len(s) <= SUMMARY_MAX:
+        return s
+    cut = s[:SUMMARY_MAX - 1]
+    space = cut.rfind(" ")
+    if space > SUMMARY_MAX // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def card_uuid(pathway: Pathway, session: Session, rule: str, kind: str, key: str = "") -> str:
+    """The deterministic uuid of a card: the same pathway fingerprint, patient, rule, kind, key and
+    number of events and revisions give the same uuid."""
+    values = session.state_values()
+    basis = "\x1f".join([pathway.fingerprint, str(session.patient_id), rule, kind, key,
+                         str(len(values["events"])), str(len(values["revisions"]))])
+    return str(uuid.uuid5(_CARD_NS, basis))
+
+
+def rule_url(pathway: Pathway, rule: str, base_url: str | None) -> str | None:
+    """The stable URL of a rule under ``base_url`` (``{base_url}/pathways/{pathway}/rules/{rule}``)."""
+    if not base_url:
+        return None
+    return f"{base_url.rstrip('/')}/pathways/{pathway.id}/rules/{rule}"
+
+
+def _rule_title(pathway: Pathway, rule: str) -> str:
+    try:
+        return pathway.rule(rule).title
+    except KeyError:
+        return rule
+
+
+def _evidence_of(pathway: Pathway, rule: str, evidence: dict[str, Any] | None) -> dict[str, Any]:
+    if evidence is not None:
+        return evidence
+    try:
+        ev = pathway.rule(rule).evidence
+    except KeyError:  # said by the service itself (an order it does not know): no evidence to cite
+        return {"sources": [], "strength": "", "status": ""}
+    return {"sources": list(ev.sources), "strength": ev.strength, "status": ev.status}
+
+
+def _evidence_label(evidence: dict[str, Any]) -> str:
+    sources = [one_line(s) for s in evidence.get("sources", [])]
+    shown = ", ".join(sources[:3]) + (f" +{len(sources) - 3}" if len(sources) > 3 else "")
+    strength = one_line(evidence.get("strength", ""))
+    status = one_line(evidence.get("status", ""))
+    parts = [p for p in (shown, strength, status) if p]
+    return "; ".join(parts)
+
+
+def _evidence_md(pathway: Pathway, evidence: dict[str, Any]) -> str:
+    known = pathway.definition.spec.sources
+    items = []
+    for sid in evidence.get("sources", []):
+        src = known.get(sid)
+        items.append(f"{md_inline(sid)}" + (f" ({md_inline(src.title)})" if src is not None and src.title else ""))
+    strength = evidence.get("strength", "")
+    words = _STRENGTH.get(strength, strength)
+    status = evidence.get("status", "")
+    line = "Evidence: " + ("; ".join(items) or "none cited")
+    if strength:
+        line += f". Strength {md_inline(strength)}" + (f" ({md_inline(words)})" if words != strength else "")
+    if status:
+        line += f", {md_inline(status)}"
+    line += "."
+    if status == "unverified":
+        line += " This rule's evidence has not been verified: use clinical judgement."
+    weak = evidence.get("rests_on_unverified")
+    if weak:
+        line += " It rests on unverified rules: " + ", ".join(md_inline(w) for w in weak) + "."
+    return line
+
+
+class _Builder:
+    """Cards of one session, sharing its pathway, patient and base URL."""
+
+    def __init__(self, pathway: Pathway, session: Session, base_url: str | None):
+        self.pw = pathway
+        self.session = session
+        self.base_url = base_url
+        self.d = pathway.definition
+        self.cards: list[dict[str, Any]] = []
+        self.keys: set[tuple[str, str, str]] = set()
+
+    def card(self, *, rule: str, kind: str, key: str, summary: str, indicator: str, detail: list[str],
+             evidence: dict[str, Any] | None = None, suggestions: list[dict[str, Any]] | None = None,
+             override: bool | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        n = 1
+        unique = key
+        while (rule, kind, unique) in self.keys:  # two cards of one rule and kind: told apart by their order
+            n += 1
+            unique = f"{key}#{n}"
+        self.keys.add((rule, kind, unique))
+        ev = _evidence_of(self.pw, rule, evidence)
+        title = _rule_title(self.pw, rule)
+        label = f"{one_line(self.d.spec.title or self.d.id)} {one_line(self.d.version)}: {one_line(title)}"
+        cited = _evidence_label(ev)
+        if cited:
+            label += f" [{cited}]"
+        source: dict[str, Any] = {"label": label,
+                                  "topic": {"system": _RULE_SYSTEM, "code": rule, "display": one_line(title)}}
+        url = rule_url(self.pw, rule, self.base_url)
+        if url is not None:
+            source["url"] = url
+        body = [*detail, "", _evidence_md(self.pw, ev), "",
+                f"Rule {md_inline(rule)}, {md_inline(self.d.id)} {md_inline(self.d.version)}"
+                + (f" (profile {md_inline(self.d.profile)})" if self.d.profile else "") + "."]
+        ext: dict[str, Any] = {"rule": rule, "kind": kind, "pathway": self.d.id, "version": self.d.version,
+                               "patient": str(self.session.patient_id),
+                               "evidence": {"sources": list(ev.get("sources", [])), "strength": ev.get("strength", ""),
+                                            "status": ev.get("status", "")}}
+        if extra:
+            ext.update(extra)
+        out: dict[str, Any] = {"uuid": card_uuid(self.pw, self.session, rule, kind, unique),
+                               "summary": summary_text(summary), "indicator": indicator,
+                               "detail": "\n".join(body).strip(), "source": source,
+                               "extension": {EXTENSION: ext}}
+        if suggestions:
+            for i, s in enumerate(suggestions):
+                s.setdefault("uuid", card_uuid(self.pw, self.session, rule, f"{kind}.suggestion", f"{unique}.{i}"))
+            out["suggestions"] = suggestions
+            out["selectionBehavior"] = "at-most-one"
+        if override if override is not None else (suggestions or indicator != "info"):
+            out["overrideReasons"] = [dict(r) for r in OVERRIDE_REASONS]
+        self.cards.append(validate_card(out))
+        return out
+
+    def sorted(self) -> list[dict[str, Any]]:
+        return sorted(self.cards, key=lambda c: _ORDER[c["indicator"]])
+
+
+def _medication_code(pathway: Pathway, name: str) -> dict[str, Any]:
+    """A CodeableConcept for a medicine the pathway names: the codes file's codings for it, and its name."""
+    codes = pathway.definition.codes
+    codings = []
+    if codes is not None:
+        for omap in codes.orders.values():
+            if "MedicationRequest" in omap.resources and name in _agents_of(omap):
+                codings.append({"system": omap.system, "code": omap.code, "display": one_line(omap.display)})
+    concept: dict[str, Any] = {"text": one_line(name)}
+    if codings:
+        concept["coding"] = codings
+    return concept
+
+
+def _agents_of(omap: OrderMap) -> set[str]:
+    """The pathway agent (an option or computed medicine's name) a medicine code stands for, if any."""
+    return {omap.agent} if omap.agent is not None and "MedicationRequest" in omap.resources else set()
+
+
+def medication_request(pathway: Pathway, session: Session, med: dict[str, Any], text: str,
+                       *, status: str = "draft") -> dict[str, Any]:
+    """A FHIR R4 MedicationRequest for a computed dose (``medication`` of a recommendation)."""
+    dosage: dict[str, Any] = {"text": one_line(text)}
+    route = _ROUTES.get(str(med.get("route", "")))
+    if route is not None:
+        dosage["route"] = {"coding": [{"system": _SNOMED, "code": route[0], "display": route[1]}]}
+    times = med.get("times_per_day")
+    if isinstance(times, (int, float)) and times > 0:
+        dosage["timing"] = {"repeat": {"frequency": int(times) if float(times).is_integer() else times,
+                                       "period": 1, "periodUnit": "d"}}
+    if isinstance(med.get("dose_mg"), (int, float)):
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": med["dose_mg"], "unit": "mg", "system": _UCUM,
+                                                   "code": "mg"}}]
+    return {"resourceType": "MedicationRequest", "status": status, "intent": "order",
+            "medicationCodeableConcept": _medication_code(pathway, str(med.get("name", ""))),
+            "subject": {"reference": f"Patient/{session.patient_id}"}, "dosageInstruction": [dosage]}
+
+
+def _dose_words(med: dict[str, Any]) -> str:
+    dose, times, route = med.get("dose_mg"), med.get("times_per_day"), med.get("route")
+    out = f"{one_line(med.get('name', ''))} {dose:g} mg" if isinstance(dose, (int, float)) else one_line(med.get("name", ""))
+    if isinstance(times, (int, float)):
+        out += " once daily" if times == 1 else " twice daily" if times == 2 else f" {times:g} times daily"
+    if route:
+        out += f" ({one_line(route)})"
+    return out
+
+
+# -- patient-view ------------------------------------------------------------------------------------------
+
+_OPTION_WORDS = {"available": "available", "caution": "caution", "pending": "pending (data needed)",
+                 "unavailable": "unavailable"}
+
+
+def _options_md(options: list[dict[str, Any]]) -> list[str]:
+    lines = ["| Option | Status | For | Against | Pending |", "|---|---|---|---|---|"]
+    for o in options:
+        lines.append("| " + " | ".join([
+            f"**{md_inline(str(o['option']).replace('_', ' '))}** " + md_inline(o.get("text", "")),
+            md_inline(_OPTION_WORDS.get(o["status"], o["status"])),
+            "<br>".join(md_inline(x) for x in o.get("for", [])) or "-",
+            "<br>".join(md_inline(x) for x in o.get("against", [])) or "-",
+            "<br>".join(md_inline(x) for x in o.get("pending", [])) or "-"]) + " |")
+    return lines
+
+
+def _decision_values(pathway: Pathway, name: str) -> set[str]:
+    f = pathway.definition.fields.get(name)
+    return set(f.values) if f is not None and f.type == "enum" else set()
+
+
+def _choice(pathway: Pathway, session: Session, option: dict[str, Any]) -> dict[str, Any]:
+    """A decision card's suggestion for a choosable option; for a medicine, the order of the dose the pathway
+    gives once it is chosen (signing that order records the choice when it comes back as FHIR)."""
+    name = str(option["option"])
+    label = f"{name.replace('_', ' ').capitalize()}: {option.get('text', '')}"
+    if option["status"] == "caution":
+        label += " (caution)"
+    out: dict[str, Any] = {"label": one_line(label), "isRecommended": False}
+    codes = pathway.definition.codes
+    if codes is not None and name in codes.agents():
+        found = _what_if(pathway, session, name)
+        if found is not None:
+            rec, med = found
+            out["actions"] = [{"type": "create", "description": one_line(f"Order {_dose_words(med)}: {rec['text']}"),
+                               "resource": medication_request(pathway, session, med, rec["text"])}]
+    return out
+
+
+def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | None = None) -> list[dict[str, Any]]:
+    """CDS Hooks 2.0 cards for the patient's current result, most urgent first (see the module docstring)."""
+    result = session.result()
+    b = _Builder(pathway, session, base_url)
+    d = pathway.definition
+    state_title = one_line(result.get("state_title") or result["state"])
+    options = list(result.get("options", []))
+    day = result.get("day")
+    when = f"day {day:g}" if isinstance(day, (int, float)) else "admission"
+    # proposals: a move the team decides and records
+    for p in result.get("proposals", []):
+        record = ", ".join(f"{field_name(k, d)} = {one_line(v)}" for k, v in p.get("record", {}).items())
+        detail = [f"**Proposal:** {md_inline(p['text'])}", "",
+                  f"Proposed: {md_inline(p.get('to_title', p['to']))}. Record the decision with the patient "
+                  f"({md_inline(record)}) to act on it."]
+        if p.get("for"):
+            detail += ["", "For: " + "; ".join(md_inline(x) for x in p["for"])]
+        if p.get("against"):
+            detail += ["", "Against: " + "; ".join(md_inline(x) for x in p["against"])]
+        suggestion = {"label": one_line(f"Record the decision: {p.get('to_title', p['to'])}"), "isRecommended": True}
+        b.card(rule=p["rule"], kind="proposal", key=str(p["to"]), summary=p["text"], indicator="critical",
+               detail=detail, evidence=p.get("evidence"), suggestions=[suggestion],
+               extra={"to": p["to"], "record": dict(p.get("record", {}))})
+    # decisions due: a data_required entry of a decision field
+    used_options = False
+    absorbed: set[int] = set()  # recommendations shown on a decision card
+    data: dict[str, list[dict[str, Any]]] = {}
+    for entry in result.get("data_required", []):
+        name = entry["field"]
+        if name in d.decisions:
+            rule = entry["rules"][0]
+            values = _decision_values(pathway, name)
+            mine = [o for o in options if o["option"] in values]
+            used_options = used_options or bool(mine)
+            detail = [f"**Decision due ({md_inline(state_title)}, {md_inline(when)}):** {md_inline(entry['text'])}"]
+            for r in result.get("recommendations", []):  # what the deciding rule itself recommends
+                if r["rule"] == rule and "medication" not in r:
+                    detail += ["", f"Recommended: {md_inline(r['text'])}"]
+                    absorbed.add(id(r))
+            if mine:
+                detail += ["", *_options_md(mine)]
+            choices = [_choice(pathway, session, o) for o in mine if o["status"] in ("available", "caution")]
+            summary = f"Decision due: {entry.get('title') or field_name(name, d)}"
+            # overdue (the state's watchdog has fired): as urgent as the overdue alert itself
+            overdue = any(a["rule"] == f"overdue.{result['state']}" for a in result.get("alerts", []))
+            if overdue:
+                summary = f"Decision overdue: {entry.get('title') or field_name(name, d)}"
+            b.card(rule=rule, kind="decision", key=name, summary=summary, indicator="critical" if overdue else "warning",
+                   detail=detail,
+                   suggestions=choices or None, override=True,
+                   extra={"field": name, "options": {o["option"]: o["status"] for o in mine}})
+        else:
+            for rule in entry["rules"]:
+                data.setdefault(rule, []).append(entry)
+    # data required and rechecks, one card per rule that waits for them
+    for rule, entries in data.items():
+        names = [one_line(e.get("title") or field_name(e["field"], d)) for e in entries]
+        rechecks = [e for e in entries if e.get("recheck")]
+        kind = "recheck" if len(rechecks) == len(entries) else "data"
+        verb = "Recheck" if kind == "recheck" else "Needed"
+        title = _rule_title(pathway, rule)
+        detail = [f"**{md_inline(verb)} for '{md_inline(title)}':**", ""]
+        for e in entries:
+            line = f"- {md_code(e['field'])} {md_inline(e.get('title') or e['field'])}"
+            if e.get("unit"):
+                line += f" ({md_inline(e['unit'])})"
+            line += f": {md_inline(e['text'])}"
+            detail.append(line)
+        b.card(rule=rule, kind=kind, key=",".join(e["field"] for e in entries),
+               summary=f"{verb}: {', '.join(names)} (for {title})", indicator="warning", detail=detail,
+               extra={"fields": [e["field"] for e in entries]})
+    # alerts, at their own level
+    for a in result.get("alerts", []):
+        level = a.get("level", "warning")
+        b.card(rule=a["rule"], kind="alert", key=str(a.get("text", ""))[:64], summary=a["text"],
+               indicator=level if level in _ORDER else "warning",
+               detail=[f"**Alert ({md_inline(level)}):** {md_inline(a['text'])}"],
+               evidence=a.get("evidence"))
+    # recommendations: a computed dose can be ordered from the card
+    for r in result.get("recommendations", []):
+        if id(r) in absorbed:
+            continue
+        med = r.get("medication")
+        suggestions: list[dict[str, Any]] | None = None
+        detail = [f"**Recommendation ({md_inline(r['kind'])}):** {md_inline(r['text'])}"]
+        extra: dict[str, Any] = {"recommendation": r["kind"]}
+        if isinstance(med, dict) and isinstance(med.get("dose_mg"), (int, float)):
+            request = medication_request(pathway, session, med, r["text"])
+            suggestions = [{"label": one_line(r["text"]), "isRecommended": True,
+                            "actions": [{"type": "create", "description": one_line(f"Order {_dose_words(med)}"),
+                                         "resource": request}]}]
+            extra["medication"] = dict(med)
+        indicator = "warning" if r["kind"] in ("referral", "procedure") else "info"
+        b.card(rule=r["rule"], kind="recommendation", key=r["kind"], summary=r["text"], indicator=indicator,
+               detail=detail, evidence=r.get("evidence"), suggestions=suggestions, extra=extra)
+    # options no decision card showed
+    if options and not used_options:
+        rule = options[0]["rules"][0] if options[0].get("rules") else "options"
+        b.card(rule=rule, kind="options", key=result["state"],
+               summary=f"Options at '{state_title}': " + ", ".join(
+                   f"{str(o['option']).replace('_', ' ')} ({o['status']})" for o in options),
+               indicator="info", detail=_options_md(options),
+               extra={"options": {o["option"]: o["status"] for o in options}})
+    return b.sorted()
+
+
+# -- order-select / order-sign -----------------------------------------------------------------------------
+
+def _fhir_available() -> bool:
+    try:
+        fhir_models()
+    except InputError:  # without the 'fhir' extra the orders are checked by the reading below alone
+        return False
+    return True
+
+
+def _located(where: str, message: str) -> InputError:
+    return InputError([Diagnostic(where, 0, 0, "PW450", message)])
+
+
+def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tuple[str | None, str]:
+    """The pathway agent a draft MedicationRequest orders (None: not a medicine of the pathway), and how it
+    was named."""
+    concept = order.get("medicationCodeableConcept")
+    if concept is None:
+        ref = (order.get("medicationReference") or {}).get("reference")
+        if isinstance(ref, str) and ref.startswith("#"):
+            for c in order.get("contained") or []:
+                if isinstance(c, dict) and c.get("id") == ref[1:]:
+                    concept = c.get("code")
+    if concept is None:
+        return None, ""
+    if not isinstance(concept, dict):
+        raise _located(f"{where}.medicationCodeableConcept", "a CodeableConcept is a JSON object")
+    codes = pathway.definition.codes
+    codings = concept.get("coding") or []
+    if not isinstance(codings, list):
+        raise _located(f"{where}.medicationCodeableConcept.coding", "coding is a list")
+    for k, coding in enumerate(codings):
+        if not isinstance(coding, dict):
+            raise _located(f"{where}.medicationCodeableConcept.coding[{k}]", "a Coding is a JSON object")
+        if codes is None:
+            continue
+        omap = codes.order(str(coding.get("system")), str(coding.get("code")))
+        if omap is not None and "MedicationRequest" in omap.resources:
+            agents = sorted(_agents_of(omap))
+            if agents:
+                return agents[0], one_line(omap.display or omap.code)
+    texts = [concept.get("text")] + [c.get("display") for c in codings]
+    if codes is not None:
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            for agent, maps in codes.agents().items():
+                names = [agent, *(n for m in maps for n in m.names)]
+                if any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE) for n in names):
+                    return agent, one_line(text)
+    return None, ""
+
+
+def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, float | None, str | None, str | None]:
+    """(mg per administration, administrations per day, route, a dose unit not read as a mass) of a draft order,
+    None where not given."""
+    dosages = order.get("dosageInstruction")
+    if dosages is None:
+        return None, None, None, None
+    if not isinstance(dosages, list) or not all(isinstance(x, dict) for x in dosages):
+        raise _located(f"{where}.dosageInstruction", "dosageInstruction is a list of Dosage objects")
+    if not dosages:
+        return None, None, None, None
+    dosage = dosages[0]
+    mg = per_day = None
+    route = unread = None
+    for coding in ((dosage.get("route") or {}).get("coding") or []):
+        if isinstance(coding, dict) and route is None:
+            route = next((name for name, (code, _display) in _ROUTES.items() if coding.get("code") == code), None)
+    rates = dosage.get("doseAndRate") or []
+    if not isinstance(rates, list):
+        raise _located(f"{where}.dosageInstruction[0].doseAndRate", "doseAndRate is a list")
+    for k, rate in enumerate(rates):
+        q = rate.get("doseQuantity") if isinstance(rate, dict) else None
+        if q is None:
+            continue
+        value = q.get("value") if isinstance(q, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _located(f"{where}.dosageInstruction[0].doseAndRate[{k}].doseQuantity.value",
+                           f"a dose is a number, not {one_line(repr(value))[:40]}")
+        unit = q.get("code", q.get("unit"))
+        factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001}.get(str(unit))
+        if factor is not None:
+            mg = float(value) * factor
+        else:
+            unread = f"{value:g} {unit}" if unit is not None else f"{value:g} (no unit)"
+        break
+    repeat = ((dosage.get("timing") or {}).get("repeat") or {}) if isinstance(dosage.get("timing"), dict) else {}
+    period_days = {"h": 1 / 24, "d": 1.0, "wk": 7.0}.get(str(repeat.get("periodUnit")))
+    freq, period = repeat.get("frequency", 1), repeat.get("period")
+    if isinstance(period, (int, float)) and isinstance(freq, (int, float)) and period_days and period > 0:
+        per_day = float(freq) / (float(period) * period_days)
+    return mg, per_day, route, unread
+
+
+def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The computed dose of ``agent`` in a result (its recommendation and medication), if any."""
+    for r in result.get("recommendations", []):
+        med = r.get("medication")
+        if isinstance(med, dict) and med.get("name") == agent and isinstance(med.get("dose_mg"), (int, float)):
+            return r, med
+    return None
+
+
+def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The dose the pathway computes once ``agent`` is recorded as the decision due, at the latest event's
+    time; None when no decision due records it. Evaluated on a fork of the session: a session's state is
+    never changed in place (every operation replaces it), so a second Session over the same state leaves
+    the caller's session untouched, whatever other threads do with it meanwhile."""
+    from pathway.runtime.session import Session as _Session
+
+    codes = pathway.definition.codes
+    state, _view = session.checkpoint()
+    if codes is None or not state.events:
+        return None
+    last = state.events[-1]
+    for omap in codes.orders.values():
+        if omap.agent != agent:
+            continue
+        for name, value in omap.records:
+            if value != agent or name not in pathway.definition.decisions:
+                continue
+            event: dict[str, Any] = {name: value}
+            if "time" in last:
+                event["time"] = last["time"]
+            else:
+                event["day"] = last["day"]
+            try:
+                found = _computed_dose(_Session(pathway, state).observe(event), agent)
+            except PathwayError:  # not due now (refused): no dose to compare with
+                found = None
+            if found is not None:
+                return found
+    return None
+
+
+def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str, Any]], *,
+                base_url: str | None = None, unmapped: bool = False) -> list[dict[str, Any]]:
+    """Cards for draft FHIR R4 MedicationRequests (CDS Hooks order-select ``draftOrders`` entries or
+    order-sign): the ordered agent's option status for this patient and a dose check (see the module
+    docstring). An order the pathway has no agent for gives no card, unless ``unmapped`` asks for an info
+    card saying it was not checked. InputError for a malformed order, located ``draftOrders[i]...``: PW431
+    from the FHIR R4 model (with the 'fhir' extra), else PW450 for what the check reads."""
+    if not isinstance(draft_orders, list):
+        raise _located("draftOrders", "draftOrders is a list of MedicationRequest resources")
+    if _fhir_available():  # the FHIR R4 model first: every malformed element, located
+        check_resources(draft_orders, "MedicationRequest", "draftOrders")
+    parsed = []
+    for i, order in enumerate(draft_orders):
+        where = f"draftOrders[{i}]"
+        if not isinstance(order, dict):
+            raise _located(where, "a draft order is a MedicationRequest (a JSON object)")
+        if order.get("resourceType") != "MedicationRequest":
+            raise _located(f"{where}.resourceType", f"a draft order is a MedicationRequest, not "
+                                                    f"{one_line(repr(order.get('resourceType')))[:60]}")
+        agent, named = _agent_of_order(pathway, order, where)
+        dose = _ordered_dose(order, where)
+        parsed.append((i, order, agent, named, dose))
+    result = session.result()
+    options = {o["option"]: o for o in result.get("options", [])}
+    b = _Builder(pathway, session, base_url)
+    for i, order, agent, named, (mg, per_day, route, unread) in parsed:
+        if agent is None:
+            if unmapped:
+                concept = order.get("medicationCodeableConcept") or {}
+                text = concept.get("text") or next((c.get("display") or c.get("code") for c in concept.get("coding") or []
+                                                    if isinstance(c, dict)), None) or "a medicine"
+                b.card(rule="order.unmapped", kind="order-unmapped", key=f"{order.get('id', i)}",
+                       summary=f"Not checked by the pathway: {text}", indicator="info", override=False,
+                       detail=[f"Not checked: {md_inline(text)} is no medicine of the "
+                               f"{md_inline(pathway.definition.id)} pathway's codes file: neither its eligibility "
+                               "nor its dose was checked."],
+                       extra={"order": i})
+            continue
+        key = f"{order.get('id', i)}"
+        shown = agent.replace("_", " ")
+        opt = options.get(agent)
+        if opt is not None and opt["status"] != "available":
+            status = opt["status"]
+            rule = opt["rules"][-1] if opt.get("rules") else "options"
+            reasons = (opt.get("against", []) if status != "pending" else
+                       [f"needs {field_name(f, pathway.definition)}" for f in opt.get("pending", [])])
+            if status == "unavailable":
+                summary = f"{shown.capitalize()} is not suitable for this patient: " + "; ".join(opt.get("against", [])[-1:])
+                indicator = "critical"
+            elif status == "caution":
+                summary = f"Caution with {shown}: " + "; ".join(opt.get("against", [])[-1:])
+                indicator = "warning"
+            else:
+                needed = ", ".join(field_name(f, pathway.definition) for f in opt.get("pending", [])) or "data"
+                summary = f"{shown.capitalize()}: eligibility pending, needs {needed}"
+                indicator = "warning"
+            detail = [f"Ordered: {md_inline(named or shown)}. The pathway lists the option "
+                      f"'{md_inline(shown)}' as **{md_inline(_OPTION_WORDS.get(status, status))}** for this patient.", ""]
+            detail += [f"- Reason: {md_inline(x)}" for x in reasons] or ["- (no reason recorded)"]
+            b.card(rule=rule, kind=f"order-{status}", key=key, summary=summary, indicator=indicator, detail=detail,
+                   override=True, extra={"agent": agent, "order": i, "status": status, "rules": list(opt.get("rules", []))})
+        # the dose: the computed one now, or the one the pathway computes once this agent is recorded
+        found = _computed_dose(result, agent)
+        if found is None and (opt is None or opt["status"] in ("available", "caution")):
+            found = _what_if(pathway, session, agent) if opt is not None else None
+        if found is not None and mg is None and unread is not None:
+            rec, med = found
+            b.card(rule=rec["rule"], kind="order-dose-unread", key=key,
+                   summary=f"{shown.capitalize()} dose not checked: {unread} is not a dose in mg, g or µg",
+                   indicator="warning", evidence=rec.get("evidence"),
+                   detail=[f"Ordered: **{md_inline(unread)}**. The pathway checks a dose given as a mass (UCUM "
+                           "`mg`, `g` or `ug`); this one was not compared with the computed dose.", "",
+                           f"Computed: {md_inline(rec['text'])}"],
+                   extra={"agent": agent, "order": i, "medication": dict(med)})
+            continue
+        if found is None or mg is None:
+            continue
+        rec, med = found
+        computed_mg = float(med["dose_mg"])
+        times = med.get("times_per_day")
+        ordered_daily = mg * per_day if per_day is not None else None
+        computed_daily = computed_mg * float(times) if isinstance(times, (int, float)) else None
+        if ordered_daily is not None and computed_daily is not None:
+            ordered, computed, unit = ordered_daily, computed_daily, "mg/day"
+        else:
+            ordered, computed, unit = mg, computed_mg, "mg per dose"
+        if computed > 0 and abs(ordered - computed) / computed <= DOSE_TOLERANCE:
+            continue
+        replacement = medication_request(pathway, session, med, rec["text"])
+        if isinstance(order.get("id"), str):
+            replacement["id"] = order["id"]
+            action = {"type": "update", "description": one_line(f"Change the order to {_dose_words(med)}"),
+                      "resource": replacement}
+        else:
+            action = {"type": "create", "description": one_line(f"Order {_dose_words(med)} instead"),
+                      "resource": replacement}
+        detail = [f"Ordered: **{ordered:g} {unit}**; the pathway computes **{computed:g} {unit}** "
+                  f"(tolerance {DOSE_TOLERANCE:.0%}).", "", f"Computed: {md_inline(rec['text'])}"]
+        if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
+            detail += ["", f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}."]
+        ratio = ordered / computed if computed > 0 else float("inf")
+        far = ratio >= DOSE_CRITICAL_RATIO or ratio <= 1 / DOSE_CRITICAL_RATIO
+        if far:
+            detail = [f"**{ratio:.2g} times the computed dose.**", "", *detail]
+        b.card(rule=rec["rule"], kind="order-dose", key=key,
+               summary=f"{shown.capitalize()} dose {ordered:g} {unit} differs from the computed {computed:g} {unit}",
+               indicator="critical" if far else "warning", detail=detail, evidence=rec.get("evidence"),
+               suggestions=[{"label": one_line(rec["text"]), "isRecommended": True, "actions": [action]}],
+               extra={"agent": agent, "order": i, "ordered": ordered, "computed": computed, "unit": unit,
+                      "tolerance": DOSE_TOLERANCE, "medication": dict(med)})
+    return b.sorted()
+
+
+# -- prefetch ----------------------------------------------------------------------------------------------
+
+def prefetch_templates(pathway: Pathway, hook: str) -> dict[str, str]:
+    """CDS Hooks prefetch templates for ``hook``: the Patient, the Observations the pathway reads (by the
+    codes of its codes file, grouped per code system), and its MedicationRequests and Procedures."""
+    codes = pathway.definition.codes
+    out = {"patient": "Patient/{{context.patientId}}"}
+    if codes is None:
+        return out
+    by_system: dict[str, list[str]] = {}
+    for (system, code) in codes.observations:
+        if system != codes.local_system:  # searched by its system alone, below: any field may be coded in it
+            by_system.setdefault(system, []).append(code)
+    for system, listed in sorted(by_system.items(), key=lambda kv: (kv[0] != "http://loinc.org", kv[0])):
+        key = "observations" if system == "http://loinc.org" else f"observations-{_slug(system)}"
+        out[key] = ("Observation?patient={{context.patientId}}&code="
+                    + ",".join(f"{system}|{c}" for c in sorted(set(listed))))
+    if codes.local_system:
+        out["observations-local"] = f"Observation?patient={{{{context.patientId}}}}&code={codes.local_system}|"
+    media = sorted({f"{o.system}|{o.code}" for o in codes.orders.values() if "MedicationRequest" in o.resources})
+    if media:
+        out["medications"] = "MedicationRequest?patient={{context.patientId}}&code=" + ",".join(media)
+    procedures = sorted({f"{o.system}|{o.code}" for o in codes.orders.values() if "Procedure" in o.resources})
+    if procedures and hook == "patient-view":
+        out["procedures"] = "Procedure?patient={{context.patientId}}&code=" + ",".join(procedures)
+    return out
+
+
+def _slug(system: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in system.split("//")[-1]).strip("-").lower()[:40]

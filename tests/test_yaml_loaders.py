@@ -1,0 +1,175 @@
+"""The three ways a YAML file is read give the same data, the same line/column of every value and
+key, and the same diagnostics: libyaml composing (files without tags or anchors), libyaml parsing
+with the checking composer, and the pure Python loader (the fallback when libyaml is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pathway.core import yamlsafe as Y
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((ROOT / "rules").rglob("*.yaml"))
+needs_libyaml = pytest.mark.skipif(Y._ComposedLoader is None or Y._FastLoader is None, reason="PyYAML without libyaml")
+
+
+def _typed(value: Any) -> Any:
+    """The value with the type of every scalar (1 and 1.0 and True differ)."""
+    if isinstance(value, dict):
+        return {(type(k).__name__, k): _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+def _seen(doc: Y.Located) -> tuple[Any, ...]:
+    return _typed(doc.data), doc.positions, doc.key_positions
+
+
+def _outcome(read: Any, text: str, limits: Y.Limits) -> tuple[Any, ...]:
+    try:
+        doc = read(text, limits)
+    except Y.YamlProblem as exc:
+        d = exc.diagnostic
+        return ("problem", d.file, d.line, d.col, d.code, d.message, exc.nodes)
+    return ("ok", *_seen(doc))
+
+
+def _pure(text: str, limits: Y.Limits) -> Y.Located:
+    return Y._load(Y._StrictLoader, text, "f.yaml", limits)
+
+
+def _events(text: str, limits: Y.Limits) -> Y.Located:  # libyaml parses, the checking composer composes
+    return Y._load(Y._FastLoader, text, "f.yaml", limits)
+
+
+def _public(text: str, limits: Y.Limits) -> Y.Located:
+    return Y.load_yaml_text(text, "f.yaml", limits)
+
+
+def test_the_shipped_rule_files_are_many():
+    assert len(RULE_FILES) >= 17
+
+
+@needs_libyaml
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_rule_file_reads_the_same_through_every_loader(path):
+    text = path.read_text(encoding="utf-8")
+    composed = Y._load_composed(text, "f.yaml", Y.RULE_FILE_LIMITS)
+    assert composed is not None  # the fastest way reads every shipped file
+    expected = _seen(_pure(text, Y.RULE_FILE_LIMITS))
+    assert _seen(composed) == expected
+    assert _seen(_events(text, Y.RULE_FILE_LIMITS)) == expected
+    assert _seen(_public(text, Y.RULE_FILE_LIMITS)) == expected
+
+
+SMALL = Y.Limits(max_bytes=10_000, max_depth=4, max_aliases=3, max_nodes=40, max_string=30, numbers=True)
+
+BROKEN = {
+    "unclosed flow": "a: [1, 2\nb: 3\n",
+    "bad indentation": "a:\n  b: 1\n c: 2\n",
+    "tab indentation": "a:\n\tb: 1\n",
+    "unclosed quote": 'a: "open\nb: 1\n',
+    "two documents": "a: 1\n---\nb: 2\n",
+    "duplicate key": "a: 1\nb: 2\na: 3\n",
+    "duplicate key nested": "top:\n  x: {k: 1, k: 2}\n",
+    "tag on a value": "a: !!str 017\n",
+    "custom tag": "a: !thing 1\n",
+    "non-specific tag": "a: ! 1\n",
+    "tag on a list": "a: !!seq [1]\n",
+    "anchor and alias": "a: &x [1, 2]\nb: *x\n",
+    "recursive alias": "a: &x [1, *x]\n",
+    "undefined alias": "a: *nothing\n",
+    "too many aliases": "a: &x 1\nb: [*x, *x, *x, *x]\n",
+    "alias bomb": "a: &x [1, 2, 3, 4, 5, 6, 7, 8]\nb: &y [*x, *x, *x]\nc: [*y, *y]\n",
+    "merge key": "base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n",
+    "merge key without alias": "other:\n  <<: {x: 1}\n",
+    "too deep": "a: {b: {c: {d: {e: 1}}}}\n",
+    "too deep in blocks": "a:\n  b:\n    c:\n      d:\n        - 1\n",
+    "too many values": "a: [" + ", ".join(str(i) for i in range(50)) + "]\n",
+    "long text": "a: " + "x" * 40 + "\n",
+    "long key": "k" * 31 + ": 1\n",
+    "number out of range": "a: 1e13\n",
+    "number too small": "a: 1e-13\n",
+    "infinite": "a: .inf\n",
+    "not a number": "a: .nan\n",
+    "number-like": "a: 0x_\n",
+    "control character": "a: 1\nb: \x07\n",
+    "control character in a comment": "a: 1 # \x01\n",
+    "mapping key": "? [1, 2]\n: 3\n",
+    "bad character after a value": "a: 'x' y\n",
+    "scalar document": "just text\n",
+    "empty": "",
+    "only a comment": "# nothing\n",
+    "bom": "\ufeffa: 1\n",
+    "text with ampersand and bang": "a: Truelove & Witts!\nb: 'x ! y'\n",
+    "windows line ends": "a: 1\r\nb:\r\n  - 2\r\n",
+}
+
+
+@needs_libyaml
+@pytest.mark.parametrize("name", sorted(BROKEN))
+@pytest.mark.parametrize("limits", [SMALL, Y.RULE_FILE_LIMITS, Y.DOCUMENT_LIMITS], ids=["small", "rule", "document"])
+def test_broken_and_odd_files_give_the_same_outcome_as_the_pure_loader(name, limits):
+    text = BROKEN[name]
+    expected = _outcome(_pure, text, limits)
+    assert _outcome(_public, text, limits) == expected
+
+
+def test_the_broken_set_finds_problems_and_the_limits_trip():
+    codes = {_outcome(_pure, text, SMALL)[4] for text in BROKEN.values() if _outcome(_pure, text, SMALL)[0] == "problem"}
+    assert {"PW100", "PW101", "PW120", "PW121", "PW122", "PW123", "PW124", "PW125"} <= codes
+
+
+def test_the_pure_loader_is_the_fallback_without_libyaml(monkeypatch):
+    text = (ROOT / "rules" / "asuc" / "pathway.yaml").read_text(encoding="utf-8")
+    expected = _seen(_pure(text, Y.RULE_FILE_LIMITS))
+    used: list[str] = []
+    real = Y._load
+
+    def spy(kind: Any, *args: Any) -> Y.Located:
+        used.append(kind.__name__)
+        return real(kind, *args)
+
+    monkeypatch.setattr(Y, "_ComposedLoader", None)
+    monkeypatch.setattr(Y, "_FastLoader", None)
+    monkeypatch.setattr(Y, "_load", spy)
+    assert _seen(Y.load_yaml_text(text, "f.yaml", Y.RULE_FILE_LIMITS)) == expected
+    with pytest.raises(Y.YamlProblem) as info:
+        Y.load_yaml_text("a: [1\n", "f.yaml", Y.RULE_FILE_LIMITS)
+    assert info.value.diagnostic.code == "PW100"
+    assert used == ["_StrictLoader", "_StrictLoader"]
+
+
+@needs_libyaml
+def test_a_file_that_may_hold_a_tag_or_an_anchor_is_not_composed_by_libyaml():
+    for text in ("a: !!str 1\n", "a: &x 1\nb: *x\n", "- !x 1\n", "[!x 1]\n", "!x a\n"):
+        assert Y._load_composed(text, "f.yaml", Y.DOCUMENT_LIMITS) is None
+    assert Y._load_composed("a: Truelove & Witts!\n", "f.yaml", Y.DOCUMENT_LIMITS) is not None
+
+
+@needs_libyaml
+def test_a_text_longer_than_the_values_it_may_hold_is_composed_value_by_value():
+    text = "a: [" + ",".join("1" for _ in range(30)) + "]\n"
+    assert Y._load_composed(text, "f.yaml", SMALL) is None  # 64 characters, at most 40 values
+    assert Y._load_composed("a: [1, 2]\n", "f.yaml", SMALL) is not None
+
+
+@needs_libyaml
+def test_loading_the_shipped_pathway_composes_every_file_with_libyaml(monkeypatch):
+    from pathway.loading.loader import load_every_profile
+
+    outcomes: list[bool] = []
+    real = Y._load_composed
+
+    def spy(*args: Any) -> Y.Located | None:
+        doc = real(*args)
+        outcomes.append(doc is not None)
+        return doc
+
+    monkeypatch.setattr(Y, "_load_composed", spy)
+    load_every_profile("asuc")
+    assert len(outcomes) >= 17 and all(outcomes)
