@@ -261,6 +261,41 @@ def fill_text(template: str, values: dict[str, Any], display: Mapping[str, Displ
     significant digits. The values themselves are not changed.
     """
 
+    # A text depends only on the values (and display precisions) of the names it reads: each
+    # rendering is kept, keyed on those, so the same recommendation for the next patient is not
+    # rendered again (most texts repeat across patients and events).
+    names = _TEMPLATE_NAMES.get(template)
+    if names is None:
+        names = tuple(dict.fromkeys(TEMPLATE_RE.findall(template)))
+        if len(_TEMPLATE_NAMES) < _CACHE_SIZE:
+            _TEMPLATE_NAMES[template] = names
+    if not names:
+        return template
+    key: list[Any] = [template]
+    for name in names:
+        value = values.get(name)
+        precision = display.get(name) if display else None
+        if type(value) is float and value == 0:
+            value = repr(value)  # 0.0 and -0.0 are equal keys but may read differently
+        key += (type(value), value, None if precision is None else (precision.decimals, precision.step))
+    try:
+        text = _RENDERED.get(tuple(key))
+    except TypeError:  # a value that cannot be a key (not a scalar): rendered every time
+        return _fill(template, values, display)
+    if text is None:
+        if len(_RENDERED) >= _CACHE_SIZE:
+            _RENDERED.clear()
+        text = _RENDERED[tuple(key)] = _fill(template, values, display)
+    return text
+
+
+#: template -> the names it reads, and (template, values and display of those names) -> the text
+_TEMPLATE_NAMES: dict[str, tuple[str, ...]] = {}
+_RENDERED: dict[tuple[Any, ...], str] = {}
+_CACHE_SIZE = 16384
+
+
+def _fill(template: str, values: dict[str, Any], display: Mapping[str, Display] | None) -> str:
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
         value = values.get(name)

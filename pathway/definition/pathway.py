@@ -96,6 +96,14 @@ class Rule:
         """Input fields a branch's effects compute with (score items and terms, a dose's weight, a
         titration's current dose and level): the branch never fires while one is missing, since a
         dose or score is never computed on missing data."""
+        # A rule never changes: the answer is worked out once per branch (kept beside the fields,
+        # which equality and the dataclass fields ignore).
+        cache: dict[str, tuple[str, ...]] = self.__dict__.setdefault("_computes_with_cache", {})
+        if branch not in cache:
+            cache[branch] = self._computes_with(branch)
+        return cache[branch]
+
+    def _computes_with(self, branch: Branch) -> tuple[str, ...]:
         names: list[str] = []
         for effect in self.effects(branch):
             if isinstance(effect, Score):

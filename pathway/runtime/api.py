@@ -15,7 +15,9 @@ from pathway.core.yamlsafe import Located
 from pathway.definition.case import case_problem
 from pathway.definition.clock import days_since
 from pathway.definition.effects import Derive
+from pathway.definition.model import FieldDef, Validity
 from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.timeline import validity
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
@@ -62,6 +64,10 @@ class Pathway:
                         if definition.kept.get(name) == r.decision_point:
                             self.missed_defaults.setdefault(r.decision_point, []).append((name, value, r.id, r.states))
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
+        #: each field's validity (``timeline.validity``), worked out once: the facts read it at every event
+        self.validities = _Validities(definition.fields)
+        self._rules_in: dict[str, tuple[Rule, ...]] = {}
+        self._producers: dict[str, dict[str, list[str]]] = {}
         #: what this pathway decides with (files, profile, parameters; ``PathwayDef.fingerprint``), taken
         #: once at load: every dump carries it and a restore refuses a session dumped under another
         self.fingerprint: str = definition.fingerprint()
@@ -106,6 +112,26 @@ class Pathway:
     def rule_order(self, rule_id: str) -> int:
         return self._order[rule_id]
 
+    def rules_in(self, state: str) -> tuple[Rule, ...]:
+        """The rules of ``state`` in file order (the loaded rules never change: worked out once per state)."""
+        rules = self._rules_in.get(state)
+        if rules is None:
+            rules = self._rules_in[state] = tuple(self.definition.rules_in(state))
+        return rules
+
+    def producers_in(self, state: str) -> dict[str, list[str]]:
+        """Derived fact -> the rules of ``state`` whose ``then`` or ``otherwise`` derives it (read only)."""
+        producers = self._producers.get(state)
+        if producers is None:
+            producers = {}
+            for rule in self.rules_in(state):
+                for effect in rule.then + rule.otherwise:
+                    if isinstance(effect, Derive):
+                        for name in effect.values:
+                            producers.setdefault(name, []).append(rule.id)
+            self._producers[state] = producers
+        return producers
+
     def start(self, patient: dict[str, Any]) -> Session:
         """Open a session for one patient (``id`` plus patient fields such as ``weight_kg``)."""
         return start_session(self, patient)
@@ -143,22 +169,28 @@ class Pathway:
         An InputError names the refused event (``.event``); with ``doc`` (the case file it was
         read from) its diagnostics point at the line and column of the bad value.
         """
+        return self._course(case, doc, results=True)
+
+    def _course(self, case: dict[str, Any], doc: Located | None, results: bool) -> tuple[Session, list[dict[str, Any]]]:
         problem = case_problem(case)
         if problem is not None:
             path, code, message = problem
             raise InputError([Diagnostic(".".join(("case", *path)), 0, 0, code, message)])
         index: int | None = None
+        out: list[dict[str, Any]] = []
         try:
             session = self.start(case["patient"])
-            results = []
             for i, event in enumerate(case["events"]):
                 index = i  # names the refused event in the handler below
-                results.append(session.observe(event))
+                if results:
+                    out.append(session.observe(event))
+                else:  # the same evaluation; no result is built for the events before the last
+                    session.receive(event)
         except InputError as exc:
             located = InputError(doc.locate(exc.diagnostics)) if doc is not None else exc
             located.event = index
             raise located from None
-        return session, results
+        return session, out
 
     def start_fhir(self, data: Any, *, doc: Located | None = None) -> tuple[Session, dict[str, Any]]:
         """A new session from a FHIR R4 Bundle (Patient, Encounter, Observations, orders; see
@@ -174,8 +206,20 @@ class Pathway:
 
     def run_case(self, case: dict[str, Any]) -> dict[str, Any]:
         """Run a whole case (``patient`` and ``events``); return the final result."""
-        session, _ = self.run_course(case)
+        session, _ = self._course(case, None, results=False)
         return session.result()
+
+
+class _Validities(dict[str, Validity]):
+    """Field -> its validity, filled on first use (the fields of a loaded pathway never change)."""
+
+    def __init__(self, fields: dict[str, FieldDef]):
+        super().__init__()
+        self._fields = fields
+
+    def __missing__(self, name: str) -> Validity:
+        value = self[name] = validity(self._fields[name])
+        return value
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,14 @@ SECTIONS = ("recommendations", "alerts", "proposals", "data_required")
 _DESCRIPTIVE = {"evidence"}
 
 
+#: ``json.dumps(..., sort_keys=True, default=repr)`` without a new encoder per call
+_ENCODE = json.JSONEncoder(sort_keys=True, default=repr).encode
+
+
 def _key(item: Any) -> str:
     if not isinstance(item, dict):
-        return json.dumps(item, sort_keys=True, default=repr)
-    return json.dumps({k: v for k, v in item.items() if k not in _DESCRIPTIVE}, sort_keys=True, default=repr)
+        return _ENCODE(item)
+    return _ENCODE({k: v for k, v in item.items() if k not in _DESCRIPTIVE})
 
 
 def view(result: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def refuse_untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str
 def _acting_rules(pathway: Pathway, state: str, name: str, value: Any) -> list[Rule]:
     """Rules of ``state`` that would move the patient on this decision value."""
     out = []
-    for rule in pathway.definition.rules_in(state):
+    for rule in pathway.rules_in(state):
         tests = [c for c in C.fields_of(rule.when) if c.field == name]
         moves = [e for e in rule.then if isinstance(e, Transition)]
         if tests and moves and all(c.holds({name: value}) is not False for c in tests):
@@ -82,21 +82,19 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
     """A critical alert for each decision that counts in the current state but moved nothing,
     naming why; none where a rule acting on the decision already raised an alert of its own."""
     d = pathway.definition
-    facts = {k: v for k, v in snapshot.items() if v is not None}
-    facts.update(derived)
+    out: list[dict[str, Any]] = []
+    if not any(st.facts.get(name) is not None for name in d.decisions):
+        return out
     waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
     fired = {f.rule for f in firings}
-    producers: dict[str, list[str]] = {}
-    for rule in d.rules_in(st.state):
-        for effect in rule.then + rule.otherwise:
-            for name in getattr(effect, "values", {}) or {}:
-                producers.setdefault(name, []).append(rule.id)
-    out = []
+    producers = pathway.producers_in(st.state)
+    facts = {k: v for k, v in snapshot.items() if v is not None}
+    facts.update(derived)
     for name in d.decisions:
         value = st.facts.get(name)
         if value is None or not decision_counts(pathway, st, name):
             continue
-        said = [r for r in d.rules_in(st.state) if r.id in fired
+        said = [r for r in pathway.rules_in(st.state) if r.id in fired
                 and any(c.field == name for c in C.fields_of(r.when))
                 and any(isinstance(e, Alert) for e in r.effects("then"))]
         if said:

@@ -51,6 +51,7 @@ from durable import engine as durable_engine
 from pathway.core.errors import EngineError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Effect, Score, compute_score
+from pathway.definition.pathway import Rule
 from pathway.definition.waiting import asks_for_data, waiting_for
 from pathway.runtime.compile import Binding, CompiledPathway
 
@@ -116,7 +117,13 @@ def message_text(message: dict[str, Any]) -> str:
             return _encode(message)
         if isinstance(value, (dict, list, tuple)):
             return _encode(message)
-    return json.dumps(message, ensure_ascii=False, allow_nan=False)
+    return _ENCODE(message)
+
+
+#: ``json.dumps(message, ensure_ascii=False, allow_nan=False)`` without a new encoder per call
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+#: derived-fact messages kept encoded (their values come from rule files and scores: few distinct)
+_DERIVED_TEXTS = 4096
 
 
 def _action_name(pending: str) -> str:
@@ -213,6 +220,9 @@ class Engine:
         }
         self._rules = {r.id: r for r in compiled.definition.rules}
         self._derived_names = frozenset(compiled.definition.spec.derived)
+        #: (name, type, value, sid) -> the derived-fact message's text (see _derived_text)
+        self._derived_texts: dict[tuple[str, type, Any, str], str] = {}
+        self._asking_in: dict[str, tuple[tuple[Rule, tuple[str, ...]], ...]] = {}
         self.retired_sids = 0
         self.evaluations = 0
 
@@ -266,19 +276,39 @@ class Engine:
         for f in firings:
             if f.branch == "missing":
                 f.missing = waiting_for(self._rules[f.rule], known, names)
-        for rule in self.compiled.definition.rules_in(state):
-            if rule.id in fired or not asks_for_data(rule) or C.evaluate(rule.due, known) is not True:
+        for rule, tested in self._asking(state):
+            if rule.id in fired or C.evaluate(rule.due, known) is not True:
                 continue
             missing = waiting_for(rule, known, names)
             if missing:
-                tested = [c.field for c in C.fields_of(rule.when)] + list(rule.requires)
-                facts = {name: known.get(name) for name in dict.fromkeys(tested)}
+                facts = {name: known.get(name) for name in tested}
                 firings.append(Firing(rule.id, "missing", facts, (), missing))
         return firings
 
-    def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any]) -> Any:
-        """Assert one message; return durable's state handle, or None when no rule matched it."""
-        text = message_text(message)
+    def _asking(self, state: str) -> tuple[tuple[Rule, tuple[str, ...]], ...]:
+        """The rules of ``state`` that list missing data while they wait, each with the fields it tests
+        (worked out once per state)."""
+        asking = self._asking_in.get(state)
+        if asking is None:
+            asking = self._asking_in[state] = tuple(
+                (rule, tuple(dict.fromkeys([c.field for c in C.fields_of(rule.when)] + list(rule.requires))))
+                for rule in self.compiled.definition.rules_in(state) if asks_for_data(rule))
+        return asking
+
+    def _derived_text(self, name: str, value: Any, sid: str) -> str:
+        """The text of a derived-fact message, encoded once per name, value and sid."""
+        key = (name, type(value), value, sid)
+        text = self._derived_texts.get(key)
+        if text is None:
+            if len(self._derived_texts) >= _DERIVED_TEXTS:
+                self._derived_texts.clear()
+            text = self._derived_texts[key] = message_text({"_k": "derived", "name": name, "value": value, "sid": sid})
+        return text
+
+    def _assert(self, ctx: _Context, handle: Any, message: dict[str, Any] | str) -> Any:
+        """Assert one message (a dict, or its text); return durable's state handle, or None when no rule
+        matched it."""
+        text = message if isinstance(message, str) else message_text(message)
         result = _core.assert_fact(handle, text)
         if result[0] == 1:  # MessageNotHandled: no rule matched; the message was not stored
             return None
@@ -299,7 +329,7 @@ class Engine:
                 if name not in self._tested_derived[ruleset]:
                     continue
                 ctx.derived[name] = frozen[name]
-                kept = self._assert(ctx, handle, {"_k": "derived", "name": name, "value": frozen[name], "sid": sid})
+                kept = self._assert(ctx, handle, self._derived_text(name, frozen[name], sid))
                 state_handle = state_handle if state_handle is not None else kept
             if state_handle is not None:
                 started = _core.start_action_for_state(handle, state_handle)
@@ -354,8 +384,10 @@ class Engine:
             return
         ctx.derived[name] = value
         # Asserted into the same engine session: activates the rules that test this fact,
-        # whose actions join the agenda of the running evaluation (forward chaining).
-        self._assert(ctx, handle, {"_k": "derived", "name": name, "value": value, "sid": ctx.sid})
+        # whose actions join the agenda of the running evaluation (forward chaining). A fact no
+        # rule of the ruleset tests would match nothing (durable would not store it): not sent.
+        if name in self._tested_derived[ctx.ruleset]:
+            self._assert(ctx, handle, self._derived_text(name, value, ctx.sid))
 
     def _release(self, ctx: _Context, handle: Any) -> None:
         """Retract everything this evaluation asserted and check the sid is empty."""

@@ -19,7 +19,7 @@ from pathway.definition.clock import days_since
 from pathway.definition.model import Aggregate
 from pathway.definition.timeline import is_current, window_hours
 from pathway.runtime.doses import num
-from pathway.runtime.state import SessionState
+from pathway.runtime.state import SessionState, entry_move
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -44,11 +44,15 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
     and, per computed input that has a value, where the value came from:
     ``{value, source: "derived" | "recorded", derived, recorded, inputs}``."""
     d = pathway.definition
-    fields = d.fields
+    validities = pathway.validities
     snap: dict[str, Any] = {}
     for name, value in st.facts.items():
+        valid = validities[name]  # is_current, with each field's validity worked out once per pathway
+        if valid.until is not None:
+            snap[name] = value
+            continue
         age = age_hours(st, name)
-        if age is None or is_current(fields[name], age):
+        if age is None or valid.holds(age):
             snap[name] = value
     if not d.computed and not pathway.aggregates:
         return snap, {}
@@ -197,8 +201,9 @@ def decision_counts(pathway: Pathway, st: SessionState, name: str) -> bool:
         return False
     if st.state_event < 0 or st.recorded_event[name] != st.state_event:
         return True
-    entry = next((t for t in reversed(st.trace) if t.get("to") == st.state and t.get("event") == st.state_event), None)
-    return entry is None or name not in {c.field for c in C.fields_of(pathway.rule(entry["rule"]).when)}
+    rule = next((r for event, to, r in map(entry_move, reversed(st.trace)) if to == st.state and event == st.state_event),
+                None)
+    return rule is None or name not in {c.field for c in C.fields_of(pathway.rule(rule).when)}
 
 
 def frozen_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:

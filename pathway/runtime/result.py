@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import SessionState
+from pathway.runtime.state import SessionState, entry_dict
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -21,16 +22,9 @@ RESULT_KEYS = ("pathway", "version", "patient_id", "state", "path", "recommendat
                "data_required", "alerts", "trace")
 
 
-def _copy_trace(trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
     """A copy callers may change freely (entries hold scalars, a facts dict and a missing list)."""
-    out = []
-    for entry in trace:
-        item = dict(entry)
-        item["facts"] = dict(entry["facts"])
-        if "missing" in entry:
-            item["missing"] = list(entry["missing"])
-        out.append(item)
-    return out
+    return [entry_dict(item, copy_facts=True) for item in trace]
 
 
 #: How an option's statuses combine: the strongest reason wins (a known hard exclusion stands
@@ -60,17 +54,15 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
     for item in st.current:
         if item.get("synthetic"):
             continue
-        rule = pathway.rule(item["rule"])
-        for eff in rule.effects(item["branch"]):
-            if isinstance(eff, Derive):
-                for name in eff.values:
-                    producers.setdefault(name, set()).add(rule.id)
+        for name in _derives(pathway, item["rule"], item["branch"]):
+            producers.setdefault(name, set()).add(item["rule"])
     for name, kept in st.frozen.items():
         producers.setdefault(name, set()).add(kept["rule"])
+    if not producers:
+        return {}
 
-    def tested(rule_id: str) -> set[str]:
-        rule = pathway.rule(rule_id)
-        return {c.field for cond in (rule.when, rule.due) for c in C.fields_of(cond) if c.derived}
+    def tested(rule_id: str) -> frozenset[str]:
+        return _tested_derived(pathway, rule_id)
 
     out: dict[str, list[str]] = {}
     for item in st.current:
@@ -90,8 +82,40 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
     return out
 
 
-def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
-    """The result of a session in state ``st``: a fresh dict the caller may change."""
+#: per loaded pathway (weakly held), what each rule branch derives and the derived facts each rule tests
+_STATIC: weakref.WeakKeyDictionary[Pathway, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+
+
+def _static(pathway: Pathway) -> dict[tuple[str, str], Any]:
+    table = _STATIC.get(pathway)
+    if table is None:
+        table = _STATIC.setdefault(pathway, {})
+    return table
+
+
+def _derives(pathway: Pathway, rule_id: str, branch: str) -> tuple[str, ...]:
+    table = _static(pathway)
+    names = table.get((rule_id, branch))
+    if names is None:
+        rule = pathway.rule(rule_id)
+        names = table[(rule_id, branch)] = tuple(
+            name for eff in rule.effects(branch) if isinstance(eff, Derive) for name in eff.values)  # type: ignore[arg-type]
+    return names
+
+
+def _tested_derived(pathway: Pathway, rule_id: str) -> frozenset[str]:
+    table = _static(pathway)
+    names = table.get((rule_id, ""))
+    if names is None:
+        rule = pathway.rule(rule_id)
+        names = table[(rule_id, "")] = frozenset(
+            c.field for cond in (rule.when, rule.due) for c in C.fields_of(cond) if c.derived)
+    return names
+
+
+def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict[str, Any]:
+    """The result of a session in state ``st``: a fresh dict the caller may change (without ``trace``
+    when ``trace`` is false)."""
     d = pathway.definition
     recs: list[dict[str, Any]] = []
     # Input warnings of the last event (a bare number read in one of two plausible units) come first.
@@ -155,7 +179,7 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
             entry.update(recheck=True, **stale)
             entry["text"] = f"{recheck_text(entry['title'], entry['unit'], stale)}: {entry['text']}"
     state_def = d.spec.states[st.state]
-    return {
+    result = {
         "pathway": d.id,
         "version": d.version,
         "profile": d.profile,
@@ -177,8 +201,10 @@ def build_result(pathway: Pathway, st: SessionState) -> dict[str, Any]:
         "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
                                     and pathway.rule(item["rule"]).evidence.status == "unverified"}
                                    | {r for weak in basis.values() for r in weak}),
-        "trace": _copy_trace(st.trace),
     }
+    if trace:
+        result["trace"] = _copy_trace(st.trace)
+    return result
 
 
 def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:

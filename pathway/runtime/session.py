@@ -29,7 +29,7 @@ from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
-from pathway.runtime.state import SESSION_FORMAT, SessionState
+from pathway.runtime.state import SESSION_FORMAT, SessionState, evaluation_dict, json_copy, pack
 from pathway.runtime.watchdogs import overdue_records
 
 if TYPE_CHECKING:
@@ -68,14 +68,15 @@ class Session:
     def evaluations(self) -> list[dict[str, Any]]:
         """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw, the ``derived`` facts and
         where each ``computed`` input's value came from."""
-        return copy.deepcopy(self._st.evaluations)
+        return json_copy([evaluation_dict(e) for e in self._st.evaluations])  # type: ignore[no-any-return]
 
     def last_event_evaluations(self) -> list[dict[str, Any]]:
         """The evaluations of the last applied event only (a fresh copy): the first is the state the
         event found, the others those it moved through."""
         st = self._st
         last = len(st.events) - 1
-        return copy.deepcopy([e for e in st.evaluations[-(len(st.path) + 1):] if e["event"] == last])
+        return json_copy([evaluation_dict(e) for e in st.evaluations[-(len(st.path) + 1):]  # type: ignore[no-any-return]
+                          if e["event"] == last])
 
     @property
     def pathway(self) -> Pathway:
@@ -89,7 +90,7 @@ class Session:
 
     def recorded_events(self) -> list[dict[str, Any]]:
         """The events as recorded, in timeline order (a fresh copy)."""
-        return copy.deepcopy(self._st.events)
+        return json_copy(self._st.events)  # type: ignore[no-any-return]
 
     # Several operations applied as one (a FHIR Bundle): the state before them, put back on a refusal.
     # Safe because an operation never changes a state in place: it replaces it with a new one.
@@ -101,7 +102,7 @@ class Session:
 
     def shown_view(self) -> dict[str, Any]:
         """What the last result returned showed (:func:`changes.view`), to list the next one's changes."""
-        return self._view if self._view is not None else changes.view(self.result())
+        return self._view if self._view is not None else changes.view(self.result(detail="summary"))
 
     def remember_view(self, view: dict[str, Any]) -> None:
         self._view = view
@@ -118,6 +119,12 @@ class Session:
         """
         return self._changing(lambda: self._receive(event))
 
+    def receive(self, event: dict[str, Any]) -> None:
+        """Apply one event as :meth:`observe` does, without building a result (a batch run that reads
+        only the final result); the next :meth:`observe` lists its ``changes`` from the state after it."""
+        self._receive(event)
+        self._view = None
+
     def amend(self, event_id: str | int, event: dict[str, Any]) -> dict[str, Any]:
         """Replace the event recorded with ``event_id`` by ``event`` (which keeps that id) and evaluate
         the course again from the timeline; the result lists its ``changes``. InputError PW414 when no
@@ -131,7 +138,7 @@ class Session:
         return self._changing(lambda: self._retract(event_id, reason))
 
     def _changing(self, operation: Any) -> dict[str, Any]:
-        before = self._view if self._view is not None else changes.view(self.result())
+        before = self._view if self._view is not None else changes.view(self.result(detail="summary"))
         meta = operation()
         result = self.result()
         self._view = changes.view(result)
@@ -277,9 +284,14 @@ class Session:
         self._st = work
         return None
 
-    def result(self) -> dict[str, Any]:
-        """The current result (the contract of DESIGN §2); a fresh JSON-ready dict."""
-        return build_result(self._pathway, self._st)
+    def result(self, detail: str = "full") -> dict[str, Any]:
+        """The current result (the contract of DESIGN §2); a fresh JSON-ready dict.
+
+        ``detail="summary"``: the same without ``trace`` (its cost grows with the course; the session
+        keeps it, and a full result or :meth:`dump` still gives it)."""
+        if detail not in ("full", "summary"):
+            raise ValueError(f"detail is 'full' or 'summary', not {detail!r}")
+        return build_result(self._pathway, self._st, trace=detail == "full")
 
     def to_json(self) -> str:
         """Deterministic JSON of the current result (sorted keys)."""
@@ -341,19 +353,17 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         firings, derived = pw.engine.evaluate(st.state, snapshot, frozen)
         st.derived = derived
         event_derived.update({k: v for k, v in derived.items() if k not in frozen})
+        # by reference: the engine's derived facts and the event's kept facts are never changed
+        # afterwards (every reader gets a copy: Session.evaluations, dump)
         st.evaluations.append({"event": index, "day": day, "state": st.state,
-                               "facts": {k: v for k, v in snapshot.items() if v is not None},
-                               "derived": dict(derived), "computed": computed, "frozen": dict(frozen)})
+                               "facts": pack({k: v for k, v in snapshot.items() if v is not None}),
+                               "derived": derived, "computed": computed, "frozen": frozen})
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
-        for f in firings:
-            entry = {"event": index, "day": day, "state": st.state, "rule": f.rule, "branch": f.branch,
-                     "facts": f.facts}
-            if f.missing:
-                entry["missing"] = list(f.missing)
-            if chosen is not None and f is chosen[0]:
-                entry["from"], entry["to"] = st.state, chosen[1]
-            st.trace.append(entry)
+        for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict
+            moved = chosen is not None and f is chosen[0]
+            st.trace.append((index, day, st.state, f.rule, f.branch, pack(f.facts), tuple(f.missing) if f.missing else None,
+                             st.state if moved else None, chosen[1] if chosen is not None and moved else None))
         texts = text_values(d.params, snapshot, st.derived)
         if chosen is None:
             refuse_untimely(pw, recorded, passed, f"events[{index}]")

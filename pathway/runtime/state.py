@@ -9,7 +9,119 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum"]
+__all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
+           "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict"]
+
+
+class Packed:
+    """A dict of facts as a session keeps it: its keys (one tuple shared by every dict of the same keys
+    in the same order) and its values; :func:`unpack` gives the dict back, in the same order."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: tuple[str, ...], values: tuple[Any, ...]):
+        self.keys = keys
+        self.values = values
+
+
+#: key tuples shared between packed dicts (dropped when full: only the sharing is lost)
+_KEYS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_KEYS_MAX = 65536
+
+
+def pack(facts: Any) -> Any:
+    """A dict of facts packed (:class:`Packed`); anything else as it is."""
+    if type(facts) is not dict:
+        return facts
+    keys = tuple(facts)
+    shared = _KEYS.get(keys)
+    if shared is None:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        shared = _KEYS[keys] = keys
+    return Packed(shared, tuple(facts.values()))
+
+
+def unpack(facts: Any) -> Any:
+    """A new dict of the packed facts (a dict is copied; anything else is returned as it is)."""
+    if type(facts) is Packed:
+        return dict(zip(facts.keys, facts.values, strict=True))
+    return dict(facts) if type(facts) is dict else facts
+
+
+def evaluation_dict(entry: Any) -> Any:
+    """An evaluation record as the session document shows it (a new dict; its other values shared)."""
+    if type(entry) is not dict or type(entry.get("facts")) is not Packed:
+        return entry
+    return {**entry, "facts": unpack(entry["facts"])}
+
+
+def _pack_evaluation(entry: Any) -> Any:
+    if type(entry) is not dict or type(entry.get("facts")) is not dict:
+        return entry
+    return {**entry, "facts": pack(entry["facts"])}
+
+
+#: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts, missing,
+#: from, to), ``missing`` a tuple or None, ``from``/``to`` None unless the firing moved the patient
+_BASE = ("event", "day", "state", "rule", "branch", "facts")
+_SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + ("from", "to"): (False, True),
+           _BASE + ("missing", "from", "to"): (True, True)}
+
+
+def compact_entry(entry: Any) -> Any:
+    """A trace entry (the dict a result shows) in the compact form a session keeps; an entry of any
+    other shape is kept as it is (:func:`entry_dict` reads both)."""
+    if type(entry) is not dict:
+        return entry
+    shape = _SHAPES.get(tuple(entry))
+    if shape is None or (shape[0] and type(entry["missing"]) is not list):
+        return entry
+    return (entry["event"], entry["day"], entry["state"], entry["rule"], entry["branch"], pack(entry["facts"]),
+            tuple(entry["missing"]) if shape[0] else None, entry["from"] if shape[1] else None,
+            entry["to"] if shape[1] else None)
+
+
+def entry_dict(item: Any, copy_facts: bool = False) -> dict[str, Any]:
+    """A kept trace entry as the result and the session document show it (a new dict; its ``facts``
+    are shared unless ``copy_facts``)."""
+    if type(item) is dict:
+        out = dict(item)
+        if copy_facts:
+            out["facts"] = dict(item["facts"])
+        if "missing" in item:
+            out["missing"] = list(item["missing"])
+        return out
+    event, day, state, rule, branch, facts, missing, source, target = item
+    out = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
+           "facts": unpack(facts) if copy_facts or type(facts) is Packed else facts}
+    if missing is not None:
+        out["missing"] = list(missing)
+    if target is not None:
+        out["from"], out["to"] = source, target
+    return out
+
+
+def entry_move(item: Any) -> tuple[Any, Any, Any]:
+    """(event, target state or None, rule) of a kept trace entry."""
+    if type(item) is dict:
+        return item.get("event"), item.get("to"), item.get("rule")
+    return item[0], item[8], item[3]
+
+
+def json_copy(value: Any) -> Any:
+    """A copy of JSON-ready data (dicts, lists, tuples and scalars) the caller may change freely: what
+    ``copy.deepcopy`` gives for such data, several times faster; anything else is deep-copied."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [json_copy(v) for v in value]
+    if kind is tuple:
+        return tuple(json_copy(v) for v in value)
+    return copy.deepcopy(value)
 
 #: 2: clock hours (``hours``, ``seen_hours``, a third element in history entries, an event's
 #: ``time``) and kept decision facts (``frozen``); a format-1 document is read as day x 24 hours.
@@ -40,9 +152,10 @@ class SessionState:
     entered_day: float = 0  # day the current state was entered
     day: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    #: compact entries (:func:`compact_entry`); :func:`entry_dict` gives each as a result shows it
+    trace: list[Any] = field(default_factory=list)
     #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be
-    #: explained later without running the engine again
+    #: explained later without running the engine again (``facts`` packed: see evaluation_dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
     derived: dict[str, Any] = field(default_factory=dict)
@@ -79,22 +192,27 @@ class SessionState:
         fingerprint of the pathway it ran under and the checksum of its recorded inputs."""
         doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile,
                                "fingerprint": fingerprint}
-        doc.update(copy.deepcopy(self.values()))
+        doc.update(json_copy(self.values()))
         doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"])
         return doc
 
     def values(self) -> dict[str, Any]:
         """The keys of the document that this state makes (not copied: read, never change them)."""
-        return {f.name: (value.isoformat() if isinstance(value, datetime) else value)
-                for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
+        out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
+               for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
+        out["trace"] = [entry_dict(item) for item in self.trace]
+        out["evaluations"] = [evaluation_dict(entry) for entry in self.evaluations]
+        return out
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SessionState:
         doc = upgrade(doc)
         # A document written before a key with a default existed (e.g. 'warnings') restores with the default.
-        values = {f.name: copy.deepcopy(doc[f.name]) for f in fields(cls)
+        values = {f.name: json_copy(doc[f.name]) for f in fields(cls)
                   if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
+        values["trace"] = [compact_entry(entry) for entry in values["trace"]]
+        values["evaluations"] = [_pack_evaluation(entry) for entry in values["evaluations"]]
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 

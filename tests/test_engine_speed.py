@@ -1,0 +1,63 @@
+"""What makes the engine fast keeps its answers: the render cache, the summary result, the session
+document built without deep copies and the batch run without intermediate results."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from pathway.definition.effects import fill_text
+from pathway.definition.model import Display
+
+CASE = {"patient": {"id": "p1", "weight_kg": 70},
+        "events": [{"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.9, "hb_g_dl": 10.2,
+                    "crp_mg_l": 60, "albumin_g_l": 30, "uceis": 6},
+                   {"day": 1, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 70}]}
+
+
+def test_the_render_cache_tells_apart_what_reads_differently():
+    template = "dose {dose} mg on day {day} ({flag})"
+    assert fill_text(template, {"dose": 1.26, "day": 3.7, "flag": True}) == "dose 1.26 mg on day 3 (yes)"
+    assert fill_text(template, {"dose": 1.26, "day": 3.7, "flag": True},
+                     {"dose": Display(decimals=1)}) == "dose 1.3 mg on day 3 (yes)"
+    assert fill_text(template, {"dose": 1.26, "day": 3.7, "flag": True},
+                     {"dose": Display(step=0.5)}) == "dose 1.5 mg on day 3 (yes)"
+    assert fill_text(template, {"dose": 1, "day": 3, "flag": 1}) == "dose 1 mg on day 3 (1)"
+    assert fill_text(template, {"dose": True, "day": 3, "flag": False}) == "dose yes mg on day 3 (no)"
+    assert fill_text(template, {"dose": -0.0, "day": 0}) == "dose -0 mg on day 0 (not recorded)"
+    assert fill_text(template, {"dose": 0.0, "day": 0}) == "dose 0 mg on day 0 (not recorded)"
+    assert fill_text("no names here", {"dose": 1}) == "no names here"
+    # a value that cannot be a key is rendered all the same
+    assert fill_text("{x}", {"x": ["a"]}) == "['a']"
+
+
+def test_a_summary_result_is_the_full_result_without_the_trace(pw):
+    session, _ = pw.run_course(copy.deepcopy(CASE))
+    full, summary = session.result(), session.result(detail="summary")
+    assert full["trace"] and "trace" not in summary
+    assert {k: v for k, v in full.items() if k != "trace"} == summary
+    assert session.result(detail="full") == full
+    with pytest.raises(ValueError, match="'full' or 'summary'"):
+        session.result(detail="brief")
+
+
+def test_a_dump_and_the_evaluations_are_copies_the_caller_may_change(pw):
+    session, _ = pw.run_course(copy.deepcopy(CASE))
+    dump, evaluations = session.dump(), session.evaluations
+    before = copy.deepcopy(dump)
+    dump["events"][0]["crp_mg_l"] = 1
+    dump["trace"][0]["facts"]["x"] = 1
+    dump["evaluations"][0]["derived"]["x"] = 1
+    evaluations[-1]["derived"]["x"] = 1
+    evaluations[-1]["frozen"]["x"] = 1
+    assert session.dump() == before
+    assert "x" not in session.evaluations[-1]["derived"] and "x" not in session.evaluations[-1]["frozen"]
+    assert pw.restore(copy.deepcopy(before)).result() == session.result()
+
+
+def test_run_case_gives_the_final_result_of_run_course(pw):
+    session, results = pw.run_course(copy.deepcopy(CASE))
+    final = pw.run_case(copy.deepcopy(CASE))
+    assert final == session.result()
+    assert {k: v for k, v in results[-1].items() if k != "changes"} == final
