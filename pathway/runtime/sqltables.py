@@ -68,17 +68,21 @@ class Tables:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
+    def _failed(self, exc: Exception) -> StoreUnavailable | None:
+        """The database's own failure as StoreUnavailable (None: not the database's, to raise as it is)."""
+        if isinstance(exc, sqlite3.DatabaseError) or (self.postgres and type(exc).__module__.startswith("psycopg")):
+            return StoreUnavailable(f"the {self._purpose} ({self.label}) failed: {' '.join(str(exc).split())[:200]}")
+        return None
+
     def _execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         conn = self._open()
         try:
             cur = conn.execute(self._sql(sql), tuple(params))
             return list(cur.fetchall()) if cur.description is not None else []
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            raise StoreUnavailable(f"the {self._purpose} ({self.label}) failed: {exc}") from None
         except Exception as exc:
-            if self.postgres and type(exc).__module__.startswith("psycopg"):
-                raise StoreUnavailable(f"the {self._purpose} ({self.label}) failed: "
-                                       f"{' '.join(str(exc).split())[:200]}") from None
+            failed = self._failed(exc)
+            if failed is not None:
+                raise failed from None
             raise
 
     # -- the calls --------------------------------------------------------------------------------------
@@ -116,12 +120,10 @@ class Tables:
                     conn.execute("ROLLBACK")
                     raise
                 return int(conn.total_changes - before)
-            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-                raise StoreUnavailable(f"the {self._purpose} ({self.label}) failed: {exc}") from None
             except Exception as exc:
-                if self.postgres and type(exc).__module__.startswith("psycopg"):
-                    raise StoreUnavailable(f"the {self._purpose} ({self.label}) failed: "
-                                           f"{' '.join(str(exc).split())[:200]}") from None
+                failed = self._failed(exc)
+                if failed is not None:
+                    raise failed from None
                 raise
 
     def close(self) -> None:
