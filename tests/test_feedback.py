@@ -6,7 +6,7 @@ import io
 import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import closing, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,8 @@ def test_the_log_lives_beside_the_session_store_in_its_sqlite_file(pw, tmp_path:
         assert log.summary()["tac_start_dose"]["accepted"] == 1
     with SessionStore(db) as store:
         assert store.load(pw, "p-1").state == "rescue_tacrolimus"
-    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    with closing(sqlite3.connect(db)) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"sessions", "cds_cards", "cds_feedback"} <= tables
 
 

@@ -65,6 +65,7 @@ COMMANDS: dict[str, str] = {
     "codes": "pathway.cli.codes",
     "verify": "pathway.cli.verify",
     "table": "pathway.cli.table",
+    "serve": "pathway.cli.serve",
 }
 
 
