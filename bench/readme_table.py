@@ -2,7 +2,7 @@
 
     python bench/readme_table.py bench.json            # Markdown on standard output
 
-One row per measure, with the goal it is held to (issue 12) where there is one; every number comes
+One row per measure, with the performance goal it is held to where there is one; every number comes
 from the one run in FILE. Exits 2 when FILE is not such a run.
 """
 
