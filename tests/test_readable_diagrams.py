@@ -449,3 +449,28 @@ def test_hostile_rule_and_phase_titles_stay_text(rules_copy: Path):
         assert "<b>" not in mermaid and "#lt;b#gt;bold#lt;/b#gt; #amp; #quot;quoted#quot;" in mermaid
     assert 'subgraph cluster_rescue ["#lt;b#gt;' in diagram_to_mermaid(build_diagram(p.graph, p.definition, clusters=True))
     p.close()
+
+
+def test_a_very_long_title_is_cut_in_the_diagram_and_it_still_renders(rules_copy):
+    # Graphviz refuses an edge over 65,535 points and an overwide cluster: a 7,500-character rule title (wrapped,
+    # 220 lines) or phase title (one line) made the whole diagram fail to render
+    from pathway.render.diagram import build_diagram, diagram_to_dot, render_svg
+    from pathway.render.labels import MAX_LINES
+
+    long_text = " ".join(["word"] * 1500)
+    pathway_file = rules_copy / "pathway.yaml"
+    text = pathway_file.read_text(encoding="utf-8")
+    assert "    title: Rescue therapy\n" in text
+    pathway_file.write_text(text.replace("    title: Rescue therapy\n", f"    title: {long_text}\n"), encoding="utf-8")
+    rules = rules_copy / "rescue_response.yaml"
+    text = rules.read_text(encoding="utf-8")
+    title = "    title: Worse than at the start of rescue - colectomy proposed before the deadline\n"
+    assert title in text
+    rules.write_text(text.replace(title, f"    title: {long_text}\n"), encoding="utf-8")
+    pw = load_pathway(rules_copy, cache=False)
+    dot = diagram_to_dot(build_diagram(pw.graph, pw.definition, clusters=True))
+    svg = render_svg(dot)
+    assert svg.lstrip().startswith(("<?xml", "<svg"))
+    # cut in the labels (the tooltips keep it whole), not dropped
+    assert "word …" in dot
+    assert 0 < len(re.findall(r'<font point-size="10">word word', dot)) <= MAX_LINES

@@ -724,7 +724,7 @@ def diagram_to_dot(d: Diagram) -> str:
     placed: set[str] = set()
     for c in d.clusters:
         with dot.subgraph(name=f"cluster_{_node_id(c.id)}") as sub:
-            sub.attr(label=graphviz.nohtml(dot_text(c.title)), **c.attrs)
+            sub.attr(label=graphviz.nohtml(wrap(c.title, 60)), **c.attrs)  # wrapped: an overwide cluster fails dot
             for member in c.nodes:
                 if member in nodes and member not in placed:
                     _dot_node(sub, nodes[member])

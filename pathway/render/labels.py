@@ -40,7 +40,7 @@ from pathway.definition.effects import (
 from pathway.definition.model import Evidence
 from pathway.definition.pathway import Branch, PathwayDef, Rule
 
-__all__ = ["Run", "Cell", "Table", "table_html", "table_lines", "wrap_lines", "STRENGTH_WORDS", "BADGE_COLOURS",
+__all__ = ["Run", "Cell", "Table", "table_html", "table_lines", "wrap_lines", "MAX_LINES", "STRENGTH_WORDS", "BADGE_COLOURS",
            "badge_text", "badge_cell", "evidence_words", "condition_words", "criterion_words", "rule_summary",
            "effect_groups", "effect_text", "effect_words", "moves_of", "BRANCH_WORDS", "FONT_SIZE"]
 
@@ -151,8 +151,15 @@ def table_lines(table: Table) -> list[str]:
     return out
 
 
-def wrap_lines(text: str, width: int = 30) -> list[str]:
-    """``text`` (one line) broken into lines of about ``width`` characters at spaces."""
+#: at most this many lines of one text in a diagram label: a longer one ends with "…" (its tooltip has it whole).
+#: A label is laid out at its full height, and Graphviz refuses an edge over 65,535 points long (a 7,500-character
+#: title wrapped at 34 characters is 220 lines, and the whole diagram fails to render).
+MAX_LINES = 16
+
+
+def wrap_lines(text: str, width: int = 30, max_lines: int = MAX_LINES) -> list[str]:
+    """``text`` (one line) broken into lines of about ``width`` characters at spaces, at most ``max_lines``
+    of them (the last then ends with "…")."""
     lines: list[str] = []
     line = ""
     for word in one_line(text).split():
@@ -163,6 +170,8 @@ def wrap_lines(text: str, width: int = 30) -> list[str]:
             line = f"{line} {word}".strip()
     if line:
         lines.append(line)
+    if len(lines) > max_lines:
+        lines = [*lines[:max_lines - 1], lines[max_lines - 1] + " …"]
     return lines or [""]
 
 
