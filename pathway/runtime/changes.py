@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pathway.runtime.result import STATUS_ORDER, offer_status
+
 __all__ = ["view", "differences", "SECTIONS", "compared_view", "recorded_view"]
 
 #: the lists of a result whose items appear and go
@@ -76,7 +78,6 @@ _IDENTIFIES = {
     "proposals": ("rule", "to", "text"),
     "data_required": ("field",),
 }
-_STATUS_ORDER = {"available": 0, "caution": 1, "pending": 2, "unavailable": 3}
 
 
 def _identified(section: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -127,9 +128,9 @@ def recorded_view(doc: dict[str, Any], recordable: Any) -> dict[str, Any]:
             elif kind == "require":
                 items["data_required"] += [{"field": f} for f in eff.get("fields") or []]
             elif kind == "offer":
-                status = eff.get("status") or ("available" if eff.get("available", True) else "unavailable")
+                status = offer_status(eff)
                 old = options.get(eff.get("option"))
-                if old is None or _STATUS_ORDER.get(status, 0) > _STATUS_ORDER.get(old, 0):
+                if old is None or STATUS_ORDER.get(status, 0) > STATUS_ORDER.get(old, 0):
                     options[eff.get("option")] = status
     return {"state": doc.get("state"), "path": list(doc.get("path") or []), **_sections(items),
             "options": dict(sorted(options.items(), key=lambda kv: str(kv[0])))}

@@ -38,7 +38,6 @@ from pathway.core.yamlsafe import Located
 from pathway.definition.clock import parse_time
 from pathway.definition.inputs import shown_value
 from pathway.loading.fhir import FhirInput, Item, read_fhir
-from pathway.runtime import changes
 from pathway.runtime.session import Session, observed_form, start_session
 
 if TYPE_CHECKING:
@@ -337,23 +336,16 @@ def _doc_path(path: str) -> tuple[Any, ...]:
 
 
 def _apply(session: Session, fin: FhirInput, doc: Located | None) -> dict[str, Any]:
-    saved = session.checkpoint()
-    before = session.shown_view()
     feed = _Feed(session, fin, doc)
-    try:
+
+    def run() -> dict[str, Any]:
         feed.run()
-    except InputError as exc:
-        session.rollback(saved)
+        return {"operation": "fhir" if feed.operations else "duplicate", "operations": feed.operations}
+
+    try:
+        result = session.as_one(run)
+    except InputError as exc:  # nothing was applied (as_one put the session back)
         raise InputError(feed.locate(exc.diagnostics)) from None
-    except BaseException:
-        session.rollback(saved)
-        raise
-    result = session.result()
-    after = changes.view(result)
-    session.remember_view(after)
-    duplicate = not feed.operations
-    result["changes"] = {"operation": "duplicate" if duplicate else "fhir", "operations": feed.operations,
-                         "items": changes.differences(before, after)}
     result["fhir"] = feed.report
     return result
 

@@ -325,7 +325,7 @@ def restore(pathway: Pathway, doc: Any, *, replay: bool = False) -> Session:
     With ``replay=True`` a document dumped under another version, profile or rule files (PW523) is not
     refused: its recorded patient and events (checked by their checksum) are run under this pathway, and
     the session returned carries in ``migration`` what the patient showed then against what these rules
-    give now (:func:`migration_report`); the replay is kept in its ``revisions``. A document of these rules
+    give now; the replay is kept in its ``revisions``. A document of these rules
     is restored as without it (``migration`` None)."""
     try:
         if replay and isinstance(doc, Mapping):
@@ -348,18 +348,24 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
     # The replay comes first so that an input the pathway refuses is named by its key; a valid input that
     # was edited is found by the checksum.
     session = _replayed(pathway, doc["patient"], doc["events"])
-    revisions = doc.get("revisions") or []
-    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
-        raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
-                                                 "an input was edited or is corrupt")
+    revisions = _checksummed(doc)
     # the revisions are the record of how the timeline came to be, not something its events produce
     session.keep_revisions(copy.deepcopy(revisions))
     _compare(doc, session.state_values())
     return session
 
 
+def _checksummed(doc: Mapping[str, Any]) -> list[Any]:
+    """The document's revisions, once its checksum matches its recorded patient, events and revisions (PW524)."""
+    revisions: list[Any] = doc.get("revisions") or []
+    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
+        raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
+                                                 "an input was edited or is corrupt")
+    return revisions
+
+
 def _checked(doc: Mapping[str, Any]) -> None:
-    """The shape, format and checksum checks of a restore (before anything runs)."""
+    """The shape and format checks of a restore (before anything runs)."""
     try:
         _Document.model_validate(doc)
     except ValidationError as exc:
@@ -378,15 +384,8 @@ def _checked(doc: Mapping[str, Any]) -> None:
 def _migrate(pathway: Pathway, doc: Mapping[str, Any]) -> Session:
     """A document of other rules, replayed under these: checked for shape and checksum as a restore is (its
     inputs are what it recorded), then run; the session keeps its revisions plus this replay."""
-    fmt = doc.get("format")
-    if type(fmt) is not int or fmt not in FORMATS:
-        raise session_error("format", "PW522", f"session format {_show(fmt)} is not one this version reads "
-                                               f"({', '.join(map(str, FORMATS))})")
-    _checked(doc)
-    revisions = doc.get("revisions") or []
-    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
-        raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
-                                                 "an input was edited or is corrupt")
+    _checked(doc)  # (its format and pathway were checked by _identity, which found only other rules)
+    revisions = _checksummed(doc)
     session = _replayed(pathway, doc["patient"], doc["events"])
     d = pathway.definition
     before = {"version": doc["version"], "profile": doc["profile"], "fingerprint": doc["fingerprint"]}

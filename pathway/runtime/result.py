@@ -29,7 +29,12 @@ def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
 
 #: How an option's statuses combine: the strongest reason wins (a known hard exclusion stands
 #: even while other data is pending).
-_STATUS_ORDER = {"available": 0, "caution": 1, "pending": 2, "unavailable": 3}
+STATUS_ORDER = {"available": 0, "caution": 1, "pending": 2, "unavailable": 3}
+
+
+def offer_status(effect: dict[str, Any]) -> str:
+    """The status a rendered ``offer`` effect gives its option (``available: false`` is the 0.1.0 form)."""
+    return str(effect.get("status") or ("available" if effect.get("available", True) else "unavailable"))
 
 
 def _computed(st: SessionState) -> dict[str, dict[str, Any]]:
@@ -153,8 +158,8 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
             elif kind == "offer":
                 opt = options.setdefault(eff["option"], {"option": eff["option"], "status": "available", "rank": eff["rank"],
                                                          "text": "", "for": [], "against": [], "pending": [], "rules": []})
-                status = eff.get("status") or ("available" if eff.get("available", True) else "unavailable")
-                if _STATUS_ORDER[status] > _STATUS_ORDER[opt["status"]]:
+                status = offer_status(eff)
+                if STATUS_ORDER[status] > STATUS_ORDER[opt["status"]]:
                     opt["status"] = status
                 opt["rank"] = min(opt["rank"], eff["rank"])
                 opt["text"] = opt["text"] or eff["text"]

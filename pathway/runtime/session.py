@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -138,12 +139,24 @@ class Session:
         return self._changing(lambda: self._retract(event_id, reason))
 
     def _changing(self, operation: Any) -> dict[str, Any]:
-        before = self._view if self._view is not None else changes.view(self.result(detail="summary"))
+        before = self.shown_view()
         meta = operation()
         result = self.result()
         self._view = changes.view(result)
         result["changes"] = {**meta, "items": changes.differences(before, self._view)}
         return result
+
+    def as_one(self, operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``operation`` (several observes, amends or retracts on this session) as one: on any exception
+        the session is put back as it was and the exception raised; else the result, whose ``changes`` are
+        what ``operation`` returns (``operation``, ``operations``...) plus the ``items`` changed since the
+        last result returned."""
+        saved = self.checkpoint()
+        try:
+            return self._changing(operation)
+        except BaseException:
+            self.rollback(saved)
+            raise
 
     def _receive(self, event: dict[str, Any]) -> dict[str, Any]:
         st = self._st

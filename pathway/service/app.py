@@ -47,7 +47,6 @@ from pathway.core.errors import (
     TransitionRefused,
 )
 from pathway.core.version import __version__
-from pathway.runtime import changes
 from pathway.runtime.api import Pathway
 from pathway.runtime.fhir import observe_fhir
 from pathway.runtime.session import Session
@@ -427,22 +426,14 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                 return observe_fhir(session, data)
             if kind == "event":
                 return session.observe(data)
-            saved = session.checkpoint()
-            before = session.shown_view()
-            operations = []
-            try:
+            def each() -> dict[str, Any]:  # all the events or none
+                operations = []
                 for event in data:
                     result = session.observe(event)
                     operations.append({k: v for k, v in result["changes"].items() if k != "items"})
-            except BaseException:
-                session.rollback(saved)
-                raise
-            result = session.result()
-            after = changes.view(result)
-            session.remember_view(after)
-            result["changes"] = {"operation": "events", "operations": operations,
-                                 "items": changes.differences(before, after)}
-            return result
+                return {"operation": "events", "operations": operations}
+
+            return session.as_one(each)
 
         _note(request, kind=kind)
         return change(request, patient_id, apply)

@@ -534,9 +534,8 @@ def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tupl
         for text in texts:
             if not isinstance(text, str):
                 continue
-            for agent, maps in codes.agents().items():
-                names = [agent, *(n for m in maps for n in m.names)]
-                if any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE) for n in names):
+            for agent in codes.agents():
+                if _names_agent(pathway, agent, text):
                     return agent, one_line(text)
     return None, ""
 
@@ -673,6 +672,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
     result = session.result()
     options = {o["option"]: o for o in result.get("options", [])}
     b = _Builder(pathway, session, base_url)
+    rescue_agents = _rescue_agents(pathway)
     for i, order, agent, named, (mg, per_day, route, unread) in parsed:
         if agent is None:
             if unmapped:
@@ -721,7 +721,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         # the dose: the computed one now, or the one the pathway computes once this agent is recorded
         found = _computed_dose(result, agent)
         given_now = opt is None and agent in str(result.get("state", ""))  # e.g. tacrolimus in rescue_tacrolimus
-        if found is None and opt is None and not given_now and agent in _rescue_agents(pathway):
+        if found is None and opt is None and not given_now and agent in rescue_agents:
             # a rescue agent the pathway neither offers now nor gives: before the day-3 decision, beside another
             # rescue agent (one attempt at rescue only), or after colectomy was decided
             state = result.get("state_title") or result.get("state")
