@@ -452,13 +452,13 @@ def _missed(pw: Pathway, st: SessionState, event: int) -> None:
     its rules derive when their inputs are missing (``if_missing``), as an evaluation in the window with
     nothing recorded would have: the day-3 indices are "unknown", never silently absent. Only for a
     patient in the rule's state since before the window closed."""
+    entered = st.entered.get(st.state)
     for point_id, defaults in pw.missed_defaults.items():
         point = pw.definition.decision_points[point_id]
-        if not point.passed(st.day):
+        if entered is None or entered >= point.before_day or not point.passed(st.day):
             continue
         for name, value, rule_id, states in defaults:
-            entered = st.entered.get(st.state)
-            if name in st.frozen or st.state not in states or entered is None or entered >= point.before_day:
+            if name in st.frozen or st.state not in states:
                 continue
             st.frozen[name] = {"value": value, "day": st.day, "event": event, "decision_point": point_id,
                                "rule": rule_id, "branch": "missing", "facts": {}, "recorded": {}, "missed": True}
