@@ -5,7 +5,9 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,46 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path):
     b = make_backend(request.param, tmp_path)
     yield b
     b.cleanup()
+
+
+# What `./dev test` watches while the suites run: PATHWAY_TEST_PROGRESS names a file that holds this run's process id,
+# the number of tests started of those collected and the test running now (rewritten as each test starts), so the
+# runner can say where each suite is; PATHWAY_TEST_STACKS names a file that every thread's stack is written to on
+# SIGUSR1 (the runner sends it to a suite that overran its time before stopping it, so the log says where it hung).
+_PROGRESS = os.environ.get("PATHWAY_TEST_PROGRESS", "")
+_started = _total = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stacks = os.environ.get("PATHWAY_TEST_STACKS")
+    if stacks:
+        import faulthandler
+
+        config._pathway_stacks = open(stacks, "w", encoding="utf-8")  # type: ignore[attr-defined]  # noqa: SIM115
+        faulthandler.register(signal.SIGUSR1, file=config._pathway_stacks, all_threads=True)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stacks = getattr(config, "_pathway_stacks", None)
+    if stacks is not None:
+        import faulthandler
+
+        faulthandler.unregister(signal.SIGUSR1)
+        stacks.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    global _total
+    _total = len(session.items)
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    global _started
+    _started += 1
+    if _PROGRESS:
+        tmp = _PROGRESS + ".tmp"
+        Path(tmp).write_text(f"{os.getpid()}\t{_started}/{_total}\t{int(time.time())}\t{nodeid}\n", encoding="utf-8")
+        os.replace(tmp, _PROGRESS)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

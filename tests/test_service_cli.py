@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,25 +25,39 @@ def serve(*args: str, cwd: Path) -> Iterator[tuple[str, list[str]]]:
     """``pathway serve`` on a free port; yields its URL and (after the block) its standard error lines."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "pathway", "serve", "asuc", "--port", "0", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # standard error is read as it comes, in a thread: a server never blocks on a full pipe, and a server that says
+    # nothing cannot hold the test past the deadline
     lines: list[str] = []
-    try:
+    listening = threading.Event()
+    found: list[str] = []
+
+    def read() -> None:
         assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
+        for line in proc.stderr:
             lines.append(line)
-            found = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
-            url = found.group(1) if found else None
-        assert url is not None, "".join(lines)
-        yield url, lines
+            hit = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
+            if hit and not found:
+                found.append(hit.group(1))
+                listening.set()
+        listening.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        listening.wait(60)
+        assert found, "".join(lines)
+        yield found[0], lines
     finally:
         proc.terminate()
-        _out, err = proc.communicate(timeout=30)
-        lines.extend(err.splitlines())
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        reader.join(30)
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def drive(url: str) -> None:
