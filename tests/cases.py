@@ -23,8 +23,11 @@ PATIENT: dict[str, Any] = {
 
 ADMIT = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60}
 DAY3_FAIL = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80}
+#: the eligibility results at the rescue decision, C. difficile and CMV excluded (an infection not yet excluded
+#: puts a caution on every rescue agent: rules/asuc/rescue_selection.yaml, D4)
 RESCUE_LABS = {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
-               "active_serious_infection": False, "bp_uncontrolled": False}
+               "active_serious_infection": False, "bp_uncontrolled": False, "cdiff_result": "negative",
+               "cmv_biopsy_result": "negative"}
 RESPONSE = {"stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 12}
 #: a response to rescue: an improvement sustained over 2 consecutive days (days 9 and 10)
 RESCUE_RESPONSE = ({"day": 9, "stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 20}, {"day": 10, **RESPONSE})
