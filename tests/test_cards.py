@@ -57,16 +57,19 @@ def _valid(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return cards
 
 
-def _order(concept: dict[str, Any], *, mg: float | None = None, per_day: int = 1, order_id: str | None = None,
-           route: str | None = None) -> dict[str, Any]:
+def _order(concept: dict[str, Any], *, mg: float | None = None, per_day: float | None = 1, order_id: str | None = None,
+           route: str | None = None, every_days: float | None = None) -> dict[str, Any]:
     order: dict[str, Any] = {"resourceType": "MedicationRequest", "status": "draft", "intent": "order",
                              "medicationCodeableConcept": concept, "subject": {"reference": "Patient/p-1"}}
     if order_id:
         order["id"] = order_id
     if mg is not None:
-        dosage: dict[str, Any] = {"timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
-                                  "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg",
+        dosage: dict[str, Any] = {"doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg",
                                                                     "system": "http://unitsofmeasure.org", "code": "mg"}}]}
+        if every_days is not None:
+            dosage["timing"] = {"repeat": {"frequency": 1, "period": every_days, "periodUnit": "d"}}
+        elif per_day is not None:
+            dosage["timing"] = {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}
         if route:
             dosage["route"] = {"coding": [{"system": "http://snomed.info/sct", "code": route}]}
         order["dosageInstruction"] = [dosage]
@@ -269,11 +272,12 @@ def test_a_tacrolimus_dose_other_than_the_computed_one_gives_a_warning_with_a_re
 
 def test_an_infliximab_dose_is_checked_per_infusion_at_5_mg_per_kg(pw):
     session = _session(pw, rescue("infliximab"))
-    (card,) = _valid(order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=700, route="47625008")]))
+    (card,) = _valid(order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=700, route="47625008",
+                                                      per_day=None)]))
     ext = _ext(card)
     assert ext["unit"] == "mg per dose" and ext["computed"] == 350 and ext["ordered"] == 700  # 5 mg/kg x 70 kg
     assert card["suggestions"][0]["actions"][0]["type"] == "create"  # the draft has no id to update
-    assert order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=350)]) == []
+    assert order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=350, per_day=None)]) == []
 
 
 def test_an_order_the_pathway_has_no_agent_for_gives_no_card(pw):
@@ -466,9 +470,68 @@ def test_a_dose_that_cannot_be_computed_is_said_not_checked(pw):
 
 def test_the_route_is_checked_when_the_dose_is_right_and_micrograms_are_read(pw):
     session = _session(pw, rescue("infliximab"))
-    subcut = _order({"coding": [INFLIXIMAB]}, mg=350, route="34206005")  # subcutaneous, at the computed 5 mg/kg
+    subcut = _order({"coding": [INFLIXIMAB]}, mg=350, route="34206005", per_day=None)  # subcutaneous, at 5 mg/kg
     (card,) = _valid(order_cards(pw, session, [subcut]))
     assert _ext(card)["kind"] == "order-route" and card["indicator"] == "warning"
-    micro = _order({"coding": [INFLIXIMAB]}, mg=350_000)
+    micro = _order({"coding": [INFLIXIMAB]}, mg=350_000, per_day=None)
     micro["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit="µg", code="µg")
     assert order_cards(pw, session, [micro]) == []  # 350,000 µg is the computed 350 mg
+
+
+CICLOSPORIN = {"system": RXNORM, "code": "3008", "display": "cyclosporine"}
+ORAL, IV = "26643006", "47625008"
+
+
+def test_two_rescue_agents_in_one_order_set_are_critical(pw):
+    # §5.1: infliximab *or* ciclosporin (ACG-2025), one attempt at rescue (Travis-2006): the rescue decision
+    # records one agent; two ordered at once (two calcineurin inhibitors, or one with infliximab) is critical,
+    # at their computed doses too
+    session = _session(pw, to_rescue())
+    tac = _order({"coding": [TACROLIMUS]}, mg=2, per_day=2)  # the computed 4 mg/day at 70 kg
+    for other in (_order({"coding": [INFLIXIMAB]}, mg=350, per_day=None), _order({"coding": [CICLOSPORIN]})):
+        cards = _valid(order_cards(pw, session, [tac, other]))
+        together = [c for c in cards if _ext(c)["kind"] == "order-together"]
+        assert len(together) == 1 and together[0]["indicator"] == "critical"
+        assert together[0]["summary"].startswith("Two rescue agents ordered together: ")
+        assert "tacrolimus" in together[0]["summary"] and _ext(together[0])["orders"] == [0, 1]
+        assert _ext(together[0])["rule"] == "rescue_discussion"
+        assert "Travis-2006" in _ext(together[0])["evidence"]["sources"]
+    # one agent alone, at its computed dose: nothing to say
+    assert order_cards(pw, session, [tac]) == []
+
+
+def test_oral_ciclosporin_with_low_cholesterol_is_not_compared_with_the_iv_dose(pw):
+    # §5.2 (GastroTrain): cholesterol below 3.0 mmol/L raises the seizure risk of IV ciclosporin and oral
+    # ciclosporin is suggested instead; the oral dose (5.5 mg/kg/day in two doses, CONSTRUCT) is several times
+    # the IV 2 mg/kg/day, so an oral order is neither a critical overdose nor to be changed to the IV infusion
+    session = _session(pw, to_rescue())
+    session.observe({"day": 3, "cholesterol_mmol_l": 2.5})
+    oral = _order({"coding": [CICLOSPORIN]}, mg=200, per_day=2, route=ORAL, order_id="draft-csa")
+    cards = _valid(order_cards(pw, session, [oral]))
+    kinds = _kinds(cards)
+    assert kinds == {"order-caution": "warning", "order-route": "warning"}
+    route = next(c for c in cards if _ext(c)["kind"] == "order-route")
+    assert "oral dose not checked" in route["summary"] and "suggestions" not in route
+    assert not any(c["indicator"] == "critical" for c in cards)
+
+
+def test_infliximab_ordered_more_often_than_its_schedule_is_flagged(pw):
+    # §5.3 (CONSTRUCT, CySIF): 5 mg/kg at weeks 0, 2 and 6: two weeks between the first doses at the shortest.
+    # Daily is 14 times as often (critical); every 10 days is a warning; every 14 days is the schedule
+    session = _session(pw, rescue("infliximab"))
+    (daily,) = _valid(order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=350, per_day=1, route=IV)]))
+    assert _ext(daily)["kind"] == "order-frequency" and daily["indicator"] == "critical"
+    assert "weeks 0, 2 and 6" in daily["summary"] and _ext(daily)["shortest_interval_days"] == 14
+    (ten,) = _valid(order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=350, every_days=10, route=IV)]))
+    assert ten["indicator"] == "warning"
+    assert order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=350, every_days=14, route=IV)]) == []
+
+
+def test_a_rescue_order_with_c_difficile_positive_is_a_caution(pw):
+    # D4, §2: a positive C. difficile toxin is treated and the immunosuppression reviewed before a rescue agent
+    session = _session(pw, to_rescue())
+    session.observe({"day": 3, "cdiff_result": "positive"})
+    cards = _valid(order_cards(pw, session, [_order({"coding": [TACROLIMUS]}, mg=2, per_day=2)]))
+    caution = [c for c in cards if _ext(c)["kind"] == "order-caution"]
+    assert len(caution) == 1 and caution[0]["indicator"] == "warning"
+    assert "C. difficile" in caution[0]["detail"]

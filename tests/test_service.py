@@ -376,13 +376,17 @@ def test_order_select_and_order_sign_check_the_draft_orders(service, pw):
         no_drafts = http.post("/cds-services/asuc-order-sign", json=hook_body("order-sign", "demo-001", prefetch))
         wrong_hook = http.post("/cds-services/asuc-order-sign", json=hook_body("patient-view", "demo-001", prefetch))
     assert select.status_code == 200, select.text
-    (ifx,) = [c for c in select.json()["cards"] if "nfliximab" in c["summary"]]
+    kinds = {c["extension"]["asuc-pathway"]["kind"]: c for c in select.json()["cards"] if "extension" in c}
+    ifx = kinds["order-caution"]
     assert ifx["indicator"] == "warning" and "anti-TNF" in ifx["summary"]  # cautioned: previous anti-TNF failure
-    assert not any("acrolimus" in c["summary"] for c in select.json()["cards"])  # not selected
+    # infliximab selected with tacrolimus already drafted: two rescue agents at once (§5.1), critical; the
+    # tacrolimus order itself is not checked on this call (not selected)
+    assert kinds["order-together"]["indicator"] == "critical" and "order-dose" not in kinds
     sign_cards = sign.json()["cards"]
     dose = [c for c in sign_cards if "acrolimus dose" in c["summary"]]
     assert len(dose) == 1 and dose[0]["suggestions"][0]["actions"][0]["type"] == "update"
     assert any("nfliximab" in c["summary"] for c in sign_cards)
+    assert sum(c.get("extension", {}).get("asuc-pathway", {}).get("kind") == "order-together" for c in sign_cards) == 1
     assert_problem(no_drafts, 422)
     assert_problem(wrong_hook, 422)
 

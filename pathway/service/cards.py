@@ -9,7 +9,10 @@ cites the rule's evidence (source ids, strength, verified or not) in its ``sourc
   MedicationRequest), the options of a decision with their status.
 - :func:`order_cards`: draft MedicationRequests (order-select / order-sign) checked against the pathway: an
   agent whose option is unavailable (critical), cautioned or pending (warning), a rescue dose that differs
-  from the computed one beyond :data:`DOSE_TOLERANCE` (warning, with a suggestion replacing the order).
+  from the computed one beyond :data:`DOSE_TOLERANCE` (warning, with a suggestion replacing the order;
+  critical at :data:`DOSE_CRITICAL_RATIO`), a route other than the computed one (warning; the dose is then
+  not compared across routes), a scheduled infusion ordered more often than its schedule, and two rescue
+  agents ordered together (critical).
 - :func:`prefetch_templates`: the FHIR searches a hook needs, built from the pathway's codes file.
 
 Card ``uuid`` s are deterministic (:func:`card_uuid`): a uuid5 over the pathway's fingerprint, the patient,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -647,13 +651,72 @@ def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, 
     return None
 
 
+def _decision_rule(pathway: Pathway, agents: list[str]) -> str:
+    """The rule that asks for the decision recording these agents (ASUC: rescue_discussion asks for
+    rescue_choice), whose evidence says one of them is chosen; "options" when there is none."""
+    from pathway.definition.effects import Require
+
+    codes = pathway.definition.codes
+    fields = {name for omap in (codes.orders.values() if codes is not None else []) if omap.agent in agents
+              for name, value in omap.records if name in pathway.definition.decisions}
+    for rule in pathway.definition.rules:
+        if any(isinstance(e, Require) and set(e.fields) & fields for e in rule.then):
+            return rule.id
+    return "options"
+
+
+def _together_card(b: _Builder, pathway: Pathway, agents: list[str], orders: list[int]) -> None:
+    """One critical card for two or more rescue agents in one set of draft orders: the decision records
+    one agent, and a second is given only after the first has failed."""
+    shown = [a.replace("_", " ") for a in agents]
+    named = ", ".join(shown[:-1]) + f" and {shown[-1]}"
+    b.card(rule=_decision_rule(pathway, agents), kind="order-together", key="+".join(agents),
+           summary=f"Two rescue agents ordered together: {named}", indicator="critical", override=True,
+           detail=[f"Ordered together: **{md_inline(named)}**. The pathway's rescue decision records one agent: "
+                   "one attempt at rescue, a second agent only after the first has failed (in a specialist "
+                   "centre, as sequential therapy), never two at once. Keep the one agent chosen with the "
+                   "patient and remove the others."],
+           extra={"agents": agents, "orders": orders})
+
+
+def _frequency_card(b: _Builder, rec: dict[str, Any], med: dict[str, Any], shown: str, named: str, key: str,
+                    agent: str, i: int, per_day: float | None) -> None:
+    """A scheduled infusion (infliximab at weeks 0, 2 and 6) ordered more often than its schedule gives it:
+    a warning, critical at twice as often or more (the dose check reads one administration only)."""
+    days = [float(d) for d in (a.get("course_day") for a in med.get("administrations") or [])
+            if isinstance(d, (int, float)) and not isinstance(d, bool)]
+    gaps = [later - earlier for earlier, later in pairwise(days) if later > earlier]
+    every = med.get("then_every_days")
+    if isinstance(every, (int, float)) and not isinstance(every, bool) and every > 0:
+        gaps.append(float(every))
+    if per_day is None or per_day <= 0 or not gaps:
+        return
+    shortest, ordered_every = min(gaps), 1 / per_day
+    if ordered_every >= shortest * (1 - DOSE_TOLERANCE):
+        return
+    ratio = shortest / ordered_every
+    schedule = one_line(med.get("schedule") or f"every {shortest:g} days at the shortest")
+    b.card(rule=rec["rule"], kind="order-frequency", key=key,
+           summary=f"{shown.capitalize()} ordered every {ordered_every:.3g} days; the pathway gives it {schedule}",
+           indicator="critical" if ratio >= DOSE_CRITICAL_RATIO else "warning", evidence=rec.get("evidence"),
+           override=True,
+           detail=[f"Ordered: {md_inline(named or shown)} every **{ordered_every:.3g} days** "
+                   f"({ratio:.2g} times as often as the shortest interval of the schedule, {shortest:g} days).", "",
+                   f"Computed: {md_inline(rec['text'])}"],
+           extra={"agent": agent, "order": i, "ordered_every_days": round(ordered_every, 4),
+                  "shortest_interval_days": shortest, "medication": dict(med)})
+
+
 def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str, Any]], *,
-                base_url: str | None = None, unmapped: bool = False) -> list[dict[str, Any]]:
+                base_url: str | None = None, unmapped: bool = False,
+                selected: list[int] | None = None) -> list[dict[str, Any]]:
     """Cards for draft FHIR R4 MedicationRequests (CDS Hooks order-select ``draftOrders`` entries or
     order-sign): the ordered agent's option status for this patient and a dose check (see the module
     docstring). An order the pathway has no agent for gives no card, unless ``unmapped`` asks for an info
-    card saying it was not checked. InputError for a malformed order, located ``draftOrders[i]...``: PW431
-    from the FHIR R4 model (with the 'fhir' extra), else PW450 for what the check reads."""
+    card saying it was not checked. With ``selected`` (order-select: the positions of the orders just
+    selected) only those are checked, and two rescue agents together are said when one of them is selected.
+    InputError for a malformed order, located ``draftOrders[i]...``: PW431 from the FHIR R4 model (with the
+    'fhir' extra), else PW450 for what the check reads."""
     if not isinstance(draft_orders, list):
         raise _located("draftOrders", "draftOrders is a list of MedicationRequest resources")
     if _fhir_available():  # the FHIR R4 model first: every malformed element, located
@@ -673,6 +736,12 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
     options = {o["option"]: o for o in result.get("options", [])}
     b = _Builder(pathway, session, base_url)
     rescue_agents = _rescue_agents(pathway)
+    together = sorted({agent for _i, _o, agent, _n, _d in parsed if agent in rescue_agents})
+    rescue_orders = [i for i, _o, agent, _n, _d in parsed if agent in rescue_agents]
+    if len(together) > 1 and (selected is None or set(rescue_orders) & set(selected)):
+        _together_card(b, pathway, together, rescue_orders)
+    if selected is not None:
+        parsed = [entry for entry in parsed if entry[0] in selected]
     for i, order, agent, named, (mg, per_day, route, unread) in parsed:
         if agent is None:
             if unmapped:
@@ -761,6 +830,20 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         if found is None or mg is None:
             continue
         rec, med = found
+        if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
+            # a dose for one route is not compared with a dose for another (oral ciclosporin is several times
+            # the IV dose; IV tacrolimus a fraction of the oral one), and no change to the other route is offered
+            b.card(rule=rec["rule"], kind="order-route", key=key,
+                   summary=f"{shown.capitalize()} ordered by the {route} route; the pathway computes the "
+                           f"{med['route']} dose: {route} dose not checked",
+                   indicator="warning", evidence=rec.get("evidence"), override=True,
+                   detail=[f"Route ordered: **{md_inline(route)}**; the pathway computes a dose for the "
+                           f"**{md_inline(med['route'])}** route only. A dose for one route is not compared with "
+                           f"the dose for another: check the {md_inline(route)} dose against the evidence.", "",
+                           f"Computed: {md_inline(rec['text'])}"],
+                   extra={"agent": agent, "order": i, "medication": dict(med)})
+            continue
+        _frequency_card(b, rec, med, shown, named, key, agent, i, per_day)
         computed_mg = float(med["dose_mg"])
         times = med.get("times_per_day")
         ordered_daily = mg * per_day if per_day is not None else None
@@ -769,15 +852,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
             ordered, computed, unit = ordered_daily, computed_daily, "mg/day"
         else:
             ordered, computed, unit = mg, computed_mg, "mg per dose"
-        route_differs = bool(route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])))
         if computed > 0 and abs(ordered - computed) / computed <= DOSE_TOLERANCE:
-            if route_differs:
-                b.card(rule=rec["rule"], kind="order-route", key=key,
-                       summary=f"{shown.capitalize()} ordered by the {route} route; the pathway gives it {med['route']}",
-                       indicator="warning", evidence=rec.get("evidence"), override=True,
-                       detail=[f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}.", "",
-                               f"Computed: {md_inline(rec['text'])}"],
-                       extra={"agent": agent, "order": i, "medication": dict(med)})
             continue
         replacement = medication_request(pathway, session, med, rec["text"])
         if isinstance(order.get("id"), str):
@@ -789,8 +864,6 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                       "resource": replacement}
         detail = [f"Ordered: **{ordered:g} {unit}**; the pathway computes **{computed:g} {unit}** "
                   f"(tolerance {DOSE_TOLERANCE:.0%}).", "", f"Computed: {md_inline(rec['text'])}"]
-        if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
-            detail += ["", f"Route ordered: {md_inline(route)}; computed: {md_inline(med['route'])}."]
         ratio = ordered / computed if computed > 0 else float("inf")
         far = ratio >= DOSE_CRITICAL_RATIO or ratio <= 1 / DOSE_CRITICAL_RATIO
         if far:

@@ -139,7 +139,9 @@ def _resources(prefetch: dict[str, Any]) -> list[dict[str, Any]]:
     return unique
 
 
-def _draft_orders(hook: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+def _draft_orders(hook: str, context: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """The draft MedicationRequests of the call, and for order-select the positions of the selected ones
+    among them (the others are read too: a rescue agent selected beside another one already drafted)."""
     drafts = context.get("draftOrders")
     if not isinstance(drafts, dict) or drafts.get("resourceType") != "Bundle":
         raise Problem(422, "bad-context", "The hook's context is incomplete",
@@ -151,8 +153,9 @@ def _draft_orders(hook: str, context: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
             raise Problem(422, "bad-context", "The hook's context is incomplete",
                           "order-select needs context.selections, the ids of the selected orders (MedicationRequest/<id>)")
-        orders = [o for o in orders if f"{o.get('resourceType')}/{o.get('id')}" in selections]
-    return [o for o in orders if o.get("resourceType") == "MedicationRequest"]
+        orders = [o for o in orders if o.get("resourceType") == "MedicationRequest"]
+        return orders, [i for i, o in enumerate(orders) if f"{o.get('resourceType')}/{o.get('id')}" in selections]
+    return [o for o in orders if o.get("resourceType") == "MedicationRequest"], None
 
 
 def _as_of(session: Session, when: datetime) -> tuple[bool, str]:
@@ -179,7 +182,7 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
     patient_id = context.get("patientId")
     if not isinstance(patient_id, str) or not patient_id:
         raise Problem(422, "bad-context", "The hook's context is incomplete", f"{hook} needs context.patientId")
-    drafts = _draft_orders(hook, context) if hook != "patient-view" else []
+    drafts, selected = _draft_orders(hook, context) if hook != "patient-view" else ([], None)
     prefetch = dict(body.get("prefetch") or {})
     templates = prefetch_templates(pathway, hook)
     missing = [key for key in templates if prefetch.get(key) is None]
@@ -266,7 +269,7 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
         if hook == "patient-view":
             cards = patient_view_cards(pathway, session, base_url=base_url)
         else:
-            cards = order_cards(pathway, session, drafts, base_url=base_url)
+            cards = order_cards(pathway, session, drafts, base_url=base_url, selected=selected)
     finally:
         session.rollback(saved)  # the evaluation at the call's time is not kept
     return HookAnswer([*cards, *notes], rules, missing), session
