@@ -535,3 +535,43 @@ def test_a_rescue_order_with_c_difficile_positive_is_a_caution(pw):
     caution = [c for c in cards if _ext(c)["kind"] == "order-caution"]
     assert len(caution) == 1 and caution[0]["indicator"] == "warning"
     assert "C. difficile" in caution[0]["detail"]
+
+
+def _line(mg: float, per_day: float) -> dict[str, Any]:
+    return {"timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "system": "http://unitsofmeasure.org",
+                                              "code": "mg"}}]}
+
+
+def test_every_dosage_line_a_range_and_a_rate_are_read(pw):
+    # tacrolimus is computed at 4 mg/day for 70 kg (§5.4/§10, default profile); ciclosporin IV at 2 mg/kg/day by
+    # continuous infusion, 140 mg/24 h (§5.2, D13). Each of these orders is far above that and must be critical.
+    session = _session(pw, to_rescue())
+    split = _order({"coding": [TACROLIMUS]})
+    split["dosageInstruction"] = [_line(2, 1), _line(30, 1)]  # 2 mg in the morning, 30 mg at night: 32 mg/day
+    (card,) = _valid(order_cards(pw, session, [split]))
+    assert card["indicator"] == "critical" and _ext(card)["ordered"] == 32 and _ext(card)["unit"] == "mg/day"
+    assert "dosage lines" in card["detail"]
+    ranged = _order({"coding": [TACROLIMUS]})
+    ranged["dosageInstruction"] = [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                    "doseAndRate": [{"doseRange": {"low": {"value": 20, "unit": "mg", "code": "mg"},
+                                                                   "high": {"value": 30, "unit": "mg", "code": "mg"}}}]}]
+    (card,) = _valid(order_cards(pw, session, [ranged]))
+    assert card["indicator"] == "critical" and _ext(card)["ordered"] == 60 and "upper end" in card["detail"]
+    on_csa = _session(pw, rescue("ciclosporin"))
+    rate = _order({"coding": [CICLOSPORIN]})
+    rate["dosageInstruction"] = [{"route": {"coding": [{"system": "http://snomed.info/sct", "code": IV}]},
+                                  "doseAndRate": [{"rateQuantity": {"value": 58, "unit": "mg/h", "code": "mg/h"}}]}]
+    (card,) = _valid(order_cards(pw, on_csa, [rate]))
+    assert card["indicator"] == "critical" and _ext(card)["ordered"] == 58 * 24 and _ext(card)["computed"] == 140
+    rate["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"].update(value=5.8, unit="mg/h", code="mg/h")
+    assert order_cards(pw, on_csa, [rate]) == []  # 139.2 mg/24 h is the computed dose
+
+
+def test_a_dose_given_as_text_only_is_said_not_checked(pw):
+    session = _session(pw, to_rescue())
+    text_only = _order({"coding": [TACROLIMUS]})
+    text_only["dosageInstruction"] = [{"text": "20 mg twice daily"}]
+    (card,) = _valid(order_cards(pw, session, [text_only]))
+    assert _ext(card)["kind"] == "order-dose-unread" and card["indicator"] == "warning"
+    assert "text only" in card["summary"] and "20 mg twice daily" in card["detail"]

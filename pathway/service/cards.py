@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -544,46 +545,118 @@ def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tupl
     return None, ""
 
 
-def _ordered_dose(order: dict[str, Any], where: str) -> tuple[float | None, float | None, str | None, str | None]:
-    """(mg per administration, administrations per day, route, a dose unit not read as a mass) of a draft order,
-    None where not given."""
+_MASS = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "µg": 0.001, "mcg": 0.001}
+#: a rate's time unit, per day (UCUM ``mg/h``, ``mg/min``, ``mg/d``)
+_PER_DAY = {"h": 24.0, "min": 1440.0, "d": 1.0}
+
+
+@dataclass(frozen=True)
+class _Ordered:
+    """What a draft order says of its dose, as far as the check reads it."""
+
+    mg: float | None = None        #: the largest single administration, mg
+    per_day: float | None = None   #: administrations per day, every dosage line together
+    daily: float | None = None     #: mg per day, every dosage line together (None unless each has a timing or rate)
+    route: str | None = None
+    unread: str | None = None      #: why a dose that is there was not read ("2 mL is not a mass ...")
+    ranged: bool = False           #: read from the upper end of a dose range
+    lines: int = 0                 #: dosage lines read
+
+    @property
+    def dosed(self) -> bool:
+        return self.mg is not None or self.daily is not None
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _located(where, f"a dose is a number, not {one_line(repr(value))[:40]}")
+    return float(value)
+
+
+def _quantity_mg(q: Any, where: str) -> tuple[float | None, str | None]:
+    """(mg, None) for a Quantity in a unit of mass, else (None, why it was not read)."""
+    if not isinstance(q, dict):
+        raise _located(where, "a Quantity is a JSON object")
+    value = _number(q.get("value"), f"{where}.value")
+    unit = q.get("code", q.get("unit"))
+    factor = _MASS.get(str(unit))
+    if factor is not None:
+        return value * factor, None
+    shown = f"{value:g} {unit}" if unit is not None else f"{value:g} (no unit)"
+    return None, f"{shown} is not a mass (mg, g or µg)"
+
+
+def _ordered_dose(order: dict[str, Any], where: str) -> _Ordered:
+    """The dose of a draft order: every dosage line (a split dose, 2 mg in the morning and 3 mg at night, is
+    5 mg/day), a ``doseQuantity``, the upper end of a ``doseRange``, or a ``rateQuantity`` in mass per time
+    (a continuous infusion, per day); a dose given as text only, or in a unit that is not a mass, is said
+    unread."""
     dosages = order.get("dosageInstruction")
     if dosages is None:
-        return None, None, None, None
+        return _Ordered()
     if not isinstance(dosages, list) or not all(isinstance(x, dict) for x in dosages):
         raise _located(f"{where}.dosageInstruction", "dosageInstruction is a list of Dosage objects")
-    if not dosages:
-        return None, None, None, None
-    dosage = dosages[0]
-    mg = per_day = None
     route = unread = None
-    for coding in ((dosage.get("route") or {}).get("coding") or []):
-        if isinstance(coding, dict) and route is None:
-            route = next((name for name, (code, _display) in _ROUTES.items() if coding.get("code") == code), None)
-    rates = dosage.get("doseAndRate") or []
-    if not isinstance(rates, list):
-        raise _located(f"{where}.dosageInstruction[0].doseAndRate", "doseAndRate is a list")
-    for k, rate in enumerate(rates):
-        q = rate.get("doseQuantity") if isinstance(rate, dict) else None
-        if q is None:
-            continue
-        value = q.get("value") if isinstance(q, dict) else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _located(f"{where}.dosageInstruction[0].doseAndRate[{k}].doseQuantity.value",
-                           f"a dose is a number, not {one_line(repr(value))[:40]}")
-        unit = q.get("code", q.get("unit"))
-        factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "µg": 0.001, "mcg": 0.001}.get(str(unit))
-        if factor is not None:
-            mg = float(value) * factor
-        else:
-            unread = f"{value:g} {unit}" if unit is not None else f"{value:g} (no unit)"
-        break
-    repeat = ((dosage.get("timing") or {}).get("repeat") or {}) if isinstance(dosage.get("timing"), dict) else {}
-    period_days = {"h": 1 / 24, "d": 1.0, "wk": 7.0}.get(str(repeat.get("periodUnit")))
-    freq, period = repeat.get("frequency", 1), repeat.get("period")
-    if isinstance(period, (int, float)) and isinstance(freq, (int, float)) and period_days and period > 0:
-        per_day = float(freq) / (float(period) * period_days)
-    return mg, per_day, route, unread
+    ranged = False
+    doses: list[float] = []
+    per_days: list[float | None] = []
+    daily_parts: list[float | None] = []
+    texts: list[str] = []
+    for n, dosage in enumerate(dosages):
+        at = f"{where}.dosageInstruction[{n}]"
+        for coding in ((dosage.get("route") or {}).get("coding") or []) if isinstance(dosage.get("route"), dict) else []:
+            if isinstance(coding, dict) and route is None:
+                route = next((name for name, (code, _display) in _ROUTES.items() if coding.get("code") == code), None)
+        if isinstance(dosage.get("text"), str) and dosage["text"].strip():
+            texts.append(dosage["text"].strip())
+        repeat = ((dosage.get("timing") or {}).get("repeat") or {}) if isinstance(dosage.get("timing"), dict) else {}
+        per_day = None
+        period_days = {"h": 1 / 24, "d": 1.0, "wk": 7.0}.get(str(repeat.get("periodUnit")))
+        freq, period = repeat.get("frequency", 1), repeat.get("period")
+        if isinstance(period, (int, float)) and isinstance(freq, (int, float)) and period_days and period > 0:
+            per_day = float(freq) / (float(period) * period_days)
+        rates = dosage.get("doseAndRate") or []
+        if not isinstance(rates, list):
+            raise _located(f"{at}.doseAndRate", "doseAndRate is a list")
+        for k, rate in enumerate(rates):
+            if not isinstance(rate, dict):
+                continue
+            here = f"{at}.doseAndRate[{k}]"
+            mg = why = None
+            if rate.get("doseQuantity") is not None:
+                mg, why = _quantity_mg(rate["doseQuantity"], f"{here}.doseQuantity")
+            elif isinstance(rate.get("doseRange"), dict):
+                rng = rate["doseRange"]
+                end = rng.get("high") if rng.get("high") is not None else rng.get("low")
+                if end is not None:
+                    mg, why = _quantity_mg(end, f"{here}.doseRange.{'high' if rng.get('high') is not None else 'low'}")
+                    ranged = ranged or mg is not None
+            elif isinstance(rate.get("rateQuantity"), dict):
+                rq = rate["rateQuantity"]
+                unit = str(rq.get("code", rq.get("unit")))
+                mass, _, per = unit.partition("/")
+                value = _number(rq.get("value"), f"{here}.rateQuantity.value")
+                if mass in _MASS and per in _PER_DAY:
+                    daily_parts.append(value * _MASS[mass] * _PER_DAY[per])
+                    break
+                why = f"a rate of {value:g} {unit} is not a mass per time (mg/h, mg/min, mg/d)"
+            else:
+                continue
+            if mg is not None:
+                doses.append(mg)
+                per_days.append(per_day)
+                daily_parts.append(mg * per_day if per_day is not None else None)
+            elif why is not None and unread is None:
+                unread = why
+            break
+    if not doses and not daily_parts and unread is None and texts:
+        unread = f"it is given as text only (\"{one_line(texts[0])[:60]}\")"
+    daily = sum(x for x in daily_parts if x is not None) if daily_parts and all(x is not None for x in daily_parts) else None
+    counted = [x for x in per_days if x is not None]
+    per_day_total = sum(counted) if doses and len(counted) == len(doses) else None
+    return _Ordered(mg=max(doses) if doses else None, per_day=per_day_total, daily=daily, route=route,
+                    unread=unread if not doses and not daily_parts else None, ranged=ranged,
+                    lines=len(dosages))
 
 
 def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -742,7 +815,8 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         _together_card(b, pathway, together, rescue_orders)
     if selected is not None:
         parsed = [entry for entry in parsed if entry[0] in selected]
-    for i, order, agent, named, (mg, per_day, route, unread) in parsed:
+    for i, order, agent, named, dose in parsed:
+        mg, per_day, route, unread = dose.mg, dose.per_day, dose.route, dose.unread
         if agent is None:
             if unmapped:
                 concept = order.get("medicationCodeableConcept") or {}
@@ -807,7 +881,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         if found is None and opt is not None and opt["status"] in ("available", "caution", "pending"):
             found = _what_if(pathway, session, agent)
         offered = opt is not None and opt["status"] != "unavailable"
-        if found is None and (mg is not None or unread is not None) and (offered or given_now):
+        if found is None and (dose.dosed or unread is not None) and (offered or given_now):
             why = ("the patient's weight is not recorded" if "weight_kg" not in _recorded(session)
                    else "the pathway computes no dose of it for this patient now")
             b.card(rule="options", kind="order-dose-unchecked", key=key,
@@ -817,17 +891,17 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                            f"{md_inline(why)}."],
                    extra={"agent": agent, "order": i})
             continue
-        if found is not None and mg is None and unread is not None:
+        if found is not None and not dose.dosed and unread is not None:
             rec, med = found
             b.card(rule=rec["rule"], kind="order-dose-unread", key=key,
-                   summary=f"{shown.capitalize()} dose not checked: {unread} is not a mass (mg, g or µg)",
+                   summary=f"{shown.capitalize()} dose not checked: {unread}",
                    indicator="warning", evidence=rec.get("evidence"),
-                   detail=[f"Ordered: **{md_inline(unread)}**. The pathway checks a dose given as a mass (UCUM "
-                           "`mg`, `g` or `ug`); this one was not compared with the computed dose.", "",
-                           f"Computed: {md_inline(rec['text'])}"],
+                   detail=[f"Not compared with the computed dose: {md_inline(unread)}. The pathway reads a dose "
+                           "given as a mass (UCUM `mg`, `g` or `ug`) in `doseQuantity` or `doseRange`, or as a mass "
+                           "per time in `rateQuantity`.", "", f"Computed: {md_inline(rec['text'])}"],
                    extra={"agent": agent, "order": i, "medication": dict(med)})
             continue
-        if found is None or mg is None:
+        if found is None or not dose.dosed:
             continue
         rec, med = found
         if route and med.get("route") and _ROUTES.get(route) != _ROUTES.get(str(med["route"])):
@@ -846,12 +920,19 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         _frequency_card(b, rec, med, shown, named, key, agent, i, per_day)
         computed_mg = float(med["dose_mg"])
         times = med.get("times_per_day")
-        ordered_daily = mg * per_day if per_day is not None else None
         computed_daily = computed_mg * float(times) if isinstance(times, (int, float)) else None
-        if ordered_daily is not None and computed_daily is not None:
-            ordered, computed, unit = ordered_daily, computed_daily, "mg/day"
-        else:
+        if dose.daily is not None and computed_daily is not None:
+            ordered, computed, unit = dose.daily, computed_daily, "mg/day"
+        elif mg is not None:
             ordered, computed, unit = mg, computed_mg, "mg per dose"
+        else:  # a rate, where the pathway computes a dose per infusion
+            b.card(rule=rec["rule"], kind="order-dose-unread", key=key,
+                   summary=f"{shown.capitalize()} dose not checked: ordered as a rate, computed per infusion",
+                   indicator="warning", evidence=rec.get("evidence"),
+                   detail=[f"Ordered as a rate of **{dose.daily:g} mg/day**; the pathway computes a dose per "
+                           "infusion, which a rate alone does not give.", "", f"Computed: {md_inline(rec['text'])}"],
+                   extra={"agent": agent, "order": i, "medication": dict(med)})
+            continue
         if computed > 0 and abs(ordered - computed) / computed <= DOSE_TOLERANCE:
             continue
         replacement = medication_request(pathway, session, med, rec["text"])
@@ -864,6 +945,10 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                       "resource": replacement}
         detail = [f"Ordered: **{ordered:g} {unit}**; the pathway computes **{computed:g} {unit}** "
                   f"(tolerance {DOSE_TOLERANCE:.0%}).", "", f"Computed: {md_inline(rec['text'])}"]
+        if dose.ranged:
+            detail += ["", "The order gives a dose range: its upper end was compared."]
+        if dose.lines > 1 and unit == "mg/day":
+            detail += ["", f"The order has {dose.lines} dosage lines: their daily doses were added up."]
         ratio = ordered / computed if computed > 0 else float("inf")
         far = ratio >= DOSE_CRITICAL_RATIO or ratio <= 1 / DOSE_CRITICAL_RATIO
         if far:
