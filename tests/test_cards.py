@@ -575,3 +575,33 @@ def test_a_dose_given_as_text_only_is_said_not_checked(pw):
     (card,) = _valid(order_cards(pw, session, [text_only]))
     assert _ext(card)["kind"] == "order-dose-unread" and card["indicator"] == "warning"
     assert "text only" in card["summary"] and "20 mg twice daily" in card["detail"]
+
+
+MORPHINE = {"system": RXNORM, "code": "7052", "display": "morphine"}
+VANCOMYCIN = {"system": RXNORM, "code": "11124", "display": "vancomycin"}
+
+
+def test_a_drug_to_avoid_in_acute_colitis_is_a_warning_while_the_rule_applies(pw):
+    # §2 (QI-2016: avoid narcotics; the wider list from a secondary source): opioids, NSAIDs and antidiarrhoeals
+    # can precipitate colonic dilatation. On IV steroids an order of morphine (by code) or loperamide (by a brand
+    # name in the text) is a warning citing the rule; after colectomy the advice no longer applies
+    case = to_rescue()
+    on_steroids = _session(pw, {"patient": case["patient"], "events": case["events"][:1]})
+    (card,) = _valid(order_cards(pw, on_steroids, [_order({"coding": [MORPHINE]}, mg=10, per_day=4)]))
+    assert _ext(card)["kind"] == "order-avoid" and card["indicator"] == "warning"
+    assert _ext(card)["rule"] == "avoid_drugs" and "Avoid opioids" in card["summary"]
+    assert "QI-2016" in _ext(card)["evidence"]["sources"]
+    (card,) = _valid(order_cards(pw, on_steroids, [_order({"text": "Imodium 2 mg after each loose stool"})]))
+    assert _ext(card)["kind"] == "order-avoid"
+    after = _session(pw, rescue("colectomy"))
+    assert order_cards(pw, after, [_order({"coding": [MORPHINE]}, mg=10, per_day=4)]) == []
+
+
+def test_iv_vancomycin_for_c_difficile_is_a_route_warning(pw):
+    # §2: C. difficile is treated with oral vancomycin 125 mg four times daily (IV vancomycin does not reach the
+    # colon): the oral course gives no card, the IV route is flagged
+    session = _session(pw, to_rescue())
+    session.observe({"day": 3, "cdiff_result": "positive"})
+    assert order_cards(pw, session, [_order({"coding": [VANCOMYCIN]}, mg=125, per_day=4, route=ORAL)]) == []
+    (card,) = _valid(order_cards(pw, session, [_order({"coding": [VANCOMYCIN]}, mg=1000, per_day=2, route=IV)]))
+    assert _ext(card)["kind"] == "order-route" and "oral" in card["summary"]

@@ -35,8 +35,9 @@ def mapping_markdown(definition: PathwayDef) -> str:
     for order in codes.orders.values():
         records = "; ".join(md_code(f"{name}: {str(value).lower() if isinstance(value, bool) else value}")
                             for name, value in order.records) or "-"
-        agent = md_code(order.agent) if order.agent else "-"
-        if order.agent and order.names:
+        agent = (md_code(order.agent) if order.agent else
+                 f"to avoid ({md_code(order.avoid)})" if order.avoid else "-")
+        if (order.agent or order.avoid) and order.names:
             agent += " (" + ", ".join(md_inline(n) for n in order.names) + ")"
         lines.append(f"| {md_code(order.code)} | {_system(definition, order.system)} | {md_inline(order.display)} "
                      f"| {', '.join(order.resources)} | {records} | {md_code(order.daily_dose) if order.daily_dose else '-'} "

@@ -50,6 +50,8 @@ class OrderMap:
     agent: str | None = None
     #: names that identify it in a draft order's free text (whole words, case-insensitive)
     names: tuple[str, ...] = ()
+    #: a rule whose 'avoid' recommendation names it: an order of it while the rule applies is flagged
+    avoid: str | None = None
 
 
 @dataclass(frozen=True)

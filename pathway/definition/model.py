@@ -680,6 +680,10 @@ class OrderCode(_Coded):
                              description="Names that identify the medicine in a draft order's free text when no code "
                                          "of this file is given (generic and brand names, matched as whole words, "
                                          "case-insensitive).")
+    avoid: str | None = Field(default=None, pattern=_ID,
+                              description="A rule whose 'avoid' recommendation names this medicine (avoid_drugs: "
+                                          "opioids, NSAIDs, antidiarrhoeals): a draft order of it while that rule "
+                                          "applies gets a warning card with the rule's text and evidence.")
 
 
 class CodesFile(_Model):

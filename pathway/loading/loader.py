@@ -455,7 +455,10 @@ class _Loader:
             hazards = self._hazards(pdoc, spec, authored_rules, fields_file, {i.id for i in invariants})
         codes: Terminology | None = None
         if spec.codes_file:
-            codes = self._codes(pdoc, spec, fields_file, _agents(rules))
+            # with a rule refused, its medicines are unknown: the agent and avoid checks would only echo it
+            whole = not self.diags
+            codes = self._codes(pdoc, spec, fields_file, _agents(rules) if whole else None,
+                                _avoid_rules(rules) if whole else None)
         if invariants and spec.hazards_file:
             known = {h.id for h in hazards}
             for inv in invariants:
@@ -764,7 +767,7 @@ class _Loader:
         return {name: out[name] for name in ordered}
 
     def _codes(self, pdoc: Located, spec: PathwayFile, fields_file: FieldsFile | None,
-               agents: set[str] | None = None) -> Terminology | None:
+               agents: set[str] | None = None, avoid_rules: set[str] | None = None) -> Terminology | None:
         """The FHIR terminology map, every code checked against the fields file: the field exists and
         takes the kind of value the code gives, each UCUM unit reads as a unit the field converts, and
         each recorded decision is a value of its field."""
@@ -773,7 +776,6 @@ class _Loader:
         cfile: CodesFile | None = self._validate(doc, CodesFile) if doc else None
         if cfile is None or doc is None or fields_file is None:
             return None
-        agents = agents or set()
         fields = fields_file.fields
         known_units = {u for q in CONVERSIONS for u in units_for(q)} | {f.unit for f in fields.values() if f.unit}
         for ucum, unit in cfile.units.items():
@@ -873,12 +875,17 @@ class _Loader:
             if agent is None:  # a medicine that records a decision is the option it records
                 agent = next((v for _n, v in records if isinstance(v, str)), None)
                 agent = agent if agent is not None and "MedicationRequest" in order.resources else None
-            elif agent not in agents:
+            elif agents is not None and agent not in agents:
                 self.diags.append(doc.diag(at + ("agent",), "PW112",
                                            f"agent '{_short(agent)}' is no option or computed medicine of the rules",
                                            suggest(agent, agents)))
+            if order.avoid is not None and avoid_rules is not None and order.avoid not in avoid_rules:
+                self.diags.append(doc.diag(at + ("avoid",), "PW112",
+                                           f"'{_short(order.avoid)}' is no rule with an 'avoid' recommendation",
+                                           suggest(order.avoid, avoid_rules)))
             orders[key] = OrderMap(key[0], order.code, order.display, tuple(order.resources), tuple(records),
-                                   order.daily_dose, order.verified, order.note, agent, tuple(order.names))
+                                   order.daily_dose, order.verified, order.note, agent, tuple(order.names),
+                                   order.avoid)
         return Terminology(observations=observations, orders=orders, answers=answers, units=dict(cfile.units),
                            local_system=cfile.local_system, systems=dict(cfile.systems))
 
@@ -1661,6 +1668,12 @@ def _agents(rules: list[Rule]) -> set[str]:
                 elif isinstance(eff, Recommend) and eff.medication is not None:
                     out.add(eff.medication.name)
     return out
+
+
+def _avoid_rules(rules: list[Rule]) -> set[str]:
+    """The rules a codes file's ``avoid`` may name: those with a recommendation of kind 'avoid'."""
+    return {rule.id for rule in rules for branch in BRANCH_KEYS for eff in rule.effects(branch)
+            if isinstance(eff, Recommend) and eff.kind == "avoid"}
 
 
 def untimely_decision_tests(rules: list[Rule], decisions: dict[str, frozenset[str]]) -> list[Diagnostic]:

@@ -586,6 +586,28 @@ def _quantity_mg(q: Any, where: str) -> tuple[float | None, str | None]:
     return None, f"{shown} is not a mass (mg, g or µg)"
 
 
+def _avoid_of_order(pathway: Pathway, order: dict[str, Any]) -> tuple[str, str] | None:
+    """(the rule whose 'avoid' recommendation names it, how it was named) for a draft order of a medicine the
+    codes file lists under ``avoid``: by its code, else by one of its names in the order's text."""
+    codes = pathway.definition.codes
+    concept = order.get("medicationCodeableConcept")
+    if codes is None or not isinstance(concept, dict):
+        return None
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+    for coding in codings:
+        omap = codes.order(str(coding.get("system")), str(coding.get("code")))
+        if omap is not None and omap.avoid is not None:
+            return omap.avoid, one_line(omap.display or omap.code)
+    for text in [concept.get("text")] + [c.get("display") for c in codings]:
+        if not isinstance(text, str):
+            continue
+        for omap in codes.orders.values():
+            if omap.avoid is not None and any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE)
+                                               for n in omap.names):
+                return omap.avoid, one_line(text)
+    return None
+
+
 def _ordered_dose(order: dict[str, Any], where: str) -> _Ordered:
     """The dose of a draft order: every dosage line (a split dose, 2 mg in the morning and 3 mg at night, is
     5 mg/day), a ``doseQuantity``, the upper end of a ``doseRange``, or a ``rateQuantity`` in mass per time
@@ -815,8 +837,19 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         _together_card(b, pathway, together, rescue_orders)
     if selected is not None:
         parsed = [entry for entry in parsed if entry[0] in selected]
+    avoided = {r["rule"]: r for r in result.get("recommendations", []) if r.get("kind") == "avoid"}
     for i, order, agent, named, dose in parsed:
         mg, per_day, route, unread = dose.mg, dose.per_day, dose.route, dose.unread
+        avoid = _avoid_of_order(pathway, order) if agent is None else None
+        if avoid is not None and avoid[0] in avoided:
+            rec = avoided[avoid[0]]
+            b.card(rule=avoid[0], kind="order-avoid", key=f"{order.get('id', i)}",
+                   summary=f"{avoid[1].capitalize()}: {rec['text']}", indicator="warning", override=True,
+                   evidence=rec.get("evidence"),
+                   detail=[f"Ordered: {md_inline(avoid[1])}. The pathway advises against it for this patient now:",
+                           "", f"> {md_inline(rec['text'])}"],
+                   extra={"order": i, "avoid": avoid[1]})
+            continue
         if agent is None:
             if unmapped:
                 concept = order.get("medicationCodeableConcept") or {}
