@@ -379,9 +379,18 @@ def test_choosing_a_rescue_medicine_from_the_decision_card_orders_the_dose_the_p
     assert dose["doseAndRate"][0]["doseQuantity"]["value"] * 2 == pytest.approx(3.5, abs=1.0)  # 0.05 mg/kg/day, 70 kg
     (infliximab,) = by_option["Infliximab"]["actions"]
     assert infliximab["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 350  # 5 mg/kg
+    # one infusion of the weeks 0, 2 and 6 schedule (§5.3), not a daily dose
+    assert infliximab["resource"]["dosageInstruction"][0]["timing"] == {"repeat": {"count": 1}}
     (ciclosporin,) = by_option["Ciclosporin"]["actions"]
-    assert ciclosporin["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 140  # 2 mg/kg/day
-    assert ciclosporin["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "47625008"  # IV
+    csa = ciclosporin["resource"]["dosageInstruction"][0]
+    # 2 mg/kg/day by continuous infusion (§5.2): 140 mg over 24 hours as a rate, not a once-daily 140 mg dose
+    assert csa["doseAndRate"][0]["rateQuantity"] == {"value": round(140 / 24, 3), "unit": "mg/h",
+                                                    "system": "http://unitsofmeasure.org", "code": "mg/h"}
+    assert csa["timing"]["repeat"]["duration"] == 24 and csa["timing"]["repeat"]["durationUnit"] == "h"
+    assert csa["route"]["coding"][0]["code"] == "47625008"  # IV
+    # each one-click order passes the pathway's own order check
+    for action in (tacrolimus, infliximab, ciclosporin):
+        assert order_cards(pw, session, [action["resource"]]) == [], action["resource"]["medicationCodeableConcept"]
 
 
 def test_a_rescue_decision_still_open_a_day_after_steroid_failure_is_critical(pw):

@@ -324,12 +324,24 @@ def medication_request(pathway: Pathway, session: Session, med: dict[str, Any], 
     if route is not None:
         dosage["route"] = {"coding": [{"system": _SNOMED, "code": route[0], "display": route[1]}]}
     times = med.get("times_per_day")
-    if isinstance(times, (int, float)) and times > 0:
-        dosage["timing"] = {"repeat": {"frequency": int(times) if float(times).is_integer() else times,
-                                       "period": 1, "periodUnit": "d"}}
-    if isinstance(med.get("dose_mg"), (int, float)):
-        dosage["doseAndRate"] = [{"doseQuantity": {"value": med["dose_mg"], "unit": "mg", "system": _UCUM,
-                                                   "code": "mg"}}]
+    dose = med.get("dose_mg")
+    if med.get("route") == "iv_infusion" and times == 1 and isinstance(dose, (int, float)):
+        # a daily dose by continuous infusion (ciclosporin 2 mg/kg/day) is a rate over 24 hours, not a
+        # once-daily dose
+        dosage["doseAndRate"] = [{"rateQuantity": {"value": round(float(dose) / 24, 3), "unit": "mg/h",
+                                                   "system": _UCUM, "code": "mg/h"}}]
+        dosage["timing"] = {"repeat": {"duration": 24, "durationUnit": "h", "frequency": 1, "period": 1,
+                                       "periodUnit": "d"}}
+    else:
+        if isinstance(times, (int, float)) and times > 0:
+            dosage["timing"] = {"repeat": {"frequency": int(times) if float(times).is_integer() else times,
+                                           "period": 1, "periodUnit": "d"}}
+        elif med.get("administrations"):
+            # a scheduled infusion (infliximab at weeks 0, 2 and 6): this request is the next one, given once
+            dosage["timing"] = {"repeat": {"count": 1}}
+        if isinstance(dose, (int, float)):
+            dosage["doseAndRate"] = [{"doseQuantity": {"value": dose, "unit": "mg", "system": _UCUM,
+                                                       "code": "mg"}}]
     return {"resourceType": "MedicationRequest", "status": status, "intent": "order",
             "medicationCodeableConcept": _medication_code(pathway, str(med.get("name", ""))),
             "subject": {"reference": f"Patient/{session.patient_id}"}, "dosageInstruction": [dosage]}
