@@ -213,8 +213,9 @@ class DecisionTable:
 # -- which tables ---------------------------------------------------------------------------------
 
 def default_table_ids(d: PathwayDef) -> list[str]:
-    """Every state that is not terminal and has rules, in pathway order."""
-    return [s for s, sd in d.spec.states.items() if sd.kind != "terminal" and d.rules_in(s)]
+    """Every state that has rules, in pathway order (a terminal state too, when a rule applies there:
+    VTE prophylaxis once colectomy is decided)."""
+    return [s for s in d.spec.states if d.rules_in(s)]
 
 
 def table_ids(d: PathwayDef) -> list[str]:
