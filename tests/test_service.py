@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -441,6 +442,10 @@ def test_every_request_is_logged_as_json_with_rule_ids_and_no_patient_values(pw,
             http.post("/sessions/SECRET-PATIENT-4711/events",
                       json={"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 117, "note": "SECRET-NOTE"})
             http.post("/sessions/SECRET-PATIENT-4711/events", json={"day": 1, "crp_mg_l": 98765})
+            # a request is logged once its response has gone: the last line may follow the reply by a moment
+            deadline = time.monotonic() + 30
+            while sum(r.name == "pathway.service" for r in caplog.records) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
     records = [r for r in caplog.records if r.name == "pathway.service"]
     fields = [r.fields for r in records]
     assert [f["route"] for f in fields] == ["/sessions", "/sessions/{patient_id}/events", "/sessions/{patient_id}/events"]

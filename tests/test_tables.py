@@ -186,7 +186,7 @@ def test_rescue_selection_rows_and_profiles(asuc_checked: dict[str, DecisionTabl
     nice = decision_table(_compiled(profile="nice"), "rescue_selection")
     live = _rows(nice, "nice_infliximab_second_line")
     assert not live[0].never and live[0].cells == {"ciclosporin_excluded": "false", "infliximab_excluded": "false"}
-    assert "option infliximab: available, rank 2" in live[0].advice
+    assert "option infliximab: caution, rank 2" in live[0].advice  # cautioned by the policy (TA163)
     assert "option infliximab: available, rank 2" in _rows(nice, "infliximab_eligibility", "otherwise")[0].advice
     assert any("under profile 'nice'" in n and "Rescue agent policy = ciclosporin_first" in n for n in nice.notes)
 
