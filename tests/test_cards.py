@@ -614,3 +614,21 @@ def test_iv_vancomycin_for_c_difficile_is_a_route_warning(pw):
     assert order_cards(pw, session, [_order({"coding": [VANCOMYCIN]}, mg=125, per_day=4, route=ORAL)]) == []
     (card,) = _valid(order_cards(pw, session, [_order({"coding": [VANCOMYCIN]}, mg=1000, per_day=2, route=IV)]))
     assert _ext(card)["kind"] == "order-route" and "oral" in card["summary"]
+
+
+def test_an_order_card_names_every_reason_for_the_status_and_only_those(pw):
+    # an exclusion for two reasons (renal impairment, §5.4/D13; current malignancy, GastroTrain) names both in the
+    # summary; a caution (C. difficile positive, D4) names its own reason, and the option's general cons are listed
+    # apart in the detail, not as reasons for the caution
+    session = _session(pw, to_rescue(malignancy_current=True))
+    session.observe({"day": 3, "creatinine_umol_l": 150})
+    (card,) = _valid(order_cards(pw, session, [_order({"coding": [TACROLIMUS]})]))
+    assert card["indicator"] == "critical"
+    assert "Creatinine 150" in card["summary"] and "malignancy" in card["summary"]
+    cdiff = _session(pw, to_rescue())
+    cdiff.observe({"day": 3, "cdiff_result": "positive"})
+    (card,) = _valid(order_cards(pw, cdiff, [_order({"coding": [TACROLIMUS]})]))
+    assert card["summary"].startswith("Caution with tacrolimus: C. difficile positive")
+    assert "- Reason: C. difficile positive" in card["detail"]
+    assert "- Also against it in general: Hypomagnesaemia" in card["detail"]
+    assert "- Reason: Hypomagnesaemia" not in card["detail"]

@@ -157,10 +157,16 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
                     _need(required, f, rule_id, eff["text"] or f"needed for '{title}'")
             elif kind == "offer":
                 opt = options.setdefault(eff["option"], {"option": eff["option"], "status": "available", "rank": eff["rank"],
-                                                         "text": "", "for": [], "against": [], "pending": [], "rules": []})
+                                                         "text": "", "for": [], "against": [], "pending": [], "rules": [],
+                                                         "because": []})
                 status = offer_status(eff)
                 if STATUS_ORDER[status] > STATUS_ORDER[opt["status"]]:
                     opt["status"] = status
+                    opt["because"] = []
+                if status == opt["status"] and status in ("caution", "unavailable"):
+                    # the reasons of the offers that set the status (a caution's or exclusion's own reasons,
+                    # not the option's general cons listed by its eligibility rule)
+                    opt["because"].extend(x for x in eff.get("against", []) if x not in opt["because"])
                 opt["rank"] = min(opt["rank"], eff["rank"])
                 opt["text"] = opt["text"] or eff["text"]
                 for key in ("for", "against", "pending"):

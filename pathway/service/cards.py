@@ -880,13 +880,15 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         if opt is not None and opt["status"] != "available":
             status = opt["status"]
             rule = opt["rules"][-1] if opt.get("rules") else "options"
-            reasons = (opt.get("against", []) if status != "pending" else
+            # the reasons that set the status (a caution's or exclusion's own), before the option's general cons
+            because = list(opt.get("because") or opt.get("against", [])[-1:])
+            reasons = (because + [x for x in opt.get("against", []) if x not in because] if status != "pending" else
                        [f"needs {field_name(f, pathway.definition)}" for f in opt.get("pending", [])])
             if status == "unavailable":
-                summary = f"{shown.capitalize()} is not suitable for this patient: " + "; ".join(opt.get("against", [])[-1:])
+                summary = f"{shown.capitalize()} is not suitable for this patient: " + "; ".join(because)
                 indicator = "critical"
             elif status == "caution":
-                summary = f"Caution with {shown}: " + "; ".join(opt.get("against", [])[-1:])
+                summary = f"Caution with {shown}: " + "; ".join(because)
                 indicator = "warning"
             else:
                 needed = ", ".join(field_name(f, pathway.definition) for f in opt.get("pending", [])) or "data"
@@ -894,7 +896,9 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                 indicator = "warning"
             detail = [f"Ordered: {md_inline(named or shown)}. The pathway lists the option "
                       f"'{md_inline(shown)}' as **{md_inline(_OPTION_WORDS.get(status, status))}** for this patient.", ""]
-            detail += [f"- Reason: {md_inline(x)}" for x in reasons] or ["- (no reason recorded)"]
+            detail += ([f"- Reason: {md_inline(x)}" for x in reasons if x in because or status == "pending"]
+                       + [f"- Also against it in general: {md_inline(x)}" for x in reasons
+                          if x not in because and status != "pending"]) or ["- (no reason recorded)"]
             b.card(rule=rule, kind=f"order-{status}", key=key, summary=summary, indicator=indicator, detail=detail,
                    override=True, extra={"agent": agent, "order": i, "status": status, "rules": list(opt.get("rules", []))})
         # said now about this agent, critically (a toxic level, renal harm): the order goes against it
