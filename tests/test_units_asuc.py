@@ -30,7 +30,8 @@ def test_reasons_against_ciclosporin_show_converted_labs_rounded(pw: Any) -> Non
     r = s.observe({"day": 3, "cholesterol_mmol_l": {"value": 110, "unit": "mg/dL"},
                    "magnesium_mmol_l": {"value": 1.1, "unit": "mg/dL"},
                    "creatinine_umol_l": {"value": 1.6, "unit": "mg/dL"},
-                   "active_serious_infection": False, "bp_uncontrolled": False})
+                   "active_serious_infection": False, "bp_uncontrolled": False,
+                   "cdiff_result": "negative", "cmv_biopsy_result": "negative"})
     csa = _options(r)["ciclosporin"]
     assert csa["available"] is False  # creatinine 141 > 130 excludes it
     assert csa["against"] == ["Cholesterol 2.84 mmol/L is below 3 mmol/L: seizure risk with IV ciclosporin; oral "
