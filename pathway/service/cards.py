@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
@@ -614,8 +615,7 @@ def _avoid_of_order(pathway: Pathway, order: dict[str, Any]) -> tuple[str, str] 
         if not isinstance(text, str):
             continue
         for omap in codes.orders.values():
-            if omap.avoid is not None and any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE)
-                                               for n in omap.names):
+            if omap.avoid is not None and _mentions(text, omap.names):
                 return omap.avoid, one_line(text)
     return None
 
@@ -716,7 +716,12 @@ def _rescue_agents(pathway: Pathway) -> set[str]:
 def _names_agent(pathway: Pathway, agent: str, text: str) -> bool:
     """Whether ``text`` names ``agent`` (its name or a brand name of the codes file)."""
     codes = pathway.definition.codes
-    names = [agent, *(n for m in (codes.agents().get(agent, []) if codes is not None else []) for n in m.names)]
+    return _mentions(text, [agent, *(n for m in (codes.agents().get(agent, []) if codes is not None else [])
+                                     for n in m.names)])
+
+
+def _mentions(text: str, names: Iterable[str]) -> bool:
+    """Whether ``text`` holds one of ``names`` as whole words, whatever the case."""
     return any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE) for n in names)
 
 
