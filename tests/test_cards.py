@@ -632,3 +632,28 @@ def test_an_order_card_names_every_reason_for_the_status_and_only_those(pw):
     assert "- Reason: C. difficile positive" in card["detail"]
     assert "- Also against it in general: Hypomagnesaemia" in card["detail"]
     assert "- Reason: Hypomagnesaemia" not in card["detail"]
+
+
+def test_the_intensified_infliximab_dose_the_pathway_names_is_a_warning_not_a_dose_error(pw):
+    # §5.3, §11.7: with low albumin or a very high CRP a specialist may choose 10 mg/kg (expert practice,
+    # unverified): the pathway names it, so an order of it is a warning naming the regimen, with the standard
+    # 5 mg/kg offered; it is never a one-click order; without that advice 10 mg/kg stays a critical 2x dose
+    low_albumin = _session(pw, rescue("infliximab", {"day": 4, "albumin_g_l": 24}))
+    (card,) = _valid(order_cards(pw, low_albumin, [_order({"coding": [INFLIXIMAB]}, mg=700, per_day=None, route=IV)]))
+    assert _ext(card)["kind"] == "order-dose-alternative" and card["indicator"] == "warning"
+    assert "specialist" in card["summary"] and "350 mg" in card["summary"]
+    assert card["suggestions"][0]["actions"][0]["resource"]["dosageInstruction"][0]["doseAndRate"][0][
+        "doseQuantity"]["value"] == 350
+    view = _valid(patient_view_cards(pw, low_albumin))
+    intensified = [c for c in view if _ext(c)["rule"] == "ifx_accelerated_consideration"
+                   and _ext(c).get("medication", {}).get("alternative")]
+    assert intensified and all("suggestions" not in c for c in intensified)
+    assert order_cards(pw, low_albumin, [_order({"coding": [INFLIXIMAB]}, mg=350, per_day=None, route=IV)]) == []
+    normal = _session(pw, rescue("infliximab", {"day": 4, "albumin_g_l": 35}))
+    (card,) = _valid(order_cards(pw, normal, [_order({"coding": [INFLIXIMAB]}, mg=700, per_day=None, route=IV)]))
+    assert _ext(card)["kind"] == "order-dose" and card["indicator"] == "critical"
+    # at the rescue decision, before infliximab is recorded, the dose it would get is compared the same way
+    selecting = _session(pw, to_rescue())
+    selecting.observe({"day": 3, "albumin_g_l": 24})
+    (card,) = _valid(order_cards(pw, selecting, [_order({"coding": [INFLIXIMAB]}, mg=700, per_day=None, route=IV)]))
+    assert _ext(card)["kind"] == "order-dose-alternative"

@@ -371,6 +371,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                    "medication then lists dated administrations, with no daily amount.",
         "then_every_days": "Interval in days after the last scheduled administration.",
         "from_state": "The state whose first entry is day 0 of the schedule (default: the current state).",
+        "alternative": "true: a dose a specialist may choose instead of the standard one (accelerated "
+                       "infliximab); shown with its evidence, never offered as a one-click order, and an order of "
+                       "it is a warning naming it rather than a dose error.",
     },
     "Alert": {
         "level": "info, warning or critical.",

@@ -129,6 +129,9 @@ class Dose(_E):
     at_days: list[float] = Field(default_factory=list)
     then_every_days: float | None = Field(default=None, gt=0)
     from_state: str | None = None
+    #: a dose a specialist may choose instead of the standard one (accelerated infliximab): shown, never a
+    #: one-click order, and an order of it is said to be this alternative rather than a dose error
+    alternative: bool = False
 
 
 class Alert(_E):

@@ -120,6 +120,8 @@ def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
         med["mg_per_kg"] = num(float(cast(float, eff.mg_per_kg)))
     if capped:
         med["capped_at_max"] = True
+    if eff.alternative:
+        med["alternative"] = True
     for key in ("frequency", "duration", "schedule"):
         if getattr(eff, key):
             med[key] = getattr(eff, key)

@@ -486,11 +486,15 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
         detail = [f"**Recommendation ({md_inline(r['kind'])}):** {md_inline(r['text'])}"]
         extra: dict[str, Any] = {"recommendation": r["kind"]}
         if isinstance(med, dict) and isinstance(med.get("dose_mg"), (int, float)):
-            request = medication_request(pathway, session, med, r["text"])
-            suggestions = [{"label": one_line(r["text"]), "isRecommended": True,
-                            "actions": [{"type": "create", "description": one_line(f"Order {_dose_words(med)}"),
-                                         "resource": request}]}]
             extra["medication"] = dict(med)
+            if med.get("alternative"):  # a specialist's alternative to the standard dose: shown, not one click away
+                detail += ["", "A dose a specialist may choose instead of the standard one: it is not offered as an "
+                           "order here."]
+            else:
+                request = medication_request(pathway, session, med, r["text"])
+                suggestions = [{"label": one_line(r["text"]), "isRecommended": True,
+                                "actions": [{"type": "create", "description": one_line(f"Order {_dose_words(med)}"),
+                                             "resource": request}]}]
         indicator = "warning" if r["kind"] in ("referral", "procedure") else "info"
         b.card(rule=r["rule"], kind="recommendation", key=r["kind"], summary=r["text"], indicator=indicator,
                detail=detail, evidence=r.get("evidence"), suggestions=suggestions, extra=extra)
@@ -693,11 +697,14 @@ def _ordered_dose(order: dict[str, Any], where: str) -> _Ordered:
                     lines=len(dosages))
 
 
-def _computed_dose(result: dict[str, Any], agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The computed dose of ``agent`` in a result (its recommendation and medication), if any."""
+def _computed_dose(result: dict[str, Any], agent: str, *,
+                   alternative: bool = False) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The computed dose of ``agent`` in a result (its recommendation and medication), if any: the standard
+    one, or with ``alternative`` one a specialist may choose instead (accelerated infliximab)."""
     for r in result.get("recommendations", []):
         med = r.get("medication")
-        if isinstance(med, dict) and med.get("name") == agent and isinstance(med.get("dose_mg"), (int, float)):
+        if (isinstance(med, dict) and med.get("name") == agent and isinstance(med.get("dose_mg"), (int, float))
+                and bool(med.get("alternative")) == alternative):
             return r, med
     return None
 
@@ -732,10 +739,16 @@ def _recorded(session: Session) -> set[str]:
 
 
 def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The dose the pathway computes once ``agent`` is recorded as the decision due, at the latest event's
-    time; None when no decision due records it. Evaluated on a fork of the session: a session's state is
-    never changed in place (every operation replaces it), so a second Session over the same state leaves
-    the caller's session untouched, whatever other threads do with it meanwhile."""
+    """The dose the pathway computes once ``agent`` is recorded as the decision due (see :func:`_what_if_result`)."""
+    result = _what_if_result(pathway, session, agent)
+    return _computed_dose(result, agent) if result is not None else None
+
+
+def _what_if_result(pathway: Pathway, session: Session, agent: str) -> dict[str, Any] | None:
+    """The result once ``agent`` is recorded as the decision due, at the latest event's time, when it gives
+    a dose of it; None when no decision due records it. Evaluated on a fork of the session: a session's
+    state is never changed in place (every operation replaces it), so a second Session over the same state
+    leaves the caller's session untouched, whatever other threads do with it meanwhile."""
     from pathway.runtime.session import Session as _Session
 
     codes = pathway.definition.codes
@@ -755,11 +768,11 @@ def _what_if(pathway: Pathway, session: Session, agent: str) -> tuple[dict[str, 
             else:
                 event["day"] = last["day"]
             try:
-                found = _computed_dose(_Session(pathway, state).observe(event), agent)
+                result = _Session(pathway, state).observe(event)
             except PathwayError:  # not due now (refused): no dose to compare with
-                found = None
-            if found is not None:
-                return found
+                continue
+            if _computed_dose(result, agent) is not None:
+                return result
     return None
 
 
@@ -932,8 +945,11 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
                            f"colectomy), and does not offer {md_inline(shown)} in the patient's current state, "
                            f"**{md_inline(state)}**."],
                    extra={"agent": agent, "order": i, "state": result.get("state")})
+        doses_from = result  # the result whose doses the order is compared with
         if found is None and opt is not None and opt["status"] in ("available", "caution", "pending"):
-            found = _what_if(pathway, session, agent)
+            fork = _what_if_result(pathway, session, agent)
+            if fork is not None:
+                doses_from, found = fork, _computed_dose(fork, agent)
         offered = opt is not None and opt["status"] != "unavailable"
         if found is None and (dose.dosed or unread is not None) and (offered or given_now):
             why = ("the patient's weight is not recorded" if "weight_kg" not in _recorded(session)
@@ -1005,6 +1021,21 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
             detail += ["", f"The order has {dose.lines} dosage lines: their daily doses were added up."]
         ratio = ordered / computed if computed > 0 else float("inf")
         far = ratio >= DOSE_CRITICAL_RATIO or ratio <= 1 / DOSE_CRITICAL_RATIO
+        other = _computed_dose(doses_from, agent, alternative=True)
+        alt_mg = float(other[1]["dose_mg"]) if other is not None else None
+        if other is not None and alt_mg and mg is not None and abs(mg - alt_mg) <= DOSE_TOLERANCE * alt_mg:
+            # the dose a specialist may choose instead, which the pathway itself names now: said, not a dose error
+            alt_rec, alt_med = other
+            b.card(rule=alt_rec["rule"], kind="order-dose-alternative", key=key,
+                   summary=f"{shown.capitalize()} {mg:g} mg is the intensified dose, a specialist's choice; the "
+                           f"standard is {computed_mg:g} mg",
+                   indicator="warning", evidence=alt_rec.get("evidence"), override=True,
+                   detail=[f"Ordered: **{mg:g} mg**, the alternative dose the pathway names for this patient now:", "",
+                           f"> {md_inline(alt_rec['text'])}", "", f"Standard: {md_inline(rec['text'])}"],
+                   suggestions=[{"label": one_line(rec["text"]), "isRecommended": False, "actions": [action]}],
+                   extra={"agent": agent, "order": i, "ordered": mg, "computed": computed_mg,
+                          "alternative": dict(alt_med), "medication": dict(med)})
+            continue
         if far:
             detail = [f"**{ratio:.2g} times the computed dose.**", "", *detail]
         b.card(rule=rec["rule"], kind="order-dose", key=key,
