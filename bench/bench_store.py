@@ -185,9 +185,11 @@ def measure(label: str, location: str, args: argparse.Namespace) -> dict[str, st
 def sqlite_settings(path: str) -> str:
     import sqlite3
 
-    con = sqlite3.connect(path)
-    mode, sync = con.execute("PRAGMA journal_mode").fetchone()[0], con.execute("PRAGMA synchronous").fetchone()[0]
-    con.close()
+    from pathway import SessionStore
+
+    with SessionStore(path) as store:  # synchronous is a setting of each connection: the store's own
+        con = store._db
+        mode, sync = con.execute("PRAGMA journal_mode").fetchone()[0], con.execute("PRAGMA synchronous").fetchone()[0]
     sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, sync)
     return f"SQLite {sqlite3.sqlite_version}, journal_mode={mode}, synchronous={sync} (the store's connection)"
 

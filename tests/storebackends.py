@@ -59,6 +59,33 @@ class Backend:
         """The database's own check of its files ('ok')."""
         raise NotImplementedError
 
+    #: the backend's table names: the sessions and the log rows after each snapshot
+    sessions_table = "sessions"
+    log_table = "session_log"
+    mark = "?"
+
+    def _run(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def tail(self, patient_id: str) -> int:
+        """The number of log rows the session's row records after its snapshot."""
+        m = self.mark
+        return int(self._run(f"SELECT tail FROM {self.sessions_table} WHERE patient_id = {m}", (patient_id,))[0][0])
+
+    def log(self, patient_id: str) -> list[tuple[int, str]]:
+        """The log rows after the snapshot, in order: (number, text)."""
+        m = self.mark
+        rows = self._run(f"SELECT seq, body FROM {self.log_table} WHERE patient_id = {m} ORDER BY seq", (patient_id,))
+        return [(int(n), str(b)) for n, b in rows]
+
+    def edit_log(self, patient_id: str, seq: int, body: str | None) -> None:
+        """Overwrite a log row's text behind the store's back (None: delete the row)."""
+        m = self.mark
+        if body is None:
+            self._run(f"DELETE FROM {self.log_table} WHERE patient_id = {m} AND seq = {m}", (patient_id, seq))
+        else:
+            self._run(f"UPDATE {self.log_table} SET body = {m} WHERE patient_id = {m} AND seq = {m}", (body, patient_id, seq))
+
     def cleanup(self) -> None:
         self.close_all()
 
@@ -109,6 +136,9 @@ def with_search_path(dsn: str, schema: str) -> str:
 
 class PostgresBackend(Backend):
     name = "postgresql"
+    sessions_table = "pathway_sessions"
+    log_table = "pathway_session_log"
+    mark = "%s"
 
     def __init__(self) -> None:
         import psycopg

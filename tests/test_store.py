@@ -247,15 +247,15 @@ def test_workers_starting_together_create_the_tables_once(pg, pw):
     for t in threads:
         t.join(timeout=60)
     assert not errors and len(stores) == 4
-    assert pg._run("SELECT key, value FROM pathway_store_meta") == [("schema", 1)]
+    assert pg._run("SELECT key, value FROM pathway_store_meta") == [("schema", 2)]
 
 
 def test_a_store_schema_newer_than_this_version_is_refused(pg):
     pg.open()
-    pg._run("UPDATE pathway_store_meta SET value = 2 WHERE key = 'schema'")
+    pg._run("UPDATE pathway_store_meta SET value = 3 WHERE key = 'schema'")
     with pytest.raises(StoreUnavailable) as info:
         pg.open()
-    assert "store schema 2, newer than this version reads (1)" in str(info.value)
+    assert "store schema 3, newer than this version reads (2)" in str(info.value)
 
 
 def test_a_connection_lost_between_calls_is_opened_again(pg, pw):
@@ -303,8 +303,8 @@ def test_a_save_whose_answer_was_lost_is_known_saved_or_said_unknown(pg, pw, mon
     store = _stored(pg, pw)
     real = store._try_write
 
-    def written_then_lost(params: Any, expected: Any, *, meanwhile: Any = None) -> Any:
-        real(params, expected)
+    def written_then_lost(writes: Any, *, meanwhile: Any = None) -> Any:
+        real(writes)
         if meanwhile is not None:
             meanwhile()
         store._conn.close()
@@ -329,7 +329,7 @@ def test_a_save_whose_answer_was_lost_is_known_saved_or_said_unknown(pg, pw, mon
         other.save(s)
 
     session.observe({"day": 5, "pulse_bpm": 82, "note": "lost"})
-    monkeypatch.setattr(store, "_try_write", lambda p, e: written_then_lost(p, e, meanwhile=another_writer))
+    monkeypatch.setattr(store, "_try_write", lambda w: written_then_lost(w, meanwhile=another_writer))
     with pytest.raises(StoreUnavailable) as info:
         store.save(session)
     monkeypatch.undo()
@@ -396,7 +396,7 @@ def test_a_role_with_only_the_documented_privileges_can_use_tables_made_beforeha
     pg._run(f"CREATE ROLE {role} LOGIN PASSWORD 'svc-secret'")
     try:
         pg._run(f"GRANT USAGE ON SCHEMA {pg.schema} TO {role}")
-        pg._run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON pathway_sessions TO {role}")
+        pg._run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON pathway_sessions, pathway_session_log TO {role}")
         pg._run(f"GRANT SELECT ON pathway_store_meta TO {role}")
         pg._run(f"GRANT USAGE ON SEQUENCE pathway_session_rev TO {role}")
         parts = urlsplit(pg.location)

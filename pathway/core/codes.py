@@ -236,7 +236,8 @@ _ALL = [
          "A rule asked for a move that is not an edge of the graph; nothing was applied."),
     Code("PW520", "stored session", "not a session document",
          "The dump or stored row is not a JSON object: a truncated or corrupt row, text that is not JSON, NaN or "
-         "Infinity, or nesting too deep to read."),
+         "Infinity, or nesting too deep to read; or the store's log rows after a session's snapshot are not whole "
+         "(a row lost, edited, moved or not JSON: they do not hash to the chain the row records)."),
     Code("PW521", "stored session", "malformed session document",
          "A key is missing, unknown, or of the wrong type or range; the message names the key (`state`, "
          "`events[3].day`)."),
@@ -253,7 +254,7 @@ _ALL = [
     Code("PW525", "stored session", "recorded outcome differs from its events",
          "Replaying the document's patient and events does not give the state, path, trace, facts, derived or "
          "kept values it records (tampered or corrupt): nothing in a dump is trusted that its events do not "
-         "produce."),
+         "produce. For a stored session, also when its logged events do not give what it showed when saved."),
     Code("PW526", "stored session", "stored row of another patient or pathway",
          "The document in a store row names another patient or pathway than the row it is stored under."),
     Code("PW527", "stored session", "save conflict",

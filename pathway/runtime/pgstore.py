@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pathway.runtime.storebase import SessionStore, StoreUnavailable
+from pathway.runtime.storebase import SessionStore, Stored, StoreUnavailable, Write
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PostgresSessionStore", "SCHEMA_VERSION", "SCHEMA_SQL"]
+__all__ = ["PostgresSessionStore", "SCHEMA_VERSION", "SCHEMA_SQL", "MIGRATE_1_TO_2"]
 
 #: the version of the tables below; a later one migrates in place, under the same advisory lock
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: the store's tables, in the connection's schema (``search_path``; choose one with the DSN's
 #: ``options=-csearch_path=NAME``); created on first use, or by a database administrator beforehand
@@ -47,27 +47,72 @@ CREATE TABLE IF NOT EXISTS pathway_sessions (
     doc        text        NOT NULL,
     rev        bigint      NOT NULL,
     saved_at   timestamptz NOT NULL DEFAULT now(),
+    tail       integer     NOT NULL DEFAULT 0,
+    chain      text,
     PRIMARY KEY (pathway, patient_id)
 );
 CREATE SEQUENCE IF NOT EXISTS pathway_session_rev AS bigint;
+CREATE TABLE IF NOT EXISTS pathway_session_log (
+    pathway    text    NOT NULL,
+    patient_id text    NOT NULL,
+    seq        integer NOT NULL,
+    rev        bigint  NOT NULL,
+    body       text    NOT NULL,
+    PRIMARY KEY (pathway, patient_id, seq)
+);
 CREATE TABLE IF NOT EXISTS pathway_store_meta (
     key   text   PRIMARY KEY,
     value bigint NOT NULL
 );
-INSERT INTO pathway_store_meta (key, value) VALUES ('schema', 1) ON CONFLICT (key) DO NOTHING;
+INSERT INTO pathway_store_meta (key, value) VALUES ('schema', 2) ON CONFLICT (key) DO NOTHING;
+"""
+
+#: from schema 1 (one document per row) to 2 (a snapshot and the log rows after it)
+MIGRATE_1_TO_2 = """
+ALTER TABLE pathway_sessions ADD COLUMN IF NOT EXISTS tail integer NOT NULL DEFAULT 0;
+ALTER TABLE pathway_sessions ADD COLUMN IF NOT EXISTS chain text;
+CREATE TABLE IF NOT EXISTS pathway_session_log (
+    pathway    text    NOT NULL,
+    patient_id text    NOT NULL,
+    seq        integer NOT NULL,
+    rev        bigint  NOT NULL,
+    body       text    NOT NULL,
+    PRIMARY KEY (pathway, patient_id, seq)
+);
+UPDATE pathway_store_meta SET value = 2 WHERE key = 'schema';
 """
 
 #: pg_advisory_xact_lock key taken while the tables are checked or created: worker processes starting
 #: together do not race on CREATE TABLE
 _LOCK_KEY = 0x70617468_77617931  # "pathway1"
 
-_INSERT = ("INSERT INTO pathway_sessions (pathway, patient_id, version, state, events, doc, rev) "
-           "VALUES (%s, %s, %s, %s, %s, %s, nextval('pathway_session_rev')) "
+# Each save is one statement (atomic in autocommit); a batch runs them in one transaction.
+_INSERT = ("INSERT INTO pathway_sessions (pathway, patient_id, version, state, events, doc, tail, chain, rev) "
+           "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, nextval('pathway_session_rev')) "
            "ON CONFLICT (pathway, patient_id) DO NOTHING RETURNING rev")
-_UPDATE = ("UPDATE pathway_sessions SET version = %s, state = %s, events = %s, doc = %s, "
+_SNAPSHOT = ("WITH u AS (UPDATE pathway_sessions SET version = %s, state = %s, events = %s, doc = %s, tail = 0, "
+             "chain = %s, rev = nextval('pathway_session_rev'), saved_at = now() "
+             "WHERE pathway = %s AND patient_id = %s AND rev = %s RETURNING pathway, patient_id, rev), "
+             "d AS (DELETE FROM pathway_session_log l USING u WHERE l.pathway = u.pathway AND l.patient_id = u.patient_id) "
+             "SELECT rev FROM u")
+_APPEND = ("WITH u AS (UPDATE pathway_sessions SET state = %s, events = %s, tail = %s, chain = %s, "
            "rev = nextval('pathway_session_rev'), saved_at = now() "
-           "WHERE pathway = %s AND patient_id = %s AND rev = %s RETURNING rev")
-_SELECT = "SELECT doc, rev FROM pathway_sessions WHERE pathway = %s AND patient_id = %s"
+           "WHERE pathway = %s AND patient_id = %s AND rev = %s RETURNING pathway, patient_id, rev) "
+           "INSERT INTO pathway_session_log (pathway, patient_id, seq, rev, body) "
+           "SELECT u.pathway, u.patient_id, %s, u.rev, %s FROM u RETURNING rev")
+#: the row, its log rows after the snapshot, as of one moment (one statement)
+_SELECT = ("SELECT s.doc, s.rev, s.tail, s.chain, s.events, l.seq, l.body FROM pathway_sessions s "
+           "LEFT JOIN pathway_session_log l ON l.pathway = s.pathway AND l.patient_id = s.patient_id "
+           "WHERE s.pathway = %s AND s.patient_id = %s ORDER BY l.seq")
+
+
+def _statement(w: Write) -> tuple[str, tuple[Any, ...]]:
+    """The one statement of a write, with its parameters."""
+    if not w.snapshot:
+        return _APPEND, (w.state, w.events, w.tail, w.chain, w.pathway_id, w.patient_id, w.expected, w.tail, w.text)
+    if w.expected is None:
+        return _INSERT, (w.pathway_id, w.patient_id, w.version, w.state, w.events, w.text, w.chain)
+    return _SNAPSHOT, (w.version, w.state, w.events, w.text, w.chain, w.pathway_id, w.patient_id, w.expected)
 
 
 def _psycopg() -> None:
@@ -137,6 +182,8 @@ class PostgresSessionStore(SessionStore, prefixes=("postgresql://", "postgres://
                 version = None if found is None else int(found[0])
             if version is None:
                 conn.execute(SCHEMA_SQL)
+            elif version == 1:
+                conn.execute(MIGRATE_1_TO_2)
             elif version > SCHEMA_VERSION:
                 raise StoreUnavailable(f"PostgreSQL session store '{self._name}': the database holds store schema "
                                        f"{version}, newer than this version reads ({SCHEMA_VERSION}): upgrade "
@@ -160,67 +207,98 @@ class PostgresSessionStore(SessionStore, prefixes=("postgresql://", "postgres://
 
     # -- the backend ---------------------------------------------------------------------------------------
 
-    def _try_write(self, params: tuple[Any, ...], expected: int | None) -> int | None:
-        """One conditional write: the new revision, or None when the row was not at ``expected``."""
-        query = _INSERT if expected is None else _UPDATE
-        row = self._connection().execute(query, params).fetchone()
-        return None if row is None else int(row[0])
+    def _try_write(self, writes: list[Write]) -> list[int | None]:
+        """The writes' statements (in one transaction when there are several): the new revisions, up to a
+        None for the first write whose row was not at its ``expected`` revision (then nothing is written)."""
+        conn = self._connection()
+        if len(writes) == 1:
+            row = conn.execute(*_statement(writes[0])).fetchone()
+            return [None if row is None else int(row[0])]
 
-    def _write(self, pathway_id: str, patient_id: str, expected: int | None, doc: dict[str, Any], text: str) -> int:
+        class _Moved(Exception):
+            pass
+
+        out: list[int | None] = []
+        try:
+            with conn.transaction():
+                for w in writes:
+                    row = conn.execute(*_statement(w)).fetchone()
+                    out.append(None if row is None else int(row[0]))
+                    if row is None:
+                        raise _Moved  # rolls the whole batch back
+        except _Moved:
+            pass
+        return out
+
+    def _write(self, writes: list[Write]) -> list[int]:
         import psycopg
 
-        meta = (str(doc["version"]), str(doc["state"]), len(doc["events"]), text)
-        params = ((pathway_id, patient_id, *meta) if expected is None else (*meta, pathway_id, patient_id, expected))
-        where = f"cannot save {self._row(pathway_id, patient_id)}"
+        first = writes[0]
+        where = f"cannot save {self._row(first.pathway_id, first.patient_id)}" + (
+            f" and {len(writes) - 1} more" if len(writes) > 1 else "")
         try:
             if self._lost():
                 self._connection()  # a connection known to be lost is replaced before anything is sent
-            revision = self._try_write(params, expected)
+            revisions = self._try_write(writes)
         except psycopg.OperationalError as exc:
             if not self._lost():  # the statement failed (a timeout, a cancel): its transaction was rolled back
                 raise self._unavailable(where, exc, unknown="; nothing was saved") from None
-            revision = self._settle(pathway_id, patient_id, expected, text, params, where, exc)
+            revisions = self._settle(writes, where, exc)
         except psycopg.Error as exc:
             raise self._unavailable(where, exc, unknown="; nothing was saved") from None
-        if revision is None:
-            found = self._query(_SELECT, (pathway_id, patient_id))
-            raise self._conflict(pathway_id, patient_id, expected, int(found[0][1]) if found else None)
-        return revision
+        if None in revisions:
+            w = writes[revisions.index(None)]
+            found = self._query("SELECT rev FROM pathway_sessions WHERE pathway = %s AND patient_id = %s",
+                                (w.pathway_id, w.patient_id))
+            raise self._conflict(w.pathway_id, w.patient_id, w.expected, int(found[0][0]) if found else None)
+        return [int(r) for r in revisions if r is not None]
 
-    def _settle(self, pathway_id: str, patient_id: str, expected: int | None, text: str, params: tuple[Any, ...],
-                where: str, lost: BaseException) -> int | None:
-        """The connection was lost with the save in flight: read the row back on a new connection."""
+    def _settle(self, writes: list[Write], where: str, lost: BaseException) -> list[int | None]:
+        """The connection was lost with the save in flight: read the rows back on a new connection."""
         import psycopg
 
         unknown = ("; whether this save was written is unknown: load the session again and look for the event "
                    "before applying it again")
         try:
-            found = self._connection().execute(_SELECT, (pathway_id, patient_id)).fetchall()
+            conn = self._connection()
+            found = [conn.execute("SELECT doc, rev, chain, tail FROM pathway_sessions WHERE pathway = %s AND "
+                                  "patient_id = %s", (w.pathway_id, w.patient_id)).fetchone() for w in writes]
         except psycopg.Error:
             raise self._unavailable(f"{where}: the connection was lost", lost, unknown=unknown) from None
-        if found and found[0][0] == text:
-            return int(found[0][1])  # written (or the very same document was: the same session)
-        if expected is not None and found and int(found[0][1]) == expected:
-            try:  # still at the revision loaded, and every save changes it: this one was not written
-                return self._try_write(params, expected)
+
+        def written(w: Write, row: Any) -> bool:  # the row holds this very save (or the very same document)
+            if row is None:
+                return False
+            return bool(row[0] == w.text) if w.snapshot else (row[2] == w.chain and int(row[3]) == w.tail)
+
+        if all(written(w, row) for w, row in zip(writes, found, strict=True)):
+            return [int(row[1]) for row in found if row is not None]
+        pairs = list(zip(writes, found, strict=True))
+        if all(w.expected is not None and row is not None and int(row[1]) == w.expected for w, row in pairs):
+            try:  # still at the revisions loaded, and every save changes them: this one was not written
+                return self._try_write(writes)
             except psycopg.Error as exc:
                 raise self._unavailable(f"{where}: the connection was lost twice", exc, unknown=unknown) from None
         raise self._unavailable(f"{where}: the connection was lost and the row changed meanwhile", lost, unknown=unknown)
 
-    def _read(self, pathway_id: str, patient_id: str) -> tuple[bytes | None, int] | None:
+    def _read(self, pathway_id: str, patient_id: str) -> Stored | None:
         rows = self._query(_SELECT, (pathway_id, patient_id))
         if not rows:
             return None
-        doc, rev = rows[0]
-        return (None if doc is None else str(doc).encode("utf-8")), int(rev)
+        doc, rev, tail, chain, events = rows[0][:5]
+        log = [(int(seq), str(body).encode("utf-8")) for *_head, seq, body in rows if seq is not None]
+        return Stored(None if doc is None else str(doc).encode("utf-8"), int(rev), log, int(tail),
+                      None if chain is None else str(chain), int(events))
 
     def delete(self, pathway_id: str, patient_id: str) -> bool:
         import psycopg
 
         with self._lock:
             try:
-                cur = self._connection().execute("DELETE FROM pathway_sessions WHERE pathway = %s AND patient_id = %s",
-                                                 (pathway_id, str(patient_id)))
+                cur = self._connection().execute(
+                    "WITH d AS (DELETE FROM pathway_session_log WHERE pathway = %s AND patient_id = %s) "
+                    "DELETE FROM pathway_sessions WHERE pathway = %s AND patient_id = %s",
+                    (pathway_id, str(patient_id), pathway_id, str(patient_id)))
             except psycopg.Error as exc:
                 raise self._unavailable(f"cannot delete {self._row(pathway_id, str(patient_id))}", exc,
                                         unknown="; load the session to see whether it is still there") from None

@@ -93,6 +93,35 @@ class Session:
         """The events as recorded, in timeline order (a fresh copy)."""
         return json_copy(self._st.events)  # type: ignore[no-any-return]
 
+    def share(self) -> Session:
+        """A new session on this session's state, not copied: an operation never changes a state in place
+        (it replaces it), so the two go their own ways from their next event (a store's cache of the
+        sessions it saved hands these out)."""
+        return Session(self._pathway, self._st)
+
+    def log_mark(self) -> tuple[tuple[dict[str, Any], ...], int]:
+        """Where this session's record stands, for :meth:`appended_since`: its recorded events (the entries
+        themselves, never changed in place) and the number of its revisions."""
+        return tuple(self._st.events), len(self._st.revisions)
+
+    def appended_since(self, mark: tuple[tuple[dict[str, Any], ...], int]) -> list[dict[str, Any]] | None:
+        """The events recorded after ``mark`` (a :meth:`log_mark` of this session) when the record only grew
+        since then: the same events first and no revision (a late, amended or retracted event, a replay
+        under other rules) in between; else None. The entries are the session's own: read, never change."""
+        entries, revisions = mark
+        events = self._st.events
+        if len(self._st.revisions) != revisions or len(events) < len(entries):
+            return None
+        if any(a is not b for a, b in zip(events, entries, strict=False)):
+            return None  # the record was rebuilt or put back to another course
+        return events[len(entries):]
+
+    def shown_record(self) -> dict[str, Any]:
+        """What the session shows now as a document records it (``state``, ``path``, ``current``,
+        ``warnings``; read from :func:`pathway.runtime.changes.recorded_view`): not copied, read only."""
+        st = self._st
+        return {"state": st.state, "path": st.path, "current": st.current, "warnings": st.warnings}
+
     # Several operations applied as one (a FHIR Bundle): the state before them, put back on a refusal.
     # Safe because an operation never changes a state in place: it replaces it with a new one.
     def checkpoint(self) -> tuple[SessionState, dict[str, Any] | None]:

@@ -11,6 +11,13 @@ Both backends are the same class to their callers (:class:`SessionStore`; the lo
 :class:`SqliteSessionStore` or :class:`pathway.runtime.pgstore.PostgresSessionStore`) and keep the same
 promises. Each save is one transaction; a session document is the JSON of :meth:`Session.dump`.
 
+A row holds a snapshot (a whole document) and the log rows after it: a save whose session only grew
+since this store last saved or loaded it appends a row of the new events and of what the session
+shows; any other save, and every ``snapshot_every`` rows, writes the whole document again and drops
+the log. A load restores the snapshot, applies the logged events again and checks that the session
+shows what the last row recorded; the rows are numbered and chained by hashes from the snapshot's
+checksum, so a lost, edited or moved row is refused. ``save_many`` saves a batch in one transaction.
+
 Saving is conditional on the revision the session was loaded at (optimistic concurrency): every
 save gives the row a new revision, taken from a counter of the database that never goes back (so a
 row deleted and created again never repeats a revision), and a save whose session was loaded at
@@ -20,17 +27,17 @@ meanwhile, raises :class:`SessionConflict` and writes nothing. Two processes doi
 to load again. A row that is not a JSON session document, or that names another patient, raises
 :class:`SessionError`; a document is restored with :meth:`Pathway.restore`, which verifies it by
 replaying its events (a row whose text is byte-identical to one this store wrote or verified itself
-is not replayed again: a hash of the text is kept per patient).
+is not replayed again: a hash of the text is kept per patient, and the last ``cache_sessions``
+sessions saved are kept, so loading one of them again while its row is unchanged replays nothing).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any
 
 from pathway.runtime.pgstore import PostgresSessionStore
-from pathway.runtime.storebase import SessionNotFound, SessionStore, StoreUnavailable
+from pathway.runtime.storebase import SessionNotFound, SessionStore, Stored, StoreUnavailable, Write
 
 __all__ = ["SessionStore", "SqliteSessionStore", "PostgresSessionStore", "SessionNotFound", "StoreUnavailable"]
 
@@ -43,28 +50,51 @@ CREATE TABLE IF NOT EXISTS sessions (
     events     INTEGER NOT NULL,
     doc        TEXT NOT NULL,
     rev        INTEGER NOT NULL DEFAULT 0,
+    tail       INTEGER NOT NULL DEFAULT 0,
+    chain      TEXT,
     PRIMARY KEY (pathway, patient_id)
 )
 """
+#: the log rows after each session's snapshot: ``seq`` 1 to the session's ``tail``
+_LOG = """
+CREATE TABLE IF NOT EXISTS session_log (
+    pathway    TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (pathway, patient_id, seq)
+) WITHOUT ROWID
+"""
 #: the revision counter (one row, ``key = 'rev'``): the last revision given to any row
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+#: columns added since the first version of the table, with their definitions
+_ADDED = {"rev": "INTEGER NOT NULL DEFAULT 0", "tail": "INTEGER NOT NULL DEFAULT 0", "chain": "TEXT"}
 
 
 class SqliteSessionStore(SessionStore, prefixes=("",)):
-    """The embedded backend: one SQLite file (WAL), shared by the threads and processes that open it."""
+    """The embedded backend: one SQLite file (WAL), shared by the threads and processes that open it.
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:"):
+    Commits are made durable at WAL checkpoints (``synchronous=NORMAL``): a crash of the process loses
+    nothing committed, a power cut or an operating-system crash may lose the last commits but never
+    corrupts the file. ``durable=True`` syncs every commit to the disk (``synchronous=FULL``), about ten
+    times slower on a disk that honours it."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, durable: bool = False):
         name = os.fspath(path)
         self._setup(os.path.basename(name) or name)
+        self.durable = durable
         self._db = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(_SCHEMA)
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
-                if "rev" not in columns:  # a store written before saves were conditional
-                    self._db.execute("ALTER TABLE sessions ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
+                for column, definition in _ADDED.items():
+                    if column not in columns:  # a store written by an earlier version
+                        self._db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {definition}")
+                self._db.execute(_LOG)
                 self._db.execute(_META)
                 self._db.execute("INSERT OR IGNORE INTO store_meta (key, value) "
                                  "SELECT 'rev', COALESCE(MAX(rev), 0) FROM sessions")
@@ -73,38 +103,67 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
                 self._db.execute("ROLLBACK")
                 raise
 
-    def _write(self, pathway_id: str, patient_id: str, expected: int | None, doc: dict[str, Any], text: str) -> int:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _write(self, writes: list[Write]) -> list[int]:
+        db = self._db
+        out = []
+        db.execute("BEGIN IMMEDIATE")
         try:
-            row = self._db.execute("SELECT rev FROM sessions WHERE pathway = ? AND patient_id = ?",
-                                   (pathway_id, patient_id)).fetchone()
-            current = None if row is None else int(row[0])
-            if current != expected:
-                raise self._conflict(pathway_id, patient_id, expected, current)
-            self._db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev'")
-            revision = int(self._db.execute("SELECT value FROM store_meta WHERE key = 'rev'").fetchone()[0])
-            values = (doc["version"], doc["state"], len(doc["events"]), text, revision, pathway_id, patient_id)
-            if row is None:
-                self._db.execute("INSERT INTO sessions (version, state, events, doc, rev, pathway, patient_id) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
-            else:
-                self._db.execute("UPDATE sessions SET version = ?, state = ?, events = ?, doc = ?, rev = ? "
-                                 "WHERE pathway = ? AND patient_id = ?", values)
-            self._db.execute("COMMIT")
+            for w in writes:
+                key = (w.pathway_id, w.patient_id)
+                row = db.execute("SELECT rev FROM sessions WHERE pathway = ? AND patient_id = ?", key).fetchone()
+                current = None if row is None else int(row[0])
+                if current != w.expected:
+                    raise self._conflict(w.pathway_id, w.patient_id, w.expected, current)
+                db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev'")
+                revision = int(db.execute("SELECT value FROM store_meta WHERE key = 'rev'").fetchone()[0])
+                if not w.snapshot:
+                    db.execute("INSERT INTO session_log (pathway, patient_id, seq, body) VALUES (?, ?, ?, ?)",
+                               (*key, w.tail, w.text))
+                    db.execute("UPDATE sessions SET state = ?, events = ?, rev = ?, tail = ?, chain = ? "
+                               "WHERE pathway = ? AND patient_id = ?", (w.state, w.events, revision, w.tail, w.chain, *key))
+                elif row is None:
+                    db.execute("INSERT INTO sessions (version, state, events, doc, rev, tail, chain, pathway, patient_id) "
+                               "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)", (w.version, w.state, w.events, w.text, revision,
+                                                                      w.chain, *key))
+                else:
+                    db.execute("UPDATE sessions SET version = ?, state = ?, events = ?, doc = ?, rev = ?, tail = 0, "
+                               "chain = ? WHERE pathway = ? AND patient_id = ?",
+                               (w.version, w.state, w.events, w.text, revision, w.chain, *key))
+                    db.execute("DELETE FROM session_log WHERE pathway = ? AND patient_id = ?", key)
+                out.append(revision)
+            db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        return revision
+        return out
 
-    def _read(self, pathway_id: str, patient_id: str) -> tuple[bytes | None, int] | None:
-        row = self._db.execute("SELECT CAST(doc AS BLOB), rev FROM sessions WHERE pathway = ? AND patient_id = ?",
-                               (pathway_id, patient_id)).fetchone()
-        return None if row is None else (row[0], int(row[1]))
+    def _read(self, pathway_id: str, patient_id: str) -> Stored | None:
+        key = (pathway_id, patient_id)
+        self._db.execute("BEGIN")  # the row and its log rows as of one moment
+        try:
+            row = self._db.execute("SELECT CAST(doc AS BLOB), rev, tail, chain, events FROM sessions "
+                                   "WHERE pathway = ? AND patient_id = ?", key).fetchone()
+            rows = [] if row is None else self._db.execute(
+                "SELECT seq, CAST(body AS BLOB) FROM session_log WHERE pathway = ? AND patient_id = ? ORDER BY seq",
+                key).fetchall()
+        finally:
+            self._db.execute("COMMIT")
+        if row is None:
+            return None
+        return Stored(row[0], int(row[1]), [(int(n), b) for n, b in rows], int(row[2]), row[3], int(row[4]))
 
     def delete(self, pathway_id: str, patient_id: str) -> bool:
+        key = (pathway_id, str(patient_id))
         with self._lock:
-            cur = self._db.execute("DELETE FROM sessions WHERE pathway = ? AND patient_id = ?", (pathway_id, str(patient_id)))
-            self._forget(pathway_id, str(patient_id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute("DELETE FROM sessions WHERE pathway = ? AND patient_id = ?", key)
+                self._db.execute("DELETE FROM session_log WHERE pathway = ? AND patient_id = ?", key)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._forget(*key)
         return cur.rowcount > 0
 
     def patients(self, pathway_id: str) -> list[str]:
