@@ -218,10 +218,15 @@ def test_a_sqlite_file_of_the_previous_version_gains_the_log_and_its_rows_load(t
 def test_every_scenario_saved_after_each_event_resumes_byte_identical(tmp_path):
     """Each scenario's course, saved after every event (a log row each, a snapshot every third), loads with
     the same dump and result as the session that was saved, by the store that wrote it and by another."""
+    with SessionStore(tmp_path / "s.db") as writer:
+        writer.snapshot_every = 3
+        checked = _save_and_resume_every_scenario(writer, tmp_path / "s.db")
+    assert checked > 400
+
+
+def _save_and_resume_every_scenario(writer: Any, path: Path) -> int:
     cache: dict[Any, Any] = {}
-    path = tmp_path / "s.db"
-    writer, checked = SessionStore(path), 0
-    writer.snapshot_every = 3
+    checked = 0
     for n, ls in enumerate(scenarios()):
         sc = ls.scenario
         k = (sc.profile, tuple(sorted(sc.parameters.items())))
@@ -239,12 +244,11 @@ def test_every_scenario_saved_after_each_event_resumes_byte_identical(tmp_path):
             except Exception:  # a scenario of a refused event: the session is as it was
                 break
             writer.save(s)
-        reader = SessionStore(path)
-        for store in (writer, reader):
-            assert _same(store.load(pw, f"s{n}"), s), ls.scenario.id
-        reader.close()
+        with SessionStore(path) as reader:
+            for store in (writer, reader):
+                assert _same(store.load(pw, f"s{n}"), s), ls.scenario.id
         checked += 1
-    assert checked > 400
+    return checked
 
 
 def test_the_sessions_a_store_saved_load_from_memory_and_each_goes_its_own_way(backend, pw):
