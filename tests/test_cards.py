@@ -276,7 +276,10 @@ def test_an_infliximab_dose_is_checked_per_infusion_at_5_mg_per_kg(pw):
                                                       per_day=None)]))
     ext = _ext(card)
     assert ext["unit"] == "mg per dose" and ext["computed"] == 350 and ext["ordered"] == 700  # 5 mg/kg x 70 kg
-    assert card["suggestions"][0]["actions"][0]["type"] == "create"  # the draft has no id to update
+    action = card["suggestions"][0]["actions"][0]
+    assert action["type"] == "create"  # the draft has no id to update or delete: the clinician is told to remove it
+    assert "remove the draft of 700 mg per dose" in action["description"]
+    assert "draft must be removed by hand" in card["detail"]
     assert order_cards(pw, session, [_order({"coding": [INFLIXIMAB]}, mg=350, per_day=None)]) == []
 
 
@@ -657,3 +660,31 @@ def test_the_intensified_infliximab_dose_the_pathway_names_is_a_warning_not_a_do
     selecting.observe({"day": 3, "albumin_g_l": 24})
     (card,) = _valid(order_cards(pw, selecting, [_order({"coding": [INFLIXIMAB]}, mg=700, per_day=None, route=IV)]))
     assert _ext(card)["kind"] == "order-dose-alternative"
+
+
+def test_a_long_alert_s_card_summary_keeps_its_action_and_the_detail_keeps_the_whole_text(pw):
+    # D18: a toxic tacrolimus trough (25 ng/mL, above 20): withhold the next doses, recheck in 24 h, then restart at
+    # a lower dose. Cut at 139 characters the card stopped at "then…" and lost the restart at a lower dose.
+    session = _session(pw, rescue("tacrolimus", {"day": 6, "tacrolimus_trough_ng_ml": 25, "creatinine_umol_l": 75,
+                                                 "tacrolimus_daily_dose_mg": 4}))
+    alert = next(a for a in session.result()["alerts"] if a["rule"] == "tac_trough_toxic")
+    assert len(alert["text"]) > SUMMARY_MAX and "summary" in alert
+    cards = _valid(patient_view_cards(pw, session))
+    card = next(c for c in cards if _ext(c)["rule"] == "tac_trough_toxic")
+    assert card["summary"] == alert["summary"] and card["summary"].endswith("restart at a lower dose")
+    assert "withhold tacrolimus" in card["summary"] and "…" not in card["summary"]
+    assert "recheck the trough and creatinine in 24 hours, then restart at a lower dose" in card["detail"]
+
+
+def test_every_card_summary_of_a_whole_course_ends_whole_unless_the_text_is_generated(pw):
+    """Only texts the pathway composes (an overdue alert's list, a unit doubt, a decision not acted on) may still be
+    cut; every rule's own text fits or has a summary (pathway check PW617)."""
+    for agent in ("tacrolimus", "ciclosporin", "infliximab", "colectomy"):
+        case = rescue(agent, {"day": 6, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 85})
+        session = pw.start(case["patient"])
+        for event in case["events"]:
+            session.observe(event)
+            for card in _valid(patient_view_cards(pw, session)):
+                rule = str(_ext(card).get("rule", ""))
+                if card["summary"].endswith("…") and _ext(card)["kind"] in ("alert", "recommendation", "proposal"):
+                    assert rule.split(".")[0] in ("overdue", "input", "decision"), (rule, card["summary"])

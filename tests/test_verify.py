@@ -42,6 +42,7 @@ CASES = {
     "no_source": ("PW613", "pathway.yaml", "limit:", 1),
     "never_fires": ("PW614", "rules.yaml", "id: impossible_alert", 1),
     "conflict": ("PW615", "rules.yaml", "id: mark_high", 1),
+    "long_text": ("PW617", "rules.yaml", "id: high_level_alert", 1),
     # the hazard log's checks (run by 'pathway check' through audit.hazards.hazard_check)
     "hazard_open_unmitigated": ("PW620", "hazards.yaml", "- id: H1", 1),
     "hazard_open_unverified": ("PW621", "hazards.yaml", "- id: H1", 1),

@@ -57,7 +57,19 @@ from pathway.core.errors import DefinitionError, Diagnostic, display_path, sugge
 from pathway.core.text import one_line
 from pathway.core.yamlsafe import RULE_FILE_LIMITS, Located, YamlProblem, load_yaml_file
 from pathway.definition import conditions as C
-from pathway.definition.effects import Derive, Propose, Score, Transition, compute_score
+from pathway.definition.effects import (
+    CARD_SUMMARY_MAX,
+    TEMPLATE_RE,
+    Alert,
+    Derive,
+    Dose,
+    Propose,
+    Recommend,
+    Score,
+    Titrate,
+    Transition,
+    compute_score,
+)
 from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import PathwayFile
 from pathway.definition.pathway import BRANCH_KEYS, BRANCHES, Branch, PathwayDef, Rule
@@ -698,6 +710,42 @@ class _Checker:
                          "a patient whose data never completes would wait there without an alert", states=(sid,),
                          rules=sorted(exits))
 
+    def summary_checks(self) -> None:
+        """PW617: a recommendation, dose, alert or proposal whose text, filled, is longer than a card's
+        one-line summary and that gives no ``summary`` (a card would cut it, perhaps before its action), or
+        whose ``summary`` is itself longer. A parameter counts at its value, a field at 4 characters."""
+        d = self.definition
+        assert d is not None
+
+        def length(template: str) -> int:
+            return len(TEMPLATE_RE.sub(lambda m: str(d.params.get(m.group(1), "0000")), template))
+
+        for sid, sdef in d.spec.states.items():
+            watchdog = sdef.overdue
+            if watchdog is not None and length(watchdog.summary or watchdog.text) > CARD_SUMMARY_MAX:
+                which = "summary" if watchdog.summary else "text"
+                self.add("PW617", self.at(("states", sid, "overdue", which)),
+                         f"the overdue {which} of state '{sid}' is about {length(watchdog.summary or watchdog.text)} "
+                         f"characters filled, longer than a card's summary ({CARD_SUMMARY_MAX})"
+                         + ("" if watchdog.summary else ": give a short 'summary' that keeps the action"), states=(sid,))
+        for rule in d.rules:
+            for branch, effects in (("then", rule.then), ("else", rule.otherwise)):
+                for i, eff in enumerate(effects):
+                    if not isinstance(eff, (Recommend, Dose, Titrate, Alert, Propose)) or not eff.text:
+                        continue
+                    kind = type(eff).__name__.lower()
+                    if eff.summary and length(eff.summary) > CARD_SUMMARY_MAX:
+                        self.add("PW617", self.rule_at(rule),
+                                 f"the summary of rule '{rule.id}' ({branch}, effect {i + 1}: {kind}) is about "
+                                 f"{length(eff.summary)} characters filled, longer than a card's {CARD_SUMMARY_MAX}",
+                                 states=rule.states, rules=(rule.id,))
+                    elif not eff.summary and length(eff.text) > CARD_SUMMARY_MAX:
+                        self.add("PW617", self.rule_at(rule),
+                                 f"the text of rule '{rule.id}' ({branch}, effect {i + 1}: {kind}) is about "
+                                 f"{length(eff.text)} characters filled: a card's summary would cut it at "
+                                 f"{CARD_SUMMARY_MAX}, perhaps before its action; give a short 'summary' that keeps "
+                                 "the action", states=rule.states, rules=(rule.id,))
+
     # -- parameters ----------------------------------------------------------------------
     def parameter_checks(self) -> None:
         d = self.definition
@@ -1053,6 +1101,7 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
         checker.notes.append("rule checks skipped: the pathway does not load")
     else:
         checker.ending_checks()
+        checker.summary_checks()
         checker.parameter_checks()
         checker.rule_checks()
         for check in extra:

@@ -155,6 +155,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Watchdog": {
         "when": "Condition (typically on day or days_in_state) past which the state's decision is overdue.",
         "text": "The alert's text; may name values in braces. The fields still needed are appended.",
+        "summary": ("A short form of the text for a card's one-line summary; the number of values still needed "
+                    "is appended."),
         "evidence": "Why the decision is due by then: source ids, strength and status.",
     },
     "DecisionSpec": {
@@ -342,6 +344,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Recommend": {
         "kind": "What sort of recommendation: order, medication, advice, monitoring, referral, procedure or avoid.",
         "text": "The recommendation as shown; may name values in braces, e.g. {crp_mg_l}.",
+        "summary": ("A short form of the text for a card's one-line summary (under 140 characters filled), "
+                    "keeping the action; braces as in the text."),
         "medication": "A structured medicine (name, dose, route, targets) for a medication recommendation.",
     },
     "Medication": {
@@ -363,6 +367,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "round_to_mg": "Each dose is rounded to this step, e.g. the smallest capsule.",
         "max_mg_per_dose": "Upper limit of one dose in mg.",
         "text": "Text shown with the dose; {dose_mg}, {daily_mg}, {times_per_day} and field values may be named.",
+        "summary": ("A short form of the text for a card's one-line summary (under 140 characters filled), "
+                    "keeping the action; braces as in the text."),
         "frequency": "Frequency in words.",
         "duration": "How long, in words.",
         "schedule": "Schedule in words.",
@@ -378,6 +384,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Alert": {
         "level": "info, warning or critical.",
         "text": "The alert as shown; may name values in braces.",
+        "summary": ("A short form of the text for a card's one-line summary (under 140 characters filled), "
+                    "keeping the action; braces as in the text."),
     },
     "Require": {
         "fields": "Fields to record; listed under data_required.",
@@ -388,6 +396,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "record": "The decision that enacts it, as {decision field: value}; the patient moves only when the "
                   "team records it.",
         "text": "The proposal as shown.",
+        "summary": ("A short form of the text for a card's one-line summary (under 140 characters filled), "
+                    "keeping the action; braces as in the text."),
         "for": "Reasons for it.",
         "against": "Reasons against it.",
     },
@@ -428,6 +438,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "round_to_mg": "Each dose is rounded to this step.",
         "max_change_fraction": "Largest change of the daily dose, as a fraction (0.5 = at most 50%).",
         "text": "Text shown; {new_daily_mg}, {change_percent} and field values may be named.",
+        "summary": ("A short form of the text for a card's one-line summary (under 140 characters filled), "
+                    "keeping the action; braces as in the text."),
     },
     "Scenario": {
         "id": "Scenario id, unique in the file; the pytest test name.",

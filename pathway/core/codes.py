@@ -275,6 +275,7 @@ _ALL = [
     Code("PW614", "check", "rule branch that can never fire", severity="warning"),
     Code("PW615", "check", "conflicting derivations: two rules derive different values on the same input"),
     Code("PW616", "check", "state with decisions to make and no overdue watchdog", severity="warning"),
+    Code("PW617", "check", "text longer than a card's summary without a short 'summary'", severity="warning"),
     Code("PW620", "check", "open or accepted hazard without a mitigation", severity="warning"),
     Code("PW621", "check", "open or accepted hazard without a verification", severity="warning"),
     Code("PW622", "check", "hazard marked mitigated or closed without a mitigation"),

@@ -57,9 +57,13 @@ __all__ = [
     "derived_by",
     "fill_text",
     "TEMPLATE_RE",
+    "CARD_SUMMARY_MAX",
 ]
 
 TEMPLATE_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+#: the longest one-line summary a card carries (CDS Hooks 2.0: "<140 characters"); a longer text is cut there
+CARD_SUMMARY_MAX = 139
 
 
 class _E(BaseModel):
@@ -77,6 +81,9 @@ class Propose(_E):
     to: str
     record: dict[str, str] = Field(min_length=1, max_length=1)
     text: str
+    #: a short form of ``text`` for a card's one-line summary (CDS Hooks: under 140 characters once filled),
+    #: keeping its action; the text stays whole in the result and in the card's detail
+    summary: str = ""
     for_: list[str] = Field(default_factory=list, alias="for")
     against: list[str] = Field(default_factory=list)
 
@@ -102,6 +109,9 @@ class Medication(_E):
 class Recommend(_E):
     kind: Literal["order", "medication", "advice", "monitoring", "referral", "procedure", "avoid"] = "advice"
     text: str
+    #: a short form of ``text`` for a card's one-line summary (CDS Hooks: under 140 characters once filled),
+    #: keeping its action; the text stays whole in the result and in the card's detail
+    summary: str = ""
     medication: Medication | None = None
 
 
@@ -122,6 +132,9 @@ class Dose(_E):
     round_to_mg: float | str = 1
     max_mg_per_dose: float | str | None = None
     text: str = ""
+    #: a short form of ``text`` for a card's one-line summary (CDS Hooks: under 140 characters once filled),
+    #: keeping its action; the text stays whole in the result and in the card's detail
+    summary: str = ""
     frequency: str = ""
     duration: str = ""
     schedule: str = ""
@@ -137,6 +150,9 @@ class Dose(_E):
 class Alert(_E):
     level: Literal["info", "warning", "critical"] = "warning"
     text: str
+    #: a short form of ``text`` for a card's one-line summary (CDS Hooks: under 140 characters once filled),
+    #: keeping its action; the text stays whole in the result and in the card's detail
+    summary: str = ""
 
 
 class Require(_E):
@@ -225,6 +241,8 @@ class Titrate(_E):
     round_to_mg: float | str = 1
     max_change_fraction: float | str | None = None
     text: str = ""
+    #: a short form of ``text`` for a card's one-line summary (see :class:`Recommend`)
+    summary: str = ""
 
 
 Effect = Transition | Propose | Recommend | Dose | Alert | Require | Derive | Offer | Score | Titrate

@@ -96,6 +96,9 @@ class Watchdog(_Model):
 
     when: Any
     text: str
+    #: a short form of ``text`` for a card's one-line summary (the alert's summary adds how many values are
+    #: still needed); the text stays whole in the alert
+    summary: str = ""
     evidence: Evidence
 
 

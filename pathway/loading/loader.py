@@ -1277,10 +1277,11 @@ class _Loader:
                     self.diags.append(pdoc.diag(where + ("evidence", "sources", k), "PW204", f"unknown source '{src}'",
                                                 suggest(src, spec.sources)))
             self._evidence_authority(pdoc, where + ("evidence",), sdef.overdue.evidence, spec)
-            for name in TEMPLATE_RE.findall(sdef.overdue.text):
-                if name not in fields and name not in spec.derived and name not in params:
-                    self.diags.append(pdoc.diag(where + ("text",), "PW202", f"unknown name '{{{name}}}' in the text",
-                                                suggest(name, known + list(params))))
+            for key in ("text", "summary"):
+                for name in TEMPLATE_RE.findall(getattr(sdef.overdue, key)):
+                    if name not in fields and name not in spec.derived and name not in params:
+                        self.diags.append(pdoc.diag(where + (key,), "PW202", f"unknown name '{{{name}}}' in the {key}",
+                                                    suggest(name, known + list(params))))
         return out
 
     def _rule(self, doc: Located, path: tuple[Any, ...], rdef: Any, spec: PathwayFile,
@@ -1634,7 +1635,7 @@ class _Loader:
                     elif name not in requires:
                         requires.append(name)
                 effect = effect.model_copy(update=resolved)
-            for text_key in ("text",):
+            for text_key in ("text", "summary"):
                 text = getattr(effect, text_key, None)
                 if isinstance(text, str):
                     for name in TEMPLATE_RE.findall(text):

@@ -19,7 +19,7 @@ __all__ = ["view", "differences", "SECTIONS", "compared_view", "recorded_view"]
 #: the lists of a result whose items appear and go
 SECTIONS = ("recommendations", "alerts", "proposals", "data_required")
 #: keys that describe an item rather than identify it
-_DESCRIPTIVE = {"evidence"}
+_DESCRIPTIVE = {"evidence", "summary"}
 
 
 #: ``json.dumps(..., sort_keys=True, default=repr)`` without a new encoder per call

@@ -36,7 +36,7 @@ def medication(med: Medication) -> dict[str, Any]:
 
 
 def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
-            display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str]:
+            display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str, str]:
     """The next dose from the current daily dose and a measured level, proportional to target/measured,
     limited to ``max_change_fraction`` per step."""
     current = float(snapshot[eff.current_daily_mg])
@@ -69,7 +69,8 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
     change = round(100 * (dose_mg * times - current) / current) if current else 0
     filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), new_daily_mg=med["daily_mg"], change_percent=change)
     default = f"{eff.name} {dose_mg:g} mg {eff.route} {num(times)} times a day"
-    return med, fill_text(eff.text, filled, display) if eff.text else default
+    return (med, fill_text(eff.text, filled, display) if eff.text else default,
+            fill_text(eff.summary, filled, display) if eff.summary else "")
 
 
 def _administrations(eff: Dose, snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def _administrations(eff: Dose, snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
-         display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str]:
+         display: Mapping[str, Display] | None = None) -> tuple[dict[str, Any], str, str]:
     """A weight-based dose (per kg per day, or per kg per administration), capped at ``max_mg_per_dose``."""
     weight = float(snapshot["weight_kg"])  # guaranteed: dose rules require weight_kg
     times = float(eff.times_per_day)
@@ -131,4 +132,5 @@ def dose(eff: Dose, snapshot: dict[str, Any], values: dict[str, Any],
                   mg_per_kg_per_day=med.get("mg_per_kg_per_day"), mg_per_kg=med.get("mg_per_kg"),
                   next_day=med.get("next_day"))
     default = f"{eff.name} {dose_mg:g} mg {eff.route}" + (f" {num(times)} times a day" if times != 1 else "")
-    return med, fill_text(eff.text, filled, display) if eff.text else default
+    return (med, fill_text(eff.text, filled, display) if eff.text else default,
+            fill_text(eff.summary, filled, display) if eff.summary else "")

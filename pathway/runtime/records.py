@@ -46,21 +46,27 @@ def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any],
     def fill(text: str) -> str:
         return fill_text(text, values, display)
 
+    def short(item: dict[str, Any], summary: str) -> dict[str, Any]:
+        if summary:  # only when the rule gives one: a result without it is as before
+            item["summary"] = summary
+        return item
+
     effects: list[dict[str, Any]] = []
     for eff in firing.effects:
         if isinstance(eff, Recommend):
             item: dict[str, Any] = {"kind": "recommend", "rec_kind": eff.kind, "text": fill(eff.text)}
             if eff.medication is not None:
                 item["medication"] = doses.medication(eff.medication)
-            effects.append(item)
+            effects.append(short(item, fill(eff.summary) if eff.summary else ""))
         elif isinstance(eff, Dose):
-            med, text = doses.dose(eff, snapshot, values, display)
-            effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
+            med, text, summary = doses.dose(eff, snapshot, values, display)
+            effects.append(short({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med}, summary))
         elif isinstance(eff, Titrate):
-            med, text = doses.titrate(eff, snapshot, values, display)
-            effects.append({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med})
+            med, text, summary = doses.titrate(eff, snapshot, values, display)
+            effects.append(short({"kind": "dose", "rec_kind": "medication", "text": text, "medication": med}, summary))
         elif isinstance(eff, Alert):
-            effects.append({"kind": "alert", "level": eff.level, "text": fill(eff.text)})
+            effects.append(short({"kind": "alert", "level": eff.level, "text": fill(eff.text)},
+                                 fill(eff.summary) if eff.summary else ""))
         elif isinstance(eff, Require):
             missing = [f for f in eff.fields if snapshot.get(f) is None]
             if missing:
@@ -69,8 +75,9 @@ def record(firing: Firing, snapshot: dict[str, Any], values: dict[str, Any],
             effects.append(_offer(eff, eff.status, fill))
         elif isinstance(eff, Propose):
             field, value = eff.decision
-            effects.append({"kind": "propose", "to": eff.to, "record": {field: value}, "text": fill(eff.text),
-                            "for": [fill(x) for x in eff.for_], "against": [fill(x) for x in eff.against]})
+            effects.append(short({"kind": "propose", "to": eff.to, "record": {field: value}, "text": fill(eff.text),
+                                  "for": [fill(x) for x in eff.for_], "against": [fill(x) for x in eff.against]},
+                                 fill(eff.summary) if eff.summary else ""))
     if firing.branch == "missing" and rule is not None:
         # A rule that decides an option is waiting for data: the option is pending on that data.
         for eff in rule.then + rule.otherwise:

@@ -149,9 +149,14 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
                 rec = {"rule": rule_id, "kind": eff["rec_kind"], "text": eff["text"], "evidence": evidence}
                 if eff.get("medication"):
                     rec["medication"] = eff["medication"]
+                if eff.get("summary"):
+                    rec["summary"] = eff["summary"]
                 recs.append(rec)
             elif kind == "alert":
-                alerts.append({"rule": rule_id, "level": eff["level"], "text": eff["text"], "evidence": evidence})
+                alert = {"rule": rule_id, "level": eff["level"], "text": eff["text"], "evidence": evidence}
+                if eff.get("summary"):
+                    alert["summary"] = eff["summary"]
+                alerts.append(alert)
             elif kind == "require":
                 for f in eff["fields"]:
                     _need(required, f, rule_id, eff["text"] or f"needed for '{title}'")
@@ -174,9 +179,12 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
                 if rule_id not in opt["rules"]:
                     opt["rules"].append(rule_id)
             elif kind == "propose":
-                proposals.append({"rule": rule_id, "to": eff["to"], "to_title": d.spec.states[eff["to"]].title,
-                                  "record": dict(eff["record"]), "text": eff["text"], "for": list(eff["for"]),
-                                  "against": list(eff["against"]), "evidence": evidence})
+                proposal = {"rule": rule_id, "to": eff["to"], "to_title": d.spec.states[eff["to"]].title,
+                            "record": dict(eff["record"]), "text": eff["text"], "for": list(eff["for"]),
+                            "against": list(eff["against"]), "evidence": evidence}
+                if eff.get("summary"):
+                    proposal["summary"] = eff["summary"]
+                proposals.append(proposal)
     for opt in options.values():
         opt["available"] = opt["status"] in ("available", "caution")  # choosable now (the 0.1.0 key)
     ranked = sorted(options.values(), key=lambda o: (o["rank"], o["option"]))

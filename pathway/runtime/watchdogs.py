@@ -43,16 +43,21 @@ def overdue_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
     spec = d.spec.states[st.state].overdue
     assert spec is not None  # watchdogs holds only states that declare one
     text = fill_text(spec.text, texts, pathway.display)
+    # a card's one line: the state's short form, then what is missing counted, not listed
+    summary = fill_text(spec.summary, texts, pathway.display) if spec.summary else text
     needed = _still_needed(pathway, current)
     if needed:
         titles = [d.fields[f].title if f in d.fields else f for f in needed]
         text += " Still needed: " + "; ".join(f"{t} ({f})" for t, f in zip(titles, needed, strict=True)) + "."
+        summary += f" {len(needed)} value{'s' if len(needed) > 1 else ''} still needed."
     proposals = [e for item in current for e in item["effects"] if e["kind"] == "propose"]
     if proposals:
         text += " Awaiting the team's decision on: " + "; ".join(
             f"{e['to']} ({', '.join(f'{k}: {v}' for k, v in e['record'].items())})" for e in proposals) + "."
+        summary += " Awaiting the team's decision."
     ev = spec.evidence
     return [{"rule": f"overdue.{st.state}", "branch": "then", "synthetic": True,
              "title": f"Decision overdue in '{d.spec.states[st.state].title}'",
              "evidence": {"sources": list(ev.sources), "strength": ev.strength, "status": ev.status},
-             "effects": [{"kind": "alert", "level": "critical", "text": text}]}]
+             "effects": [{"kind": "alert", "level": "critical", "text": text,
+                          **({"summary": summary} if summary != text else {})}]}]

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pathway.core.errors import Diagnostic, InputError, PathwayError
 from pathway.core.text import md_code, md_inline, one_line
 from pathway.definition.coding import OrderMap
+from pathway.definition.effects import CARD_SUMMARY_MAX
 from pathway.definition.prose import field_name
 from pathway.loading.fhir import check_resources, fhir_models
 
@@ -49,7 +50,7 @@ __all__ = ["patient_view_cards", "order_cards", "prefetch_templates", "Card", "v
 #: the key of every card's ``extension`` (the feedback log maps a card's uuid to its rule through it)
 EXTENSION = "asuc-pathway"
 #: CDS Hooks 2.0: a summary is "<140 characters"; longer texts are cut on a word with "…"
-SUMMARY_MAX = 139
+SUMMARY_MAX = CARD_SUMMARY_MAX
 #: a dose ordered within this fraction of the computed one (either way) is the computed dose
 DOSE_TOLERANCE = 0.10
 #: an order at least this many times the computed dose (or at most its inverse) is critical, not a warning: the
@@ -173,6 +174,12 @@ def summary_text(text: Any) -> str:
     if space > SUMMARY_MAX // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:.-") + "…"
+
+
+def _short(item: dict[str, Any]) -> str:
+    """What a card's summary says of a result item: the rule's short form when it gives one (the whole
+    text is in the card's detail), else the text."""
+    return str(item.get("summary") or item.get("text", ""))
 
 
 def card_uuid(pathway: Pathway, session: Session, rule: str, kind: str, key: str = "") -> str:
@@ -419,7 +426,7 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
         if p.get("against"):
             detail += ["", "Against: " + "; ".join(md_inline(x) for x in p["against"])]
         suggestion = {"label": one_line(f"Record the decision: {p.get('to_title', p['to'])}"), "isRecommended": True}
-        b.card(rule=p["rule"], kind="proposal", key=str(p["to"]), summary=p["text"], indicator="critical",
+        b.card(rule=p["rule"], kind="proposal", key=str(p["to"]), summary=_short(p), indicator="critical",
                detail=detail, evidence=p.get("evidence"), suggestions=[suggestion],
                extra={"to": p["to"], "record": dict(p.get("record", {}))})
     # decisions due: a data_required entry of a decision field
@@ -473,7 +480,7 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
     # alerts, at their own level
     for a in result.get("alerts", []):
         level = a.get("level", "warning")
-        b.card(rule=a["rule"], kind="alert", key=str(a.get("text", ""))[:64], summary=a["text"],
+        b.card(rule=a["rule"], kind="alert", key=str(a.get("text", ""))[:64], summary=_short(a),
                indicator=level if level in _ORDER else "warning",
                detail=[f"**Alert ({md_inline(level)}):** {md_inline(a['text'])}"],
                evidence=a.get("evidence"))
@@ -496,7 +503,7 @@ def patient_view_cards(pathway: Pathway, session: Session, *, base_url: str | No
                                 "actions": [{"type": "create", "description": one_line(f"Order {_dose_words(med)}"),
                                              "resource": request}]}]
         indicator = "warning" if r["kind"] in ("referral", "procedure") else "info"
-        b.card(rule=r["rule"], kind="recommendation", key=r["kind"], summary=r["text"], indicator=indicator,
+        b.card(rule=r["rule"], kind="recommendation", key=r["kind"], summary=_short(r), indicator=indicator,
                detail=detail, evidence=r.get("evidence"), suggestions=suggestions, extra=extra)
     # options no decision card showed
     if options and not used_options:
@@ -874,7 +881,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         if avoid is not None and avoid[0] in avoided:
             rec = avoided[avoid[0]]
             b.card(rule=avoid[0], kind="order-avoid", key=f"{order.get('id', i)}",
-                   summary=f"{avoid[1].capitalize()}: {rec['text']}", indicator="warning", override=True,
+                   summary=f"{avoid[1].capitalize()}: {_short(rec)}", indicator="warning", override=True,
                    evidence=rec.get("evidence"),
                    detail=[f"Ordered: {md_inline(avoid[1])}. The pathway advises against it for this patient now:",
                            "", f"> {md_inline(rec['text'])}"],
@@ -923,7 +930,7 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
         for alert in (result.get("alerts", []) if opt is None or opt["status"] != "unavailable" else []):
             if alert.get("level") == "critical" and _names_agent(pathway, agent, str(alert.get("text", ""))):
                 b.card(rule=str(alert.get("rule", "alerts")), kind="order-against-alert", key=key,
-                       summary=f"{shown.capitalize()} ordered while the pathway says: {alert['text']}",
+                       summary=f"{shown.capitalize()} ordered while the pathway says: {_short(alert)}",
                        indicator="critical", evidence=alert.get("evidence"), override=True,
                        detail=[f"Ordered: {md_inline(named or shown)}. A critical alert of the pathway for this patient "
                                f"names {md_inline(shown)}:", "", f"> {md_inline(alert['text'])}"],
@@ -1010,11 +1017,15 @@ def order_cards(pathway: Pathway, session: Session, draft_orders: list[dict[str,
             replacement["id"] = order["id"]
             action = {"type": "update", "description": one_line(f"Change the order to {_dose_words(med)}"),
                       "resource": replacement}
-        else:
-            action = {"type": "create", "description": one_line(f"Order {_dose_words(med)} instead"),
+        else:  # a draft without an id cannot be updated or deleted by a suggestion: it stays until removed
+            action = {"type": "create", "description": one_line(f"Order {_dose_words(med)} instead, then remove the "
+                                                                f"draft of {ordered:g} {unit}"),
                       "resource": replacement}
         detail = [f"Ordered: **{ordered:g} {unit}**; the pathway computes **{computed:g} {unit}** "
                   f"(tolerance {DOSE_TOLERANCE:.0%}).", "", f"Computed: {md_inline(rec['text'])}"]
+        if action["type"] == "create":
+            detail += ["", "The draft order has no id, so the suggestion cannot replace it: it adds the computed "
+                           "order, and **the draft must be removed by hand** before signing (else both are sent)."]
         if dose.ranged:
             detail += ["", "The order gives a dose range: its upper end was compared."]
         if dose.lines > 1 and unit == "mg/day":
