@@ -508,6 +508,10 @@ def test_two_rescue_agents_in_one_order_set_are_critical(pw):
         assert "tacrolimus" in together[0]["summary"] and _ext(together[0])["orders"] == [0, 1]
         assert _ext(together[0])["rule"] == "rescue_discussion"
         assert "Travis-2006" in _ext(together[0])["evidence"]["sources"]
+    three = _valid(order_cards(pw, session, [tac, _order({"coding": [INFLIXIMAB]}, mg=350, per_day=None),
+                                             _order({"coding": [CICLOSPORIN]})]))
+    (together,) = [c for c in three if _ext(c)["kind"] == "order-together"]
+    assert together["summary"].startswith("Three rescue agents ordered together: ")
     # one agent alone, at its computed dose: nothing to say
     assert order_cards(pw, session, [tac]) == []
 
@@ -605,6 +609,13 @@ def test_a_drug_to_avoid_in_acute_colitis_is_a_warning_while_the_rule_applies(pw
     assert "QI-2016" in _ext(card)["evidence"]["sources"]
     (card,) = _valid(order_cards(pw, on_steroids, [_order({"text": "Imodium 2 mg after each loose stool"})]))
     assert _ext(card)["kind"] == "order-avoid"
+    # the medicine in a contained Medication that the order references, as some EHRs send it
+    referenced = _order({"coding": [MORPHINE]}, mg=10, per_day=4)
+    referenced["contained"] = [{"resourceType": "Medication", "id": "med1",
+                                "code": referenced.pop("medicationCodeableConcept")}]
+    referenced["medicationReference"] = {"reference": "#med1"}
+    (card,) = _valid(order_cards(pw, on_steroids, [referenced]))
+    assert _ext(card)["kind"] == "order-avoid" and "Avoid opioids" in card["summary"]
     after = _session(pw, rescue("colectomy"))
     assert order_cards(pw, after, [_order({"coding": [MORPHINE]}, mg=10, per_day=4)]) == []
 

@@ -530,16 +530,24 @@ def _located(where: str, message: str) -> InputError:
     return InputError([Diagnostic(where, 0, 0, "PW450", message)])
 
 
-def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tuple[str | None, str]:
-    """The pathway agent a draft MedicationRequest orders (None: not a medicine of the pathway), and how it
-    was named."""
+def _concept_of(order: dict[str, Any]) -> Any:
+    """The medicine a draft MedicationRequest names: its ``medicationCodeableConcept``, or the code of the
+    contained Medication its ``medicationReference`` points to; None when there is neither."""
     concept = order.get("medicationCodeableConcept")
     if concept is None:
-        ref = (order.get("medicationReference") or {}).get("reference")
+        ref = order.get("medicationReference")
+        ref = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(ref, str) and ref.startswith("#"):
             for c in order.get("contained") or []:
                 if isinstance(c, dict) and c.get("id") == ref[1:]:
                     concept = c.get("code")
+    return concept
+
+
+def _agent_of_order(pathway: Pathway, order: dict[str, Any], where: str) -> tuple[str | None, str]:
+    """The pathway agent a draft MedicationRequest orders (None: not a medicine of the pathway), and how it
+    was named."""
+    concept = _concept_of(order)
     if concept is None:
         return None, ""
     if not isinstance(concept, dict):
@@ -614,7 +622,7 @@ def _avoid_of_order(pathway: Pathway, order: dict[str, Any]) -> tuple[str, str] 
     """(the rule whose 'avoid' recommendation names it, how it was named) for a draft order of a medicine the
     codes file lists under ``avoid``: by its code, else by one of its names in the order's text."""
     codes = pathway.definition.codes
-    concept = order.get("medicationCodeableConcept")
+    concept = _concept_of(order)
     if codes is None or not isinstance(concept, dict):
         return None
     codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
@@ -802,8 +810,9 @@ def _together_card(b: _Builder, pathway: Pathway, agents: list[str], orders: lis
     one agent, and a second is given only after the first has failed."""
     shown = [a.replace("_", " ") for a in agents]
     named = ", ".join(shown[:-1]) + f" and {shown[-1]}"
+    count = {2: "Two", 3: "Three", 4: "Four"}.get(len(agents), str(len(agents)))
     b.card(rule=_decision_rule(pathway, agents), kind="order-together", key="+".join(agents),
-           summary=f"Two rescue agents ordered together: {named}", indicator="critical", override=True,
+           summary=f"{count} rescue agents ordered together: {named}", indicator="critical", override=True,
            detail=[f"Ordered together: **{md_inline(named)}**. The pathway's rescue decision records one agent: "
                    "one attempt at rescue, a second agent only after the first has failed (in a specialist "
                    "centre, as sequential therapy), never two at once. Keep the one agent chosen with the "
