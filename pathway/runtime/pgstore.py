@@ -35,6 +35,18 @@ __all__ = ["PostgresSessionStore", "SCHEMA_VERSION", "SCHEMA_SQL", "MIGRATE_1_TO
 #: the version of the tables below; a later one migrates in place, under the same advisory lock
 SCHEMA_VERSION = 2
 
+#: the log rows after each session's snapshot (``seq`` 1 to the session's ``tail``; ``rev`` the save that wrote it)
+_LOG_TABLE = """
+CREATE TABLE IF NOT EXISTS pathway_session_log (
+    pathway    text    NOT NULL,
+    patient_id text    NOT NULL,
+    seq        integer NOT NULL,
+    rev        bigint  NOT NULL,
+    body       text    NOT NULL,
+    PRIMARY KEY (pathway, patient_id, seq)
+);
+"""
+
 #: the store's tables, in the connection's schema (``search_path``; choose one with the DSN's
 #: ``options=-csearch_path=NAME``); created on first use, or by a database administrator beforehand
 SCHEMA_SQL = """
@@ -52,14 +64,7 @@ CREATE TABLE IF NOT EXISTS pathway_sessions (
     PRIMARY KEY (pathway, patient_id)
 );
 CREATE SEQUENCE IF NOT EXISTS pathway_session_rev AS bigint;
-CREATE TABLE IF NOT EXISTS pathway_session_log (
-    pathway    text    NOT NULL,
-    patient_id text    NOT NULL,
-    seq        integer NOT NULL,
-    rev        bigint  NOT NULL,
-    body       text    NOT NULL,
-    PRIMARY KEY (pathway, patient_id, seq)
-);
+""" + _LOG_TABLE + """
 CREATE TABLE IF NOT EXISTS pathway_store_meta (
     key   text   PRIMARY KEY,
     value bigint NOT NULL
@@ -71,14 +76,7 @@ INSERT INTO pathway_store_meta (key, value) VALUES ('schema', 2) ON CONFLICT (ke
 MIGRATE_1_TO_2 = """
 ALTER TABLE pathway_sessions ADD COLUMN IF NOT EXISTS tail integer NOT NULL DEFAULT 0;
 ALTER TABLE pathway_sessions ADD COLUMN IF NOT EXISTS chain text;
-CREATE TABLE IF NOT EXISTS pathway_session_log (
-    pathway    text    NOT NULL,
-    patient_id text    NOT NULL,
-    seq        integer NOT NULL,
-    rev        bigint  NOT NULL,
-    body       text    NOT NULL,
-    PRIMARY KEY (pathway, patient_id, seq)
-);
+""" + _LOG_TABLE + """
 UPDATE pathway_store_meta SET value = 2 WHERE key = 'schema';
 """
 

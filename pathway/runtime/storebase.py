@@ -61,6 +61,13 @@ def link(chain: str, body: bytes) -> str:
     return hashlib.sha256(chain.encode("ascii") + b"\n" + body).hexdigest()[:32]
 
 
+def _chain(start: str, rows: Sequence[tuple[int, bytes | None]]) -> str:
+    """The chain after the log rows ``(number, text)``, from the chain at the snapshot."""
+    for _number, body in rows:
+        start = link(start, bytes(body or b""))
+    return start
+
+
 @dataclass(frozen=True)
 class Write:
     """One save as a backend writes it: a whole document (``snapshot``: ``text`` is the document, ``tail``
@@ -348,10 +355,7 @@ class SessionStore:
             return None
         if hashlib.sha256(bytes(row.doc)).digest() != snapshot:
             return None
-        end = start
-        for _n, body in row.rows:
-            end = link(end, bytes(body or b""))
-        if end != chain:
+        if _chain(start, row.rows) != chain:
             return None
         session = saved.share()
         with self._lock:
@@ -386,15 +390,13 @@ class SessionStore:
             return SessionError([Diagnostic(where, 0, 0, "PW520", f"the stored session's log {why}: rows lost, "
                                                                   "edited or corrupt")])
 
-        chain = str(doc.get("checksum"))
         if [n for n, _body in row.rows] != list(range(1, row.tail + 1)):
             raise refused(f"holds rows {[n for n, _ in row.rows][:10]}, not 1 to {row.tail}")
+        chain = _chain(str(doc.get("checksum")), row.rows)
         logged: list[dict[str, Any]] = []
         for number, body in row.rows:
-            data = bytes(body or b"")
-            chain = link(chain, data)
             try:
-                entry = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+                entry = json.loads(bytes(body or b"").decode("utf-8"), parse_constant=_no_constant)
             except (ValueError, RecursionError):
                 raise refused(f"row {number} is not JSON") from None
             if (not isinstance(entry, dict) or not isinstance(entry.get("events"), list)
