@@ -103,6 +103,9 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    # listening before the address is printed: a client that connects at once waits in the backlog until the
+    # server accepts, instead of being refused by a socket that is bound but not yet listening
+    sock.listen(2048)
     port = sock.getsockname()[1]  # the port chosen when --port 0
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     settings = Settings(base_url=args.base_url or f"http://{shown_host}:{port}", max_body=args.max_body,
