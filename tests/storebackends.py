@@ -109,16 +109,18 @@ class SqliteBackend(Backend):
             con.close()
 
     def read_doc(self, patient_id: str) -> str:
-        return str(self._run("SELECT doc FROM sessions WHERE patient_id = ?", (patient_id,))[0][0])
+        return str(self._run("SELECT doc FROM session_doc WHERE patient_id = ?", (patient_id,))[0][0])
 
     def write_doc(self, patient_id: str, doc: str | bytes) -> None:
-        self._run("UPDATE sessions SET doc = ? WHERE patient_id = ?", (doc, patient_id))
+        self._run("UPDATE session_doc SET doc = ? WHERE patient_id = ?", (doc, patient_id))
 
     def put_row(self, patient_id: str, version: str, state: str, events: int, doc: str | bytes) -> None:
         con = sqlite3.connect(self.path)
         con.execute("DELETE FROM sessions")
-        con.execute("INSERT INTO sessions (pathway, patient_id, version, state, events, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                    ("asuc", patient_id, version, state, events, doc))
+        con.execute("DELETE FROM session_doc")
+        con.execute("INSERT INTO sessions (pathway, patient_id, version, state, events) VALUES (?, ?, ?, ?, ?)",
+                    ("asuc", patient_id, version, state, events))
+        con.execute("INSERT INTO session_doc (pathway, patient_id, doc) VALUES (?, ?, ?)", ("asuc", patient_id, doc))
         con.commit()
         con.close()
 

@@ -215,6 +215,43 @@ def test_a_sqlite_file_of_the_previous_version_gains_the_log_and_its_rows_load(t
         assert _same(store.load(pw, "p-1"), loaded)
 
 
+def test_a_sqlite_file_that_kept_documents_beside_the_log_moves_them_to_their_own_table(tmp_path, pw):
+    """A file of the version that held each snapshot in ``sessions`` (with log rows after it) opens with the
+    documents in ``session_doc``, its rows, revisions and log unchanged, and its sessions load and save on."""
+    path = tmp_path / "previous.db"
+    with SessionStore(path) as store:
+        s = pw.start(patient())
+        s.observe(dict(ADMIT))
+        store.save(s)
+        s.observe(dict(DAY3_FAIL))
+        store.save(s)  # a log row after the snapshot
+    con = sqlite3.connect(path)
+    doc, = con.execute("SELECT doc FROM session_doc").fetchone()
+    header = con.execute("SELECT pathway, patient_id, version, state, events, rev, tail, chain FROM sessions").fetchall()
+    log = con.execute("SELECT * FROM session_log").fetchall()
+    # the previous shape: the document in the sessions row, no session_doc table
+    con.execute("ALTER TABLE sessions ADD COLUMN doc TEXT NOT NULL DEFAULT ''")
+    con.execute("UPDATE sessions SET doc = ?", (doc,))
+    con.execute("DROP TABLE session_doc")
+    con.commit()
+    con.close()
+    with SessionStore(path) as store:
+        loaded = store.load(pw, "p-1")
+        assert _same(loaded, s)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT doc FROM session_doc").fetchall() == [(doc,)]
+    assert con.execute("SELECT pathway, patient_id, version, state, events, rev, tail, chain FROM sessions").fetchall() == header
+    assert "doc" not in {row[1] for row in con.execute("PRAGMA table_info(sessions)")}
+    assert con.execute("SELECT * FROM session_log").fetchall() == log
+    con.close()
+    with SessionStore(path) as store:
+        loaded = store.load(pw, "p-1")
+        loaded.observe(dict(RESCUE_LABS))
+        store.save(loaded)
+    with SessionStore(path) as other:
+        assert _same(other.load(pw, "p-1"), loaded)
+
+
 def test_every_scenario_saved_after_each_event_resumes_byte_identical(tmp_path):
     """Each scenario's course, saved after every event (a log row each, a snapshot every third), loads with
     the same dump and result as the session that was saved, by the store that wrote it and by another."""

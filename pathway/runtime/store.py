@@ -48,10 +48,19 @@ CREATE TABLE IF NOT EXISTS sessions (
     version    TEXT NOT NULL,
     state      TEXT NOT NULL,
     events     INTEGER NOT NULL,
-    doc        TEXT NOT NULL,
     rev        INTEGER NOT NULL DEFAULT 0,
     tail       INTEGER NOT NULL DEFAULT 0,
     chain      TEXT,
+    PRIMARY KEY (pathway, patient_id)
+)
+"""
+#: each session's snapshot (its whole document), apart from the row an append updates: a row's pages are
+#: written again whole on every update, and a snapshot is most of a session's bytes
+_DOC = """
+CREATE TABLE IF NOT EXISTS session_doc (
+    pathway    TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    doc        TEXT NOT NULL,
     PRIMARY KEY (pathway, patient_id)
 )
 """
@@ -67,8 +76,8 @@ CREATE TABLE IF NOT EXISTS session_log (
 """
 #: the revision counter (one row, ``key = 'rev'``): the last revision given to any row
 _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-#: columns added since the first version of the table, with their definitions
-_ADDED = {"rev": "INTEGER NOT NULL DEFAULT 0", "tail": "INTEGER NOT NULL DEFAULT 0", "chain": "TEXT"}
+#: the columns of ``sessions`` that earlier versions may lack, with the value their rows take
+_ADDED = {"rev": "0", "tail": "0", "chain": "NULL"}
 
 
 class SqliteSessionStore(SessionStore, prefixes=("",)):
@@ -89,11 +98,11 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(_SCHEMA)
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
-                for column, definition in _ADDED.items():
-                    if column not in columns:  # a store written by an earlier version
-                        self._db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {definition}")
+                if "doc" in columns:  # a file of an earlier version: its documents move to their own table
+                    self._move_documents(columns)
+                self._db.execute(_SCHEMA)
+                self._db.execute(_DOC)
                 self._db.execute(_LOG)
                 self._db.execute(_META)
                 self._db.execute("INSERT OR IGNORE INTO store_meta (key, value) "
@@ -102,6 +111,19 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _move_documents(self, columns: set[str]) -> None:
+        """Give a file of an earlier version this version's tables (inside the opening transaction): the
+        documents held in ``sessions`` move to ``session_doc``, and the columns it lacks take their defaults."""
+        db = self._db
+        db.execute("ALTER TABLE sessions RENAME TO sessions_before")
+        db.execute(_SCHEMA)
+        db.execute(_DOC)
+        kept = ", ".join(column if column in columns else value for column, value in _ADDED.items())
+        db.execute("INSERT INTO sessions (pathway, patient_id, version, state, events, rev, tail, chain) "
+                   f"SELECT pathway, patient_id, version, state, events, {kept} FROM sessions_before")
+        db.execute("INSERT INTO session_doc (pathway, patient_id, doc) SELECT pathway, patient_id, doc FROM sessions_before")
+        db.execute("DROP TABLE sessions_before")
 
     def _write(self, writes: list[Write]) -> list[int]:
         db = self._db
@@ -122,13 +144,15 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
                     db.execute("UPDATE sessions SET state = ?, events = ?, rev = ?, tail = ?, chain = ? "
                                "WHERE pathway = ? AND patient_id = ?", (w.state, w.events, revision, w.tail, w.chain, *key))
                 elif row is None:
-                    db.execute("INSERT INTO sessions (version, state, events, doc, rev, tail, chain, pathway, patient_id) "
-                               "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)", (w.version, w.state, w.events, w.text, revision,
-                                                                      w.chain, *key))
+                    db.execute("INSERT INTO sessions (version, state, events, rev, tail, chain, pathway, patient_id) "
+                               "VALUES (?, ?, ?, ?, 0, ?, ?, ?)", (w.version, w.state, w.events, revision, w.chain, *key))
+                    db.execute("INSERT OR REPLACE INTO session_doc (doc, pathway, patient_id) VALUES (?, ?, ?)",
+                               (w.text, *key))
                 else:
-                    db.execute("UPDATE sessions SET version = ?, state = ?, events = ?, doc = ?, rev = ?, tail = 0, "
-                               "chain = ? WHERE pathway = ? AND patient_id = ?",
-                               (w.version, w.state, w.events, w.text, revision, w.chain, *key))
+                    db.execute("UPDATE sessions SET version = ?, state = ?, events = ?, rev = ?, tail = 0, chain = ? "
+                               "WHERE pathway = ? AND patient_id = ?", (w.version, w.state, w.events, revision, w.chain, *key))
+                    db.execute("INSERT OR REPLACE INTO session_doc (doc, pathway, patient_id) VALUES (?, ?, ?)",
+                               (w.text, *key))
                     db.execute("DELETE FROM session_log WHERE pathway = ? AND patient_id = ?", key)
                 out.append(revision)
             db.execute("COMMIT")
@@ -141,8 +165,9 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
         key = (pathway_id, patient_id)
         self._db.execute("BEGIN")  # the row and its log rows as of one moment
         try:
-            row = self._db.execute("SELECT CAST(doc AS BLOB), rev, tail, chain, events FROM sessions "
-                                   "WHERE pathway = ? AND patient_id = ?", key).fetchone()
+            row = self._db.execute("SELECT CAST(d.doc AS BLOB), s.rev, s.tail, s.chain, s.events FROM sessions s "
+                                   "LEFT JOIN session_doc d ON d.pathway = s.pathway AND d.patient_id = s.patient_id "
+                                   "WHERE s.pathway = ? AND s.patient_id = ?", key).fetchone()
             rows = [] if row is None else self._db.execute(
                 "SELECT seq, CAST(body AS BLOB) FROM session_log WHERE pathway = ? AND patient_id = ? ORDER BY seq",
                 key).fetchall()
@@ -158,6 +183,7 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cur = self._db.execute("DELETE FROM sessions WHERE pathway = ? AND patient_id = ?", key)
+                self._db.execute("DELETE FROM session_doc WHERE pathway = ? AND patient_id = ?", key)
                 self._db.execute("DELETE FROM session_log WHERE pathway = ? AND patient_id = ?", key)
                 self._db.execute("COMMIT")
             except BaseException:
