@@ -152,6 +152,26 @@ def test_an_exception_inside_an_action_is_raised_and_nothing_is_applied(rules_co
     assert s.observe(dict(DAY3_FAIL))["state"] == "rescue_selection"
 
 
+def test_an_evaluation_that_does_not_settle_stops_with_an_error_and_nothing_is_applied(rules_copy, monkeypatch):
+    """Each engine rule fires at most once per evaluation: an agenda offering far more activations than its
+    ruleset has rules is stopped (EngineError, the session unchanged, the engine session cleaned)."""
+    pw = load_pathway(rules_copy, cache=False)
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    before = json.dumps(s.dump(), sort_keys=True)
+    bounds = dict(pw.engine._activation_bound)
+    assert all(bound >= 8 * len(pw.compiled.rulesets[name]) for name, bound in bounds.items())
+    monkeypatch.setattr(pw.engine, "_activation_bound", {name: 2 for name in bounds})
+    with pytest.raises(EngineError, match=r"ruleset 'asuc\.iv_steroids[^']*' did not settle: more than 2 activations"):
+        s.observe(dict(DAY3_FAIL))
+    assert json.dumps(s.dump(), sort_keys=True) == before
+    for name in pw.compiled.rulesets:
+        assert _facts(pw, name) == []
+    assert pw.engine.retired_sids == 1  # an action was left started on it: the next evaluation takes a new sid
+    monkeypatch.setattr(pw.engine, "_activation_bound", bounds)
+    assert s.observe(dict(DAY3_FAIL))["state"] == "rescue_selection"
+
+
 def test_conflicting_moves_at_equal_priority_are_an_error(rules_copy):
     path = rules_copy / "steroids.yaml"
     text = path.read_text(encoding="utf-8")

@@ -210,3 +210,19 @@ def test_the_library_notices_every_threshold_mutant() -> None:
     assert not report.survivors, report.text()
     assert report.count("survived", kind="parameter", decision=True) == 0
     assert len(report.outcomes) > 350 and report.count("explained") <= 1, report.text()
+
+
+def test_a_stuck_worker_is_replaced_and_the_items_not_yet_returned_run_again(tmp_path) -> None:
+    """A worker that returns nothing for the stall time is stopped with its pool; every item still comes
+    back once, in order; an item that stalls every time fails the run, named, after the restarts allowed."""
+    import stalling
+
+    from pathway.authoring.mutate import pooled
+
+    items = [1, 2, -3, 4, 5, -6, 7]
+    got = list(pooled(stalling.square_stalling_once, items, 2, stalling.init, (str(tmp_path),), stall_seconds=4,
+                      restarts=2))
+    assert got == [n * n for n in items]
+    with pytest.raises(RuntimeError, match=r"no result for 2 s while running item -99 \(workers replaced 1 times\)"):
+        list(pooled(stalling.square_stalling_once, [1, -99, 2], 2, stalling.init, (str(tmp_path),), stall_seconds=2,
+                    restarts=1, describe=lambda n: f"item {n}"))

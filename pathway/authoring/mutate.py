@@ -15,7 +15,9 @@ every mutant; a mutant is
 
 A scenario that pins a parameter (its own ``parameters:``) keeps the pinned value. Mutants run in
 worker processes; each stops at the first scenario that fails, trying first the scenarios that fired
-the rules the mutant touches.
+the rules the mutant touches. A worker that returns nothing for ``stall_seconds`` is taken as stuck (a
+mutant normally takes seconds): the workers are stopped and the mutants not yet reported run again in
+fresh ones, up to ``MAX_RESTARTS`` times, after which the run fails and names the mutant it waited for.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pathway.authoring.scenario import LoadedScenario, load_scenarios, run_scenario
 from pathway.core.errors import DefinitionError, display_path
@@ -38,6 +40,14 @@ from pathway.runtime.api import Pathway
 __all__ = ["MutantOutcome", "MutationReport", "mutants", "decision_parameters", "explanation", "run_mutation"]
 
 Status = Literal["killed", "refused", "survived", "explained"]
+
+#: seconds without any mutant reported after which the workers are taken as stuck
+STALL_SECONDS = 600.0
+#: how many times stuck workers are replaced before the run fails
+MAX_RESTARTS = 2
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def decision_parameters(definition: PathwayDef) -> set[str]:
@@ -240,7 +250,8 @@ def _run_one(m: Mutation) -> MutantOutcome:
 
 def run_mutation(pathway: str | os.PathLike[str], files: list[Path], *, kinds: Iterable[str] = ("parameter", "operator"),
                  parameters: Iterable[str] | None = None, jobs: int | None = None,
-                 progress: Callable[[MutantOutcome], None] | None = None) -> MutationReport:
+                 progress: Callable[[MutantOutcome], None] | None = None,
+                 stall_seconds: float = STALL_SECONDS) -> MutationReport:
     """Run every threshold mutant of ``pathway`` against the scenarios in ``files``.
 
     ``parameters`` narrows the run to the mutants of those parameters and of the comparisons with them.
@@ -279,11 +290,37 @@ def run_mutation(pathway: str | os.PathLike[str], files: list[Path], *, kinds: I
             if progress:
                 progress(outcome)
         return report
-    ctx = multiprocessing.get_context("spawn")
     # A fresh worker every few dozen mutants: each loaded mutant keeps its compiled rulesets in the engine.
-    with ctx.Pool(workers, initializer=_init, initargs=(root, str_files, fired), maxtasksperchild=40) as pool:
-        for outcome in pool.imap(_run_one, todo):
-            report.outcomes.append(outcome)
-            if progress:
-                progress(outcome)
+    for outcome in pooled(_run_one, todo, workers, _init, (root, str_files, fired), stall_seconds=stall_seconds,
+                          describe=lambda m: m.describe(definition.params)):
+        report.outcomes.append(outcome)
+        if progress:
+            progress(outcome)
     return report
+
+
+def pooled(function: Callable[[_T], _R], items: list[_T], workers: int, initializer: Callable[..., None],
+           initargs: tuple[Any, ...], *, stall_seconds: float = STALL_SECONDS, restarts: int = MAX_RESTARTS,
+           describe: Callable[[_T], str] = repr, tasks_per_child: int = 40) -> Iterable[_R]:
+    """``function`` of each item in fresh ``spawn`` worker processes, results in the items' order.
+
+    When no result arrives for ``stall_seconds``, the workers are stopped and the items not yet returned
+    run again in new workers; after ``restarts`` such restarts a RuntimeError names the item waited for."""
+    ctx = multiprocessing.get_context("spawn")
+    done = 0
+    stalls = 0
+    while done < len(items):
+        rest = items[done:]
+        with ctx.Pool(workers, initializer=initializer, initargs=initargs, maxtasksperchild=tasks_per_child) as pool:
+            results = pool.imap(function, rest)
+            try:
+                for _ in rest:
+                    result = results.next(timeout=stall_seconds)
+                    done += 1
+                    yield result
+            except multiprocessing.TimeoutError:
+                stalls += 1
+                if stalls > restarts:
+                    raise RuntimeError(f"no result for {stall_seconds:g} s while running {describe(items[done])} "
+                                       f"(workers replaced {restarts} times): stopped") from None
+            # leaving the block stops every worker of this pool, the stuck one included

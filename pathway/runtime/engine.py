@@ -60,6 +60,8 @@ __all__ = ["Firing", "Engine", "MAX_RETIRED_SIDS", "message_text"]
 #: Live sids per ruleset are bounded by durable_rules at 1,024; we use one at a time and
 #: retire one only if it could not be verified empty, which must stay rare.
 MAX_RETIRED_SIDS = 512
+#: activations one evaluation may take per engine rule of its ruleset (the scenarios take at most about one)
+ACTIVATIONS_PER_RULE = 8
 
 
 @dataclass
@@ -84,6 +86,8 @@ class _Context:
     derived: dict[str, Any] = field(default_factory=dict)
     asserted: list[str] = field(default_factory=list)  # JSON of each message stored in the engine
     errors: list[str] = field(default_factory=list)
+    #: an action was left started (the agenda did not settle, or a core call failed): the sid is not reused
+    broken: bool = False
 
 
 def _durable_float(value: float) -> str:
@@ -219,6 +223,9 @@ class Engine:
             for name, ruleset in compiled.rulesets.items()
         }
         self._rules = {r.id: r for r in compiled.definition.rules}
+        # Each engine rule fires at most once per evaluation (refraction), so an agenda that offers far more
+        # activations than a ruleset has rules is not settling: the evaluation stops with an error.
+        self._activation_bound = {name: ACTIVATIONS_PER_RULE * (len(rules) + 8) for name, rules in compiled.rulesets.items()}
         self._derived_names = frozenset(compiled.definition.spec.derived)
         #: (name, type, value, sid) -> the derived-fact message's text (see _derived_text)
         self._derived_texts: dict[tuple[str, type, Any, str], str] = {}
@@ -336,7 +343,14 @@ class Engine:
                 pending = started[1] if started else None
                 if pending and sid == "0":
                     self._actioned.add(ruleset)
+                left = self._activation_bound[ruleset]
                 while pending:
+                    left -= 1
+                    if left < 0:
+                        ctx.errors.append(f"ruleset '{ruleset}' did not settle: more than {self._activation_bound[ruleset]} "
+                                          "activations in one evaluation")
+                        ctx.broken = True
+                        break
                     name = _action_name(pending)
                     try:
                         self._fire(ctx, handle, name)
@@ -347,6 +361,7 @@ class Engine:
                     pending = _core.complete_and_start_action(handle, state_handle)
         except Exception as exc:  # noqa: BLE001
             ctx.errors.append(f"engine failure in ruleset '{ruleset}': {type(exc).__name__}: {exc}")
+            ctx.broken = True
         finally:
             self._release(ctx, handle)
         return ctx
@@ -391,11 +406,11 @@ class Engine:
 
     def _release(self, ctx: _Context, handle: Any) -> None:
         """Retract everything this evaluation asserted and check the sid is empty."""
-        clean = True
+        clean = not ctx.broken
         if ctx.asserted:
             try:
                 result = _core.retract_facts(handle, "[" + ",".join(reversed(ctx.asserted)) + "]")
-                clean = result[0] != 1
+                clean = clean and result[0] != 1
             except Exception:  # noqa: BLE001
                 clean = False
         if clean:
