@@ -213,13 +213,14 @@ def test_the_library_notices_every_threshold_mutant() -> None:
 
 
 def test_a_stuck_worker_is_replaced_and_the_items_not_yet_returned_run_again(tmp_path) -> None:
-    """A worker that returns nothing for the stall time is stopped with its pool; every item still comes
-    back once, in order; an item that stalls every time fails the run, named, after the restarts allowed."""
+    """A worker that returns nothing for the stall time (stuck, or killed: a pool loses a dead worker's task)
+    is stopped with its pool; every item still comes back once, in order; an item that stalls every time fails
+    the run, named, after the restarts allowed."""
     import stalling
 
     from pathway.authoring.mutate import pooled
 
-    items = [1, 2, -3, 4, 5, -6, 7]
+    items = [1, 2, -3, 4, 5, -106, 7]
     got = list(pooled(stalling.square_stalling_once, items, 2, stalling.init, (str(tmp_path),), stall_seconds=4,
                       restarts=2))
     assert got == [n * n for n in items]
