@@ -107,6 +107,18 @@ class Cmp:
             return actual in self.value
         if self.op == "not_in":
             return actual not in self.value
+        try:  # only the comparison asked for (the mapping below evaluates all four)
+            op = self.op
+            if op == "gt":
+                return cast(bool, actual > self.value)
+            if op == "gte":
+                return cast(bool, actual >= self.value)
+            if op == "lt":
+                return cast(bool, actual < self.value)
+            if op == "lte":
+                return cast(bool, actual <= self.value)
+        except TypeError:
+            pass  # values that do not compare: the mapping raises the error it always raised
         comparisons: dict[str, bool] = {
             "gt": actual > self.value,
             "gte": actual >= self.value,
@@ -171,6 +183,22 @@ def evaluate(cond: Cond, facts: dict[str, Any],
     from conditions (``score`` items), explanations and static checks. ``leaf`` may replace
     :meth:`Cmp.holds` for the comparisons.
     """
+    kind = type(cond)
+    if kind is Cmp:
+        return leaf(cond, facts) if leaf is not None else cond.holds(facts)  # type: ignore[union-attr,arg-type]
+    if kind is And or kind is Or:  # every item is evaluated (as before: none is skipped)
+        any_false = any_true = any_unknown = False
+        for c in cond.items:  # type: ignore[union-attr]
+            v = evaluate(c, facts, leaf)
+            if v is True:
+                any_true = True
+            elif v is False:
+                any_false = True
+            elif v is None:
+                any_unknown = True
+        if kind is And:
+            return False if any_false else (None if any_unknown else True)
+        return True if any_true else (None if any_unknown else False)
     if isinstance(cond, Always):
         return True
     if isinstance(cond, Cmp):
