@@ -10,7 +10,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import SessionState, entry_dict
+from pathway.runtime.state import Packed, SessionState, entry_dict, unpack
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -23,8 +23,24 @@ RESULT_KEYS = ("pathway", "version", "patient_id", "state", "path", "recommendat
 
 
 def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
-    """A copy callers may change freely (entries hold scalars, a facts dict and a missing list)."""
-    return [entry_dict(item, copy_facts=True) for item in trace]
+    """A copy callers may change freely (entries hold scalars, a facts dict and a missing list):
+    :func:`entry_dict` with ``copy_facts``, the compact entries read inline."""
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for item in trace:
+        if type(item) is not tuple:
+            append(entry_dict(item, copy_facts=True))
+            continue
+        event, day, state, rule, branch, facts, missing, source, target = item
+        entry = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
+                 "facts": dict(zip(facts.keys, facts.values, strict=True)) if type(facts) is Packed else unpack(facts)}
+        if missing is not None:
+            entry["missing"] = list(missing)
+        if target is not None:
+            entry["from"] = source
+            entry["to"] = target
+        append(entry)
+    return out
 
 
 #: How an option's statuses combine: the strongest reason wins (a known hard exclusion stands
@@ -54,7 +70,27 @@ def _need(required: dict[str, dict[str, Any]], name: str, rule: str, text: str) 
 def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]]:
     """Per rule of the current evaluation, the unverified rules whose derived facts its decision rests
     on (directly or through other derived facts), including kept decision facts: a verified rule
-    acting on an unverified exclusion is only as sure as that exclusion."""
+    acting on an unverified exclusion is only as sure as that exclusion. Worked out once per pathway
+    for each combination of the rules and branches it depends on (read only: shared between results)."""
+    key = (tuple((item["rule"], item["branch"]) for item in st.current if not item.get("synthetic")),
+           tuple((name, kept["rule"]) for name, kept in st.frozen.items()))
+    known = _BASIS.get(pathway)
+    if known is None:
+        known = _BASIS.setdefault(pathway, {})
+    basis = known.get(key)
+    if basis is None:
+        if len(known) >= _BASIS_MAX:
+            known.clear()
+        basis = known[key] = _worked_out_basis(pathway, st)
+    return basis
+
+
+#: per loaded pathway (weakly held), :func:`_unverified_basis` by the rules it depends on (cleared when full)
+_BASIS: weakref.WeakKeyDictionary[Pathway, dict[Any, dict[str, list[str]]]] = weakref.WeakKeyDictionary()
+_BASIS_MAX = 4096
+
+
+def _worked_out_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]]:
     producers: dict[str, set[str]] = {}
     for item in st.current:
         if item.get("synthetic"):
