@@ -148,6 +148,9 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
 
 
 def _window_value(st: SessionState, agg: Aggregate) -> Any:
+    entries = st.history.get(agg.of)
+    if not entries and agg.fn != "ever" and agg.fn != "count":
+        return None  # nothing recorded: no value, whatever the window
     now_day = st.day if st.day is not None else 0.0
     since = _entered(st, agg.since) if agg.since is not None else None
     until = _entered(st, agg.until) if agg.until is not None else None
@@ -158,7 +161,7 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
     per_day: dict[int, Any] = {}
-    for entry in st.history.get(agg.of, []):
+    for entry in entries or ():
         day, value, hours = entry[0], entry[1], entry[2]
         clinical = math.floor(day)
         if not agg.from_day <= clinical <= agg.to_day or day > now_day:
