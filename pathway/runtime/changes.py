@@ -32,12 +32,26 @@ def _key(item: Any) -> str:
     return _ENCODE({k: v for k, v in item.items() if k not in _DESCRIPTIVE})
 
 
+def _keyed(items: Any) -> dict[str, Any]:
+    """Items by :func:`_key`, each kept as :func:`_brief` would list it: a session keeps a view between
+    results, and an item's evidence is not part of what is compared or listed."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, dict):
+            brief = {k: v for k, v in item.items() if k not in _DESCRIPTIVE}
+            out[_ENCODE(brief)] = brief
+        else:
+            out[_ENCODE(item)] = item
+    return out
+
+
 def view(result: dict[str, Any]) -> dict[str, Any]:
-    """The part of a result that :func:`differences` compares (shares the result's items: read only)."""
+    """The part of a result that :func:`differences` compares (shares the values inside the result's
+    items: read only)."""
     return {
         "state": result.get("state"),
         "path": list(result.get("path") or []),
-        **{name: {_key(item): item for item in result.get(name) or []} for name in SECTIONS},
+        **{name: _keyed(result.get(name) or []) for name in SECTIONS},
         "options": {o.get("option"): o.get("status") for o in result.get("options") or [] if isinstance(o, dict)},
     }
 

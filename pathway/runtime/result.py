@@ -10,7 +10,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import Packed, SessionState, entry_dict, unpack
+from pathway.runtime.state import Packed, SessionState, entry_dict, evaluation_get, unpack
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -57,7 +57,7 @@ def _computed(st: SessionState) -> dict[str, dict[str, Any]]:
     """Where each computed input's value came from at the last evaluation (a fresh copy)."""
     if not st.evaluations:
         return {}
-    latest = st.evaluations[-1].get("computed", {})
+    latest = evaluation_get(st.evaluations[-1], "computed", {})
     return {name: {**entry, "inputs": dict(entry["inputs"])} for name, entry in sorted(latest.items())}
 
 

@@ -30,7 +30,7 @@ from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
-from pathway.runtime.state import SESSION_FORMAT, SessionState, evaluation_dict, json_copy, pack
+from pathway.runtime.state import SESSION_FORMAT, SessionState, evaluation, evaluation_dict, evaluation_get, json_copy, pack
 from pathway.runtime.watchdogs import overdue_records
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Session:
         st = self._st
         last = len(st.events) - 1
         return json_copy([evaluation_dict(e) for e in st.evaluations[-(len(st.path) + 1):]  # type: ignore[no-any-return]
-                          if e["event"] == last])
+                          if evaluation_get(e, "event") == last])
 
     @property
     def pathway(self) -> Pathway:
@@ -397,9 +397,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         event_derived.update({k: v for k, v in derived.items() if k not in frozen})
         # by reference: the engine's derived facts and the event's kept facts are never changed
         # afterwards (every reader gets a copy: Session.evaluations, dump)
-        st.evaluations.append({"event": index, "day": day, "state": st.state,
-                               "facts": pack({k: v for k, v in snapshot.items() if v is not None}),
-                               "derived": derived, "computed": computed, "frozen": frozen})
+        st.evaluations.append(evaluation(index, day, st.state, {k: v for k, v in snapshot.items() if v is not None},
+                                         derived, computed, frozen))
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
         for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict
@@ -461,19 +460,22 @@ def _shown(value: Any) -> str:
 def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[str, Any], event: int) -> None:
     """Keep, with provenance, the facts that decision rules derived in this evaluation (inside their
     window; the last derivation counts): the value, when, which rule, the facts it matched and the
-    day each input it used was recorded."""
+    day each input it used was recorded. The facts and the recorded days of one firing are one pair
+    of dicts shared by every fact it keeps (kept entries are never changed in place: replaced)."""
     d = pw.definition
     for f in firings:
         rule = pw.rule(f.rule)
         if rule.decision_point is None:
             continue
+        shared: tuple[dict[str, Any], dict[str, Any]] | None = None
         for name in derived_by(f.effects):
             if name not in derived or d.kept.get(name) != rule.decision_point:
                 continue
-            used = {k: v for k, v in f.facts.items() if k not in d.spec.derived}
-            recorded = {k: st.history[k][-1][0] for k in used if st.history.get(k)}
+            if shared is None:
+                used = {k: v for k, v in f.facts.items() if k not in d.spec.derived}
+                shared = dict(f.facts), {k: st.history[k][-1][0] for k in used if st.history.get(k)}
             st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision_point": rule.decision_point,
-                               "rule": rule.id, "branch": f.branch, "facts": dict(f.facts), "recorded": recorded}
+                               "rule": rule.id, "branch": f.branch, "facts": shared[0], "recorded": shared[1]}
 
 
 def _missed(pw: Pathway, st: SessionState, event: int) -> None:

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
-           "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict"]
+           "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict", "evaluation",
+           "evaluation_get", "EVALUATION_KEYS"]
 
 
 class Packed:
@@ -49,16 +50,40 @@ def unpack(facts: Any) -> Any:
     return dict(facts) if type(facts) is dict else facts
 
 
+#: the keys of an evaluation record, in order; a session keeps such a record as a tuple of their values
+#: (``facts`` packed), :func:`evaluation_dict` gives it back as the document shows it
+EVALUATION_KEYS = ("event", "day", "state", "facts", "derived", "computed", "frozen")
+
+
+def evaluation(event: int, day: float, state: str, facts: dict[str, Any], derived: dict[str, Any],
+               computed: dict[str, Any], frozen: dict[str, Any]) -> tuple[Any, ...]:
+    """An evaluation record as a session keeps it (compact; read through :func:`evaluation_dict`)."""
+    return (event, day, state, pack(facts), derived, computed, frozen)
+
+
 def evaluation_dict(entry: Any) -> Any:
     """An evaluation record as the session document shows it (a new dict; its other values shared)."""
+    if type(entry) is tuple:
+        event, day, state, facts, derived, computed, frozen = entry
+        return {"event": event, "day": day, "state": state, "facts": unpack(facts), "derived": derived,
+                "computed": computed, "frozen": frozen}
     if type(entry) is not dict or type(entry.get("facts")) is not Packed:
         return entry
     return {**entry, "facts": unpack(entry["facts"])}
 
 
+def evaluation_get(entry: Any, key: str, default: Any = None) -> Any:
+    """One value of an evaluation record, kept compact or as a dict (``facts`` as kept: maybe packed)."""
+    if type(entry) is tuple:
+        return entry[EVALUATION_KEYS.index(key)]
+    return entry.get(key, default)
+
+
 def _pack_evaluation(entry: Any) -> Any:
     if type(entry) is not dict or type(entry.get("facts")) is not dict:
         return entry
+    if tuple(entry) == EVALUATION_KEYS:  # the shape a session makes: kept compact
+        return evaluation(*entry.values())
     return {**entry, "facts": pack(entry["facts"])}
 
 
@@ -155,8 +180,8 @@ class SessionState:
     #: compact entries (:func:`compact_entry`); :func:`entry_dict` gives each as a result shows it
     trace: list[Any] = field(default_factory=list)
     #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be
-    #: explained later without running the engine again (``facts`` packed: see evaluation_dict)
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    #: explained later without running the engine again (compact records, ``facts`` packed: see evaluation_dict)
+    evaluations: list[Any] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
     derived: dict[str, Any] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)  # field -> day recorded (event values only)
