@@ -68,7 +68,7 @@ MAX_RETIRED_SIDS = 512
 ACTIVATIONS_PER_RULE = 8
 
 
-@dataclass
+@dataclass(slots=True)
 class Firing:
     """One rule that fired in one evaluation: which branch, on which facts, with which effects."""
 
@@ -215,6 +215,11 @@ class Engine:
         # The effects an action must apply inside the engine (derived facts and scores).
         self._chaining = {name: tuple(e for e in b.rule.effects(b.branch) if isinstance(e, (Derive, Score)))
                           for name, b in compiled.bindings.items()}
+        #: per engine rule name, what a firing of it needs: (rule id, branch), the fields it matched
+        #: (name, derived?), its effects, the effects applied inside the engine, and its binding
+        self._actions = {name: ((b.rule.id, b.branch), self._fields[name], b.rule.effects(b.branch),
+                                self._chaining[name], b)
+                         for name, b in compiled.bindings.items()}
         # Each ruleset is sent only the case fields its rules test: smaller messages to encode,
         # parse and carry through every activation.
         self._tested: dict[str, frozenset[str]] = {
@@ -371,28 +376,26 @@ class Engine:
         return ctx
 
     def _fire(self, ctx: _Context, handle: Any, name: str) -> None:
-        binding = self.compiled.bindings[name]
-        rule = binding.rule
-        key = (rule.id, binding.branch)
+        key, fields, effects, chaining, binding = self._actions[name]
         if key in ctx.fired:  # refraction: one firing per rule and branch per evaluation
             return
         ctx.fired.add(key)
+        rule_id = key[0]
         # The matched messages are the snapshot and derived facts this evaluation asserted
         # itself, so they are read from the context rather than parsed back from the engine.
         snapshot = ctx.snapshot
         derived = ctx.derived
-        facts = {f: (derived.get(f) if is_derived else snapshot.get(f)) for f, is_derived in self._fields[name]}
-        effects = binding.rule.effects(binding.branch)
+        facts = {f: (derived.get(f) if is_derived else snapshot.get(f)) for f, is_derived in fields}
         # what a 'missing' firing waits for is set once the engine is quiet (see _with_waiting)
-        ctx.firings.append(Firing(rule.id, binding.branch, facts, effects, (), binding))
-        for effect in self._chaining[name]:
+        ctx.firings.append(Firing(rule_id, key[1], facts, effects, (), binding))
+        for effect in chaining:
             if isinstance(effect, Derive):
                 for fact_name, value in effect.values.items():
-                    self._derive(ctx, handle, rule.id, fact_name, value)
+                    self._derive(ctx, handle, rule_id, fact_name, value)
             elif isinstance(effect, Score):
                 value = compute_score(effect, snapshot)
                 facts[effect.name] = value
-                self._derive(ctx, handle, rule.id, effect.name, value)
+                self._derive(ctx, handle, rule_id, effect.name, value)
 
     def _derive(self, ctx: _Context, handle: Any, rule_id: str, name: str, value: Any) -> None:
         if name in ctx.derived:
