@@ -379,7 +379,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     st.seen.update({name: day for name in values})
     st.seen_hours.update({name: hours for name in values})
     for name, value in values.items():
-        st.history.setdefault(name, []).append([day, value, hours, index])
+        st.record_value(name, [day, value, hours, index])
     st.events.append(_entry(day, values, raw_event))
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:

@@ -204,13 +204,19 @@ class SessionState:
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
-        entries themselves are never changed in place, so they are shared."""
+        entries themselves are never changed in place, so they are shared. ``history`` is a new dict
+        whose lists are shared: an evaluation replaces the list of a field it records
+        (:meth:`record_value`), never appends to it."""
         return replace(self, facts=dict(self.facts), path=list(self.path), events=list(self.events),
                        trace=list(self.trace), evaluations=list(self.evaluations), current=list(self.current),
                        derived=dict(self.derived), seen=dict(self.seen),
-                       history={k: list(v) for k, v in self.history.items()}, entered=dict(self.entered),
+                       history=dict(self.history), entered=dict(self.entered),
                        recorded_event=dict(self.recorded_event), warnings=list(self.warnings),
                        seen_hours=dict(self.seen_hours), frozen=dict(self.frozen), revisions=list(self.revisions))
+
+    def record_value(self, name: str, entry: list[Any]) -> None:
+        """Add a history entry of ``name`` (a new list: the old one may be shared with other states)."""
+        self.history[name] = [*self.history.get(name, ()), entry]
 
     def to_doc(self, pathway_id: str, version: str, profile: str | None, fingerprint: str) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely), with the
