@@ -46,13 +46,14 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
     d = pathway.definition
     validities = pathway.validities
     snap: dict[str, Any] = {}
+    now, seen_hours = st.hours, st.seen_hours
     for name, value in st.facts.items():
         valid = validities[name]  # is_current, with each field's validity worked out once per pathway
         if valid.until is not None:
             snap[name] = value
             continue
-        age = age_hours(st, name)
-        if age is None or valid.holds(age):
+        seen = seen_hours.get(name)  # age_hours, inline
+        if seen is None or now is None or valid.holds(max(0.0, now - seen)):
             snap[name] = value
     if not d.computed and not pathway.aggregates:
         return snap, {}
@@ -152,12 +153,17 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     if not entries and agg.fn != "ever" and agg.fn != "count":
         return None  # nothing recorded: no value, whatever the window
     now_day = st.day if st.day is not None else 0.0
-    since = _entered(st, agg.since) if agg.since is not None else None
-    until = _entered(st, agg.until) if agg.until is not None else None
-    if (agg.since is not None and since is None) or (agg.until is not None and until is None):
-        return None  # the state was never entered: the window has not begun (or has no end yet)
     if math.floor(now_day) < agg.from_day:
         return None  # the window has not begun
+    since = until = None
+    if agg.since is not None:
+        since = _entered(st, agg.since)
+        if since is None:
+            return None  # the state was never entered: the window has not begun
+    if agg.until is not None:
+        until = _entered(st, agg.until)
+        if until is None:
+            return None  # the window has no end yet
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
     per_day: dict[int, Any] = {}
