@@ -10,7 +10,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import Packed, SessionState, entry_dict, evaluation_get, unpack
+from pathway.runtime.state import SessionState, entry_dict, evaluation_get, unpack
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -31,9 +31,9 @@ def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
         if type(item) is not tuple:
             append(entry_dict(item, copy_facts=True))
             continue
-        event, day, state, rule, branch, facts, missing, source, target = item
+        event, day, state, rule, branch, keys, values, missing, source, target = item
         entry = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
-                 "facts": dict(zip(facts.keys, facts.values, strict=True)) if type(facts) is Packed else unpack(facts)}
+                 "facts": dict(zip(keys, values, strict=True)) if keys is not None else unpack(values)}
         if missing is not None:
             entry["missing"] = list(missing)
         if target is not None:

@@ -30,7 +30,15 @@ from pathway.runtime.decisions import blocked_records, refuse_untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
-from pathway.runtime.state import SESSION_FORMAT, SessionState, evaluation, evaluation_dict, evaluation_get, json_copy, pack
+from pathway.runtime.state import (
+    SESSION_FORMAT,
+    SessionState,
+    evaluation,
+    evaluation_dict,
+    evaluation_get,
+    json_copy,
+    trace_entry,
+)
 from pathway.runtime.watchdogs import overdue_records
 
 if TYPE_CHECKING:
@@ -403,8 +411,9 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         chosen = _choose(pw, st.state, firings)
         for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict
             moved = chosen is not None and f is chosen[0]
-            st.trace.append((index, day, st.state, f.rule, f.branch, pack(f.facts), tuple(f.missing) if f.missing else None,
-                             st.state if moved else None, chosen[1] if chosen is not None and moved else None))
+            st.trace.append(trace_entry(index, day, st.state, f.rule, f.branch, f.facts,
+                                        tuple(f.missing) if f.missing else None, st.state if moved else None,
+                                        chosen[1] if chosen is not None and moved else None))
         texts = text_values(d.params, snapshot, st.derived)
         if chosen is None:
             refuse_untimely(pw, recorded, passed, f"events[{index}]")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
+           "trace_entry", "shared_keys",
            "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict", "evaluation",
            "evaluation_get", "EVALUATION_KEYS"]
 
@@ -34,13 +35,7 @@ def pack(facts: Any) -> Any:
     """A dict of facts packed (:class:`Packed`); anything else as it is."""
     if type(facts) is not dict:
         return facts
-    keys = tuple(facts)
-    shared = _KEYS.get(keys)
-    if shared is None:
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        shared = _KEYS[keys] = keys
-    return Packed(shared, tuple(facts.values()))
+    return Packed(shared_keys(facts), tuple(facts.values()))
 
 
 def unpack(facts: Any) -> Any:
@@ -87,11 +82,32 @@ def _pack_evaluation(entry: Any) -> Any:
     return {**entry, "facts": pack(entry["facts"])}
 
 
-#: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts, missing,
-#: from, to), ``missing`` a tuple or None, ``from``/``to`` None unless the firing moved the patient
+#: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts keys, facts
+#: values, missing, from, to): a facts dict as its keys (a tuple shared as :func:`pack` shares it) and its
+#: values, other facts as keys None and the value itself; ``missing`` a tuple or None, ``from``/``to``
+#: None unless the firing moved the patient
 _BASE = ("event", "day", "state", "rule", "branch", "facts")
 _SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + ("from", "to"): (False, True),
            _BASE + ("missing", "from", "to"): (True, True)}
+
+
+def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
+    """The keys of a dict as a tuple shared by every dict of the same keys in the same order."""
+    keys = tuple(facts)
+    shared = _KEYS.get(keys)
+    if shared is None:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        shared = _KEYS[keys] = keys
+    return shared
+
+
+def trace_entry(event: int, day: float, state: str, rule: str, branch: str, facts: Any, missing: Any,
+                source: str | None, target: str | None) -> tuple[Any, ...]:
+    """A trace entry in the compact form a session keeps (``missing`` a tuple or None)."""
+    if type(facts) is dict:
+        return (event, day, state, rule, branch, shared_keys(facts), tuple(facts.values()), missing, source, target)
+    return (event, day, state, rule, branch, None, facts, missing, source, target)
 
 
 def compact_entry(entry: Any) -> Any:
@@ -102,14 +118,14 @@ def compact_entry(entry: Any) -> Any:
     shape = _SHAPES.get(tuple(entry))
     if shape is None or (shape[0] and type(entry["missing"]) is not list):
         return entry
-    return (entry["event"], entry["day"], entry["state"], entry["rule"], entry["branch"], pack(entry["facts"]),
-            tuple(entry["missing"]) if shape[0] else None, entry["from"] if shape[1] else None,
-            entry["to"] if shape[1] else None)
+    return trace_entry(entry["event"], entry["day"], entry["state"], entry["rule"], entry["branch"], entry["facts"],
+                       tuple(entry["missing"]) if shape[0] else None, entry["from"] if shape[1] else None,
+                       entry["to"] if shape[1] else None)
 
 
 def entry_dict(item: Any, copy_facts: bool = False) -> dict[str, Any]:
     """A kept trace entry as the result and the session document show it (a new dict; its ``facts``
-    are shared unless ``copy_facts``)."""
+    are shared unless ``copy_facts`` or kept compact)."""
     if type(item) is dict:
         out = dict(item)
         if copy_facts:
@@ -117,9 +133,10 @@ def entry_dict(item: Any, copy_facts: bool = False) -> dict[str, Any]:
         if "missing" in item:
             out["missing"] = list(item["missing"])
         return out
-    event, day, state, rule, branch, facts, missing, source, target = item
+    event, day, state, rule, branch, keys, values, missing, source, target = item
     out = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
-           "facts": unpack(facts) if copy_facts or type(facts) is Packed else facts}
+           "facts": dict(zip(keys, values, strict=True)) if keys is not None
+           else (unpack(values) if copy_facts else values)}
     if missing is not None:
         out["missing"] = list(missing)
     if target is not None:
@@ -131,7 +148,7 @@ def entry_move(item: Any) -> tuple[Any, Any, Any]:
     """(event, target state or None, rule) of a kept trace entry."""
     if type(item) is dict:
         return item.get("event"), item.get("to"), item.get("rule")
-    return item[0], item[8], item[3]
+    return item[0], item[9], item[3]
 
 
 def json_copy(value: Any) -> Any:
@@ -207,12 +224,15 @@ class SessionState:
         entries themselves are never changed in place, so they are shared. ``history`` is a new dict
         whose lists are shared: an evaluation replaces the list of a field it records
         (:meth:`record_value`), never appends to it."""
-        return replace(self, facts=dict(self.facts), path=list(self.path), events=list(self.events),
-                       trace=list(self.trace), evaluations=list(self.evaluations), current=list(self.current),
-                       derived=dict(self.derived), seen=dict(self.seen),
-                       history=dict(self.history), entered=dict(self.entered),
-                       recorded_event=dict(self.recorded_event), warnings=list(self.warnings),
-                       seen_hours=dict(self.seen_hours), frozen=dict(self.frozen), revisions=list(self.revisions))
+        new = self.__class__.__new__(self.__class__)  # dataclasses.replace without its checks and __init__
+        new.__dict__.update(self.__dict__)
+        new.facts, new.path, new.events = dict(self.facts), list(self.path), list(self.events)
+        new.trace, new.evaluations, new.current = list(self.trace), list(self.evaluations), list(self.current)
+        new.derived, new.seen, new.history = dict(self.derived), dict(self.seen), dict(self.history)
+        new.entered = dict(self.entered)
+        new.recorded_event, new.warnings = dict(self.recorded_event), list(self.warnings)
+        new.seen_hours, new.frozen, new.revisions = dict(self.seen_hours), dict(self.frozen), list(self.revisions)
+        return new
 
     def record_value(self, name: str, entry: list[Any]) -> None:
         """Add a history entry of ``name`` (a new list: the old one may be shared with other states)."""
