@@ -182,8 +182,8 @@ def _ambiguity(name: str, spec: FieldDef, value: float, where: str, out: list[Di
     bands = [b for b in spec.ambiguous if b.range[0] <= value <= b.range[1]]
     if not bands:
         return True
-    readings = ", or ".join(_reading(spec, value, b) for b in bands)
     if any(b.action == "refuse" for b in bands):
+        readings = ", or ".join(_reading(spec, value, b) for b in bands)
         out.append(_diag(where, "PW408", f"{name} = {value:g} is ambiguous: {value:g} {spec.unit}, or {readings}; "
                                          "give {value, unit}"))
         return False

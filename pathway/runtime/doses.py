@@ -10,6 +10,7 @@ from typing import Any, cast
 from pathway.definition.clock import days_since
 from pathway.definition.effects import Dose, Medication, Titrate, fill_text
 from pathway.definition.model import Display
+from pathway.runtime.state import json_copy
 
 __all__ = ["num", "round_to_step", "medication", "dose", "titrate"]
 
@@ -28,11 +29,23 @@ def round_to_step(value: float, step: float, rounding: str = ROUND_HALF_UP) -> f
 
 
 def medication(med: Medication) -> dict[str, Any]:
-    """A recommendation's fixed medication, as the result shows it."""
-    data = med.model_dump(exclude_defaults=True)
-    if "targets" in data:
-        data["targets"] = {k: [num(v[0]), num(v[1])] for k, v in data["targets"].items()}
-    return data
+    """A recommendation's fixed medication, as the result shows it (a new dict each time: the
+    medication of a rule file is shown the same way every time, so it is worked out once)."""
+    kept = _MEDICATIONS.get(id(med))
+    if kept is None or kept[0] is not med:
+        data = med.model_dump(exclude_defaults=True)
+        if "targets" in data:
+            data["targets"] = {k: [num(v[0]), num(v[1])] for k, v in data["targets"].items()}
+        if len(_MEDICATIONS) >= _MEDICATIONS_MAX:
+            _MEDICATIONS.clear()
+        kept = _MEDICATIONS[id(med)] = (med, data)
+    return cast(dict[str, Any], json_copy(kept[1]))
+
+
+#: id of a rule file's medication -> (the medication, as :func:`medication` shows it); holding the
+#: medication keeps its id from being reused; cleared when full
+_MEDICATIONS: dict[int, tuple[Medication, dict[str, Any]]] = {}
+_MEDICATIONS_MAX = 1024
 
 
 def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],

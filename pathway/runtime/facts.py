@@ -139,9 +139,12 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
     value = _window_value(st, agg)
     if value is None and agg.or_else is not None:
         value = aggregate(st, agg.or_else)
-    if agg.baseline is None or value is None:
+    if value is None:
         return value
-    base = aggregate(st, agg.baseline)
+    baseline = agg.baseline
+    if baseline is None:
+        return value
+    base = aggregate(st, baseline)
     if base is None or (agg.percent and base == 0):
         return None
     change = base - value if agg.fall_from is not None else value - base
