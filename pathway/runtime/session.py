@@ -405,8 +405,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         event_derived.update({k: v for k, v in derived.items() if k not in frozen})
         # by reference: the engine's derived facts and the event's kept facts are never changed
         # afterwards (every reader gets a copy: Session.evaluations, dump)
-        st.evaluations.append(evaluation(index, day, st.state, {k: v for k, v in snapshot.items() if v is not None},
-                                         derived, computed, frozen))
+        present = {k: v for k, v in snapshot.items() if v is not None}
+        st.evaluations.append(evaluation(index, day, st.state, present, derived, computed, frozen))
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
         for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict
@@ -414,7 +414,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
             st.trace.append(trace_entry(index, day, st.state, f.rule, f.branch, f.facts,
                                         tuple(f.missing) if f.missing else None, st.state if moved else None,
                                         chosen[1] if chosen is not None and moved else None))
-        texts = text_values(d.params, snapshot, st.derived)
+        texts = text_values(d.params, present, st.derived)  # the same names: it reads the values present
         if chosen is None:
             refuse_untimely(pw, recorded, passed, f"events[{index}]")
             # Only what makes up "now" is rendered: the moves taken and the final state's firings,
