@@ -67,11 +67,15 @@ def evaluation_dict(entry: Any) -> Any:
     return {**entry, "facts": unpack(entry["facts"])}
 
 
-def evaluation_get(entry: Any, key: str, default: Any = None) -> Any:
-    """One value of an evaluation record, kept compact or as a dict (``facts`` as kept: maybe packed)."""
+_NO_DEFAULT: Any = object()
+
+
+def evaluation_get(entry: Any, key: str, default: Any = _NO_DEFAULT) -> Any:
+    """One value of an evaluation record, kept compact or as a dict (``facts`` as kept: maybe packed):
+    ``entry[key]``, or ``entry.get(key, default)`` when a default is given."""
     if type(entry) is tuple:
         return entry[EVALUATION_KEYS.index(key)]
-    return entry.get(key, default)
+    return entry[key] if default is _NO_DEFAULT else entry.get(key, default)
 
 
 def _pack_evaluation(entry: Any) -> Any:
