@@ -4,9 +4,13 @@ document built without deep copies and the batch run without intermediate result
 from __future__ import annotations
 
 import copy
+import json
+import sys
+from pathlib import Path
 
 import pytest
 
+from pathway import load_pathway
 from pathway.definition.effects import fill_text
 from pathway.definition.model import Display
 
@@ -61,3 +65,45 @@ def test_run_case_gives_the_final_result_of_run_course(pw):
     final = pw.run_case(copy.deepcopy(CASE))
     assert final == session.result()
     assert {k: v for k, v in results[-1].items() if k != "changes"} == final
+
+
+def _poison(value: object) -> None:
+    """Change every dict and list inside ``value`` in place."""
+    if isinstance(value, dict):
+        for v in list(value.values()):
+            _poison(v)
+        value["poisoned"] = True
+    elif isinstance(value, list):
+        for v in value:
+            _poison(v)
+        value.append("poisoned")
+
+
+def test_a_result_is_the_callers_to_change_every_dict_and_list_in_it():
+    """A result is a fresh dict all the way down: a caller changing anything in it (after each event, in each
+    scenario) changes neither the session's next result nor its document."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from golden import scenarios
+
+    cache: dict = {}
+    checked = 0
+    for ls in scenarios():
+        sc = ls.scenario
+        key = (sc.profile, tuple(sorted(sc.parameters.items())))
+        if key not in cache:
+            cache[key] = load_pathway("asuc", profile=sc.profile, parameters=dict(sc.parameters) or None)
+        try:
+            s = cache[key].start(copy.deepcopy(sc.case.patient))
+        except Exception:  # a scenario of a refused patient
+            continue
+        for event in sc.case.events:
+            try:
+                result = s.observe(copy.deepcopy(event))
+            except Exception:  # a refused event: the scenario checks it
+                continue
+            pristine = json.dumps([s.result(), s.dump()], sort_keys=True)
+            _poison(result)
+            _poison(s.result(detail="summary"))
+            assert json.dumps([s.result(), s.dump()], sort_keys=True) == pristine, (sc.id, event)
+            checked += 1
+    assert checked > 1000

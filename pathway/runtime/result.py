@@ -10,7 +10,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import SessionState, entry_dict, evaluation_get, unpack
+from pathway.runtime.state import SessionState, entry_dict, evaluation_get, json_copy, unpack
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -168,7 +168,7 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
     basis = _unverified_basis(pathway, st)
     for item in st.current:
         if item.get("synthetic"):  # said by the engine itself (e.g. a recorded decision not acted on)
-            rule_id, title, evidence = item["rule"], item["title"], dict(item["evidence"])
+            rule_id, title, evidence = item["rule"], item["title"], json_copy(item["evidence"])
         else:
             rule = pathway.rule(item["rule"])
             rule_id, title = rule.id, rule.title
@@ -184,7 +184,7 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
             if kind == "recommend" or kind == "dose":
                 rec = {"rule": rule_id, "kind": eff["rec_kind"], "text": eff["text"], "evidence": evidence}
                 if eff.get("medication"):
-                    rec["medication"] = eff["medication"]
+                    rec["medication"] = json_copy(eff["medication"])  # the session keeps its own
                 if eff.get("summary"):
                     rec["summary"] = eff["summary"]
                 recs.append(rec)
