@@ -336,3 +336,20 @@ def test_a_postgresql_store_of_schema_1_is_migrated_in_place_and_its_rows_load(t
         assert pg.tail("p-1") == 1 and _same(pg.open().load(pw, "p-1"), loaded)
     finally:
         pg.cleanup()
+
+
+def test_a_sqlite_row_whose_document_is_gone_is_refused_and_not_replaced(tmp_path, pw):
+    path = tmp_path / "s.db"
+    with SessionStore(path) as store:
+        s = pw.start(patient())
+        s.observe(dict(ADMIT))
+        store.save(s)
+    con = sqlite3.connect(path)
+    con.execute("DELETE FROM session_doc")
+    con.commit()
+    con.close()
+    with SessionStore(path) as store:
+        with pytest.raises(SessionError, match=r"holds no document \[PW520\]"):
+            store.load(pw, "p-1")
+        with pytest.raises(SessionConflict):  # a new session of that patient does not overwrite the row
+            store.save(pw.start(patient()))
