@@ -235,7 +235,8 @@ def _components(rules: list[Rule]) -> list[list[Rule]]:
     groups: dict[int, list[Rule]] = {}
     for i, rule in enumerate(rules):
         groups.setdefault(find(i), []).append(rule)
-    return sorted(groups.values(), key=lambda g: rules.index(g[0]))
+    # in the order of each group's first rule (the order the groups were found in, as rules.index(g[0]) gives)
+    return list(groups.values())
 
 
 def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding], diags: list[Diagnostic],
@@ -308,10 +309,51 @@ def compile_pathway(definition: PathwayDef) -> CompiledPathway:
 class _Alpha:
     """A node of a model of durable_rules' alpha network (identical tests under one parent share a node)."""
 
-    __slots__ = ("children",)
+    __slots__ = ("children", "best", "f", "touched")
 
     def __init__(self) -> None:
-        self.children: dict[str, _Alpha] = {}
+        self.children: dict[Any, _Alpha] = {}
+        #: the largest ``f`` of a child (0 without children) and ``f`` itself, as of the last :meth:`_AlphaNet.add`
+        self.best = 0
+        self.f = 0
+        #: the children the rules being added passed to (their subtrees may have grown), by id
+        self.touched: dict[int, _Alpha] = {}
+
+
+def _test_key(expr: dict[str, Any]) -> Any:
+    """What identifies a test among the children of one node: equal for two tests exactly when their
+    JSON (``json.dumps(expr, sort_keys=True)``) is; a tuple for the usual ``{op: {name: value}}`` and
+    ``{name: value}`` tests (without writing JSON), the JSON itself for any other."""
+    if len(expr) == 1:
+        ((op, body),) = expr.items()
+        if isinstance(op, str):
+            if isinstance(body, dict):
+                if len(body) == 1:
+                    ((name, value),) = body.items()
+                    if isinstance(name, str):
+                        scalar = _scalar_key(value)
+                        if scalar is not None:
+                            return (op, name, scalar)
+            else:
+                scalar = _scalar_key(body)
+                if scalar is not None:
+                    return (op, scalar)
+    return json.dumps(expr, sort_keys=True)
+
+
+def _scalar_key(value: Any) -> tuple[str, Any] | None:
+    """A scalar as ``json.dumps`` tells it from every other one (1, 1.0 and True are three values)."""
+    if value is None:
+        return ("null", None)
+    if isinstance(value, bool):
+        return ("true" if value else "false", None)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, int):
+        return ("i", int(value))
+    if isinstance(value, float):
+        return ("f", float.__repr__(value))
+    return None
 
 
 class _AlphaNet:
@@ -319,28 +361,25 @@ class _AlphaNet:
 
     Identical tests under one parent share a node; each ``$or`` links the ends of its branches to
     one forward node. :meth:`add` chains more rules in and returns the stack bound of everything
-    added so far; only the nodes the new rules passed through are computed again (a node's
-    subtree changes only when a rule passes through it: forward nodes of earlier rules are never
-    reached again, since chaining starts at the root and follows test keys only).
+    added so far; only the nodes the new rules passed through are computed again, each from its
+    previous value and the children the new rules passed to (a node's ``f`` never decreases as the
+    network grows, and its subtree changes only when a rule passes through it: forward nodes of
+    earlier rules are never reached again, since chaining starts at the root and follows test keys only).
     """
 
     def __init__(self) -> None:
         self.root = _Alpha()
         self._forwards = 0
-        self._memo: dict[int, int] = {}
 
     def add(self, ruleset: dict[str, Any]) -> int:
         for rule in ruleset.values():
             for pattern in rule["all"]:
                 (expr,) = pattern.values()
                 self._chain([self.root], expr)
-        return self._f(self.root)
+        return self._update()
 
     def _chain(self, parents: list[_Alpha], expr: dict[str, Any]) -> list[_Alpha]:
         """Add ``expr`` below every node of ``parents``; return the nodes where the chain continues."""
-        memo = self._memo
-        for parent in parents:  # its subtree grows: computed again
-            memo.pop(id(parent), None)
         if len(expr) == 1 and "$and" in expr:
             for item in expr["$and"]:
                 parents = self._chain(parents, item)
@@ -351,30 +390,43 @@ class _AlphaNet:
                 ends.extend(self._chain(parents, branch))
             self._forwards += 1
             forward = _Alpha()  # the node every branch links to (one per $or)
+            name = f"forward#{self._forwards}"
             for end in ends:
-                memo.pop(id(end), None)
-                end.children[f"forward#{self._forwards}"] = forward
+                end.children[name] = forward
+                end.touched[id(forward)] = forward
             return [forward]
-        key = json.dumps(expr, sort_keys=True)
-        return [parent.children.setdefault(key, _Alpha()) for parent in parents]
+        key = _test_key(expr)
+        out = []
+        for parent in parents:
+            child = parent.children.get(key)
+            if child is None:
+                child = parent.children[key] = _Alpha()
+            parent.touched[id(child)] = child
+            out.append(child)
+        return out
 
-    def _f(self, node: _Alpha) -> int:
-        """``f(node) = children + max(0, f(child) - 1)``, iteratively (no recursion limit)."""
-        memo = self._memo
-        stack = [node]
+    def _update(self) -> int:
+        """``f(node) = children + max(0, f(child) - 1)`` again for the nodes the last rules passed
+        through, children first, iteratively (no recursion limit); the root's ``f``."""
+        seen: set[int] = set()
+        stack: list[tuple[_Alpha, bool]] = [(self.root, False)]
         while stack:
-            top = stack[-1]
-            if id(top) in memo:
-                stack.pop()
+            node, children_done = stack.pop()
+            if children_done:
+                best = node.best
+                for kid in node.touched.values():
+                    if kid.f > best:
+                        best = kid.f
+                node.touched = {}
+                node.best = best
+                node.f = len(node.children) + max(0, best - 1)
                 continue
-            pending = [k for k in top.children.values() if id(k) not in memo]
-            if pending:
-                stack.extend(pending)
+            if id(node) in seen:
                 continue
-            stack.pop()
-            kids = top.children.values()
-            memo[id(top)] = len(kids) + max(0, max((memo[id(k)] - 1 for k in kids), default=0))
-        return memo[id(node)]
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in node.touched.values() if id(kid) not in seen)
+        return self.root.f
 
 
 def alpha_stack_bound(ruleset: dict[str, Any]) -> int:
