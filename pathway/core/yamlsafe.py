@@ -131,6 +131,9 @@ _SCALAR_TAGS = frozenset({
     "tag:yaml.org,2002:null",
 })
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+_STR_TAG, _NULL_TAG, _BOOL_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool"
+#: the only texts the boolean resolver accepts (YAML 1.2's), as SafeConstructor reads them
+_BOOLS = {"true": True, "false": False}
 
 
 def _shown_number(value: int | float) -> str:
@@ -329,7 +332,26 @@ if _CParser is not None and _libyaml_version() >= (0, 2, 5):
             _CParser.__init__(self, text)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
+            self._tags: dict[str, str] = {}
 
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            """The resolvers' tag, remembered for each text of a plain scalar (which alone decides it:
+            this loader has no path resolvers)."""
+            if kind is yaml.ScalarNode and implicit[0]:
+                tag = self._tags.get(value)
+                if tag is None:
+                    tag = self._tags[value] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                return tag
+            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+        # no path resolvers: nothing to follow while libyaml composes (what Resolver does without them)
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    assert not _LibyamlComposedLoader.yaml_path_resolvers
     _ComposedLoader = _LibyamlComposedLoader
 
 #: Where a tag (``!``, ``!!str``, ``!foo``) or an anchor (``&a``) may start: at the start of the text
@@ -377,17 +399,75 @@ def _load_composed(text: str, file: str, limits: Limits) -> Located | None:
             return None
         out = Located(data=None, file=file)
         if node is not None:
-            values = _within(node, limits)
-            if values < 0:
-                return None
+            builder = _Builder(out, loader, limits)
             try:
-                out.data = _build(node, (), out, loader, limits)
+                out.data = builder.build(node, (), 1)
+            except _Beyond:
+                return None
             except YamlProblem as exc:
+                # a file beyond a limit anywhere is the other loaders' to report, as when nothing is wrong
+                values = _within(node, limits)
+                if values < 0:
+                    return None
                 exc.nodes = values  # as the other loaders count it: the whole file was composed
                 raise
+            if builder.count > limits.max_nodes:
+                return None
         return out
     finally:
         loader.dispose()
+
+
+class _Beyond(Exception):
+    """A composed document is beyond a nesting, size or text limit (the checking loaders report it)."""
+
+
+class _Builder:
+    """:func:`_build` for a document libyaml composed, which also counts its values and keeps it within
+    the nesting and text limits as :func:`_within` does (raising :class:`_Beyond`), in the same walk."""
+
+    def __init__(self, out: Located, loader: Any, limits: Limits):
+        self.out = out
+        self.loader = loader
+        self.limits = limits
+        self.count = 0
+
+    def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
+        """The value of ``node`` at ``path``; ``depth`` is the number of collections ``node`` would be the
+        last of (1 at the root)."""
+        out = self.out
+        out.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.count += 1
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > self.limits.max_string:
+                raise _Beyond
+            return _scalar(node, out, self.loader, self.limits)
+        if depth > self.limits.max_depth:
+            raise _Beyond
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                self.count += 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise YamlProblem(Diagnostic(out.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                                                 "PW100", "a mapping key must be a plain scalar"))
+                if len(key_node.value) > self.limits.max_string:
+                    raise _Beyond
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise YamlProblem(Diagnostic(out.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                                                 "PW100", "YAML merge keys ('<<') are not allowed in rule files"))
+                key = _scalar(key_node, out, self.loader, self.limits)
+                kpos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if key in result:
+                    raise YamlProblem(Diagnostic(out.file, kpos[0], kpos[1], "PW101", f"duplicate key '{key}'"))
+                where = path + (key,)
+                out.key_positions[where] = kpos
+                result[key] = self.build(value_node, where, depth + 1)
+            return result
+        items = []
+        for i, item in enumerate(node.value):
+            items.append(self.build(item, path + (i,), depth + 1))
+        return items
 
 
 #: A file libyaml finds broken is read again with the pure Python parser, whose messages the
@@ -408,6 +488,13 @@ def _scalar(node: yaml.ScalarNode, out: Located, loader: Any, limits: Limits) ->
     if node.tag in _NUMBER_TAGS and len(node.value) > _MAX_NUMBER_CHARS:
         raise YamlProblem(Diagnostic(out.file, line, col, "PW125",
                                      f"number of {len(node.value)} characters; the limit is {_MAX_NUMBER_CHARS}"))
+    tag = node.tag
+    if tag == _STR_TAG:  # what the constructors give for a text, a null and a boolean, without calling them
+        return node.value
+    if tag == _NULL_TAG:
+        return None
+    if tag == _BOOL_TAG and node.value in _BOOLS:
+        return _BOOLS[node.value]
     try:
         value = loader.construct_object(node)
     except (ValueError, OverflowError, yaml.YAMLError):  # e.g. '0x_' resolves as an integer without digits
