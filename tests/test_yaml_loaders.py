@@ -67,6 +67,9 @@ def test_every_rule_file_reads_the_same_through_every_loader(path):
 
 
 SMALL = Y.Limits(max_bytes=10_000, max_depth=4, max_aliases=3, max_nodes=40, max_string=30, numbers=True)
+#: small nesting and text limits with room for values, so that libyaml composes these files and the walk
+#: that builds them keeps them within the limits
+TIGHT = Y.Limits(max_bytes=10_000, max_depth=4, max_aliases=3, max_nodes=1_000, max_string=30, numbers=True)
 
 BROKEN = {
     "unclosed flow": "a: [1, 2\nb: 3\n",
@@ -107,12 +110,21 @@ BROKEN = {
     "bom": "\ufeffa: 1\n",
     "text with ampersand and bang": "a: Truelove & Witts!\nb: 'x ! y'\n",
     "windows line ends": "a: 1\r\nb:\r\n  - 2\r\n",
+    "as deep as allowed": "a: {b: {c: [1, {d: 2}]}}\n",
+    "as long a text as allowed": "a: " + "x" * 30 + "\n" + "y" * 30 + ": 1\n",
+    "duplicate key before too deep": "a: 1\na: 2\nb: {c: {d: {e: {f: 1}}}}\n",
+    "too deep before duplicate key": "b: {c: {d: {e: {f: 1}}}}\na: 1\na: 2\n",
+    "number out of range before long text": "a: 1e13\nb: " + "x" * 40 + "\n",
+    "long text before number out of range": "b: " + "x" * 40 + "\na: 1e13\n",
+    "list key before long key": "? [1]\n: 2\n" + "k" * 31 + ": 1\n",
+    "duplicate key before long key": "a: 1\na: 2\n" + "k" * 31 + ": 1\n",
 }
 
 
 @needs_libyaml
 @pytest.mark.parametrize("name", sorted(BROKEN))
-@pytest.mark.parametrize("limits", [SMALL, Y.RULE_FILE_LIMITS, Y.DOCUMENT_LIMITS], ids=["small", "rule", "document"])
+@pytest.mark.parametrize("limits", [SMALL, TIGHT, Y.RULE_FILE_LIMITS, Y.DOCUMENT_LIMITS],
+                         ids=["small", "tight", "rule", "document"])
 def test_broken_and_odd_files_give_the_same_outcome_as_the_pure_loader(name, limits):
     text = BROKEN[name]
     expected = _outcome(_pure, text, limits)
