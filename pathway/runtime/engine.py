@@ -188,6 +188,16 @@ def _delete_rulesets(handles: dict[str, Any], retired: dict[str, int], actioned:
     handles.clear()
 
 
+def _for_durable(rulesets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rulesets as durable_rules' Host may keep and change them: registering a ruleset deletes
+    each rule's ``run`` and changes nothing else, so each rule is copied (not the tests inside it); a
+    statechart or flowchart (``$state``, ``$flow`` in its name, which an id never holds) is
+    rewritten whole, so it would be copied whole."""
+    if any("$" in name for name in rulesets):
+        return copy.deepcopy(rulesets)
+    return {name: {rule: dict(body) for rule, body in ruleset.items()} for name, ruleset in rulesets.items()}
+
+
 class Engine:
     """Evaluates one state's rules on one snapshot at a time, with real forward chaining.
 
@@ -202,7 +212,7 @@ class Engine:
         self.compiled = compiled
         self._lock = threading.Lock()
         self._host = _Host(compiled.bindings)
-        self._host.set_rulesets(copy.deepcopy(compiled.rulesets))
+        self._host.set_rulesets(_for_durable(compiled.rulesets))
         self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
         self._actioned: set[str] = set()  # rulesets where an action ran on sid "0" (see the module notes)
