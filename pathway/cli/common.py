@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -16,7 +18,8 @@ from pathway.loading.cases import load_case_file, load_case_text
 from pathway.loading.loader import DEFAULT_PATHWAY
 
 __all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparsers", "parameters", "print_diags",
-           "read_case", "case_pathway", "add_parameter_option", "write_output", "print_document", "as_of_date"]
+           "read_case", "case_pathway", "add_parameter_option", "write_output", "print_document", "as_of_date",
+           "paused_gc"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -74,6 +77,20 @@ def print_document(data: Any, fmt: str, text: Callable[[Any], str], markdown: Ca
         print(markdown(data), end="")
     else:
         print(text(data))
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused for the block (a command that builds much and ends); a
+    collector already off stays off, and one this turned off is on again after the block."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def print_diags(diags: Sequence[Diagnostic]) -> None:

@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pathway.cli.common import EXIT_OK, Subparsers, UsageError, add_parameter_option, case_pathway, parameters
+from pathway.cli.common import (
+    EXIT_OK,
+    Subparsers,
+    UsageError,
+    add_parameter_option,
+    case_pathway,
+    parameters,
+    paused_gc,
+)
 from pathway.core.errors import DefinitionError, Diagnostic, InputError, display_path
 from pathway.core.text import inert, one_line
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
@@ -104,6 +112,14 @@ def _run_fhir(pathway_name: str | None, doc: Located, fmt: str, params: dict[str
 def _validate(name: str, parameters: dict[str, Any]) -> int:
     """Load and compile the pathway under its default profile and under every profile it ships
     (``profiles/*.yaml``); one DefinitionError lists the problems of all of them."""
+    # The command builds the pathway three times and ends: the cyclic collector's passes over all it
+    # builds (a full one among them) find next to nothing, so it is paused until the command is done.
+    # (Not in the library: a process that reloads pathways needs those passes to free the old ones.)
+    with paused_gc():
+        return _validated(name, parameters)
+
+
+def _validated(name: str, parameters: dict[str, Any]) -> int:
     definitions = load_every_profile(name, parameters)
     diags: list[Diagnostic] = []
     pathway: Pathway | None = None
