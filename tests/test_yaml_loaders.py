@@ -185,3 +185,14 @@ def test_loading_the_shipped_pathway_composes_every_file_with_libyaml(monkeypatc
     monkeypatch.setattr(Y, "_load_composed", spy)
     load_every_profile("asuc")
     assert len(outcomes) >= 17 and all(outcomes)
+
+
+def test_the_quick_look_for_a_tag_or_an_anchor_finds_what_the_pattern_finds():
+    import random
+
+    rng = random.Random(7)
+    texts = [path.read_text(encoding="utf-8") for path in RULE_FILES] + list(BROKEN.values())
+    texts += ["".join(rng.choice(" \n\t![]{},&ab\ufeff\u2003") for _ in range(rng.randint(0, 9))) for _ in range(20_000)]
+    found = [Y._may_tag_or_anchor(text) for text in texts]
+    assert found == [Y._MAY_TAG_OR_ANCHOR.search(text) is not None for text in texts]
+    assert any(found) and not all(found)
