@@ -58,3 +58,23 @@ def test_validate_runs_without_the_collector_and_leaves_it_on(collector, monkeyp
     assert main(["validate", "no_such_pathway"]) == 2  # an error on the way out too
     assert gc.isenabled()
     assert capsys.readouterr().out.startswith("ok: asuc")
+
+
+def test_the_pathway_command_freezes_what_its_imports_built_and_a_call_with_arguments_does_not(collector):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import gc, json, sys\nfrom pathway.cli.main import main\nsys.argv = ['pathway', 'validate', 'asuc']\n"
+            "before = gc.get_freeze_count()\nrc = main()\n"
+            "print(json.dumps([rc, before, gc.get_freeze_count(), gc.isenabled()]))")
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=True)
+    rc, before, after, enabled = json.loads(out.stdout.splitlines()[-1])
+    assert rc == 0 and before == 0 and after > 10_000 and enabled
+    frozen = gc.get_freeze_count()
+    assert main(["codes"]) == 0
+    assert gc.get_freeze_count() == frozen

@@ -1,4 +1,8 @@
-"""What every subcommand shares: exit codes, ``--parameter`` parsing, diagnostics, case files."""
+"""What every subcommand shares: exit codes, ``--parameter`` parsing, diagnostics, case files.
+
+Importing it imports no loader, model or engine (``pathway.cli.main`` imports it before it knows the
+command): what a command needs, its own module imports.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pathway.core.errors import Diagnostic, display_path
-from pathway.core.yamlsafe import Located
-from pathway.loading.cases import load_case_file, load_case_text
-from pathway.loading.loader import DEFAULT_PATHWAY
+
+if TYPE_CHECKING:
+    from pathway.core.yamlsafe import Located
 
 __all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_BAD_INPUT", "UsageError", "Subparsers", "parameters", "print_diags",
            "read_case", "case_pathway", "add_parameter_option", "write_output", "print_document", "as_of_date",
@@ -100,6 +104,8 @@ def print_diags(diags: Sequence[Diagnostic]) -> None:
 
 def read_case(path: str) -> tuple[Located, dict[str, Any]]:
     """A case file (JSON or YAML) with positions, or standard input when ``path`` is ``-``."""
+    from pathway.loading.cases import load_case_file, load_case_text  # the commands that read cases import it
+
     if path == "-":
         return load_case_text(sys.stdin.read(), "<stdin>")
     return load_case_file(path)
@@ -107,4 +113,6 @@ def read_case(path: str) -> tuple[Located, dict[str, Any]]:
 
 def case_pathway(option: str | None, case: dict[str, Any]) -> str:
     """The pathway a case runs on: the command's option, else the case's own ``pathway``, else the default."""
+    from pathway.loading.loader import DEFAULT_PATHWAY
+
     return option or case.get("pathway") or DEFAULT_PATHWAY
