@@ -24,7 +24,6 @@ from pathway.loading.cases import read_case_document
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
 from pathway.runtime.api import Pathway, load_pathway
 from pathway.runtime.compile import compile_pathway
-from pathway.runtime.session import observed_form
 
 __all__ = ["add_command"]
 
@@ -100,6 +99,8 @@ def _run_fhir(pathway_name: str | None, doc: Located, fmt: str, params: dict[str
     if fmt == "json":
         print(json.dumps(session.result(), sort_keys=True, ensure_ascii=False, indent=2))
     else:
+        from pathway.runtime.session import observed_form
+
         case = {"patient": session.dump()["patient"], "events": [observed_form(e) for e in session.recorded_events()]}
         _session, results = pathway.run_course(case)
         print(_course_text(pathway, case, results))

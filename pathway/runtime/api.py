@@ -21,10 +21,11 @@ from pathway.definition.timeline import validity
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_pathway
 from pathway.runtime.engine import Engine
-from pathway.runtime.session import Session, start_session
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from pathway.runtime.session import Session
 
 __all__ = ["Pathway", "load_pathway", "run_case", "LOAD_CACHE_SIZE"]
 
@@ -134,6 +135,8 @@ class Pathway:
 
     def start(self, patient: dict[str, Any]) -> Session:
         """Open a session for one patient (``id`` plus patient fields such as ``weight_kg``)."""
+        from pathway.runtime.session import start_session  # on first use: loading or validating opens none
+
         return start_session(self, patient)
 
     def restore(self, doc: dict[str, Any], *, replay: bool = False) -> Session:
