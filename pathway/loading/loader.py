@@ -1241,7 +1241,7 @@ class _Loader:
                 self.diags.append(doc.diag(("parameters", name), problem[0], f"override of '{name}': {problem[1]}"))
 
     def _parser(self, doc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
-                params: dict[str, Any]) -> C.ConditionParser:
+                params: dict[str, Any], known: list[str] | None = None) -> C.ConditionParser:
         """A parser of conditions on the fields, derived facts and states of this pathway."""
         state_names = list(spec.states)
 
@@ -1255,7 +1255,8 @@ class _Loader:
             d = spec.derived.get(name)
             return (d.type, list(d.values)) if d is not None else None
 
-        known = sorted([n for n in fields] + list(spec.derived))
+        if known is None:
+            known = sorted([n for n in fields] + list(spec.derived))
         return C.ConditionParser(doc, field_type, derived_type, params, known, self.diags, self.mutation, self.sites)
 
     def _watchdogs(self, pdoc: Located, spec: PathwayFile, fields: dict[str, FieldDef | None],
@@ -1298,7 +1299,7 @@ class _Loader:
             s for s in in_values if s in spec.states)
 
         known = sorted([n for n in fields] + list(spec.derived))
-        parser = self._parser(doc, spec, fields, params)
+        parser = self._parser(doc, spec, fields, params, known)
         parser.owner = rdef.id
         due = parser.parse(rdef.due, path + ("due",)) if rdef.due is not None else C.Always()
         when = parser.parse(rdef.when, path + ("when",)) if rdef.when is not None else C.Always()
@@ -1480,8 +1481,7 @@ class _Loader:
                  requires: list[str]) -> list[Effect]:
         effects = parse_effects(doc, items, path, self.diags)
         out: list[Effect] = []
-        template_names = set(known) | set(params) | {"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg",
-                                                     "new_daily_mg", "change_percent", "next_day"}
+        template_names: set[str] | None = None  # built for the first text that names a value
         transitions = 0
         for i, effect in effects:
             epath = path + (i,)
@@ -1639,6 +1639,8 @@ class _Loader:
                 text = getattr(effect, text_key, None)
                 if isinstance(text, str):
                     for name in TEMPLATE_RE.findall(text):
+                        if template_names is None:
+                            template_names = set(known) | set(params) | _TEMPLATE_VALUES
                         if name not in template_names:
                             self.diags.append(doc.diag(body + (text_key,), "PW202", f"unknown name '{{{name}}}' in text",
                                                        suggest(name, sorted(template_names))))
@@ -1720,6 +1722,11 @@ def underived_tests(rules: list[Rule]) -> list[Diagnostic]:
                     f"derived fact '{cmp.field}' is tested here but no rule derives it "
                     f"(add 'derive: {{{cmp.field}: ...}}' to a rule)"))
     return list(out.values())
+
+
+#: the values an effect's text may name besides fields, derived facts and parameters
+_TEMPLATE_VALUES = frozenset({"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg", "new_daily_mg",
+                              "change_percent", "next_day"})
 
 
 def _same_kind(default: Any, value: Any) -> bool:
