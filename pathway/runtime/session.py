@@ -36,6 +36,7 @@ from pathway.runtime.state import (
     evaluation,
     evaluation_dict,
     evaluation_get,
+    interned,
     json_copy,
     trace_entry,
 )
@@ -422,6 +423,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
             st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
                           + blocked_records(pw, st, snapshot, derived, firings))
             st.current += overdue_records(pw, st, snapshot, derived, st.current, texts)
+            # kept read only (a result copies what it shows): equal records shared between sessions
+            st.current = [interned(item) for item in st.current]
             # The result shows every fact derived during this event, in every state it passed.
             st.derived = event_derived
             return
@@ -483,8 +486,9 @@ def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[st
             if shared is None:
                 used = {k: v for k, v in f.facts.items() if k not in d.spec.derived}
                 shared = dict(f.facts), {k: st.history[k][-1][0] for k in used if st.history.get(k)}
-            st.frozen[name] = {"value": derived[name], "day": st.day, "event": event, "decision_point": rule.decision_point,
-                               "rule": rule.id, "branch": f.branch, "facts": shared[0], "recorded": shared[1]}
+            st.frozen[name] = interned({"value": derived[name], "day": st.day, "event": event,
+                                        "decision_point": rule.decision_point, "rule": rule.id, "branch": f.branch,
+                                        "facts": shared[0], "recorded": shared[1]})
 
 
 def _missed(pw: Pathway, st: SessionState, event: int) -> None:
@@ -500,8 +504,9 @@ def _missed(pw: Pathway, st: SessionState, event: int) -> None:
         for name, value, rule_id, states in defaults:
             if name in st.frozen or st.state not in states:
                 continue
-            st.frozen[name] = {"value": value, "day": st.day, "event": event, "decision_point": point_id,
-                               "rule": rule_id, "branch": "missing", "facts": {}, "recorded": {}, "missed": True}
+            st.frozen[name] = interned({"value": value, "day": st.day, "event": event, "decision_point": point_id,
+                                        "rule": rule_id, "branch": "missing", "facts": {}, "recorded": {},
+                                        "missed": True})
 
 
 def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str] | None:

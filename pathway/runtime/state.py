@@ -95,6 +95,26 @@ _SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + (
            _BASE + ("missing", "from", "to"): (True, True)}
 
 
+#: JSON-ready values shared between sessions by :func:`interned`, keyed by their ``repr`` (exact: it tells
+#: 1, 1.0 and True apart, and keeps the order of keys); dropped when full (only the sharing is lost)
+_SHARED: dict[str, Any] = {}
+_SHARED_MAX = 65536
+
+
+def interned(value: Any) -> Any:
+    """An equal value (same types, same key order) shared with every session that kept one, for a
+    value kept read-only (never changed in place: replaced); a value of another type as it is."""
+    if type(value) is not dict:
+        return value
+    key = repr(value)
+    kept = _SHARED.get(key)
+    if kept is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        kept = _SHARED[key] = value
+    return kept
+
+
 def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
     """The keys of a dict as a tuple shared by every dict of the same keys in the same order."""
     keys = tuple(facts)
