@@ -36,6 +36,8 @@ from pathway.runtime.state import (
     evaluation,
     evaluation_dict,
     evaluation_get,
+    first_history,
+    history_entry,
     interned,
     json_copy,
     trace_entry,
@@ -388,7 +390,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     st.seen.update({name: day for name in values})
     st.seen_hours.update({name: hours for name in values})
     for name, value in values.items():
-        st.record_value(name, [day, value, hours, index])
+        st.record_value(name, history_entry(day, value, hours, index))
     st.events.append(_entry(day, values, raw_event))
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
@@ -531,7 +533,8 @@ def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
                                          facts=values, state=start, path=[start], entered={start: 0},
                                          warnings=warnings, seen_hours={name: 0.0 for name in values},
-                                         history={name: [[0, value, 0.0, None]] for name, value in values.items()}))
+                                         history={name: first_history(history_entry(0, value, 0.0, None))
+                                                  for name, value in values.items()}))
 
 
 def observed_form(entry: dict[str, Any]) -> dict[str, Any]:

@@ -115,6 +115,47 @@ def interned(value: Any) -> Any:
     return kept
 
 
+#: history entries (and one-entry histories) shared between sessions, by :func:`_exact` keys; dropped when full
+_HISTORY: dict[Any, list[Any]] = {}
+
+
+def _exact(value: Any) -> Any:
+    """A key for a scalar that equals another's only for the same JSON (1, 1.0 and True, 0.0 and -0.0 differ);
+    raises TypeError for a value that cannot be a key."""
+    kind = type(value)
+    if kind is float and value == 0:
+        return kind, repr(value)
+    if kind is float or kind is int or kind is str or kind is bool or value is None:
+        return kind, value
+    raise TypeError
+
+
+def history_entry(day: Any, value: Any, hours: Any, event: Any) -> list[Any]:
+    """A history entry ``[day, value, hours, event]``, shared with every session that recorded the same
+    (history entries and their lists are never changed in place: a new list replaces a field's)."""
+    try:
+        key = (_exact(day), _exact(value), _exact(hours), event)
+    except TypeError:  # a free-form value: not shared
+        return [day, value, hours, event]
+    kept = _HISTORY.get(key)
+    if kept is None:
+        if len(_HISTORY) >= _SHARED_MAX:
+            _HISTORY.clear()
+        kept = _HISTORY[key] = [day, value, hours, event]
+    return kept
+
+
+def first_history(entry: list[Any]) -> list[Any]:
+    """The history of a field recorded once, ``[entry]``: shared for a shared entry (:func:`history_entry`)."""
+    key = ("one", id(entry))
+    kept = _HISTORY.get(key)
+    if kept is None or kept[0] is not entry:
+        if len(_HISTORY) >= _SHARED_MAX:
+            _HISTORY.clear()
+        kept = _HISTORY[key] = [entry]
+    return kept
+
+
 def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
     """The keys of a dict as a tuple shared by every dict of the same keys in the same order."""
     keys = tuple(facts)
@@ -260,7 +301,8 @@ class SessionState:
 
     def record_value(self, name: str, entry: list[Any]) -> None:
         """Add a history entry of ``name`` (a new list: the old one may be shared with other states)."""
-        self.history[name] = [*self.history.get(name, ()), entry]
+        old = self.history.get(name)
+        self.history[name] = [*old, entry] if old else first_history(entry)
 
     def to_doc(self, pathway_id: str, version: str, profile: str | None, fingerprint: str) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely), with the
