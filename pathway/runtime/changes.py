@@ -13,8 +13,9 @@ import json
 from typing import Any
 
 from pathway.runtime.result import STATUS_ORDER, offer_status
+from pathway.runtime.state import json_copy
 
-__all__ = ["view", "differences", "SECTIONS", "compared_view", "recorded_view"]
+__all__ = ["view", "differences", "SECTIONS", "compared_view", "recorded_view", "kept_view", "unkept_view"]
 
 #: the lists of a result whose items appear and go
 SECTIONS = ("recommendations", "alerts", "proposals", "data_required")
@@ -57,8 +58,56 @@ def view(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _brief(item: Any) -> dict[str, Any]:
-    """An item as a change lists it: what identifies it, without its evidence."""
-    return {k: v for k, v in item.items() if k not in _DESCRIPTIVE} if isinstance(item, dict) else {"value": item}
+    """An item as a change lists it: what identifies it, without its evidence (a copy the caller may change)."""
+    return json_copy({k: v for k, v in item.items() if k not in _DESCRIPTIVE}) if isinstance(item, dict) else {
+        "value": json_copy(item)}
+
+
+#: (key, item) pairs of kept views, shared between sessions (each item a copy of the first seen: no result
+#: shares it); dropped when full (only the sharing is lost)
+_PAIRS: dict[str, tuple[str, Any]] = {}
+#: (option, status) pairs of kept views, shared between sessions
+_OPTIONS: dict[tuple[Any, Any], tuple[Any, Any]] = {}
+_PAIRS_MAX = 65536
+
+
+def _pair(key: str, item: Any) -> tuple[str, Any]:
+    kept = _PAIRS.get(key)
+    if kept is not None and type(item) is dict and type(kept[1]) is dict and tuple(kept[1]) == tuple(item):
+        return kept
+    pair = (key, json_copy(item))
+    if kept is None and type(item) is dict:
+        if len(_PAIRS) >= _PAIRS_MAX:
+            _PAIRS.clear()
+        _PAIRS[key] = pair
+    return pair
+
+
+def _option(pair: tuple[Any, Any]) -> tuple[Any, Any]:
+    try:
+        kept = _OPTIONS.get(pair)
+    except TypeError:  # an option that cannot be a key
+        return pair
+    if kept is None or type(kept[0]) is not type(pair[0]) or type(kept[1]) is not type(pair[1]):
+        if len(_OPTIONS) >= _PAIRS_MAX:
+            _OPTIONS.clear()
+        kept = _OPTIONS[pair] = pair
+    return kept
+
+
+def kept_view(shown: dict[str, Any]) -> tuple[Any, ...]:
+    """A :func:`view` as a session keeps it between results (compact; its items and options shared between
+    sessions and with no result): :func:`unkept_view` gives it back."""
+    return (shown["state"], tuple(shown["path"]), *(tuple(_pair(key, item) for key, item in shown[name].items())
+                                                    for name in SECTIONS),
+            tuple(_option(pair) for pair in shown["options"].items()))
+
+
+def unkept_view(kept: tuple[Any, ...]) -> dict[str, Any]:
+    """The :func:`view` that :func:`kept_view` kept (its items read only)."""
+    state, path, *sections, options = kept
+    return {"state": state, "path": list(path), **{name: dict(pairs) for name, pairs in zip(SECTIONS, sections, strict=True)},
+            "options": dict(options)}
 
 
 def differences(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

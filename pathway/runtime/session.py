@@ -57,8 +57,8 @@ class Session:
     def __init__(self, pathway: Pathway, state: SessionState):
         self._pathway = pathway
         self._st = state
-        #: what the last result returned showed (:func:`changes.view`), to list the next one's changes
-        self._view: dict[str, Any] | None = None
+        #: what the last result returned showed (:func:`changes.kept_view`), to list the next one's changes
+        self._view: tuple[Any, ...] | None = None
         #: set by ``Pathway.restore(doc, replay=True)`` on a session moved from other rules: what it ran under
         #: (``from``), what it runs under (``to``), its ``events`` and the ``differences`` the new rules make
         self.migration: dict[str, Any] | None = None
@@ -135,18 +135,20 @@ class Session:
 
     # Several operations applied as one (a FHIR Bundle): the state before them, put back on a refusal.
     # Safe because an operation never changes a state in place: it replaces it with a new one.
-    def checkpoint(self) -> tuple[SessionState, dict[str, Any] | None]:
+    def checkpoint(self) -> tuple[SessionState, tuple[Any, ...] | None]:
         return self._st, self._view
 
-    def rollback(self, saved: tuple[SessionState, dict[str, Any] | None]) -> None:
+    def rollback(self, saved: tuple[SessionState, tuple[Any, ...] | None]) -> None:
         self._st, self._view = saved
 
     def shown_view(self) -> dict[str, Any]:
         """What the last result returned showed (:func:`changes.view`), to list the next one's changes."""
-        return self._view if self._view is not None else changes.view(self.result(detail="summary"))
+        if self._view is not None:
+            return changes.unkept_view(self._view)
+        return changes.view(self.result(detail="summary"))
 
     def remember_view(self, view: dict[str, Any]) -> None:
-        self._view = view
+        self._view = changes.kept_view(view)
 
     def observe(self, event: dict[str, Any]) -> dict[str, Any]:
         """Apply one event (``day`` or ``time`` plus field values, an optional ``id`` and ``note``);
@@ -182,8 +184,9 @@ class Session:
         before = self.shown_view()
         meta = operation()
         result = self.result()
-        self._view = changes.view(result)
-        result["changes"] = {**meta, "items": changes.differences(before, self._view)}
+        after = changes.view(result)
+        self._view = changes.kept_view(after)
+        result["changes"] = {**meta, "items": changes.differences(before, after)}
         return result
 
     def as_one(self, operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
