@@ -402,11 +402,13 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
     values_now, computed = facts.values_now(pw, st)
+    computed = interned(computed)  # read only, as the kept facts and each evaluation's derived facts: shared
     _missed(pw, st, index)
-    frozen = facts.frozen_now(pw, st)
+    frozen = interned(facts.frozen_now(pw, st))
     for _hop in range(len(d.spec.states) + 1):
         snapshot = facts.snapshot(pw, st, values_now)
         firings, derived = pw.engine.evaluate(st.state, snapshot, frozen)
+        derived = interned(derived)
         st.derived = derived
         event_derived.update({k: v for k, v in derived.items() if k not in frozen})
         # by reference: the engine's derived facts and the event's kept facts are never changed
