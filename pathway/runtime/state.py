@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import marshal
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -95,9 +96,10 @@ _SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + (
            _BASE + ("missing", "from", "to"): (True, True)}
 
 
-#: JSON-ready values shared between sessions by :func:`interned`, keyed by their ``repr`` (exact: it tells
-#: 1, 1.0 and True apart, and keeps the order of keys); dropped when full (only the sharing is lost)
-_SHARED: dict[str, Any] = {}
+#: JSON-ready values shared between sessions by :func:`interned` and :func:`history_entry`, keyed by their
+#: ``marshal`` bytes (exact: 1, 1.0 and True differ, as do 0.0 and -0.0, and the order of keys counts); dropped
+#: when full (only the sharing is lost)
+_SHARED: dict[bytes, Any] = {}
 _SHARED_MAX = 65536
 
 
@@ -106,7 +108,10 @@ def interned(value: Any) -> Any:
     value kept read-only (never changed in place: replaced); a value of another type as it is."""
     if type(value) is not dict:
         return value
-    key = repr(value)
+    try:
+        key = marshal.dumps(value, 2)  # version 2: no references, so equal values give equal bytes
+    except ValueError:  # holds something marshal cannot write: not shared
+        return value
     kept = _SHARED.get(key)
     if kept is None:
         if len(_SHARED) >= _SHARED_MAX:
@@ -115,44 +120,30 @@ def interned(value: Any) -> Any:
     return kept
 
 
-#: history entries (and one-entry histories) shared between sessions, by :func:`_exact` keys; dropped when full
-_HISTORY: dict[Any, list[Any]] = {}
-
-
-def _exact(value: Any) -> Any:
-    """A key for a scalar that equals another's only for the same JSON (1, 1.0 and True, 0.0 and -0.0 differ);
-    raises TypeError for a value that cannot be a key."""
-    kind = type(value)
-    if kind is float and value == 0:
-        return kind, repr(value)
-    if kind is float or kind is int or kind is str or kind is bool or value is None:
-        return kind, value
-    raise TypeError
-
-
 def history_entry(day: Any, value: Any, hours: Any, event: Any) -> list[Any]:
     """A history entry ``[day, value, hours, event]``, shared with every session that recorded the same
     (history entries and their lists are never changed in place: a new list replaces a field's)."""
+    entry = [day, value, hours, event]
     try:
-        key = (_exact(day), _exact(value), _exact(hours), event)
-    except TypeError:  # a free-form value: not shared
-        return [day, value, hours, event]
-    kept = _HISTORY.get(key)
+        key = marshal.dumps(entry, 2)
+    except ValueError:
+        return entry
+    kept = _SHARED.get(key)
     if kept is None:
-        if len(_HISTORY) >= _SHARED_MAX:
-            _HISTORY.clear()
-        kept = _HISTORY[key] = [day, value, hours, event]
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        kept = _SHARED[key] = entry
     return kept
 
 
 def first_history(entry: list[Any]) -> list[Any]:
     """The history of a field recorded once, ``[entry]``: shared for a shared entry (:func:`history_entry`)."""
-    key = ("one", id(entry))
-    kept = _HISTORY.get(key)
+    key = b"one" + id(entry).to_bytes(8, "little")  # the cache holds the entry: its id is not reused meanwhile
+    kept = _SHARED.get(key)
     if kept is None or kept[0] is not entry:
-        if len(_HISTORY) >= _SHARED_MAX:
-            _HISTORY.clear()
-        kept = _HISTORY[key] = [entry]
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        kept = _SHARED[key] = [entry]
     return kept
 
 
