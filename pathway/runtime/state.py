@@ -162,8 +162,35 @@ def trace_entry(event: int, day: float, state: str, rule: str, branch: str, fact
                 source: str | None, target: str | None) -> tuple[Any, ...]:
     """A trace entry in the compact form a session keeps (``missing`` a tuple or None)."""
     if type(facts) is dict:
-        return (event, day, state, rule, branch, shared_keys(facts), tuple(facts.values()), missing, source, target)
+        return _shared_entry((event, day, state, rule, branch, shared_keys(facts), tuple(facts.values()), missing,
+                              source, target))
     return (event, day, state, rule, branch, None, facts, missing, source, target)
+
+
+#: trace entries shared between sessions (by equality, checked for the same types; never one holding a float
+#: zero: 0.0 and -0.0 are equal keys); dropped when full (only the sharing is lost)
+_TRACE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _shared_entry(entry: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An equal trace entry (the same JSON) kept by another session, else ``entry`` (kept for the next)."""
+    try:
+        kept = _TRACE.get(entry)
+    except TypeError:  # a value that cannot be a key
+        return entry
+    if kept is not None:
+        if type(kept[1]) is type(entry[1]) and tuple(map(type, kept[6])) == tuple(map(type, entry[6])):
+            return kept
+        return entry
+    day, values = entry[1], entry[6]
+    if (type(day) is float and day == 0) or any(type(v) not in _SCALARS or (type(v) is float and v == 0)
+                                               for v in values):
+        return entry
+    if len(_TRACE) >= _SHARED_MAX:
+        _TRACE.clear()
+    _TRACE[entry] = entry
+    return entry
 
 
 def compact_entry(entry: Any) -> Any:
