@@ -40,10 +40,28 @@ def _keyed(items: Any) -> dict[str, Any]:
     for item in items:
         if isinstance(item, dict):
             brief = {k: v for k, v in item.items() if k not in _DESCRIPTIVE}
-            out[_ENCODE(brief)] = brief
+            out[_encoded(brief)] = brief
         else:
             out[_ENCODE(item)] = item
     return out
+
+
+#: the keys of items made only of text, by their (name, text) pairs (most repeat across results and sessions)
+_ENCODED: dict[tuple[tuple[str, Any], ...], str] = {}
+
+
+def _encoded(brief: dict[str, Any]) -> str:
+    """``_ENCODE(brief)``, looked up for an item whose values are all text (equal pairs: the same JSON)."""
+    for k, v in brief.items():
+        if type(v) is not str or type(k) is not str:
+            return _ENCODE(brief)
+    pairs = tuple(brief.items())
+    key = _ENCODED.get(pairs)
+    if key is None:
+        if len(_ENCODED) >= _PAIRS_MAX:
+            _ENCODED.clear()
+        key = _ENCODED[pairs] = _ENCODE(brief)
+    return key
 
 
 def view(result: dict[str, Any]) -> dict[str, Any]:
