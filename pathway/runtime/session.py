@@ -402,7 +402,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
     values_now, computed = facts.values_now(pw, st)
-    computed = interned(computed)  # read only, as the kept facts and each evaluation's derived facts: shared
+    # read only, as the kept facts and each evaluation's derived facts: shared (each input's provenance too)
+    computed = interned({name: interned(entry) for name, entry in computed.items()})
     _missed(pw, st, index)
     frozen = interned(facts.frozen_now(pw, st))
     for _hop in range(len(d.spec.states) + 1):
