@@ -77,8 +77,19 @@ def view(result: dict[str, Any]) -> dict[str, Any]:
 
 def _brief(item: Any) -> dict[str, Any]:
     """An item as a change lists it: what identifies it, without its evidence (a copy the caller may change)."""
-    return json_copy({k: v for k, v in item.items() if k not in _DESCRIPTIVE}) if isinstance(item, dict) else {
+    return _copy({k: v for k, v in item.items() if k not in _DESCRIPTIVE}) if isinstance(item, dict) else {
         "value": json_copy(item)}
+
+
+_FLAT = (str, int, float, bool, type(None))
+
+
+def _copy(item: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an item the caller may change: a new dict of the same values when they are all scalars."""
+    for v in item.values():
+        if type(v) not in _FLAT:
+            return json_copy(item)  # type: ignore[no-any-return]
+    return dict(item)
 
 
 #: (key, item) pairs of kept views, shared between sessions (each item a copy of the first seen: no result
@@ -93,7 +104,7 @@ def _pair(key: str, item: Any) -> tuple[str, Any]:
     kept = _PAIRS.get(key)
     if kept is not None and type(item) is dict and type(kept[1]) is dict and tuple(kept[1]) == tuple(item):
         return kept
-    pair = (key, json_copy(item))
+    pair = (key, _copy(item) if type(item) is dict else json_copy(item))
     if kept is None and type(item) is dict:
         if len(_PAIRS) >= _PAIRS_MAX:
             _PAIRS.clear()
