@@ -107,3 +107,45 @@ def test_a_result_is_the_callers_to_change_every_dict_and_list_in_it():
             assert json.dumps([s.result(), s.dump()], sort_keys=True) == pristine, (sc.id, event)
             checked += 1
     assert checked > 1000
+
+
+def test_sessions_sharing_kept_values_never_see_each_others_events():
+    """Sessions share equal values they keep (interned firings, history entries, trace entries): every scenario's
+    course run one event at a time in turn with all the others gives, after each event, what it gives alone."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from golden import scenarios
+
+    cache: dict = {}
+    courses = []
+    for ls in scenarios():
+        sc = ls.scenario
+        key = (sc.profile, tuple(sorted(sc.parameters.items())))
+        if key not in cache:
+            cache[key] = load_pathway("asuc", profile=sc.profile, parameters=dict(sc.parameters) or None)
+        courses.append((cache[key], sc))
+
+    def step(session, event):
+        try:
+            return json.dumps(session.observe(copy.deepcopy(event)), sort_keys=True)
+        except Exception as exc:  # a refused event: the refusal is what the course gives
+            return repr(exc)
+
+    def started(pw, sc):
+        try:
+            return pw.start(copy.deepcopy(sc.case.patient))
+        except Exception:  # a scenario of a refused patient
+            return None
+
+    alone = []
+    for pw, sc in courses:
+        s = started(pw, sc)
+        alone.append([step(s, e) for e in sc.case.events] if s is not None else [])
+    sessions = [started(pw, sc) for pw, sc in courses]
+    together: list[list[str]] = [[] for _ in courses]
+    for r in range(max(len(sc.case.events) for _, sc in courses)):
+        for i, ((_, sc), s) in enumerate(zip(courses, sessions, strict=True)):
+            if s is not None and r < len(sc.case.events):
+                together[i].append(step(s, sc.case.events[r]))
+    for (_, sc), a, t in zip(courses, alone, together, strict=True):
+        assert t == a, sc.id
+    assert sum(map(len, alone)) > 1000

@@ -112,6 +112,14 @@ def _pair(key: str, item: Any) -> tuple[str, Any]:
     return pair
 
 
+def forget_shared() -> None:
+    """Drop the kept-view items, option statuses and item keys that sessions share (see
+    :func:`pathway.runtime.state.forget_shared`)."""
+    _PAIRS.clear()
+    _OPTIONS.clear()
+    _ENCODED.clear()
+
+
 def _option(pair: tuple[Any, Any]) -> tuple[Any, Any]:
     try:
         kept = _OPTIONS.get(pair)

@@ -193,6 +193,13 @@ def _shared_entry(entry: tuple[Any, ...]) -> tuple[Any, ...]:
     return entry
 
 
+def forget_shared() -> None:
+    """Drop the values sessions share (:func:`interned`, history and trace entries): open sessions keep
+    theirs; sessions from now on share among themselves (a measurement of what sessions cost counts them)."""
+    _SHARED.clear()
+    _TRACE.clear()
+
+
 def compact_entry(entry: Any) -> Any:
     """A trace entry (the dict a result shows) in the compact form a session keeps; an entry of any
     other shape is kept as it is (:func:`entry_dict` reads both)."""
