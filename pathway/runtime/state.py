@@ -106,8 +106,16 @@ _SHARED_MAX = 65536
 def interned(value: Any) -> Any:
     """An equal value (same types, same key order) shared with every session that kept one, for a
     value kept read-only (never changed in place: replaced); a value of another type as it is."""
-    if type(value) is not dict:
-        return value
+    return _share(value) if type(value) is dict else value
+
+
+def history_entry(day: Any, value: Any, hours: Any, event: Any) -> list[Any]:
+    """A history entry ``[day, value, hours, event]``, shared with every session that recorded the same
+    (history entries and their lists are never changed in place: a new list replaces a field's)."""
+    return _share([day, value, hours, event])  # type: ignore[no-any-return]
+
+
+def _share(value: Any) -> Any:
     try:
         key = marshal.dumps(value, 2)  # version 2: no references, so equal values give equal bytes
     except ValueError:  # holds something marshal cannot write: not shared
@@ -117,22 +125,6 @@ def interned(value: Any) -> Any:
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         kept = _SHARED[key] = value
-    return kept
-
-
-def history_entry(day: Any, value: Any, hours: Any, event: Any) -> list[Any]:
-    """A history entry ``[day, value, hours, event]``, shared with every session that recorded the same
-    (history entries and their lists are never changed in place: a new list replaces a field's)."""
-    entry = [day, value, hours, event]
-    try:
-        key = marshal.dumps(entry, 2)
-    except ValueError:
-        return entry
-    kept = _SHARED.get(key)
-    if kept is None:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        kept = _SHARED[key] = entry
     return kept
 
 
