@@ -74,7 +74,7 @@ def test_the_pathway_command_freezes_what_its_imports_built_and_a_call_with_argu
     env = dict(os.environ, PYTHONPATH=str(root))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=True)
     rc, before, after, enabled = json.loads(out.stdout.splitlines()[-1])
-    assert rc == 0 and before == 0 and after > 10_000 and enabled
+    assert rc == 0 and after > before + 10_000 and enabled  # 3.12 starts with a few hundred frozen
     frozen = gc.get_freeze_count()
     assert main(["codes"]) == 0
     assert gc.get_freeze_count() == frozen

@@ -97,7 +97,7 @@ def _copy(item: dict[str, Any]) -> dict[str, Any]:
 _PAIRS: dict[str, tuple[str, Any]] = {}
 #: (option, status) pairs of kept views, shared between sessions
 _OPTIONS: dict[tuple[Any, Any], tuple[Any, Any]] = {}
-_PAIRS_MAX = 65536
+_PAIRS_MAX = 8192
 
 
 def _pair(key: str, item: Any) -> tuple[str, Any]:

@@ -98,9 +98,11 @@ _SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + (
 
 #: JSON-ready values shared between sessions by :func:`interned` and :func:`history_entry`, keyed by their
 #: ``marshal`` bytes (exact: 1, 1.0 and True differ, as do 0.0 and -0.0, and the order of keys counts); dropped
-#: when full (only the sharing is lost)
+#: when full (only the sharing is lost). The bound is what a process keeps of sessions long closed: 1,000 open
+#: sessions make about 9,000 entries here; at 65,536 a process that ran 100,000 patients one after another
+#: held 155 MB instead of 72 MB.
 _SHARED: dict[bytes, Any] = {}
-_SHARED_MAX = 65536
+_SHARED_MAX = 8192
 
 
 def interned(value: Any) -> Any:
