@@ -536,8 +536,41 @@ def _python(args: list[str], runs: int, cpu: list[float] | None = None) -> list[
     return walls
 
 
+_MODULES_CHILD = r"""
+import json, runpy, sys
+sys.argv = ["pathway", "validate", sys.argv[1]]
+try:
+    runpy.run_module("pathway", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted(m.__file__ for name, m in list(sys.modules.items())
+                        if name.split(".")[0] == "pathway" and getattr(m, "__file__", None))))
+"""
+
+
+def _source_compile_ms(pathway: str) -> float:
+    """CPU milliseconds to compile, from source, the package's modules that ``pathway validate`` imports:
+    what each start pays on top when no bytecode is cached (a checkout on a machine with
+    ``PYTHONDONTWRITEBYTECODE`` set)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", _MODULES_CHILD, pathway], check=True, cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    files = [Path(f) for f in json.loads(out.stdout.splitlines()[-1])]
+    start = time.process_time()
+    for path in files:
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    return round((time.process_time() - start) * 1000, 1)
+
+
 def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
-    """Each phase of a cold load in a fresh process (median of ``runs``), and two commands' wall time."""
+    """Each phase of a cold load in a fresh process (median of ``runs``), and two commands' wall time.
+
+    The package's bytecode is compiled first, as ``pip install`` leaves an installed package (and as
+    any start writes it unless ``PYTHONDONTWRITEBYTECODE`` is set); ``source_compile_cpu_ms`` is what
+    a start pays on top without it."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "pathway"), quiet=1)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     phases: dict[str, list[float]] = {}
     cpu: list[float] = []
@@ -558,6 +591,7 @@ def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
         "python_start_wall_ms": round(statistics.median(_python(["-c", "pass"], runs)) * 1000, 1),
         # compiled bytecode of the package present (as after pip install), not compiled on every start
         "bytecode_cached": Path(importlib.util.cache_from_source(str(ROOT / "pathway" / "cli" / "main.py"))).exists(),
+        "source_compile_cpu_ms": _source_compile_ms(pathway),
     }
 
 
@@ -636,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     phases = ", ".join(f"{k} {v} ms" for k, v in cold["phases_cpu_ms"].items())
     say(f"cold load        {cold['load_cpu_ms']} ms CPU ({phases}; median of {cold['runs']} fresh processes)")
     say(f"cold commands    pathway validate asuc {cold['validate_wall_ms']} ms ({cold['validate_cpu_ms']} ms CPU), "
-        f"import pathway {cold['import_pathway_wall_ms']} ms, python alone {cold['python_start_wall_ms']} ms (wall, median)")
+        f"import pathway {cold['import_pathway_wall_ms']} ms, python alone {cold['python_start_wall_ms']} ms (wall, median; "
+        f"bytecode compiled; compiling the package from source would add {cold['source_compile_cpu_ms']} ms CPU)")
 
     memory = measure_sessions(pw, args.sessions, case)
     if args.patients:

@@ -46,7 +46,9 @@ def rows(b: dict[str, Any]) -> list[tuple[str, str, str]]:
     out += [
         ("`observe` CPU time p50 / p95 / p99",
          f"{cpu['p50']:.2f} / {cpu['p95']:.2f} / {cpu['p99']:.2f} ms", "p99 ≤ 0.5 ms"),
-        ("Cold `pathway validate asuc` (wall, median of fresh runs)", _ms(cold["validate_wall_ms"]), "≤ 300 ms"),
+        ("Cold `pathway validate asuc` (wall, median of fresh runs; bytecode compiled, as an installed package has it"
+         + (f"; from source +{_ms(cold['source_compile_cpu_ms'])} CPU" if "source_compile_cpu_ms" in cold else "") + ")",
+         _ms(cold["validate_wall_ms"]), "≤ 300 ms"),
         ("Cold `python -c \"import pathway\"` (wall)", _ms(cold["import_pathway_wall_ms"]), "≤ 100 ms"),
         ("Cold load, CPU time: " + " / ".join(phases), " / ".join(_ms(cold["phases_cpu_ms"][p]) for p in phases), ""),
         (f"Memory per open session ({_n(memory['sessions'])} open, {memory['events_each']} events each)",
