@@ -149,3 +149,39 @@ def test_the_bound_added_group_by_group_is_the_bound_of_the_whole(seed):
                  for i in range(rng.randint(1, 6))}
         whole.update(group)
         assert net.add(group) == _reference_bound(whole) == alpha_stack_bound(whole)
+
+
+def _compiled_form(compiled: comp.CompiledPathway) -> tuple[Any, ...]:
+    bindings = {name: (b.rule, b.branch, b.clauses, b.fields) for name, b in compiled.bindings.items()}
+    return (json.dumps(compiled.rulesets), compiled.state_rulesets, list(compiled.bindings), bindings)
+
+
+def test_a_profile_compiled_like_another_gives_what_its_own_compile_gives() -> None:
+    """``pathway validate`` compiles each profile with the default's compiled form at hand: states whose
+    rules a profile leaves unchanged take the default's rulesets, the rest are compiled; the result equals
+    the profile's own compile in every ruleset, binding (naming the profile's own rule objects) and order."""
+    definitions = load_every_profile("asuc")
+    default = comp.compile_pathway(definitions[None])
+    changed = 0
+    for name, definition in definitions.items():
+        alone = comp.compile_pathway(definition)
+        like = comp.compile_pathway(definition, like=default)
+        assert _compiled_form(like) == _compiled_form(alone), name
+        ours = {id(r) for r in definition.rules}
+        assert all(id(b.rule) in ours for b in like.bindings.values()), name
+        changed += sum(1 for s in definition.spec.states if definition.rules_in(s) != definitions[None].rules_in(s))
+    assert changed > 0  # a shipped profile changes some state's rules, so both paths of the reuse ran
+
+
+def test_a_changed_rule_is_compiled_again_not_taken_from_the_other_profile() -> None:
+    definitions = load_every_profile("asuc")
+    default = comp.compile_pathway(definitions[None])
+    other = next(d for n, d in definitions.items() if n is not None and any(
+        d.rules_in(s) != definitions[None].rules_in(s) for s in d.spec.states))
+    like = comp.compile_pathway(other, like=default)
+    differs = [s for s in other.spec.states if other.rules_in(s) != definitions[None].rules_in(s)]
+    assert differs
+    for state in differs:  # built anew (a rule's effects may differ without changing its rulesets)
+        assert all(like.rulesets[n] is not default.rulesets[n] for n in like.state_rulesets[state]), state
+    for state in set(other.spec.states) - set(differs):
+        assert all(like.rulesets[n] is default.rulesets[n] for n in like.state_rulesets.get(state, [])), state

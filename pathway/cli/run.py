@@ -130,7 +130,8 @@ def _validated(name: str, parameters: dict[str, Any]) -> int:
             if profile is None:
                 pathway = Pathway(definition)
             elif definition is not default:  # the default profile by its name: compiled above
-                compile_pathway(definition)
+                # states whose rules this profile leaves as they are take the default's rulesets
+                compile_pathway(definition, like=pathway.compiled if pathway is not None else None)
         except DefinitionError as exc:  # an engine limit (PW30x) under one profile
             diags.extend(d for d in exc.diagnostics if d not in diags)
     if diags or pathway is None:

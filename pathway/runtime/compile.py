@@ -261,21 +261,38 @@ def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding],
                 missing_priority, diags)
 
 
-def compile_pathway(definition: PathwayDef) -> CompiledPathway:
+def compile_pathway(definition: PathwayDef, like: CompiledPathway | None = None) -> CompiledPathway:
     """Build the rulesets of every state; raise EngineLimitError when a group is too large.
 
     A state's rules go into one ruleset while it stays within the engine's limits; beyond
     that they are split into several rulesets along derived-fact groups (see _components).
+
+    ``like``: the compiled form of another profile of the same pathway (``pathway validate`` compiles
+    every profile); a state whose rules equal its rules there (a profile that sets no value they read)
+    takes its rulesets from it, with bindings naming this definition's rules: the same result.
     """
     rulesets: dict[str, dict[str, Any]] = {}
     bindings: dict[str, Binding] = {}
     state_rulesets: dict[str, list[str]] = {}
     diags: list[Diagnostic] = []
     derived = frozenset(definition.spec.derived)
+    same_frame = (like is not None and like.definition.id == definition.id
+                  and frozenset(like.definition.spec.derived) == derived)
     for state in definition.spec.states:
         rules = definition.rules_in(state)
         if not rules:
             continue
+        if like is not None and same_frame and state in like.state_rulesets:
+            theirs = like.definition.rules_in(state)
+            if theirs == rules:
+                ours = {id(a): b for a, b in zip(theirs, rules, strict=True)}
+                for name in like.state_rulesets[state]:
+                    rulesets[name] = like.rulesets[name]
+                    for engine_rule in like.rulesets[name]:
+                        was = like.bindings[engine_rule]
+                        bindings[engine_rule] = Binding(ours[id(was.rule)], was.branch, was.clauses, was.fields)
+                state_rulesets[state] = list(like.state_rulesets[state])
+                continue
         # Each chunk keeps its alpha network: a group is chained into it once and the bound is
         # updated along the nodes it touched (not rebuilt from the whole chunk for every group).
         chunks: list[dict[str, Any]] = []
