@@ -123,13 +123,18 @@ def expired(pathway: Pathway, st: SessionState, name: str) -> dict[str, Any] | N
 
 
 def _entered(st: SessionState, ref: str | list[str] | None) -> tuple[str, float] | None:
-    """The state of ``ref`` (one, or the one of a list entered last) and the day it was entered."""
-    names = [ref] if isinstance(ref, str) else list(ref or [])
-    seen = [(st.entered[n], n) for n in names if n in st.entered]
-    if not seen:
-        return None
-    day, name = max(seen)
-    return name, day
+    """The state of ``ref`` (one, or the one of a list entered last: on the same day, the greatest
+    name) and the day it was entered."""
+    entered = st.entered
+    if isinstance(ref, str):
+        day = entered.get(ref)
+        return None if day is None else (ref, day)
+    best: tuple[float, str] | None = None
+    for name in ref or ():
+        day = entered.get(name)
+        if day is not None and (best is None or (day, name) > best):
+            best = (day, name)
+    return None if best is None else (best[1], best[0])
 
 
 def aggregate(st: SessionState, agg: Aggregate) -> Any:
@@ -169,21 +174,25 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             return None  # the window has no end yet
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
+    from_day, to_day, within, hours_now = agg.from_day, agg.to_day, agg.within, st.hours
+    since_day = since[1] if since is not None else None
+    until_day = math.floor(until[1]) if until is not None else None
+    floor = math.floor
     per_day: dict[int, Any] = {}
     for entry in entries or ():
-        day, value, hours = entry[0], entry[1], entry[2]
-        clinical = math.floor(day)
-        if not agg.from_day <= clinical <= agg.to_day or day > now_day:
+        day = entry[0]
+        clinical = floor(day)
+        if not from_day <= clinical <= to_day or day > now_day:
             continue
-        if since is not None and day < since[1]:
+        if since_day is not None and day < since_day:
             continue
         if after_event is not None and (len(entry) < 4 or entry[3] is None or entry[3] <= after_event):
             continue  # recorded before, or in, the event that moved the patient into the state
-        if until is not None and clinical > math.floor(until[1]):
+        if until_day is not None and clinical > until_day:
             continue  # after the clinical day the state was entered
-        if agg.within is not None and (st.hours is None or not agg.within.holds(st.hours - hours)):
+        if within is not None and (hours_now is None or not within.holds(hours_now - entry[2])):
             continue
-        per_day[clinical] = value
+        per_day[clinical] = entry[1]
     if agg.fn == "ever":
         return bool(per_day)
     if agg.fn == "count":
