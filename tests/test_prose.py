@@ -191,7 +191,8 @@ def test_tacrolimus_troughs(d: PathwayDef) -> None:
     # tacrolimus.yaml: before tacrolimus day 14, trough 10-15 ng/mL (inclusive) with creatinine not
     # raised (or not measured) is in range
     t = P.rule_text(_rule(d, "tac_trough_in_range"), d)
-    assert t.when == ("before day 14 after first entering 'Rescue with tacrolimus' and tacrolimus trough ≥ 10 and "
+    assert t.when == ("before day 14 after first entering 'Rescue with tacrolimus' and a trough on the current tacrolimus "
+                      "dose and tacrolimus trough ≥ 10 and "
                       "≤ 15 ng/mL and (creatinine is not recorded or (creatinine ≤ 130 µmol/L and creatinine rise on "
                       "tacrolimus < 25% (or not recorded)))")
     low = P.rule_text(_rule(d, "tac_trough_low"), d)
@@ -221,7 +222,8 @@ def test_states_decisions_and_the_clock(d: PathwayDef) -> None:
                                         "does not offer ciclosporin as available; does not move to 'Rescue with ciclosporin'")
     inv = next(i for i in d.invariants if i.id == "INV-001")
     assert P.invariant_text(inv, d).startswith("when in neither 'Discharged' nor 'Colectomy' and at least one of: "
-                                               "perforation, massive haemorrhage, (colonic dilatation and systemic toxicity)")
+                                               "perforation, massive haemorrhage, (colonic dilatation and systemic toxicity and "
+                                               "(widest transverse colon in the last 48 h > 5.5 cm")
 
 
 def test_comparisons_for_table_cells(d: PathwayDef) -> None:

@@ -40,7 +40,9 @@ SIGNATORIES = ["Dr Ada Lovelace: chair, guideline committee", "Sam Patel: clinic
 #: right margin, and a first A4 layout with the rules and hazards as narrow ten- and nine-column tables
 #: took 121. More than the bound means a layout regression (rows no longer wrap, blocks printed as
 #: narrow columns, a section printed twice) or a much larger pathway: then raise it and say why.
-MAX_PAGES = 130
+#: 141 pages once the rules for ciclosporin's renal and seizure risks, one tacrolimus step per trough and
+#: toxicity with an older film were added.
+MAX_PAGES = 150
 #: Sections every report of a pathway that loads has (others may come between them).
 SECTIONS = ("Diagram", "Static checks", "Rules", "Hazard log", "Parameters", "Sources")
 
@@ -114,8 +116,9 @@ def test_every_section_starts_a_page_and_the_running_footer_names_the_version(pr
         assert outline[title] == starts[0]  # the PDF's bookmarks lead to the section's first page
     assert outline["Sign-off"] == 0
     for i, text in enumerate(texts[1:], start=2):
-        flat = " ".join(text.split())
-        assert f"fingerprint {fingerprint}" in flat and f"page {i} of {len(texts)}" in flat, i
+        # without any white space: the PDF's text layer may split a line into letters (seen on one page)
+        flat = "".join(text.split())
+        assert f"fingerprint{fingerprint}" in flat and f"page{i}of{len(texts)}" in flat, i
 
 
 def test_title_page_names_what_is_signed(printed):

@@ -257,6 +257,10 @@ class Aggregate(_Model):
     ``after_entry``: with ``since`` naming the current state, only values recorded in events after
     the one that moved the patient into it (a judgement made before the team chose the treatment does
     not count as one made on it).
+    ``since_change_of``: only values recorded in the event in which another field last took a new
+    value (differing from the one recorded before it), or later: a trough on the dose given now, not
+    on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
+    change).
     ``min_days``: fewer clinical days with a value in the window than this gives no value (not
     recorded), so "on each of the last 2 days" is unknown, not false, while a day is missing.
     ``or_else`` is used when the window holds no value (e.g. the first value on a treatment when none
@@ -280,6 +284,7 @@ class Aggregate(_Model):
     or_else: Aggregate | None = None
     min_days: int = Field(default=1, ge=1)
     after_entry: bool = False
+    since_change_of: str | None = None
 
     @property
     def baseline(self) -> Aggregate | None:

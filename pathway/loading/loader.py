@@ -956,6 +956,9 @@ class _Loader:
                 continue
             apath = where + ("aggregate",)
             self._check_window(fdoc, apath, agg, spec)
+            if agg.since_change_of is not None and agg.since_change_of not in fields:
+                self.diags.append(fdoc.diag(apath + ("since_change_of",), "PW202", f"unknown field '{agg.since_change_of}'",
+                                            suggest(agg.since_change_of, list(fields))))
             if agg.fall_from is not None and agg.rise_from is not None:
                 self.diags.append(fdoc.diag(apath + ("rise_from",), "PW112",
                                             "give 'fall_from' or 'rise_from', not both", key=True))

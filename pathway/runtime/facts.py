@@ -137,6 +137,18 @@ def _entered(st: SessionState, ref: str | list[str] | None) -> tuple[str, float]
     return None if best is None else (best[1], best[0])
 
 
+def _last_change(st: SessionState, name: str) -> int | None:
+    """The event in which ``name`` last took a value other than the one recorded before it (None: it
+    never changed; its first value is no change)."""
+    entries = st.history.get(name) or ()
+    for i in range(len(entries) - 1, 0, -1):
+        value, before = entries[i][1], entries[i - 1][1]
+        if value != before:
+            event = entries[i][3] if len(entries[i]) > 3 else None
+            return PATIENT_RECORD if event is None else int(event)
+    return None
+
+
 def aggregate(st: SessionState, agg: Aggregate) -> Any:
     """mean/first/last/min/max/count/ever of a field's recorded values in a window (the last value of
     each clinical day counts), or its fall from a baseline; see
@@ -174,6 +186,7 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             return None  # the window has no end yet
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
+    changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
     from_day, to_day, within, hours_now = agg.from_day, agg.to_day, agg.within, st.hours
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
@@ -190,6 +203,8 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             continue  # recorded before, or in, the event that moved the patient into the state
         if until_day is not None and clinical > until_day:
             continue  # after the clinical day the state was entered
+        if changed is not None and (len(entry) < 4 or entry[3] is None or entry[3] < changed):
+            continue  # recorded before the event in which the other field last changed
         if within is not None and (hours_now is None or not within.holds(hours_now - entry[2])):
             continue
         per_day[clinical] = entry[1]
