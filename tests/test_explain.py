@@ -60,7 +60,7 @@ def test_why_not_names_the_first_failed_clause_with_value_and_threshold(pw):
     final = _rule(doc, "incomplete_response_final_day")
     assert final["outcome"] == "not_due"
     failed = final["failed"]
-    assert (failed["field"], failed["op"], failed["value"], failed["saw"]) == ("day", "gte", 7, 3)
+    assert (failed["field"], failed["op"], failed["value"], failed["saw"]) == ("days_in_state", "gte", 7, 3)
     assert final["failed"]["param"] == "final_steroid_day"
     assert {"field": "day", "was": 3, "value": 7, "branch": "then", "to": "rescue_selection"} in final["would_fire_if"]
     response = _rule(doc, "steroid_response_day3")
@@ -126,7 +126,7 @@ def test_explain_reads_the_session_and_does_not_run_the_engine_again(pw, monkeyp
 def test_text_rendering(pw):
     text = explain_text(explain(pw, WAITING))
     assert "state: iv_steroids (IV corticosteroids), active" in text
-    assert "first failed (due): from day 7: saw day 3" in text
+    assert "first failed (due): from day 7 of the current state: saw day 3" in text
     assert "[no]  Oxford index positive: saw no" in text
     assert "would fire with day = 7 (was 3) -> rescue_selection" in text
     assert "day = 7 (was 3): -> rescue_selection by incomplete_response_final_day" in text

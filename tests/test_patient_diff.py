@@ -126,13 +126,13 @@ def test_raising_the_pulse_threshold_changes_exactly_the_patients_just_past_it(p
         assert rows[("dose", "methylprednisolone")] == ("methylprednisolone 60 mg iv once a day", None)
         assert c["first_difference"] == []  # one event: the divergence is the end
 
-    # admitted under both (CRP 60 > 30): only the count of systemic criteria on admission changes
+    # admitted under both (CRP 60 > 30): only the count of systemic criteria at diagnosis changes
     c = changed["pulse-95-crp-60"]
     assert c["diverges"] == {"event": 0, "day": 0} and c["old"]["state"] == c["new"]["state"] == "iv_steroids"
     [row] = c["final"]
     assert (row["aspect"], row["key"]) == ("recommendation", "tw_extra_criteria")
-    assert row["old"].startswith("(advice) 2 Truelove & Witts systemic criteria met on admission")
-    assert row["new"].startswith("(advice) 1 Truelove & Witts systemic criteria met on admission")
+    assert row["old"].startswith("(advice) 2 Truelove & Witts systemic criteria met at diagnosis")
+    assert row["new"].startswith("(advice) 1 Truelove & Witts systemic criteria met at diagnosis")
 
     # refused under the new plausible range on day 1, not a traceback
     c = changed["pulse-200-day-1"]

@@ -160,18 +160,19 @@ def test_values_follow_the_profile() -> None:
 
 
 def test_the_day_3_indices(d: PathwayDef) -> None:
-    # day3_indices.yaml: decision point day3_assessment (day 3 to before day 4); Oxford: more than 8
+    # day3_indices.yaml: decision point day3_assessment (day 3 to before day 4 of IV steroids, the rules'
+    # state: days_in_state); Oxford: more than 8
     # stools, or 3-8 stools (inclusive) with CRP above 45 mg/L
     t = P.rule_text(_rule(d, "oxford_index"), d)
-    assert t.due == "on day 3"
+    assert t.due == "on day 3 of the current state"
     assert t.when == "> 8 stools in 24 h or (≥ 3 and ≤ 8 stools in 24 h and CRP > 45 mg/L)"
     assert t.then == "sets Oxford index positive to yes"
     assert t.otherwise == "if definitely not met (with stools in 24 h and CRP recorded): sets Oxford index positive to no"
     assert t.missing == ["if stools in 24 h or CRP is not recorded and could change the answer: asks for it"]
     later = load_definition("asuc", overrides={"assessment_day": 5, "assessment_window_end_day": 8})
-    assert P.rule_text(_rule(later, "oxford_index"), later).due == "on days 5 to 7"
+    assert P.rule_text(_rule(later, "oxford_index"), later).due == "on days 5 to 7 of the current state"
     steroid = P.rule_text(_rule(d, "steroid_failure_day3"), d)
-    assert steroid.due == "from day 3"
+    assert steroid.due == "from day 3 of the current state"
     assert steroid.when == ("(at least one of: Oxford index positive, Lindgren risk is high, CRP/albumin ratio risk is "
                             "high, Ho index band is high) and no complete response")
 
@@ -179,7 +180,7 @@ def test_the_day_3_indices(d: PathwayDef) -> None:
 def test_a_rule_with_if_missing(d: PathwayDef) -> None:
     # day3_indices.yaml: the Lindgren index needs stools and CRP; without them the risk is 'unknown'
     t = P.rule_text(_rule(d, "lindgren_index"), d)
-    assert t.when == "always" and t.due == "on day 3"
+    assert t.when == "always" and t.due == "on day 3 of the current state"
     assert t.then == "computes Lindgren index"
     assert t.missing == [
         "computes Lindgren index only with stools in 24 h and CRP recorded: if not recorded, asks for it",
@@ -213,9 +214,9 @@ def test_states_decisions_and_the_clock(d: PathwayDef) -> None:
     assert t.due == ("(in 'Rescue with tacrolimus' and on days 14 to 16 of the current state) or ((in 'Rescue with "
                      "ciclosporin' or 'Rescue with infliximab') and on days 7 to 9 of the current state)")
     assert P.rule_text(_rule(d, "choose_tacrolimus"), d).when == "rescue choice is tacrolimus and tacrolimus not contraindicated"
-    assert P.rule_text(_rule(d, "tw_extra_criteria"), d).due == "before day 1"
+    assert P.rule_text(_rule(d, "tw_extra_criteria"), d).due == "before day 1 of the current state"
     assert P.overdue_text("rescue_selection", d) == "from day 1 of the current state"
-    assert P.overdue_text("iv_steroids", d) == "from day 7"
+    assert P.overdue_text("iv_steroids", d) == "from day 7 of the current state"
     assert P.overdue_text("colectomy", d) is None
     inv = next(i for i in d.invariants if i.id == "INV-002")
     assert P.invariant_text(inv, d) == ("when in 'Rescue therapy selection' and ciclosporin contraindicated: all of: "

@@ -203,7 +203,7 @@ def test_forward_chaining_derived_fact_triggers_rules_in_the_engine(pw):
     fired = [t["rule"] for t in result["trace"] if t["event"] == 1]
     assert fired.index("oxford_index") < fired.index("steroid_failure_day3")
     step = next(t for t in result["trace"] if t["rule"] == "steroid_failure_day3")
-    assert step["facts"]["oxford_high_risk"] is True and step["facts"]["day"] == 3
+    assert step["facts"]["oxford_high_risk"] is True and step["facts"]["days_in_state"] == 3
     assert result["derived"]["ciclosporin_excluded"] is False
 
 

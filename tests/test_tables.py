@@ -66,39 +66,40 @@ def test_the_iv_steroids_table_has_the_day3_decision_as_written(asuc_checked: di
     labels = {c.name: c.label for c in t.columns}
     assert labels["crp_mg_l"] == "C-reactive protein (mg/L)"
     assert labels["stool_freq_24h"] == "Stool frequency in the last 24 hours (/24 h)"
-    assert labels["day"] == "Clinical day" and t.columns[0].name == "day"  # the clock first
+    # the clock first: days of IV steroids (days in this state), also for a patient diagnosed after admission
+    assert labels["days_in_state"] == "Days in this state" and t.columns[0].name == "days_in_state"
     assert labels["oxford_high_risk"].startswith("Oxford (Travis) day-3 criteria positive")
     # steroid failure on day 3: any of the four indices positive, without a complete response (steroids.yaml)
     failure = _rows(t, "steroid_failure_day3", "then")
     assert [r.label for r in failure] == ["then 1/4", "then 2/4", "then 3/4", "then 4/4"]
     assert _cells(failure) == [
-        {"day": "≥ 3", "oxford_high_risk": "true", "complete_response": "false"},
-        {"day": "≥ 3", "lindgren_risk": "high", "complete_response": "false"},
-        {"day": "≥ 3", "car_risk": "high", "complete_response": "false"},
-        {"day": "≥ 3", "ho_risk": "high", "complete_response": "false"}]
+        {"days_in_state": "≥ 3", "oxford_high_risk": "true", "complete_response": "false"},
+        {"days_in_state": "≥ 3", "lindgren_risk": "high", "complete_response": "false"},
+        {"days_in_state": "≥ 3", "car_risk": "high", "complete_response": "false"},
+        {"days_in_state": "≥ 3", "ho_risk": "high", "complete_response": "false"}]
     assert {(r.priority, r.moves, r.section) for r in failure} == {(20, ("Rescue therapy selection",), "move")}
     assert failure[0].advice[0].startswith("referral: Steroid failure predicted by the day-3 indices")  # $ resolved
     response = _rows(t, "steroid_response_day3", "then")
-    assert _cells(response) == [{"day": "≥ 3", "complete_response": "true", "oxford_high_risk": "false",
+    assert _cells(response) == [{"days_in_state": "≥ 3", "complete_response": "true", "oxford_high_risk": "false",
                                  "lindgren_risk": "≠ high", "car_risk": "≠ high", "ho_risk": "≠ high"}]
     assert response[0].priority == 10 and response[0].moves == ("Responded to IV steroids",)
-    assert _cells(_rows(t, "incomplete_response_final_day")) == [{"day": "≥ 7", "complete_response": "false"}]
-    assert _cells(_rows(t, "no_improvement_after_assessment")) == [{"day": "≥ 4", "stool_freq_24h": "> 8"}]
+    assert _cells(_rows(t, "incomplete_response_final_day")) == [{"days_in_state": "≥ 7", "complete_response": "false"}]
+    assert _cells(_rows(t, "no_improvement_after_assessment")) == [{"days_in_state": "≥ 4", "stool_freq_24h": "> 8"}]
     # Travis: at most 3 stools without visible blood; 'otherwise' needs both recorded
     assert _cells([r for r in _rows(t, "complete_response") if r.branch != "if missing"]) == [
-        {"day": "≥ 3", "stool_freq_24h": "≤ 3", "visible_blood": "false"},
-        {"day": "≥ 3", "stool_freq_24h": "> 3", "visible_blood": "recorded"},
-        {"day": "≥ 3", "stool_freq_24h": "recorded", "visible_blood": "true"}]
+        {"days_in_state": "≥ 3", "stool_freq_24h": "≤ 3", "visible_blood": "false"},
+        {"days_in_state": "≥ 3", "stool_freq_24h": "> 3", "visible_blood": "recorded"},
+        {"days_in_state": "≥ 3", "stool_freq_24h": "recorded", "visible_blood": "true"}]
     # the moves part is in priority order: emergencies (100) first
     moves = [r for r in t.rows if r.section == "move" and r.rule]
     assert moves[0].rule == "toxic_megacolon" and moves[0].priority == 100
     assert [r.priority for r in moves] == sorted((r.priority or 0 for r in moves), reverse=True)
     # the gap that pathway.yaml explains is a row of its own, with the witness input
     gap = [r for r in t.rows if r.branch == "gap"]
-    assert len(gap) == 1 and gap[0].cells["day"] == "3" and gap[0].cells["stool_freq_24h"] == "3"
+    assert len(gap) == 1 and gap[0].cells["days_in_state"] == "3" and gap[0].cells["stool_freq_24h"] == "3"
     assert gap[0].marks[0].code == "PW611" and gap[0].marks[0].level == "explained"
     assert "continue_steroids" in gap[0].marks[0].explained
-    assert "Clinical day = 3" in gap[0].note and "Stool frequency in the last 24 hours = 3 /24 h" in gap[0].note
+    assert "Days in this state = 3" in gap[0].note and "Stool frequency in the last 24 hours = 3 /24 h" in gap[0].note
     assert any("[a..b] means from a to b" in n for n in t.notes)
     assert any(n.startswith("Decided at 'Day-3 predictive indices") and "Ho index band on day 3" in n for n in t.notes)
 
@@ -108,31 +109,32 @@ def test_the_day3_assessment_is_a_table_of_its_indices(asuc: CompiledPathway):
     assert (t.kind, t.states) == ("decision point", ("iv_steroids",))
     assert t.title == "Day-3 predictive indices (Oxford, Lindgren, CRP/albumin ratio, Ho)"
     assert {r.rule for r in t.rows} == {r.id for r in asuc.definition.rules if r.decision_point == "day3_assessment"}
-    assert t.notes[0] == ("The rules of this decision point fire from day 3 to before day 4, in IV corticosteroids; "
-                          "what they derive is kept.")
+    assert t.notes[0] == ("The rules of this decision point fire from day 3 to before day 4 (days counted from the "
+                          "first day in 'IV corticosteroids'), in IV corticosteroids; what they derive is kept.")
     window = "≥ 3 and < 4"
     # Oxford (Travis): more than 8 stools, or 3-8 stools with CRP above 45 mg/L
     assert _cells(_rows(t, "oxford_index", "then")) == [
-        {"day": window, "stool_freq_24h": "> 8"},
-        {"day": window, "stool_freq_24h": "[3..8]", "crp_mg_l": "> 45"}]
+        {"days_in_state": window, "stool_freq_24h": "> 8"},
+        {"days_in_state": window, "stool_freq_24h": "[3..8]", "crp_mg_l": "> 45"}]
     assert _cells(_rows(t, "oxford_index", "otherwise")) == [
-        {"day": window, "stool_freq_24h": "< 3", "crp_mg_l": "recorded"},
-        {"day": window, "stool_freq_24h": "≤ 8", "crp_mg_l": "≤ 45"}]
+        {"days_in_state": window, "stool_freq_24h": "< 3", "crp_mg_l": "recorded"},
+        {"days_in_state": window, "stool_freq_24h": "≤ 8", "crp_mg_l": "≤ 45"}]
     # Lindgren above 8; CRP/albumin ratio above 0.85 with more than 3 stools; Ho 4 or more
-    assert _cells(_rows(t, "lindgren_risk", "then")) == [{"day": window, "lindgren_index": "> 8"}]
-    assert _cells(_rows(t, "car_risk", "then")) == [{"day": window, "car": "> 0.85", "stool_freq_24h": "> 3"}]
-    assert _cells(_rows(t, "ho_high")) == [{"day": window, "ho_score": "≥ 4"}]
-    assert _cells(_rows(t, "ho_intermediate")) == [{"day": window, "ho_score": "[2..3]"}]
+    assert _cells(_rows(t, "lindgren_risk", "then")) == [{"days_in_state": window, "lindgren_index": "> 8"}]
+    assert _cells(_rows(t, "car_risk", "then")) == [{"days_in_state": window, "car": "> 0.85", "stool_freq_24h": "> 3"}]
+    assert _cells(_rows(t, "ho_high")) == [{"days_in_state": window, "ho_score": "≥ 4"}]
+    assert _cells(_rows(t, "ho_intermediate")) == [{"days_in_state": window, "ho_score": "[2..3]"}]
     assert _rows(t, "lindgren_risk", "then")[0].derives == ("Lindgren index risk on day 3 = high",)
     # missing data: the index is 'unknown' and the value is asked for, one row per value
     missing = _rows(t, "lindgren_index", "if missing")
-    assert _cells(missing) == [{"day": window, "stool_freq_24h": "not recorded"}, {"day": window, "crp_mg_l": "not recorded"}]
+    assert _cells(missing) == [{"days_in_state": window, "stool_freq_24h": "not recorded"},
+                               {"days_in_state": window, "crp_mg_l": "not recorded"}]
     assert missing[1].derives == ("Lindgren index risk on day 3 = unknown",)
     assert missing[1].data == ("C-reactive protein (mg/L)",)
     assert [s[0] for s in t.sections()] == ["derive", "missing"]
     doc = json.loads(json.dumps(t.to_dict()))
     assert doc["kind"] == "decision point" and len(doc["rows"]) == len(t.rows)
-    assert doc["rows"][1]["cells"] == {"day": window, "stool_freq_24h": "[3..8]", "crp_mg_l": "> 45"}
+    assert doc["rows"][1]["cells"] == {"days_in_state": window, "stool_freq_24h": "[3..8]", "crp_mg_l": "> 45"}
 
 
 def test_truelove_and_witts_rows_one_per_sign(asuc_checked: dict[str, DecisionTable]):
@@ -484,10 +486,10 @@ def test_text_markdown_csv_and_html_show_the_same_rows(asuc_checked: dict[str, D
     assert "C-reactive protein (mg/L)" in col and "Move to" in col and "Checks" in col
     failure = [line for line in body if line[col["Rule"]] == "steroid_failure_day3"]
     assert [line[col["Alternative"]] for line in failure] == ["1/4", "2/4", "3/4", "4/4"]
-    assert failure[0][col["Clinical day"]] == "≥ 3" and failure[0][col["Move to"]] == "Rescue therapy selection"
+    assert failure[0][col["Days in this state"]] == "≥ 3" and failure[0][col["Move to"]] == "Rescue therapy selection"
     assert failure[0][col["C-reactive protein (mg/L)"]] == "-"
     selection = [line for line in body if line[col["Table"]] == "rescue_selection"]
-    assert all(line[col["Clinical day"]] == "" for line in selection)  # not an input of that table
+    assert all(line[col["Pulse (/min)"]] == "" for line in selection)  # not an input of that table
     assert {line[col["Part"]] for line in body} == {"Moves and proposals", "Facts derived", "Advice, alerts and options",
                                                     "Missing data"}
     # text: a grid per part, every line of a grid as wide as its border
@@ -570,7 +572,7 @@ def test_hostile_titles_are_inert_in_every_format(tmp_path: Path):
 def test_the_command_writes_every_format_and_refuses_an_unknown_state(tmp_path: Path, capsys):
     for fmt, check in (("text", "Decision table: IV corticosteroids (state iv_steroids)"),
                        ("markdown", "## IV corticosteroids (state iv_steroids)"),
-                       ("csv", "Table,Part,Rule,Priority,Branch,Alternative,Clinical day"),
+                       ("csv", "Table,Part,Rule,Priority,Branch,Alternative,Days in this state"),
                        ("html", '<section class="dt-table" id="dt-iv_steroids">')):
         out = tmp_path / f"iv.{fmt}"
         assert main(["table", "asuc", "--state", "iv_steroids", "--format", fmt, "-o", str(out), "--no-checks"]) == 0

@@ -144,6 +144,23 @@ def test_since_a_state_counts_from_its_entry():
     assert aggregate(st, Aggregate(of="x", fn="first", since="b")) == 5.0
 
 
+def test_counted_from_a_state_its_days_start_at_the_first_entry():
+    # 'b' first entered on day 2 (day 1.9 of values is then day -1 of 'b'; day 3.9 is its clinical day 1)
+    st = _state(H, 3.9, entered={"a": 0, "b": 2})
+    assert aggregate(st, Aggregate(of="x", fn="first", from_day=0, to_day=0, counted_from="b")) == 5.0
+    assert aggregate(st, Aggregate(of="x", fn="mean", from_day=1, to_day=3, counted_from="b")) == 4.0
+    assert aggregate(st, Aggregate(of="x", fn="count", counted_from="b")) == 2
+    assert aggregate(st, Aggregate(of="x", fn="max", from_day=2, counted_from="b")) is None  # not begun
+    assert aggregate(st, Aggregate(of="x", fn="count", counted_from="c")) is None  # never entered
+    assert aggregate(st, Aggregate(of="x", fn="count", from_day=0, to_day=0)) == 1  # from admission: day 0
+    # days from clock times: entered 1 h after admission (day 0.0417); 3.0417 - 0.0417 is 2.9999999999999996
+    # in floating point, and must still be day 3 of the state
+    late = _state({"x": [[0.0417, 9.0, 1.0, 0], [3.0417, 4.0, 73.0, 1]]}, 3.0417, entered={"a": 0, "b": 0.0417})
+    assert aggregate(late, Aggregate(of="x", fn="last", from_day=3, to_day=3, counted_from="b")) == 4.0
+    point = load_pathway("asuc").definition.decision_points["day3_assessment"]
+    assert point.passed(4.0417, {"iv_steroids": 0.0417}) and point.days(3.0417, {"iv_steroids": 0.0417}) == 3
+
+
 def test_until_keeps_the_values_up_to_the_end_of_the_entry_day_and_a_list_takes_the_last_entered():
     # 'b' entered on day 2: values up to the end of clinical day 2 are the start values
     st = _state(H, 3.9, entered={"a": 0, "b": 2})
@@ -239,7 +256,7 @@ def test_day3_indices_are_kept_with_provenance(pw):
     assert kept["oxford_high_risk"]["value"] is False and kept["lindgren_index"]["value"] == 7.5
     assert kept["lindgren_index"] == {
         "value": 7.5, "day": 3, "decision_point": "day3_assessment", "rule": "lindgren_index",
-        "facts": {"day": 3, "stool_freq_24h": 4, "crp_mg_l": 25, "lindgren_index": 7.5},
+        "facts": {"days_in_state": 3, "stool_freq_24h": 4, "crp_mg_l": 25, "lindgren_index": 7.5},
         "recorded": {"stool_freq_24h": 3, "crp_mg_l": 3}}
     # day 5: the engine saw the kept values; the index rules did not fire again
     last = s.evaluations[-1]
@@ -273,8 +290,11 @@ def test_a_decision_rule_outside_its_window_is_not_due(pw):
     rule = pw.rule("oxford_index")
     assert rule.decision_point == "day3_assessment"
     point = pw.definition.decision_points["day3_assessment"]
-    assert (point.from_day, point.before_day) == (3, 4)
-    assert point.passed(4) and not point.passed(3.99)
+    assert (point.from_day, point.before_day, point.counted_from) == (3, 4, "iv_steroids")
+    # days of IV steroids: entered on admission day 0, or on day 2 after a late diagnosis
+    assert point.passed(4, {"iv_steroids": 0}) and not point.passed(3.99, {"iv_steroids": 0})
+    assert not point.passed(5.5, {"iv_steroids": 2}) and point.passed(6, {"iv_steroids": 2})
+    assert not point.passed(30, {})  # never on IV steroids: the window has not even begun
     assert set(pw.definition.kept) >= {"oxford_high_risk", "lindgren_risk", "car_risk", "ho_risk", "ho_score"}
 
 
@@ -347,6 +367,51 @@ def _broken(rules_copy, file, old, new):
 def test_a_decision_window_must_not_be_empty(rules_copy):
     diags = _broken(rules_copy, "pathway.yaml", "    before_day: $assessment_window_end_day\n", "    before_day: 3\n")
     assert [d.code for d in diags] == ["PW112"] and "window of 'day3_assessment' is empty" in diags[0].message
+
+
+def test_a_decision_window_counts_from_a_known_state(rules_copy):
+    diags = _broken(rules_copy, "pathway.yaml", "    counted_from: iv_steroids\n", "    counted_from: iv_steroid\n")
+    assert [d.code for d in diags] == ["PW201"] and diags[0].hint == "iv_steroids" and diags[0].line > 0
+
+
+def test_a_decision_window_cannot_count_from_a_state_entered_again(rules_copy):
+    # rescue_infliximab -> rescue_ciclosporin -> rescue_infliximab: a second entry would restart days_in_state
+    diags = _broken(rules_copy, "pathway.yaml", "    counted_from: iv_steroids\n", "    counted_from: rescue_infliximab\n")
+    assert [d.code for d in diags] == ["PW112"] and "on a cycle" in diags[0].message
+
+
+def test_the_rules_of_a_counted_window_are_in_its_state_alone(rules_copy):
+    diags = _broken(rules_copy, "day3_indices.yaml",
+                    "    in: iv_steroids\n    decision_point: day3_assessment\n    requires: [stool_freq_mean_d1_3",
+                    "    in: [iv_steroids, steroid_response]\n    decision_point: day3_assessment\n"
+                    "    requires: [stool_freq_mean_d1_3")
+    assert {d.code for d in diags} == {"PW221"} and "count from 'iv_steroids'" in diags[0].message
+    assert diags[0].file.endswith("day3_indices.yaml") and diags[0].line > 0
+
+
+def test_an_aggregate_counts_from_a_known_state(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml", "fn: mean, from_day: 1, to_day: 3, counted_from: iv_steroids}",
+                    "fn: mean, from_day: 1, to_day: 3, counted_from: iv_steroid}")
+    assert [d.code for d in diags] == ["PW201"] and diags[0].hint == "iv_steroids"
+
+
+def test_steroid_days_count_from_a_late_diagnosis(pw):
+    """Severe only on day 2: the Ho index's days 1-3 and the admission albumin are those of IV steroids."""
+    s = pw.start(patient())
+    s.observe({"day": 0, "bloody_stools_24h": 4, "stool_freq_24h": 5, "pulse_bpm": 80, "temp_c": 37.0,
+               "hb_g_dl": 12.5, "crp_mg_l": 20, "albumin_g_l": 28})
+    r = s.observe({"day": 2, **{k: v for k, v in ADMIT.items() if k != "day"}, "albumin_g_l": 33, "stool_freq_24h": 9,
+                   "transverse_colon_cm": 4.0})
+    assert r["state"] == "iv_steroids"
+    for day in (3, 4):
+        r = s.observe({"day": day, "stool_freq_24h": 4, "visible_blood": True, "crp_mg_l": 30})
+        assert r["state"] == "iv_steroids" and not r["frozen"], day
+    r = s.observe({"day": 5, "stool_freq_24h": 4, "visible_blood": True, "crp_mg_l": 20, "albumin_g_l": 34})
+    # mean of 4, 4, 4 (steroid days 1-3) = 1 point; albumin 33 on the first steroid day (28 on admission
+    # day 0 would add one); a 4 cm colon: Ho 1, low. From admission days 1-3 the mean would be (9 + 4) / 2.
+    assert r["state"] == "iv_steroids" and r["derived"]["ho_score"] == 1 and r["derived"]["ho_risk"] == "low"
+    r = s.observe({"day": 6, "stool_freq_24h": 4, "visible_blood": True, "crp_mg_l": 18})
+    assert r["frozen"]["ho_score"]["value"] == 1 and r["frozen"]["ho_score"]["day"] == 5
 
 
 def test_a_decision_window_names_known_parameters(rules_copy):

@@ -257,12 +257,16 @@ class StateSpace:
         # Facts kept by decision points: after a window has passed they are not derived but given
         # (any value their rules can derive, or none when no evaluation fell in the window).
         self.kept: dict[str, float] = {}  # kept fact tested here -> day from which it is given
+        self._kept_clock: dict[str, str] = {}  # kept fact -> the clock that day is on
         self._kept_values: dict[str, list[Any]] = {}
         tested_here = {n for r in self.rules for n in self.tests[r.id]}
         for name, point in sorted(definition.kept.items()):
             if name not in tested_here:
                 continue
-            self.kept[name] = definition.decision_points[point].before_day
+            dp = definition.decision_points[point]
+            self.kept[name] = dp.before_day
+            # in the state its days count from, the window is on days_in_state (see DecisionPoint)
+            self._kept_clock[name] = "days_in_state" if dp.counted_from == self.state else "day"
             made = [v for r in definition.rules for b, v in derived_made(r).get(name, []) if v is not None]
             dtests = [c for r in self.rules for c in atoms_of(r, self.conds.get(r.id, {})) if c.derived and c.field == name]
             ddef = definition.spec.derived[name]
@@ -302,8 +306,12 @@ class StateSpace:
 
     def kept_at(self, time: dict[str, Any]) -> list[str]:
         """Kept facts given at this time point (their decision window has passed)."""
-        day = time.get("day")
-        return [n for n, start in self.kept.items() if isinstance(day, (int, float)) and day >= start]
+        out = []
+        for n, start in self.kept.items():
+            day = time.get(self._kept_clock[n])
+            if isinstance(day, (int, float)) and day >= start:
+                out.append(n)
+        return out
 
     # -- structure ---------------------------------------------------------------------
     def _topological(self) -> list[str]:

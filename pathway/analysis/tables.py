@@ -855,6 +855,8 @@ class _Builder:
         for pid, labels in kept.items():
             p = d.decision_points[pid]
             window = f"from day {format_value(p.from_day)} to before day {format_value(p.before_day)}"
+            if p.counted_from is not None:
+                window += f" of '{self.state_title(p.counted_from)}'"
             out.append(f"Decided at '{p.title}' ({window}) and kept afterwards (later rows read the kept value): "
                        + "; ".join(labels) + ".")
         computed = [c for c in columns if c.name in d.computed]
@@ -907,8 +909,10 @@ class _Builder:
             kind = "state"
         notes = self.notes(rows, columns)
         if self.point is not None:
+            counted = (f" (days counted from the first day in '{self.state_title(self.point.counted_from)}')"
+                       if self.point.counted_from is not None else "")
             notes.insert(0, f"The rules of this decision point fire from day {format_value(self.point.from_day)} to "
-                            f"before day {format_value(self.point.before_day)}, in "
+                            f"before day {format_value(self.point.before_day)}{counted}, in "
                             + ", ".join(self.state_title(s) for s in self.states) + "; what they derive is kept.")
         if not self.rules:
             notes.insert(0, "No rule fires here.")

@@ -178,6 +178,8 @@ def aggregate_text(agg: Aggregate) -> str:
     days = "" if (agg.from_day, agg.to_day) == (0, MAX_DAY) else (
         f" on day {agg.from_day:g}" if agg.from_day == agg.to_day else
         f" over days {agg.from_day:g}–{agg.to_day:g}" if agg.to_day != MAX_DAY else f" from day {agg.from_day:g}")
+    if days and agg.counted_from is not None:
+        days += f" counted from the first entry into `{agg.counted_from}`"
     out = f"{what} `{agg.of}`{days}"
     if agg.within is not None and agg.within.span_hours is not None:
         out += f", recorded within the last {hours_text(agg.within.span_hours)}"
@@ -391,6 +393,8 @@ def field_reference(definition: PathwayDef) -> str:
         rows = []
         for name, point in definition.decision_points.items():
             start = f"{point.from_day:g}" + (f" (`${point.from_param}`)" if point.from_param else "")
+            if point.counted_from is not None:
+                start += f", counted from the first entry into `{point.counted_from}`"
             end = f"{point.before_day:g}" + (f" (`${point.before_param}`)" if point.before_param else "")
             rules = sorted(r.id for r in definition.rules if r.decision_point == name)
             facts = sorted(f for f, p in definition.kept.items() if p == name)

@@ -212,6 +212,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                        "the patient into it.",
         "min_days": "Fewer days with a value in the window than this give no value (unknown), e.g. 2 for "
                     "'on each of the last 2 days'.",
+        "since_change_of": "Only values recorded in the event in which this other field last changed, or later.",
+        "counted_from": "from_day and to_day count from the first entry into this state (days of IV steroids), "
+                        "not from admission; no value before the state is entered.",
     },
     "Window": {
         "hours": "Length of the window in hours.",
@@ -227,6 +230,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "DecisionDef": {
         "from_day": "First clinical day of the window (a number or $parameter).",
         "before_day": "The window ends before this day (a number or $parameter); from then on the kept facts stand.",
+        "counted_from": "Count the window's days from the first entry into this state instead of from admission; "
+                        "the point's rules must all be in that state alone, and it must be on no cycle.",
     },
     "RuleDef": {
         "id": "Rule id, unique across the pathway.",

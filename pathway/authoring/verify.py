@@ -3,8 +3,9 @@
 Courses are generated with Hypothesis from the pathway's own definition: every numeric field takes
 values around each threshold the rules, computed inputs, watchdogs and invariants compare it with
 (one step below, at, one step above), its range ends, or no value; events come at irregular gaps,
-so values expire; decisions are recorded at right and wrong times. Three backbones (admission only,
-to rescue selection, to a rescue agent) get courses deep into the pathway before the random events.
+so values expire; decisions are recorded at right and wrong times. Backbones (admission only, severe
+only on a later day, to rescue selection, to a rescue agent) get courses deep into the pathway before the
+random events.
 
 Each course runs through the engine; after every event each invariant of ``invariants.yaml`` is
 checked (see :mod:`pathway.definition.invariants`). A refused event must leave the session as it
@@ -140,6 +141,9 @@ _SCREENED = {"weight_kg": 70, "age_years": 40, "prior_anti_tnf_failure": False, 
              "immunodeficiency": False}
 _ADMIT = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
           "albumin_g_l": 32}
+#: Not acute severe on admission (Truelove & Witts not met): a backbone meets it on a later day.
+_MILD = {"day": 0, "bloody_stools_24h": 4, "pulse_bpm": 80, "temp_c": 37.0, "hb_g_dl": 12.5, "crp_mg_l": 20,
+         "albumin_g_l": 36}
 _DAY3 = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80, "albumin_g_l": 30}
 #: The inputs of the day-3 indices (Oxford, Lindgren, CRP/albumin ratio, Ho).
 _DAY3_FIELDS = ("stool_freq_24h", "visible_blood", "crp_mg_l", "albumin_g_l", "transverse_colon_cm")
@@ -188,9 +192,12 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
                 patient.pop(name, None)
             else:
                 patient[name] = value
-        backbone = draw(st.sampled_from(["none", "admitted", "day3", "selection", "rescue", "rescue_course"]))
+        backbone = draw(st.sampled_from(["none", "admitted", "day3", "selection", "rescue", "rescue_course", "late"]))
         events: list[dict[str, Any]] = []
-        if backbone != "none":
+        if backbone == "late":
+            # severe only on reassessment: IV steroids (and their day count) start after admission
+            events += [dict(_MILD), dict(_ADMIT, day=draw(st.sampled_from([0.5, 1, 2])))]
+        elif backbone != "none":
             events.append(dict(_ADMIT))
         if backbone == "day3":
             # a day-3 assessment drawn around every index threshold (Oxford, Lindgren, CRP/albumin, Ho)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import cast
 
-__all__ = ["MAX_DAY", "TIME_FIELDS", "DAYS_SINCE_PREFIX", "days_since", "is_days_since", "utc_naive",
+__all__ = ["MAX_DAY", "TIME_FIELDS", "DAYS_SINCE_PREFIX", "days_since", "elapsed", "is_days_since", "utc_naive",
            "hours_between", "parse_time", "MAX_TIME_TEXT"]
 
 #: The last clinical day a course may reach (ten years after admission).
@@ -21,6 +21,13 @@ DAYS_SINCE_PREFIX = "days_since_"
 def days_since(state: str) -> str:
     """The field that counts the days since ``state`` was first entered."""
     return DAYS_SINCE_PREFIX + state
+
+
+def elapsed(day: float, start: float) -> float:
+    """Days from ``start`` to ``day``, rounded as every clock field is (six decimals): day numbers come
+    from clock times in 1/24 steps, and 4.0417 - 0.0417 is 3.9999999999999996 in binary floating point,
+    which would put day 4 of a state on day 3."""
+    return round(day - start, 6)
 
 
 def is_days_since(name: str) -> bool:

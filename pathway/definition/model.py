@@ -177,11 +177,17 @@ class DecisionDef(_Model):
     ``$parameters``). Inside it the rules re-derive their facts from the current values at every
     evaluation (the last derivation counts); from ``before_day`` on they no longer fire, and every
     evaluation sees the kept values instead.
+
+    Days count from admission (the clinical ``day``) unless ``counted_from`` names a state: then from
+    the patient's first entry into it (day 3 of IV steroids for a patient diagnosed on day 2 is
+    admission day 5). The point's rules must all be in that state alone, and the state must not be
+    entered twice (on no cycle of the graph), so in its rules the window is ``days_in_state``.
     """
 
     title: str
     from_day: float | str
     before_day: float | str
+    counted_from: str | None = None
     note: str = ""
 
 
@@ -261,6 +267,8 @@ class Aggregate(_Model):
     value (differing from the one recorded before it), or later: a trough on the dose given now, not
     on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
     change).
+    ``counted_from``: ``from_day`` and ``to_day`` count from the patient's first entry into this state
+    instead of from admission (days 1-3 of IV steroids; no value before the state is entered).
     ``min_days``: fewer clinical days with a value in the window than this gives no value (not
     recorded), so "on each of the last 2 days" is unknown, not false, while a day is missing.
     ``or_else`` is used when the window holds no value (e.g. the first value on a treatment when none
@@ -285,6 +293,7 @@ class Aggregate(_Model):
     min_days: int = Field(default=1, ge=1)
     after_entry: bool = False
     since_change_of: str | None = None
+    counted_from: str | None = None
 
     @property
     def baseline(self) -> Aggregate | None:
@@ -294,7 +303,7 @@ class Aggregate(_Model):
     @property
     def states(self) -> list[str]:
         """The states the window depends on (``since``, ``until``, and those of the baseline)."""
-        out: list[str] = []
+        out: list[str] = [self.counted_from] if self.counted_from is not None else []
         for ref in (self.since, self.until):
             out += [ref] if isinstance(ref, str) else list(ref or [])
         for part in (self.baseline, self.or_else):

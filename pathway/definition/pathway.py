@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pathway.definition import conditions as C
-from pathway.definition.clock import MAX_DAY
+from pathway.definition.clock import MAX_DAY, elapsed
 from pathway.definition.coding import Terminology
 from pathway.definition.effects import Dose, Effect, Propose, Score, Titrate, Transition
 from pathway.definition.invariants import Invariant
@@ -178,8 +179,10 @@ class Consistency:
 
 @dataclass(frozen=True)
 class DecisionPoint:
-    """A resolved decision point: its rules fire on clinical days ``from_day`` <= day < ``before_day``;
-    the facts they derive are kept afterwards (see :class:`pathway.definition.model.DecisionDef`)."""
+    """A resolved decision point: its rules fire on clinical days ``from_day`` <= day < ``before_day``,
+    counted from admission or, with ``counted_from``, from the first entry into that state (its rules
+    are all in that state, entered once, so there the window is on ``days_in_state``); the facts they
+    derive are kept afterwards (see :class:`pathway.definition.model.DecisionDef`)."""
 
     id: str
     title: str
@@ -188,15 +191,30 @@ class DecisionPoint:
     from_param: str | None = None
     before_param: str | None = None
     note: str = ""
+    counted_from: str | None = None
+
+    @property
+    def clock(self) -> str:
+        """The clock field the window is tested on in the point's rules."""
+        return "day" if self.counted_from is None else "days_in_state"
 
     def window(self) -> C.Cond:
-        """The condition on ``day`` that holds inside the window."""
-        return C.And((C.Cmp("day", "gte", self.from_day, param=self.from_param),
-                      C.Cmp("day", "lt", self.before_day, param=self.before_param)))
+        """The condition on the clock that holds inside the window."""
+        return C.And((C.Cmp(self.clock, "gte", self.from_day, param=self.from_param),
+                      C.Cmp(self.clock, "lt", self.before_day, param=self.before_param)))
 
-    def passed(self, day: float | None) -> bool:
+    def days(self, day: float | None, entered: Mapping[str, float]) -> float | None:
+        """The day on this point's count: ``day`` from admission, or from the first entry into
+        ``counted_from`` (None before the patient entered it)."""
+        if day is None or self.counted_from is None:
+            return day
+        start = entered.get(self.counted_from)
+        return None if start is None else elapsed(day, start)
+
+    def passed(self, day: float | None, entered: Mapping[str, float]) -> bool:
         """True once the window is over: the kept facts stand in for their rules."""
-        return day is not None and day >= self.before_day
+        days = self.days(day, entered)
+        return days is not None and days >= self.before_day
 
 
 @dataclass(frozen=True)

@@ -1012,6 +1012,9 @@ class _Loader:
         if agg.from_day > agg.to_day:
             self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
                                         f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
+        if agg.counted_from is not None and agg.counted_from not in spec.states:
+            self.diags.append(fdoc.diag(apath + ("counted_from",), "PW201", f"unknown state '{agg.counted_from}'",
+                                        suggest(agg.counted_from, list(spec.states))))
         if agg.after_entry and agg.since is None:
             self.diags.append(fdoc.diag(apath + ("after_entry",), "PW112", "'after_entry' needs 'since'", key=True))
         if agg.or_else is not None:
@@ -1047,8 +1050,34 @@ class _Loader:
                                             f"the window of '{name}' is empty: before_day {end:g} is not after "
                                             f"from_day {start:g}"))
                 continue
-            out[name] = DecisionPoint(name, ddef.title, start, end, start_param, end_param, ddef.note)
+            origin = ddef.counted_from
+            if origin is not None:
+                where = ("decision_points", name, "counted_from")
+                if origin not in spec.states:
+                    self.diags.append(pdoc.diag(where, "PW201", f"unknown state '{origin}'",
+                                                suggest(origin, list(spec.states))))
+                    continue
+                if self._reentered(spec, origin):
+                    self.diags.append(pdoc.diag(where, "PW112", f"the days of '{name}' cannot count from '{origin}': "
+                                                                f"a patient can enter '{origin}' again (it is on a cycle "
+                                                                "of transitions), so its first day would not be its "
+                                                                "days_in_state"))
+                    continue
+            out[name] = DecisionPoint(name, ddef.title, start, end, start_param, end_param, ddef.note, origin)
         return out
+
+    def _reentered(self, spec: PathwayFile, state: str) -> bool:
+        """True when a patient can enter ``state`` again after leaving it (a cycle of transitions through it)."""
+        edges = list(self._edges(spec))
+        todo, seen = [b for a, b in edges if a == state], set()
+        while todo:
+            here = todo.pop()
+            if here == state:
+                return True
+            if here not in seen:
+                seen.add(here)
+                todo += [b for a, b in edges if a == here]
+        return False
 
     def _kept(self, rules: list[Rule]) -> dict[str, str]:
         """Derived fact -> the decision point that keeps it. A kept fact is derived only by rules of
@@ -1349,6 +1378,11 @@ class _Loader:
                     self.diags.append(doc.diag(path + ("decision_point",), "PW221",
                                                f"unknown decision point '{rdef.decision_point}'",
                                                suggest(rdef.decision_point, list(spec.decision_points))))
+            elif point.counted_from is not None and states != (point.counted_from,):
+                self.diags.append(doc.diag(path + ("in",), "PW221",
+                                           f"the days of decision point '{rdef.decision_point}' count from "
+                                           f"'{point.counted_from}': its rules are in that state alone, not in "
+                                           f"{', '.join(states) or 'no state'}"))
             else:
                 # The rule fires only inside the window of its decision point.
                 due = C.And((point.window(), due)) if not isinstance(due, C.Always) else point.window()

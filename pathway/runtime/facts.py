@@ -15,7 +15,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
-from pathway.definition.clock import days_since
+from pathway.definition.clock import days_since, elapsed
 from pathway.definition.model import Aggregate
 from pathway.definition.timeline import is_current, window_hours
 from pathway.runtime.doses import num
@@ -173,7 +173,13 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     if not entries and agg.fn != "ever" and agg.fn != "count":
         return None  # nothing recorded: no value, whatever the window
     now_day = st.day if st.day is not None else 0.0
-    if math.floor(now_day) < agg.from_day:
+    origin = 0.0
+    if agg.counted_from is not None:
+        start = st.entered.get(agg.counted_from)
+        if start is None:
+            return None  # days counted from a state not entered: the window has not begun
+        origin = start
+    if math.floor(elapsed(now_day, origin)) < agg.from_day:
         return None  # the window has not begun
     since = until = None
     if agg.since is not None:
@@ -194,14 +200,14 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     per_day: dict[int, Any] = {}
     for entry in entries or ():
         day = entry[0]
-        clinical = floor(day)
+        clinical = floor(elapsed(day, origin)) if origin else floor(day)
         if not from_day <= clinical <= to_day or day > now_day:
             continue
         if since_day is not None and day < since_day:
             continue
         if after_event is not None and (len(entry) < 4 or entry[3] is None or entry[3] <= after_event):
             continue  # recorded before, or in, the event that moved the patient into the state
-        if until_day is not None and clinical > until_day:
+        if until_day is not None and floor(day) > until_day:
             continue  # after the clinical day the state was entered
         if changed is not None and (len(entry) < 4 or entry[3] is None or entry[3] < changed):
             continue  # recorded before the event in which the other field last changed
@@ -246,7 +252,7 @@ def frozen_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     """The kept facts that stand in for their rules now: those of decision points whose window has passed."""
     points = pathway.definition.decision_points
     return {name: kept["value"] for name, kept in sorted(st.frozen.items())
-            if points[kept["decision_point"]].passed(st.day)}
+            if points[kept["decision_point"]].passed(st.day, st.entered)}
 
 
 def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[str, Any]:

@@ -507,7 +507,10 @@ def _missed(pw: Pathway, st: SessionState, event: int) -> None:
     entered = st.entered.get(st.state)
     for point_id, defaults in pw.missed_defaults.items():
         point = pw.definition.decision_points[point_id]
-        if entered is None or entered >= point.before_day or not point.passed(st.day):
+        if entered is None or not point.passed(st.day, st.entered):
+            continue
+        since = point.days(entered, st.entered)
+        if since is None or since >= point.before_day:
             continue
         for name, value, rule_id, states in defaults:
             if name in st.frozen or st.state not in states:
