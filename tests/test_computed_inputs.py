@@ -99,8 +99,8 @@ def test_jalan_is_unknown_until_it_can_be_decided(pw) -> None:
 
 
 @pytest.mark.parametrize("events,value,source", [
-    # recorded in the same event as the count: the recorded value wins
-    ([{"day": 3, "bloody_stools_24h": 2, "visible_blood": False}], False, "recorded"),
+    # recorded in the same event as the count, and agreeing with it (false with a count of 2 is refused)
+    ([{"day": 3, "bloody_stools_24h": 2, "visible_blood": True}], True, "recorded"),
     # recorded in a later event than the count: the recorded value wins
     ([{"day": 3, "bloody_stools_24h": 2}, {"day": 3.2, "visible_blood": False}], False, "recorded"),
     # recorded in an earlier event than the count: the computed value wins
@@ -126,11 +126,12 @@ def test_a_recorded_value_wins_unless_an_input_is_newer(pw, events, value, sourc
 def test_provenance_names_the_overridden_value_and_its_inputs(pw) -> None:
     s = pw.start(patient())
     s.observe(dict(ADMIT))
-    r = s.observe({"day": 3, "stool_freq_24h": 2, "bloody_stools_24h": 1, "crp_mg_l": 10, "visible_blood": False})
+    s.observe({"day": 3, "stool_freq_24h": 2, "bloody_stools_24h": 1, "crp_mg_l": 10})
+    r = s.observe({"day": 3.1, "visible_blood": False})  # the team corrects the chart later (both together are refused)
     assert r["computed"]["visible_blood"] == {"value": False, "source": "recorded", "derived": True, "recorded": False,
                                               "inputs": {"bloody_stools_24h": 1}}
     assert r["state"] == "steroid_response"
-    fired = next(t for t in r["trace"] if t["rule"] == "complete_response")
+    fired = next(t for t in reversed(r["trace"]) if t["rule"] == "complete_response")
     assert fired["facts"]["visible_blood"] is False
     text = explain_text(explain(pw, s, rule="complete_response"))
     line = next(x for x in text.splitlines() if x.strip().startswith("computed inputs:"))
@@ -248,3 +249,69 @@ def test_a_refused_case_file_points_at_the_inconsistent_value(tmp_path: Path, ca
     assert main(["run", str(case)]) == 2
     err = capsys.readouterr().err
     assert "case.yaml:6:21: events[1].stool_freq_24h: inconsistent values" in err and err.rstrip().endswith("[PW409]")
+
+
+def test_a_forbidden_combination_is_refused_and_changes_nothing(pw) -> None:
+    """A bloody stool is visible blood: both given as contradicting each other in one event is refused
+    (read either way, it would decide the response); alone, or agreeing, they are accepted."""
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    before = json.dumps(s.dump(), sort_keys=True)
+    with pytest.raises(InputError) as info:
+        s.observe({"day": 4, "stool_freq_24h": 2, "bloody_stools_24h": 2, "visible_blood": False})
+    assert json.dumps(s.dump(), sort_keys=True) == before
+    (d,) = info.value.diagnostics
+    assert d.code == "PW409" and d.file == "events[1].bloody_stools_24h"
+    assert "bloody_stools_24h = 2 with visible_blood = false cannot be given together" in d.message
+    assert "a bloody stool in the last 24 hours is visible blood" in d.message
+    s.observe({"day": 4, "stool_freq_24h": 2, "bloody_stools_24h": 0, "visible_blood": False})
+    s.observe({"day": 4.5, "stool_freq_24h": 2, "bloody_stools_24h": 0, "visible_blood": True})  # blood passed alone
+    s.observe({"day": 5, "bloody_stools_24h": 1, "visible_blood": True})
+
+
+def test_a_refused_case_file_points_at_the_forbidden_combination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = tmp_path / "case.yaml"
+    case.write_text("patient: {id: c1}\nevents:\n  - {day: 0, bloody_stools_24h: 8, pulse_bpm: 100}\n"
+                    "  - day: 1\n    visible_blood: false\n    bloody_stools_24h: 3\n", encoding="utf-8")
+    assert main(["run", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert "case.yaml:6:" in err and "events[1].bloody_stools_24h: inconsistent values" in err
+    assert err.rstrip().endswith("[PW409]")
+
+
+@pytest.mark.parametrize("check,code,words", [
+    ("{id: c, title: t, forbid: {all: [{crp_mg_l: {gt: 10}}, {perforaton: true}]}}", "PW202", "perforaton"),
+    ("{id: c, title: t, field: crp_mg_l, forbid: {perforation: true}}", "PW112", "not both"),
+    ("{id: c, title: t, forbid: {perforation: 3}}", None, None),
+    ("{id: c, title: t, forbid: {crp_mg_l: {gt: $no_such_limit}}}", "PW203", "no_such_limit"),
+])
+def test_a_forbid_check_is_checked_where_it_is_written(tmp_path: Path, check: str, code: str | None,
+                                                       words: str | None) -> None:
+    root = tmp_path / "mini"
+    shutil.copytree(BASE, root)
+    text = _MINI_FIELDS.replace("  - {id: crp_within_limit_field, title: a check of two values, field: crp_mg_l, "
+                                "lte: crp_max_mg_l}\n", f"  - {check}\n")
+    (root / "fields.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(DefinitionError) as info:
+        load_pathway(root, cache=False)
+    diags = info.value.diagnostics
+    assert diags and all(d.file.endswith("fields.yaml") and d.line == 2 for d in diags), diags
+    if code is not None:
+        assert diags[0].code == code and words in diags[0].message + (diags[0].hint or "")
+
+
+def test_a_forbid_check_in_a_small_pathway(tmp_path: Path) -> None:
+    root = tmp_path / "mini"
+    shutil.copytree(BASE, root)
+    text = _MINI_FIELDS.replace(
+        "  - {id: crp_within_limit_field, title: a check of two values, field: crp_mg_l, lte: crp_max_mg_l}\n",
+        "  - {id: quiet_perforation, title: a perforation is not recorded with a CRP under 5, "
+        "forbid: {all: [{perforation: true}, {crp_mg_l: {lt: 5}}]}}\n")
+    (root / "fields.yaml").write_text(text, encoding="utf-8")
+    pw = load_pathway(root, cache=False)
+    s = pw.start({"id": "m1"})
+    with pytest.raises(InputError) as info:
+        s.observe({"day": 0, "crp_mg_l": 2, "perforation": True})
+    assert info.value.diagnostics[0].message.startswith("inconsistent values: perforation = true with crp_mg_l = 2")
+    s.observe({"day": 0, "crp_mg_l": 2})
+    s.observe({"day": 0, "perforation": True})  # the CRP of an earlier event is not 'given together'

@@ -167,11 +167,8 @@ def _computed_view(c: ComputedInput, d: PathwayDef) -> dict[str, Any]:
     return {"when": prose.computed_text(c, d), "inputs": ", ".join(c.inputs), "evidence": evidence}
 
 
-_CHECK_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-
-
 def _check_view(c: Consistency) -> dict[str, Any]:
-    return {"must hold": f"{c.field} {_CHECK_WORDS[c.op]} {c.other}", "title": c.title}
+    return {"must hold": c.must_hold(), "title": c.title}
 
 
 def _compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -371,8 +371,7 @@ def _section_computed(d: PathwayDef) -> str:
                     f"</span></td><td>{_e(prose.computed_text(comp, d))}</td><td>{_e(', '.join(comp.inputs))}</td><td>{srcs}"
                     + (f'<br><span class="muted">{_e(ev.note)}</span>' if ev.note else "")
                     + f"</td><td>{_e(ev.strength)}</td><td>{_pill(ev.status, ev.status)}</td></tr>")
-    words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.field)} {_e(words[c.op])} {_e(c.other)}</code></td>"
+    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.must_hold())}</code></td>"
                      f"<td>{_e(c.title)}</td></tr>" for c in d.consistency)
     return ('<h2 id="computed">Computed inputs</h2><p>True/false inputs computed from other inputs when not recorded: '
             "true when the condition is definitely true, false when it is definitely false, no value otherwise. A value "

@@ -362,10 +362,13 @@ def field_reference(definition: PathwayDef) -> str:
         lines += _table(["field", "true when (false when definitely not)", "computed from", "evidence"], rows)
     if definition.consistency:
         lines += ["", "## Consistency checks", "",
-                  "Two values given together in one event (or both in the patient record) must compare this way;",
-                  "otherwise the event is refused (PW409) and nothing is applied.", ""]
+                  "Values given together in one event (or in the patient record) must compare this way, or must not",
+                  "make the forbidden combination; otherwise the event is refused (PW409) and nothing is applied.", ""]
         words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-        rows = [[_code(c.id), f"`{c.field}` {words[c.op]} `{c.other}`", _t(c.title)] for c in definition.consistency]
+        rows = [[_code(c.id),
+                 (f"not ({_t(prose.condition_text(c.forbid, definition))})" if c.forbid is not None
+                  else f"`{c.field}` {words[c.op or 'gte']} `{c.other}`"),
+                 _t(c.title)] for c in definition.consistency]
         lines += _table(["check", "must hold", "meaning"], rows)
 
     lines += ["", "## Derived facts", "",

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from pathway.core.errors import Diagnostic, InputError, suggest
+from pathway.definition import conditions as C
 from pathway.definition.clock import MAX_DAY, parse_time
 from pathway.definition.model import AmbiguityBand, FieldDef
 from pathway.definition.pathway import Consistency
@@ -314,14 +315,28 @@ def _fields(data: dict[str, Any], fields: dict[str, FieldDef], meta: set[str], s
 _CHECK_WORDS = {"gt": "more than", "gte": "at least", "lt": "less than", "lte": "at most"}
 
 
+def _given(value: Any) -> str:
+    """A value as written in an event: true/false, numbers without trailing zeros, text as it is."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, (int, float)) else reprlib.repr(value)
+
+
 def check_consistency(values: dict[str, Any], checks: Sequence[Consistency], where: str,
                       out: list[Diagnostic]) -> None:
     """PW409 for every check that two values given together (canonical units) break."""
     for check in checks:
         if not check.holds(values):
+            if check.forbid is not None:
+                names = dict.fromkeys(c.field for c in C.fields_of(check.forbid) if c.field in values)
+                given = " with ".join(f"{name} = {_given(values[name])}" for name in names)
+                out.append(_diag(f"{where}.{check.field}", "PW409",
+                                 f"inconsistent values: {given} cannot be given together ({check.title}); "
+                                 "correct the one that is wrong"))
+                continue
             a, b = values[check.field], values[check.other]
             out.append(_diag(f"{where}.{check.field}", "PW409",
-                             f"inconsistent values: {check.field} = {a:g} must be {_CHECK_WORDS[check.op]} "
+                             f"inconsistent values: {check.field} = {a:g} must be {_CHECK_WORDS[str(check.op)]} "
                              f"{check.other} = {b:g} when both are given together ({check.title})"))
 
 

@@ -399,16 +399,21 @@ class FieldDef(_Model):
 
 
 class ConsistencyCheck(_Model):
-    """Two number fields given in the same event must compare this way, or the event is refused.
+    """Values given in the same event that contradict each other: the event is refused.
 
-    ``{id: stools_include_bloody, field: stool_freq_24h, gte: bloody_stools_24h}``: when both are
-    given in one event (or both in the patient record), ``stool_freq_24h >= bloody_stools_24h``
-    must hold. Exactly one of ``gt``, ``gte``, ``lt``, ``lte`` names the other field.
+    Two number fields: ``{id: stools_include_bloody, field: stool_freq_24h, gte: bloody_stools_24h}``:
+    when both are given in one event (or both in the patient record), ``stool_freq_24h >=
+    bloody_stools_24h`` must hold. Exactly one of ``gt``, ``gte``, ``lt``, ``lte`` names the other field.
+
+    Any fields: ``forbid:`` a condition (the rule condition language, on input fields) that the values
+    given together must not definitely meet: ``{all: [{bloody_stools_24h: {gt: 0}}, {visible_blood:
+    false}]}``. A field not given in the event leaves it unknown, so nothing is refused for it.
     """
 
     id: str = Field(pattern=_ID)
     title: str
-    field: str
+    field: str | None = None
+    forbid: Any = None
     gt: str | None = None
     gte: str | None = None
     lt: str | None = None

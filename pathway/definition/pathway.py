@@ -156,25 +156,39 @@ class ComputedInput:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+_SYMBOLS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+
+
 @dataclass(frozen=True)
 class Consistency:
-    """Two number fields given together must compare this way (``consistency:`` in the fields file)."""
+    """Values given together that must agree (``consistency:`` in the fields file): two number fields
+    compared (``field`` ``op`` ``other``), or a ``forbid`` condition they must not definitely meet."""
 
     id: str
     title: str
     field: str
-    op: Literal["gt", "gte", "lt", "lte"]
+    op: Literal["gt", "gte", "lt", "lte"] | None
     other: str
     file: str
     line: int
     col: int
+    forbid: C.Cond | None = None
+
+    def must_hold(self) -> str:
+        """What must hold, as written: ``stool_freq_24h ≥ bloody_stools_24h``, ``not (...)``."""
+        if self.forbid is not None or self.op is None:
+            return f"not {C.describe(self.forbid)}" if self.forbid is not None else ""
+        return f"{self.field} {_SYMBOLS[self.op]} {self.other}"
 
     def holds(self, values: dict[str, Any]) -> bool:
-        """True unless both values are given and the comparison fails."""
+        """True unless the values given break the check (a forbidden combination definitely met, or
+        both numbers given and the comparison failing)."""
+        if self.forbid is not None:
+            return C.evaluate(self.forbid, values) is not True
         a, b = values.get(self.field), values.get(self.other)
         if a is None or b is None:
             return True
-        return bool(C.Cmp(self.field, self.op, b).holds({self.field: a}))
+        return self.op is None or bool(C.Cmp(self.field, self.op, b).holds({self.field: a}))
 
 
 @dataclass(frozen=True)

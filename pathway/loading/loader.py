@@ -411,7 +411,7 @@ class _Loader:
         consistency: list[Consistency] = []
         if fields_file is not None and fdoc is not None:
             computed = self._computed(fdoc, fields_file, spec, params)
-            consistency = self._consistency(fdoc, fields_file)
+            consistency = self._consistency(fdoc, fields_file, params)
         if fdoc is not None and fields_file is not None:
             self._check_timeline(fdoc, spec, fields_file.fields, fields)
         points = self._decisions(pdoc, spec, params)
@@ -889,11 +889,18 @@ class _Loader:
         return Terminology(observations=observations, orders=orders, answers=answers, units=dict(cfile.units),
                            local_system=cfile.local_system, systems=dict(cfile.systems))
 
-    def _consistency(self, doc: Located, ffile: FieldsFile) -> list[Consistency]:
-        """Checks between two number fields of one event (``consistency:``)."""
+    def _consistency(self, doc: Located, ffile: FieldsFile, params: dict[str, Any]) -> list[Consistency]:
+        """Checks between values of one event (``consistency:``): two number fields compared, or a
+        combination of input values forbidden (``forbid:``)."""
         authored = ffile.fields
         out: list[Consistency] = []
         seen: dict[str, int] = {}
+        inputs = [n for n, d in authored.items() if d.aggregate is None]
+
+        def field_type(name: str) -> tuple[str, list[str]] | None:
+            f = authored.get(name)
+            return (f.type, list(f.values)) if f is not None and f.aggregate is None else None
+
         for i, check in enumerate(ffile.consistency):
             where = ("consistency", i)
             before = len(self.diags)
@@ -902,7 +909,24 @@ class _Loader:
                                            f"duplicate check id '{check.id}' (first at line {seen[check.id]})"))
             seen.setdefault(check.id, doc.pos(where)[0])
             ops = [op for op in ("gt", "gte", "lt", "lte") if getattr(check, op) is not None]
-            if len(ops) != 1:
+            if check.forbid is not None:
+                if ops or check.field is not None:
+                    self.diags.append(doc.diag(where, "PW112", "a consistency check is either 'forbid' (a condition) or "
+                                                               "'field' with one of 'gt', 'gte', 'lt', 'lte', not both"))
+                    continue
+                parser = C.ConditionParser(doc, field_type, lambda name: None, params, sorted(inputs), self.diags)
+                cond = parser.parse(check.forbid, where + ("forbid",))
+                named = list(dict.fromkeys(c.field for c in C.fields_of(cond)))
+                if len(self.diags) > before:
+                    continue
+                if not named:
+                    self.diags.append(doc.diag(where + ("forbid",), "PW112", "'forbid' must test at least one input field"))
+                    continue
+                line, col = doc.pos(where)
+                out.append(Consistency(check.id, check.title, named[0], None, ", ".join(named[1:]), doc.file, line, col,
+                                       forbid=cond))
+                continue
+            if check.field is None or len(ops) != 1:
                 self.diags.append(doc.diag(where, "PW112", "a consistency check names the other field with exactly one of "
                                                            "'gt', 'gte', 'lt', 'lte'"))
                 continue
