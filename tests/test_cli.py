@@ -14,7 +14,7 @@ from pathway.cli.main import main
 def test_validate_ok(capsys):
     assert main(["validate", "asuc"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: asuc ") and "13 states, 33 transitions" in out
+    assert out.startswith("ok: asuc ") and "13 states, 34 transitions" in out
 
 
 def test_validate_broken_folder_exits_2_with_located_errors(rules_copy, capsys):
