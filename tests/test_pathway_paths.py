@@ -157,6 +157,18 @@ CASES = [
     ("perforation_on_tacrolimus",
      rescue("tacrolimus", {"day": 5, "perforation": True}),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "colectomy"], "perforation_or_massive_bleed"),
+    # a complete response after a predicted steroid failure, before any rescue agent: oral steroids chosen
+    ("complete_response_before_rescue",
+     {"patient": patient(), "events": [dict(ADMIT), {"day": 3, "stool_freq_24h": 4, "bloody_stools_24h": 2, "crp_mg_l": 50},
+                                       {"day": 4, "stool_freq_24h": 2, "bloody_stools_24h": 0, "crp_mg_l": 22},
+                                       {"day": 4.5, "rescue_choice": "oral_steroids"}]},
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "steroid_response"], "choose_oral_steroids"),
+    # a ciclosporin responder discharged on ciclosporin day 3.5, while the IV phase runs (said aloud)
+    ("thiopurine_maintenance_discharged_on_iv_ciclosporin",
+     rescue("ciclosporin", {"day": 5, "stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 30},
+            {"day": 6, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 20}, {"day": 6.5, "discharge": True}),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_thiopurine", "discharged"],
+     "discharged_during_iv_ciclosporin"),
     ("megacolon_on_ciclosporin",
      rescue("ciclosporin", {"day": 5, "caecum_cm": 10, "systemic_toxicity": True}),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "colectomy"], "toxic_megacolon"),

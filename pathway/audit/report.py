@@ -91,7 +91,7 @@ _PRINT_CSS = """
 @page wide { size: A4 landscape; }
 @page :first { @bottom-left { content: none; } }
 @media print {
-  html { font-size: 8.5pt; } body { margin: 0; padding-right: 2mm; line-height: 1.3; }
+  html { font-size: 8.5pt; } body { margin: 0; padding-right: 2mm; line-height: 1.3; overflow-wrap: anywhere; }
   h1 { font-size: 17pt; } h2 { font-size: 13pt; margin-top: 0; break-after: avoid; }
   section[class^="sec-"], section.dt-table { break-before: page; }
   section.wide { page: wide; } .diagram { border: 0; padding: 0; overflow: visible; }
