@@ -39,7 +39,7 @@ from pathway.definition import effects as E
 from pathway.definition import prose
 from pathway.definition.clock import MAX_DAY, days_since
 from pathway.definition.model import Aggregate, FieldDef, ProfileFile, RuleDef
-from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.pathway import BUILTIN_FIELDS, CHECK_SYMBOLS, PathwayDef, Rule
 from pathway.definition.timeline import hours_text, validity_text
 from pathway.definition.units import units_for
 
@@ -364,10 +364,9 @@ def field_reference(definition: PathwayDef) -> str:
         lines += ["", "## Consistency checks", "",
                   "Values given together in one event (or in the patient record) must compare this way, or must not",
                   "make the forbidden combination; otherwise the event is refused (PW409) and nothing is applied.", ""]
-        words = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
         rows = [[_code(c.id),
                  (f"not ({_t(prose.condition_text(c.forbid, definition))})" if c.forbid is not None
-                  else f"`{c.field}` {words[c.op or 'gte']} `{c.other}`"),
+                  else f"`{c.field}` {CHECK_SYMBOLS[str(c.op)]} `{c.other}`"),
                  _t(c.title)] for c in definition.consistency]
         lines += _table(["check", "must hold", "meaning"], rows)
 

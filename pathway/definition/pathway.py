@@ -156,13 +156,15 @@ class ComputedInput:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-_SYMBOLS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+#: How a consistency check's comparison is written (field reference, report, diff).
+CHECK_SYMBOLS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 
 
 @dataclass(frozen=True)
 class Consistency:
     """Values given together that must agree (``consistency:`` in the fields file): two number fields
-    compared (``field`` ``op`` ``other``), or a ``forbid`` condition they must not definitely meet."""
+    compared (``field`` ``op`` ``other``), or a ``forbid`` condition they must not definitely meet (then
+    ``op`` is None, ``other`` empty, and ``field`` the first field it tests, where a refusal points)."""
 
     id: str
     title: str
@@ -176,9 +178,9 @@ class Consistency:
 
     def must_hold(self) -> str:
         """What must hold, as written: ``stool_freq_24h ≥ bloody_stools_24h``, ``not (...)``."""
-        if self.forbid is not None or self.op is None:
-            return f"not {C.describe(self.forbid)}" if self.forbid is not None else ""
-        return f"{self.field} {_SYMBOLS[self.op]} {self.other}"
+        if self.forbid is not None:
+            return f"not {C.describe(self.forbid)}"
+        return f"{self.field} {CHECK_SYMBOLS[str(self.op)]} {self.other}"
 
     def holds(self, values: dict[str, Any]) -> bool:
         """True unless the values given break the check (a forbidden combination definitely met, or

@@ -923,8 +923,7 @@ class _Loader:
                     self.diags.append(doc.diag(where + ("forbid",), "PW112", "'forbid' must test at least one input field"))
                     continue
                 line, col = doc.pos(where)
-                out.append(Consistency(check.id, check.title, named[0], None, ", ".join(named[1:]), doc.file, line, col,
-                                       forbid=cond))
+                out.append(Consistency(check.id, check.title, named[0], None, "", doc.file, line, col, forbid=cond))
                 continue
             if check.field is None or len(ops) != 1:
                 self.diags.append(doc.diag(where, "PW112", "a consistency check names the other field with exactly one of "
