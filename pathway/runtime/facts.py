@@ -57,10 +57,18 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
             snap[name] = value
     if not d.computed and not pathway.aggregates:
         return snap, {}
-    position: dict[str, int] = {}  # the event each value was last recorded in
-    for index, event in enumerate(st.events):
-        for name in event:
-            position[name] = index
+    history = st.history
+    position: dict[str, int] = {}  # the event each computed value stands at (inputs: see recorded_at)
+
+    def recorded_at(name: str) -> int:
+        """The event ``name`` was last recorded in (PATIENT_RECORD: only in the patient record, or never)."""
+        at = position.get(name)
+        if at is not None:
+            return at
+        entries = history.get(name)
+        event = entries[-1][3] if entries and len(entries[-1]) > 3 else None
+        return PATIENT_RECORD if event is None else int(event)
+
     for name, spec in pathway.aggregates.items():
         assert spec.aggregate is not None  # pathway.aggregates holds only computed fields
         if name in pathway.state_aggregates:
@@ -68,14 +76,14 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
         value = aggregate(st, spec.aggregate)
         if value is not None:
             snap[name] = value
-            position[name] = position.get(spec.aggregate.of, PATIENT_RECORD)
+            position[name] = recorded_at(spec.aggregate.of)
     provenance: dict[str, dict[str, Any]] = {}
     for name, comp in d.computed.items():  # inputs before the fields computed from them
         recorded = snap.get(name)
         derived = C.evaluate(comp.when, snap)
         used = {f: snap[f] for f in comp.inputs if snap.get(f) is not None}
-        newest = max((position.get(f, PATIENT_RECORD) for f in used), default=None)
-        mine = position.get(name, PATIENT_RECORD)
+        newest = max((recorded_at(f) for f in used), default=None)
+        mine = recorded_at(name)
         if recorded is not None and (derived is None or newest is None or mine >= newest):
             value, source = recorded, "recorded"
         elif derived is not None:
@@ -172,15 +180,6 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     entries = st.history.get(agg.of)
     if not entries and agg.fn != "ever" and agg.fn != "count":
         return None  # nothing recorded: no value, whatever the window
-    now_day = st.day if st.day is not None else 0.0
-    origin = 0.0
-    if agg.counted_from is not None:
-        start = st.entered.get(agg.counted_from)
-        if start is None:
-            return None  # days counted from a state not entered: the window has not begun
-        origin = start
-    if math.floor(elapsed(now_day, origin)) < agg.from_day:
-        return None  # the window has not begun
     since = until = None
     if agg.since is not None:
         since = _entered(st, agg.since)
@@ -190,6 +189,15 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
         until = _entered(st, agg.until)
         if until is None:
             return None  # the window has no end yet
+    now_day = st.day if st.day is not None else 0.0
+    origin = 0.0
+    if agg.counted_from is not None:
+        start = st.entered.get(agg.counted_from)
+        if start is None:
+            return None  # days counted from a state not entered: the window has not begun
+        origin = start
+    if math.floor(elapsed(now_day, origin)) < agg.from_day:
+        return None  # the window has not begun
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
     changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
