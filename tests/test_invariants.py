@@ -98,7 +98,7 @@ def test_the_same_seed_finds_the_same_course(rules_copy) -> None:
 def test_verify_command(rules_copy, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "asuc", "--budget", "50"]) == 0
     out = capsys.readouterr().out
-    assert "50 course(s)" in out and "no violation of 19 invariant(s)" in out
+    assert "50 course(s)" in out and "no violation of 20 invariant(s)" in out
     _without_emergency_rule(rules_copy)
     assert main(["verify", str(rules_copy), "--budget", "300"]) == 1
     out = capsys.readouterr().out

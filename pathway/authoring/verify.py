@@ -192,7 +192,8 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
                 patient.pop(name, None)
             else:
                 patient[name] = value
-        backbone = draw(st.sampled_from(["none", "admitted", "day3", "selection", "rescue", "rescue_course", "late"]))
+        backbone = draw(st.sampled_from(["none", "admitted", "day3", "selection", "rescue", "rescue_course", "late",
+                                              "responded"]))
         events: list[dict[str, Any]] = []
         if backbone == "late":
             # severe only on reassessment: IV steroids (and their day count) start after admission
@@ -202,6 +203,14 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
         if backbone == "day3":
             # a day-3 assessment drawn around every index threshold (Oxford, Lindgren, CRP/albumin, Ho)
             events.append({"day": 3, **{n: draw(st.sampled_from(values[n])) for n in _DAY3_FIELDS if n in values}})
+        if backbone == "responded":
+            # a complete response on day 3 (steroid response): what follows may be a relapse
+            events.append({"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 10})
+            relapse: dict[str, Any] = {n: draw(st.sampled_from(values[n]))
+                                       for n in ("bloody_stools_24h", "pulse_bpm", "temp_c")
+                                       if n in values and draw(st.booleans())}
+            if relapse:
+                events.append({"day": draw(st.sampled_from([4, 5, 6])), **relapse})
         if backbone in ("selection", "rescue", "rescue_course"):
             events += [dict(_DAY3), dict(_LABS)]
         if backbone in ("rescue", "rescue_course") and choices:
