@@ -120,18 +120,35 @@ def test_a_retracted_event_is_withdrawn_and_kept_in_the_revisions(pw):
     assert doc["revisions"][-1]["was"]["crp_mg_l"] == 60
 
 
-def test_a_revision_that_would_strand_a_later_decision_is_refused_aloud(pw):
+def test_a_revision_that_strands_a_later_decision_keeps_it_unacted_and_says_so(pw):
     # day 3: 9 stools (> 8) is Oxford positive -> rescue selection; the team records infliximab on day 4
     s = pw.start(patient())
     s.observe(dict(ADMIT, id="adm"))
     s.observe({"id": "d3", "day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80})
     s.observe({"id": "choice", "day": 4, "rescue_choice": "infliximab"})
-    assert s.state != "iv_steroids"
-    # withdrawing day 3 would leave the choice recorded while the patient was still on IV steroids
-    err = _refused(s, lambda: s.retract("d3"))
-    codes = [d.code for d in err.diagnostics]
-    assert "PW415" in codes and "PW407" in codes
-    assert err.event == 1  # the retracted event
+    assert s.state == "rescue_selection"  # the choice recorded (this patient's screening is not complete)
+    # day 3 was entered in error: withdrawing it leaves the choice recorded while the patient was still on
+    # IV steroids. The correction is applied; the choice stays in the record, not acted on, said aloud.
+    r = s.retract("d3", reason="another patient's chart")
+    assert r["state"] == "iv_steroids" and r["path"] == ["suspected_asuc", "iv_steroids"]
+    said = [a for a in r["alerts"] if a["rule"] == "decision.rescue_choice"]
+    assert len(said) == 1 and said[0]["level"] == "critical"
+    assert "day 4 (rescue_choice: infliximab) was not acted on" in said[0]["text"]
+    assert "'IV corticosteroids'" in said[0]["text"]
+    doc = s.dump()
+    assert [e.get("id") for e in doc["events"]] == ["adm", "choice"]
+    assert "unacted" not in doc  # a restore replays the events, which gives the same
+    restored = pw.restore(doc)
+    assert restored.result() == s.result()
+    # a new decision where it is not taken is still refused (PW407), and changes nothing
+    before = s.dump()
+    err = _refused(s, lambda: s.observe({"day": 4.5, "rescue_choice": "ciclosporin"}))
+    assert [d.code for d in err.diagnostics] == ["PW407"]
+    assert s.dump() == before
+    # the next chart in the same state still says it; a move on clears it
+    r = s.observe({"day": 5, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 90})
+    assert r["state"] == "rescue_selection"
+    assert not [a for a in r["alerts"] if a["rule"] == "decision.rescue_choice"]
 
 
 @pytest.mark.parametrize("attempt,code", [

@@ -196,8 +196,9 @@ _ALL = [
     Code("PW414", "input", "no event with that id",
          "`Session.amend` or `Session.retract` names an id that no recorded event carries."),
     Code("PW415", "input", "course cannot be evaluated again",
-         "A late, amended or retracted event changes the course so that a later event is refused (a decision "
-         "recorded in a state the patient is no longer in); the later diagnostics say which; nothing changes."),
+         "A late, amended or retracted event changes the course so that a later event is refused (its input no "
+         "longer valid); the later diagnostics say which; nothing changes. A later decision the new course does "
+         "not take is not refused: it is kept, not acted on, and said aloud."),
     Code("PW430", "input", "not FHIR input the pathway reads",
          "FHIR input is a resource or a Bundle (a JSON object) of type collection, transaction, batch or searchset, "
          "nested at most 64 levels and holding at most 2,000,000 values."),

@@ -16,17 +16,22 @@ if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
     from pathway.runtime.engine import Firing
 
-__all__ = ["refuse_untimely", "blocked_records"]
+__all__ = ["refuse_untimely", "untimely", "unacted_records", "blocked_records"]
+
+
+def untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str]) -> list[str]:
+    """The decisions recorded in this event that count in none of the states the event passed through."""
+    decisions = pathway.definition.decisions
+    return [name for name in recorded
+            if name in decisions and not any(s in decisions[name] for s in passed)]
 
 
 def refuse_untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str], where: str) -> None:
     """InputError (nothing applied) for a decision recorded in this event that counts in none of
     the states the event passed through."""
     problems = []
-    for name in recorded:
-        accepted = pathway.definition.decisions.get(name)
-        if accepted is None or any(s in accepted for s in passed):
-            continue
+    for name in untimely(pathway, recorded, passed):
+        accepted = pathway.definition.decisions[name]
         titles = ", ".join(sorted(accepted))
         problems.append(Diagnostic(
             f"{where}.{name}", 0, 0, "PW407",
@@ -111,3 +116,30 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
                     "evidence": {"sources": sources, "strength": "expert", "status": status},
                     "effects": [{"kind": "alert", "level": "critical", "text": text}]})
     return out
+
+
+def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
+    """A critical alert for each decision the course holds but never acted on because it fell, once the
+    course was evaluated again (an event placed earlier, amended or retracted), in a state where it is not
+    taken (``st.unacted``); shown while the patient is still in that state."""
+    d = pathway.definition
+    out: list[dict[str, Any]] = []
+    for item in st.unacted:
+        if item["state"] != st.state:
+            continue
+        name, value = item["field"], item["value"]
+        shown = str(value).lower() if isinstance(value, bool) else value
+        accepted = ", ".join(f"'{d.spec.states[s].title}'" for s in sorted(d.decisions.get(name, ())))
+        text = (f"Decision recorded on day {_day(item['day'])} ({name}: {shown}) was not acted on: once the course "
+                f"was evaluated again (an event recorded late, amended or retracted), the patient was by then in "
+                f"'{d.spec.states[item['state']].title}', where it is not taken (it is a decision of {accepted}). "
+                "It stays in the record: review it with the team.")
+        out.append({"rule": f"decision.{name}", "branch": "then", "synthetic": True,
+                    "title": f"Recorded decision not acted on ({name})",
+                    "evidence": {"sources": [], "strength": "expert", "status": "verified"},
+                    "effects": [{"kind": "alert", "level": "critical", "text": text}]})
+    return out
+
+
+def _day(day: Any) -> str:
+    return str(int(day)) if float(day).is_integer() else str(day)

@@ -26,7 +26,7 @@ from pathway.definition.clock import hours_between, parse_time
 from pathway.definition.effects import Transition, derived_by
 from pathway.definition.inputs import free_form_problem, shown_value, validate_event, validate_patient
 from pathway.runtime import changes, facts
-from pathway.runtime.decisions import blocked_records, refuse_untimely
+from pathway.runtime.decisions import blocked_records, refuse_untimely, unacted_records, untimely
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
@@ -306,7 +306,7 @@ class Session:
         fresh = start_session(self._pathway, self._st.patient)
         for i, event in enumerate(timeline):
             try:
-                if fresh._apply(event) is not None:  # cannot happen: the timeline is in time order
+                if fresh._apply(event, replaying=True) is not None:  # cannot happen: the timeline is in time order
                     raise EngineError(f"events[{i}] is out of time order in the timeline")
             except InputError as exc:
                 note = Diagnostic(f"events[{start}]", 0, 0, "PW415",
@@ -318,9 +318,13 @@ class Session:
         fresh._st.revisions = [*self._st.revisions, {**copy.deepcopy(revision)}]
         self._st = fresh._st
 
-    def _apply(self, event: dict[str, Any]) -> float | None:
+    def _apply(self, event: dict[str, Any], replaying: bool = False) -> float | None:
         """Validate ``event`` and, when it is not earlier than the latest event, evaluate it (a restore
-        replays events with this); return its day without applying it when it is earlier."""
+        replays events with this); return its day without applying it when it is earlier.
+
+        ``replaying``: the event is already in the course (a re-evaluation or a restore), so a decision it
+        records where it is not taken is kept, not acted on and said aloud (SessionState.unacted) rather
+        than refused (PW407), which a new event is."""
         st = self._st
         try:
             day, values, admission, warnings = self._validated(event, f"events[{len(st.events)}]")
@@ -333,7 +337,7 @@ class Session:
         work.admission = admission
         work.warnings = warnings  # the event's own; kept only if the whole event is applied
         try:
-            _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event)
+            _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event, replaying)
         except InputError as exc:
             exc.event = len(st.events)
             raise
@@ -382,9 +386,10 @@ def _clock_hours(day: float, event: dict[str, Any], admission: datetime | None) 
 
 
 def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[str, Any],
-          raw_event: dict[str, Any]) -> None:
+          raw_event: dict[str, Any], replaying: bool = False) -> None:
     """Evaluate one validated event on ``st`` (a working copy): record the values, then evaluate the
-    current state, follow the move it takes, and repeat until a state takes no move."""
+    current state, follow the move it takes, and repeat until a state takes no move (``replaying``: see
+    Session._apply)."""
     d = pw.definition
     index = len(st.events)
     st.day = day
@@ -425,11 +430,15 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                                         chosen[1] if chosen is not None and moved else None))
         texts = text_values(d.params, present, st.derived)  # the same names: it reads the values present
         if chosen is None:
-            refuse_untimely(pw, recorded, passed, f"events[{index}]")
+            if not replaying:
+                refuse_untimely(pw, recorded, passed, f"events[{index}]")
+            else:
+                st.unacted += [{"field": name, "value": recorded[name], "event": index, "day": day, "state": st.state}
+                               for name in untimely(pw, recorded, passed)]
             # Only what makes up "now" is rendered: the moves taken and the final state's firings,
             # and any recorded decision that could not be acted on, said aloud.
             st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
-                          + blocked_records(pw, st, snapshot, derived, firings))
+                          + blocked_records(pw, st, snapshot, derived, firings) + unacted_records(pw, st))
             st.current += overdue_records(pw, st, snapshot, derived, st.current, texts)
             # kept read only (a result copies what it shows): equal records shared between sessions
             st.current = [interned(item) for item in st.current]
@@ -560,4 +569,4 @@ def observed_form(entry: dict[str, Any]) -> dict[str, Any]:
 
 def replay_event(session: Session, entry: dict[str, Any]) -> None:
     """Apply a recorded event again (a restore replays a document's events through the engine)."""
-    session._apply(observed_form(entry))
+    session._apply(observed_form(entry), replaying=True)

@@ -262,6 +262,8 @@ FORMATS = (1, 2, 3, 4)
 
 #: keys added to the session document after format 1 was first written; older documents lack them
 _OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions"}
+#: fields of the state that are not keys of the document (the patient id is in the patient; see SessionState.unacted)
+_NOT_KEPT = {"patient_id", "unacted"}
 
 
 @dataclass
@@ -302,6 +304,10 @@ class SessionState:
     #: event id, where it went, and the event as it was recorded before (``was``); and each ``replay`` of
     #: the course under other rules (``replayed``: from, to, differences)
     revisions: list[dict[str, Any]] = field(default_factory=list)
+    #: decisions in the events that a re-evaluation of the course found in a state that does not take them
+    #: (kept, not acted on, said aloud): ``{field, value, event, day, state}``. Not in the document: a restore
+    #: replays the events, which gives them again.
+    unacted: list[dict[str, Any]] = field(default_factory=list)
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -316,6 +322,7 @@ class SessionState:
         new.entered = dict(self.entered)
         new.recorded_event, new.warnings = dict(self.recorded_event), list(self.warnings)
         new.seen_hours, new.frozen, new.revisions = dict(self.seen_hours), dict(self.frozen), list(self.revisions)
+        new.unacted = list(self.unacted)
         return new
 
     def record_value(self, name: str, entry: list[Any]) -> None:
@@ -335,7 +342,7 @@ class SessionState:
     def values(self) -> dict[str, Any]:
         """The keys of the document that this state makes (not copied: read, never change them)."""
         out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
-               for f in fields(self) if f.name != "patient_id" for value in (getattr(self, f.name),)}
+               for f in fields(self) if f.name not in _NOT_KEPT for value in (getattr(self, f.name),)}
         out["trace"] = [entry_dict(item) for item in self.trace]
         out["evaluations"] = [evaluation_dict(entry) for entry in self.evaluations]
         return out
@@ -345,7 +352,7 @@ class SessionState:
         doc = upgrade(doc)
         # A document written before a key with a default existed (e.g. 'warnings') restores with the default.
         values = {f.name: json_copy(doc[f.name]) for f in fields(cls)
-                  if f.name != "patient_id" and (f.name in doc or f.name not in _OPTIONAL)}
+                  if f.name not in _NOT_KEPT and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         values["trace"] = [compact_entry(entry) for entry in values["trace"]]
         values["evaluations"] = [_pack_evaluation(entry) for entry in values["evaluations"]]
