@@ -3,6 +3,7 @@ be acted on (see :class:`pathway.definition.model.DecisionSpec`)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
@@ -130,7 +131,10 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
         name, value = item["field"], item["value"]
         shown = str(value).lower() if isinstance(value, bool) else value
         accepted = ", ".join(f"'{d.spec.states[s].title}'" for s in sorted(d.decisions.get(name, ())))
-        text = (f"Decision recorded on day {_day(item['day'])} ({name}: {shown}) was not acted on: once the course "
+        event = st.events[item["event"]] if item["event"] < len(st.events) else {}
+        when = (f"day {math.floor(item['day'])} at {event['time']}" if "time" in event
+                else f"day {_day(item['day'])}")
+        text = (f"Decision recorded on {when} ({name}: {shown}) was not acted on: once the course "
                 f"was evaluated again (an event recorded late, amended or retracted), the patient was by then in "
                 f"'{d.spec.states[item['state']].title}', where it is not taken (it is a decision of {accepted}). "
                 "It stays in the record: review it with the team.")
