@@ -19,7 +19,7 @@ from pathway.definition.clock import days_since, elapsed
 from pathway.definition.model import Aggregate
 from pathway.definition.timeline import is_current, window_hours
 from pathway.runtime.doses import num
-from pathway.runtime.state import SessionState, entry_move
+from pathway.runtime.state import SessionState, entry_move, kept_get
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -259,8 +259,8 @@ def decision_counts(pathway: Pathway, st: SessionState, name: str) -> bool:
 def frozen_now(pathway: Pathway, st: SessionState) -> dict[str, Any]:
     """The kept facts that stand in for their rules now: those of decision points whose window has passed."""
     points = pathway.definition.decision_points
-    return {name: kept["value"] for name, kept in sorted(st.frozen.items())
-            if points[kept["decision_point"]].passed(st.day, st.entered)}
+    return {name: kept_get(kept, "value") for name, kept in sorted(st.frozen.items())
+            if points[kept_get(kept, "decision_point")].passed(st.day, st.entered)}
 
 
 def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import hours_text
 from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import SessionState, entry_dict, evaluation_get, json_copy, unpack
+from pathway.runtime.state import SessionState, entry_dict, evaluation_get, json_copy, kept_get, unpack
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -73,7 +73,7 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
     acting on an unverified exclusion is only as sure as that exclusion. Worked out once per pathway
     for each combination of the rules and branches it depends on (read only: shared between results)."""
     key = (tuple((item["rule"], item["branch"]) for item in st.current if not item.get("synthetic")),
-           tuple((name, kept["rule"]) for name, kept in st.frozen.items()))
+           tuple((name, kept_get(kept, "rule")) for name, kept in st.frozen.items()))
     known = _BASIS.get(pathway)
     if known is None:
         known = _BASIS.setdefault(pathway, {})
@@ -98,7 +98,7 @@ def _worked_out_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
         for name in _derives(pathway, item["rule"], item["branch"]):
             producers.setdefault(name, set()).add(item["rule"])
     for name, kept in st.frozen.items():
-        producers.setdefault(name, set()).add(kept["rule"])
+        producers.setdefault(name, set()).add(kept_get(kept, "rule"))
     if not producers:
         return {}
 
@@ -274,10 +274,9 @@ def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:
     return f"recheck {name} (last {value}{' ' + unit if unit else ''} on {when}, {age} ago)"
 
 
-def _frozen_entry(kept: dict[str, Any]) -> dict[str, Any]:
+def _frozen_entry(kept: Any) -> dict[str, Any]:
     """A kept decision fact as the result shows it (a copy the caller may change)."""
-    out = {"value": kept["value"], "day": kept["day"], "decision_point": kept["decision_point"], "rule": kept["rule"],
-           "facts": dict(kept["facts"]), "recorded": dict(kept["recorded"])}
-    if kept.get("missed"):  # no evaluation inside the window: what its rules keep when nothing is recorded
+    out = {key: kept_get(kept, key) for key in ("value", "day", "decision_point", "rule", "facts", "recorded")}
+    if kept_get(kept, "missed"):  # no evaluation inside the window: what its rules keep when nothing is recorded
         out["missed"] = True
     return out

@@ -40,6 +40,8 @@ from pathway.runtime.state import (
     history_entry,
     interned,
     json_copy,
+    kept_entry,
+    pack,
     trace_entry,
 )
 from pathway.runtime.watchdogs import overdue_records
@@ -433,8 +435,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
             if not replaying:
                 refuse_untimely(pw, recorded, passed, f"events[{index}]")
             else:
-                st.unacted += [{"field": name, "value": recorded[name], "event": index, "day": day, "state": st.state}
-                               for name in untimely(pw, recorded, passed)]
+                st.unacted += tuple({"field": name, "value": recorded[name], "event": index, "day": day, "state": st.state}
+                                    for name in untimely(pw, recorded, passed))
             # Only what makes up "now" is rendered: the moves taken and the final state's firings,
             # and any recorded decision that could not be acted on, said aloud.
             st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
@@ -502,10 +504,9 @@ def _keep(pw: Pathway, st: SessionState, firings: list[Firing], derived: dict[st
                 continue
             if shared is None:
                 used = {k: v for k, v in f.facts.items() if k not in d.spec.derived}
-                shared = dict(f.facts), {k: st.history[k][-1][0] for k in used if st.history.get(k)}
-            st.frozen[name] = interned({"value": derived[name], "day": st.day, "event": event,
-                                        "decision_point": rule.decision_point, "rule": rule.id, "branch": f.branch,
-                                        "facts": shared[0], "recorded": shared[1]})
+                shared = pack(dict(f.facts)), pack({k: st.history[k][-1][0] for k in used if st.history.get(k)})
+            st.frozen[name] = kept_entry(derived[name], st.day, event, rule.decision_point, rule.id, f.branch,
+                                         shared[0], shared[1])
 
 
 def _missed(pw: Pathway, st: SessionState, event: int) -> None:
@@ -524,9 +525,7 @@ def _missed(pw: Pathway, st: SessionState, event: int) -> None:
         for name, value, rule_id, states in defaults:
             if name in st.frozen or st.state not in states:
                 continue
-            st.frozen[name] = interned({"value": value, "day": st.day, "event": event, "decision_point": point_id,
-                                        "rule": rule_id, "branch": "missing", "facts": {}, "recorded": {},
-                                        "missed": True})
+            st.frozen[name] = kept_entry(value, st.day, event, point_id, rule_id, "missing", {}, {}, missed=True)
 
 
 def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str] | None:

@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
            "trace_entry", "shared_keys",
            "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict", "evaluation",
-           "evaluation_get", "EVALUATION_KEYS"]
+           "evaluation_get", "EVALUATION_KEYS", "kept_entry", "kept_dict", "kept_get", "compact_kept"]
 
 
 class Packed:
@@ -85,6 +85,49 @@ def _pack_evaluation(entry: Any) -> Any:
     if tuple(entry) == EVALUATION_KEYS:  # the shape a session makes: kept compact
         return evaluation(*entry.values())
     return {**entry, "facts": pack(entry["facts"])}
+
+
+#: the keys of a kept decision fact (``SessionState.frozen``), in order; a session keeps one as a tuple of their
+#: values (``facts`` and ``recorded`` packed, ``missed`` a bool), :func:`kept_dict` gives the document's form
+KEPT_KEYS = ("value", "day", "event", "decision_point", "rule", "branch", "facts", "recorded", "missed")
+_KEPT_INDEX = {key: i for i, key in enumerate(KEPT_KEYS)}
+
+
+def kept_entry(value: Any, day: Any, event: Any, decision_point: str, rule: str, branch: str, facts: Any,
+               recorded: Any, missed: bool = False) -> tuple[Any, ...]:
+    """A kept decision fact as a session keeps it (``facts`` and ``recorded`` dicts, or already packed)."""
+    return (value, day, event, decision_point, rule, branch, pack(facts), pack(recorded), missed)
+
+
+def kept_dict(item: Any) -> Any:
+    """A kept decision fact as the session document shows it (a new dict; ``missed`` only when true)."""
+    if type(item) is not tuple:
+        return item
+    value, day, event, decision_point, rule, branch, facts, recorded, missed = item
+    out = {"value": value, "day": day, "event": event, "decision_point": decision_point, "rule": rule,
+           "branch": branch, "facts": unpack(facts), "recorded": unpack(recorded)}
+    if missed:
+        out["missed"] = True
+    return out
+
+
+def kept_get(item: Any, key: str) -> Any:
+    """One value of a kept decision fact, compact or a dict (``facts``/``recorded`` as new dicts; ``missed`` False
+    when absent)."""
+    if type(item) is tuple:
+        value = item[_KEPT_INDEX[key]]
+        return unpack(value) if key in ("facts", "recorded") else value
+    return item.get(key, False) if key == "missed" else item[key]
+
+
+def compact_kept(entry: Any) -> Any:
+    """A kept decision fact of a document in the compact form (an entry of another shape as it is)."""
+    if type(entry) is not dict or type(entry.get("facts")) is not dict or type(entry.get("recorded")) is not dict:
+        return entry
+    keys = tuple(entry)
+    if keys == KEPT_KEYS[:-1] or (keys == KEPT_KEYS and entry["missed"] is True):
+        return (*(entry[k] for k in KEPT_KEYS[:-3]), pack(entry["facts"]), pack(entry["recorded"]), keys == KEPT_KEYS)
+    return entry
 
 
 #: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts keys, facts
@@ -298,8 +341,9 @@ class SessionState:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     hours: float | None = None  # now, in hours since admission (exact when events give a time)
     seen_hours: dict[str, float] = field(default_factory=dict)  # field -> hours recorded (0: patient record)
-    #: derived fact -> what a decision point kept: value, day, decision, rule, facts, recorded
-    frozen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: derived fact -> what a decision point kept: value, day, event, decision point, rule, branch, facts, recorded
+    #: (compact: :func:`kept_entry`, read with :func:`kept_get`; never changed in place: replaced)
+    frozen: dict[str, Any] = field(default_factory=dict)
     #: each late placement (``insert``), ``amend`` and ``retract`` of an event, in the order made: the
     #: event id, where it went, and the event as it was recorded before (``was``); and each ``replay`` of
     #: the course under other rules (``replayed``: from, to, differences)
@@ -307,7 +351,7 @@ class SessionState:
     #: decisions in the events that a re-evaluation of the course found in a state that does not take them
     #: (kept, not acted on, said aloud): ``{field, value, event, day, state}``. Not in the document: a restore
     #: replays the events, which gives them again.
-    unacted: list[dict[str, Any]] = field(default_factory=list)
+    unacted: tuple[dict[str, Any], ...] = ()  # replaced, never changed in place: shared by copies
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -322,7 +366,6 @@ class SessionState:
         new.entered = dict(self.entered)
         new.recorded_event, new.warnings = dict(self.recorded_event), list(self.warnings)
         new.seen_hours, new.frozen, new.revisions = dict(self.seen_hours), dict(self.frozen), list(self.revisions)
-        new.unacted = list(self.unacted)
         return new
 
     def record_value(self, name: str, entry: list[Any]) -> None:
@@ -344,6 +387,7 @@ class SessionState:
         out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
                for f in fields(self) if f.name not in _NOT_KEPT for value in (getattr(self, f.name),)}
         out["trace"] = [entry_dict(item) for item in self.trace]
+        out["frozen"] = {name: kept_dict(kept) for name, kept in self.frozen.items()}
         out["evaluations"] = [evaluation_dict(entry) for entry in self.evaluations]
         return out
 
@@ -355,6 +399,7 @@ class SessionState:
                   if f.name not in _NOT_KEPT and (f.name in doc or f.name not in _OPTIONAL)}
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         values["trace"] = [compact_entry(entry) for entry in values["trace"]]
+        values["frozen"] = {name: compact_kept(kept) for name, kept in values.get("frozen", {}).items()}
         values["evaluations"] = [_pack_evaluation(entry) for entry in values["evaluations"]]
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
