@@ -145,10 +145,19 @@ def test_a_revision_that_strands_a_later_decision_keeps_it_unacted_and_says_so(p
     err = _refused(s, lambda: s.observe({"day": 4.5, "rescue_choice": "ciclosporin"}))
     assert [d.code for d in err.diagnostics] == ["PW407"]
     assert s.dump() == before
-    # the next chart in the same state still says it; a move on clears it
+    # it is said for the rest of the course, after a move on too
     r = s.observe({"day": 5, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 90})
     assert r["state"] == "rescue_selection"
-    assert not [a for a in r["alerts"] if a["rule"] == "decision.rescue_choice"]
+    assert [a["text"] for a in r["alerts"] if a["rule"] == "decision.rescue_choice"] == [said[0]["text"]]
+    # a late event that records a decision where the course does not take it is a new event: refused (PW407)
+    before = s.dump()
+    err = _refused(s, lambda: s.observe({"day": 2, "rescue_choice": "ciclosporin"}))
+    assert "PW407" in [d.code for d in err.diagnostics] and "PW415" in [d.code for d in err.diagnostics]
+    assert s.dump() == before
+    # so is an amendment that puts one there
+    err = _refused(s, lambda: s.amend("adm", dict(ADMIT, rescue_choice="ciclosporin")))
+    assert "PW407" in [d.code for d in err.diagnostics]
+    assert s.dump() == before
 
 
 @pytest.mark.parametrize("attempt,code", [

@@ -122,12 +122,10 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
 def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
     """A critical alert for each decision the course holds but never acted on because it fell, once the
     course was evaluated again (an event placed earlier, amended or retracted), in a state where it is not
-    taken (``st.unacted``); shown while the patient is still in that state."""
+    taken (``st.unacted``); shown for the rest of the course (until that event is amended or retracted)."""
     d = pathway.definition
     out: list[dict[str, Any]] = []
     for item in st.unacted:
-        if item["state"] != st.state:
-            continue
         name, value = item["field"], item["value"]
         shown = str(value).lower() if isinstance(value, bool) else value
         accepted = ", ".join(f"'{d.spec.states[s].title}'" for s in sorted(d.decisions.get(name, ())))
@@ -135,7 +133,7 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
         when = (f"day {math.floor(item['day'])} at {event['time']}" if "time" in event
                 else f"day {_day(item['day'])}")
         text = (f"Decision recorded on {when} ({name}: {shown}) was not acted on: once the course "
-                f"was evaluated again (an event recorded late, amended or retracted), the patient was by then in "
+                f"was evaluated again (an event recorded late, amended or retracted), the patient was then in "
                 f"'{d.spec.states[item['state']].title}', where it is not taken (it is a decision of {accepted}). "
                 "It stays in the record: review it with the team.")
         out.append({"rule": f"decision.{name}", "branch": "then", "synthetic": True,

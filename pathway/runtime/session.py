@@ -223,7 +223,7 @@ class Session:
         at = _place(st.events, late)
         timeline.insert(at, event)
         self._rebuild(timeline, at, {"op": "insert", "id": event_id, "event": at, "day": late,
-                                     "latest_day": st.events[-1]["day"]}, index)
+                                     "latest_day": st.events[-1]["day"]}, index, new_at=at)
         return {"operation": "insert", "id": event_id, "event": at, "reevaluated_from": at}
 
     def _amend(self, event_id: Any, event: Any) -> dict[str, Any]:
@@ -242,7 +242,8 @@ class Session:
         rest = st.events[:at] + st.events[at + 1:]
         place = at if day == st.events[at]["day"] else _place(rest, day)
         timeline.insert(place, new)
-        self._rebuild(timeline, min(at, place), {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at)
+        self._rebuild(timeline, min(at, place), {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at,
+                      new_at=place)
         return {"operation": "amend", "id": event_id, "event": place, "reevaluated_from": min(at, place)}
 
     def _retract(self, event_id: Any, reason: Any) -> dict[str, Any]:
@@ -301,14 +302,17 @@ class Session:
             exc.event = index
             raise
 
-    def _rebuild(self, timeline: list[dict[str, Any]], start: int, revision: dict[str, Any], arrival: int) -> None:
+    def _rebuild(self, timeline: list[dict[str, Any]], start: int, revision: dict[str, Any], arrival: int,
+                 new_at: int | None = None) -> None:
         """Evaluate the course again from the patient along ``timeline`` (in time order); keep it only
         when every event is applied, with ``revision`` added to the revisions. A refusal (PW415) names
-        ``arrival`` as its event: the index the caller's event arrived at, or the event amended."""
+        ``arrival`` as its event: the index the caller's event arrived at, or the event amended.
+        ``timeline[new_at]`` is the caller's new or amended event: checked as a new event is (a decision
+        where it is not taken is refused, PW407); every other event is already in the course (replayed)."""
         fresh = start_session(self._pathway, self._st.patient)
         for i, event in enumerate(timeline):
             try:
-                if fresh._apply(event, replaying=True) is not None:  # cannot happen: the timeline is in time order
+                if fresh._apply(event, replaying=i != new_at) is not None:  # cannot happen: in time order
                     raise EngineError(f"events[{i}] is out of time order in the timeline")
             except InputError as exc:
                 note = Diagnostic(f"events[{start}]", 0, 0, "PW415",

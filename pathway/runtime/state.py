@@ -349,7 +349,8 @@ class SessionState:
     #: the course under other rules (``replayed``: from, to, differences)
     revisions: list[dict[str, Any]] = field(default_factory=list)
     #: decisions in the events that a re-evaluation of the course found in a state that does not take them
-    #: (kept, not acted on, said aloud): ``{field, value, event, day, state}``. Not in the document: a restore
+    #: (kept, not acted on, said aloud for the rest of the course): ``{field, value, event, day, state}``. Not in
+    #: the document: a restore
     #: replays the events, which gives them again.
     unacted: tuple[dict[str, Any], ...] = ()  # replaced, never changed in place: shared by copies
 
