@@ -205,7 +205,7 @@ def test_the_command_shows_the_rows_in_text_markdown_and_json(crp_versions, caps
     old, new = crp_versions
     assert main(["diff", str(old), str(new)]) == 1
     text = capsys.readouterr().out
-    assert "\n\ndecision tables: 13 table(s) compared, " in text
+    assert "\n\ndecision tables: 14 table(s) compared, " in text
     assert "  ~ table iv_steroids (IV corticosteroids, state): 0 added, 0 removed, 2 changed" in text
     assert "      ~ oxford_index otherwise 2/2: C-reactive protein (mg/L): ≤ 45 -> ≤ 50" in text
     assert main(["diff", str(old), str(new), "--markdown"]) == 1

@@ -590,14 +590,25 @@ def test_the_command_writes_every_format_and_refuses_an_unknown_state(tmp_path: 
 def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str, DecisionTable], asuc: CompiledPathway):
     d = asuc.definition
     expected = [s for s in d.spec.states if d.rules_in(s)]
-    # a terminal state has a table when a rule applies there (VTE prophylaxis once colectomy is decided, §2)
-    assert list(asuc_checked) == expected and "colectomy" in asuc_checked and "discharged" not in asuc_checked
+    # a terminal state has a table when a rule applies there (supportive care once colectomy is decided, §2;
+    # what is recorded after the discharge)
+    assert list(asuc_checked) == expected and "colectomy" in asuc_checked and "discharged" in asuc_checked
     for t in asuc_checked.values():
         assert t.checked and {r.rule for r in t.rows if r.rule} == {r.id for r in d.rules_in(t.id)}
         for r in t.rows:  # no parameter name or operator in a cell
             assert all("$" not in c and not re.search(r"\b(gte|lte|gt|lt|not_in|eq|ne)\b", c) for c in r.cells.values())
-    assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {"vte_prophylaxis"}
-    terminal = decision_table(asuc, "discharged")
+    assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {
+        "vte_prophylaxis", "hypokalaemia", "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder"}
+    assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
+        "emergency_after_discharge", "deterioration_after_discharge"}
+
+
+def test_a_state_where_no_rule_applies_has_an_empty_table(rules_copy: Path):
+    emergency = rules_copy / "emergency.yaml"
+    text = emergency.read_text(encoding="utf-8")
+    assert text.count("    in: discharged\n") == 2
+    emergency.write_text(text.replace("    in: discharged\n", "    in: colectomy\n"), encoding="utf-8")
+    terminal = decision_table(compile_pathway(load_definition(rules_copy)), "discharged")
     assert terminal.rows == () and terminal.notes[0] == "No rule fires here."
 
 

@@ -396,6 +396,11 @@ class FieldDef(_Model):
     short: str = ""
     #: A boolean field: how criteria in words say it is false (``no visible blood``); default: ``<name>: no``.
     short_false: str = ""
+    #: An enum field: values that only stand until the result (``pending``). Once another value is recorded
+    #: for the field, a provisional one never replaces it as the current value, whatever their times: a
+    #: positive result sampled on day 1 that arrives after a day-3 'pending' is the current value (FHIR
+    #: Observation.status: a final result supersedes a preliminary one). It is still kept in the history.
+    provisional: list[str] = Field(default_factory=list)
 
 
 class ConsistencyCheck(_Model):

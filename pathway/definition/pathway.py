@@ -325,6 +325,11 @@ class PathwayDef:
     proposal_edges: tuple[tuple[str, str, str], ...] = ()
 
     @cached_property
+    def provisional(self) -> frozenset[str]:
+        """The fields with provisional values (``FieldDef.provisional``: 'pending' never replaces a result)."""
+        return frozenset(name for name, f in self.fields.items() if f is not None and f.provisional)
+
+    @cached_property
     def graph(self) -> nx.DiGraph:
         """The state graph (:func:`pathway.definition.graph.build_graph`), built on first use, so that
         loading, checking and compiling a pathway do not import networkx."""

@@ -1183,6 +1183,18 @@ class _Loader:
             elif getattr(f, key) and f.aggregate is not None:
                 self.diags.append(doc.diag(where + (key,), "PW112",
                                            f"'{key}' applies to input fields; '{name}' is computed (aggregate)", key=True))
+        if f.provisional and (f.type != "enum" or f.aggregate is not None):
+            self.diags.append(doc.diag(where + ("provisional",), "PW112",
+                                       f"'provisional' applies to enum input fields; '{name}' is {f.type}", key=True))
+        elif f.provisional:
+            for i, value in enumerate(f.provisional):
+                if value not in f.values:
+                    self.diags.append(doc.diag(where + ("provisional", i), "PW112",
+                                               f"'{value}' is not one of the values of '{name}': {', '.join(f.values)}",
+                                               suggest(value, f.values)))
+            if set(f.values) <= set(f.provisional):
+                self.diags.append(doc.diag(where + ("provisional",), "PW112",
+                                           f"every value of '{name}' is provisional: none could replace them"))
         if f.display is not None and (f.display.decimals is None) == (f.display.step is None):
             self.diags.append(doc.diag(where + ("display",), "PW112", "'display' needs exactly one of 'decimals' or 'step'"))
         if not number or f.aggregate is not None:

@@ -400,9 +400,15 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     index = len(st.events)
     st.day = day
     st.hours = hours
-    st.facts.update(values)
-    st.seen.update({name: day for name in values})
-    st.seen_hours.update({name: hours for name in values})
+    fields = d.fields
+    # a provisional value ('pending') never replaces a result as the current value (FieldDef.provisional)
+    provisional = d.provisional
+    current = {name: value for name, value in values.items()
+               if name not in provisional or not (value in fields[name].provisional and name in st.facts
+                                                  and st.facts[name] not in fields[name].provisional)}
+    st.facts.update(current)
+    st.seen.update({name: day for name in current})
+    st.seen_hours.update({name: hours for name in current})
     for name, value in values.items():
         st.record_value(name, history_entry(day, value, hours, index))
     st.events.append(_entry(day, values, raw_event))
