@@ -600,13 +600,13 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
     assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {
         "vte_prophylaxis", "hypokalaemia", "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
-        "emergency_after_discharge", "deterioration_after_discharge"}
+        "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion"}
 
 
 def test_a_state_where_no_rule_applies_has_an_empty_table(rules_copy: Path):
     emergency = rules_copy / "emergency.yaml"
     text = emergency.read_text(encoding="utf-8")
-    assert text.count("    in: discharged\n") == 2
+    assert text.count("    in: discharged\n") == 3
     emergency.write_text(text.replace("    in: discharged\n", "    in: colectomy\n"), encoding="utf-8")
     terminal = decision_table(compile_pathway(load_definition(rules_copy)), "discharged")
     assert terminal.rows == () and terminal.notes[0] == "No rule fires here."
