@@ -117,6 +117,8 @@ def kept_get(item: Any, key: str) -> Any:
     if type(item) is tuple:
         value = item[_KEPT_INDEX[key]]
         return unpack(value) if key in ("facts", "recorded") else value
+    if key in ("facts", "recorded"):
+        return dict(item[key])
     return item.get(key, False) if key == "missed" else item[key]
 
 
