@@ -246,3 +246,90 @@ def test_every_result_returned_lists_its_changes_and_an_ordinary_event_appends(p
     assert "changes" not in s.result()  # the current result alone has no "before"
     r = s.observe({"day": 1, "pulse_bpm": 90})
     assert not any(x["section"] == "state" for x in r["changes"]["items"])
+
+
+# -- a move on a recorded decision, once taken, stands -------------------------------------------------------
+# A rescue agent is started the day it is chosen (asuc-evidence §5, D15: one rescue attempt, started without
+# delay). A correction that arrives afterwards cannot un-give it: the course does not go back to rescue
+# selection as if nothing had been started (which would ask for a second choice and restart the rescue clock);
+# the move stands and the reason the rules would not take it now is said aloud (critical).
+
+def _tacrolimus_started(pw: Any) -> Any:
+    from cases import DAY3_FAIL, RESCUE_LABS
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, id="adm"))
+    s.observe(dict(DAY3_FAIL, id="d3"))
+    s.observe(dict(RESCUE_LABS, day=3.5, id="labs"))
+    r = s.observe({"id": "choice", "day": 4, "rescue_choice": "tacrolimus"})
+    assert r["state"] == "rescue_tacrolimus"
+    return s
+
+
+def test_withdrawn_labs_after_a_rescue_agent_started_keep_the_agent_and_say_why(pw):
+    s = _tacrolimus_started(pw)
+    r = s.retract("labs", reason="another patient's bloods")
+    assert r["state"] == "rescue_tacrolimus"
+    assert r["path"] == ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus"]
+    said = [a for a in r["alerts"] if a["rule"] == "decision.rescue_choice"]
+    assert len(said) == 1 and said[0]["level"] == "critical"
+    assert "The move stands" in said[0]["text"] and "day 4" in said[0]["text"]
+    assert "cannot be decided until these are recorded: creatinine_umol_l" in said[0]["text"]
+    assert not any(a["rule"] == "overdue.rescue_selection" for a in r["alerts"])
+    assert [t for t in r["trace"] if t.get("to") == "rescue_tacrolimus"][-1]["rule"] == "decision.rescue_choice"
+    doc = s.dump()
+    assert doc["acted"] == [{"event": 2, "day": 4, "from": "rescue_selection", "to": "rescue_tacrolimus",
+                             "rule": "choose_tacrolimus", "field": "rescue_choice", "value": "tacrolimus",
+                             "recorded": 2}]
+    restored = pw.restore(copy.deepcopy(doc))
+    assert restored.result() == s.result() and restored.dump() == doc
+    # still said on the next event, and a later event is evaluated in the state the patient is in
+    r = s.observe({"day": 5, "stool_freq_24h": 7, "visible_blood": True, "crp_mg_l": 60})
+    assert r["state"] == "rescue_tacrolimus" and any(a["rule"] == "decision.rescue_choice" for a in r["alerts"])
+    # a forged move (an edited 'acted' with the old checksum) is refused
+    forged = copy.deepcopy(doc)
+    forged["acted"][0]["to"] = "colectomy"
+    with pytest.raises(SessionError) as info:
+        pw.restore(forged)
+    assert info.value.diagnostics[0].code == "PW524"
+
+
+def test_a_withdrawn_or_amended_decision_does_not_stand(pw):
+    s = _tacrolimus_started(pw)
+    r = s.retract("choice", reason="recorded for the wrong patient")
+    assert r["state"] == "rescue_selection"
+    assert not any(a["rule"].startswith("decision.") for a in r["alerts"])
+    assert s.dump()["acted"] == []
+    s = _tacrolimus_started(pw)
+    r = s.amend("choice", {"day": 4, "rescue_choice": "infliximab"})
+    assert r["state"] == "rescue_infliximab"  # the amended choice acts on its own, as a new one would
+    assert not any(a["rule"].startswith("decision.") for a in r["alerts"])
+    assert [a["to"] for a in s.dump()["acted"]] == ["rescue_infliximab"]
+
+
+def test_a_decision_that_acted_later_goes_with_the_decision_withdrawn(pw):
+    # the choice waits for the screening; the move is taken on the later labs event, not the choice's own
+    from cases import DAY3_FAIL, RESCUE_LABS
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, id="adm"))
+    s.observe(dict(DAY3_FAIL, id="d3"))
+    assert s.observe({"id": "choice", "day": 3.5, "rescue_choice": "tacrolimus"})["state"] == "rescue_selection"
+    assert s.observe(dict(RESCUE_LABS, day=4, id="labs"))["state"] == "rescue_tacrolimus"
+    assert s.dump()["acted"][0]["event"] == 3 and s.dump()["acted"][0]["recorded"] == 2
+    r = s.retract("choice")
+    assert r["state"] == "rescue_selection" and s.dump()["acted"] == []
+
+
+def test_moves_taken_on_decisions_survive_the_store(tmp_path, pw):
+    from pathway import SessionStore
+    s = _tacrolimus_started(pw)
+    db = tmp_path / "acted.db"
+    with SessionStore(db) as store:
+        store.save(s)
+        s.retract("labs")
+        store.save(s)
+        s.observe({"day": 5, "pulse_bpm": 90})  # an event appended after the snapshot
+        store.save(s)
+    with SessionStore(db) as store:
+        again = store.load(pw, s.dump()["patient"]["id"])
+    assert again.dump() == s.dump() and again.result() == s.result()
+    assert again.state == "rescue_tacrolimus"

@@ -98,7 +98,7 @@ def test_the_tampered_documents_of_the_issue_are_refused_naming_the_key(pw, hone
 
     def forged(d: dict[str, Any]) -> None:  # an edited input with its checksum recomputed
         d["events"][1]["crp_mg_l"] = 20
-        d["checksum"] = inputs_checksum(d["patient"], d["events"])
+        d["checksum"] = inputs_checksum(d["patient"], d["events"], d["revisions"], d["acted"])
 
     file, code = refused(forged)
     assert code == "PW525" and file.startswith(("trace", "facts", "history", "evaluations"))

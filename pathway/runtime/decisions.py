@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.definition import conditions as C
-from pathway.definition.effects import Alert, Transition
-from pathway.definition.pathway import Rule
+from pathway.definition.effects import Alert, Transition, derived_by
+from pathway.definition.pathway import PathwayDef, Rule
 from pathway.runtime.facts import decision_counts
 from pathway.runtime.state import SessionState
 
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
     from pathway.runtime.engine import Firing
 
-__all__ = ["refuse_untimely", "untimely", "unacted_records", "blocked_records"]
+__all__ = ["refuse_untimely", "untimely", "unacted_records", "blocked_records", "acting_fields", "standing",
+           "overruled_item", "overruled_records"]
 
 
 def untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str]) -> list[str]:
@@ -134,8 +135,13 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
                 else f"day {_day(item['day'])}")
         text = (f"Decision recorded on {when} ({name}: {shown}) was not acted on: once the course "
                 f"was evaluated again (an event recorded late, amended or retracted), the patient was then in "
-                f"'{d.spec.states[item['state']].title}', where it is not taken (it is a decision of {accepted}). "
-                "It stays in the record: review it with the team.")
+                f"'{d.spec.states[item['state']].title}', where it is not taken (it is a decision of {accepted}). ")
+        before = next((a for a in st.acted if a["recorded"] == item["event"] and a["field"] == name
+                       and a["to"] in d.spec.states), None)
+        if before is not None:  # the course acted on it before it was evaluated again
+            text += (f"It had been acted on before that (the patient moved to '{d.spec.states[before['to']].title}' on "
+                     f"{_when(st, before['event'], before['day'])}), so it may already have been carried out. ")
+        text += "It stays in the record: review it with the team."
         out.append({"rule": f"decision.{name}", "branch": "then", "synthetic": True,
                     "title": f"Recorded decision not acted on ({name})",
                     "evidence": {"sources": [], "strength": "expert", "status": "verified"},
@@ -143,5 +149,97 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
     return out
 
 
+def _spoken(d: PathwayDef, name: str, facts: dict[str, Any]) -> str:
+    """A recorded value as criteria in words name it (``active serious infection: yes``)."""
+    fd = d.fields.get(name)
+    value = facts.get(name)
+    if fd is None:
+        return f"{name} is {value}"
+    if isinstance(value, bool):
+        if not value and fd.short_false:
+            return str(fd.short_false)
+        value = "yes" if value else "no"
+    return f"{(fd.short or fd.title)}: {value}"
+
+
+def _when(st: SessionState, event: int, day: Any) -> str:
+    """``day 4`` or ``day 4 at <the event's clock time>``."""
+    entry = st.events[event] if event < len(st.events) else {}
+    return f"day {math.floor(day)} at {entry['time']}" if "time" in entry else f"day {_day(day)}"
+
+
 def _day(day: Any) -> str:
     return str(int(day)) if float(day).is_integer() else str(day)
+
+
+def acting_fields(pathway: Pathway, rule_id: str) -> list[str]:
+    """The recorded decisions a rule's conditions test (a move it takes acts on them)."""
+    d = pathway.definition
+    return list(dict.fromkeys(c.field for c in C.fields_of(pathway.rule(rule_id).when) if c.field in d.decisions))
+
+
+def standing(pathway: Pathway, st: SessionState, event: int) -> dict[str, Any] | None:
+    """The move on a decision taken before at ``event`` from the current state (``st.acted``), which stands
+    though the rules do not take it now; None when there is none (or it is not a move of these rules)."""
+    for entry in st.acted:
+        if (entry["event"] == event and entry["from"] == st.state and entry["to"] != st.state
+                and st.facts.get(entry["field"]) == entry["value"] and st.recorded_event.get(entry["field"]) == entry["recorded"]
+                and pathway.graph.has_edge(st.state, entry["to"]) and _known(pathway, entry["rule"])):
+            return entry
+    return None
+
+
+def _known(pathway: Pathway, rule_id: Any) -> bool:
+    try:
+        pathway.rule(rule_id)
+    except (KeyError, TypeError):
+        return False
+    return True
+
+
+def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], snapshot: dict[str, Any],
+                   derived: dict[str, Any], firings: list[Firing]) -> dict[str, Any]:
+    """What is said of a move on a decision that stands (``entry``, from ``st.acted``) although the rules,
+    on what is recorded now, would not take it: the decision, the move, and why the rules would not."""
+    d = pathway.definition
+    rule = pathway.rule(entry["rule"])
+    name, value = entry["field"], entry["value"]
+    facts = {k: v for k, v in snapshot.items() if v is not None}
+    facts.update(derived)
+    waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
+    why = _why(rule, facts, waiting, pathway.producers_in(st.state))
+    because = []
+    for c in C.fields_of(rule.when):
+        if not c.derived or c.holds(facts) is not False:
+            continue
+        for f in firings:
+            if f.branch == "missing" or c.field not in derived_by(f.effects):
+                continue
+            source = pathway.rule(f.rule)
+            held = [_spoken(d, x.field, facts) for x in C.fields_of(source.when) if x.holds(facts) is (f.branch == "then")]
+            if held:
+                because.append(f"'{source.title}': " + ", ".join(dict.fromkeys(held)))
+    if because:
+        why += " (" + "; ".join(dict.fromkeys(because)) + ")"
+    shown = str(value).lower() if isinstance(value, bool) else value
+    moved = _when(st, entry["event"], entry["day"])
+    recorded = entry["recorded"]
+    when = moved if recorded is None or recorded >= len(st.events) else _when(st, recorded, st.events[recorded]["day"])
+    text = (f"The decision recorded on {when} ({name}: {shown}) was acted on: the patient moved to "
+            f"'{d.spec.states[entry['to']].title}' on {moved}. The record has changed since (an event recorded "
+            f"late, amended or withdrawn), and on what it holds now the rules would not take it: {why}. The move "
+            "stands, as the decision may already have been carried out (a treatment given, a discharge): review "
+            "the patient and the decision with the team today.")
+    return {"field": name, "value": value, "event": entry["event"], "day": entry["day"], "from": entry["from"],
+            "to": entry["to"], "rule": entry["rule"], "text": text, "sources": sorted(rule.evidence.sources),
+            "status": rule.evidence.status}
+
+
+def overruled_records(st: SessionState) -> list[dict[str, Any]]:
+    """A critical alert for each move on a decision that stands although the rules would not now take it
+    (``st.overruled``); shown for the rest of the course (until that event is amended or retracted)."""
+    return [{"rule": f"decision.{item['field']}", "branch": "then", "synthetic": True,
+             "title": f"Decision acted on that the rules would not take now ({item['field']})",
+             "evidence": {"sources": item["sources"], "strength": "expert", "status": item["status"]},
+             "effects": [{"kind": "alert", "level": "critical", "text": item["text"]}]}
+            for item in st.overruled]

@@ -98,6 +98,19 @@ class _Revision(_Model):
     replayed: dict[str, Any] | None = None
 
 
+class _Acted(_Model):
+    """A move a rule took on a recorded decision (SessionState.acted: a record, checked by the checksum)."""
+
+    event: Annotated[int, Field(strict=True, ge=0)]
+    day: _Day
+    from_: str = Field(alias="from")
+    to: str
+    rule: str
+    field: str
+    value: Any
+    recorded: Annotated[int, Field(strict=True, ge=0)] | None
+
+
 class _Inputs(BaseModel):
     """What a replay reads: the patient and the events."""
 
@@ -140,6 +153,7 @@ class _Document(_Model):
     frozen: dict[str, dict[str, Any]] | None = None
     # format 4 and later
     revisions: list[_Revision] = Field(default_factory=list)
+    acted: list[_Acted] = Field(default_factory=list)
 
 
 #: keys every document of format 2 or later has
@@ -233,10 +247,13 @@ def _refused(exc: InputError) -> SessionError:
                          for x in exc.diagnostics])
 
 
-def _replayed(pathway: Pathway, patient: Mapping[str, Any], events: list[dict[str, Any]]) -> Session:
-    """The session the recorded inputs give (input refusals PW524, engine failures PW525)."""
+def _replayed(pathway: Pathway, patient: Mapping[str, Any], events: list[dict[str, Any]],
+              acted: list[dict[str, Any]] | None = None) -> Session:
+    """The session the recorded inputs give (input refusals PW524, engine failures PW525); ``acted``: the
+    moves taken on decisions that stand (SessionState.acted)."""
     try:
         session = start_session(pathway, dict(patient))
+        session.keep_acted(acted or [])
     except InputError as exc:
         raise _refused(exc) from None
     except (ArithmeticError, ValueError, TypeError) as exc:  # an input the validation could not even read
@@ -347,7 +364,7 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
     _checked(doc)
     # The replay comes first so that an input the pathway refuses is named by its key; a valid input that
     # was edited is found by the checksum.
-    session = _replayed(pathway, doc["patient"], doc["events"])
+    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"))
     revisions = _checksummed(doc)
     # the revisions are the record of how the timeline came to be, not something its events produce
     session.keep_revisions(copy.deepcopy(revisions))
@@ -356,9 +373,10 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
 
 
 def _checksummed(doc: Mapping[str, Any]) -> list[Any]:
-    """The document's revisions, once its checksum matches its recorded patient, events and revisions (PW524)."""
+    """The document's revisions, once its checksum matches its recorded patient, events, revisions and
+    moves taken on decisions (PW524)."""
     revisions: list[Any] = doc.get("revisions") or []
-    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions):
+    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions, doc.get("acted") or []):
         raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
                                                  "an input was edited or is corrupt")
     return revisions
@@ -386,7 +404,7 @@ def _migrate(pathway: Pathway, doc: Mapping[str, Any]) -> Session:
     inputs are what it recorded), then run; the session keeps its revisions plus this replay."""
     _checked(doc)  # (its format and pathway were checked by _identity, which found only other rules)
     revisions = _checksummed(doc)
-    session = _replayed(pathway, doc["patient"], doc["events"])
+    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"))
     d = pathway.definition
     before = {"version": doc["version"], "profile": doc["profile"], "fingerprint": doc["fingerprint"]}
     after = {"version": d.version, "profile": d.profile, "fingerprint": pathway.fingerprint}

@@ -26,7 +26,16 @@ from pathway.definition.clock import hours_between, parse_time
 from pathway.definition.effects import Transition, derived_by
 from pathway.definition.inputs import free_form_problem, shown_value, validate_event, validate_patient
 from pathway.runtime import changes, facts
-from pathway.runtime.decisions import blocked_records, refuse_untimely, unacted_records, untimely
+from pathway.runtime.decisions import (
+    acting_fields,
+    blocked_records,
+    overruled_item,
+    overruled_records,
+    refuse_untimely,
+    standing,
+    unacted_records,
+    untimely,
+)
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
 from pathway.runtime.result import RESULT_KEYS, build_result
@@ -222,8 +231,10 @@ class Session:
         timeline = [observed_form(e) for e in st.events]
         at = _place(st.events, late)
         timeline.insert(at, event)
-        self._rebuild(timeline, at, {"op": "insert", "id": event_id, "event": at, "day": late,
-                                     "latest_day": st.events[-1]["day"]}, index, new_at=at)
+        origin: list[int | None] = list(range(len(st.events)))
+        origin.insert(at, None)
+        self._rebuild(timeline, origin, at, {"op": "insert", "id": event_id, "event": at, "day": late,
+                                             "latest_day": st.events[-1]["day"]}, index, new_at=at)
         return {"operation": "insert", "id": event_id, "event": at, "reevaluated_from": at}
 
     def _amend(self, event_id: Any, event: Any) -> dict[str, Any]:
@@ -242,8 +253,11 @@ class Session:
         rest = st.events[:at] + st.events[at + 1:]
         place = at if day == st.events[at]["day"] else _place(rest, day)
         timeline.insert(place, new)
-        self._rebuild(timeline, min(at, place), {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at,
-                      new_at=place)
+        origin: list[int | None] = list(range(len(st.events)))
+        del origin[at]
+        origin.insert(place, None)
+        self._rebuild(timeline, origin, min(at, place),
+                      {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at, new_at=place)
         return {"operation": "amend", "id": event_id, "event": place, "reevaluated_from": min(at, place)}
 
     def _retract(self, event_id: Any, reason: Any) -> dict[str, Any]:
@@ -258,7 +272,9 @@ class Session:
             revision["reason"] = reason
         timeline = [observed_form(e) for e in st.events]
         del timeline[at]
-        self._rebuild(timeline, at, revision, at)
+        origin: list[int | None] = list(range(len(st.events)))
+        del origin[at]
+        self._rebuild(timeline, origin, at, revision, at)
         return {"operation": "retract", "id": event_id, "event": at, "reevaluated_from": at}
 
     def _index_of(self, event_id: Any) -> int | None:
@@ -302,14 +318,21 @@ class Session:
             exc.event = index
             raise
 
-    def _rebuild(self, timeline: list[dict[str, Any]], start: int, revision: dict[str, Any], arrival: int,
-                 new_at: int | None = None) -> None:
+    def _rebuild(self, timeline: list[dict[str, Any]], origin: list[int | None], start: int, revision: dict[str, Any],
+                 arrival: int, new_at: int | None = None) -> None:
         """Evaluate the course again from the patient along ``timeline`` (in time order); keep it only
         when every event is applied, with ``revision`` added to the revisions. A refusal (PW415) names
         ``arrival`` as its event: the index the caller's event arrived at, or the event amended.
         ``timeline[new_at]`` is the caller's new or amended event: checked as a new event is (a decision
-        where it is not taken is refused, PW407); every other event is already in the course (replayed)."""
+        where it is not taken is refused, PW407); every other event is already in the course (replayed).
+        ``origin[i]``: the index ``timeline[i]`` had in the course (None: the caller's event), so the moves
+        taken on decisions (SessionState.acted) follow their events; those of a withdrawn or amended event, or
+        on a decision recorded by one, go."""
         fresh = start_session(self._pathway, self._st.patient)
+        now = {old: i for i, old in enumerate(origin) if old is not None}
+        fresh._st.acted = tuple({**entry, "event": now[entry["event"]], "recorded": now.get(entry["recorded"])}
+                                for entry in self._st.acted
+                                if entry["event"] in now and (entry["recorded"] is None or entry["recorded"] in now))
         for i, event in enumerate(timeline):
             try:
                 if fresh._apply(event, replaying=i != new_at) is not None:  # cannot happen: in time order
@@ -369,6 +392,10 @@ class Session:
         pathway it runs under; :meth:`Pathway.restore` refuses it under any other rules."""
         d = self._pathway.definition
         return self._st.to_doc(d.id, d.version, d.profile, self._pathway.fingerprint)
+
+    def keep_acted(self, acted: list[dict[str, Any]]) -> None:
+        """Set the moves taken on decisions that stand (a restore takes them from the document, before its replay)."""
+        self._st.acted = tuple(copy.deepcopy(entry) for entry in acted)
 
     def keep_revisions(self, revisions: list[dict[str, Any]]) -> None:
         """Set the record of revisions (a restore takes it from the verified document)."""
@@ -441,6 +468,15 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                                         tuple(f.missing) if f.missing else None, st.state if moved else None,
                                         chosen[1] if chosen is not None and moved else None))
         texts = text_values(d.params, present, st.derived)  # the same names: it reads the values present
+        if chosen is None and st.acted:
+            kept = standing(pw, st, index)
+            if kept is not None:  # a move taken before on a decision stands: taken, and said why
+                item = overruled_item(pw, st, kept, snapshot, derived, firings)
+                st.overruled += (item,)
+                st.trace.append(trace_entry(index, day, st.state, f"decision.{item['field']}", "then",
+                                            {item["field"]: item["value"]}, None, st.state, kept["to"]))
+                _enter(st, kept["to"], index, day, passed)
+                continue
         if chosen is None:
             if not replaying:
                 refuse_untimely(pw, recorded, passed, f"events[{index}]")
@@ -450,7 +486,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
             # Only what makes up "now" is rendered: the moves taken and the final state's firings,
             # and any recorded decision that could not be acted on, said aloud.
             st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
-                          + blocked_records(pw, st, snapshot, derived, firings) + unacted_records(pw, st))
+                          + blocked_records(pw, st, snapshot, derived, firings) + unacted_records(pw, st)
+                          + overruled_records(st))
             st.current += overdue_records(pw, st, snapshot, derived, st.current, texts)
             # kept read only (a result copies what it shows): equal records shared between sessions
             st.current = [interned(item) for item in st.current]
@@ -461,13 +498,25 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         if not pw.graph.has_edge(st.state, target):
             raise TransitionRefused(firing.rule, st.state, target)
         taken.append(record(firing, snapshot, texts, pw.display, pw.rule(firing.rule)))
-        st.state = target
-        st.state_event = index
-        passed.append(target)
-        st.entered_day = day
-        st.entered.setdefault(target, day)
-        st.path.append(target)
+        acting = [name for name in acting_fields(pw, firing.rule) if st.facts.get(name) is not None]
+        if acting:  # a move on a recorded decision: it stands from now on (while that decision is recorded)
+            name = acting[0]
+            acted = {"event": index, "day": day, "from": st.state, "to": target, "rule": firing.rule,
+                     "field": name, "value": st.facts[name], "recorded": st.recorded_event.get(name)}
+            if acted not in st.acted:
+                st.acted += (acted,)
+        _enter(st, target, index, day, passed)
     raise EngineError(f"more than {len(d.spec.states)} transitions in one event: the rules loop")
+
+
+def _enter(st: SessionState, target: str, index: int, day: float, passed: list[str]) -> None:
+    """Move the patient to ``target`` in event ``index``."""
+    st.state = target
+    st.state_event = index
+    passed.append(target)
+    st.entered_day = day
+    st.entered.setdefault(target, day)
+    st.path.append(target)
 
 
 def _entry(day: float, values: dict[str, Any], raw_event: dict[str, Any]) -> dict[str, Any]:

@@ -306,9 +306,10 @@ SESSION_FORMAT = 4
 FORMATS = (1, 2, 3, 4)
 
 #: keys added to the session document after format 1 was first written; older documents lack them
-_OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions"}
-#: fields of the state that are not keys of the document (the patient id is in the patient; see SessionState.unacted)
-_NOT_KEPT = {"patient_id", "unacted"}
+_OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions", "acted"}
+#: fields of the state that are not keys of the document (the patient id is in the patient; see
+#: SessionState.unacted and SessionState.overruled)
+_NOT_KEPT = {"patient_id", "unacted", "overruled"}
 
 
 @dataclass
@@ -355,6 +356,15 @@ class SessionState:
     #: the document: a restore
     #: replays the events, which gives them again.
     unacted: tuple[dict[str, Any], ...] = ()  # replaced, never changed in place: shared by copies
+    #: each move a rule took on a recorded decision (``{event, day, from, to, rule}``): a move on a decision,
+    #: once taken, stands when the course is evaluated again (the treatment it started may have been given),
+    #: so an evaluation that would not take it now takes it still and says why (``overruled``). A record of
+    #: the course, like ``revisions``: in the document and its checksum; a restore replays with it.
+    acted: tuple[dict[str, Any], ...] = ()  # replaced, never changed in place: shared by copies
+    #: the moves of ``acted`` that an evaluation again took although its rules would not now
+    #: (``{field, value, event, day, from, to, rule, text}``; said aloud for the rest of the course). Not in the
+    #: document: a restore replays the events with ``acted``, which gives them again.
+    overruled: tuple[dict[str, Any], ...] = ()
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -382,7 +392,7 @@ class SessionState:
         doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile,
                                "fingerprint": fingerprint}
         doc.update(json_copy(self.values()))
-        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"])
+        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"], doc["acted"])
         return doc
 
     def values(self) -> dict[str, Any]:
@@ -392,6 +402,7 @@ class SessionState:
         out["trace"] = [entry_dict(item) for item in self.trace]
         out["frozen"] = {name: kept_dict(kept) for name, kept in self.frozen.items()}
         out["evaluations"] = [evaluation_dict(entry) for entry in self.evaluations]
+        out["acted"] = list(self.acted)
         return out
 
     @classmethod
@@ -404,17 +415,20 @@ class SessionState:
         values["trace"] = [compact_entry(entry) for entry in values["trace"]]
         values["frozen"] = {name: compact_kept(kept) for name, kept in values.get("frozen", {}).items()}
         values["evaluations"] = [_pack_evaluation(entry) for entry in values["evaluations"]]
+        values["acted"] = tuple(values.get("acted") or ())
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 
-def inputs_checksum(patient: Any, events: Any, revisions: Any = None) -> str:
+def inputs_checksum(patient: Any, events: Any, revisions: Any = None, acted: Any = None) -> str:
     """A hash of the recorded inputs (the patient as given, the events as recorded and, when there
-    are any, the revisions of events), as canonical JSON: it detects an edited or corrupt input in a
-    stored document. It is not a signature (anyone can recompute it); what a session derives is
-    checked by replaying these inputs instead."""
+    are any, the revisions of events and the moves taken on decisions), as canonical JSON: it detects an
+    edited or corrupt input in a stored document. It is not a signature (anyone can recompute it); what
+    a session derives is checked by replaying these inputs instead."""
     inputs = {"patient": patient, "events": events}
     if revisions:  # a document without revisions hashes as it did before they existed
         inputs["revisions"] = revisions
+    if acted:  # the same for the moves taken on decisions
+        inputs["acted"] = acted
     try:
         text = json.dumps(inputs, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=repr)
     except (TypeError, ValueError):  # keys of mixed types in a free-form value: not JSON, hashed as shown

@@ -444,7 +444,8 @@ def _merged(doc: dict[str, Any], logged: list[dict[str, Any]]) -> dict[str, Any]
     merged = dict(doc)
     merged["events"] = [*(doc.get("events") or []), *(e for entry in logged for e in entry["events"])]
     merged.update({k: logged[-1]["shown"].get(k) for k in ("state", "path", "current", "warnings")})
-    merged["checksum"] = inputs_checksum(merged.get("patient"), merged["events"], merged.get("revisions") or [])
+    merged["checksum"] = inputs_checksum(merged.get("patient"), merged["events"], merged.get("revisions") or [],
+                                         merged.get("acted") or [])
     return merged
 
 
