@@ -333,3 +333,17 @@ def test_moves_taken_on_decisions_survive_the_store(tmp_path, pw):
         again = store.load(pw, s.dump()["patient"]["id"])
     assert again.dump() == s.dump() and again.result() == s.result()
     assert again.state == "rescue_tacrolimus"
+
+
+def test_an_amendment_that_records_the_same_decision_keeps_its_move(pw):
+    s = _tacrolimus_started(pw)
+    s.retract("labs", reason="another patient's bloods")
+    assert s.state == "rescue_tacrolimus"
+    # a note added to the choice: the decision is unchanged, so the move taken on it still stands
+    r = s.amend("choice", {"day": 4, "rescue_choice": "tacrolimus", "note": "started 14:00"})
+    assert r["state"] == "rescue_tacrolimus"
+    assert any(a["rule"] == "decision.rescue_choice" and "The move stands" in a["text"] for a in r["alerts"])
+    assert pw.restore(s.dump()).result() == s.result()
+    # another agent recorded instead: a new decision, evaluated as one (here it waits for the screening)
+    r = s.amend("choice", {"day": 4, "rescue_choice": "ciclosporin"})
+    assert r["state"] == "rescue_selection" and s.dump()["acted"] == []

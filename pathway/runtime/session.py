@@ -256,8 +256,14 @@ class Session:
         origin: list[int | None] = list(range(len(st.events)))
         del origin[at]
         origin.insert(place, None)
+        # a decision the amendment records again unchanged (a note added, a value beside it corrected) keeps
+        # the moves taken on it
+        values = self._validated(new, f"events[{at}]")[1]
+        same = frozenset(name for name in self._pathway.definition.decisions
+                         if name in values and st.events[at].get(name) == values[name])
         self._rebuild(timeline, origin, min(at, place),
-                      {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at, new_at=place)
+                      {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at, new_at=place,
+                      amended=(at, place, same))
         return {"operation": "amend", "id": event_id, "event": place, "reevaluated_from": min(at, place)}
 
     def _retract(self, event_id: Any, reason: Any) -> dict[str, Any]:
@@ -319,7 +325,8 @@ class Session:
             raise
 
     def _rebuild(self, timeline: list[dict[str, Any]], origin: list[int | None], start: int, revision: dict[str, Any],
-                 arrival: int, new_at: int | None = None) -> None:
+                 arrival: int, new_at: int | None = None,
+                 amended: tuple[int, int, frozenset[str]] | None = None) -> None:
         """Evaluate the course again from the patient along ``timeline`` (in time order); keep it only
         when every event is applied, with ``revision`` added to the revisions. A refusal (PW415) names
         ``arrival`` as its event: the index the caller's event arrived at, or the event amended.
@@ -327,12 +334,23 @@ class Session:
         where it is not taken is refused, PW407); every other event is already in the course (replayed).
         ``origin[i]``: the index ``timeline[i]`` had in the course (None: the caller's event), so the moves
         taken on decisions (SessionState.acted) follow their events; those of a withdrawn or amended event, or
-        on a decision recorded by one, go."""
+        on a decision recorded by one, go, except that ``amended`` (its index before and after, and the decisions
+        it records unchanged) keeps the moves on those decisions."""
         fresh = start_session(self._pathway, self._st.patient)
         now = {old: i for i, old in enumerate(origin) if old is not None}
-        fresh._st.acted = tuple({**entry, "event": now[entry["event"]], "recorded": now.get(entry["recorded"])}
-                                for entry in self._st.acted
-                                if entry["event"] in now and (entry["recorded"] is None or entry["recorded"] in now))
+        kept = []
+        for entry in self._st.acted:
+            event, recorded = entry["event"], entry["recorded"]
+            if amended is not None and recorded == amended[0] and entry["field"] in amended[2]:
+                recorded = amended[1]
+            elif recorded is not None:
+                recorded = now.get(recorded)
+                if recorded is None:
+                    continue
+            event = amended[1] if amended is not None and event == amended[0] and recorded == amended[1] else now.get(event)
+            if event is not None:
+                kept.append({**entry, "event": event, "recorded": recorded})
+        fresh._st.acted = tuple(kept)
         for i, event in enumerate(timeline):
             try:
                 if fresh._apply(event, replaying=i != new_at) is not None:  # cannot happen: in time order
