@@ -710,6 +710,8 @@ class _Builder:
                   if f not in self.derived and self.kind(f) == "input"]
         if not needed:
             return []
+        # asked for only because the condition tests them (not required, nor what 'then' computes with)
+        only_tested = set(needed) - set(required) - set(rule.computes_with("then"))
         outs = self.outputs(rule.if_missing)
         due = self.alternatives(rule.due) or []
         if not due:
@@ -725,6 +727,8 @@ class _Builder:
                 absent = _Tests(name, False, self.ftype(name), present=False)
                 if name in tests and (tests[name].valued or tests[name].present):
                     continue  # the rule is due only with this value recorded
+                if name in only_tested and not _still_tested(C.expand_counts(rule.when), name, d_tests):
+                    continue  # the values the rule is due on already decide the part of the condition that reads it
                 tests[name] = absent
                 k += 1
                 rows.append(Row(section="missing", rule=rule.id, title=rule.title, branch="if missing",
@@ -918,3 +922,48 @@ class _Builder:
             notes.insert(0, "No rule fires here.")
         return DecisionTable(self.id, kind, title, d.id, d.version, d.profile, self.states, tuple(columns), tuple(rows),
                              tuple(notes), HIT_POLICY, self.checks is not None)
+
+
+def _implied(cmp: C.Cmp, tests: dict[str, _Tests]) -> bool:
+    """Whether every value that passes ``tests`` (one alternative's) makes ``cmp`` true."""
+    t = tests.get(cmp.field)
+    if t is None or t.present is False:
+        return False
+    valued = t.present is True or t.lower is not None or t.upper is not None or bool(t.eq)
+    if cmp.op == "present":
+        return bool(cmp.value) and valued
+    try:
+        if cmp.op in _LOWER and t.lower is not None:
+            bound, inclusive = t.lower
+            return bool(bound > cmp.value or (bound == cmp.value and (cmp.op == "gte" or not inclusive)))
+        if cmp.op in _UPPER and t.upper is not None:
+            bound, inclusive = t.upper
+            return bool(bound < cmp.value or (bound == cmp.value and (cmp.op == "lte" or not inclusive)))
+        if cmp.op == "eq":
+            return cmp.value in t.eq
+    except TypeError:
+        return False
+    return False
+
+
+def _still_tested(cond: C.Cond, name: str, tests: dict[str, _Tests]) -> bool:
+    """Whether ``cond`` still reads ``name`` once the tests an alternative of the rule's ``due`` makes are
+    known to hold: a test under an ``any`` whose other branch they make true is never read (the engine does
+    not ask for it)."""
+    return _scan(cond, name, tests)[1]
+
+
+def _scan(cond: C.Cond, name: str, tests: dict[str, _Tests]) -> tuple[bool, bool]:
+    """(``cond`` is true on every value passing ``tests``, ``cond`` reads ``name``)."""
+    if isinstance(cond, C.Cmp):
+        return _implied(cond, tests), cond.field == name
+    if isinstance(cond, C.Always):
+        return True, False
+    if isinstance(cond, (C.And, C.Or)):
+        parts = [_scan(item, name, tests) for item in cond.items]
+        if isinstance(cond, C.Or):
+            if any(true for true, _ in parts):
+                return True, False
+            return False, any(reads for _, reads in parts)
+        return all(true for true, _ in parts), any(reads for _, reads in parts)
+    return False, True  # anything else: assume it reads the value
