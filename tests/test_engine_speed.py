@@ -149,3 +149,25 @@ def test_sessions_sharing_kept_values_never_see_each_others_events():
     for (_, sc), a, t in zip(courses, alone, together, strict=True):
         assert t == a, sc.id
     assert sum(map(len, alone)) > 1000
+
+
+def test_values_of_one_hash_are_never_confused_when_shared():
+    """Shared values are keyed by a hash of their exact bytes: equal values (same types) share one object;
+    another value under the same key is checked and is then kept as it is, never swapped for the other."""
+    import marshal
+
+    from pathway.runtime import state
+
+    state.forget_shared()
+    first = state.interned({"crp_mg_l": 60, "visible_blood": True})
+    again = state.interned({"crp_mg_l": 60, "visible_blood": True})
+    assert again is first
+    assert state.interned({"crp_mg_l": 60.0, "visible_blood": True}) is not first  # 60.0 is not 60
+    entry = state.history_entry(3, 60, 72.0, 1)
+    assert state.history_entry(3, 60, 72.0, 1) is entry
+    # a colliding key: another value stored under the key this value's bytes hash to
+    value = {"crp_mg_l": 61, "visible_blood": False}
+    state._SHARED[hash(marshal.dumps(value, 2))] = {"crp_mg_l": 99}
+    got = state.interned(value)
+    assert got is value and got == {"crp_mg_l": 61, "visible_blood": False}
+    state.forget_shared()

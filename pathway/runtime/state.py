@@ -141,13 +141,15 @@ _SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + (
            _BASE + ("missing", "from", "to"): (True, True)}
 
 
-#: JSON-ready values shared between sessions by :func:`interned` and :func:`history_entry`, keyed by their
-#: ``marshal`` bytes (exact: 1, 1.0 and True differ, as do 0.0 and -0.0, and the order of keys counts); dropped
+#: JSON-ready values shared between sessions by :func:`interned` and :func:`history_entry`, keyed by the hash
+#: of their ``marshal`` bytes (exact: 1, 1.0 and True differ, as do 0.0 and -0.0, and the order of keys counts); dropped
 #: when full (only the sharing is lost). The bound is what a process keeps of sessions long closed: 1,000 open
 #: sessions make about 9,000 entries here; at 65,536 a process that ran 100,000 patients one after another
 #: held 155 MB instead of 72 MB.
-_SHARED: dict[bytes, Any] = {}
+_SHARED: dict[int, Any] = {}
 _SHARED_MAX = 8192
+#: the one-entry histories of :func:`first_history`, keyed by the id of their entry (bounded as _SHARED)
+_ONE: dict[int, list[Any]] = {}
 
 
 def interned(value: Any) -> Any:
@@ -164,25 +166,31 @@ def history_entry(day: Any, value: Any, hours: Any, event: Any) -> list[Any]:
 
 def _share(value: Any) -> Any:
     try:
-        key = marshal.dumps(value, 2)  # version 2: no references, so equal values give equal bytes
+        raw = marshal.dumps(value, 2)  # version 2: no references, so equal values give equal bytes
     except ValueError:  # holds something marshal cannot write: not shared
         return value
+    # keyed by the hash of the bytes, not the bytes (they would cost as much as the value they share): a value
+    # found is checked to give the same bytes, so two values of one hash are never confused (the later one is
+    # then not shared)
+    key = hash(raw)
     kept = _SHARED.get(key)
     if kept is None:
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         kept = _SHARED[key] = value
+    elif kept is not value and marshal.dumps(kept, 2) != raw:
+        return value
     return kept
 
 
 def first_history(entry: list[Any]) -> list[Any]:
     """The history of a field recorded once, ``[entry]``: shared for a shared entry (:func:`history_entry`)."""
-    key = b"one" + id(entry).to_bytes(8, "little")  # the cache holds the entry: its id is not reused meanwhile
-    kept = _SHARED.get(key)
+    key = id(entry)  # the cache holds the entry: its id is not reused meanwhile
+    kept = _ONE.get(key)
     if kept is None or kept[0] is not entry:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        kept = _SHARED[key] = [entry]
+        if len(_ONE) >= _SHARED_MAX:
+            _ONE.clear()
+        kept = _ONE[key] = [entry]
     return kept
 
 
@@ -236,6 +244,7 @@ def forget_shared() -> None:
     """Drop the values sessions share (:func:`interned`, history and trace entries): open sessions keep
     theirs; sessions from now on share among themselves (a measurement of what sessions cost counts them)."""
     _SHARED.clear()
+    _ONE.clear()
     _TRACE.clear()
 
 
