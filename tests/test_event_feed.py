@@ -347,3 +347,101 @@ def test_an_amendment_that_records_the_same_decision_keeps_its_move(pw):
     # another agent recorded instead: a new decision, evaluated as one (here it waits for the screening)
     r = s.amend("choice", {"day": 4, "rescue_choice": "ciclosporin"})
     assert r["state"] == "rescue_selection" and s.dump()["acted"] == []
+
+
+def _sequential_ciclosporin(pw: Any) -> Any:
+    """Specialist centre: infliximab from day 3.2, no response to day 11; ciclosporin bloods on day 10.5;
+    sequential ciclosporin recorded on day 11 (the second agent started; asuc-evidence §6, D20)."""
+    from cases import DAY3_FAIL, RESCUE_LABS
+    s = pw.start(patient(specialist_centre=True))
+    s.observe(dict(ADMIT, id="adm"))
+    s.observe(dict(DAY3_FAIL, id="d3"))
+    s.observe(dict(RESCUE_LABS, id="labs"))
+    s.observe({"id": "c", "day": 3.2, "rescue_choice": "infliximab"})
+    for d in range(4, 12):
+        s.observe({"id": f"o{d}", "day": d, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 85, "albumin_g_l": 29})
+    s.observe({"id": "bl", "day": 10.5, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
+               "active_serious_infection": False, "bp_uncontrolled": False})
+    assert s.observe({"id": "seq", "day": 11, "sequential_rescue_choice": "ciclosporin"})["state"] == "rescue_ciclosporin"
+    return s
+
+
+@pytest.mark.parametrize("correction", ["late", "retract", "amend"])
+def test_a_second_agent_started_stands_after_a_correction_before_it(pw, correction):
+    # uncontrolled hypertension excludes ciclosporin (D13); charted late, or the bloods withdrawn or corrected,
+    # after IV ciclosporin was started: the move stands and is said aloud (before: a KeyError refused them all)
+    s = _sequential_ciclosporin(pw)
+    if correction == "late":
+        r = s.observe({"day": 10.8, "bp_uncontrolled": True})
+    elif correction == "retract":
+        r = s.retract("bl", reason="another patient's bloods")
+    else:
+        r = s.amend("bl", {"day": 10.5, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
+                           "active_serious_infection": False, "bp_uncontrolled": True})
+    assert r["state"] == "rescue_ciclosporin"
+    said = [a for a in r["alerts"] if a["rule"] == "decision.sequential_rescue_choice"]
+    assert len(said) == 1 and "The move stands" in said[0]["text"]
+    assert pw.restore(s.dump()).result() == s.result()
+
+
+def test_withdrawing_the_event_a_move_was_taken_in_keeps_the_move(pw):
+    # the choice waited for the screening; the labs that let it act are then withdrawn (another patient's):
+    # ciclosporin was started on day 4 and stands, said aloud
+    from cases import DAY3_FAIL, RESCUE_LABS
+    s = pw.start(patient())
+    s.observe(dict(ADMIT, id="adm"))
+    s.observe(dict(DAY3_FAIL, id="d3"))
+    s.observe({"id": "choice", "day": 3.5, "rescue_choice": "ciclosporin"})
+    assert s.observe(dict(RESCUE_LABS, day=4, id="labs"))["state"] == "rescue_ciclosporin"
+    r = s.retract("labs", reason="another patient's bloods")
+    assert r["state"] == "rescue_ciclosporin"
+    assert any(a["rule"] == "decision.rescue_choice" and "The move stands" in a["text"] for a in r["alerts"])
+    assert not any(a["rule"] == "overdue.rescue_selection" for a in r["alerts"])
+    assert pw.restore(s.dump()).result() == s.result()
+
+
+def test_a_deterioration_charted_before_oral_steroids_already_started_is_recorded(pw):
+    # oral steroids chosen on day 4 after a complete response; a deterioration charted for day 3.95 arrives
+    # afterwards (§4.8: deterioration calls for rescue or colectomy). It is recorded (before: the standing move and
+    # the deterioration rule moved back and forth until the engine refused the event) and acts: rescue selection.
+    from cases import DAY3_FAIL, RESCUE_LABS
+    s = pw.start(patient())
+    for e in (dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS),
+              {"day": 4, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 20}):
+        s.observe(e)
+    assert s.observe({"day": 4, "rescue_choice": "oral_steroids"})["state"] == "steroid_response"
+    r = s.observe({"day": 3.95, "clinical_deterioration": True})
+    assert r["state"] == "rescue_selection"
+    assert r["path"][-3:] == ["rescue_selection", "steroid_response", "rescue_selection"]
+    assert any(a["rule"] == "decision.rescue_choice" and a["level"] == "critical" for a in r["alerts"])
+    assert pw.restore(s.dump()).result() == s.result()
+
+
+def test_a_decision_whose_state_an_emergency_reached_first_is_not_said_to_be_overtaken(pw):
+    s = _sequential_ciclosporin(pw)
+    assert s.observe({"id": "col", "day": 12, "decision": "colectomy"})["state"] == "colectomy"
+    r = s.observe({"day": 11.6, "massive_haemorrhage": True})  # charted before the decision, arriving after it
+    assert r["state"] == "colectomy"
+    assert not any(a["rule"] == "decision.decision" for a in r["alerts"])
+
+
+def test_a_note_added_to_an_overtaken_discharge_is_accepted(pw):
+    from cases import RESPONSE
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    s.observe({"day": 3, **RESPONSE})
+    assert s.observe({"id": "dc", "day": 6, "discharge": True})["state"] == "discharged"
+    r = s.observe({"day": 5, "perforation": True})
+    assert r["state"] == "colectomy" and any(a["rule"] == "decision.discharge" for a in r["alerts"])
+    r = s.amend("dc", {"day": 6, "discharge": True, "note": "letter sent to the GP"})  # not a new decision
+    assert r["state"] == "colectomy" and any(a["rule"] == "decision.discharge" for a in r["alerts"])
+
+
+def test_explain_reads_a_course_with_a_move_that_stands(pw):
+    from pathway.analysis.explain import explain, explain_text
+    s = _tacrolimus_started(pw)
+    s.retract("labs")
+    doc = explain(pw, s)
+    assert doc["state"] == "rescue_tacrolimus" and "arrived_by" not in doc
+    assert any("decision.rescue_choice" in note and "stands" in note for note in doc["notes"])
+    assert "stands" in explain_text(doc)

@@ -355,7 +355,10 @@ def explain(pathway: Pathway, session_or_case: Session | dict[str, Any], rule: s
     if moves and moves[-1]["to"] == state:
         last = moves[-1]
         prev = next((e for e in ctx.evaluations if e["event"] == last["event"] and e["state"] == last["from"]), None)
-        if prev is not None:
+        if last["rule"].startswith("decision."):  # no rule took it now: a move on a decision that stands
+            out["notes"].append(f"arrived by a move on a recorded decision that stands ({last['rule']}): the rules "
+                                "would not take it on what is recorded now; the result's alert says why")
+        elif prev is not None:
             arrived = ctx.describe_rule(pw.rule(last["rule"]), prev, counterfactuals=False)
             arrived["evaluation"] = _evaluation(prev)
             out["arrived_by"] = arrived

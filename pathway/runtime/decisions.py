@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pathway.runtime.engine import Firing
 
 __all__ = ["refuse_untimely", "untimely", "unacted_records", "blocked_records", "acting_fields", "standing",
-           "overruled_item", "overruled_records"]
+           "overruled_item", "overruled_records", "in_effect"]
 
 
 def untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str]) -> list[str]:
@@ -187,6 +187,13 @@ def standing(pathway: Pathway, st: SessionState, event: int) -> dict[str, Any] |
                 and pathway.graph.has_edge(st.state, entry["to"]) and _known(pathway, entry["rule"])):
             return entry
     return None
+
+
+def in_effect(st: SessionState, name: str, event: int) -> bool:
+    """Whether the decision ``name`` recorded in ``event``, which the current state does not take, was acted
+    on before and the patient is where it led (a colectomy decided, then an emergency charted before it took
+    the patient to colectomy first): then it is in effect, not overtaken."""
+    return any(a["recorded"] == event and a["field"] == name and a["to"] == st.state for a in st.acted)
 
 
 def _known(pathway: Pathway, rule_id: Any) -> bool:

@@ -253,6 +253,8 @@ def decision_counts(pathway: Pathway, st: SessionState, name: str) -> bool:
         return True
     rule = next((r for event, to, r in map(entry_move, reversed(st.trace)) if to == st.state and event == st.state_event),
                 None)
+    if isinstance(rule, str) and rule.startswith("decision."):  # a move on a decision that stands (Session: acted)
+        return name != rule[len("decision."):]
     return rule is None or name not in {c.field for c in C.fields_of(pathway.rule(rule).when)}
 
 

@@ -29,6 +29,7 @@ from pathway.runtime import changes, facts
 from pathway.runtime.decisions import (
     acting_fields,
     blocked_records,
+    in_effect,
     overruled_item,
     overruled_records,
     refuse_untimely,
@@ -259,11 +260,15 @@ class Session:
         # a decision the amendment records again unchanged (a note added, a value beside it corrected) keeps
         # the moves taken on it
         values = self._validated(new, f"events[{at}]")[1]
-        same = frozenset(name for name in self._pathway.definition.decisions
-                         if name in values and st.events[at].get(name) == values[name])
+        decisions = self._pathway.definition.decisions
+        same = frozenset(name for name in decisions if name in values and st.events[at].get(name) == values[name])
+        before = {name for name in decisions if name in st.events[at]}
+        # the amended event is checked as a new one (a decision where it is not taken refused) unless every
+        # decision it records is the one it recorded before (or it records none): then it is not a new decision
+        strict = before != same or any(name in values for name in decisions if name not in same)
         self._rebuild(timeline, origin, min(at, place),
-                      {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at, new_at=place,
-                      amended=(at, place, same))
+                      {"op": "amend", "id": event_id, "event": place, "was": st.events[at]}, at,
+                      new_at=place if strict else None, amended=(at, place, same))
         return {"operation": "amend", "id": event_id, "event": place, "reevaluated_from": min(at, place)}
 
     def _retract(self, event_id: Any, reason: Any) -> dict[str, Any]:
@@ -332,6 +337,7 @@ class Session:
         ``arrival`` as its event: the index the caller's event arrived at, or the event amended.
         ``timeline[new_at]`` is the caller's new or amended event: checked as a new event is (a decision
         where it is not taken is refused, PW407); every other event is already in the course (replayed).
+        ``new_at`` None: every event is one already in the course (an amendment that records no new decision).
         ``origin[i]``: the index ``timeline[i]`` had in the course (None: the caller's event), so the moves
         taken on decisions (SessionState.acted) follow their events; those of a withdrawn or amended event, or
         on a decision recorded by one, go, except that ``amended`` (its index before and after, and the decisions
@@ -347,9 +353,15 @@ class Session:
                 recorded = now.get(recorded)
                 if recorded is None:
                     continue
-            event = amended[1] if amended is not None and event == amended[0] and recorded == amended[1] else now.get(event)
-            if event is not None:
-                kept.append({**entry, "event": event, "recorded": recorded})
+            # the event the move was taken in: where it went; amended, where the amendment put it; withdrawn,
+            # the event before it (the move was taken by then); never before the decision was recorded
+            if amended is not None and event == amended[0]:
+                event = amended[1]
+            elif event in now:
+                event = now[event]
+            else:
+                event = next((now[old] for old in range(event - 1, -1, -1) if old in now), 0)
+            kept.append({**entry, "event": max(event, recorded if recorded is not None else 0), "recorded": recorded})
         fresh._st.acted = tuple(kept)
         for i, event in enumerate(timeline):
             try:
@@ -461,6 +473,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     for name in recorded:
         st.recorded_event[name] = index
     passed = [st.state]  # the states this event is evaluated in
+    stood: list[dict[str, Any]] = []  # the moves on decisions that stood in this event
     taken: list[dict[str, Any]] = []
     event_derived: dict[str, Any] = {}
     values_now, computed = facts.values_now(pw, st)
@@ -488,7 +501,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         texts = text_values(d.params, present, st.derived)  # the same names: it reads the values present
         if chosen is None and st.acted:
             kept = standing(pw, st, index)
-            if kept is not None:  # a move taken before on a decision stands: taken, and said why
+            if kept is not None and kept not in stood:  # a move taken before on a decision stands: taken, said why
+                stood.append(kept)  # once in an event (a rule may move the patient back: no loop)
                 item = overruled_item(pw, st, kept, snapshot, derived, firings)
                 st.overruled += (item,)
                 st.trace.append(trace_entry(index, day, st.state, f"decision.{item['field']}", "then",
@@ -500,7 +514,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                 refuse_untimely(pw, recorded, passed, f"events[{index}]")
             else:
                 st.unacted += tuple({"field": name, "value": recorded[name], "event": index, "day": day, "state": st.state}
-                                    for name in untimely(pw, recorded, passed))
+                                    for name in untimely(pw, recorded, passed) if not in_effect(st, name, index))
             # Only what makes up "now" is rendered: the moves taken and the final state's firings,
             # and any recorded decision that could not be acted on, said aloud.
             st.current = (taken + [record(f, snapshot, texts, pw.display, pw.rule(f.rule)) for f in firings]
