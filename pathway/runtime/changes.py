@@ -226,7 +226,7 @@ def recorded_view(doc: dict[str, Any], recordable: Any) -> dict[str, Any]:
             elif kind == "propose":
                 items["proposals"].append({"rule": rule, "to": eff.get("to"), "text": eff.get("text")})
             elif kind == "require":
-                items["data_required"] += [{"field": f} for f in eff.get("fields") or []]
+                items["data_required"] += [{"field": f} for name in eff.get("fields") or [] for f in recordable(name)]
             elif kind == "offer":
                 status = offer_status(eff)
                 old = options.get(eff.get("option"))

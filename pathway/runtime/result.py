@@ -195,7 +195,8 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
                 alerts.append(alert)
             elif kind == "require":
                 for f in eff["fields"]:
-                    _need(required, f, rule_id, eff["text"] or f"needed for '{title}'")
+                    for asked in recordable(pathway, f):  # a computed field: the inputs it is computed from
+                        _need(required, asked, rule_id, eff["text"] or f"needed for '{title}'")
             elif kind == "offer":
                 opt = options.setdefault(eff["option"], {"option": eff["option"], "status": "available", "rank": eff["rank"],
                                                          "text": "", "for": [], "against": [], "pending": [], "rules": [],

@@ -25,7 +25,8 @@ def _still_needed(pathway: Pathway, current: list[dict[str, Any]]) -> list[str]:
             out += recordable(pathway, name)
         for eff in item["effects"]:
             if eff["kind"] == "require":
-                out += eff["fields"]
+                for name in eff["fields"]:
+                    out += recordable(pathway, name)
     return list(dict.fromkeys(out))
 
 
