@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
+from pathway.definition import conditions as C
 from pathway.definition.case import case_problem
 from pathway.definition.clock import days_since
 from pathway.definition.effects import Derive
@@ -55,15 +56,22 @@ class Pathway:
         #: per decision point, the facts it keeps that a rule of it derives when its inputs are missing
         #: (``if_missing: derive``): (fact, value, rule, the rule's states). When an evaluation comes after
         #: the window and none came inside it, these are what the point would have kept (nothing recorded).
-        self.missed_defaults: dict[str, list[tuple[str, Any, str, tuple[str, ...]]]] = {}
+        #: A rule that reads nothing recorded (no ``requires``) and whose ``when`` holds on an empty record
+        #: gives its ``then`` derivations too ("unknown" when an item is not recorded): (fact, value, rule,
+        #: the rule's states, branch).
+        self.missed_defaults: dict[str, list[tuple[str, Any, str, tuple[str, ...], str]]] = {}
         for r in definition.rules:
             if r.decision_point is None:
                 continue
-            for eff in r.if_missing:
+            effects = [(eff, "missing") for eff in r.if_missing]
+            if not r.requires and C.evaluate(r.when, {}) is True:
+                effects += [(eff, "then") for eff in r.then]
+            for eff, branch in effects:
                 if isinstance(eff, Derive):
                     for name, value in eff.values.items():
                         if definition.kept.get(name) == r.decision_point:
-                            self.missed_defaults.setdefault(r.decision_point, []).append((name, value, r.id, r.states))
+                            self.missed_defaults.setdefault(r.decision_point, []).append(
+                                (name, value, r.id, r.states, branch))
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
         #: each field's validity (``timeline.validity``), worked out once: the facts read it at every event
         self.validities = _Validities(definition.fields)

@@ -613,10 +613,10 @@ def _missed(pw: Pathway, st: SessionState, event: int) -> None:
         since = point.days(entered, st.entered)
         if since is None or since >= point.before_day:
             continue
-        for name, value, rule_id, states in defaults:
+        for name, value, rule_id, states, branch in defaults:
             if name in st.frozen or st.state not in states:
                 continue
-            st.frozen[name] = kept_entry(value, st.day, event, point_id, rule_id, "missing", {}, {}, missed=True)
+            st.frozen[name] = kept_entry(value, st.day, event, point_id, rule_id, branch, {}, {}, missed=True)
 
 
 def _choose(pw: Pathway, state: str, firings: list[Firing]) -> tuple[Firing, str] | None:
