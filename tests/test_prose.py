@@ -376,3 +376,13 @@ def test_no_code_in_decision_table_cells_or_diagram_tooltips(profile: str | None
     assert len(tooltips) > 30
     for text in tooltips:
         assert not _CODE.search(text), text
+
+
+def test_a_recorded_value_in_words() -> None:
+    from pathway.definition.prose import recorded_value
+
+    d = load_pathway("asuc").definition
+    assert recorded_value("active_serious_infection", True, d) == "active serious infection: yes"
+    assert recorded_value("systemic_toxicity", False, d) == "no systemic toxicity"
+    assert recorded_value("crp_mg_l", 45, d) == "CRP: 45"
+    assert recorded_value("no_such_field", 3, d) == "no_such_field is 3"

@@ -11,7 +11,7 @@ from cases import ADMIT, DAY3_FAIL, RESCUE_LABS, patient
 
 from pathway import DefinitionError, load_pathway
 from pathway.definition.model import Aggregate, FieldDef, Validity, Window
-from pathway.definition.timeline import is_current, validity, validity_text, window_hours
+from pathway.definition.timeline import day_text, is_current, validity, validity_text, window_hours
 from pathway.runtime.facts import aggregate
 from pathway.runtime.state import SessionState
 
@@ -459,3 +459,12 @@ def test_a_recheck_names_the_day_a_clock_time_falls_on_not_a_fraction_of_a_day()
         "recheck C-reactive protein (last 64 mg/L on day 0 at 2026-03-02T09:00, 119 h ago)"
     stale = {"last_value": 64, "recorded_day": 2.9, "recorded_time": "2026-03-05T05:36", "age_hours": 50.0}
     assert "on day 2 at 2026-03-05T05:36" in recheck_text("CRP", "mg/L", stale)
+
+
+def test_day_text_says_when_a_value_was_recorded() -> None:
+    assert day_text(4) == "day 4"
+    assert day_text(4.0) == "day 4"
+    assert day_text(4.25) == "day 4.25"
+    assert day_text(3.104166666) == "day 3.104"
+    # with the event's clock time: the day that time falls on
+    assert day_text(4.375, "09:00") == "day 4 at 09:00"

@@ -168,6 +168,19 @@ def field_name(name: str, d: PathwayDef) -> str:
     return name
 
 
+def recorded_value(name: str, value: Any, d: PathwayDef) -> str:
+    """A recorded value in words, as an alert names what it rests on (``active serious infection: yes``;
+    a false value by the field's ``short_false`` when it has one)."""
+    f = d.fields.get(name)
+    if f is None:
+        return f"{name} is {value}"
+    if isinstance(value, bool):
+        if not value and f.short_false:
+            return one_line(f.short_false)
+        value = WORDS["yes"] if value else WORDS["no"]
+    return f"{field_name(name, d)}: {value}"
+
+
 def state_name(state: str, d: PathwayDef) -> str:
     """A state by its title, quoted (``'Rescue with tacrolimus'``)."""
     s = d.spec.states.get(state)

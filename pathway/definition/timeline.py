@@ -16,7 +16,10 @@ A value given in the patient record counts as recorded on admission (hour 0).
 
 from __future__ import annotations
 
+import math
+
 from pathway.definition.model import FieldDef, Validity
+from pathway.definition.units import shown
 
 __all__ = ["validity", "window_hours", "is_current", "validity_text", "hours_text"]
 
@@ -40,6 +43,12 @@ def is_current(field: FieldDef, age_hours: float) -> bool:
     """True while a value recorded ``age_hours`` ago is current."""
     v = validity(field)
     return v.until is not None or v.holds(age_hours)
+
+
+def day_text(day: float, time: str | None = None) -> str:
+    """``day 4``, ``day 4.5`` (to 4 significant digits) or, with the clock time the event gave, ``day 4 at
+    09:00`` (the day that time falls on): when something was recorded, in every text that says it."""
+    return f"day {math.floor(day)} at {time}" if time else f"day {shown(day)}"
 
 
 def hours_text(hours: float) -> str:

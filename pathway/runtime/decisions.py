@@ -3,13 +3,14 @@ be acted on (see :class:`pathway.definition.model.DecisionSpec`)."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, InputError
 from pathway.definition import conditions as C
+from pathway.definition import prose
 from pathway.definition.effects import Alert, Transition, derived_by
-from pathway.definition.pathway import PathwayDef, Rule
+from pathway.definition.pathway import Rule
+from pathway.definition.timeline import day_text
 from pathway.runtime.facts import decision_counts
 from pathway.runtime.state import SessionState
 
@@ -130,9 +131,7 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
         name, value = item["field"], item["value"]
         shown = str(value).lower() if isinstance(value, bool) else value
         accepted = ", ".join(f"'{d.spec.states[s].title}'" for s in sorted(d.decisions.get(name, ())))
-        event = st.events[item["event"]] if item["event"] < len(st.events) else {}
-        when = (f"day {math.floor(item['day'])} at {event['time']}" if "time" in event
-                else f"day {_day(item['day'])}")
+        when = _when(st, item["event"], item["day"])
         text = (f"Decision recorded on {when} ({name}: {shown}) was not acted on: once the course "
                 f"was evaluated again (an event recorded late, amended or retracted), the patient was then in "
                 f"'{d.spec.states[item['state']].title}', where it is not taken (it is a decision of {accepted}). ")
@@ -149,27 +148,10 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
     return out
 
 
-def _spoken(d: PathwayDef, name: str, facts: dict[str, Any]) -> str:
-    """A recorded value as criteria in words name it (``active serious infection: yes``)."""
-    fd = d.fields.get(name)
-    value = facts.get(name)
-    if fd is None:
-        return f"{name} is {value}"
-    if isinstance(value, bool):
-        if not value and fd.short_false:
-            return str(fd.short_false)
-        value = "yes" if value else "no"
-    return f"{(fd.short or fd.title)}: {value}"
-
-
 def _when(st: SessionState, event: int, day: Any) -> str:
     """``day 4`` or ``day 4 at <the event's clock time>``."""
     entry = st.events[event] if event < len(st.events) else {}
-    return f"day {math.floor(day)} at {entry['time']}" if "time" in entry else f"day {_day(day)}"
-
-
-def _day(day: Any) -> str:
-    return str(int(day)) if float(day).is_integer() else str(day)
+    return day_text(day, entry.get("time"))
 
 
 def acting_fields(pathway: Pathway, rule_id: str) -> list[str]:
@@ -223,7 +205,8 @@ def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], sn
             if f.branch == "missing" or c.field not in derived_by(f.effects):
                 continue
             source = pathway.rule(f.rule)
-            held = [_spoken(d, x.field, facts) for x in C.fields_of(source.when) if x.holds(facts) is (f.branch == "then")]
+            held = [prose.recorded_value(x.field, facts.get(x.field), d)
+                    for x in C.fields_of(source.when) if x.holds(facts) is (f.branch == "then")]
             if held:
                 because.append(f"'{source.title}': " + ", ".join(dict.fromkeys(held)))
     if because:

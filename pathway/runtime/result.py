@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
-from pathway.definition.timeline import hours_text
+from pathway.definition.timeline import day_text, hours_text
 from pathway.runtime.facts import expired, recordable
 from pathway.runtime.state import SessionState, entry_dict, evaluation_get, json_copy, kept_get, unpack
 
@@ -266,10 +265,7 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
 def recheck_text(title: str, unit: str, stale: dict[str, Any]) -> str:
     """``recheck serum magnesium (last 0.8 mmol/L on day 0, 74 h ago)``."""
     value = fill_text("{v}", {"v": stale["last_value"]})
-    if "recorded_time" in stale:  # the day a clock time falls on (day 0.04 is 09:00 on day 0), and the time
-        when = f"day {math.floor(stale['recorded_day'])} at {stale['recorded_time']}"
-    else:
-        when = f"day {fill_text('{d}', {'d': stale['recorded_day']})}"
+    when = day_text(stale["recorded_day"], stale.get("recorded_time"))
     name = title[:1].lower() + title[1:] if title[1:2].islower() or len(title) == 1 else title
     age = hours_text(round(stale["age_hours"], 1))
     return f"recheck {name} (last {value}{' ' + unit if unit else ''} on {when}, {age} ago)"
