@@ -138,8 +138,13 @@ def unacted_records(pathway: Pathway, st: SessionState) -> list[dict[str, Any]]:
         before = next((a for a in st.acted if a["recorded"] == item["event"] and a["field"] == name
                        and a["to"] in d.spec.states), None)
         if before is not None:  # the course acted on it before it was evaluated again
-            text += (f"It had been acted on before that (the patient moved to '{d.spec.states[before['to']].title}' on "
+            target = d.spec.states[before["to"]]
+            text += (f"It had been acted on before that (the patient moved to '{target.title}' on "
                      f"{_when(st, before['event'], before['day'])}), so it may already have been carried out. ")
+            if target.kind == "terminal":  # the course had ended: the patient may have left (a discharge)
+                text += (f"The course had ended there: the advice below is for a patient still on the pathway; if "
+                         f"'{target.title}' was carried out, contact the patient, or the team now caring for them, "
+                         f"today. ")
         text += "It stays in the record: review it with the team."
         out.append({"rule": f"decision.{name}", "branch": "then", "synthetic": True,
                     "title": f"Recorded decision not acted on ({name})",
