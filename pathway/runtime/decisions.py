@@ -11,7 +11,7 @@ from pathway.definition import prose
 from pathway.definition.effects import Alert, Transition, derived_by
 from pathway.definition.pathway import Rule
 from pathway.definition.timeline import day_text
-from pathway.runtime.facts import decision_counts
+from pathway.runtime.facts import decision_counts, recordable
 from pathway.runtime.state import SessionState
 
 if TYPE_CHECKING:
@@ -63,13 +63,27 @@ def _word(cmp: C.Cmp, facts: dict[str, Any]) -> str:
     return f"{cmp.field} is {shown}"
 
 
-def _why(rule: Rule, facts: dict[str, Any], waiting: dict[str, tuple[str, ...]], producers: dict[str, list[str]]) -> str:
-    """Why ``rule`` did not act: the tests that fail, or what it waits for."""
+def _false_tests(cond: C.Cond, facts: dict[str, Any]) -> list[C.Cmp]:
+    """The tests that make ``cond`` false: an ``all`` is false through its false items, an ``any`` through
+    every item (a test inside an ``any`` that holds through another item is not a reason)."""
+    if C.evaluate(cond, facts) is not False:
+        return []
+    if isinstance(cond, C.Cmp):
+        return [cond]
+    if isinstance(cond, (C.And, C.Or)):
+        return [test for item in cond.items for test in _false_tests(item, facts)]
+    return list(C.fields_of(cond))
+
+
+def _why(pathway: Pathway, rule: Rule, facts: dict[str, Any], waiting: dict[str, tuple[str, ...]],
+         producers: dict[str, list[str]]) -> tuple[str, list[str]]:
+    """Why ``rule`` did not act: the tests that fail, or what it waits for (and the fields to record: a
+    value computed from the record by the fields it is computed from)."""
     if C.evaluate(rule.due, facts) is not True:
-        return f"'{rule.title}' is not due yet"
-    failing = [c for c in C.fields_of(rule.when) if c.holds(facts) is False]
+        return f"'{rule.title}' is not due yet", []
+    failing = _false_tests(rule.when, facts)
     if failing:
-        return f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(c, facts) for c in failing))
+        return f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(c, facts) for c in failing)), []
     missing: list[str] = []
     for c in C.fields_of(rule.when):
         if c.holds(facts) is not None:
@@ -79,10 +93,10 @@ def _why(rule: Rule, facts: dict[str, Any], waiting: dict[str, tuple[str, ...]],
             continue
         for producer in producers.get(c.field, []):
             missing += waiting.get(producer, ())
-    missing = list(dict.fromkeys(missing))
+    missing = list(dict.fromkeys(asked for name in missing for asked in recordable(pathway, name)))
     if missing:
-        return f"'{rule.title}' cannot be decided until these are recorded: {', '.join(missing)}"
-    return f"'{rule.title}' cannot be decided yet"
+        return f"'{rule.title}' cannot be decided until these are recorded: {', '.join(missing)}", missing
+    return f"'{rule.title}' cannot be decided yet", []
 
 
 def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any], derived: dict[str, Any],
@@ -108,16 +122,20 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
         if said:
             continue
         rules = _acting_rules(pathway, st.state, name, value)
-        reasons = [_why(r, facts, waiting, producers) for r in rules] or [
-            f"no rule acts on it in '{d.spec.states[st.state].title}'"]
+        whys = [_why(pathway, r, facts, waiting, producers) for r in rules]
+        reasons = [text for text, _ in whys] or [f"no rule acts on it in '{d.spec.states[st.state].title}'"]
+        missing = list(dict.fromkeys(f for _, fields in whys for f in fields))
         shown = str(value).lower() if isinstance(value, bool) else value
         text = f"Decision recorded ({name}: {shown}) but not acted on: " + "; ".join(reasons) + "."
         sources = sorted({s for r in rules for s in r.evidence.sources})
         status = "unverified" if any(r.evidence.status == "unverified" for r in rules) else "verified"
-        out.append({"rule": f"decision.{name}", "branch": "then", "synthetic": True,
-                    "title": f"Recorded decision not acted on ({name})",
-                    "evidence": {"sources": sources, "strength": "expert", "status": status},
-                    "effects": [{"kind": "alert", "level": "critical", "text": text}]})
+        item = {"rule": f"decision.{name}", "branch": "then", "synthetic": True,
+                "title": f"Recorded decision not acted on ({name})",
+                "evidence": {"sources": sources, "strength": "expert", "status": status},
+                "effects": [{"kind": "alert", "level": "critical", "text": text}]}
+        if missing:  # what it waits for is asked for (data required)
+            item["missing"] = missing
+        out.append(item)
     return out
 
 
@@ -201,10 +219,10 @@ def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], sn
     facts = {k: v for k, v in snapshot.items() if v is not None}
     facts.update(derived)
     waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
-    why = _why(rule, facts, waiting, pathway.producers_in(st.state))
+    why, _ = _why(pathway, rule, facts, waiting, pathway.producers_in(st.state))
     because = []
-    for c in C.fields_of(rule.when):
-        if not c.derived or c.holds(facts) is not False:
+    for c in _false_tests(rule.when, facts):
+        if not c.derived:
             continue
         for f in firings:
             if f.branch == "missing" or c.field not in derived_by(f.effects):
