@@ -39,8 +39,8 @@ BROKEN = [
     ("wrong_type", "tacrolimus.yaml", "    priority: 20\n    due: {days_in_state: {gte: $tac_final_day}}\n",
      "    priority: high\n    due: {days_in_state: {gte: $tac_final_day}}\n", "PW112", "priority", None),
     ("unknown_state_in", "ciclosporin.yaml",
-     "  - id: csa_monitoring\n    title: Ciclosporin monitoring\n    in: rescue_ciclosporin\n",
-     "  - id: csa_monitoring\n    title: Ciclosporin monitoring\n    in: rescue_ciclosporine\n", "PW201",
+     "  - id: csa_response\n    title: Response to ciclosporin - thiopurine maintenance\n    in: rescue_ciclosporin\n",
+     "  - id: csa_response\n    title: Response to ciclosporin - thiopurine maintenance\n    in: rescue_ciclosporine\n", "PW201",
      "unknown state 'rescue_ciclosporine'", "rescue_ciclosporin", "in: rescue"),
     ("infusion_schedule_out_of_order", "infliximab.yaml", "          at_days: [0, 14, 42]\n          then_every_days: 56\n"
      "          from_state: rescue_infliximab\n          text: >-\n"
