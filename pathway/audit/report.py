@@ -118,6 +118,7 @@ _PRINT_CSS = """
   .sec-decision-tables table.dt td.dt-out, .sec-decision-tables table.dt td.dt-advice,
   .sec-decision-tables table.dt td.dt-note { min-width: 0; }
   .sec-decision-tables table.dt td.dt-rule code { font-size: 5.5pt; }
+  .sec-decision-tables table.dt .dt-mark { display: inline; padding: 0 0.2mm; } /* a code badge wraps in a narrow column */
   /* column widths (percent of the table) for the wide tables */
   .sec-checks th:nth-child(1) { width: 11%; } .sec-checks th:nth-child(2) { width: 8%; }
   .sec-checks th:nth-child(3) { width: 24%; }
