@@ -167,14 +167,18 @@ def test_data_required_and_rechecks_name_the_fields_in_clinical_words(pw):
     cards = _valid(patient_view_cards(pw, session))
     recheck = [c for c in cards if _ext(c)["kind"] in ("recheck", "data") and "creatinine_umol_l" in _ext(c)["fields"]]
     # one card per rule that waits for it: the increase, and the tacrolimus monitoring (creatinine and magnesium
-    # every 2-3 days, both expired)
+    # expired, glucose never recorded)
     assert sorted(_ext(c)["rule"] for c in recheck) == ["tac_monitoring", "tac_trough_low"]
     for card in recheck:
-        assert card["indicator"] == "warning" and _ext(card)["kind"] == "recheck"
+        assert card["indicator"] == "warning"
         assert "serum creatinine" in card["summary"].lower() and "creatinine_umol_l" not in card["summary"]
         assert "recheck serum creatinine (last 70" in card["detail"]
+    increase = next(c for c in recheck if _ext(c)["rule"] == "tac_trough_low")
+    assert _ext(increase)["kind"] == "recheck"
     monitoring = next(c for c in recheck if _ext(c)["rule"] == "tac_monitoring")
-    assert _ext(monitoring)["fields"] == ["creatinine_umol_l", "magnesium_mmol_l"]
+    # a value never recorded among them: a data card
+    assert _ext(monitoring)["kind"] == "data"
+    assert _ext(monitoring)["fields"] == ["creatinine_umol_l", "magnesium_mmol_l", "glucose_mmol_l"]
 
 
 def test_pending_eligibility_asks_for_the_data_in_clinical_words(pw):
