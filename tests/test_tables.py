@@ -489,7 +489,7 @@ def test_text_markdown_csv_and_html_show_the_same_rows(asuc_checked: dict[str, D
     assert failure[0][col["Days in this state"]] == "≥ 3" and failure[0][col["Move to"]] == "Rescue therapy selection"
     assert failure[0][col["C-reactive protein (mg/L)"]] == "-"
     selection = [line for line in body if line[col["Table"]] == "rescue_selection"]
-    assert all(line[col["Pulse (/min)"]] == "" for line in selection)  # not an input of that table
+    assert all(line[col["Erythrocyte sedimentation rate (mm/h)"]] == "" for line in selection)  # not an input of that table
     assert {line[col["Part"]] for line in body} == {"Moves and proposals", "Facts derived", "Advice, alerts and options",
                                                     "Missing data"}
     # text: a grid per part, every line of a grid as wide as its border
@@ -602,7 +602,7 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion",
         "discharged_without_the_criterion", "discharged_before_tpmt", "thiopurine_avoid_absent_tpmt",
-        "cdiff_positive_after_discharge", "cmv_positive_after_discharge", "ifx_infection",
+        "cdiff_positive_after_discharge", "cmv_positive_after_discharge", "ifx_infection", "ifx_contraindication_found",
         # the calcineurin-inhibitor checks go on while the drug may be given at home
         "csa_adverse_effects", "csa_infection", "csa_creatinine_rise", "cni_hyperkalaemia", "csa_beyond_six_months",
         "tac_trough_toxic", "tac_creatinine_rise", "tac_creatinine_high", "tac_hypomagnesaemia", "tac_hyperglycaemia",
