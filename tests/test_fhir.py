@@ -358,6 +358,96 @@ def test_hostile_resources_are_located_refusals(pw, change, code, where):
     assert err.value.codes[0] == code and err.value.diagnostics[0].file == where, str(err.value)
 
 
+def _stranger_first(b: dict[str, Any]) -> dict[str, Any]:
+    """``b`` with every resource that names a patient moved before its Patient and made another patient's."""
+    patient = [e for e in b["entry"] if e["resource"]["resourceType"] == "Patient"]
+    rest = copy.deepcopy([e for e in b["entry"] if e["resource"]["resourceType"] != "Patient"])
+    for e in rest:
+        if "subject" in e["resource"]:
+            e["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    return {**b, "entry": rest + patient}
+
+
+def test_another_patients_resources_before_the_patient_are_refused_not_recorded_as_this_ones(pw):
+    # Every result of someone-else's, then demo-001's Patient: one patient's input must not mix two. Whichever
+    # patient it is of, the resources of the other are not this patient's: refused, nothing started.
+    with pytest.raises(InputError) as err:
+        pw.start_fhir(_stranger_first(bundle()))
+    assert set(err.value.codes) == {"PW434"}, str(err.value)
+    assert err.value.diagnostics[0].file == "Bundle.entry[0].resource.subject.reference", str(err.value)
+    assert "Patient/someone-else" in err.value.diagnostics[0].message
+    # one stranger's result ahead of the Patient in a feed of a started session: refused, the session unchanged
+    session, _ = pw.start_fhir(bundle())
+    before = session.dump()
+    stranger = obs("crp-x", "2026-03-13T10:00:00Z", "1988-5", qty(150, "mg/L"), subject="Patient/someone-else")
+    patient = resource(bundle(), "demo-001")
+    with pytest.raises(InputError) as err:
+        observe_fhir(session, {"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": stranger}, {"resource": patient}]})
+    assert err.value.codes == ["PW434"] and err.value.diagnostics[0].file == "Bundle.entry[0].resource.subject.reference"
+    assert session.dump() == before
+
+
+def test_the_patient_may_stand_anywhere_in_a_bundle_and_be_named_by_its_full_url(pw):
+    b = bundle()
+    expected = pw.start_fhir(b)[1]
+    moved = copy.deepcopy(b)
+    patient = [e for e in moved["entry"] if e["resource"]["resourceType"] == "Patient"]
+    rest = [e for e in moved["entry"] if e["resource"]["resourceType"] != "Patient"]
+    for e in rest:
+        if "subject" in e["resource"]:
+            e["resource"]["subject"] = {"reference": patient[0]["fullUrl"]}  # urn:uuid:patient-demo-001
+    result = pw.start_fhir({**moved, "entry": rest + patient})[1]
+    assert {k: result[k] for k in CLINICAL} == {k: expected[k] for k in CLINICAL}
+    assert result["patient_id"] == "demo-001"
+
+
+def test_a_new_session_for_a_named_patient_refuses_another_patients_data(pw):
+    with pytest.raises(InputError) as err:
+        pw.start_fhir(bundle(), patient_id="p-77")
+    assert err.value.codes[0] == "PW434" and err.value.diagnostics[0].file == "Bundle.entry[0].resource.id", str(err.value)
+    without_patient = {**bundle(), "entry": [e for e in bundle()["entry"] if e["resource"]["resourceType"] != "Patient"]}
+    with pytest.raises(InputError) as err:
+        pw.start_fhir(without_patient, patient_id="p-77")
+    assert set(err.value.codes) == {"PW434"}
+    assert err.value.diagnostics[0].file == "Bundle.entry[0].resource.subject.reference", str(err.value)
+    session, _ = pw.start_fhir(without_patient, patient_id="demo-001")
+    assert session.patient_id == "demo-001"
+
+
+def test_a_quantity_whose_unit_and_ucum_code_disagree_is_refused(pw):
+    # CRP 52 with unit "mg/L" but code "mg/dL": read by the code it would be 520 mg/L; by the unit 52. Neither
+    # can be known to be right: refused (PW433) at the unit, nothing recorded.
+    session, _ = pw.start_fhir(bundle())
+    before = session.dump()
+    for value, unit, code in [(52, "mg/L", "mg/dL"), (52, "MG/DL", "mg/L"), (11, "g/L", "g/dL")]:
+        r = obs("conflict", "2026-03-13T10:00:00Z", "1988-5" if value == 52 else "718-7",
+                {"valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": code}})
+        with pytest.raises(InputError) as err:
+            observe_fhir(session, r)
+        assert err.value.codes == ["PW433"] and err.value.diagnostics[0].file == "resource.valueQuantity.unit", \
+            str(err.value)
+        assert "disagree" in err.value.diagnostics[0].message
+        assert session.dump() == before
+    # a display text that names no unit, or the code in other letters, is read by the code
+    for hour, unit in [(10, "milligram per litre"), (11, "mg/l")]:
+        r = obs(f"crp-{hour}", f"2026-03-13T{hour}:00:00Z", "1988-5",
+                {"valueQuantity": {"value": 52, "unit": unit, "system": UCUM, "code": "mg/L"}})
+        observe_fhir(session, r)
+    crp = [e["crp_mg_l"] for e in session.recorded_events() if e.get("time", "").startswith("2026-03-13T1")]
+    assert crp == [52, 52], crp
+
+
+def test_a_dose_whose_unit_and_ucum_code_disagree_is_not_recorded(pw):
+    from pathway.loading.fhir import _daily_dose
+    dosage = {"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+              "doseAndRate": [{"doseQuantity": {"value": 5, "unit": "g", "code": "mg", "system": UCUM}}]}
+    why = _daily_dose([dosage])
+    assert isinstance(why, str) and "disagree" in why
+    dosage["doseAndRate"][0]["doseQuantity"]["unit"] = "milligram"
+    assert _daily_dose([dosage]) == 10.0
+
+
 def test_input_that_is_not_fhir_is_refused(pw):
     session, _ = pw.start_fhir(bundle())
     deep: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}

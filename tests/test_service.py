@@ -353,6 +353,28 @@ def test_refused_prefetch_is_a_card_not_an_error_and_records_nothing(service, pw
     assert store.patients("asuc") == []
 
 
+def test_another_patients_prefetched_data_is_refused_whatever_the_order_of_the_keys(service, pw):
+    # The prefetch keys are read in sorted order, so "encounter" and "observations" come before "patient". The
+    # Patient is demo-001 (the call's context.patientId) but every result is someone-else's: none of it may be
+    # recorded as demo-001's. And a prefetch all of another patient than the context's is refused too.
+    base, store = service
+    prefetch = prefetch_of(demo_bundle(), upto="2026-03-05T08:00:00Z")
+    for res in [prefetch["encounter"]] + [e["resource"] for key in ("observations", "medications")
+                                          for e in prefetch[key]["entry"]]:
+        res["subject"] = {"reference": "Patient/someone-else"}
+    whole = prefetch_of(demo_bundle(), upto="2026-03-05T08:00:00Z")
+    with client(base) as http:
+        mixed = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "demo-001", prefetch))
+        other = http.post("/cds-services/asuc-patient-view", json=hook_body("patient-view", "p-77", whole))
+    for reply, pid in [(mixed, "demo-001"), (other, "p-77")]:
+        assert reply.status_code == 200, reply.text
+        cards = reply.json()["cards"]
+        refused = [c for c in cards if c["summary"].startswith("Some of the EHR's data was refused")]
+        assert len(refused) == 1 and "PW434" in refused[0]["detail"], cards
+        assert any(c["summary"] == f"No pathway data for patient {pid}" for c in cards)
+    assert store.patients("asuc") == []
+
+
 def _order(concept: dict[str, Any], order_id: str, mg: float | None = None, per_day: int = 1) -> dict[str, Any]:
     order: dict[str, Any] = {"resourceType": "MedicationRequest", "id": order_id, "status": "draft", "intent": "order",
                              "medicationCodeableConcept": {"coding": [concept]}, "subject": {"reference": "Patient/demo-001"}}

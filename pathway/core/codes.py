@@ -211,10 +211,12 @@ _ALL = [
          "its offset."),
     Code("PW433", "input", "unit not accepted",
          "A valueQuantity whose unit is not UCUM (another system), has no unit, or is a UCUM unit that the codes file "
-         "does not accept for the Observation's code; the message lists the accepted UCUM codes."),
+         "does not accept for the Observation's code; the message lists the accepted UCUM codes. Also a display "
+         "unit that names another known unit than the UCUM code (unit mg/L, code mg/dL): neither is read."),
     Code("PW434", "input", "resource of another patient",
-         "A resource whose subject is not the session's patient, a second Patient, or input that names no patient "
-         "at all; nothing of it is recorded."),
+         "A resource whose subject is not the session's patient (or the patient the input is for, such as a CDS "
+         "Hooks call's context.patientId, or the input's Patient wherever it stands in a Bundle), a second Patient, "
+         "or input that names no patient at all; nothing of it is recorded."),
     Code("PW435", "input", "value of the wrong kind for its field",
          "An Observation value that does not fit its field (a valueString for a number, a coded answer that is not "
          "a value of the enum, a bound such as '<5' for a number)."),

@@ -130,6 +130,8 @@ class _Reader:
         self.birth: tuple[str, str] | None = None  # (birthDate, where)
         self.admissions: list[tuple[datetime, str, str]] = []
         self.media: dict[str, dict[str, Any]] = {}  # Medication resources by reference
+        #: the patient the input must be of (a session's, a CDS Hooks call's context.patientId)
+        self.expected: str | None = None
 
     # -- diagnostics ---------------------------------------------------------------------
     def fail(self, path: tuple[Any, ...], code: str, message: str) -> None:
@@ -175,10 +177,20 @@ class _Reader:
                 self.validate(models, "Medication", resource, ("entry", i, "resource"))
                 for ref in _refs_of(resource, entry):
                     self.media[ref] = resource
+        # the Patient first: which patient the input is of is known before any resource that names one
+        for i, entry in enumerate(entries):
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+                before = len(self.diags)
+                self.resource(models, resource, ("entry", i, "resource"), entry)
+                if len(self.diags) == before and isinstance(entry.get("fullUrl"), str):
+                    self.patient_refs.add(entry["fullUrl"])
         for i, entry in enumerate(entries):
             at = ("entry", i)
             request = entry.get("request") or {}
             resource = entry.get("resource")
+            if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+                continue
             if resource is None:
                 if request.get("method") == "DELETE" and isinstance(request.get("url"), str):
                     key = request["url"].split("?")[0].strip("/")
@@ -251,6 +263,10 @@ class _Reader:
         if "id" in self.patient and self.patient["id"] != pid:
             self.fail(at + ("id",), "PW434", f"a second patient ({shown_value(pid)}, and {shown_value(self.patient['id'])}): "
                                              "FHIR input is one patient's")
+            return
+        if self.expected is not None and pid != self.expected:
+            self.fail(at + ("id",), "PW434", f"the Patient is {shown_value(pid)}, not {shown_value(self.expected)}, "
+                                             "the patient this input is for: nothing recorded")
             return
         self.patient["id"] = pid
         self.patient_refs.add(f"Patient/{pid}")
@@ -393,6 +409,10 @@ class _Reader:
         ucum = q.get("code", q.get("unit"))
         accepted = omap.units if omap is not None else {u: p for u, p in self.codes.units.items()
                                                          if p in _accepted(fdef)}
+        conflict = _unit_conflict(q, set(self.codes.units) | set(accepted))
+        if conflict is not None:
+            self.fail(at + ("unit",), "PW433", f"{fname}: {conflict}")
+            return None
         if not accepted and fdef.unit is None:
             accepted = {}
         if ucum is None:
@@ -489,11 +509,8 @@ class _Reader:
 
     # -- the patient record --------------------------------------------------------------
     def finish(self, patient_id: str | None, admission: datetime | None) -> FhirInput:
-        if patient_id is not None:
-            if "id" in self.patient and self.patient["id"] != patient_id:
-                self.fail((), "PW434", f"the Patient is {shown_value(self.patient['id'])}, not this session's patient "
-                                       f"{shown_value(patient_id)}")
-            self.patient["id"] = patient_id
+        if self.expected is not None:
+            self.patient["id"] = self.expected
         if self.admissions and admission is None:
             first = min(self.admissions)
             self.patient["admission_time"] = first[1]
@@ -571,17 +588,22 @@ def check_resources(resources: list[Any], resource_type: str, where: str) -> Non
 
 
 def read_fhir(definition: PathwayDef, data: Any, *, doc: Located | None = None, name: str = "fhir",
-              patient_id: str | None = None, admission: datetime | None = None) -> FhirInput:
+              patient_id: str | None = None, admission: datetime | None = None,
+              expect_patient: str | None = None) -> FhirInput:
     """Read a FHIR resource or Bundle (a parsed JSON object) with ``definition``'s codes file.
 
     ``patient_id``: the session's patient (a resource of another patient is refused, PW434); ``admission``:
-    the session's admission time (else the earliest Encounter's ``period.start``). ``doc``: the file the
+    the session's admission time (else the earliest Encounter's ``period.start``). ``expect_patient``: for
+    a new session, the patient the input must be of (a Patient or subject of another one is refused,
+    PW434). Without either, the input's Patient says whose it is (a Bundle's Patient is read before the
+    resources that name one, wherever it stands), else the first subject reference. ``doc``: the file the
     input was read from, so diagnostics give its line and column. InputError lists every problem found
     (PW430-PW437, PW431 from the FHIR R4 model); nothing is applied.
     """
     reader = _Reader(definition, doc, name)
-    if patient_id is not None:
-        reader.patient_refs.add(f"Patient/{patient_id}")
+    reader.expected = patient_id if patient_id is not None else expect_patient
+    if reader.expected is not None:
+        reader.patient_refs.add(f"Patient/{reader.expected}")
     reader.read(data)
     if reader.diags:
         raise InputError(reader.diags)
@@ -657,6 +679,25 @@ def _number(raw: Any) -> int | float:
     return float(raw)  # a Decimal (a number too large for a float becomes inf, refused as PW410)
 
 
+_MASS = {"mg": 1.0, "g": 1000.0, "ug": 0.001}
+
+
+def _unit_conflict(q: dict[str, Any], known: set[str]) -> str | None:
+    """Why a Quantity's display ``unit`` and its UCUM ``code`` cannot both be right, or None.
+
+    The display unit is free text and may say anything ("milligrams per litre"); when it is itself a
+    unit the pathway knows and names another one than the code (``unit: mg/L``, ``code: mg/dL``),
+    which one the value was measured in is not known, so the value is not read by either."""
+    code, text = q.get("code"), q.get("unit")
+    if not isinstance(code, str) or not isinstance(text, str):
+        return None
+    said = text.strip().casefold()
+    if said == code.strip().casefold() or said not in {u.casefold() for u in known}:
+        return None
+    return (f"the unit {shown_value(text)} and the UCUM code {shown_value(code)} disagree: which one the value is in "
+            "is not known, so it is not recorded")
+
+
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0}
 
 
@@ -669,8 +710,10 @@ def _daily_dose(instructions: list[dict[str, Any]]) -> float | str:
         if quantity is None:
             return f"dosageInstruction[{k}] gives no doseQuantity"
         unit = quantity.get("code", quantity.get("unit"))
-        factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001}.get(unit) if quantity.get("system", UCUM_SYSTEM) == UCUM_SYSTEM \
-            else None
+        conflict = _unit_conflict(quantity, set(_MASS))
+        if conflict is not None:
+            return f"dosageInstruction[{k}] {conflict}"
+        factor = _MASS.get(unit) if quantity.get("system", UCUM_SYSTEM) == UCUM_SYSTEM else None
         if factor is None or "value" not in quantity:
             return f"dosageInstruction[{k}] dose is not in mg (UCUM mg, g or ug): {shown_value(unit)}"
         repeat = (dosage.get("timing") or {}).get("repeat") or {}

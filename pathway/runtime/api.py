@@ -203,13 +203,15 @@ class Pathway:
             raise located from None
         return session, out
 
-    def start_fhir(self, data: Any, *, doc: Located | None = None) -> tuple[Session, dict[str, Any]]:
+    def start_fhir(self, data: Any, *, doc: Located | None = None,
+                   patient_id: str | None = None) -> tuple[Session, dict[str, Any]]:
         """A new session from a FHIR R4 Bundle (Patient, Encounter, Observations, orders; see
         :mod:`pathway.runtime.fhir`): the session and the result, with the ``fhir`` report of what was
-        applied, recognised as a duplicate, withdrawn or ignored. Feed later resources with
-        :func:`pathway.observe_fhir`."""
+        applied, recognised as a duplicate, withdrawn or ignored. ``patient_id``: the patient the data must
+        be of (a resource of another one is refused, PW434, and nothing is recorded). Feed later resources
+        with :func:`pathway.observe_fhir`."""
         from pathway.runtime.fhir import start_fhir  # loads fhir.resources on first use
-        return start_fhir(self, data, doc=doc)
+        return start_fhir(self, data, doc=doc, patient_id=patient_id)
 
     def run_fhir(self, data: Any) -> dict[str, Any]:
         """Run a FHIR R4 Bundle of a whole course; return the final result (with its ``fhir`` report)."""

@@ -51,12 +51,14 @@ GROUP_PREFIX = "fhir:"
 _FIELD = re.compile(r"^events\[\d+\]\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def start_fhir(pathway: Pathway, data: Any, *, doc: Located | None = None,
-               name: str = "fhir") -> tuple[Session, dict[str, Any]]:
+def start_fhir(pathway: Pathway, data: Any, *, doc: Located | None = None, name: str = "fhir",
+               patient_id: str | None = None) -> tuple[Session, dict[str, Any]]:
     """A new session from a FHIR Bundle (or one resource): its Patient (id, age), the admission time (an
     Encounter's ``period.start``), patient-record Observations, then every resource applied. Returns the
-    session and the result (with ``changes`` and the ``fhir`` report). InputError names what is refused."""
-    fin = read_fhir(pathway.definition, data, doc=doc, name=name)
+    session and the result (with ``changes`` and the ``fhir`` report). ``patient_id``: the patient the
+    input must be of (a CDS Hooks call's ``context.patientId``); a Patient or subject of another patient is
+    refused (PW434). InputError names what is refused."""
+    fin = read_fhir(pathway.definition, data, doc=doc, name=name, expect_patient=patient_id)
     if "id" not in fin.patient:
         raise InputError([Diagnostic(name, 0, 0, "PW434", "no patient: give a Patient resource, or a subject "
                                                           "reference (Patient/<id>) on the resources")])

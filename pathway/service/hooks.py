@@ -219,10 +219,8 @@ def answer_hook(pathway: Pathway, store: SessionStore, hook: str, body: dict[str
                 bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
                 try:
                     if session is None:
-                        started, result = pathway.start_fhir(bundle, doc=None)
-                        if started.patient_id != patient_id:
-                            raise InputError([])  # another patient's data: answered below
-                        session, changed = started, True
+                        session, result = pathway.start_fhir(bundle, doc=None, patient_id=patient_id)
+                        changed = True
                     else:
                         result = observe_fhir(session, bundle)
                         changed = result["changes"]["operation"] != "duplicate"
