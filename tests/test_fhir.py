@@ -448,6 +448,21 @@ def test_a_dose_whose_unit_and_ucum_code_disagree_is_not_recorded(pw):
     assert _daily_dose([dosage]) == 10.0
 
 
+def test_a_time_the_session_refuses_is_located_at_the_element_that_gave_it(pw):
+    session, _ = pw.start_fhir(bundle())
+    before = session.dump()
+    late = obs("far", "2126-03-13T10:00:00Z", "1988-5", qty(20, "mg/L"))
+    given = {**obs("given", "2126-03-13T10:00:00Z", "1988-5", qty(20, "mg/L")),
+             "effectivePeriod": {"start": "2126-03-13T10:00:00Z"}}
+    del given["effectiveDateTime"]
+    for r, where in [(late, "Bundle.entry[0].resource.effectiveDateTime"),
+                     (given, "Bundle.entry[0].resource.effectivePeriod.start")]:
+        with pytest.raises(InputError) as err:
+            observe_fhir(session, {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r}]})
+        assert [(d.code, d.file) for d in err.value.diagnostics] == [("PW405", where)], str(err.value)
+    assert session.dump() == before
+
+
 def test_input_that_is_not_fhir_is_refused(pw):
     session, _ = pw.start_fhir(bundle())
     deep: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}

@@ -219,9 +219,77 @@ def test_unknown_sessions_and_routes_are_404_problems_and_a_second_start_is_409(
         assert_problem(http.post("/sessions/nobody/events", json={"day": 0}), 404)
         assert_problem(http.get("/no/such/route"), 404)
         assert_problem(http.post("/cds-services/other-service", json=hook_body("patient-view", "x")), 404)
+        assert_problem(http.post("/cds-services/other-service", json={"not": "a hook"}), 404)  # not 422 first
+        assert_problem(http.post("/cds-services/other-service/feedback", json=[1]), 404)
         assert http.post("/sessions", json={"id": "twice"}).status_code == 201
         again = assert_problem(http.post("/sessions", json={"id": "twice"}), 409)
     assert again["diagnostics"][0]["code"] == "PW527"
+
+
+def test_the_documentation_pages_escape_the_pathways_title(rules_copy, tmp_path):
+    # The title comes from the rule files (a guideline author's text): it is text on the pages, never markup.
+    spec = rules_copy / "pathway.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace(
+        "title: Acute severe ulcerative colitis", "title: \"ASUC</title><script>alert(1)</script>\"", 1), encoding="utf-8")
+    hostile = load_pathway(str(rules_copy))
+    store = SessionStore(str(tmp_path / "s.db"))
+    with served(create_app(hostile, store, Settings(clock=None))) as base, client(base) as http:
+        pages = {path: http.get(path) for path in ("/docs", "/redoc", "/docs/oauth2-redirect")}
+        schema = http.get("/openapi.json").json()
+    store.close()
+    for path, page in pages.items():
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), path
+        assert "<script>alert(1)" not in page.text, path
+    for path in ("/docs", "/redoc"):
+        assert "ASUC&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in pages[path].text
+        assert "/openapi.json" in pages[path].text
+    assert schema["info"]["title"].startswith("ASUC</title><script>")  # JSON keeps the text as it is
+
+
+def test_a_body_with_a_key_twice_is_refused_and_records_nothing(service, pw):
+    base, store = service
+    with client(base) as http:
+        assert http.post("/sessions", json={"id": "p-dup", "weight_kg": 70}).status_code == 201
+        before = store.load(pw, "p-dup").dump()
+        raw = b'{"day": 0, "crp_mg_l": 20, "crp_mg_l": 200}'
+        reply = http.post("/sessions/p-dup/events", content=raw, headers={"content-type": "application/json"})
+        start = http.post("/sessions", content=b'{"id": "p-a", "id": "p-b"}', headers={"content-type": "application/json"})
+    body = assert_problem(reply, 400)
+    assert body["diagnostics"][0]["code"] == "PW400" and "duplicate key 'crp_mg_l'" in body["detail"]
+    assert "duplicate key 'id'" in assert_problem(start, 400)["detail"]
+    assert store.load(pw, "p-dup").dump() == before
+    assert store.patients("asuc") == ["p-dup"]
+
+
+def test_event_ids_that_read_the_same_in_a_url_are_not_confused(service, pw):
+    # The number 7 and the text "7" are two ids to the library; in a URL both are "7". Amending "7" must not
+    # silently pick one of them.
+    base, store = service
+    with client(base) as http:
+        assert http.post("/sessions", json={"id": "p-ids"}).status_code == 201
+        assert http.post("/sessions/p-ids/events", json=[{"id": 7, "day": 0, "stool_freq_24h": 8},
+                                                          {"id": "7", "day": 1, "stool_freq_24h": 7}]).status_code == 200
+        before = store.load(pw, "p-ids").dump()
+        amend = http.put("/sessions/p-ids/events/7", json={"id": 7, "day": 0, "stool_freq_24h": 9})
+        retract = http.delete("/sessions/p-ids/events/7")
+        assert http.post("/sessions/p-ids/events", json={"id": 8, "day": 2, "stool_freq_24h": 6}).status_code == 200
+        one = http.delete("/sessions/p-ids/events/8")
+    for reply in (amend, retract):
+        body = assert_problem(reply, 409)
+        assert body["diagnostics"][0]["code"] == "PW416", body
+    assert one.status_code == 200, one.text
+    after = store.load(pw, "p-ids").dump()
+    assert [e["id"] for e in after["events"]] == [e["id"] for e in before["events"]] == [7, "7"]
+
+
+def test_a_patient_id_that_no_url_can_name_is_refused_at_the_start(service):
+    base, store = service
+    with client(base) as http:
+        slash = http.post("/sessions", json={"id": "ward-3/bed-12"})
+        dots = http.post("/sessions", json={"patient": {"id": ".."}, "events": []})
+    assert assert_problem(slash, 422)["diagnostics"][0]["path"] == "body.id"
+    assert assert_problem(dots, 422)["diagnostics"][0]["path"] == "body.patient.id"
+    assert store.patients("asuc") == []
 
 
 def test_a_body_over_the_limit_is_413_and_too_deep_is_422_before_any_model(service):

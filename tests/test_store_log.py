@@ -104,7 +104,7 @@ def test_a_loaded_session_appends_on_its_next_save_and_a_second_writer_still_con
     assert [e.get("note") for e in backend.open().load(pw, "p-1").dump()["events"]] == [None, "a", "b2"]
 
 
-@pytest.mark.parametrize("damage", ["edited", "lost", "swapped", "not json", "another event"])
+@pytest.mark.parametrize("damage", ["edited", "lost", "swapped", "not json", "another event", "edited, chain gone"])
 def test_a_damaged_log_row_is_refused_on_load(backend, pw, damage):
     store = backend.open()
     s = pw.start(patient())
@@ -123,6 +123,9 @@ def test_a_damaged_log_row_is_refused_on_load(backend, pw, damage):
         backend.edit_log("p-1", 2, one)
     elif damage == "not json":
         backend.edit_log("p-1", 2, two[:-5])
+    elif damage == "edited, chain gone":  # a row of a version before the log has no chain, and no log rows either
+        backend.edit_log("p-1", 1, one.replace('"crp_mg_l":80', '"crp_mg_l":8'))
+        backend._run(f"UPDATE {backend.sessions_table} SET chain = NULL", ())
     else:  # the row and its chain rewritten together: the events then do not give what was shown
         from pathway.runtime.storebase import link
 

@@ -199,6 +199,10 @@ _ALL = [
          "A late, amended or retracted event changes the course so that a later event is refused (its input no "
          "longer valid); the later diagnostics say which; nothing changes. A later decision the new course does "
          "not take is not refused: it is kept, not acted on, and said aloud."),
+    Code("PW416", "input", "event id names more than one event",
+         "Over HTTP an event is named by a URL segment, in which the number 7 and the text \"7\" read the same: when "
+         "both are recorded ids the request is refused (409); amend or retract through the library, which tells "
+         "them apart."),
     Code("PW430", "input", "not FHIR input the pathway reads",
          "FHIR input is a resource or a Bundle (a JSON object) of type collection, transaction, batch or searchset, "
          "nested at most 64 levels and holding at most 2,000,000 values."),

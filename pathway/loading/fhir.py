@@ -82,6 +82,8 @@ class Item:
     correction: bool = False
     #: True for a patient-record field (history): the session starts with it
     patient_record: bool = False
+    #: the path of the element that gave the clinical time (``Bundle.entry[3].resource.effectiveDateTime``)
+    time_path: str | None = None
 
     def content(self) -> dict[str, Any]:
         """What makes two versions of the resource the same (a resend is a duplicate)."""
@@ -302,6 +304,10 @@ class _Reader:
             return None
         return moment, moment.isoformat() + "Z"
 
+    def located_time(self, text: Any, at: tuple[Any, ...]) -> tuple[datetime, str, str] | None:
+        moment = self.time(text, at)
+        return None if moment is None else (*moment, _fhir_path(at))
+
     def observation(self, r: dict[str, Any], at: tuple[Any, ...], key: str, correction: bool) -> None:
         status = r.get("status", "")
         if not self.subject_ok(r, at):
@@ -322,7 +328,7 @@ class _Reader:
         if when is None:
             return
         item = Item(key, _fhir_path(at), "Observation", status, time=when[1],
-                    correction=correction or status in _OBSERVATION_CORRECTED)
+                    correction=correction or status in _OBSERVATION_CORRECTED, time_path=when[2])
         for part, where, (fname, omap) in mapped:
             fdef = self.d.fields[fname]
             value = self.observation_value(part, where, fname, fdef, omap, key)
@@ -432,15 +438,16 @@ class _Reader:
         return ({"value": number, "unit": unit} if unit is not None else number), path
 
     def effective(self, r: dict[str, Any], at: tuple[Any, ...], points: tuple[str, ...],
-                  period: str | None) -> tuple[datetime, str] | None:
+                  period: str | None) -> tuple[datetime, str, str] | None:
+        """The resource's clinical time: (UTC time, ``...Z`` text, the path of the element that gave it)."""
         for name in points:
             if name in r:
-                return self.time(r[name], at + (name,))
+                return self.located_time(r[name], at + (name,))
         if period is not None and period in r:
             if "start" not in r[period]:
                 self.fail(at + (period,), "PW432", f"{period} without a start: no clinical time")
                 return None
-            return self.time(r[period]["start"], at + (period, "start"))
+            return self.located_time(r[period]["start"], at + (period, "start"))
         names = " or ".join([*points, f"{period}.start"] if period else points)
         self.fail(at, "PW432", f"no clinical time: give {names}")
         return None
@@ -475,7 +482,7 @@ class _Reader:
         if when is None:
             return
         item = Item(key, _fhir_path(at), rtype, status, time=when[1], correction=correction,
-                    decide=[[name, value] for name, value in omap.records])
+                    decide=[[name, value] for name, value in omap.records], time_path=when[2])
         for name, _value in omap.records:
             item.paths[name] = _fhir_path(at)
         if rtype == "MedicationRequest" and omap.daily_dose is not None and r.get("dosageInstruction"):

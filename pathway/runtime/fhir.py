@@ -304,6 +304,8 @@ class _Feed:
                 if item is not None:
                     paths.update({name: item.paths.get(name, item.where)
                                   for name in [*member["values"], *(d[0] for d in member["decide"])]})
+                    if item.time_path is not None:  # the moment's time, as the first of its resources gives it
+                        paths.setdefault("time", item.time_path)
         return _located(diagnostics, paths, self.doc)
 
 

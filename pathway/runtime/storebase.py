@@ -403,6 +403,8 @@ class SessionStore:
                     or not all(isinstance(e, dict) for e in entry["events"]) or not isinstance(entry.get("shown"), dict)):
                 raise refused(f"row {number} is not a list of events with what the session showed")
             logged.append(entry)
+        if row.chain is None and row.rows:  # a row of a version before the log has no chain and no log rows
+            raise refused("has rows but the row records no chain to check them by")
         if row.chain is not None and chain != row.chain:
             raise refused("does not hash to the chain the row records")
         if row.events is not None and logged and row.events != len(doc.get("events") or []) + sum(

@@ -19,6 +19,7 @@ patient id or value unless ``log_patient_data``.
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 import time
@@ -46,6 +47,7 @@ from pathway.core.errors import (
     SessionError,
     TransitionRefused,
 )
+from pathway.core.text import one_line
 from pathway.core.version import __version__
 from pathway.runtime.api import Pathway
 from pathway.runtime.fhir import observe_fhir
@@ -268,6 +270,32 @@ _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
                          (422, "input refused, with the located diagnostics"), (503, "store unavailable")]}
 
 
+def _documentation_pages(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc``, as FastAPI serves them but with the title escaped: FastAPI writes
+    ``app.title`` (the pathway's title, from its rule files) into the page's HTML as it is."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    title = html.escape(one_line(app.title))
+    redirect = app.swagger_ui_oauth2_redirect_url
+
+    def openapi_url(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/") + str(app.openapi_url)
+
+    @app.get("/docs", include_in_schema=False)
+    async def _swagger_ui(request: Request) -> HTMLResponse:
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        return get_swagger_ui_html(openapi_url=openapi_url(request), title=f"{title} - Swagger UI",
+                                   oauth2_redirect_url=root + redirect if redirect else None)
+
+    if redirect:
+        @app.get(redirect, include_in_schema=False)
+        async def _swagger_ui_redirect() -> HTMLResponse:
+            return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def _redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(openapi_url=openapi_url(request), title=f"{title} - ReDoc")
+
+
 def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None = None) -> FastAPI:
     """The service for one loaded pathway over one session store."""
     settings = settings or Settings()
@@ -276,7 +304,8 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
     locks = _PatientLocks()
     app = FastAPI(title=f"{pathway.definition.spec.title} ({pathway.id} {pathway.version})", version=__version__,
                   description="CDS Hooks 2.0 services and a JSON API over the patient sessions of a clinical pathway.",
-                  responses=_PROBLEM_RESPONSES)
+                  responses=_PROBLEM_RESPONSES, docs_url=None, redoc_url=None)
+    _documentation_pages(app)
 
     @app.exception_handler(Problem)
     async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
@@ -301,6 +330,14 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
             _note(request, issuer=claims.get("iss"))
 
     protected = [Depends(authorize)]
+    hook_of = {service_id(pathway, hook): hook for hook in HOOKS}
+
+    def known_service(service: str) -> None:
+        """A dependency of the hook endpoints: an unknown service is 404 before its body is validated (422)."""
+        if service not in hook_of:
+            raise Problem(404, "not-found", "No such CDS service", "see GET /cds-services for the services offered")
+
+    hooked = [*protected, Depends(known_service)]
 
     def body_json(request: Request) -> Any:
         """The body exactly as sent (parsed once by :class:`BodyLimits`)."""
@@ -331,7 +368,6 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
     def discovery(request: Request) -> dict[str, Any]:
         return {"services": services(pathway)}
 
-    hook_of = {service_id(pathway, hook): hook for hook in HOOKS}
 
     @app.get("/pathways/{pathway_id}/rules/{rule_id}", tags=["CDS Hooks"],
              summary="A rule with its criteria, evidence and sign-off (the page a card's source.url opens)",
@@ -346,13 +382,11 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
             return HTMLResponse(rule_html(pathway, doc))
         return JSONResponse(doc)
 
-    @app.post("/cds-services/{service}", dependencies=protected, tags=["CDS Hooks"], summary="Call a CDS service (a hook)",
+    @app.post("/cds-services/{service}", dependencies=hooked, tags=["CDS Hooks"], summary="Call a CDS service (a hook)",
               response_model=HookOut,
               responses={404: _PROBLEM_RESPONSES[404]})
     def call_service(service: str, hook_request: HookRequest, request: Request) -> dict[str, Any]:
-        hook = hook_of.get(service)
-        if hook is None:
-            raise Problem(404, "not-found", "No such CDS service", "see GET /cds-services for the services offered")
+        hook = hook_of[service]  # known_service answered 404 for any other
         body = body_json(request)
         if hook_request.hook != hook:
             raise Problem(422, "bad-hook", "The request is for another hook",
@@ -367,11 +401,9 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
               patient={"patient_id": patient_id})
         return {"cards": answer.cards, "systemActions": []}
 
-    @app.post("/cds-services/{service}/feedback", dependencies=protected, tags=["CDS Hooks"],
+    @app.post("/cds-services/{service}/feedback", dependencies=hooked, tags=["CDS Hooks"],
               summary="What the clinician did with the cards")
     def call_feedback(service: str, body: FeedbackBody, request: Request) -> JSONResponse:
-        if service not in hook_of:
-            raise Problem(404, "not-found", "No such CDS service", "see GET /cds-services for the services offered")
         run(lambda: feedback.record(service, body_json(request)))
         _note(request, service=service, feedback=len(body.feedback))
         return JSONResponse({}, status_code=200)
@@ -407,6 +439,12 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
             return session, session.result()
 
         session, result = run(begin)
+        if "/" in session.patient_id or session.patient_id in (".", ".."):
+            message = (f"the patient id {session.patient_id!r} cannot be named in this service's URLs "
+                       "(/sessions/<patient id>): it holds '/' or is a dot segment; nothing was stored")
+            raise Problem(422, "bad-patient-id", "The patient id cannot be used in a URL", message,
+                          [Diagnostic({"case": "body.patient.id", "patient": "body.id"}.get(str(kind), "body"), 0, 0,
+                                      "PW402", message)])
         with locks(session.patient_id):
             run(lambda: store.save(session))
         _note(request, rules=_fired(0, session), state=result.get("state"), kind=kind,
@@ -439,11 +477,16 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return change(request, patient_id, apply)
 
     def event_id_of(session: Session, text: str) -> str | int:
-        """The recorded id that ``text`` (a URL segment) names: a whole number when the event's id is one."""
-        for entry in session.recorded_events():
-            if "id" in entry and str(entry["id"]) == text:
-                return entry["id"]  # type: ignore[no-any-return]
-        return text
+        """The recorded id that ``text`` (a URL segment) names: a whole number when the event's id is one. Two
+        events whose ids read the same in a URL (the number 7 and the text "7") cannot be told apart: 409."""
+        named = [entry["id"] for entry in session.recorded_events() if "id" in entry and str(entry["id"]) == text]
+        if len(named) > 1:
+            raise Problem(409, "ambiguous-event", "The URL names more than one event",
+                          f"{len(named)} events have ids that read {text!r} in a URL (the number and the text); "
+                          "amend or retract them through the library (Session.amend, Session.retract), which tells "
+                          "them apart", [Diagnostic("event_id", 0, 0, "PW416", f"event id {text!r} names {len(named)} "
+                                                                              "events (a number and a text)")])
+        return named[0] if named else text
 
     @app.put("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"], response_model=ResultOut,
              summary="Amend an event by its id: the course evaluated again, the result with its changes")

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pathway.core.errors import Diagnostic
+from pathway.definition.inputs import shown_value
 from pathway.service.problems import MEDIA_TYPE, Problem, problem_bytes
 
 __all__ = ["BodyLimits", "json_depth", "parse_json"]
@@ -50,10 +51,20 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # json.loads would keep the last one silently
+            raise ValueError(f"duplicate key {shown_value(key)} in an object: which value is meant is not known")
+        out[key] = value
+    return out
+
+
 def parse_json(data: bytes, max_depth: int) -> Any:
-    """The JSON value of a request body, or :class:`Problem` (400 not strict JSON, 422 nested too deeply)."""
+    """The JSON value of a request body, or :class:`Problem` (400 not strict JSON or an object with a key twice,
+    422 nested too deeply)."""
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(data.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         value = None
         depth_exceeded = True
