@@ -193,7 +193,7 @@ def test_tacrolimus_troughs(d: PathwayDef) -> None:
     # raised (or not measured) is in range
     t = P.rule_text(_rule(d, "tac_trough_in_range"), d)
     assert t.when == ("before day 14 after first entering 'Rescue with tacrolimus' and a trough on the current tacrolimus "
-                      "dose and tacrolimus trough ≥ 10 and "
+                      "dose and highest trough on the current tacrolimus dose ≤ 20 ng/mL and tacrolimus trough ≥ 10 and "
                       "≤ 15 ng/mL and (creatinine is not recorded or (creatinine ≤ 130 µmol/L and creatinine rise on "
                       "tacrolimus < 25% (or not recorded)))")
     low = P.rule_text(_rule(d, "tac_trough_low"), d)

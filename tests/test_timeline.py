@@ -138,6 +138,24 @@ def test_history_aggregates(agg, expected):
     assert aggregate(_state(H, 3.9), agg) == expected
 
 
+def test_values_keep_only_the_values_named_each_recording_counted():
+    # day 1: "u" then "n" on the same clinical day; day 2: "t"
+    st = _state({"r": [[0, "n", 0.0, 0], [1, "u", 24.0, 1], [1.5, "n", 36.0, 2], [2, "t", 48.0, 3]]}, 2.5)
+    assert aggregate(st, Aggregate(of="r", fn="ever", values=["u"])) is True   # not hidden by the later "n"
+    assert aggregate(st, Aggregate(of="r", fn="ever")) is True
+    assert aggregate(st, Aggregate(of="r", fn="ever", values=["x"])) is False
+    assert aggregate(st, Aggregate(of="r", fn="count", values=["n", "t"])) == 3  # days 0, 1, 2
+    assert aggregate(st, Aggregate(of="r", fn="last", values=["u", "n"])) == "n"
+    assert aggregate(st, Aggregate(of="r", fn="ever", values=["u"], since="b")) is None  # window not begun
+
+
+def test_an_aggregates_values_belong_to_its_field(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml", "aggregate: {of: latent_tb, fn: ever, values: [untreated]}",
+                    "aggregate: {of: latent_tb, fn: ever, values: [untreeted]}")
+    assert [d.code for d in diags] == ["PW112"] and "'untreeted' is not a value of 'latent_tb'" in diags[0].message
+    assert diags[0].line > 0
+
+
 def test_since_a_state_counts_from_its_entry():
     st = _state(H, 3.9, entered={"a": 0, "b": 2})
     assert aggregate(st, Aggregate(of="x", fn="count", since="b")) == 2

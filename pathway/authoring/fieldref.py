@@ -181,6 +181,8 @@ def aggregate_text(agg: Aggregate) -> str:
     if days and agg.counted_from is not None:
         days += f" counted from the first entry into `{agg.counted_from}`"
     out = f"{what} `{agg.of}`{days}"
+    if agg.values is not None:
+        out += " equal to " + " or ".join(f"`{v}`" for v in agg.values)
     if agg.within is not None and agg.within.span_hours is not None:
         out += f", recorded within the last {hours_text(agg.within.span_hours)}"
         out += " (end included)" if agg.within.end == "inclusive" else ""

@@ -267,6 +267,8 @@ class Aggregate(_Model):
     value (differing from the one recorded before it), or later: a trough on the dose given now, not
     on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
     change).
+    ``values``: only values among these count (an untreated latent TB result ever recorded: ``of: latent_tb,
+    fn: ever, values: [untreated]``), each recording of one, not only the last of its day.
     ``counted_from``: ``from_day`` and ``to_day`` count from the patient's first entry into this state
     instead of from admission (days 1-3 of IV steroids; no value before the state is entered).
     ``min_days``: fewer clinical days with a value in the window than this gives no value (not
@@ -294,6 +296,7 @@ class Aggregate(_Model):
     after_entry: bool = False
     since_change_of: str | None = None
     counted_from: str | None = None
+    values: list[bool | int | float | str] | None = None
 
     @property
     def baseline(self) -> Aggregate | None:

@@ -1010,6 +1010,11 @@ class _Loader:
             source = fields.get(agg.of)
             if source is None:
                 continue
+            for i, value in enumerate(agg.values or ()):
+                if source.type == "enum" and value not in (source.values or ()):
+                    known = ", ".join(map(str, source.values or ()))
+                    self.diags.append(fdoc.diag(apath + ("values", i), "PW112",
+                                                f"{value!r} is not a value of '{agg.of}' ({known})"))
             wanted = {"ever": ("boolean",), "count": ("integer",), "mean": ("number",)}.get(
                 agg.fn, ("number", "integer") if source.type in ("number", "integer") else (source.type,))
             if agg.fn in ("mean", "min", "max") and source.type not in ("number", "integer"):

@@ -201,7 +201,7 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
     changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
-    from_day, to_day, within, hours_now = agg.from_day, agg.to_day, agg.within, st.hours
+    from_day, to_day, within, hours_now, among = agg.from_day, agg.to_day, agg.within, st.hours, agg.values
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
     floor = math.floor
@@ -221,6 +221,8 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             continue  # recorded before the event in which the other field last changed
         if within is not None and (hours_now is None or not within.holds(hours_now - entry[2])):
             continue
+        if among is not None and entry[1] not in among:
+            continue  # only these values count (each recording of one, whatever came later that day)
         per_day[clinical] = entry[1]
     if agg.fn == "ever":
         return bool(per_day)
