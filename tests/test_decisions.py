@@ -94,3 +94,20 @@ def test_a_session_dumped_before_decisions_were_tracked_still_restores(pw):
     del doc["state_event"], doc["recorded_event"]
     restored = pw.restore(doc)
     assert restored.observe(dict(DAY3_FAIL))["state"] == "rescue_selection"
+
+
+def test_the_reasons_a_condition_holds_are_the_tests_it_holds_through():
+    # any(all(untreated recorded, latent TB negative), active infection): true through the infection alone;
+    # "latent TB negative" holds but its 'all' does not, so it is no reason
+    from pathway.definition import conditions as C
+    from pathway.runtime.decisions import _false_tests, _true_tests
+
+    untreated = C.Cmp("latent_tb_untreated_recorded", "eq", True)
+    negative = C.Cmp("latent_tb", "eq", "negative")
+    infection = C.Cmp("active_serious_infection", "eq", True)
+    cond = C.Or((C.And((untreated, negative)), infection))
+    facts = {"latent_tb_untreated_recorded": False, "latent_tb": "negative", "active_serious_infection": True}
+    assert _true_tests(cond, facts) == [infection]
+    assert _true_tests(cond, {**facts, "latent_tb_untreated_recorded": True}) == [untreated, negative, infection]
+    assert _true_tests(cond, {**facts, "active_serious_infection": False}) == []
+    assert _false_tests(cond, {**facts, "active_serious_infection": False}) == [untreated, infection]

@@ -75,6 +75,18 @@ def _false_tests(cond: C.Cond, facts: dict[str, Any]) -> list[C.Cmp]:
     return list(C.fields_of(cond))
 
 
+def _true_tests(cond: C.Cond, facts: dict[str, Any]) -> list[C.Cmp]:
+    """The tests that make ``cond`` true: an ``any`` is true through its true items, an ``all`` through
+    every item (a test inside an ``all`` that fails with it is not a reason)."""
+    if C.evaluate(cond, facts) is not True:
+        return []
+    if isinstance(cond, C.Cmp):
+        return [cond]
+    if isinstance(cond, (C.And, C.Or)):
+        return [test for item in cond.items for test in _true_tests(item, facts)]
+    return list(C.fields_of(cond))
+
+
 def _why(pathway: Pathway, rule: Rule, facts: dict[str, Any], waiting: dict[str, tuple[str, ...]],
          producers: dict[str, list[str]]) -> tuple[str, list[str]]:
     """Why ``rule`` did not act: the tests that fail, or what it waits for (and the fields to record: a
@@ -228,8 +240,8 @@ def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], sn
             if f.branch == "missing" or c.field not in derived_by(f.effects):
                 continue
             source = pathway.rule(f.rule)
-            held = [prose.recorded_value(x.field, facts.get(x.field), d)
-                    for x in C.fields_of(source.when) if x.holds(facts) is (f.branch == "then")]
+            tests = _true_tests(source.when, facts) if f.branch == "then" else _false_tests(source.when, facts)
+            held = [prose.recorded_value(x.field, facts.get(x.field), d) for x in tests]
             if held:
                 because.append(f"'{source.title}': " + ", ".join(dict.fromkeys(held)))
     if because:
