@@ -282,6 +282,20 @@ def test_event_ids_that_read_the_same_in_a_url_are_not_confused(service, pw):
     assert [e["id"] for e in after["events"]] == [e["id"] for e in before["events"]] == [7, "7"]
 
 
+def test_a_body_of_no_accepted_shape_says_which_shapes_are_accepted(service):
+    base, store = service
+    with client(base) as http:
+        replies = [http.post("/sessions", json=body) for body in ([1], "x", 5)]
+        assert http.post("/sessions", json={"id": "p-shape"}).status_code == 201
+        replies.append(http.post("/sessions/p-shape/events", json="x"))
+    for reply in replies:
+        body = assert_problem(reply, 422)
+        message = body["diagnostics"][0]["message"]
+        assert body["diagnostics"][0]["path"] == "body" and "discriminator" not in message, message
+        assert message.startswith("a JSON object (a patient record") and "not " in message
+    assert store.patients("asuc") == ["p-shape"]
+
+
 def test_a_patient_id_that_no_url_can_name_is_refused_at_the_start(service):
     base, store = service
     with client(base) as http:

@@ -49,6 +49,7 @@ from pathway.core.errors import (
 )
 from pathway.core.text import one_line
 from pathway.core.version import __version__
+from pathway.definition.inputs import shown_value
 from pathway.runtime.api import Pathway
 from pathway.runtime.fhir import observe_fhir
 from pathway.runtime.session import Session
@@ -170,6 +171,11 @@ def _response(problem: Problem) -> JSONResponse:
     return JSONResponse(problem.body(), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
 
 
+#: what a body (or a part of one) chosen among several shapes is, for a body that is none of them
+_SHAPES = {"body": "a JSON object (a patient record, a case with its patient and events, or a FHIR resource or "
+                   "Bundle; to add events: an event, a list of events or FHIR)"}
+
+
 def _validation_problem(exc: RequestValidationError) -> Problem:
     diagnostics = []
     for error in exc.errors()[:20]:
@@ -178,7 +184,11 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
         kind = str(error.get("type", ""))
         code = "PW400" if kind in ("missing", "union_tag_invalid", "union_tag_not_found", "model_type",
                                    "dict_type", "list_type") else "PW402"
-        diagnostics.append(Diagnostic(path or "body", 0, 0, code, str(error.get("msg", "invalid"))[:300]))
+        message = str(error.get("msg", "invalid"))[:300]
+        if kind in ("union_tag_not_found", "union_tag_invalid"):  # pydantic names its discriminator function
+            message = (f"{_SHAPES.get(path or 'body', 'a JSON object')} is expected here, not "
+                       f"{shown_value(error.get('input'))}")
+        diagnostics.append(Diagnostic(path or "body", 0, 0, code, message))
     detail = "; ".join(f"{d.file}: {d.message}" for d in diagnostics[:3])
     return Problem(422, "invalid-request", "The request does not have the expected shape", detail, diagnostics)
 
