@@ -197,7 +197,7 @@ def test_tacrolimus_troughs(d: PathwayDef) -> None:
                       "≤ 15 ng/mL and (creatinine is not recorded or (creatinine ≤ 130 µmol/L and creatinine rise on "
                       "tacrolimus < 25% (or not recorded)))")
     low = P.rule_text(_rule(d, "tac_trough_low"), d)
-    assert low.due == "tacrolimus trough is recorded"
+    assert low.due == "tacrolimus trough is recorded and has never entered 'Maintenance with infliximab'"
     assert "tacrolimus trough ≥ 5 and < 10 ng/mL" in low.when
     assert "recalculates the tacrolimus dose from tacrolimus trough only with tacrolimus daily dose recorded: " \
            "if not recorded, asks for it" in low.missing

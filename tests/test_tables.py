@@ -598,7 +598,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         for r in t.rows:  # no parameter name or operator in a cell
             assert all("$" not in c and not re.search(r"\b(gte|lte|gt|lt|not_in|eq|ne)\b", c) for c in r.cells.values())
     assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {
-        "vte_prophylaxis", "hypokalaemia", "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder"}
+        "vte_prophylaxis", "hypokalaemia", "hypomagnesaemia", "transfusion_threshold", "cdiff_positive",
+        "emergency_colectomy_reminder"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion",
         "discharged_without_the_criterion", "discharged_before_tpmt", "thiopurine_avoid_absent_tpmt",
@@ -606,7 +607,12 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         # the calcineurin-inhibitor checks go on while the drug may be given at home
         "csa_adverse_effects", "csa_infection", "csa_creatinine_rise", "cni_hyperkalaemia", "csa_beyond_six_months",
         "tac_trough_toxic", "tac_creatinine_rise", "tac_creatinine_high", "tac_hypomagnesaemia", "tac_hyperglycaemia",
-        "tac_infection", "tac_beyond_six_months"}
+        "tac_infection", "tac_beyond_six_months",
+        # tacrolimus titrated at clinic visits (a bridge to the thiopurine), infliximab infusions still due
+        "tac_trough_low", "tac_trough_far_below", "tac_trough_high", "tac_trough_in_range",
+        "tac_restart_after_toxic_trough", "tac_maint_trough_low", "tac_maint_trough_high",
+        "tac_maint_restart_after_toxic_trough", "tac_trough_before_dose_change", "infliximab_maintenance",
+        "latent_tb_result_contradicted", "hbv_result_contradicted"}
 
 
 def test_a_state_where_no_rule_applies_has_an_empty_table(rules_copy: Path):
