@@ -71,8 +71,15 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
     on (directly or through other derived facts), including kept decision facts: a verified rule
     acting on an unverified exclusion is only as sure as that exclusion. Worked out once per pathway
     for each combination of the rules and branches it depends on (read only: shared between results)."""
+    values = dict(st.derived)
+    values.update((name, kept_get(kept, "value")) for name, kept in st.frozen.items())
+    fired = [(item["rule"], item["branch"]) for item in st.current if not item.get("synthetic")]
+    fired += [(kept_get(kept, "rule"), kept_get(kept, "branch")) for kept in st.frozen.values()]
+    # what each rule's decision rests on: the derived facts of the tests that gave its branch (Kleene)
+    relied = {rule: _relied_on(pathway, rule, branch, values) for rule, branch in fired}
     key = (tuple((item["rule"], item["branch"]) for item in st.current if not item.get("synthetic")),
-           tuple((name, kept_get(kept, "rule")) for name, kept in st.frozen.items()))
+           tuple((name, kept_get(kept, "rule")) for name, kept in st.frozen.items()),
+           tuple(sorted(relied.items())))
     known = _BASIS.get(pathway)
     if known is None:
         known = _BASIS.setdefault(pathway, {})
@@ -80,8 +87,34 @@ def _unverified_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
     if basis is None:
         if len(known) >= _BASIS_MAX:
             known.clear()
-        basis = known[key] = _worked_out_basis(pathway, st)
+        basis = known[key] = _worked_out_basis(pathway, st, relied)
     return basis
+
+
+def _relied_on(pathway: Pathway, rule_id: str, branch: str, values: dict[str, Any]) -> frozenset[str]:
+    """The derived facts a rule's branch rests on: those of its ``due`` tests that hold or are unknown, and
+    of its ``when`` tests whose value gave the branch (true for ``then``, false for ``else``) or is unknown.
+    The conditions are monotone (all / any / at least), so a test that did not give the branch changes
+    nothing: with latent TB untreated, an exclusion that also reads "a negative after an untreated result"
+    does not rest on the rule that found no such contradiction."""
+    due, when = _derived_tests(pathway, rule_id)
+    out = {c.field for c in due if c.holds(values) is not False}
+    if branch == "missing":
+        out.update(c.field for c in when)
+    else:
+        gave = branch == "then"
+        out.update(c.field for c in when if c.holds(values) in (gave, None))
+    return frozenset(out)
+
+
+def _derived_tests(pathway: Pathway, rule_id: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    table = _static(pathway)
+    tests = table.get((rule_id, "tests"))
+    if tests is None:
+        rule = pathway.rule(rule_id)
+        tests = table[(rule_id, "tests")] = tuple(tuple(c for c in C.fields_of(cond) if c.derived)
+                                                  for cond in (rule.due, rule.when))
+    return tests  # type: ignore[no-any-return]
 
 
 #: per loaded pathway (weakly held), :func:`_unverified_basis` by the rules it depends on (cleared when full)
@@ -89,7 +122,7 @@ _BASIS: weakref.WeakKeyDictionary[Pathway, dict[Any, dict[str, list[str]]]] = we
 _BASIS_MAX = 4096
 
 
-def _worked_out_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]]:
+def _worked_out_basis(pathway: Pathway, st: SessionState, relied: dict[str, frozenset[str]]) -> dict[str, list[str]]:
     producers: dict[str, set[str]] = {}
     for item in st.current:
         if item.get("synthetic"):
@@ -102,7 +135,7 @@ def _worked_out_basis(pathway: Pathway, st: SessionState) -> dict[str, list[str]
         return {}
 
     def tested(rule_id: str) -> frozenset[str]:
-        return _tested_derived(pathway, rule_id)
+        return relied.get(rule_id, _tested_derived(pathway, rule_id))
 
     out: dict[str, list[str]] = {}
     for item in st.current:
