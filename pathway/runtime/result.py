@@ -114,7 +114,7 @@ def _derived_tests(pathway: Pathway, rule_id: str) -> tuple[tuple[Any, ...], tup
         rule = pathway.rule(rule_id)
         tests = table[(rule_id, "tests")] = tuple(tuple(c for c in C.fields_of(cond) if c.derived)
                                                   for cond in (rule.due, rule.when))
-    return tests  # type: ignore[no-any-return]
+    return tests
 
 
 #: per loaded pathway (weakly held), :func:`_unverified_basis` by the rules it depends on (cleared when full)
