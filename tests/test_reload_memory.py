@@ -3,9 +3,9 @@
 - the load cache keeps the ``LOAD_CACHE_SIZE`` most recently used pathways;
 - a pathway that is closed, or that nobody holds any more, frees its durable_rules rulesets
   (their sessions included), and a closed pathway refuses to evaluate;
-- 100 edit-and-load cycles of a rule file, each running a patient, keep the resident set within
-  20 MB of the same process after its first reload (measured from /proc/self/statm in a child
-  process, so nothing else the test run loaded counts).
+- 100 edit-and-load cycles of a rule file, each running a patient: the resident set grows by at most
+  40 MB while the load cache fills (8 pathways), then by at most 10 MB over the rest (measured from
+  /proc/self/statm in a child process, so nothing else the test run loaded counts).
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from pathway.runtime import api
 
 ROOT = Path(__file__).resolve().parent.parent
 RELOADS = 100
-FLAT_MB = 20
+#: what the load cache may hold (LOAD_CACHE_SIZE pathways, each about 5 MB for ASUC; see api.LOAD_CACHE_SIZE)
+CACHE_MB = 40
+#: how much the process may grow once the load cache is full
+FLAT_MB = 10
 
 PATIENT = {"id": "p1", "weight_kg": 70}
 EVENTS = [{"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 38.1, "hb_g_dl": 10, "crp_mg_l": 50},
@@ -70,10 +73,14 @@ def _reload_rss(folder: Path, reloads: int) -> list[float]:
 @pytest.mark.slow
 def test_a_hundred_edits_and_reloads_keep_the_resident_set_flat(rules_copy: Path):
     samples = _reload_rss(rules_copy, RELOADS)
-    baseline = samples[1]  # after the first reload: the same process, everything imported and warm
-    growth = max(samples[1:]) - baseline
-    assert growth <= FLAT_MB, (f"RSS grew {growth:.1f} MB over {RELOADS} reloads (after 1: {samples[1]:.1f} MB, "
-                               f"30: {samples[30]:.1f} MB, {RELOADS}: {samples[RELOADS]:.1f} MB)")
+    # the load cache fills first (LOAD_CACHE_SIZE pathways, about 5 MB each), then nothing more may grow
+    full = api.LOAD_CACHE_SIZE + 2
+    shown = (f"after 1: {samples[1]:.1f} MB, {full}: {samples[full]:.1f} MB, 30: {samples[30]:.1f} MB, "
+             f"{RELOADS}: {samples[RELOADS]:.1f} MB")
+    filled = samples[full] - samples[1]  # after the first reload: the same process, everything imported and warm
+    assert filled <= CACHE_MB, f"RSS grew {filled:.1f} MB while the load cache filled ({shown})"
+    growth = max(samples[full:]) - samples[full]
+    assert growth <= FLAT_MB, f"RSS grew {growth:.1f} MB over the {RELOADS - full} reloads after the cache was full ({shown})"
 
 
 def _case() -> dict[str, object]:
