@@ -46,13 +46,71 @@ def test_a_summary_result_is_the_full_result_without_the_trace(pw):
         session.result(detail="brief")
 
 
+LONGER = {"patient": {"id": "p2", "weight_kg": 70},
+          "events": [{"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
+                      "albumin_g_l": 32},
+                     {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80, "albumin_g_l": 30},
+                     {"day": 3.5, "stool_freq_24h": 4, "visible_blood": False, "crp_mg_l": 20}]}
+
+
+def test_a_session_keeps_no_evaluation_records_and_makes_them_again_from_its_events(pw):
+    """What each evaluation saw is made again from the recorded events when asked for (a replay): the same
+    records a session that keeps them all has, for every event and for the last one; the document (format 5)
+    holds none, and a session resumed from its text without a replay gives the same result."""
+    from pathway.runtime.restore import resume_verified
+
+    lean = pw.start(copy.deepcopy(LONGER["patient"]))
+    kept = pw.start(copy.deepcopy(LONGER["patient"]))
+    kept.keep_evaluations("all")
+    last = pw.start(copy.deepcopy(LONGER["patient"]))
+    last.keep_evaluations("last")
+    for event in LONGER["events"]:
+        for s in (lean, kept, last):
+            s.observe(copy.deepcopy(event))
+    assert lean.state_evaluations() == [] and len(kept.state_evaluations()) >= 4
+    assert {e[0] for e in last.state_evaluations()} == {2}  # compact records: the event first
+    assert lean.evaluations == kept.evaluations == last.evaluations
+    assert {e["event"] for e in lean.evaluations} == {0, 1, 2}
+    assert lean.last_event_evaluations() == kept.last_event_evaluations() == last.last_event_evaluations() != []
+    doc = lean.dump()
+    assert doc["format"] == 5 and "evaluations" not in doc and kept.dump() == doc
+    assert lean.result()["computed"] and resume_verified(pw, copy.deepcopy(doc)).result() == lean.result()
+    with pytest.raises(ValueError, match="'none', 'last' or 'all'"):
+        lean.keep_evaluations("some")
+
+
+def test_a_document_of_format_4_restores_with_its_evaluations_checked(pw):
+    """A document written before format 5 holds every evaluation: they are compared with the replay's (an
+    edited one is refused, PW525), then dropped; format 5 with evaluations is refused (PW522); format 4
+    without them is read as format 5 (the replay makes them)."""
+    from pathway.core.errors import SessionError
+    from pathway.runtime.state import inputs_checksum
+
+    session = pw.start(copy.deepcopy(LONGER["patient"]))
+    for event in LONGER["events"]:
+        session.observe(copy.deepcopy(event))
+    old = dict(session.dump(), format=4, evaluations=session.evaluations)
+    old["checksum"] = inputs_checksum(old["patient"], old["events"], old["revisions"], old["acted"])
+    restored = pw.restore(copy.deepcopy(old))
+    assert restored.result() == session.result() and restored.state_evaluations() == []
+    assert restored.dump() == session.dump()
+    edited = copy.deepcopy(old)
+    edited["evaluations"][0]["facts"]["crp_mg_l"] = 61
+    with pytest.raises(SessionError) as err:
+        pw.restore(edited)
+    assert err.value.diagnostics[0].code == "PW525" and err.value.diagnostics[0].file.startswith("evaluations[0]")
+    with pytest.raises(SessionError) as err:
+        pw.restore(dict(copy.deepcopy(old), format=5))
+    assert err.value.diagnostics[0].code == "PW522"
+    assert pw.restore({k: v for k, v in copy.deepcopy(old).items() if k != "evaluations"}).dump() == session.dump()
+
+
 def test_a_dump_and_the_evaluations_are_copies_the_caller_may_change(pw):
     session, _ = pw.run_course(copy.deepcopy(CASE))
     dump, evaluations = session.dump(), session.evaluations
     before = copy.deepcopy(dump)
     dump["events"][0]["crp_mg_l"] = 1
     dump["trace"][0]["facts"]["x"] = 1
-    dump["evaluations"][0]["derived"]["x"] = 1
     evaluations[-1]["derived"]["x"] = 1
     evaluations[-1]["frozen"]["x"] = 1
     assert session.dump() == before

@@ -227,7 +227,7 @@ def test_revisions_survive_a_restore_and_cannot_be_edited(pw):
     s.observe(dict(LATE_CRP))
     s.amend("lab-crp-d3", {"day": 3, "crp_mg_l": 6})
     doc = json.loads(json.dumps(s.dump()))
-    assert doc["format"] == 4
+    assert doc["format"] == 5
     restored = pw.restore(copy.deepcopy(doc))
     assert restored.dump() == s.dump()
     # the restored session carries on: the same id again is still a duplicate

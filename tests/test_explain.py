@@ -109,11 +109,17 @@ def test_rule_option_explains_an_earlier_decision(pw):
         explain(pw, WAITING, rule="tac_response")
 
 
-def test_explain_reads_the_session_and_does_not_run_the_engine_again(pw, monkeypatch):
+def test_explain_reads_kept_evaluations_without_running_the_engine_and_a_replay_gives_the_same(pw, monkeypatch):
+    """A session keeps no evaluation records unless asked (Session.keep_evaluations): explaining it makes
+    them again from its events; one that keeps them all is explained without running the engine."""
     session = pw.start(WAITING["patient"])
+    kept = pw.start(WAITING["patient"])
+    kept.keep_evaluations("all")
     for event in WAITING["events"]:
         session.observe(event)
+        kept.observe(event)
     expected = explain(pw, session)
+    session = kept
 
     def refuse(*args, **kwargs):
         raise AssertionError("the engine was run again")

@@ -39,7 +39,7 @@ def test_session_errors_are_exported_where_the_other_errors_are():
 
 def test_a_dump_carries_the_fingerprint_and_a_checksum_and_restores_to_the_same_session(pw):
     doc = _doc(pw, rescue("tacrolimus"))
-    assert doc["format"] == 4 and doc["fingerprint"] == pw.fingerprint == pw.definition.fingerprint()
+    assert doc["format"] == 5 and doc["fingerprint"] == pw.fingerprint == pw.definition.fingerprint()
     assert len(doc["checksum"]) == 32
     restored = pw.restore(copy.deepcopy(doc))
     assert restored.dump() == doc

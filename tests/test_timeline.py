@@ -347,7 +347,7 @@ def _course(pw):
 def test_dump_and_restore_keep_hours_history_and_kept_facts(pw):
     s = _course(pw)
     doc = json.loads(json.dumps(s.dump()))
-    assert doc["format"] == 4 and doc["frozen"]["oxford_high_risk"]["value"] is False
+    assert doc["format"] == 5 and doc["frozen"]["oxford_high_risk"]["value"] is False
     assert doc["hours"] == 73 and doc["seen_hours"]["magnesium_mmol_l"] == 0
     restored = pw.restore(doc)
     assert restored.result() == s.result()

@@ -257,6 +257,7 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
         session = pathway.start(dict(case["patient"]))
     except InputError:
         return None  # a patient record the input refuses: nothing to run
+    session.keep_evaluations("last")  # read after every event
     applied: list[dict[str, Any]] = []
     #: open 'within_days' obligations: invariant id -> (event index that opened it, deadline day)
     pending: dict[str, list[tuple[int, float]]] = {}
@@ -364,6 +365,7 @@ def _monotone(pathway: Pathway, inv: Invariant, case: dict[str, Any], applied: l
         changed[name] = event[name] + _WORSE[name]
         try:
             session = pathway.start(dict(case["patient"]))
+            session.keep_evaluations("last")
             for earlier in applied[:-1]:
                 session.observe(dict(earlier))
             session.observe(changed)

@@ -35,7 +35,7 @@ from pathway.definition.clock import MAX_DAY
 from pathway.runtime import changes
 from pathway.runtime.facts import recordable
 from pathway.runtime.session import Session, replay_event, start_session
-from pathway.runtime.state import FORMATS, SessionState, inputs_checksum
+from pathway.runtime.state import FORMATS, SessionState, evaluation_dict, inputs_checksum
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -122,7 +122,7 @@ class _Inputs(BaseModel):
 class _Document(_Model):
     """A session document of any format this version reads (the keys a format lacks are checked apart)."""
 
-    format: Literal[1, 2, 3, 4]
+    format: Literal[1, 2, 3, 4, 5]
     pathway: str
     version: str
     profile: str | None
@@ -137,7 +137,7 @@ class _Document(_Model):
     day: _Day | None
     events: list[_Event]
     trace: list[dict[str, Any]]
-    evaluations: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]] | None = None  # formats 1-4 (format 5 makes them again by replay)
     current: list[dict[str, Any]]
     derived: dict[str, Any]
     seen: dict[str, _Day]
@@ -247,13 +247,21 @@ def _refused(exc: InputError) -> SessionError:
                          for x in exc.diagnostics])
 
 
+def replayed_evaluations(pathway: Pathway, st: SessionState) -> list[Any]:
+    """The evaluations of every event of a session's state, made again by running its recorded patient and
+    events (with the moves taken on decisions that stand) on a new session that keeps them all."""
+    return _replayed(pathway, st.patient, st.events, list(st.acted), evaluations="all").state_evaluations()
+
+
 def _replayed(pathway: Pathway, patient: Mapping[str, Any], events: list[dict[str, Any]],
-              acted: list[dict[str, Any]] | None = None) -> Session:
+              acted: list[dict[str, Any]] | None = None, evaluations: str = "none") -> Session:
     """The session the recorded inputs give (input refusals PW524, engine failures PW525); ``acted``: the
-    moves taken on decisions that stand (SessionState.acted)."""
+    moves taken on decisions that stand (SessionState.acted); ``evaluations``: the evaluation records the
+    session keeps (Session.keep_evaluations)."""
     try:
         session = start_session(pathway, dict(patient))
         session.keep_acted(acted or [])
+        session.keep_evaluations(evaluations)
     except InputError as exc:
         raise _refused(exc) from None
     except (ArithmeticError, ValueError, TypeError) as exc:  # an input the validation could not even read
@@ -364,11 +372,18 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
     _checked(doc)
     # The replay comes first so that an input the pathway refuses is named by its key; a valid input that
     # was edited is found by the checksum.
-    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"))
+    # a document before format 5 holds the evaluations of every event: they are compared too, then dropped
+    earlier = doc["format"] < 5 and doc.get("evaluations") is not None
+    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"), "all" if earlier else "none")
     revisions = _checksummed(doc)
     # the revisions are the record of how the timeline came to be, not something its events produce
     session.keep_revisions(copy.deepcopy(revisions))
-    _compare(doc, session.state_values())
+    values = session.state_values()
+    if earlier:
+        values = {**values, "evaluations": [evaluation_dict(e) for e in session.state_evaluations()]}
+    _compare(doc, values)
+    if earlier:
+        session.keep_evaluations("none")
     return session
 
 
@@ -393,6 +408,8 @@ def _checked(doc: Mapping[str, Any]) -> None:
         if missing:
             raise SessionError([Diagnostic(k, 0, 0, "PW521", f"missing key (format {doc['format']} has it)")
                                 for k in missing])
+    if doc["format"] >= 5 and "evaluations" in doc:
+        raise session_error("evaluations", "PW522", "format 5 keeps no evaluations (a restore makes them again)")
     if doc["format"] < 3 and any("given" in e for e in doc["events"]):
         raise session_error("format", "PW522", f"format {doc['format']} has no quantities as given ('given')")
     if doc["format"] < 4 and ("revisions" in doc or any("id" in e for e in doc["events"])):

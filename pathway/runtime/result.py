@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, fill_text
 from pathway.definition.timeline import day_text, hours_text
-from pathway.runtime.facts import expired, recordable
-from pathway.runtime.state import SessionState, entry_dict, evaluation_get, json_copy, kept_get, unpack
+from pathway.runtime.facts import expired, recordable, values_now
+from pathway.runtime.state import SessionState, entry_dict, json_copy, kept_get, unpack
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -52,11 +52,15 @@ def offer_status(effect: dict[str, Any]) -> str:
     return str(effect.get("status") or ("available" if effect.get("available", True) else "unavailable"))
 
 
-def _computed(st: SessionState) -> dict[str, dict[str, Any]]:
-    """Where each computed input's value came from at the last evaluation (a fresh copy)."""
-    if not st.evaluations:
+def _computed(pathway: Pathway, st: SessionState) -> dict[str, dict[str, Any]]:
+    """Where each computed input's value came from at the last evaluation (a fresh copy); worked out again
+    for a state read from a document (the same values: they depend on the recorded values and the clock,
+    not on the state)."""
+    if not st.events:
         return {}
-    latest = evaluation_get(st.evaluations[-1], "computed", {})
+    latest = st.computed
+    if latest is None:
+        latest = st.computed = values_now(pathway, st)[1]
     return {name: {**entry, "inputs": dict(entry["inputs"])} for name, entry in sorted(latest.items())}
 
 
@@ -284,7 +288,7 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
         "alerts": alerts,
         "derived": dict(sorted(st.derived.items())),  # derived during the last event
         # computed inputs at the last event: the value used, recorded or derived, and from which inputs
-        "computed": _computed(st),
+        "computed": _computed(pathway, st),
         "frozen": {name: _frozen_entry(kept) for name, kept in sorted(st.frozen.items())},
         "unverified_rules": sorted({item["rule"] for item in st.current if not item.get("synthetic")
                                     and pathway.rule(item["rule"]).evidence.status == "unverified"}

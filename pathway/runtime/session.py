@@ -91,15 +91,26 @@ class Session:
     @property
     def evaluations(self) -> list[dict[str, Any]]:
         """Every evaluation so far: ``event``, ``day``, ``state``, the ``facts`` it saw, the ``derived`` facts and
-        where each ``computed`` input's value came from."""
-        return json_copy([evaluation_dict(e) for e in self._st.evaluations])  # type: ignore[no-any-return]
+        where each ``computed`` input's value came from. A session keeps those of its last event; those of the
+        events before it are made again by running the recorded events on a new session (what a restore
+        does), which gives the same evaluations."""
+        return json_copy([evaluation_dict(e) for e in self._evaluation_records("all")])  # type: ignore[no-any-return]
+
+    def _evaluation_records(self, need: str) -> list[Any]:
+        """The evaluation records of every event (``need`` "all") or of the last one ("last"): those the state
+        keeps, or those of a replay of the recorded events."""
+        st = self._st
+        if st.evaluations_kept == "all" or (need == "last" and st.evaluations_kept == "last") or not st.events:
+            return st.evaluations
+        from pathway.runtime.restore import replayed_evaluations  # (restore imports this module)
+
+        return replayed_evaluations(self._pathway, st)
 
     def last_event_evaluations(self) -> list[dict[str, Any]]:
         """The evaluations of the last applied event only (a fresh copy): the first is the state the
         event found, the others those it moved through."""
-        st = self._st
-        last = len(st.events) - 1
-        return json_copy([evaluation_dict(e) for e in st.evaluations[-(len(st.path) + 1):]  # type: ignore[no-any-return]
+        last = len(self._st.events) - 1
+        return json_copy([evaluation_dict(e) for e in self._evaluation_records("last")  # type: ignore[no-any-return]
                           if evaluation_get(e, "event") == last])
 
     @property
@@ -431,6 +442,24 @@ class Session:
         """Set the record of revisions (a restore takes it from the verified document)."""
         self._st.revisions = revisions
 
+    def keep_evaluations(self, which: str) -> None:
+        """Which evaluation records this session keeps from now on: ``"none"`` (a session's default: they are
+        made again from the recorded events when asked for), the ``"last"`` event's (a caller that reads
+        :meth:`last_event_evaluations` after every event), or ``"all"``."""
+        if which not in ("none", "last", "all"):
+            raise ValueError(f"which is 'none', 'last' or 'all', not {which!r}")
+        st = self._st
+        st.evaluations_kept = which
+        if which == "none":
+            st.evaluations = []
+        elif which == "last":
+            last = len(st.events) - 1
+            st.evaluations = [e for e in st.evaluations if evaluation_get(e, "event") == last]
+
+    def state_evaluations(self) -> list[Any]:
+        """The evaluation records this session's state keeps (compact, not copied: never change them)."""
+        return self._st.evaluations
+
     def state_values(self) -> dict[str, Any]:
         """The document keys of this session's state, not copied (a restore compares them; never change them)."""
         return self._st.values()
@@ -472,6 +501,9 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
         st.recorded_event[name] = index
+    records = st.evaluations_kept  # which evaluation records the session keeps (Session.keep_evaluations)
+    if records == "last":
+        st.evaluations = []
     passed = [st.state]  # the states this event is evaluated in
     stood: list[dict[str, Any]] = []  # the moves on decisions that stood in this event
     taken: list[dict[str, Any]] = []
@@ -479,6 +511,7 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     values_now, computed = facts.values_now(pw, st)
     # read only, as the kept facts and each evaluation's derived facts: shared (each input's provenance too)
     computed = interned({name: interned(entry) for name, entry in computed.items()})
+    st.computed = computed
     _missed(pw, st, index)
     frozen = interned(facts.frozen_now(pw, st))
     for _hop in range(len(d.spec.states) + 1):
@@ -490,7 +523,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
         # by reference: the engine's derived facts and the event's kept facts are never changed
         # afterwards (every reader gets a copy: Session.evaluations, dump)
         present = {k: v for k, v in snapshot.items() if v is not None}
-        st.evaluations.append(evaluation(index, day, st.state, present, derived, computed, frozen))
+        if records != "none":
+            st.evaluations.append(evaluation(index, day, st.state, present, derived, computed, frozen))
         _keep(pw, st, firings, derived, index)
         chosen = _choose(pw, st.state, firings)
         for f in firings:  # compact entries (state.compact_entry): read through state.entry_dict

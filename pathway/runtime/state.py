@@ -79,14 +79,6 @@ def evaluation_get(entry: Any, key: str, default: Any = _NO_DEFAULT) -> Any:
     return entry[key] if default is _NO_DEFAULT else entry.get(key, default)
 
 
-def _pack_evaluation(entry: Any) -> Any:
-    if type(entry) is not dict or type(entry.get("facts")) is not dict:
-        return entry
-    if tuple(entry) == EVALUATION_KEYS:  # the shape a session makes: kept compact
-        return evaluation(*entry.values())
-    return {**entry, "facts": pack(entry["facts"])}
-
-
 #: the keys of a kept decision fact (``SessionState.frozen``), in order; a session keeps one as a tuple of their
 #: values (``facts`` and ``recorded`` packed, ``missed`` a bool), :func:`kept_dict` gives the document's form
 KEPT_KEYS = ("value", "day", "event", "decision_point", "rule", "branch", "facts", "recorded", "missed")
@@ -309,16 +301,18 @@ def json_copy(value: Any) -> Any:
 #: event's quantities as given (``given``: ``{field: {value, unit}}``), so that restoring replays
 #: exactly what was observed.
 #: 4: event ``id``s, and ``revisions``: the late placements, amendments and retractions of events.
-SESSION_FORMAT = 4
+#: 5: no ``evaluations``: what each evaluation saw is made again from the recorded events when asked for
+#: (:attr:`pathway.runtime.session.Session.evaluations`), as a restore does.
+SESSION_FORMAT = 5
 
 #: the formats :meth:`Pathway.restore` reads
-FORMATS = (1, 2, 3, 4)
+FORMATS = (1, 2, 3, 4, 5)
 
 #: keys added to the session document after format 1 was first written; older documents lack them
 _OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions", "acted"}
 #: fields of the state that are not keys of the document (the patient id is in the patient; see
 #: SessionState.unacted and SessionState.overruled)
-_NOT_KEPT = {"patient_id", "unacted", "overruled"}
+_NOT_KEPT = {"patient_id", "unacted", "overruled", "evaluations", "evaluations_kept", "computed"}
 
 
 @dataclass
@@ -337,8 +331,9 @@ class SessionState:
     events: list[dict[str, Any]] = field(default_factory=list)
     #: compact entries (:func:`compact_entry`); :func:`entry_dict` gives each as a result shows it
     trace: list[Any] = field(default_factory=list)
-    #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be
-    #: explained later without running the engine again (compact records, ``facts`` packed: see evaluation_dict)
+    #: what each evaluation saw (inputs and derived facts), so every clause of every rule can be explained
+    #: (compact records, ``facts`` packed: see evaluation_dict): kept as ``evaluations_kept`` says; a session
+    #: keeps none, and makes them again from its recorded events when asked for (Session.evaluations)
     evaluations: list[Any] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
     derived: dict[str, Any] = field(default_factory=dict)
@@ -374,6 +369,11 @@ class SessionState:
     #: (``{field, value, event, day, from, to, rule, text}``; said aloud for the rest of the course). Not in the
     #: document: a restore replays the events with ``acted``, which gives them again.
     overruled: tuple[dict[str, Any], ...] = ()
+    #: which evaluation records the state keeps: "none", the "last" event's, or "all" (not in the document)
+    evaluations_kept: str = "none"
+    #: where each computed input's value came from at the last evaluation (read only: shared); None when
+    #: not known yet (a state read from a document: the result works it out again)
+    computed: dict[str, Any] | None = None
 
     def copy(self) -> SessionState:
         """A working copy: every container that an evaluation appends to or updates is new; the
@@ -410,7 +410,6 @@ class SessionState:
                for f in fields(self) if f.name not in _NOT_KEPT for value in (getattr(self, f.name),)}
         out["trace"] = [entry_dict(item) for item in self.trace]
         out["frozen"] = {name: kept_dict(kept) for name, kept in self.frozen.items()}
-        out["evaluations"] = [evaluation_dict(entry) for entry in self.evaluations]
         out["acted"] = list(self.acted)
         return out
 
@@ -423,7 +422,6 @@ class SessionState:
         values["admission"] = datetime.fromisoformat(doc["admission"]) if doc.get("admission") else None
         values["trace"] = [compact_entry(entry) for entry in values["trace"]]
         values["frozen"] = {name: compact_kept(kept) for name, kept in values.get("frozen", {}).items()}
-        values["evaluations"] = [_pack_evaluation(entry) for entry in values["evaluations"]]
         values["acted"] = tuple(values.get("acted") or ())
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
