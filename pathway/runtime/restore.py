@@ -247,12 +247,6 @@ def _refused(exc: InputError) -> SessionError:
                          for x in exc.diagnostics])
 
 
-def replayed_evaluations(pathway: Pathway, st: SessionState) -> list[Any]:
-    """The evaluations of every event of a session's state, made again by running its recorded patient and
-    events (with the moves taken on decisions that stand) on a new session that keeps them all."""
-    return _replayed(pathway, st.patient, st.events, list(st.acted), evaluations="all").state_evaluations()
-
-
 def _replayed(pathway: Pathway, patient: Mapping[str, Any], events: list[dict[str, Any]],
               acted: list[dict[str, Any]] | None = None, evaluations: str = "none") -> Session:
     """The session the recorded inputs give (input refusals PW524, engine failures PW525); ``acted``: the

@@ -102,9 +102,14 @@ class Session:
         st = self._st
         if st.evaluations_kept == "all" or (need == "last" and st.evaluations_kept == "last") or not st.events:
             return st.evaluations
-        from pathway.runtime.restore import replayed_evaluations  # (restore imports this module)
-
-        return replayed_evaluations(self._pathway, st)
+        # the recorded patient and events run again on a new session that keeps them all (as a restore
+        # replays them; the moves taken on decisions that stand, too)
+        replay = start_session(self._pathway, copy.deepcopy(st.patient))
+        replay.keep_acted(list(st.acted))
+        replay.keep_evaluations("all")
+        for entry in st.events:
+            replay_event(replay, entry)
+        return replay._st.evaluations
 
     def last_event_evaluations(self) -> list[dict[str, Any]]:
         """The evaluations of the last applied event only (a fresh copy): the first is the state the
