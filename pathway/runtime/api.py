@@ -50,6 +50,15 @@ class Pathway:
         #: once per event); fixed by the definition, so sorted out once here
         self.state_aggregates = tuple(n for n, f in self.aggregates.items()
                                       if f.aggregate is not None and f.aggregate.states)
+        #: per computed field, the field whose recorded values it needs to have any value (None: it may have
+        #: one with nothing recorded, as ``ever`` and ``count`` do, or through ``or_else``): the session skips
+        #: such a field, without working out its window, while nothing of that field is recorded
+        self.aggregate_needs = {n: (f.aggregate.of if f.aggregate.fn not in ("ever", "count") and f.aggregate.or_else is None
+                                    else None)
+                                for n, f in self.aggregates.items() if f.aggregate is not None}
+        #: the others, computed once per event (values_now): (name, aggregate)
+        self.event_aggregates = tuple((n, f.aggregate) for n, f in self.aggregates.items()
+                                      if f.aggregate is not None and not f.aggregate.states)
         #: display precision of the fields that declare one: texts show their values rounded to it
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}

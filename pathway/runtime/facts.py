@@ -69,14 +69,16 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
         event = entries[-1][3] if entries and len(entries[-1]) > 3 else None
         return PATIENT_RECORD if event is None else int(event)
 
-    for name, spec in pathway.aggregates.items():
-        assert spec.aggregate is not None  # pathway.aggregates holds only computed fields
-        if name in pathway.state_aggregates:
-            continue  # depends on the states entered: computed per state (see snapshot)
-        value = aggregate(st, spec.aggregate)
+    needs = pathway.aggregate_needs
+    # those that depend on the states entered are computed per state (see snapshot)
+    for name, agg in pathway.event_aggregates:
+        of = needs[name]
+        if of is not None and not history.get(of):
+            continue  # nothing recorded that it is computed from: no value
+        value = aggregate(st, agg)
         if value is not None:
             snap[name] = value
-            position[name] = recorded_at(spec.aggregate.of)
+            position[name] = recorded_at(agg.of)
     provenance: dict[str, dict[str, Any]] = {}
     for name, comp in d.computed.items():  # inputs before the fields computed from them
         recorded = snap.get(name)
@@ -276,7 +278,11 @@ def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[s
     for name in pathway.definition.decisions:
         if name in snap and not decision_counts(pathway, st, name):
             del snap[name]
+    needs, history = pathway.aggregate_needs, st.history
     for name in pathway.state_aggregates:
+        of = needs[name]
+        if of is not None and not history.get(of):
+            continue  # nothing recorded that it is computed from: no value (see values_now)
         spec = pathway.aggregates[name]
         if spec.aggregate is not None:
             value = aggregate(st, spec.aggregate)

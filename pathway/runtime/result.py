@@ -101,23 +101,47 @@ def _relied_on(pathway: Pathway, rule_id: str, branch: str, values: dict[str, An
     The conditions are monotone (all / any / at least), so a test that did not give the branch changes
     nothing: with latent TB untreated, an exclusion that also reads "a negative after an untreated result"
     does not rest on the rule that found no such contradiction."""
-    due, when = _derived_tests(pathway, rule_id)
+    due, when, names = _derived_tests(pathway, rule_id)
+    table = _RELIED.get(pathway)
+    if table is None:
+        table = _RELIED.setdefault(pathway, {})
+    # keyed by the values and their types (1, 1.0 and True are equal keys, but a test may tell them apart)
+    key: tuple[Any, ...] | None = (rule_id, branch, *((type(v), v) for v in (values.get(name, _ABSENT) for name in names)))
+    try:
+        known = table.get(key)
+    except TypeError:  # a value that cannot be a key: worked out, not kept
+        known, key = None, None
+    if known is not None:
+        return known
     out = {c.field for c in due if c.holds(values) is not False}
     if branch == "missing":
         out.update(c.field for c in when)
     else:
         gave = branch == "then"
         out.update(c.field for c in when if c.holds(values) in (gave, None))
-    return frozenset(out)
+    relied = frozenset(out)
+    if key is not None:
+        if len(table) >= _BASIS_MAX:
+            table.clear()
+        table[key] = relied
+    return relied
 
 
-def _derived_tests(pathway: Pathway, rule_id: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+#: a fact absent from the values (a key part distinct from every value, None included)
+_ABSENT = ("absent",)
+#: per loaded pathway (weakly held), :func:`_relied_on` by rule, branch and the values of the derived facts it tests
+#: (cleared when full)
+_RELIED: weakref.WeakKeyDictionary[Pathway, dict[Any, frozenset[str]]] = weakref.WeakKeyDictionary()
+
+
+def _derived_tests(pathway: Pathway, rule_id: str) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, ...]]:
+    """A rule's tests of derived facts in ``due`` and in ``when``, and the names of those facts."""
     table = _static(pathway)
     tests = table.get((rule_id, "tests"))
     if tests is None:
         rule = pathway.rule(rule_id)
-        tests = table[(rule_id, "tests")] = tuple(tuple(c for c in C.fields_of(cond) if c.derived)
-                                                  for cond in (rule.due, rule.when))
+        due, when = (tuple(c for c in C.fields_of(cond) if c.derived) for cond in (rule.due, rule.when))
+        tests = table[(rule_id, "tests")] = (due, when, tuple(dict.fromkeys(c.field for c in due + when)))
     return tests
 
 
