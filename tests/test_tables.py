@@ -613,6 +613,7 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "tac_trough_low", "tac_trough_far_below", "tac_trough_high", "tac_trough_in_range",
         "tac_restart_after_toxic_trough", "tac_maint_trough_low", "tac_maint_trough_high",
         "tac_maint_restart_after_toxic_trough", "tac_trough_before_dose_change", "infliximab_maintenance",
+        "infliximab_every_8_weeks",
         "tac_high_trough_creatinine", "tac_low_trough_after_creatinine_raised",
         "latent_tb_result_contradicted", "hbv_result_contradicted"}
 
