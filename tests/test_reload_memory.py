@@ -23,6 +23,7 @@ import pytest
 from pathway import load_pathway
 from pathway.core.errors import EngineError
 from pathway.runtime import api
+from pathway.runtime import engine as engine_module
 
 ROOT = Path(__file__).resolve().parent.parent
 RELOADS = 100
@@ -119,6 +120,36 @@ def test_an_edited_pathway_frees_the_version_it_replaces(rules_copy: Path):
     gc.collect()
     assert engine() is None and not release.alive
     assert new.run_case(_case())["patient_id"] == "p1"
+
+
+def test_a_collected_engine_is_freed_at_the_next_safe_point_not_inside_the_collector(rules_copy: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch):
+    """The collector runs wherever Python allocates, inside another engine's evaluation too: a collected engine's
+    finalizer only queues its rulesets, and they are freed at the next registration, evaluation or close, with
+    no engine inside an evaluation (the core lock held)."""
+    core = engine_module._core
+    freed: list[bool] = []
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(core, name)
+
+        def delete_ruleset(self, handle: object) -> object:
+            freed.append(engine_module._CORE.locked())
+            return core.delete_ruleset(handle)
+
+    monkeypatch.setattr(engine_module, "_core", Spy())
+    old = load_pathway(rules_copy, cache=False)
+    old.run_case(_case())
+    del old
+    gc.collect()
+    assert freed == [] and engine_module.pending_rulesets() >= 1  # queued, nothing freed inside the collector
+    new = load_pathway(rules_copy, cache=False)  # registering is a safe point
+    assert freed and all(freed) and engine_module.pending_rulesets() == 0
+    new.run_case(_case())
+    count = len(freed)
+    new.close()  # freed at once, under the lock
+    assert len(freed) > count and all(freed) and engine_module.pending_rulesets() == 0
 
 
 def test_a_closed_pathway_refuses_to_evaluate_and_is_loaded_afresh(rules_copy: Path):

@@ -30,7 +30,12 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
   Starting an action sets the context and completing it clears it, so :meth:`Engine.close`, or
   the engine being garbage collected (a ``weakref.finalize``, so only once nothing can evaluate
   any more), deletes the state of the sid only where an action ran on it (the sid is verified
-  empty after every evaluation), then every ruleset; a state that never ran an action is left
+  empty after every evaluation), then every ruleset. Deletion never runs inside the collector: it
+  runs wherever Python allocates, inside another engine's evaluation too (between starting and
+  completing an action), so the finalizer queues the rulesets and they are freed at the next
+  registration, evaluation or close, under the lock every call into the core holds (heap
+  corruption was seen in processes that load and drop many pathways: "malloc(): invalid next
+  size" in a test run, segfaults in mutation workers); a state that never ran an action is left
   inside its deleted ruleset (a small leak, not a crash), and a ruleset that retired a sid (which
   may still hold facts) is not touched at all. Not calling ``delete_state`` costs ~6 MB per load
   that ran patients (200 loads: 1.3 GB against 104 MB). One crash inside ``delete_state`` was seen
@@ -173,6 +178,31 @@ def _never_called(c: Any) -> None:  # pragma: no cover - the Engine runs actions
     raise EngineError("durable_rules' own action dispatch is not used by this engine")
 
 
+#: held around every call into durable_rules' C core (registering rulesets, an evaluation, freeing rulesets): the
+#: core keeps process-wide tables, so no engine's rulesets are freed while another engine is inside an evaluation
+_CORE = threading.Lock()
+#: the rulesets of engines the garbage collector took, waiting to be freed at the next safe point
+#: (:func:`_free_collected`); a collection runs wherever Python allocates, inside another engine's evaluation too
+#: (between starting and completing an action), so the finalizer only queues them
+_COLLECTED: list[tuple[dict[str, Any], dict[str, int], set[str]]] = []
+
+
+def _collected(handles: dict[str, Any], retired: dict[str, int], actioned: set[str]) -> None:
+    """An engine's finalizer: queue its rulesets for :func:`_free_collected` (no call into the core here)."""
+    _COLLECTED.append((handles, retired, actioned))
+
+
+def _free_collected() -> None:
+    """Free the queued rulesets of collected or closed engines (the caller holds ``_CORE``)."""
+    while _COLLECTED:
+        _delete_rulesets(*_COLLECTED.pop())
+
+
+def pending_rulesets() -> int:
+    """How many engines' rulesets wait to be freed (at the next evaluation, registration or close)."""
+    return len(_COLLECTED)
+
+
 def _delete_rulesets(handles: dict[str, Any], retired: dict[str, int], actioned: set[str]) -> None:
     """Free the C core's rulesets of an engine, with the state of sid "0" where an action ran on
     it (never a ruleset with a retired sid: see the module notes)."""
@@ -212,13 +242,16 @@ class Engine:
         self.compiled = compiled
         self._lock = threading.Lock()
         self._host = _Host(compiled.bindings)
-        self._host.set_rulesets(_for_durable(compiled.rulesets))
+        with _CORE:
+            _free_collected()
+            self._host.set_rulesets(_for_durable(compiled.rulesets))
         self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
         self._actioned: set[str] = set()  # rulesets where an action ran on sid "0" (see the module notes)
-        # Deletes the rulesets when this engine is closed or collected; it holds the handles, the
-        # sid counters and that set (never the engine), so it does not keep the engine alive.
-        self._release_rulesets = weakref.finalize(self, _delete_rulesets, dict(self._handles), self._sids,
+        # Queues the rulesets for freeing when this engine is closed or collected (freed at once by close, else at
+        # the next safe point: _free_collected); it holds the handles, the sid counters and that set (never the
+        # engine), so it does not keep the engine alive.
+        self._release_rulesets = weakref.finalize(self, _collected, dict(self._handles), self._sids,
                                                   self._actioned)
         self._release_rulesets.atexit = False  # the process frees everything at exit anyway
         self._fields = {name: b.fields for name, b in compiled.bindings.items()}
@@ -259,8 +292,9 @@ class Engine:
     def close(self) -> None:
         """Delete this engine's rulesets from durable_rules' core (idempotent); evaluating afterwards
         raises :class:`EngineError`."""
-        with self._lock:
+        with self._lock, _CORE:
             self._release_rulesets()
+            _free_collected()
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, state: str, snapshot: dict[str, Any],
@@ -278,9 +312,10 @@ class Engine:
         firings: list[Firing] = []
         derived: dict[str, Any] = dict(frozen or {})
         errors: list[str] = []
-        with self._lock:
+        with self._lock, _CORE:
             if self.closed:
                 raise EngineError("this pathway was closed (its engine rulesets are deleted); load it again")
+            _free_collected()  # a safe point: no engine is inside an evaluation
             self.evaluations += 1
             for ruleset in names:  # groups share no derived fact (see compile._components)
                 ctx = self._run_one(ruleset, snapshot, frozen or {})
