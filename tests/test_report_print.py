@@ -44,8 +44,10 @@ SIGNATORIES = ["Dr Ada Lovelace: chair, guideline committee", "Sam Patel: clinic
 #: toxicity with an older film were added; 159 once the rules after a response, after the discharge and in
 #: the colectomy state were added; 181 once the infection alerts on infliximab and ciclosporin, severe colitis
 #: again on rescue and the film with toxicity were added, with about twenty rules acting after the discharge
-#: (the discharged state's decision table).
-MAX_PAGES = 210
+#: (the discharged state's decision table); 211 once worse-after-better, the tacrolimus trough guards, contradicted
+#: screening, the infliximab hold, the 8-weekly schedule and no discharge during an infection were added (48
+#: hazards, 817 scenarios).
+MAX_PAGES = 240
 #: Sections every report of a pathway that loads has (others may come between them).
 SECTIONS = ("Diagram", "Static checks", "Rules", "Hazard log", "Parameters", "Sources")
 
