@@ -46,19 +46,15 @@ class Pathway:
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
         self.builtins |= set(self.aggregates)
-        #: the computed fields whose window depends on the states entered (computed per state, not
-        #: once per event); fixed by the definition, so sorted out once here
-        self.state_aggregates = tuple(n for n, f in self.aggregates.items()
-                                      if f.aggregate is not None and f.aggregate.states)
-        #: per computed field, the field whose recorded values it needs to have any value (None: it may have
-        #: one with nothing recorded, as ``ever`` and ``count`` do, or through ``or_else``): the session skips
-        #: such a field, without working out its window, while nothing of that field is recorded
-        self.aggregate_needs = {n: (f.aggregate.of if f.aggregate.fn not in ("ever", "count") and f.aggregate.or_else is None
-                                    else None)
-                                for n, f in self.aggregates.items() if f.aggregate is not None}
-        #: the others, computed once per event (values_now): (name, aggregate)
-        self.event_aggregates = tuple((n, f.aggregate) for n, f in self.aggregates.items()
-                                      if f.aggregate is not None and not f.aggregate.states)
+        #: the computed fields as (name, aggregate, the field whose recorded values it needs to have any value);
+        #: that field is None where it may have one with nothing recorded (``ever`` and ``count`` do, or one with
+        #: ``or_else``); the session skips the others, without working out their window, while nothing of that
+        #: field is recorded. Fixed by the definition, so sorted out once here: those whose window depends on the
+        #: states entered (computed per state, see facts.snapshot), and the others (once per event, values_now)
+        specs = [(n, f.aggregate, None if f.aggregate.fn in ("ever", "count") or f.aggregate.or_else is not None
+                  else f.aggregate.of) for n, f in self.aggregates.items() if f.aggregate is not None]
+        self.state_aggregates = tuple(spec for spec in specs if spec[1].states)
+        self.event_aggregates = tuple(spec for spec in specs if not spec[1].states)
         #: display precision of the fields that declare one: texts show their values rounded to it
         self.display = {n: f.display for n, f in definition.fields.items() if f is not None and f.display is not None}
         self._rules = {r.id: r for r in definition.rules}

@@ -69,11 +69,9 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
         event = entries[-1][3] if entries and len(entries[-1]) > 3 else None
         return PATIENT_RECORD if event is None else int(event)
 
-    needs = pathway.aggregate_needs
     # those that depend on the states entered are computed per state (see snapshot)
-    for name, agg in pathway.event_aggregates:
-        of = needs[name]
-        if of is not None and not history.get(of):
+    for name, agg, needed in pathway.event_aggregates:
+        if needed is not None and not history.get(needed):
             continue  # nothing recorded that it is computed from: no value
         value = aggregate(st, agg)
         if value is not None:
@@ -278,16 +276,13 @@ def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[s
     for name in pathway.definition.decisions:
         if name in snap and not decision_counts(pathway, st, name):
             del snap[name]
-    needs, history = pathway.aggregate_needs, st.history
-    for name in pathway.state_aggregates:
-        of = needs[name]
-        if of is not None and not history.get(of):
+    history = st.history
+    for name, agg, needed in pathway.state_aggregates:
+        if needed is not None and not history.get(needed):
             continue  # nothing recorded that it is computed from: no value (see values_now)
-        spec = pathway.aggregates[name]
-        if spec.aggregate is not None:
-            value = aggregate(st, spec.aggregate)
-            if value is not None:
-                snap[name] = value
+        value = aggregate(st, agg)
+        if value is not None:
+            snap[name] = value
     snap["day"] = st.day
     snap["days_in_state"] = num(st.day - st.entered_day) if st.day is not None else None
     if st.day is not None:
