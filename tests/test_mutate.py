@@ -227,3 +227,21 @@ def test_a_stuck_worker_is_replaced_and_the_items_not_yet_returned_run_again(tmp
     with pytest.raises(RuntimeError, match=r"no result for 2 s while running item -99 \(workers replaced 1 times\)"):
         list(pooled(stalling.square_stalling_once, [1, -99, 2], 2, stalling.init, (str(tmp_path),), stall_seconds=2,
                     restarts=1, describe=lambda n: f"item {n}"))
+
+
+def test_a_dead_worker_is_seen_at_once_not_after_the_stall_time(tmp_path) -> None:
+    """A worker killed by a signal loses its item: the pool is replaced when the death is seen, not after
+    the stall time; a worker that dies every time fails the run, saying how it died (not that it waited)."""
+    import stalling
+
+    from pathway.authoring.mutate import pooled
+
+    items = [1, -106, 3, 4]
+    got = list(pooled(stalling.square_stalling_once, items, 2, stalling.init, (str(tmp_path),), stall_seconds=60,
+                      restarts=1, poll_seconds=0.2))
+    assert got == [n * n for n in items]
+    (tmp_path / "again").mkdir()
+    with pytest.raises(RuntimeError, match=r"a worker died \(killed by SIGKILL\) while running item -107 or an item "
+                                           r"after it \(workers replaced 0 times\)"):
+        list(pooled(stalling.square_stalling_once, [2, -107, 5], 2, stalling.init, (str(tmp_path / "again"),),
+                    stall_seconds=60, restarts=0, poll_seconds=0.2, describe=lambda n: f"item {n}"))

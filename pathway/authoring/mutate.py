@@ -15,15 +15,19 @@ every mutant; a mutant is
 
 A scenario that pins a parameter (its own ``parameters:``) keeps the pinned value. Mutants run in
 worker processes; each stops at the first scenario that fails, trying first the scenarios that fired
-the rules the mutant touches. A worker that returns nothing for ``stall_seconds`` is taken as stuck (a
-mutant normally takes seconds): the workers are stopped and the mutants not yet reported run again in
-fresh ones, up to ``MAX_RESTARTS`` times, after which the run fails and names the mutant it waited for.
+the rules the mutant touches. A worker that dies (a crash loses the mutant it was running) or returns
+nothing for ``stall_seconds`` (stuck: a mutant normally takes seconds) stops the workers, and the
+mutants not yet reported run again in fresh ones, up to ``MAX_RESTARTS`` times, after which the run
+fails and names the mutant it waited for.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
+import signal
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +47,10 @@ Status = Literal["killed", "refused", "survived", "explained"]
 
 #: seconds without any mutant reported after which the workers are taken as stuck
 STALL_SECONDS = 600.0
-#: how many times stuck workers are replaced before the run fails
+#: how many times stuck or dead workers are replaced before the run fails
 MAX_RESTARTS = 2
+#: seconds between looks for a dead worker while a result is awaited
+POLL_SECONDS = 1.0
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -299,28 +305,70 @@ def run_mutation(pathway: str | os.PathLike[str], files: list[Path], *, kinds: I
     return report
 
 
+class _WatchedPool(multiprocessing.pool.Pool):
+    """A pool that keeps every worker process it starts, so that a worker's death can be seen.
+
+    ``multiprocessing.Pool`` replaces a dead worker but loses the task it was running, and its results
+    wait for that task for ever; the pool also forgets the dead process, so its exit code is kept here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.started: list[Any] = []
+        super().__init__(*args, **kwargs)
+
+    def Process(self, ctx: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # noqa: N802
+        # Pool calls self.Process(ctx, ...) to start each worker; bound here to keep what it starts
+        process = ctx.Process(*args, **kwargs)
+        self.started.append(process)
+        return process
+
+    def died(self) -> str | None:
+        """How the first worker that exited abnormally ended ("killed by SIGSEGV", "exit status 1"), or None."""
+        for process in self.started:
+            code = process.exitcode
+            if code is not None and code != 0:
+                if code < 0:
+                    try:
+                        return f"killed by {signal.Signals(-code).name}"
+                    except ValueError:
+                        return f"killed by signal {-code}"
+                return f"exit status {code}"
+        return None
+
+
 def pooled(function: Callable[[_T], _R], items: list[_T], workers: int, initializer: Callable[..., None],
            initargs: tuple[Any, ...], *, stall_seconds: float = STALL_SECONDS, restarts: int = MAX_RESTARTS,
-           describe: Callable[[_T], str] = repr, tasks_per_child: int = 40) -> Iterable[_R]:
+           describe: Callable[[_T], str] = repr, tasks_per_child: int = 40,
+           poll_seconds: float = POLL_SECONDS) -> Iterable[_R]:
     """``function`` of each item in fresh ``spawn`` worker processes, results in the items' order.
 
-    When no result arrives for ``stall_seconds``, the workers are stopped and the items not yet returned
-    run again in new workers; after ``restarts`` such restarts a RuntimeError names the item waited for."""
+    When a worker dies (a crash loses the item it was running), or no result arrives for ``stall_seconds``,
+    the workers are stopped and the items not yet returned run again in new workers; after ``restarts``
+    such restarts a RuntimeError names the item waited for and what happened. Deaths are looked for every
+    ``poll_seconds`` while a result is awaited."""
     ctx = multiprocessing.get_context("spawn")
     done = 0
     stalls = 0
     while done < len(items):
         rest = items[done:]
-        with ctx.Pool(workers, initializer=initializer, initargs=initargs, maxtasksperchild=tasks_per_child) as pool:
+        with _WatchedPool(workers, initializer=initializer, initargs=initargs, maxtasksperchild=tasks_per_child,
+                          context=ctx) as pool:
             results = pool.imap(function, rest)
-            try:
-                for _ in rest:
-                    result = results.next(timeout=stall_seconds)
-                    done += 1
-                    yield result
-            except multiprocessing.TimeoutError:
-                stalls += 1
-                if stalls > restarts:
-                    raise RuntimeError(f"no result for {stall_seconds:g} s while running {describe(items[done])} "
-                                       f"(workers replaced {restarts} times): stopped") from None
+            waited_since = time.monotonic()
+            while done < len(items):
+                try:
+                    result = results.next(timeout=poll_seconds)
+                except multiprocessing.TimeoutError:
+                    died = pool.died()
+                    waited = time.monotonic() - waited_since
+                    if died is None and waited < stall_seconds:
+                        continue
+                    stalls += 1
+                    if stalls > restarts:
+                        what = (f"a worker died ({died}) while running {describe(items[done])} or an item after it"
+                                if died else f"no result for {stall_seconds:g} s while running {describe(items[done])}")
+                        raise RuntimeError(f"{what} (workers replaced {restarts} times): stopped") from None
+                    break
+                done += 1
+                waited_since = time.monotonic()
+                yield result
             # leaving the block stops every worker of this pool, the stuck one included
