@@ -229,3 +229,39 @@ def test_values_of_one_hash_are_never_confused_when_shared():
     got = state.interned(value)
     assert got is value and got == {"crp_mg_l": 61, "visible_blood": False}
     state.forget_shared()
+
+
+def test_compact_trace_entries_and_kept_facts_share_only_equal_values_of_the_same_types():
+    """A session keeps trace entries and decision facts as compact tuples with shared heads; equal entries are
+    shared between sessions, never ones that differ in a value's type (1, 1.0 and True; 0.0 and -0.0), and
+    each reads back as the dict the document shows."""
+    from pathway.runtime import state
+
+    state.forget_shared()
+    one = state.trace_entry(2, 3, "iv_steroids", "oxford_index", "then", {"crp_mg_l": 50, "stool_freq_24h": 9},
+                            None, None, None)
+    assert state.trace_entry(2, 3, "iv_steroids", "oxford_index", "then", {"crp_mg_l": 50, "stool_freq_24h": 9},
+                             None, None, None) is one
+    other = state.trace_entry(2, 3, "iv_steroids", "oxford_index", "then", {"crp_mg_l": 50.0, "stool_freq_24h": 9},
+                              None, None, None)
+    assert other is not one and type(state.entry_dict(other)["facts"]["crp_mg_l"]) is float
+    assert other[0] is one[0]  # one head
+    zero = state.trace_entry(2, 3, "s", "r", "then", {"x": 0.0}, None, None, None)
+    assert state.trace_entry(2, 3, "s", "r", "then", {"x": -0.0}, None, None, None) is not zero
+    moved = state.trace_entry(4, 5, "a", "r", "then", {"x": True}, ("y",), "a", "b")
+    assert state.entry_dict(moved) == {"event": 4, "day": 5, "state": "a", "rule": "r", "branch": "then",
+                                       "facts": {"x": True}, "missing": ["y"], "from": "a", "to": "b"}
+    assert state.entry_move(moved) == (4, "b", "r")
+    kept = state.kept_entry("high", 3, 2, "day3", "lindgren_index", "then", {"crp_mg_l": 50}, {"crp_mg_l": 3})
+    again = state.kept_entry(7.5, 3, 2, "day3", "lindgren_index", "then", {"crp_mg_l": 50}, {"crp_mg_l": 3})
+    assert again[0] is kept[0] and again[5] is kept[5]  # head and recorded days shared
+    assert state.kept_entry("high", 3, 2, "day3", "lindgren_index", "then", {"crp_mg_l": 50},
+                            {"crp_mg_l": 3.0})[5] is not kept[5]
+    doc = state.kept_dict(kept)
+    assert doc == {"value": "high", "day": 3, "event": 2, "decision_point": "day3", "rule": "lindgren_index",
+                   "branch": "then", "facts": {"crp_mg_l": 50}, "recorded": {"crp_mg_l": 3}}
+    assert state.kept_dict(state.compact_kept(doc)) == doc
+    assert state.kept_get(kept, "missed") is False and state.kept_get(kept, "recorded") == {"crp_mg_l": 3}
+    missed = state.kept_entry("unknown", 4, 3, "day3", "ho_unknown", "then", {}, {}, missed=True)
+    assert state.kept_dict(missed)["missed"] is True and state.kept_get(missed, "facts") == {}
+    state.forget_shared()

@@ -30,9 +30,9 @@ def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
         if type(item) is not tuple:
             append(entry_dict(item, copy_facts=True))
             continue
-        event, day, state, rule, branch, keys, values, missing, source, target = item
+        (state, rule, branch, keys, missing, source, target), event, day = item[0], item[1], item[2]
         entry = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
-                 "facts": dict(zip(keys, values, strict=True)) if keys is not None else unpack(values)}
+                 "facts": dict(zip(keys, item[3:], strict=True)) if keys is not None else unpack(item[3])}
         if missing is not None:
             entry["missing"] = list(missing)
         if target is not None:

@@ -79,25 +79,32 @@ def evaluation_get(entry: Any, key: str, default: Any = _NO_DEFAULT) -> Any:
     return entry[key] if default is _NO_DEFAULT else entry.get(key, default)
 
 
-#: the keys of a kept decision fact (``SessionState.frozen``), in order; a session keeps one as a tuple of their
-#: values (``facts`` and ``recorded`` packed, ``missed`` a bool), :func:`kept_dict` gives the document's form
+#: the keys of a kept decision fact (``SessionState.frozen``), in order; :func:`kept_dict` gives the document's form.
+#: A session keeps one as a tuple ``(head, value, day, event, facts values, recorded values)``, where ``head`` is
+#: (decision point, rule, branch, facts keys, recorded keys, missed), one tuple shared by every fact of the same
+#: head, and the values tuples are shared by the facts one firing keeps (and the recorded days between sessions)
 KEPT_KEYS = ("value", "day", "event", "decision_point", "rule", "branch", "facts", "recorded", "missed")
-_KEPT_INDEX = {key: i for i, key in enumerate(KEPT_KEYS)}
+_KEPT_HEAD = {"decision_point": 0, "rule": 1, "branch": 2, "missed": 5}
+_KEPT_ITEM = {"value": 1, "day": 2, "event": 3}
 
 
 def kept_entry(value: Any, day: Any, event: Any, decision_point: str, rule: str, branch: str, facts: Any,
                recorded: Any, missed: bool = False) -> tuple[Any, ...]:
-    """A kept decision fact as a session keeps it (``facts`` and ``recorded`` dicts, or already packed)."""
-    return (value, day, event, decision_point, rule, branch, pack(facts), pack(recorded), missed)
+    """A kept decision fact as a session keeps it (``facts`` and ``recorded`` dicts, or packed: :func:`pack`,
+    whose values tuples are then shared)."""
+    facts, recorded = pack(facts), pack(recorded)
+    head = _shared_head((decision_point, rule, branch, facts.keys, recorded.keys, missed))
+    return (head, value, day, event, facts.values, _shared_values(recorded.values))
 
 
 def kept_dict(item: Any) -> Any:
     """A kept decision fact as the session document shows it (a new dict; ``missed`` only when true)."""
     if type(item) is not tuple:
         return item
-    value, day, event, decision_point, rule, branch, facts, recorded, missed = item
+    (decision_point, rule, branch, facts_keys, recorded_keys, missed), value, day, event, facts, recorded = item
     out = {"value": value, "day": day, "event": event, "decision_point": decision_point, "rule": rule,
-           "branch": branch, "facts": unpack(facts), "recorded": unpack(recorded)}
+           "branch": branch, "facts": dict(zip(facts_keys, facts, strict=True)),
+           "recorded": dict(zip(recorded_keys, recorded, strict=True))}
     if missed:
         out["missed"] = True
     return out
@@ -107,8 +114,14 @@ def kept_get(item: Any, key: str) -> Any:
     """One value of a kept decision fact, compact or a dict (``facts``/``recorded`` as new dicts; ``missed`` False
     when absent)."""
     if type(item) is tuple:
-        value = item[_KEPT_INDEX[key]]
-        return unpack(value) if key in ("facts", "recorded") else value
+        at = _KEPT_ITEM.get(key)
+        if at is not None:
+            return item[at]
+        if key == "facts":
+            return dict(zip(item[0][3], item[4], strict=True))
+        if key == "recorded":
+            return dict(zip(item[0][4], item[5], strict=True))
+        return item[0][_KEPT_HEAD[key]]
     if key in ("facts", "recorded"):
         return dict(item[key])
     return item.get(key, False) if key == "missed" else item[key]
@@ -120,17 +133,31 @@ def compact_kept(entry: Any) -> Any:
         return entry
     keys = tuple(entry)
     if keys == KEPT_KEYS[:-1] or (keys == KEPT_KEYS and entry["missed"] is True):
-        return (*(entry[k] for k in KEPT_KEYS[:-3]), pack(entry["facts"]), pack(entry["recorded"]), keys == KEPT_KEYS)
+        return kept_entry(entry["value"], entry["day"], entry["event"], entry["decision_point"], entry["rule"],
+                          entry["branch"], entry["facts"], entry["recorded"], missed=keys == KEPT_KEYS)
     return entry
 
 
-#: a trace entry as a session keeps it (compact): (event, day, state, rule, branch, facts keys, facts
-#: values, missing, from, to): a facts dict as its keys (a tuple shared as :func:`pack` shares it) and its
-#: values, other facts as keys None and the value itself; ``missing`` a tuple or None, ``from``/``to``
-#: None unless the firing moved the patient
+#: a trace entry as a session keeps it (compact): one tuple ``(head, event, day, *facts values)``, where
+#: ``head`` is (state, rule, branch, facts keys, missing, from, to), one tuple shared by every entry of the
+#: same head; a facts dict is its keys (a tuple shared as :func:`pack` shares it) and its values, other facts
+#: are keys None and the value itself (the one value after the day); ``missing`` a tuple or None,
+#: ``from``/``to`` None unless the firing moved the patient
 _BASE = ("event", "day", "state", "rule", "branch", "facts")
 _SHAPES = {_BASE: (False, False), _BASE + ("missing",): (True, False), _BASE + ("from", "to"): (False, True),
            _BASE + ("missing", "from", "to"): (True, True)}
+#: the heads of trace entries and kept decision facts, shared (dropped when full: only the sharing is lost)
+_HEADS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _shared_head(head: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An equal head kept before (names, key tuples and flags: equal means the same), else ``head``."""
+    kept = _HEADS.get(head)
+    if kept is None:
+        if len(_HEADS) >= _KEYS_MAX:
+            _HEADS.clear()
+        kept = _HEADS[head] = head
+    return kept
 
 
 #: JSON-ready values shared between sessions by :func:`interned` and :func:`history_entry`, keyed by the hash
@@ -201,9 +228,9 @@ def trace_entry(event: int, day: float, state: str, rule: str, branch: str, fact
                 source: str | None, target: str | None) -> tuple[Any, ...]:
     """A trace entry in the compact form a session keeps (``missing`` a tuple or None)."""
     if type(facts) is dict:
-        return _shared_entry((event, day, state, rule, branch, shared_keys(facts), tuple(facts.values()), missing,
-                              source, target))
-    return (event, day, state, rule, branch, None, facts, missing, source, target)
+        head = _shared_head((state, rule, branch, shared_keys(facts), missing, source, target))
+        return _shared_entry((head, event, day, *facts.values()))
+    return ((state, rule, branch, None, missing, source, target), event, day, facts)
 
 
 #: trace entries shared between sessions (by equality, checked for the same types; never one holding a float
@@ -212,19 +239,22 @@ _TRACE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _SCALARS = (int, float, str, bool, type(None))
 
 
-def _shared_entry(entry: tuple[Any, ...]) -> tuple[Any, ...]:
+def _shared_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An equal tuple of scalars kept before (the same types; never one holding a float zero), else ``values``."""
+    return _shared_entry(values, 0)
+
+
+def _shared_entry(entry: tuple[Any, ...], scalars_from: int = 2) -> tuple[Any, ...]:
     """An equal trace entry (the same JSON) kept by another session, else ``entry`` (kept for the next)."""
     try:
         kept = _TRACE.get(entry)
     except TypeError:  # a value that cannot be a key
         return entry
     if kept is not None:
-        if type(kept[1]) is type(entry[1]) and tuple(map(type, kept[6])) == tuple(map(type, entry[6])):
+        if tuple(map(type, kept)) == tuple(map(type, entry)):
             return kept
         return entry
-    day, values = entry[1], entry[6]
-    if (type(day) is float and day == 0) or any(type(v) not in _SCALARS or (type(v) is float and v == 0)
-                                               for v in values):
+    if any(type(v) not in _SCALARS or (type(v) is float and v == 0) for v in entry[scalars_from:]):
         return entry
     if len(_TRACE) >= _SHARED_MAX:
         _TRACE.clear()
@@ -238,6 +268,7 @@ def forget_shared() -> None:
     _SHARED.clear()
     _ONE.clear()
     _TRACE.clear()
+    _HEADS.clear()
 
 
 def compact_entry(entry: Any) -> Any:
@@ -263,10 +294,10 @@ def entry_dict(item: Any, copy_facts: bool = False) -> dict[str, Any]:
         if "missing" in item:
             out["missing"] = list(item["missing"])
         return out
-    event, day, state, rule, branch, keys, values, missing, source, target = item
+    (state, rule, branch, keys, missing, source, target), event, day = item[0], item[1], item[2]
     out = {"event": event, "day": day, "state": state, "rule": rule, "branch": branch,
-           "facts": dict(zip(keys, values, strict=True)) if keys is not None
-           else (unpack(values) if copy_facts else values)}
+           "facts": dict(zip(keys, item[3:], strict=True)) if keys is not None
+           else (unpack(item[3]) if copy_facts else item[3])}
     if missing is not None:
         out["missing"] = list(missing)
     if target is not None:
@@ -278,7 +309,7 @@ def entry_move(item: Any) -> tuple[Any, Any, Any]:
     """(event, target state or None, rule) of a kept trace entry."""
     if type(item) is dict:
         return item.get("event"), item.get("to"), item.get("rule")
-    return item[0], item[9], item[3]
+    return item[1], item[0][6], item[0][1]
 
 
 def json_copy(value: Any) -> Any:
