@@ -267,6 +267,9 @@ class Aggregate(_Model):
     value (differing from the one recorded before it), or later: a trough on the dose given now, not
     on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
     change).
+    ``before_change_of``: only values recorded before the event in which another field last took a new
+    value: with ``of`` the same field and ``fn: last``, the value it had before its latest change (the
+    weight before a new weight, whatever the day of either); no value while the field never changed.
     ``values``: only values among these count (an untreated latent TB result ever recorded: ``of: latent_tb,
     fn: ever, values: [untreated]``), each recording of one, not only the last of its day.
     ``counted_from``: ``from_day`` and ``to_day`` count from the patient's first entry into this state
@@ -295,6 +298,7 @@ class Aggregate(_Model):
     min_days: int = Field(default=1, ge=1)
     after_entry: bool = False
     since_change_of: str | None = None
+    before_change_of: str | None = None
     counted_from: str | None = None
     values: list[bool | int | float | str] | None = None
 

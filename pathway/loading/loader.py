@@ -979,9 +979,11 @@ class _Loader:
                 continue
             apath = where + ("aggregate",)
             self._check_window(fdoc, apath, agg, spec)
-            if agg.since_change_of is not None and agg.since_change_of not in fields:
-                self.diags.append(fdoc.diag(apath + ("since_change_of",), "PW202", f"unknown field '{agg.since_change_of}'",
-                                            suggest(agg.since_change_of, list(fields))))
+            for key in ("since_change_of", "before_change_of"):
+                other = getattr(agg, key)
+                if other is not None and other not in fields:
+                    self.diags.append(fdoc.diag(apath + (key,), "PW202", f"unknown field '{other}'",
+                                                suggest(other, list(fields))))
             if agg.fall_from is not None and agg.rise_from is not None:
                 self.diags.append(fdoc.diag(apath + ("rise_from",), "PW112",
                                             "give 'fall_from' or 'rise_from', not both", key=True))

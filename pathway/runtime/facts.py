@@ -22,6 +22,8 @@ from pathway.runtime.doses import num
 from pathway.runtime.state import SessionState, entry_move, kept_get
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pathway.runtime.api import Pathway
 
 __all__ = ["values_now", "aggregate", "snapshot", "decision_counts", "age_hours", "expired", "frozen_now", "recordable",
@@ -157,6 +159,11 @@ def _last_change(st: SessionState, name: str) -> int | None:
     return None
 
 
+def entry_event(entry: Sequence[Any]) -> int:
+    """The event a history entry was recorded in (PATIENT_RECORD for the patient record)."""
+    return PATIENT_RECORD if len(entry) < 4 or entry[3] is None else int(entry[3])
+
+
 def aggregate(st: SessionState, agg: Aggregate) -> Any:
     """mean/first/last/min/max/count/ever of a field's recorded values in a window (the last value of
     each clinical day counts), or its fall from a baseline; see
@@ -201,6 +208,11 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
     changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
+    before = None
+    if agg.before_change_of is not None:
+        before = _last_change(st, agg.before_change_of)
+        if before is None:
+            return False if agg.fn == "ever" else 0 if agg.fn == "count" else None  # it never changed: nothing before
     from_day, to_day, within, hours_now, among = agg.from_day, agg.to_day, agg.within, st.hours, agg.values
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
@@ -219,6 +231,8 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             continue  # after the clinical day the state was entered
         if changed is not None and (len(entry) < 4 or entry[3] is None or entry[3] < changed):
             continue  # recorded before the event in which the other field last changed
+        if before is not None and entry_event(entry) >= before:
+            continue  # recorded in or after the event in which the other field last changed
         if within is not None and (hours_now is None or not within.holds(hours_now - entry[2])):
             continue
         if among is not None and entry[1] not in among:
