@@ -614,6 +614,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "tac_restart_after_toxic_trough", "tac_maint_trough_low", "tac_maint_trough_high",
         "tac_maint_restart_after_toxic_trough", "tac_trough_before_dose_change", "infliximab_maintenance",
         "infliximab_every_8_weeks",
+        # a new weight far from the previous one, while the infliximab infusions go on at home
+        "weight_change_to_confirm",
         "tac_high_trough_creatinine", "tac_low_trough_after_creatinine_raised",
         "latent_tb_result_contradicted", "hbv_result_contradicted"}
 
