@@ -98,6 +98,18 @@ BROKEN = [
     ("missing_evidence", "maintenance.yaml",
      "    evidence: {sources: [VDZ-CsA-2025], strength: O, status: unverified}\n", "", "PW111",
      "missing required key 'evidence'", None),
+    ("confirmed_by_with_a_window", "fields.yaml",
+     "      rise_from: {of: weight_kg, fn: last, confirmed_by: weight_confirmed}\n",
+     "      rise_from: {of: weight_kg, fn: last, confirmed_by: weight_confirmed, within: {hours: 24}}\n",
+     "PW112", "'confirmed_by' gives the value last confirmed: it takes fn: last and no window (remove within)", None),
+    ("confirmed_by_not_yes_no", "fields.yaml",
+     "    aggregate: {of: weight_kg, fn: last, confirmed_by: weight_confirmed}\n",
+     "    aggregate: {of: weight_kg, fn: last, confirmed_by: crp_mg_l}\n",
+     "PW112", "'confirmed_by' names a yes/no field; 'crp_mg_l' is number", None),
+    ("confirmed_by_unknown_field", "fields.yaml",
+     "    aggregate: {of: weight_kg, fn: last, confirmed_by: weight_confirmed}\n",
+     "    aggregate: {of: weight_kg, fn: last, confirmed_by: weight_confirmd}\n",
+     "PW202", "unknown field 'weight_confirmd'", "weight_confirmed")
 ]
 
 

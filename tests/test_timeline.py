@@ -202,6 +202,22 @@ def test_or_else_stands_in_when_the_window_is_empty():
     assert aggregate(st, Aggregate(of="y", fn="last", or_else=Aggregate(of="y", fn="first"))) is None
 
 
+def test_confirmed_by_gives_the_value_last_confirmed_each_recording_counting():
+    # weight 70 on admission (the patient record), 154 and 155 unconfirmed, then confirmations and a withdrawal
+    weights = [[0, 70, 0.0, None], [4, 154, 96.0, 4], [5, 155, 120.0, 5]]
+    last_confirmed = Aggregate(of="w", fn="last", confirmed_by="ok")
+    assert aggregate(_state({"w": weights}, 5), last_confirmed) == 70           # none confirmed: the first value
+    assert aggregate(_state({"w": weights, "ok": [[5, True, 120.0, 4]]}, 5), last_confirmed) == 154  # in event 4
+    assert aggregate(_state({"w": weights, "ok": [[5, True, 120.0, 5]]}, 5), last_confirmed) == 155
+    withdrawn = [[5, True, 120.0, 5], [5, False, 121.0, 6]]
+    assert aggregate(_state({"w": weights, "ok": withdrawn}, 5), last_confirmed) == 70  # withdrawn: the first again
+    same_day = [[0, 70, 0.0, None], [4, 72, 96.0, 4], [4, 158, 97.0, 5]]        # not only the last of the day
+    assert aggregate(_state({"w": same_day, "ok": [[4, True, 96.0, 4]]}, 4), last_confirmed) == 72
+    assert aggregate(_state({"ok": [[4, True, 96.0, 4]]}, 4), last_confirmed) is None  # nothing recorded
+    rise = Aggregate(of="w", fn="last", rise_from=last_confirmed, percent=True)
+    assert aggregate(_state({"w": weights}, 5), rise) == 121.4                    # 155 against 70, not against 154
+
+
 def test_fall_from_a_baseline():
     st = _state(H, 3.9, entered={"a": 0, "b": 2})
     st.state, st.state_event = "b", 2

@@ -196,8 +196,9 @@ def aggregate_text(agg: Aggregate) -> str:
         out += " (last value of each day)"
     if agg.after_entry:
         out += ", recorded after the move into it"
-    if agg.before_change_of is not None:
-        out += f", recorded before `{agg.before_change_of}` last changed (none while it never changed)"
+    if agg.confirmed_by is not None:
+        out += (f", the last confirmed by `{agg.confirmed_by}` (the first recorded while none is confirmed, or the"
+                " last confirmation was withdrawn)")
     if agg.min_days > 1:
         out += f", only with a value on at least {agg.min_days} days"
     if agg.or_else is not None:

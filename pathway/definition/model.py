@@ -267,9 +267,11 @@ class Aggregate(_Model):
     value (differing from the one recorded before it), or later: a trough on the dose given now, not
     on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
     change).
-    ``before_change_of``: only values recorded before the event in which another field last took a new
-    value: with ``of`` the same field and ``fn: last``, the value it had before its latest change (the
-    weight before a new weight, whatever the day of either); no value while the field never changed.
+    ``confirmed_by`` (with ``fn: last``, and no window of its own): the value last confirmed, where another
+    field, a yes/no, records a confirmation: the last value recorded in or before the last event that recorded
+    that field, when that recording is true; the first value ever recorded when it was never recorded or its
+    last recording is false (a confirmation withdrawn). Each recording counts, not only the last of its day
+    (the weight the team last confirmed, or the admission weight, as the baseline of a new weight).
     ``values``: only values among these count (an untreated latent TB result ever recorded: ``of: latent_tb,
     fn: ever, values: [untreated]``), each recording of one, not only the last of its day.
     ``counted_from``: ``from_day`` and ``to_day`` count from the patient's first entry into this state
@@ -298,7 +300,7 @@ class Aggregate(_Model):
     min_days: int = Field(default=1, ge=1)
     after_entry: bool = False
     since_change_of: str | None = None
-    before_change_of: str | None = None
+    confirmed_by: str | None = None
     counted_from: str | None = None
     values: list[bool | int | float | str] | None = None
 

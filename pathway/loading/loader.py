@@ -979,11 +979,26 @@ class _Loader:
                 continue
             apath = where + ("aggregate",)
             self._check_window(fdoc, apath, agg, spec)
-            for key in ("since_change_of", "before_change_of"):
-                other = getattr(agg, key)
-                if other is not None and other not in fields:
-                    self.diags.append(fdoc.diag(apath + (key,), "PW202", f"unknown field '{other}'",
-                                                suggest(other, list(fields))))
+            parts = [(agg, apath)] + ([(agg.baseline, apath + ("fall_from" if agg.fall_from is not None else "rise_from",))]
+                                      if agg.baseline is not None else [])
+            for part, part_path in parts:
+                for key in ("since_change_of", "confirmed_by"):
+                    other = getattr(part, key)
+                    if other is not None and other not in fields:
+                        self.diags.append(fdoc.diag(part_path + (key,), "PW202", f"unknown field '{other}'",
+                                                    suggest(other, list(fields))))
+                if part.confirmed_by is None:
+                    continue
+                mark = fields.get(part.confirmed_by)
+                if mark is not None and mark.type != "boolean":
+                    self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",
+                                                f"'confirmed_by' names a yes/no field; '{part.confirmed_by}' is {mark.type}"))
+                windowed = [k for k in ("from_day", "to_day", "within", "since", "until", "after_entry", "since_change_of",
+                                        "counted_from", "values", "min_days", "or_else") if k in part.model_fields_set]
+                if part.fn != "last" or windowed:
+                    self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",
+                                                "'confirmed_by' gives the value last confirmed: it takes fn: last and no "
+                                                "window" + (f" (remove {', '.join(windowed)})" if windowed else "")))
             if agg.fall_from is not None and agg.rise_from is not None:
                 self.diags.append(fdoc.diag(apath + ("rise_from",), "PW112",
                                             "give 'fall_from' or 'rise_from', not both", key=True))

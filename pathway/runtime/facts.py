@@ -164,6 +164,20 @@ def entry_event(entry: Sequence[Any]) -> int:
     return PATIENT_RECORD if len(entry) < 4 or entry[3] is None else int(entry[3])
 
 
+def _confirmed_value(st: SessionState, entries: Sequence[Sequence[Any]], confirmation: str) -> Any:
+    """The value last confirmed (Aggregate.confirmed_by): the last of ``entries`` recorded in or before the last
+    event that recorded ``confirmation``, when that recording is true; else the first value recorded."""
+    if not entries:
+        return None
+    marks = st.history.get(confirmation)
+    if marks and marks[-1][1] is True:
+        upto = entry_event(marks[-1])
+        confirmed = [entry for entry in entries if entry_event(entry) <= upto]
+        if confirmed:
+            return confirmed[-1][1]
+    return entries[0][1]
+
+
 def aggregate(st: SessionState, agg: Aggregate) -> Any:
     """mean/first/last/min/max/count/ever of a field's recorded values in a window (the last value of
     each clinical day counts), or its fall from a baseline; see
@@ -207,12 +221,9 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
         return None  # the window has not begun
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
+    if agg.confirmed_by is not None:
+        return _confirmed_value(st, entries or (), agg.confirmed_by)
     changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
-    before = None
-    if agg.before_change_of is not None:
-        before = _last_change(st, agg.before_change_of)
-        if before is None:
-            return False if agg.fn == "ever" else 0 if agg.fn == "count" else None  # it never changed: nothing before
     from_day, to_day, within, hours_now, among = agg.from_day, agg.to_day, agg.within, st.hours, agg.values
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
@@ -231,8 +242,6 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             continue  # after the clinical day the state was entered
         if changed is not None and (len(entry) < 4 or entry[3] is None or entry[3] < changed):
             continue  # recorded before the event in which the other field last changed
-        if before is not None and entry_event(entry) >= before:
-            continue  # recorded in or after the event in which the other field last changed
         if within is not None and (hours_now is None or not within.holds(hours_now - entry[2])):
             continue
         if among is not None and entry[1] not in among:
