@@ -196,3 +196,30 @@ def test_the_quick_look_for_a_tag_or_an_anchor_finds_what_the_pattern_finds():
     found = [Y._may_tag_or_anchor(text) for text in texts]
     assert found == [Y._MAY_TAG_OR_ANCHOR.search(text) is not None for text in texts]
     assert any(found) and not all(found)
+
+
+def test_the_values_of_all_files_together_stay_within_the_load_budget(monkeypatch):
+    """A file longer than the budget left (in characters) is still composed by libyaml when its values fit,
+    and a file whose values do not fit is refused, located, by the checking loader (PW120)."""
+    from pathway.core.errors import DefinitionError
+    from pathway.loading import loader as L
+
+    outcomes: list[bool] = []
+    real = Y._load_composed
+
+    def spy(*args: Any) -> Y.Located | None:
+        doc = real(*args)
+        outcomes.append(doc is not None)
+        return doc
+
+    monkeypatch.setattr(Y, "_load_composed", spy)
+    sizes = [len(p.read_text(encoding="utf-8")) for p in RULE_FILES]
+    monkeypatch.setattr(L, "MAX_LOAD_NODES", 30_000)  # the files' values fit; the longest texts are beyond it
+    assert sum(sizes) > 30_000
+    L.load_definition("asuc")
+    assert outcomes and all(outcomes)
+    monkeypatch.setattr(L, "MAX_LOAD_NODES", 3_000)
+    with pytest.raises(DefinitionError) as info:
+        L.load_definition("asuc")
+    assert any(d.code == "PW120" and "values in the pathway's files together" in d.message
+               for d in info.value.diagnostics), info.value.diagnostics

@@ -112,6 +112,9 @@ class Limits:
     numbers: bool
     #: how a message names what ``max_nodes`` counts
     scope: str = "in one file"
+    #: the longest text libyaml composes all at once (None: ``max_nodes``); a text that composes to more than
+    #: ``max_nodes`` values is then read again by the checking loader, which reports it
+    compose_chars: int | None = None
 
 
 #: Rule, pathway, fields, sources, hazards, invariants and profile files (the largest shipped
@@ -402,7 +405,8 @@ def _load_composed(text: str, file: str, limits: Limits) -> Located | None:
     those loaders would report, at the same place, so it is raised."""
     # Every value but a null after ':' or '-' takes a character of its own, so a text no longer than
     # max_nodes composes (all at once, unlike the checking composer) to about max_nodes values at most.
-    if _ComposedLoader is None or len(text) > limits.max_nodes or _may_tag_or_anchor(text):
+    bound = limits.max_nodes if limits.compose_chars is None else limits.compose_chars
+    if _ComposedLoader is None or len(text) > bound or _may_tag_or_anchor(text):
         return None
     loader = _ComposedLoader(text)
     try:

@@ -305,7 +305,9 @@ class _Loader:
         left = MAX_LOAD_NODES - self._nodes
         limits = RULE_FILE_LIMITS
         if left < limits.max_nodes:
-            limits = dataclasses.replace(limits, max_nodes=max(left, 0), scope="in the pathway's files together")
+            # the budget left counts values: a file is still composed at once up to the size of one file's budget
+            limits = dataclasses.replace(limits, max_nodes=max(left, 0), scope="in the pathway's files together",
+                                         compose_chars=limits.max_nodes)
         try:
             if self.yaml_cache is None:
                 doc = load_yaml_file(str(real), shown, limits)
