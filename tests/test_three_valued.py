@@ -122,4 +122,24 @@ def test_the_cache_free_pathway_gives_the_same_answers(pw):
     fresh = load_pathway("asuc", cache=False)
     case = {"patient": patient(), "events": [{"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100},
                                               {"day": 3, "stool_freq_24h": 12, "visible_blood": True}]}
-    assert fresh.run_case(case) == pw.run_case(case)
+    got, shared = fresh.run_case(case), pw.run_case(case)
+    assert got == shared, _first_difference(got, shared)
+
+
+def _first_difference(a: object, b: object, path: str = "") -> str:
+    """Where two results first differ, and how (a failure names the value, not a truncated repr)."""
+    if type(a) is not type(b):
+        return f"{path or 'result'}: {a!r} ({type(a).__name__}) != {b!r} ({type(b).__name__})"
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                return f"{path}.{key}: only in {'the cache-free result' if key in a else 'the shared one'}"
+            if a[key] != b[key]:
+                return _first_difference(a[key], b[key], f"{path}.{key}")
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} != {b!r}"
