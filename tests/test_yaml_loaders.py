@@ -174,15 +174,7 @@ def test_a_text_longer_than_the_values_it_may_hold_is_composed_value_by_value():
 def test_loading_the_shipped_pathway_composes_every_file_with_libyaml(monkeypatch):
     from pathway.loading.loader import load_every_profile
 
-    outcomes: list[bool] = []
-    real = Y._load_composed
-
-    def spy(*args: Any) -> Y.Located | None:
-        doc = real(*args)
-        outcomes.append(doc is not None)
-        return doc
-
-    monkeypatch.setattr(Y, "_load_composed", spy)
+    outcomes = _composed_outcomes(monkeypatch)
     load_every_profile("asuc")
     assert len(outcomes) >= 17 and all(outcomes)
 
@@ -198,12 +190,8 @@ def test_the_quick_look_for_a_tag_or_an_anchor_finds_what_the_pattern_finds():
     assert any(found) and not all(found)
 
 
-def test_the_values_of_all_files_together_stay_within_the_load_budget(monkeypatch):
-    """A file longer than the budget left (in characters) is still composed by libyaml when its values fit,
-    and a file whose values do not fit is refused, located, by the checking loader (PW120)."""
-    from pathway.core.errors import DefinitionError
-    from pathway.loading import loader as L
-
+def _composed_outcomes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each file read from now on was composed by libyaml (a list filled as files are read)."""
     outcomes: list[bool] = []
     real = Y._load_composed
 
@@ -213,6 +201,17 @@ def test_the_values_of_all_files_together_stay_within_the_load_budget(monkeypatc
         return doc
 
     monkeypatch.setattr(Y, "_load_composed", spy)
+    return outcomes
+
+
+@needs_libyaml
+def test_the_values_of_all_files_together_stay_within_the_load_budget(monkeypatch):
+    """A file longer than the budget left (in characters) is still composed by libyaml when its values fit,
+    and a file whose values do not fit is refused, located, by the checking loader (PW120)."""
+    from pathway.core.errors import DefinitionError
+    from pathway.loading import loader as L
+
+    outcomes = _composed_outcomes(monkeypatch)
     sizes = [len(p.read_text(encoding="utf-8")) for p in RULE_FILES]
     monkeypatch.setattr(L, "MAX_LOAD_NODES", 30_000)  # the files' values fit; the longest texts are beyond it
     assert sum(sizes) > 30_000

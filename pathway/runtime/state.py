@@ -152,11 +152,17 @@ _HEADS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 def _shared_head(head: tuple[Any, ...]) -> tuple[Any, ...]:
     """An equal head kept before (names, key tuples and flags: equal means the same), else ``head``."""
-    kept = _HEADS.get(head)
+    return _one_of(_HEADS, head)
+
+
+def _one_of(table: dict[tuple[Any, ...], tuple[Any, ...]], value: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The tuple equal to ``value`` kept in ``table`` (kept there now if none was; the table is emptied when full:
+    only the sharing is lost)."""
+    kept = table.get(value)
     if kept is None:
-        if len(_HEADS) >= _KEYS_MAX:
-            _HEADS.clear()
-        kept = _HEADS[head] = head
+        if len(table) >= _KEYS_MAX:
+            table.clear()
+        kept = table[value] = value
     return kept
 
 
@@ -215,13 +221,7 @@ def first_history(entry: list[Any]) -> list[Any]:
 
 def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
     """The keys of a dict as a tuple shared by every dict of the same keys in the same order."""
-    keys = tuple(facts)
-    shared = _KEYS.get(keys)
-    if shared is None:
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        shared = _KEYS[keys] = keys
-    return shared
+    return _one_of(_KEYS, tuple(facts))
 
 
 def trace_entry(event: int, day: float, state: str, rule: str, branch: str, facts: Any, missing: Any,
