@@ -67,6 +67,38 @@ def test_computations_in_a_small_pathway(tmp_path: Path) -> None:
     assert info.value.diagnostics[0].code == "PW409"
 
 
+def test_a_recorded_true_that_stands_is_lifted_only_by_a_recorded_false(tmp_path: Path) -> None:
+    root = tmp_path / "mini"
+    shutil.copytree(BASE, root)
+    (root / "fields.yaml").write_text(_MINI_FIELDS.replace(
+        "      when: {crp_mg_l: {gt: $crp_limit_mg_l}}\n",
+        "      when: {crp_mg_l: {gt: $crp_limit_mg_l}}\n      recorded_true_stands: true\n"), encoding="utf-8")
+    pw = load_pathway(root, cache=False)
+    assert pw.definition.computed["high_crp"].recorded_true_stands
+    assert not pw.definition.computed["visible_blood"].recorded_true_stands
+    s = pw.start({"id": "m1"})
+    s.observe({"day": 0, "crp_mg_l": 40})
+    r = s.observe({"day": 0.2, "high_crp": True})
+    assert (r["computed"]["high_crp"]["value"], r["computed"]["high_crp"]["source"]) == (True, "recorded")
+    r = s.observe({"day": 0.5, "crp_mg_l": 5})  # a newer input that computes false: the recorded true stands
+    assert r["computed"]["high_crp"] == {"value": True, "source": "recorded", "derived": False, "recorded": True,
+                                         "inputs": {"crp_mg_l": 5}}
+    assert s.evaluations[-1]["facts"]["high_crp"] is True  # the engine saw the value used
+    restored = pw.restore(s.dump())
+    assert restored.observe({"day": 0.6, "stool_freq_24h": 2})["computed"]["high_crp"]["value"] is True
+    r = s.observe({"day": 0.7, "high_crp": False})  # the recorded false lifts it
+    assert (r["computed"]["high_crp"]["value"], r["computed"]["high_crp"]["source"]) == (False, "recorded")
+    r = s.observe({"day": 0.8, "crp_mg_l": 60})  # and a recorded false is replaced by a newer input, as before
+    assert (r["computed"]["high_crp"]["value"], r["computed"]["high_crp"]["source"]) == (True, "derived")
+    # without the option, the newer input's computed value replaces the recorded true
+    (root / "fields.yaml").write_text(_MINI_FIELDS, encoding="utf-8")
+    s = load_pathway(root, cache=False).start({"id": "m2"})
+    s.observe({"day": 0, "crp_mg_l": 40})
+    s.observe({"day": 0.2, "high_crp": True})
+    r = s.observe({"day": 0.5, "crp_mg_l": 5})
+    assert (r["computed"]["high_crp"]["value"], r["computed"]["high_crp"]["source"]) == (False, "derived")
+
+
 # -- computed inputs in the ASUC pathway: three-valued, override, provenance --------------------
 
 def test_no_value_while_the_inputs_are_missing(pw) -> None:

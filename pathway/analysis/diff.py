@@ -164,7 +164,8 @@ def _rule_view(rule: Rule, d: PathwayDef) -> dict[str, Any]:
 def _computed_view(c: ComputedInput, d: PathwayDef) -> dict[str, Any]:
     ev = c.evidence
     evidence = f"sources {', '.join(ev.sources)}; strength {ev.strength}; {ev.status}" + (f"; {ev.note}" if ev.note else "")
-    return {"when": prose.computed_text(c, d), "inputs": ", ".join(c.inputs), "evidence": evidence}
+    return {"when": prose.computed_text(c, d), "inputs": ", ".join(c.inputs),
+            "recorded value": prose.computed_recorded_text(c), "evidence": evidence}
 
 
 def _check_view(c: Consistency) -> dict[str, Any]:

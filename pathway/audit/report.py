@@ -369,15 +369,17 @@ def _section_computed(d: PathwayDef) -> str:
         ev = comp.evidence
         srcs = ", ".join(f'<abbr title="{_e(sources[s].title if s in sources else s)}">{_e(s)}</abbr>' for s in ev.sources)
         rows.append(f'<tr id="computed-{_e(name)}"><td><code>{_e(name)}</code><br><span class="muted">{_e(comp.location)}'
-                    f"</span></td><td>{_e(prose.computed_text(comp, d))}</td><td>{_e(', '.join(comp.inputs))}</td><td>{srcs}"
+                    f"</span></td><td>{_e(prose.computed_text(comp, d))}</td><td>{_e(', '.join(comp.inputs))}</td>"
+                    f"<td>{_e(prose.computed_recorded_text(comp))}</td><td>{srcs}"
                     + (f'<br><span class="muted">{_e(ev.note)}</span>' if ev.note else "")
                     + f"</td><td>{_e(ev.strength)}</td><td>{_pill(ev.status, ev.status)}</td></tr>")
     checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.must_hold())}</code></td>"
                      f"<td>{_e(c.title)}</td></tr>" for c in d.consistency)
     return ('<h2 id="computed">Computed inputs</h2><p>True/false inputs computed from other inputs when not recorded: '
             "true when the condition is definitely true, false when it is definitely false, no value otherwise. A value "
-            "recorded in the same event as, or after, the newest input used wins.</p>"
-            "<table><tr><th>field</th><th>true when</th><th>computed from</th><th>sources</th><th>strength</th>"
+            "recorded in the same event as, or after, the newest input used wins, unless the field keeps a recorded true.</p>"
+            "<table><tr><th>field</th><th>true when</th><th>computed from</th><th>a recorded value</th><th>sources</th>"
+            "<th>strength</th>"
             "<th>status</th></tr>" + "".join(rows) + "</table>"
             + ("<p>Checks between the values of one event (a violation refuses the event):</p><table><tr><th>check</th>"
                "<th>must hold</th><th>meaning</th></tr>" + checks + "</table>" if checks else ""))

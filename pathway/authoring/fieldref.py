@@ -355,7 +355,8 @@ def field_reference(definition: PathwayDef) -> str:
                   "A true/false input computed from other inputs (`compute:` in the fields file) when it is not recorded:",
                   "true when the condition is definitely true, false when it is definitely false, no value while it is",
                   "unknown. A value recorded for the field wins when it was recorded in the same event as, or a later",
-                  "event than, the newest input value the condition used; otherwise the computed value wins. Rules test",
+                  "event than, the newest input value the condition used; otherwise the computed value wins (a field may",
+                  "keep a recorded true until a false is recorded: `recorded_true_stands`). Rules test",
                   "the field like any other input; the result's `computed` says which value was used and from which",
                   "inputs. Conditions are in words, with the values of the default profile.", ""]
         rows = []
@@ -363,8 +364,9 @@ def field_reference(definition: PathwayDef) -> str:
             ev = comp.evidence
             evidence = _t(f"{', '.join(ev.sources)}; {ev.strength}; {ev.status}" + (f". {ev.note}" if ev.note else ""))
             rows.append([_code(name), _t(prose.computed_text(comp, definition)), ", ".join(_code(i) for i in comp.inputs),
-                         evidence])
-        lines += _table(["field", "true when (false when definitely not)", "computed from", "evidence"], rows)
+                         _t(prose.computed_recorded_text(comp)), evidence])
+        lines += _table(["field", "true when (false when definitely not)", "computed from", "a recorded value",
+                         "evidence"], rows)
     if definition.consistency:
         lines += ["", "## Consistency checks", "",
                   "Values given together in one event (or in the patient record) must compare this way, or must not",

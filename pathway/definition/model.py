@@ -366,10 +366,15 @@ class Computation(_Model):
     definitely false, and has no value (unknown) otherwise. A value recorded for the field wins
     over the computed one when it was recorded in the same event as, or a later event than, the
     newest input value the condition used; otherwise the computed value wins.
+
+    ``recorded_true_stands``: a true recorded for the field stands until a false is recorded for it;
+    input values recorded later do not replace it (a team's own hold stands until the team lifts it,
+    whatever else is recorded since). A recorded false is replaced as above.
     """
 
     when: Any
     evidence: Evidence
+    recorded_true_stands: bool = False
 
 
 class FieldDef(_Model):

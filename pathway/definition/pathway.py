@@ -139,7 +139,8 @@ class ComputedInput:
 
     ``when`` is true -> the field is true; definitely false -> false; unknown -> no value. A
     recorded value of the field wins when it was recorded in the same event as, or a later event
-    than, the newest of the ``inputs`` the condition used (see :mod:`pathway.runtime.facts`).
+    than, the newest of the ``inputs`` the condition used (see :mod:`pathway.runtime.facts`); a
+    recorded true always wins with ``recorded_true_stands``.
     """
 
     field: str
@@ -150,6 +151,8 @@ class ComputedInput:
     line: int
     col: int
     params: tuple[str, ...] = ()
+    #: a recorded true stands until a false is recorded (Computation.recorded_true_stands)
+    recorded_true_stands: bool = False
 
     @property
     def location(self) -> str:

@@ -806,6 +806,14 @@ def computed_text(comp: ComputedInput, d: PathwayDef) -> str:
     return condition_text(comp.when, d)
 
 
+def computed_recorded_text(comp: ComputedInput) -> str:
+    """When a value recorded for a computed input wins over the computed one."""
+    if comp.recorded_true_stands:
+        return ("a recorded true stands until a false is recorded; a recorded false wins until a newer input value is "
+                "recorded")
+    return "a recorded value wins until a newer input value is recorded"
+
+
 def overdue_text(state: str, d: PathwayDef) -> str | None:
     """When a state's decision is overdue (its watchdog), or None when it has none."""
     cond = d.watchdogs.get(state)

@@ -741,7 +741,7 @@ class _Loader:
                 continue
             line, col = doc.pos(where, key=True)
             out[name] = ComputedInput(name, cond, tuple(inputs), fdef.compute.evidence, doc.file, line, col,
-                                      tuple(sorted(parser.used_params)))
+                                      tuple(sorted(parser.used_params)), fdef.compute.recorded_true_stands)
         # used input -> the computed inputs computed from it
         feeds: dict[str, list[str]] = {name: [] for name in out}
         for name, comp in out.items():

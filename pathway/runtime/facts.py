@@ -6,7 +6,8 @@ snapshot, so every rule tests them like any other input. Each is three-valued: t
 condition is definitely true, false when definitely false, no value otherwise. A value recorded
 for the field (a manual override) wins when it was recorded in the same event as, or a later event
 than, the newest input value the condition used (patient-record values count as recorded before
-every event); otherwise the computed value wins. An expired recorded value counts as not recorded.
+every event); otherwise the computed value wins. With ``recorded_true_stands`` a recorded true wins until a
+false is recorded. An expired recorded value counts as not recorded.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
         used = {f: snap[f] for f in comp.inputs if snap.get(f) is not None}
         newest = max((recorded_at(f) for f in used), default=None)
         mine = recorded_at(name)
-        if recorded is not None and (derived is None or newest is None or mine >= newest):
+        if recorded is not None and (derived is None or newest is None or mine >= newest
+                                     or (recorded is True and comp.recorded_true_stands)):
             value, source = recorded, "recorded"
         elif derived is not None:
             value, source = derived, "derived"
