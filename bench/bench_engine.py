@@ -63,7 +63,7 @@ from durable.engine import MessageNotHandledException  # noqa: E402
 from pathway.definition.effects import Derive  # noqa: E402
 
 #: the keys of the JSON output (tests/test_bench.py and bench/readme_table.py rely on them)
-SECTIONS = ("machine", "settings", "engine", "floor", "host", "cold", "memory", "store")
+SECTIONS = ("machine", "settings", "engine", "floor", "host", "long", "cold", "memory", "store")
 
 
 def synthetic_case(i: int, rng: random.Random) -> dict[str, Any]:
@@ -355,6 +355,38 @@ def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any]
     return out, floor, host
 
 
+def measure_long(pw: Any, events: int) -> dict[str, Any]:
+    """The CPU time of ``observe`` as one course grows: the mean of the first and of the last 10 % of ``events``
+    observations (a vital-signs check every 6 h), with the full result (its trace copied every time) and with
+    ``detail="summary"``, on two sessions fed the same events alternately."""
+    patient = {"id": "long", "weight_kg": 70, "age_years": 40}
+    admit = {"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
+             "albumin_g_l": 32}
+    full, brief = pw.start(dict(patient)), pw.start(dict(patient))
+    full.observe(dict(admit))
+    brief.observe(dict(admit))
+    clock = time.thread_time_ns
+    spent: dict[str, list[int]] = {"full": [], "summary": []}
+    gc.collect()
+    for i in range(events):
+        event = {"day": round(0.25 * (i + 1), 2), "pulse_bpm": 80 + i % 7, "temp_c": 37.0}
+        t0 = clock()
+        full.observe(dict(event))
+        t1 = clock()
+        brief.observe(dict(event), detail="summary")
+        spent["full"].append(t1 - t0)
+        spent["summary"].append(clock() - t1)
+    tenth = max(1, events // 10)
+
+    def mean_ms(values: list[int]) -> float:
+        return round(sum(values) / len(values) / 1e6, 3)
+
+    return {"events": events, "trace_entries": full.trace_length,
+            "full_first_ms": mean_ms(spent["full"][:tenth]), "full_last_ms": mean_ms(spent["full"][-tenth:]),
+            "summary_first_ms": mean_ms(spent["summary"][:tenth]),
+            "summary_last_ms": mean_ms(spent["summary"][-tenth:])}
+
+
 def measure_flat(pw: Any, patients: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
     """Resident memory over sequential patients (each session dropped after its journey)."""
     gc.collect()
@@ -603,11 +635,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, help="sequential patients for the flat-memory run (0: none)")
     parser.add_argument("--sessions", type=int, help="sessions kept open for bytes per session")
     parser.add_argument("--store", type=int, help="sessions saved and loaded per store")
+    parser.add_argument("--long", type=int, help="observations of the one long course")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold measurement")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    quick = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100}
-    full = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000}
+    quick = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100, "long": 400}
+    full = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000, "long": 400}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -629,7 +662,8 @@ def main(argv: list[str] | None = None) -> int:
                     "durable_rules": version("durable_rules"), "cores": os.cpu_count(),
                     "load_average_start": round(os.getloadavg()[0], 2)},
         "settings": {"quick": args.quick, "baseline": args.baseline, "patients": args.patients,
-                     "sessions": args.sessions, "store": args.store, "cold_runs": args.cold_runs, "seed": args.seed},
+                     "sessions": args.sessions, "store": args.store, "long": args.long, "cold_runs": args.cold_runs,
+                     "seed": args.seed},
     }
     say = print
     m = numbers["machine"]
@@ -664,6 +698,12 @@ def main(argv: list[str] | None = None) -> int:
         say(f"durable Host API {host['journeys_per_s']:>9,.0f} journeys/s {host['events_per_s']:>9,.0f} events/s"
             f"  (the engine's {host['evaluations']} evaluations through durable's Python Host; "
             f"engine {host['engine_over_host']}x)")
+
+    numbers["long"] = long = measure_long(pw, args.long)
+    lap("long")
+    say(f"long course      observe CPU over {long['events']} observations ({long['trace_entries']:,} trace entries "
+        f"at the end): full result {long['full_first_ms']} ms first, {long['full_last_ms']} ms last; "
+        f"summary {long['summary_first_ms']} ms first, {long['summary_last_ms']} ms last")
 
     numbers["cold"] = cold = measure_cold("asuc", args.cold_runs)
     lap("cold")

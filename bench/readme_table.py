@@ -46,6 +46,14 @@ def rows(b: dict[str, Any]) -> list[tuple[str, str, str]]:
     out += [
         ("`observe` CPU time p50 / p95 / p99",
          f"{cpu['p50']:.2f} / {cpu['p95']:.2f} / {cpu['p99']:.2f} ms", "p99 ≤ 0.5 ms"),
+    ]
+    long = b.get("long")
+    if long:
+        out.append((f"`observe` CPU time in one long course, first → last 10 % of {_n(long['events'])} observations "
+                    f"({_n(long['trace_entries'])} trace entries at the end): full result; `detail=\"summary\"`",
+                    f"{long['full_first_ms']:.2f} → {long['full_last_ms']:.2f} ms; "
+                    f"{long['summary_first_ms']:.2f} → {long['summary_last_ms']:.2f} ms", ""))
+    out += [
         ("Cold `pathway validate asuc` (wall, median of fresh runs; bytecode compiled, as an installed package has it"
          + (f"; from source +{_ms(cold['source_compile_cpu_ms'])} CPU" if "source_compile_cpu_ms" in cold else "") + ")",
          _ms(cold["validate_wall_ms"]), "≤ 300 ms"),

@@ -24,7 +24,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PATHWAY_TEST_POSTGRES", None)
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_engine.py"), "--baseline", "6", "--sessions", "12",
-                           "--store", "4", "--patients", "0", "--cold-runs", "1", "--json", str(out)],
+                           "--store", "4", "--patients", "0", "--long", "20", "--cold-runs", "1", "--json", str(out)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text(encoding="utf-8"))
@@ -43,8 +43,11 @@ def test_every_section_is_written(run):
     # modules `pathway validate` imports from source would add is reported beside them
     assert run["cold"]["bytecode_cached"] is True and run["cold"]["source_compile_cpu_ms"] > 0
     assert run["memory"]["sessions"] == 12 and run["memory"]["bytes_per_session"] > 0
+    long = run["long"]
+    assert long["events"] == 20 and long["trace_entries"] > 20
+    assert all(long[k] > 0 for k in ("full_first_ms", "full_last_ms", "summary_first_ms", "summary_last_ms"))
     assert set(run["store"]) == {"sqlite"} and run["store"]["sqlite"]["sessions"] == 4
-    for line in ("engine ", "core floor", "engine / floor", "durable Host API", "cold load", "open sessions",
+    for line in ("engine ", "core floor", "engine / floor", "durable Host API", "long course", "cold load", "open sessions",
                  "store sqlite"):
         assert line in run["_stdout"]
 
@@ -76,7 +79,8 @@ def test_the_readme_table_renders_from_the_json_and_parses(run, tmp_path, capsys
     assert all(len(row) == len(readme_table.HEADER) for row in body)
     labels = [row[0] for row in body]
     assert len(body) == len(readme_table.rows(run))
-    for start in ("Engine:", "Floor:", "Engine time ÷ floor", "`observe` CPU", "Cold `pathway validate asuc`",
+    for start in ("Engine:", "Floor:", "Engine time ÷ floor", "`observe` CPU", "`observe` CPU time in one long course",
+                  "Cold `pathway validate asuc`",
                   "Cold `python -c", "Cold load, CPU time:", "Memory per open session", "SessionStore on SQLite"):
         assert any(label.startswith(start) for label in labels), start
     assert f"{run['floor']['engine_over_floor']:.2f}x" in text

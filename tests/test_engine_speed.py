@@ -46,6 +46,42 @@ def test_a_summary_result_is_the_full_result_without_the_trace(pw):
         session.result(detail="brief")
 
 
+def test_observe_amend_and_retract_answer_a_summary_and_the_trace_grows_by_what_each_event_added(pw):
+    full = pw.start(copy.deepcopy(CASE["patient"]))
+    brief = pw.start(copy.deepcopy(CASE["patient"]))
+    for i, event in enumerate(CASE["events"]):
+        before = brief.trace_length
+        want = full.observe({"id": f"e{i}", **event})
+        got = brief.observe({"id": f"e{i}", **event}, detail="summary")
+        assert "trace" not in got and got == {k: v for k, v in want.items() if k != "trace"}
+        assert brief.trace(before) == want["trace"][before:] and brief.trace_length == len(want["trace"])
+    assert brief.trace() == full.result()["trace"]
+    got = brief.amend("e1", {**CASE["events"][1], "crp_mg_l": 75}, detail="summary")
+    want = full.amend("e1", {**CASE["events"][1], "crp_mg_l": 75})
+    assert "trace" not in got and got == {k: v for k, v in want.items() if k != "trace"}
+    got = brief.retract("e1", "entered twice", detail="summary")
+    assert "trace" not in got and got["changes"]["operation"] == "retract"
+    assert brief.trace() == full.retract("e1", "entered twice")["trace"]
+    assert "trace" not in brief.as_one(lambda: {"operation": "none"}, detail="summary")
+    # a copy: changing it changes nothing kept
+    brief.trace()[0]["facts"].clear()
+    assert brief.trace() == full.result()["trace"]
+
+
+@pytest.mark.parametrize("detail", ["brief", None, 1])
+def test_a_detail_that_is_not_full_or_summary_is_refused_and_changes_nothing(pw, detail):
+    session, _ = pw.run_course(copy.deepcopy(CASE))
+    before, length = session.dump(), session.trace_length
+    event = {"day": 2, "stool_freq_24h": 7}
+    for call in (lambda: session.observe(event, detail=detail), lambda: session.as_one(lambda: {}, detail=detail)):
+        with pytest.raises(ValueError, match="'full' or 'summary'"):
+            call()
+    assert session.dump() == before and session.trace_length == length
+    for start in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="whole number"):
+            session.trace(start)  # type: ignore[arg-type]
+
+
 LONGER = {"patient": {"id": "p2", "weight_kg": 70},
           "events": [{"day": 0, "bloody_stools_24h": 8, "pulse_bpm": 100, "temp_c": 37.4, "hb_g_dl": 11.5, "crp_mg_l": 60,
                       "albumin_g_l": 32},

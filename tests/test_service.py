@@ -172,6 +172,32 @@ def test_the_event_feed_over_http_duplicates_late_events_amend_and_retract(servi
     assert body["diagnostics"][0]["code"] == "PW414"
 
 
+def test_detail_summary_answers_every_change_without_the_trace(service, pw, demo_case):
+    base, store = service
+    events = case_events(demo_case)
+    expected = pw.run_case({"patient": demo_case["patient"], "events": events})
+    with client(base) as http:
+        http.post("/sessions", json=demo_case["patient"])
+        for event in events[:-1]:
+            reply = http.post("/sessions/demo-001/events", json=event, params={"detail": "summary"})
+            assert reply.status_code == 200, reply.text
+            assert "trace" not in reply.json() and reply.json()["changes"]["operation"] == "append"
+        last = http.post("/sessions/demo-001/events", json=events[-1], params={"detail": "summary"}).json()
+        amended = http.put(f"/sessions/demo-001/events/{events[-1]['id']}", json=events[-1],
+                           params={"detail": "summary"})
+        listed = http.post("/sessions/demo-001/events", params={"detail": "summary"},
+                           json=[{"day": events[-1]["day"], "note": "seen"}])
+        retracted = http.delete("/sessions/demo-001/events/ev-0", params={"detail": "full"})
+        wrong = http.post("/sessions/demo-001/events", json=events[-1], params={"detail": "brief"})
+    assert last == {k: v for k, v in expected.items() if k != "trace"} | {"changes": last["changes"]}
+    for reply in (amended, listed):
+        assert reply.status_code == 200, reply.text
+        assert "trace" not in reply.json()
+    assert retracted.status_code == 200 and retracted.json()["trace"]  # a full answer keeps it
+    assert_problem(wrong, 422)
+    assert store.load(pw, "demo-001").result()["state"] == retracted.json()["state"]  # 'brief' changed nothing
+
+
 def test_a_list_of_events_is_applied_whole_or_not_at_all(service, pw):
     base, store = service
     with client(base) as http:

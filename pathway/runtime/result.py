@@ -14,14 +14,14 @@ from pathway.runtime.state import SessionState, entry_dict, json_copy, kept_get,
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
 
-__all__ = ["RESULT_KEYS", "build_result"]
+__all__ = ["RESULT_KEYS", "build_result", "copy_trace"]
 
 #: Keys every result has (the stable part of the contract; later keys are additions).
 RESULT_KEYS = ("pathway", "version", "patient_id", "state", "path", "recommendations", "options",
                "data_required", "alerts", "trace")
 
 
-def _copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
+def copy_trace(trace: list[Any]) -> list[dict[str, Any]]:
     """A copy callers may change freely (entries hold scalars, a facts dict and a missing list):
     :func:`entry_dict` with ``copy_facts``, the compact entries read inline."""
     out: list[dict[str, Any]] = []
@@ -319,7 +319,7 @@ def build_result(pathway: Pathway, st: SessionState, trace: bool = True) -> dict
                                    | {r for weak in basis.values() for r in weak}),
     }
     if trace:
-        result["trace"] = _copy_trace(st.trace)
+        result["trace"] = copy_trace(st.trace)
     return result
 
 

@@ -39,7 +39,7 @@ from pathway.runtime.decisions import (
 )
 from pathway.runtime.moves import Move, choose, is_conflict, top_moves
 from pathway.runtime.records import record, text_values
-from pathway.runtime.result import RESULT_KEYS, build_result
+from pathway.runtime.result import RESULT_KEYS, build_result, copy_trace
 from pathway.runtime.state import (
     SESSION_FORMAT,
     SessionState,
@@ -178,9 +178,11 @@ class Session:
     def remember_view(self, view: dict[str, Any]) -> None:
         self._view = changes.kept_view(view)
 
-    def observe(self, event: dict[str, Any]) -> dict[str, Any]:
+    def observe(self, event: dict[str, Any], detail: str = "full") -> dict[str, Any]:
         """Apply one event (``day`` or ``time`` plus field values, an optional ``id`` and ``note``);
         return the result after it, with its ``changes`` (see :mod:`pathway.runtime.changes`).
+        ``detail="summary"``: the result without ``trace``, whose copy grows with the course (a caller
+        that keeps its own record reads the new entries with :meth:`trace`); see :meth:`result`.
 
         An event earlier than the latest one is placed at its time and the course evaluated again
         (``changes.operation`` is ``insert``); an ``id`` seen before with the same content changes
@@ -188,7 +190,7 @@ class Session:
         id seen before with other content), TransitionRefused or EngineError; in every case the
         session is left exactly as it was.
         """
-        return self._changing(lambda: self._receive(event))
+        return self._changing(lambda: self._receive(event), detail)
 
     def receive(self, event: dict[str, Any]) -> None:
         """Apply one event as :meth:`observe` does, without building a result (a batch run that reads
@@ -196,35 +198,37 @@ class Session:
         self._receive(event)
         self._view = None
 
-    def amend(self, event_id: str | int, event: dict[str, Any]) -> dict[str, Any]:
+    def amend(self, event_id: str | int, event: dict[str, Any], detail: str = "full") -> dict[str, Any]:
         """Replace the event recorded with ``event_id`` by ``event`` (which keeps that id) and evaluate
         the course again from the timeline; the result lists its ``changes``. InputError PW414 when no
-        event has that id; nothing changes when anything is refused."""
-        return self._changing(lambda: self._amend(event_id, event))
+        event has that id; nothing changes when anything is refused. ``detail``: as :meth:`observe`."""
+        return self._changing(lambda: self._amend(event_id, event), detail)
 
-    def retract(self, event_id: str | int, reason: str | None = None) -> dict[str, Any]:
+    def retract(self, event_id: str | int, reason: str | None = None, detail: str = "full") -> dict[str, Any]:
         """Withdraw the event recorded with ``event_id`` (entered in error) and evaluate the course
         again without it; it stays in ``revisions`` with the ``reason``. InputError PW414 when no event
-        has that id; nothing changes when anything is refused."""
-        return self._changing(lambda: self._retract(event_id, reason))
+        has that id; nothing changes when anything is refused. ``detail``: as :meth:`observe`."""
+        return self._changing(lambda: self._retract(event_id, reason), detail)
 
-    def _changing(self, operation: Any) -> dict[str, Any]:
+    def _changing(self, operation: Any, detail: str = "full") -> dict[str, Any]:
+        _check_detail(detail)  # before anything is applied: a refused call changes nothing
         before = self.shown_view()
         meta = operation()
-        result = self.result()
+        result = self.result(detail)
         after = changes.view(result)
         self._view = changes.kept_view(after)
         result["changes"] = {**meta, "items": changes.differences(before, after)}
         return result
 
-    def as_one(self, operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def as_one(self, operation: Callable[[], dict[str, Any]], detail: str = "full") -> dict[str, Any]:
         """Run ``operation`` (several observes, amends or retracts on this session) as one: on any exception
         the session is put back as it was and the exception raised; else the result, whose ``changes`` are
         what ``operation`` returns (``operation``, ``operations``...) plus the ``items`` changed since the
-        last result returned."""
+        last result returned. ``detail``: as :meth:`observe`."""
+        _check_detail(detail)
         saved = self.checkpoint()
         try:
-            return self._changing(operation)
+            return self._changing(operation, detail)
         except BaseException:
             self.rollback(saved)
             raise
@@ -424,9 +428,22 @@ class Session:
 
         ``detail="summary"``: the same without ``trace`` (its cost grows with the course; the session
         keeps it, and a full result or :meth:`dump` still gives it)."""
-        if detail not in ("full", "summary"):
-            raise ValueError(f"detail is 'full' or 'summary', not {detail!r}")
+        _check_detail(detail)
         return build_result(self._pathway, self._st, trace=detail == "full")
+
+    def trace(self, start: int = 0) -> list[dict[str, Any]]:
+        """The entries of the trace from index ``start`` on (a fresh copy, as a full result shows them):
+        after ``observe(event, detail="summary")``, ``trace(n)`` with the length before it gives the
+        entries that event added. A late placement, amendment or retraction evaluates the course again
+        and rewrites the trace from the event it changed (``changes.reevaluated_from``)."""
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start is a whole number from 0, not {start!r}")
+        return copy_trace(self._st.trace[start:])
+
+    @property
+    def trace_length(self) -> int:
+        """The number of entries in the trace (what a full result's ``trace`` would hold)."""
+        return len(self._st.trace)
 
     def to_json(self) -> str:
         """Deterministic JSON of the current result (sorted keys)."""
@@ -682,6 +699,11 @@ def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
                                          warnings=warnings, seen_hours={name: 0.0 for name in values},
                                          history={name: first_history(history_entry(0, value, 0.0, None))
                                                   for name, value in values.items()}))
+
+
+def _check_detail(detail: Any) -> None:
+    if detail not in ("full", "summary"):
+        raise ValueError(f"detail is 'full' or 'summary', not {detail!r}")
 
 
 def observed_form(entry: dict[str, Any]) -> dict[str, Any]:

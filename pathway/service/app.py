@@ -6,8 +6,8 @@ CDS Hooks: ``GET /cds-services`` (discovery), ``POST /cds-services/{id}`` (``pat
 ``order-select``, ``order-sign``; see :mod:`pathway.service.hooks`), ``POST /cds-services/{id}/feedback``.
 JSON API (OpenAPI at ``/openapi.json``): ``POST /sessions`` (a patient, a case or a FHIR Bundle; 201),
 ``POST /sessions/{id}/events`` (an event, a list of events or FHIR input; the result with ``changes``),
-``PUT`` and ``DELETE /sessions/{id}/events/{event_id}`` (amend, retract), ``GET /sessions/{id}``
-(``?detail=summary``). ``GET /health``.
+``PUT`` and ``DELETE /sessions/{id}/events/{event_id}`` (amend, retract), ``GET /sessions/{id}``; each answers
+``?detail=summary`` without the trace, whose size grows with the course. ``GET /health``.
 
 Every write is load -> apply -> save on the store, conditional on the revision loaded (one patient at a time
 per process; another worker's save in between is a 409 and nothing is saved). Errors are problem+json
@@ -108,6 +108,16 @@ class Settings:
     #: the time hook cards are for (the session is evaluated at it, nothing recorded): the service's clock;
     #: None gives the cards of the last recorded event (a test replaying a course, say)
     clock: Callable[[], datetime] | None = field(default=lambda: datetime.now(UTC))
+
+
+#: ``?detail=``: ``full`` results carry the trace; ``summary`` ones do not (its copy grows with the course)
+Detail = Annotated[Literal["full", "summary"], Query(description="full: with the trace; summary: without it")]
+
+
+def _detailed(result: dict[str, Any], detail: str) -> dict[str, Any]:
+    if detail == "summary":
+        result.pop("trace", None)
+    return result
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +278,7 @@ def _note(request: Request, *, patient: dict[str, Any] | None = None, **fields: 
 
 
 def _fired(before: int, session: Session) -> list[str]:
-    return [step["rule"] for step in session.result()["trace"][before:]]
+    return [step["rule"] for step in session.trace(before)]
 
 
 # -- the application ----------------------------------------------------------------------------------
@@ -427,7 +437,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         """Load the session, apply, save (all or nothing); the result."""
         with locks(patient_id):
             session = load(patient_id)
-            before = len(session.result()["trace"])
+            before = session.trace_length
             result = run(lambda: apply(session))
             run(lambda: store.save(session))
         _note(request, rules=_fired(before, session), state=result.get("state"), patient={"patient_id": patient_id})
@@ -464,24 +474,26 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
                             headers={"Location": location})
 
     @app.post("/sessions/{patient_id}/events", dependencies=protected, tags=["sessions"], response_model=ResultOut,
+              response_model_exclude_unset=True,
               summary="Add events (case-file events or FHIR input): the result with its changes")
-    def add_events(patient_id: str, body: Annotated[EventsBody, Body()], request: Request) -> dict[str, Any]:
+    def add_events(patient_id: str, body: Annotated[EventsBody, Body()], request: Request,
+                   detail: Detail = "full") -> dict[str, Any]:
         data = body_json(request)
         kind = events_kind(data)
 
         def apply(session: Session) -> dict[str, Any]:
             if kind == "fhir":
-                return observe_fhir(session, data)
+                return _detailed(observe_fhir(session, data), detail)
             if kind == "event":
-                return session.observe(data)
+                return session.observe(data, detail=detail)
             def each() -> dict[str, Any]:  # all the events or none
                 operations = []
                 for event in data:
-                    result = session.observe(event)
+                    result = session.observe(event, detail="summary")
                     operations.append({k: v for k, v in result["changes"].items() if k != "items"})
                 return {"operation": "events", "operations": operations}
 
-            return session.as_one(each)
+            return session.as_one(each, detail=detail)
 
         _note(request, kind=kind)
         return change(request, patient_id, apply)
@@ -499,24 +511,25 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
         return named[0] if named else text
 
     @app.put("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"], response_model=ResultOut,
+             response_model_exclude_unset=True,
              summary="Amend an event by its id: the course evaluated again, the result with its changes")
-    def amend(patient_id: str, event_id: str, body: EventIn, request: Request) -> dict[str, Any]:
+    def amend(patient_id: str, event_id: str, body: EventIn, request: Request, detail: Detail = "full") -> dict[str, Any]:
         data = body_json(request)
         _note(request, kind="amend")
-        return change(request, patient_id, lambda s: s.amend(event_id_of(s, event_id), data))
+        return change(request, patient_id, lambda s: s.amend(event_id_of(s, event_id), data, detail=detail))
 
     @app.delete("/sessions/{patient_id}/events/{event_id}", dependencies=protected, tags=["sessions"],
-                response_model=ResultOut,
+                response_model=ResultOut, response_model_exclude_unset=True,
                 summary="Retract an event entered in error: the course evaluated again without it")
     def retract(patient_id: str, event_id: str, request: Request,
-                reason: Annotated[str | None, Query(max_length=2000)] = None) -> dict[str, Any]:
+                reason: Annotated[str | None, Query(max_length=2000)] = None, detail: Detail = "full") -> dict[str, Any]:
         _note(request, kind="retract")
-        return change(request, patient_id, lambda s: s.retract(event_id_of(s, event_id), reason))
+        return change(request, patient_id, lambda s: s.retract(event_id_of(s, event_id), reason, detail=detail))
 
     @app.get("/sessions/{patient_id}", dependencies=protected, tags=["sessions"], summary="The patient's current result")
     def get_session(patient_id: str, request: Request,
-                    detail: Annotated[Literal["full", "summary"], Query()] = "full") -> dict[str, Any]:
-        result: dict[str, Any] = run(lambda: load(patient_id).result())
+                    detail: Detail = "full") -> dict[str, Any]:
+        result: dict[str, Any] = run(lambda: load(patient_id).result(detail))
         _note(request, patient={"patient_id": patient_id})
         return summary(result) if detail == "summary" else result
 
