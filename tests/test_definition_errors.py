@@ -109,7 +109,33 @@ BROKEN = [
     ("confirmed_by_unknown_field", "fields.yaml",
      "    aggregate: {of: weight_kg, fn: last, confirmed_by: weight_confirmed}\n",
      "    aggregate: {of: weight_kg, fn: last, confirmed_by: weight_confirmd}\n",
-     "PW202", "unknown field 'weight_confirmd'", "weight_confirmed")
+     "PW202", "unknown field 'weight_confirmd'", "weight_confirmed"),
+    ("per_unknown_field", "fields.yaml",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: weight_kg}\n",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: weight_kgs}\n",
+     "PW202", "unknown field 'weight_kgs'", "weight_kg"),
+    ("per_not_a_number", "fields.yaml",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: weight_kg}\n",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: visible_blood}\n",
+     "PW112", "'per' divides by a recorded number field; 'visible_blood' is boolean", None),
+    ("per_of_a_computed_field", "fields.yaml",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: weight_kg}\n",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: weight_confirmed_kg}\n",
+     "PW112", "'per' divides by a recorded number field; 'weight_confirmed_kg' is a computed field", None),
+    ("per_of_a_count", "fields.yaml",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: last, per: weight_kg}\n",
+     "    aggregate: {of: tacrolimus_daily_dose_mg, fn: count, per: weight_kg}\n",
+     "PW112", "'per' gives a number per unit of another field", None),
+    ("cap_text_without_a_ceiling", "tacrolimus.yaml",
+     "          max_change_fraction: $tac_max_change_fraction_far_below\n"
+     "          max_mg_per_kg_per_day: $tac_dose_max_mg_kg_day\n          cap_text: >-\n",
+     "          max_change_fraction: $tac_max_change_fraction_far_below\n          cap_text: >-\n",
+     "PW112", "'cap_text' says why an increase stopped at 'max_mg_per_kg_per_day'; give that too", None, "cap_text"),
+    ("ceiling_unknown_parameter", "tacrolimus.yaml",
+     "          max_change_fraction: $tac_max_change_fraction_far_below\n"
+     "          max_mg_per_kg_per_day: $tac_dose_max_mg_kg_day\n",
+     "          max_change_fraction: $tac_max_change_fraction_far_below\n          max_mg_per_kg_per_day: $tac_dose_max\n",
+     "PW203", "unknown parameter 'tac_dose_max'", "tac_dose_max_mg_kg_day", "max_mg_per_kg_per_day"),
 ]
 
 

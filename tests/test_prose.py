@@ -200,10 +200,11 @@ def test_tacrolimus_troughs(d: PathwayDef) -> None:
                       "recorded))) and tacrolimus trough ≥ 10 and ≤ 15 ng/mL and (creatinine is not recorded or "
                       "(creatinine ≤ 130 µmol/L and creatinine rise on tacrolimus < 25% (or not recorded)))")
     low = P.rule_text(_rule(d, "tac_trough_low"), d)
-    assert low.due == "tacrolimus trough is recorded and has never entered 'Maintenance with infliximab'"
+    assert low.due == ("tacrolimus trough is recorded and has never entered 'Maintenance with infliximab' and (tacrolimus "
+                       "dose per kg is not recorded or (tacrolimus dose per kg ≥ 0.025 and ≤ 0.42 mg/kg/day))")
     assert "tacrolimus trough ≥ 5 and < 10 ng/mL" in low.when
-    assert "recalculates the tacrolimus dose from tacrolimus trough only with tacrolimus daily dose recorded: " \
-           "if not recorded, asks for it" in low.missing
+    assert "recalculates the tacrolimus dose from tacrolimus trough only with tacrolimus daily dose and weight " \
+           "recorded: if not recorded, asks for it" in low.missing  # weight: the increase stops at a dose per kg
     assert P.rule_text(_rule(d, "tac_stop_plan"), d).when == "on days 90 to 179 after first entering 'Rescue with tacrolimus'"
     dose = P.rule_text(_rule(d, "tac_start_dose"), d)
     assert dose.when == "no tacrolimus dose recorded yet and no tacrolimus trough recorded yet"

@@ -232,6 +232,40 @@ def test_fall_from_a_baseline():
                      Aggregate(of="x", fn="last", rise_from=Aggregate(of="x", fn="first"), percent=True)) is None
 
 
+def test_per_divides_by_the_latest_value_of_another_field():
+    st = _state({"dose": [[3, 4.0, 72.0, 3], [5, 21.0, 120.0, 5]]}, 5)
+    per_kg = Aggregate(of="dose", fn="last", per="w")
+    assert aggregate(st, per_kg) is None                        # no weight recorded: no value, not a guess
+    st.facts["w"] = 30
+    assert aggregate(st, per_kg) == 0.7
+    assert aggregate(st, Aggregate(of="dose", fn="first", per="w")) == 0.1333   # four decimals
+    st.facts["w"] = 0
+    assert aggregate(st, per_kg) is None                        # never a division by zero
+    assert aggregate(_state({}, 5), per_kg) is None              # no dose recorded
+
+
+def test_a_titration_stops_at_its_ceiling_per_kg_and_says_so_at_the_limit():
+    from pathway.definition.effects import Titrate
+    from pathway.runtime.doses import titrate
+
+    eff = Titrate(name="tacrolimus", route="oral", current_daily_mg="dose", measured="trough", target=12.5,
+                  times_per_day=2, round_to_mg=0.5, max_change_fraction=1.0, max_mg_per_kg_per_day=0.42,
+                  cap_text="stops at {max_mg_per_kg_per_day} mg/kg/day ({max_daily_mg} mg/day).",
+                  limit_text="at the limit of {max_daily_mg} mg/day: no further increase.",
+                  text="from {dose} to {new_daily_mg} mg/day. {capped}")
+    values = {"dose": 20, "trough": 4, "weight_kg": 60}
+    med, text, _summary = titrate(eff, values, values)          # 62.5 wanted, 40 by the step, 25.2 by the ceiling
+    assert (med["dose_mg"], med["daily_mg"], med["max_daily_mg"]) == (12.5, 25, 25.2)
+    assert text == "from 20 to 25 mg/day. stops at 0.42 mg/kg/day (25.2 mg/day)."
+    med, text, _summary = titrate(eff, {**values, "dose": 8}, {**values, "dose": 8})  # 16 mg/day: under the ceiling
+    assert med["daily_mg"] == 16 and "max_daily_mg" not in med and text == "from 8 to 16 mg/day."
+    med, text, _summary = titrate(eff, {**values, "dose": 25}, {**values, "dose": 25})  # no step left under 25.2
+    assert med["at_limit"] and med["daily_mg"] == 25 and text == "at the limit of 25.2 mg/day: no further increase."
+    high = {**values, "dose": 30, "trough": 18}                 # a reduction is never held at the ceiling
+    med, text, _summary = titrate(eff, high, high)
+    assert med["daily_mg"] == 21 and "max_daily_mg" not in med and "at_limit" not in med
+
+
 def test_rescue_response_is_measured_from_the_start_of_the_agent(pw):
     s = pw.start(patient())
     for event in (dict(ADMIT), dict(DAY3_FAIL), dict(RESCUE_LABS), {"day": 3, "rescue_choice": "infliximab"}):

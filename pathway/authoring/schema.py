@@ -216,6 +216,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "confirmed_by": "The value last confirmed: the last value recorded in or before the last event that recorded this "
                         "yes/no field, when that is true; else the first value recorded (fn: last, no window).",
         "values": "Only these values count (e.g. [untreated] with fn ever: whether one was ever recorded).",
+        "per": ("The value divided by the latest recorded value of this number field (a daily dose per kg: "
+                "per: weight_kg); not recorded while that field has none. Not with fall_from or rise_from."),
         "counted_from": "from_day and to_day count from the first entry into this state (days of IV steroids), "
                         "not from admission; no value before the state is entered.",
     },
@@ -445,7 +447,12 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "times_per_day": "Administrations a day.",
         "round_to_mg": "Each dose is rounded to this step.",
         "max_change_fraction": "Largest change of the daily dose, as a fraction (0.5 = at most 50%).",
-        "text": "Text shown; {new_daily_mg}, {change_percent} and field values may be named.",
+        "max_mg_per_kg_per_day": "An increase stops at this daily dose per kg of weight_kg (then required).",
+        "cap_text": ("What {capped} says in the text when an increase stopped at max_mg_per_kg_per_day; "
+                     "{max_mg_per_kg_per_day} and {max_daily_mg} may be named."),
+        "limit_text": ("The text instead of text and summary when the dose is already at max_mg_per_kg_per_day: "
+                       "no increase is possible; braces as in cap_text."),
+        "text": "Text shown; {new_daily_mg}, {change_percent}, {capped} and field values may be named.",
         "summary": ("A short form of the text for a card's one-line summary (under 140 characters filled), "
                     "keeping the action; braces as in the text."),
     },

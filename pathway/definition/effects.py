@@ -240,6 +240,13 @@ class Titrate(_E):
     times_per_day: float | str = 1
     round_to_mg: float | str = 1
     max_change_fraction: float | str | None = None
+    #: an increase stops at this daily dose per kg of ``weight_kg`` (which then becomes required); the text's
+    #: ``{capped}`` reads ``cap_text`` when it did, and nothing otherwise
+    max_mg_per_kg_per_day: float | str | None = None
+    #: what ``{capped}`` says when the increase stopped at the limit (``{max_mg_per_kg_per_day}``, ``{max_daily_mg}``)
+    cap_text: str = ""
+    #: the text instead of ``text`` (and ``summary``) when the dose is already at the limit: no increase is possible
+    limit_text: str = ""
     text: str = ""
     #: a short form of ``text`` for a card's one-line summary (see :class:`Recommend`)
     summary: str = ""

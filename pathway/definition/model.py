@@ -274,6 +274,8 @@ class Aggregate(_Model):
     (the weight the team last confirmed, or the admission weight, as the baseline of a new weight).
     ``values``: only values among these count (an untreated latent TB result ever recorded: ``of: latent_tb,
     fn: ever, values: [untreated]``), each recording of one, not only the last of its day.
+    ``per``: the value divided by the latest recorded value of another number field (a daily dose per kg of the
+    weight: ``per: weight_kg``); not recorded while that field has none (or it is 0). Not with a baseline.
     ``counted_from``: ``from_day`` and ``to_day`` count from the patient's first entry into this state
     instead of from admission (days 1-3 of IV steroids; no value before the state is entered).
     ``min_days``: fewer clinical days with a value in the window than this gives no value (not
@@ -301,6 +303,7 @@ class Aggregate(_Model):
     after_entry: bool = False
     since_change_of: str | None = None
     confirmed_by: str | None = None
+    per: str | None = None
     counted_from: str | None = None
     values: list[bool | int | float | str] | None = None
 

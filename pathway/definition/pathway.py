@@ -118,6 +118,8 @@ class Rule:
                 names.append("weight_kg")
             elif isinstance(effect, Titrate):
                 names += [effect.current_daily_mg, effect.measured]
+                if effect.max_mg_per_kg_per_day is not None:
+                    names.append("weight_kg")
         return tuple(dict.fromkeys(names))
 
     def targets(self, branch: Branch = "then") -> list[str]:

@@ -1001,6 +1001,20 @@ class _Loader:
                     self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",
                                                 "'confirmed_by' gives the value last confirmed: it takes fn: last and no "
                                                 "window" + (f" (remove {', '.join(windowed)})" if windowed else "")))
+            if agg.per is not None:
+                divisor = fields.get(agg.per)
+                if agg.per not in fields:
+                    self.diags.append(fdoc.diag(apath + ("per",), "PW202", f"unknown field '{agg.per}'",
+                                                suggest(agg.per, list(fields))))
+                elif divisor is None or divisor.type not in ("number", "integer") or divisor.aggregate is not None:
+                    what = ("a built-in" if divisor is None else
+                            "a computed field" if divisor.aggregate is not None else divisor.type)
+                    self.diags.append(fdoc.diag(apath + ("per",), "PW112",
+                                                f"'per' divides by a recorded number field; '{agg.per}' is {what}"))
+                if agg.baseline is not None or agg.percent or fdef.type != "number" or agg.fn in ("count", "ever"):
+                    self.diags.append(fdoc.diag(apath + ("per",), "PW112",
+                                                "'per' gives a number per unit of another field: a number field, "
+                                                "without fall_from, rise_from or percent, of a number (not count or ever)"))
             if agg.fall_from is not None and agg.rise_from is not None:
                 self.diags.append(fdoc.diag(apath + ("rise_from",), "PW112",
                                             "give 'fall_from' or 'rise_from', not both", key=True))
@@ -1716,7 +1730,7 @@ class _Loader:
                 effect = self._score(doc, body, effect, spec, fields, params, known, parser, requires)
             elif isinstance(effect, Titrate):
                 resolved = {}
-                for key in ("target", "times_per_day", "round_to_mg", "max_change_fraction"):
+                for key in ("target", "times_per_day", "round_to_mg", "max_change_fraction", "max_mg_per_kg_per_day"):
                     raw = getattr(effect, key)
                     resolved[key] = value = self._param(doc, body + (key,), raw, params, parser)
                     if value is not None:
@@ -1730,8 +1744,14 @@ class _Loader:
                                                    suggest(name, known)))
                     elif name not in requires:
                         requires.append(name)
+                if effect.max_mg_per_kg_per_day is not None and "weight_kg" not in requires:
+                    requires.append("weight_kg")  # the ceiling is per kg
+                for key in ("cap_text", "limit_text"):
+                    if getattr(effect, key) and effect.max_mg_per_kg_per_day is None:
+                        self.diags.append(doc.diag(body + (key,), "PW112", f"'{key}' says why an increase stopped at "
+                                                                           "'max_mg_per_kg_per_day'; give that too", key=True))
                 effect = effect.model_copy(update=resolved)
-            for text_key in ("text", "summary"):
+            for text_key in ("text", "summary", "cap_text", "limit_text"):
                 text = getattr(effect, text_key, None)
                 if isinstance(text, str):
                     for name in TEMPLATE_RE.findall(text):
@@ -1822,7 +1842,7 @@ def underived_tests(rules: list[Rule]) -> list[Diagnostic]:
 
 #: the values an effect's text may name besides fields, derived facts and parameters
 _TEMPLATE_VALUES = frozenset({"dose_mg", "mg_per_kg_per_day", "mg_per_kg", "times_per_day", "daily_mg", "new_daily_mg",
-                              "change_percent", "next_day"})
+                              "change_percent", "next_day", "capped", "max_mg_per_kg_per_day", "max_daily_mg"})
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -64,6 +64,13 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
         low, high = current * (1 - frac), current * (1 + frac)
         if not low <= proposed <= high:
             proposed, limited = min(max(proposed, low), high), True
+    ceiling = None
+    if eff.max_mg_per_kg_per_day is not None and proposed > current:
+        ceiling = float(eff.max_mg_per_kg_per_day) * float(snapshot["weight_kg"])  # required with a ceiling
+        if proposed > ceiling:
+            proposed, limited = max(ceiling, current), True
+        else:
+            ceiling = None
     if limited:
         # At the limit, round toward the current dose so the step never exceeds the limit.
         rounding = ROUND_FLOOR if proposed > current else ROUND_CEILING
@@ -72,6 +79,9 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
         dose_mg = round_to_step(proposed / times, step)
     if dose_mg <= 0:
         dose_mg = num(step)
+    at_limit = ceiling is not None and dose_mg * times <= current  # no step left below the limit: no change
+    if at_limit:
+        dose_mg = num(current / times)
     med: dict[str, Any] = {"name": eff.name, "dose_mg": dose_mg, "times_per_day": num(times), "route": eff.route,
                            "daily_mg": num(dose_mg * times),
                            "basis": {eff.current_daily_mg: num(current), eff.measured: num(measured),
@@ -79,11 +89,23 @@ def titrate(eff: Titrate, snapshot: dict[str, Any], values: dict[str, Any],
                            "calculated_mg": num(proposed / times)}
     if limited:
         med["change_limited"] = True
+    if at_limit:
+        med["at_limit"] = True
+    capped = ""
+    limits: dict[str, Any] = {}
+    if ceiling is not None:
+        med["max_daily_mg"] = num(round(ceiling, 2))
+        limits = {"max_mg_per_kg_per_day": num(float(eff.max_mg_per_kg_per_day or 0)), "max_daily_mg": med["max_daily_mg"]}
+        capped = fill_text(eff.cap_text, dict(values, **limits), display)
     change = round(100 * (dose_mg * times - current) / current) if current else 0
-    filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), new_daily_mg=med["daily_mg"], change_percent=change)
+    filled = dict(values, dose_mg=dose_mg, times_per_day=num(times), new_daily_mg=med["daily_mg"], change_percent=change,
+                  capped=capped, **limits)
     default = f"{eff.name} {dose_mg:g} mg {eff.route} {num(times)} times a day"
-    return (med, fill_text(eff.text, filled, display) if eff.text else default,
-            fill_text(eff.summary, filled, display) if eff.summary else "")
+    if at_limit and eff.limit_text:
+        return med, fill_text(eff.limit_text, filled, display), ""
+    # an empty {capped} at the end leaves no trailing space
+    return (med, fill_text(eff.text, filled, display).rstrip() if eff.text else default,
+            fill_text(eff.summary, filled, display).rstrip() if eff.summary else "")
 
 
 def _administrations(eff: Dose, snapshot: dict[str, Any]) -> dict[str, Any]:

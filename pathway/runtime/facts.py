@@ -112,6 +112,8 @@ def recordable(pathway: Pathway, name: str) -> list[str]:
     base = spec.aggregate.baseline
     if base is not None and base.of not in out:
         out.append(base.of)
+    if spec.aggregate.per is not None and spec.aggregate.per not in out:
+        out.append(spec.aggregate.per)
     return out
 
 
@@ -189,6 +191,11 @@ def aggregate(st: SessionState, agg: Aggregate) -> Any:
         value = aggregate(st, agg.or_else)
     if value is None:
         return value
+    if agg.per is not None:
+        divisor = st.facts.get(agg.per)
+        if not divisor:  # none recorded (or 0): no value per unit of it
+            return None
+        return num(round(value / divisor, 4))
     baseline = agg.baseline
     if baseline is None:
         return value
