@@ -445,3 +445,101 @@ def test_explain_reads_a_course_with_a_move_that_stands(pw):
     assert doc["state"] == "rescue_tacrolimus" and "arrived_by" not in doc
     assert any("decision.rescue_choice" in note and "stands" in note for note in doc["notes"])
     assert "stands" in explain_text(doc)
+
+
+# -- the order events arrived in: a confirmation confirms only what had arrived (HAZ-049) ---------------
+
+W154 = {"id": "w4", "day": 4, "weight_kg": 154}
+CONFIRMED = {"id": "ok", "day": 4.5, "weight_confirmed": True}
+#: recorded after the confirmation, dated before it (placed before it in the timeline)
+LATE_200 = {"id": "late", "day": 4.2, "weight_kg": 200}
+
+
+def _infliximab(pw: Any, *events: dict[str, Any]) -> Any:
+    """Infliximab rescue from day 3 at 70 kg (5 mg/kg: 350 mg), then ``events``."""
+    from cases import rescue
+    s = pw.start(patient())
+    for event in [*rescue("infliximab")["events"], *events]:
+        s.observe(dict(event))
+    return s
+
+
+def _weight(s: Any) -> tuple[bool, str | None, float | None]:
+    """Whether the weight awaits confirmation, the alert's text, and the infliximab dose computed (None: none)."""
+    r = s.result()
+    alert = next((a["text"] for a in r["alerts"] if a["rule"] == "weight_change_to_confirm"), None)
+    dose = next((x["medication"]["dose_mg"] for x in r["recommendations"] if x["rule"] == "ifx_induction"), None)
+    return r["computed"]["weight_to_confirm"]["value"], alert, dose
+
+
+def _held(s: Any, before: float, now: float) -> bool:
+    held, alert, dose = _weight(s)
+    return held is True and alert is not None and f"from {before:g} kg to {now:g} kg" in alert and dose is None
+
+
+def _restores(pw: Any, s: Any) -> dict[str, Any]:
+    doc = json.loads(json.dumps(s.dump()))
+    restored = pw.restore(copy.deepcopy(doc))
+    assert restored.dump() == doc and restored.result() == s.result()
+    return doc
+
+
+def test_the_order_events_arrived_in_is_kept_only_when_it_is_not_the_timeline_order(pw):
+    s = _course(pw)
+    assert "arrived" not in _restores(pw, s)  # in timeline order: nothing kept, the document as before
+    s.observe(dict(LATE_CRP))  # placed third, arrived fourth
+    assert _restores(pw, s)["arrived"] == [0, 1, 3, 2]
+    s.observe({"id": "obs-d5", "day": 5, "pulse_bpm": 80})  # appended: arrived last
+    assert _restores(pw, s)["arrived"] == [0, 1, 3, 2, 4]
+    # an amendment records the event again: it arrives now, in its place in the timeline
+    s.amend("obs-d3", dict(DAY3_NO_CRP, note="stools counted again"))
+    doc = _restores(pw, s)
+    assert [e["id"] for e in doc["events"]] == ["adm", "obs-d3", "lab-crp-d3", "obs-d4", "obs-d5"]
+    assert doc["arrived"] == [0, 4, 2, 1, 3]
+    s.retract("lab-crp-d3")  # the others keep their order
+    assert _restores(pw, s)["arrived"] == [0, 3, 1, 2]
+    s.retract("obs-d3")  # the rest arrived in timeline order: the key goes
+    assert "arrived" not in _restores(pw, s)
+    # amending the last event leaves it last: still the timeline order
+    s = _course(pw)
+    s.amend("obs-d4", dict(DAY4, pulse_bpm=90))
+    assert "arrived" not in _restores(pw, s)
+    # each evaluation made again (a replay of the recorded events) reads the same order
+    s = _infliximab(pw, W154, CONFIRMED, LATE_200)
+    assert s.dump()["arrived"] == [0, 1, 2, 3, 4, 6, 5]
+    assert s.evaluations[-1]["computed"]["weight_to_confirm"]["value"] is True
+
+
+def test_a_weight_placed_before_a_confirmation_it_arrived_after_is_not_confirmed(pw):
+    # the scenario of rules/asuc/scenarios/weight-change.yaml, through observe
+    s = _infliximab(pw, W154, CONFIRMED)
+    assert _weight(s) == (False, None, 770)
+    s.observe(dict(LATE_200))
+    assert _held(s, 154, 200)  # not 1000 mg: nobody confirmed 200 kg
+    retracted = pw.restore(s.dump())
+    retracted.retract("late", "another patient's weight")
+    assert _weight(retracted) == (False, None, 770)  # the confirmed 154 kg again
+    # amending the confirmation records it again, after 200 kg was recorded: it confirms 200 kg
+    s.amend("ok", dict(CONFIRMED, note="re-weighed: 200 kg"))
+    assert _weight(s) == (False, None, 1000)
+
+
+def test_a_confirmed_weight_amended_is_to_be_confirmed_again(pw):
+    s = _infliximab(pw, W154, CONFIRMED)
+    s.amend("w4", {"day": 4, "weight_kg": 200})
+    assert _held(s, 70, 200)  # 200 kg was never confirmed; nor is 154 now (amended away)
+    s.observe({"day": 5, "weight_confirmed": True})
+    assert _weight(s) == (False, None, 1000)
+    # the same weight recorded again with a note is recorded again: the confirmation before it does not count
+    s = _infliximab(pw, W154, CONFIRMED)
+    s.amend("w4", dict(W154, note="weighed on the ward scales"))
+    assert _held(s, 70, 154)
+
+
+def test_a_weight_confirmed_in_its_own_event_stays_confirmed_when_that_event_is_amended(pw):
+    s = _infliximab(pw, {"id": "w4", "day": 4, "weight_kg": 154, "weight_confirmed": True})
+    assert _weight(s) == (False, None, 770)
+    s.amend("w4", {"day": 4, "weight_kg": 160, "weight_confirmed": True})
+    assert _weight(s) == (False, None, 800)
+    s.amend("w4", {"day": 4, "weight_kg": 160})  # the confirmation amended away
+    assert _held(s, 70, 160)

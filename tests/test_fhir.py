@@ -181,6 +181,27 @@ def test_a_late_day3_crp_after_day4_observations_reevaluates_the_day3_decision(p
     assert session.result() == in_time.result()
 
 
+def test_a_weight_arriving_after_its_confirmation_but_dated_before_it_is_not_confirmed(pw):
+    """HAZ-049: a weight confirmation confirms only the weights that had arrived when it was recorded, also when a
+    late resource makes the course be evaluated again from the resources."""
+    b = bundle()
+    course = [e for e in b["entry"] if e["resource"].get("effectiveDateTime", e["resource"].get("authoredOn", ""))
+              < "2026-03-06"]
+    session, before = pw.start_fhir({**b, "entry": course})
+    assert before["state"] == "rescue_tacrolimus"
+    observe_fhir(session, obs("w-154", "2026-03-06T08:00:00Z", "29463-7", qty(154, "kg")))
+    confirmed = observe_fhir(session, obs("w-ok", "2026-03-06T20:00:00Z", "weight_confirmed", {"valueBoolean": True},
+                                          LOCAL))
+    assert confirmed["computed"]["weight_to_confirm"]["value"] is False
+    assert any(r["rule"] == "tac_start_dose" for r in confirmed["recommendations"])
+    late = observe_fhir(session, obs("w-200", "2026-03-06T12:00:00Z", "29463-7", qty(200, "kg")))
+    assert late["changes"]["operations"][0]["operation"] == "insert"
+    assert late["computed"]["weight_to_confirm"]["value"] is True
+    assert any(a["rule"] == "weight_change_to_confirm" and "from 154 kg to 200 kg" in a["text"] for a in late["alerts"])
+    assert not any(r["rule"] == "tac_start_dose" for r in late["recommendations"])
+    assert pw.restore(session.dump()).result() == session.result()
+
+
 def test_an_order_that_arrived_before_the_result_that_made_it_due_is_recorded_once_due(pw):
     b = bundle()
     late = resource(b, "d3-1988-5")

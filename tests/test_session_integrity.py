@@ -130,6 +130,47 @@ def test_quantities_replay_as_they_were_given(pw):
     assert (file, code) == ("events[0].albumin_g_l", "PW524") and "ambiguous" in message
 
 
+def _late_weight(pw: Any) -> dict[str, Any]:
+    """A dump whose events did not arrive in timeline order: 154 kg confirmed, then 200 kg dated before the
+    confirmation (events 5 and 6 arrived the other way round)."""
+    return _doc(pw, rescue("infliximab", {"day": 4, "weight_kg": 154}, {"day": 4.5, "weight_confirmed": True},
+                           {"day": 4.2, "weight_kg": 200}))
+
+
+def test_the_order_events_arrived_in_is_an_input_checked_by_the_checksum(pw):
+    doc = _late_weight(pw)
+    assert doc["arrived"] == [0, 1, 2, 3, 4, 6, 5]
+    restored = pw.restore(copy.deepcopy(doc))
+    assert restored.dump() == doc and restored.result()["computed"]["weight_to_confirm"]["value"] is True
+    # edited to say 200 kg arrived before the confirmation (which would then confirm it): refused
+    edited = copy.deepcopy(doc)
+    edited["arrived"] = [0, 1, 2, 3, 5, 4, 6]
+    assert _refused(pw, edited)[:2] == ("checksum", "PW524")
+    del edited["arrived"]  # or left out
+    assert _refused(pw, edited)[:2] == ("checksum", "PW524")
+    # a document whose events arrived in timeline order has no such key, and never had
+    assert "arrived" not in _doc(pw, rescue("infliximab", {"day": 4, "weight_kg": 154}))
+
+
+@pytest.mark.parametrize("arrived,where,fragment", [
+    ([0, 1], "arrived", "has 2 entries; the document has 7 events"),
+    ([0, 1, 2, 3, 4, 6, 6], "arrived[6]", "one of 0 to 6, each once"),
+    ([0, 1, 2, 3, 4, 7, 5], "arrived[5]", "one of 0 to 6, each once"),
+    ([0, 1, 2, 3, 4, 5, 6], "arrived", "is the timeline order"),  # written as no key
+    ([0, 1, 2, 3, 4, -1, 5], "arrived[5]", "greater than or equal to 0"),
+    ([0, 1, 2, 3, 4, 6.0, 5], "arrived[5]", "valid integer"),
+    ([0, 1, 2, 3, 4, True, 5], "arrived[5]", "valid integer"),
+    (["0", 1, 2, 3, 4, 6, 5], "arrived[0]", "valid integer"),
+    ({"0": 0}, "arrived", "valid list"),
+    (None, "arrived", "valid list"),
+])
+def test_a_malformed_arrival_order_is_refused_at_its_key(pw, arrived, where, fragment):
+    doc = _late_weight(pw)
+    doc["arrived"] = arrived
+    file, code, message = _refused(pw, doc)
+    assert (file, code) == (where, "PW521") and fragment in message
+
+
 def test_session_load_is_restore(pw):
     doc = _doc(pw, rescue("tacrolimus"))
     assert pathway.Session.load(pw, copy.deepcopy(doc)).dump() == doc

@@ -191,6 +191,35 @@ def test_a_session_moved_to_other_rules_is_compared_as_it_stood_at_its_last_save
     assert backend.tail("p-1") == 0 and _same(backend.open().load(default, "p-1"), whole)
 
 
+@pytest.mark.parametrize("profile", [None, "nice"])
+def test_a_course_placed_out_of_arrival_order_resumes_in_that_order(backend, profile):
+    """The order the events arrived in (a weight placed before a confirmation it arrived after: HAZ-049) is in the
+    snapshot; an event appended after it is logged, and arrives last on load, also in a replay under other rules."""
+    from cases import rescue
+    pw, default = load_pathway("asuc", profile=profile), load_pathway("asuc")
+    store = backend.open()
+    s = pw.start(patient())
+    for event in [*rescue("infliximab")["events"], {"day": 4, "weight_kg": 154}, {"day": 4.5, "weight_confirmed": True}]:
+        s.observe(dict(event))
+    store.save(s)
+    s.observe({"day": 4.2, "weight_kg": 200})  # placed late: the whole document
+    store.save(s)
+    s.observe({"day": 5, "pulse_bpm": 80})  # appended: a log row
+    store.save(s)
+    assert backend.tail("p-1") == 1 and json.loads(backend.read_doc("p-1"))["arrived"] == [0, 1, 2, 3, 4, 6, 5]
+    assert s.dump()["arrived"] == [0, 1, 2, 3, 4, 6, 5, 7]
+    assert s.result()["computed"]["weight_to_confirm"]["value"] is True
+    if profile is None:
+        for reader in (store, backend.open()):
+            assert _same(reader.load(pw, "p-1"), s)
+        return
+    whole = default.restore(copy.deepcopy(s.dump()), replay=True)
+    moved = backend.open().load(default, "p-1", replay=True)
+    assert moved.migration == whole.migration and _same(moved, whole)
+    assert moved.dump()["arrived"] == [0, 1, 2, 3, 4, 6, 5, 7]
+    assert moved.result()["computed"]["weight_to_confirm"]["value"] is True
+
+
 def test_sqlite_commits_are_synced_at_checkpoints_unless_durable(tmp_path):
     for durable, level in ((False, 1), (True, 2)):
         with SessionStore(tmp_path / "s.db", durable=durable) as store:

@@ -218,6 +218,23 @@ def test_confirmed_by_gives_the_value_last_confirmed_each_recording_counting():
     assert aggregate(_state({"w": weights}, 5), rise) == 121.4                    # 155 against 70, not against 154
 
 
+def test_confirmed_by_confirms_only_the_values_that_had_arrived():
+    # 154 (event 0) confirmed in event 2; 200 in event 1, placed before the confirmation but recorded after it
+    weights = [[0, 70, 0.0, None], [4, 154, 96.0, 0], [4.2, 200, 100.8, 1]]
+    marks = [[4.5, True, 108.0, 2]]
+    last_confirmed = Aggregate(of="w", fn="last", confirmed_by="ok")
+    assert aggregate(_state({"w": weights, "ok": marks}, 4.5), last_confirmed) == 200  # arrived in timeline order
+    late = _state({"w": weights, "ok": marks}, 4.5)
+    late.arrived = (0, 2, 1)
+    assert aggregate(late, last_confirmed) == 154
+    late.arrived = (2, 1, 0)  # 154 amended after the confirmation too: only the patient record had arrived
+    assert aggregate(late, last_confirmed) == 70
+    # a confirmation that arrived after a weight dated later does not confirm it either
+    later = _state({"w": [[0, 70, 0.0, None], [5, 154, 120.0, 1]], "ok": [[4.5, True, 108.0, 0]]}, 5)
+    later.arrived = (1, 0)
+    assert aggregate(later, last_confirmed) == 70
+
+
 def test_fall_from_a_baseline():
     st = _state(H, 3.9, entered={"a": 0, "b": 2})
     st.state, st.state_event = "b", 2

@@ -203,6 +203,8 @@ def aggregate_text(agg: Aggregate) -> str:
         out += f", only with a value on at least {agg.min_days} days"
     if agg.or_else is not None:
         out += f"; when there is none, the {aggregate_text(agg.or_else)}"
+    if agg.per is not None:
+        out += f", divided by the last recorded `{agg.per}` (none while it has none)"
     if agg.baseline is not None:
         kind = "fall" if agg.fall_from is not None else "rise"
         unit = " in % of the baseline" if agg.percent else ""

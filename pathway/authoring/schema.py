@@ -214,7 +214,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                     "'on each of the last 2 days'.",
         "since_change_of": "Only values recorded in the event in which this other field last changed, or later.",
         "confirmed_by": "The value last confirmed: the last value recorded in or before the last event that recorded this "
-                        "yes/no field, when that is true; else the first value recorded (fn: last, no window).",
+                        "yes/no field, when that is true (among the values recorded by then, not one recorded or "
+                        "amended afterwards); else the first value recorded (fn: last, no window).",
         "values": "Only these values count (e.g. [untreated] with fn ever: whether one was ever recorded).",
         "per": ("The value divided by the latest recorded value of this number field (a daily dose per kg: "
                 "per: weight_kg); not recorded while that field has none. Not with fall_from or rise_from."),

@@ -286,8 +286,9 @@ def check_course(pathway: Pathway, case: dict[str, Any], stats: VerifyReport | N
         if (result.get("changes") or {}).get("reevaluated_from") is not None:
             # A late event: the course was evaluated again from its place, and what an invariant judges
             # (the move an event made, the values it saw) happened at the events re-evaluated, not at the
-            # last one. The arrival order gives the same course as the timeline (a tested property), so
-            # the course is checked event by event in timeline order at the end.
+            # last one. The arrival order gives the same course as the timeline (a tested property; only a
+            # confirmation, confirmed_by, reads the arrival order), so the course is checked event by event in
+            # timeline order at the end.
             late = True
             continue
         evaluations = session.last_event_evaluations()

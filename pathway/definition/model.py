@@ -269,7 +269,9 @@ class Aggregate(_Model):
     change).
     ``confirmed_by`` (with ``fn: last``, and no window of its own): the value last confirmed, where another
     field, a yes/no, records a confirmation: the last value recorded in or before the last event that recorded
-    that field, when that recording is true; the first value ever recorded when it was never recorded or its
+    that field, when that recording is true, among the values recorded by the time it was recorded (a value
+    recorded or amended afterwards and placed before it in the timeline is not confirmed by it: the session's
+    order of arrival); the first value ever recorded when it was never recorded or its
     last recording is false (a confirmation withdrawn). Each recording counts, not only the last of its day
     (the weight the team last confirmed, or the admission weight, as the baseline of a new weight).
     ``values``: only values among these count (an untreated latent TB result ever recorded: ``of: latent_tb,

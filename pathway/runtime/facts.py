@@ -20,7 +20,7 @@ from pathway.definition.clock import days_since, elapsed
 from pathway.definition.model import Aggregate
 from pathway.definition.timeline import is_current, window_hours
 from pathway.runtime.doses import num
-from pathway.runtime.state import SessionState, entry_move, kept_get
+from pathway.runtime.state import SessionState, arrival, entry_move, kept_get
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -170,13 +170,17 @@ def entry_event(entry: Sequence[Any]) -> int:
 
 def _confirmed_value(st: SessionState, entries: Sequence[Sequence[Any]], confirmation: str) -> Any:
     """The value last confirmed (Aggregate.confirmed_by): the last of ``entries`` recorded in or before the last
-    event that recorded ``confirmation``, when that recording is true; else the first value recorded."""
+    event that recorded ``confirmation``, when that recording is true, and that had arrived by the time it was
+    recorded (SessionState.arrived: a value placed late before it, or amended after it, was not seen by whoever
+    confirmed); else the first value recorded."""
     if not entries:
         return None
     marks = st.history.get(confirmation)
     if marks and marks[-1][1] is True:
         upto = entry_event(marks[-1])
-        confirmed = [entry for entry in entries if entry_event(entry) <= upto]
+        seen = arrival(st, upto)
+        confirmed = [entry for entry in entries
+                     if (at := entry_event(entry)) <= upto and arrival(st, at) <= seen]
         if confirmed:
             return confirmed[-1][1]
     return entries[0][1]

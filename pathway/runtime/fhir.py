@@ -39,6 +39,7 @@ from pathway.definition.clock import parse_time
 from pathway.definition.inputs import shown_value
 from pathway.loading.fhir import FhirInput, Item, read_fhir
 from pathway.runtime.session import Session, observed_form, start_session
+from pathway.runtime.state import arrival_order
 
 if TYPE_CHECKING:
     from pathway.runtime.api import Pathway
@@ -264,7 +265,13 @@ class _Feed:
                 day = self.day_of(time)
                 timeline.append((day if day is not None else 0.0, len(events), "moment", time))
         timeline.sort(key=lambda x: (x[0], x[1], x[3] if x[2] == "moment" else ""))
-        fresh = start_session(session.pathway, copy.deepcopy(session.state_values()["patient"]))
+        recorded_before = session.state_values()
+        fresh = start_session(session.pathway, copy.deepcopy(recorded_before["patient"]))
+        # the order the events arrived in (SessionState.arrived): each as before, a moment new or changed now (in
+        # time order among them); set before the replay, as Session._rebuild does
+        before = recorded_before.get("arrived") or range(len(events))
+        fresh.keep_arrived(list(arrival_order([len(events) + k if kind == "moment" and what in touched else before[i]
+                                               for k, (_day, i, kind, what) in enumerate(timeline)])))
         placed: dict[str, int] = {}
         for k, (_day, _arrival, kind, what) in enumerate(timeline):
             if kind == "event":

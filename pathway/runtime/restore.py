@@ -154,6 +154,8 @@ class _Document(_Model):
     # format 4 and later
     revisions: list[_Revision] = Field(default_factory=list)
     acted: list[_Acted] = Field(default_factory=list)
+    #: the order the events arrived in, when it is not the timeline order (checked apart: _arrival_problem)
+    arrived: list[Annotated[int, Field(strict=True, ge=0)]] = Field(default_factory=list)
 
 
 #: keys every document of format 2 or later has
@@ -248,13 +250,16 @@ def _refused(exc: InputError) -> SessionError:
 
 
 def _replayed(pathway: Pathway, patient: Mapping[str, Any], events: list[dict[str, Any]],
-              acted: list[dict[str, Any]] | None = None, evaluations: str = "none") -> Session:
+              acted: list[dict[str, Any]] | None = None, evaluations: str = "none",
+              arrived: list[int] | None = None) -> Session:
     """The session the recorded inputs give (input refusals PW524, engine failures PW525); ``acted``: the
     moves taken on decisions that stand (SessionState.acted); ``evaluations``: the evaluation records the
-    session keeps (Session.keep_evaluations)."""
+    session keeps (Session.keep_evaluations); ``arrived``: the order the events arrived in (SessionState.arrived,
+    checked by _checked)."""
     try:
         session = start_session(pathway, dict(patient))
         session.keep_acted(acted or [])
+        session.keep_arrived(arrived or [])
         session.keep_evaluations(evaluations)
     except InputError as exc:
         raise _refused(exc) from None
@@ -368,7 +373,8 @@ def _restore(pathway: Pathway, doc: Any) -> Session:
     # was edited is found by the checksum.
     # a document before format 5 holds the evaluations of every event: they are compared too, then dropped
     earlier = doc["format"] < 5 and doc.get("evaluations") is not None
-    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"), "all" if earlier else "none")
+    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"), "all" if earlier else "none",
+                        doc.get("arrived"))
     revisions = _checksummed(doc)
     # the revisions are the record of how the timeline came to be, not something its events produce
     session.keep_revisions(copy.deepcopy(revisions))
@@ -385,7 +391,8 @@ def _checksummed(doc: Mapping[str, Any]) -> list[Any]:
     """The document's revisions, once its checksum matches its recorded patient, events, revisions and
     moves taken on decisions (PW524)."""
     revisions: list[Any] = doc.get("revisions") or []
-    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions, doc.get("acted") or []):
+    if doc["checksum"] != inputs_checksum(doc["patient"], doc["events"], revisions, doc.get("acted") or [],
+                                          doc.get("arrived")):
         raise session_error("checksum", "PW524", "the checksum does not match the recorded patient and events: "
                                                  "an input was edited or is corrupt")
     return revisions
@@ -408,6 +415,26 @@ def _checked(doc: Mapping[str, Any]) -> None:
         raise session_error("format", "PW522", f"format {doc['format']} has no quantities as given ('given')")
     if doc["format"] < 4 and ("revisions" in doc or any("id" in e for e in doc["events"])):
         raise session_error("format", "PW522", f"format {doc['format']} has no event ids or revisions")
+    if "arrived" in doc:
+        problem = _arrival_problem(doc["arrived"], len(doc["events"]))
+        if problem is not None:
+            raise session_error(*problem)
+
+
+def _arrival_problem(arrived: list[int], events: int) -> tuple[str, str, str] | None:
+    """Where and why ``arrived`` (whole numbers, the schema checked) is not an order of arrival of ``events``
+    events other than their timeline order (which a document records by leaving the key out); else None."""
+    if len(arrived) != events:
+        return "arrived", "PW521", f"has {len(arrived)} entries; the document has {events} events"
+    seen: set[int] = set()
+    for i, rank in enumerate(arrived):
+        if rank >= events or rank in seen:
+            return (f"arrived[{i}]", "PW521", f"is {rank}: each event's rank of arrival is one of 0 to {events - 1}, "
+                                               "each once")
+        seen.add(rank)
+    if arrived == list(range(events)):
+        return "arrived", "PW521", "is the timeline order: a document records it by leaving the key out"
+    return None
 
 
 def _migrate(pathway: Pathway, doc: Mapping[str, Any]) -> Session:
@@ -415,7 +442,7 @@ def _migrate(pathway: Pathway, doc: Mapping[str, Any]) -> Session:
     inputs are what it recorded), then run; the session keeps its revisions plus this replay."""
     _checked(doc)  # (its format and pathway were checked by _identity, which found only other rules)
     revisions = _checksummed(doc)
-    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"))
+    session = _replayed(pathway, doc["patient"], doc["events"], doc.get("acted"), arrived=doc.get("arrived"))
     d = pathway.definition
     before = {"version": doc["version"], "profile": doc["profile"], "fingerprint": doc["fingerprint"]}
     after = {"version": d.version, "profile": d.profile, "fingerprint": pathway.fingerprint}

@@ -9,8 +9,11 @@ the same content is a no-op, with other content a refusal (amend it instead). An
 than the latest one (a late result) is placed at its time and the course is evaluated again from
 the timeline; :meth:`Session.amend` and :meth:`Session.retract` change or withdraw an event by id
 the same way. Events at the same clinical time keep their arrival order; otherwise the result
-does not depend on the order in which events arrive. Every late placement, amendment and
-retraction is kept in ``revisions``, and every result returned after one lists its ``changes``.
+does not depend on the order in which events arrive, except that a confirmation (``confirmed_by``)
+confirms only the values that had arrived when it was recorded: the session keeps the order in which
+its events arrived (``SessionState.arrived``; an amended event arrives when it is amended). Every late
+placement, amendment and retraction is kept in ``revisions``, and every result returned after one lists
+its ``changes``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pathway.runtime.result import RESULT_KEYS, build_result, copy_trace
 from pathway.runtime.state import (
     SESSION_FORMAT,
     SessionState,
+    arrival_order,
     evaluation,
     evaluation_dict,
     evaluation_get,
@@ -106,6 +110,7 @@ class Session:
         # replays them; the moves taken on decisions that stand, too)
         replay = start_session(self._pathway, copy.deepcopy(st.patient))
         replay.keep_acted(list(st.acted))
+        replay.keep_arrived(list(st.arrived))
         replay.keep_evaluations("all")
         for entry in st.events:
             replay_event(replay, entry)
@@ -383,6 +388,10 @@ class Session:
                 event = next((now[old] for old in range(event - 1, -1, -1) if old in now), 0)
             kept.append({**entry, "event": max(event, recorded if recorded is not None else 0), "recorded": recorded})
         fresh._st.acted = tuple(kept)
+        # the order the events arrived in: each kept event as before, the caller's new or amended event last (an
+        # amendment records the event's values again); set before the replay, whose positions are the final ones
+        old = self._st.arrived
+        fresh._st.arrived = arrival_order([len(origin) if o is None else old[o] if old else o for o in origin])
         for i, event in enumerate(timeline):
             try:
                 if fresh._apply(event, replaying=i != new_at) is not None:  # cannot happen: in time order
@@ -460,6 +469,11 @@ class Session:
         """Set the moves taken on decisions that stand (a restore takes them from the document, before its replay)."""
         self._st.acted = tuple(copy.deepcopy(entry) for entry in acted)
 
+    def keep_arrived(self, arrived: list[int]) -> None:
+        """Set the order in which the recorded events arrived (SessionState.arrived; a restore takes it from the
+        document, before its replay: each evaluation of the replay reads it)."""
+        self._st.arrived = tuple(arrived)
+
     def keep_revisions(self, revisions: list[dict[str, Any]]) -> None:
         """Set the record of revisions (a restore takes it from the verified document)."""
         self._st.revisions = revisions
@@ -520,6 +534,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     for name, value in values.items():
         st.record_value(name, history_entry(day, value, hours, index))
     st.events.append(_entry(day, values, raw_event))
+    if st.arrived and len(st.arrived) < len(st.events):  # appended to a course placed out of arrival order
+        st.arrived += (index,)  # (a re-evaluation or a restore sets the whole order before it replays)
     recorded = {name: value for name, value in values.items() if name in d.decisions}
     for name in recorded:
         st.recorded_event[name] = index

@@ -13,7 +13,8 @@ from typing import Any
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
            "trace_entry", "shared_keys",
            "entry_dict", "entry_move", "Packed", "pack", "unpack", "evaluation_dict", "evaluation",
-           "evaluation_get", "EVALUATION_KEYS", "kept_entry", "kept_dict", "kept_get", "compact_kept"]
+           "evaluation_get", "EVALUATION_KEYS", "kept_entry", "kept_dict", "kept_get", "compact_kept", "arrival",
+           "arrival_order"]
 
 
 class Packed:
@@ -340,7 +341,7 @@ SESSION_FORMAT = 5
 FORMATS = (1, 2, 3, 4, 5)
 
 #: keys added to the session document after format 1 was first written; older documents lack them
-_OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions", "acted"}
+_OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions", "acted", "arrived"}
 #: fields of the state that are not keys of the document (the patient id is in the patient; see
 #: SessionState.unacted and SessionState.overruled)
 _NOT_KEPT = {"patient_id", "unacted", "overruled", "evaluations", "evaluations_kept", "computed"}
@@ -396,6 +397,13 @@ class SessionState:
     #: so an evaluation that would not take it now takes it still and says why (``overruled``). A record of
     #: the course, like ``revisions``: in the document and its checksum; a restore replays with it.
     acted: tuple[dict[str, Any], ...] = ()  # replaced, never changed in place: shared by copies
+    #: the order in which the events arrived (were recorded): ``arrived[i]`` is the arrival rank of ``events[i]``
+    #: (0 the first recorded), a permutation of ``range(len(events))``; empty when the events arrived in
+    #: timeline order (no late placement or amendment), as most sessions do. An amended event arrives when it is
+    #: amended (its values are recorded again). A confirmation confirms only what had arrived when it was
+    #: recorded (facts.aggregate, ``confirmed_by``). A record of the course: in the document (only when not
+    #: empty) and its checksum; a restore replays with it. Read through :func:`arrival`.
+    arrived: tuple[int, ...] = ()  # replaced, never changed in place: shared by copies
     #: the moves of ``acted`` that an evaluation again took although its rules would not now
     #: (``{field, value, event, day, from, to, rule, text}``; said aloud for the rest of the course). Not in the
     #: document: a restore replays the events with ``acted``, which gives them again.
@@ -432,7 +440,8 @@ class SessionState:
         doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile,
                                "fingerprint": fingerprint}
         doc.update(json_copy(self.values()))
-        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"], doc["acted"])
+        doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"], doc["acted"],
+                                          doc.get("arrived"))
         return doc
 
     def values(self) -> dict[str, Any]:
@@ -442,6 +451,10 @@ class SessionState:
         out["trace"] = [entry_dict(item) for item in self.trace]
         out["frozen"] = {name: kept_dict(kept) for name, kept in self.frozen.items()}
         out["acted"] = list(self.acted)
+        if self.arrived:
+            out["arrived"] = list(self.arrived)
+        else:  # events in timeline order: no key (a document without it reads as that)
+            del out["arrived"]
         return out
 
     @classmethod
@@ -454,12 +467,14 @@ class SessionState:
         values["trace"] = [compact_entry(entry) for entry in values["trace"]]
         values["frozen"] = {name: compact_kept(kept) for name, kept in values.get("frozen", {}).items()}
         values["acted"] = tuple(values.get("acted") or ())
+        values["arrived"] = tuple(values.get("arrived") or ())
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 
-def inputs_checksum(patient: Any, events: Any, revisions: Any = None, acted: Any = None) -> str:
+def inputs_checksum(patient: Any, events: Any, revisions: Any = None, acted: Any = None, arrived: Any = None) -> str:
     """A hash of the recorded inputs (the patient as given, the events as recorded and, when there
-    are any, the revisions of events and the moves taken on decisions), as canonical JSON: it detects an
+    are any, the revisions of events, the moves taken on decisions and the order in which the events arrived
+    when it is not their timeline order), as canonical JSON: it detects an
     edited or corrupt input in a stored document. It is not a signature (anyone can recompute it); what
     a session derives is checked by replaying these inputs instead."""
     inputs = {"patient": patient, "events": events}
@@ -467,11 +482,32 @@ def inputs_checksum(patient: Any, events: Any, revisions: Any = None, acted: Any
         inputs["revisions"] = revisions
     if acted:  # the same for the moves taken on decisions
         inputs["acted"] = acted
+    if arrived:  # and for the arrival order (none: the timeline order)
+        inputs["arrived"] = arrived
     try:
         text = json.dumps(inputs, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=repr)
     except (TypeError, ValueError):  # keys of mixed types in a free-form value: not JSON, hashed as shown
         text = ascii(repr(inputs))
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+
+def arrival(st: SessionState, event: int) -> int:
+    """The arrival rank of event ``event`` of ``st`` (SessionState.arrived): its index when the events arrived in
+    timeline order; the patient record (a negative index) arrived before every event."""
+    arrived = st.arrived
+    return arrived[event] if 0 <= event < len(arrived) else event
+
+
+def arrival_order(ranks: list[int]) -> tuple[int, ...]:
+    """``ranks`` (distinct numbers, one per event in timeline order: the greater, the later it arrived) as
+    SessionState.arrived keeps them: ranks 0 to n-1, or empty when they are the timeline order."""
+    order = sorted(range(len(ranks)), key=ranks.__getitem__)
+    if order == list(range(len(ranks))):
+        return ()
+    out = [0] * len(ranks)
+    for rank, at in enumerate(order):
+        out[at] = rank
+    return tuple(out)
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:

@@ -446,8 +446,11 @@ def _merged(doc: dict[str, Any], logged: list[dict[str, Any]]) -> dict[str, Any]
     merged = dict(doc)
     merged["events"] = [*(doc.get("events") or []), *(e for entry in logged for e in entry["events"])]
     merged.update({k: logged[-1]["shown"].get(k) for k in ("state", "path", "current", "warnings")})
+    arrived = doc.get("arrived")
+    if isinstance(arrived, list) and arrived:  # the logged events arrived after the snapshot's, in their order
+        merged["arrived"] = [*arrived, *range(len(arrived), len(merged["events"]))]
     merged["checksum"] = inputs_checksum(merged.get("patient"), merged["events"], merged.get("revisions") or [],
-                                         merged.get("acted") or [])
+                                         merged.get("acted") or [], merged.get("arrived"))
     return merged
 
 
