@@ -100,7 +100,7 @@ def test_verify_command(rules_copy, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "50 course(s)" in out and "no violation of 20 invariant(s)" in out
     _without_emergency_rule(rules_copy)
-    assert main(["verify", str(rules_copy), "--budget", "300"]) == 1
+    assert main(["verify", str(rules_copy), "--budget", "1500"]) == 1
     out = capsys.readouterr().out
     assert "VIOLATION of INV-001" in out and "scenarios:\n- id: verify-inv-001-counterexample" in out
     assert main(["verify", "asuc", "--budget", "0"]) == 2

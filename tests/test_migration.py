@@ -15,6 +15,9 @@ from pathway import SessionError, SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = yaml.safe_load((ROOT / "rules" / "asuc" / "cases" / "demo.yaml").read_text(encoding="utf-8"))
+# the demo patient's last trough (13 ng/mL) with the dose given, so that a change of the target changes the advice
+# (a trough recorded alone after one with its dose asks for the dose first: tac_dose_with_trough_needed)
+DEMO["events"][-1] = {**DEMO["events"][-1], "tacrolimus_daily_dose_mg": 6}
 
 
 def _narrower_trough_target(rules: Path, high: int) -> pathway.Pathway:
