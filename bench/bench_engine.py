@@ -18,9 +18,10 @@ What one run measures (``--quick``: smaller counts, under two minutes):
 3. *durable Host API*: the same evaluations through durable_rules' Python Host (assert the
    snapshot, actions assert the derived facts, retract): what a plain durable_rules program pays;
 4. *cold load*: in a fresh process each time, median of 5: the CPU time of imports, YAML, the checked
-   definition, compile, ruleset registration; and the wall time of ``pathway validate asuc`` (and its
-   CPU time, the wall time without competing processes) and of ``python -c "import pathway"`` (as
-   ``time`` shows it);
+   definition, compile, ruleset registration (from the rule files); and the wall time of ``pathway validate
+   asuc`` (and its CPU time, the wall time without competing processes) with the cache of loaded pathways in
+   place (``pathway.loading.stored``: every start after the first), without it, and the first start, which
+   writes it; and of ``python -c "import pathway"`` (as ``time`` shows it);
 5. *memory*: bytes per open session (tracemalloc) with ``--sessions`` sessions open after 3 events
    each; resident memory (VmRSS) after 1k and after ``--patients`` sequential patients (flat?);
 6. *store*: SessionStore events saved per second as they arrive (wall time: a save waits for the disk):
@@ -553,9 +554,9 @@ print(json.dumps({"import": t1 - t0, "yaml": spent[0], "definition": t2 - t1 - s
 """
 
 
-def _python(args: list[str], runs: int, cpu: list[float] | None = None) -> list[float]:
+def _python(args: list[str], runs: int, cpu: list[float] | None = None, env: dict[str, str] | None = None) -> list[float]:
     """Wall seconds of ``runs`` fresh processes (and, into ``cpu``, the CPU seconds each used)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(env or os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     walls = []
     for _ in range(runs):
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -603,22 +604,37 @@ def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
     import compileall
 
     compileall.compile_dir(str(ROOT / "pathway"), quiet=1)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the phases of a load from the rule files: no cache of loaded pathways (pathway.loading.stored)
+    uncached = {k: v for k, v in os.environ.items() if k != "PATHWAY_CACHE_DIR"}
+    uncached["PATHWAY_NO_CACHE"] = "1"
+    env = dict(uncached, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     phases: dict[str, list[float]] = {}
     cpu: list[float] = []
+    uncached_cpu: list[float] = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", _COLD_CHILD, pathway], check=True, cwd=ROOT, env=env,
                              capture_output=True, text=True)
         for name, seconds in json.loads(out.stdout.splitlines()[-1]).items():
             phases.setdefault(name, []).append(seconds)
     median = {name: round(statistics.median(v) * 1000, 1) for name, v in phases.items()}
+    validate = ["-m", "pathway", "validate", pathway]
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as folder:
+        # a start with the cache of loaded pathways in place, as every start after the first one finds it
+        cached = {k: v for k, v in os.environ.items() if k != "PATHWAY_NO_CACHE"}
+        cached["PATHWAY_CACHE_DIR"] = folder
+        first = _python(validate, 1, env=cached)
+        walls = _python(validate, runs, cpu, env=cached)
     return {
         "runs": runs,
         "phases_cpu_ms": median,
         "load_cpu_ms": round(sum(median.values()), 1),
-        "validate_wall_ms": round(statistics.median(_python(["-m", "pathway", "validate", pathway], runs, cpu)) * 1000, 1),
+        "validate_wall_ms": round(statistics.median(walls) * 1000, 1),
         # the CPU time of those runs (user + system): what the wall time is when no other process competes
         "validate_cpu_ms": round(statistics.median(cpu) * 1000, 1),
+        # the first start, which loads from the rule files and writes the cache, and starts with no cache at all
+        "validate_first_wall_ms": round(first[0] * 1000, 1),
+        "validate_uncached_wall_ms": round(statistics.median(_python(validate, runs, uncached_cpu, env=uncached)) * 1000, 1),
+        "validate_uncached_cpu_ms": round(statistics.median(uncached_cpu) * 1000, 1),
         "import_pathway_wall_ms": round(statistics.median(_python(["-c", "import pathway"], runs)) * 1000, 1),
         "python_start_wall_ms": round(statistics.median(_python(["-c", "pass"], runs)) * 1000, 1),
         # compiled bytecode of the package present (as after pip install), not compiled on every start
@@ -709,7 +725,9 @@ def main(argv: list[str] | None = None) -> int:
     lap("cold")
     phases = ", ".join(f"{k} {v} ms" for k, v in cold["phases_cpu_ms"].items())
     say(f"cold load        {cold['load_cpu_ms']} ms CPU ({phases}; median of {cold['runs']} fresh processes)")
-    say(f"cold commands    pathway validate asuc {cold['validate_wall_ms']} ms ({cold['validate_cpu_ms']} ms CPU), "
+    say(f"cold commands    pathway validate asuc {cold['validate_wall_ms']} ms ({cold['validate_cpu_ms']} ms CPU) with the "
+        f"cache of loaded pathways, {cold['validate_uncached_wall_ms']} ms ({cold['validate_uncached_cpu_ms']} ms CPU) "
+        f"without, {cold['validate_first_wall_ms']} ms writing it; "
         f"import pathway {cold['import_pathway_wall_ms']} ms, python alone {cold['python_start_wall_ms']} ms (wall, median; "
         f"bytecode compiled; compiling the package from source would add {cold['source_compile_cpu_ms']} ms CPU)")
 

@@ -15,6 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# Loads come from the rule files, not from the cache of loaded pathways on disk (pathway.loading.stored): a test
+# that changes the loader's code in memory must see its change. tests/test_stored.py turns the cache on.
+os.environ["PATHWAY_NO_CACHE"] = "1"
+
 from pathway import load_pathway  # noqa: E402
 
 

@@ -42,6 +42,8 @@ def test_every_section_is_written(run):
     # cold starts are measured with the package's bytecode compiled (as installed), and what compiling the
     # modules `pathway validate` imports from source would add is reported beside them
     assert run["cold"]["bytecode_cached"] is True and run["cold"]["source_compile_cpu_ms"] > 0
+    # validate with the cache of loaded pathways in place, without it, and the first start that writes it
+    assert all(run["cold"][k] > 0 for k in ("validate_wall_ms", "validate_uncached_wall_ms", "validate_first_wall_ms"))
     assert run["memory"]["sessions"] == 12 and run["memory"]["bytes_per_session"] > 0
     long = run["long"]
     assert long["events"] == 20 and long["trace_entries"] > 20

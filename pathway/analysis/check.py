@@ -74,7 +74,7 @@ from pathway.definition.graph import build_graph, expand_sources
 from pathway.definition.model import PathwayFile
 from pathway.definition.pathway import BRANCH_KEYS, BRANCHES, Branch, PathwayDef, Rule
 from pathway.loading.loader import load_definition, resolve_pathway_dir
-from pathway.runtime.compile import CompiledPathway, compile_pathway
+from pathway.runtime.compile import CompiledPathway, compile_kept
 
 __all__ = [
     "CheckInfo",
@@ -1074,7 +1074,7 @@ def check_pathway(name_or_path: str | Path, *, profile: str | None = None, param
     compiled: CompiledPathway | None = None
     loader_diags: list[Diagnostic] = []
     try:
-        compiled = compile_pathway(load_definition(root, parameters, profile))
+        compiled = compile_kept(load_definition(root, parameters, profile))
     except DefinitionError as exc:  # includes EngineLimitError (PW30x)
         loader_diags = list(exc.diagnostics)
     definition = compiled.definition if compiled else None

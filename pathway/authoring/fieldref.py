@@ -39,7 +39,7 @@ from pathway.definition import effects as E
 from pathway.definition import prose
 from pathway.definition.clock import MAX_DAY, days_since
 from pathway.definition.model import Aggregate, FieldDef, ProfileFile, RuleDef
-from pathway.definition.pathway import BUILTIN_FIELDS, CHECK_SYMBOLS, PathwayDef, Rule
+from pathway.definition.pathway import BUILTIN_NAMES, CHECK_SYMBOLS, PathwayDef, Rule, builtin_fields
 from pathway.definition.timeline import hours_text, validity_text
 from pathway.definition.units import units_for
 
@@ -415,7 +415,7 @@ def field_reference(definition: PathwayDef) -> str:
 
     lines += ["", "## Built-ins", "", "Computed by the engine for every evaluation; a case cannot give them.", ""]
     rows = []
-    for name, field in BUILTIN_FIELDS.items():
+    for name, field in builtin_fields().items():
         rows.append([_code(name), field.type, field.unit or "—", field.title, _rules(usage.tested.get(name, set()))])
     rows.append([_code("state"), "enum (" + ", ".join(spec.states) + ")", "—", "The current state of the pathway",
                  _rules(usage.tested.get("state", set()))])
@@ -425,7 +425,7 @@ def field_reference(definition: PathwayDef) -> str:
         meaning = f"Days since the state was first entered (one per state, e.g. `{per_state[0]}`)"
         rows.append([_code(days_since("<state>")), "number", "day", meaning, _rules(testers)])
     extra = [n for n, f in definition.fields.items()
-             if f is not None and n not in authored and n not in BUILTIN_FIELDS and n not in per_state]
+             if f is not None and n not in authored and n not in BUILTIN_NAMES and n not in per_state]
     for name in extra:
         field = definition.fields[name]
         rows.append([_code(name), field.type, _t(field.unit or "—"), _t(field.title), _rules(usage.tested.get(name, set()))])

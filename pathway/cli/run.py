@@ -23,7 +23,7 @@ from pathway.definition.graph import transition_pairs
 from pathway.loading.cases import read_case_document
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
 from pathway.runtime.api import Pathway, load_pathway
-from pathway.runtime.compile import compile_pathway
+from pathway.runtime.compile import compile_kept
 
 __all__ = ["add_command"]
 
@@ -131,7 +131,7 @@ def _validated(name: str, parameters: dict[str, Any]) -> int:
                 pathway = Pathway(definition)
             elif definition is not default:  # the default profile by its name: compiled above
                 # states whose rules this profile leaves as they are take the default's rulesets
-                compile_pathway(definition, like=pathway.compiled if pathway is not None else None)
+                compile_kept(definition, like=pathway.compiled if pathway is not None else None)
         except DefinitionError as exc:  # an engine limit (PW30x) under one profile
             diags.extend(d for d in exc.diagnostics if d not in diags)
     if diags or pathway is None:

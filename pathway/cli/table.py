@@ -11,13 +11,13 @@ from pathway.analysis.tables import decision_tables, resolve_ids
 from pathway.cli.common import EXIT_FINDINGS, EXIT_OK, Subparsers, add_parameter_option, parameters, write_output
 from pathway.loading.loader import load_definition, resolve_pathway_dir
 from pathway.render.tables import FORMATS
-from pathway.runtime.compile import compile_pathway
+from pathway.runtime.compile import compile_kept
 
 
 def _run(args: argparse.Namespace) -> int:
     root = resolve_pathway_dir(args.pathway)
     params = parameters(args.parameter)
-    compiled = compile_pathway(load_definition(root, params or None, args.profile))
+    compiled = compile_kept(load_definition(root, params or None, args.profile))
     ids = resolve_ids(compiled.definition, args.state or None)  # an unknown state is refused before the checks run
     checks = None
     if not args.no_checks:

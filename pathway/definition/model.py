@@ -77,7 +77,7 @@ SOURCE_ID_PATTERN = _SOURCE_ID
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=False, allow_inf_nan=False)
 
 
 class Evidence(_Model):
@@ -129,7 +129,7 @@ class TransitionDef(_Model):
     to: str
     title: str = ""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ParameterDef(_Model):
@@ -336,7 +336,7 @@ class DecisionSpec(_Model):
 
     in_: str | list[str] = Field(alias="in")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class AmbiguityBand(_Model):
@@ -528,7 +528,7 @@ class RuleDef(_Model):
     reviewed_on: date | None = None
     review_due: date | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ProfileFile(_Model):

@@ -6,6 +6,7 @@ diagrams); :mod:`pathway.loading` builds them from the rule files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -26,8 +27,8 @@ from pathway.definition.mutation import Site
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_FIELDS", "Branch", "BRANCHES",
-           "BRANCH_KEYS", "SignOff", "SIGNOFF_TEXT", "Ref", "Hazard"]
+__all__ = ["Rule", "PathwayDef", "ComputedInput", "Consistency", "DecisionPoint", "BUILTIN_NAMES", "builtin_fields",
+           "Branch", "BRANCHES", "BRANCH_KEYS", "SignOff", "SIGNOFF_TEXT", "Ref", "Hazard"]
 
 #: How a rule fired, as the engine's bindings and the result's trace name it.
 Branch = Literal["then", "else", "missing"]
@@ -40,13 +41,21 @@ SignOff = Literal["signed_off", "review_overdue", "not_reviewed"]
 SIGNOFF_TEXT: dict[str, str] = {"signed_off": "signed off", "review_overdue": "review overdue",
                                 "not_reviewed": "not reviewed"}
 
-#: Fields every snapshot has, computed by the session (never given by a case).
-BUILTIN_FIELDS: dict[str, FieldDef] = {
-    "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
-                    range=(0, MAX_DAY), scope="event", short="day"),
-    "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
-                              range=(0, MAX_DAY), scope="event", short="day of the current state"),
-}
+#: Fields every snapshot has, computed by the session (never given by a case): their names, and their
+#: definitions (:func:`builtin_fields`).
+BUILTIN_NAMES: tuple[str, ...] = ("day", "days_in_state")
+
+
+@functools.cache
+def builtin_fields() -> dict[str, FieldDef]:
+    """The definitions of the built-in fields (made on first use: a pathway taken from the load cache
+    validates no model, so it needs no pydantic validator built). Never change the dict."""
+    return {
+        "day": FieldDef(type="number", title="Clinical day (0 = admission and first IV steroid dose)", unit="day",
+                        range=(0, MAX_DAY), scope="event", short="day"),
+        "days_in_state": FieldDef(type="number", title="Days since the current state was entered", unit="day",
+                                  range=(0, MAX_DAY), scope="event", short="day of the current state"),
+    }
 
 
 @dataclass(frozen=True)

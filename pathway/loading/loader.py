@@ -69,7 +69,7 @@ from pathway.definition.model import (
 from pathway.definition.mutation import Mutation, Site, nudge
 from pathway.definition.pathway import (
     BRANCH_KEYS,
-    BUILTIN_FIELDS,
+    BUILTIN_NAMES,
     ComputedInput,
     Consistency,
     DecisionPoint,
@@ -77,8 +77,10 @@ from pathway.definition.pathway import (
     PathwayDef,
     Ref,
     Rule,
+    builtin_fields,
 )
 from pathway.definition.units import CONVERSIONS, convert, units_for
+from pathway.loading import stored
 
 __all__ = ["DEFAULT_PATHWAY", "resolve_pathway_dir", "load_definition", "load_every_profile", "path_problem", "shipped_rules_dir",
            "underived_tests", "MAX_LOAD_BYTES", "MAX_LOAD_FILES", "MAX_LOAD_NODES"]
@@ -244,6 +246,9 @@ class _Loader:
         self._nodes = 0
         #: kinds of file that could not be read or validated (their cross-references are not checked)
         self.unread: set[str] = set()
+        #: each file read: its inode, modification time and size when it was read (the cache of loaded
+        #: pathways keeps a load only when its files are still those it read)
+        self.read_as: dict[str, tuple[int, int, int]] = {}
 
     def _load(self, relname: str, ref: tuple[Located, tuple[Any, ...]] | None = None) -> Located | None:
         """Load one YAML file of the folder; ``ref`` is where pathway.yaml names it (for a missing file).
@@ -301,6 +306,7 @@ class _Loader:
                             f"'{_short(relname)}' is not read")
             return None
         self.files.append(str(path))
+        self.read_as[str(path)] = (info.st_ino, info.st_mtime_ns, info.st_size)
         self.current = shown
         left = MAX_LOAD_NODES - self._nodes
         limits = RULE_FILE_LIMITS
@@ -380,7 +386,7 @@ class _Loader:
                 if not re.fullmatch(ID_PATTERN, name):
                     self._bad_id(fdoc, ("fields", name))
                 self._check_field(fdoc, name, authored, spec)
-        for name in BUILTIN_FIELDS:
+        for name in BUILTIN_NAMES:
             if name in fields and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined",
                                             key=True))
@@ -388,7 +394,7 @@ class _Loader:
             if name in spec.derived and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml",
                                             key=True))
-        fields.update(BUILTIN_FIELDS)
+        fields.update(builtin_fields())
         for sid, sdef in spec.states.items():
             fields[days_since(sid)] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
                                                    unit="day", range=(0, MAX_DAY))
@@ -692,12 +698,12 @@ class _Loader:
         """
         authored = ffile.fields
         state_names = set(spec.states)
-        not_inputs = set(BUILTIN_FIELDS) | {"state"} | {days_since(s) for s in state_names}
+        not_inputs = set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in state_names}
 
         def field_type(name: str) -> tuple[str, list[str]] | None:
             if name == "state":
                 return ("enum", sorted(state_names))
-            f = authored.get(name) or BUILTIN_FIELDS.get(name)
+            f = authored.get(name) or builtin_fields().get(name)
             if f is None and name in {days_since(s) for s in state_names}:
                 return ("number", [])
             return (f.type, list(f.values)) if f is not None else None
@@ -1865,9 +1871,16 @@ def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, A
     changes a parsed document).
     """
     root = resolve_pathway_dir(name_or_path)
+    if mutation is None:  # kept on disk between processes (pathway.loading.stored): the same definition
+        kept = stored.stored_definition(root, profile, overrides)
+        if kept is not None:
+            return kept
     loader = _Loader(root, overrides, profile, mutation, yaml_cache)
     try:
-        return loader.run()
+        definition = loader.run()
+        if mutation is None:
+            stored.keep_definition(root, profile, overrides, definition, loader.read_as)
+        return definition
     except PathwayError:
         raise
     except Exception as exc:  # noqa: BLE001 - the error boundary: a rule file never yields a traceback

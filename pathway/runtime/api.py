@@ -17,10 +17,10 @@ from pathway.definition.case import case_problem
 from pathway.definition.clock import days_since
 from pathway.definition.effects import Derive
 from pathway.definition.model import FieldDef, Validity
-from pathway.definition.pathway import BUILTIN_FIELDS, PathwayDef, Rule
+from pathway.definition.pathway import BUILTIN_NAMES, PathwayDef, Rule
 from pathway.definition.timeline import validity
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
-from pathway.runtime.compile import CompiledPathway, compile_pathway
+from pathway.runtime.compile import CompiledPathway, compile_kept
 from pathway.runtime.engine import Engine
 
 if TYPE_CHECKING:
@@ -40,9 +40,9 @@ class Pathway:
 
     def __init__(self, definition: PathwayDef):
         self.definition = definition
-        self.compiled: CompiledPathway = compile_pathway(definition)
+        self.compiled: CompiledPathway = compile_kept(definition)
         self.engine = Engine(self.compiled)
-        self.builtins = set(BUILTIN_FIELDS) | {"state"} | {days_since(s) for s in definition.spec.states}
+        self.builtins = set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in definition.spec.states}
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
         self.builtins |= set(self.aggregates)

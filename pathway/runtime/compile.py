@@ -43,8 +43,10 @@ from pathway.core.errors import Diagnostic, EngineLimitError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Score
 from pathway.definition.pathway import Branch, PathwayDef, Rule
+from pathway.loading import stored
 
 __all__ = [
+    "compile_kept",
     "Binding",
     "CompiledPathway",
     "compile_pathway",
@@ -259,6 +261,17 @@ def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding],
         missing_priority = 1 if any(isinstance(e, Derive) for e in rule.if_missing) else 3
         _expand(rule, "missing", C.And((rule.due, _absent_any(rule.requires), _possible(rule.when))), out, bindings,
                 missing_priority, diags)
+
+
+def compile_kept(definition: PathwayDef, like: CompiledPathway | None = None) -> CompiledPathway:
+    """:func:`compile_pathway`, or the compiled form kept on disk with a definition that the cache gave or
+    took (:mod:`pathway.loading.stored`): the same rulesets, without building them again."""
+    kept = stored.stored_compiled(definition)
+    if isinstance(kept, CompiledPathway) and kept.definition is definition:
+        return kept
+    compiled = compile_pathway(definition, like)
+    stored.keep_compiled(definition, compiled)
+    return compiled
 
 
 def compile_pathway(definition: PathwayDef, like: CompiledPathway | None = None) -> CompiledPathway:
