@@ -221,6 +221,9 @@ def test_a_parameter_in_a_computation_follows_overrides() -> None:
      "computed input 'visible_blood' tests built-in 'day'"),
     ("when: {bloody_stools_24h: {gt: 0}}", "when: {complete_response: true}", "PW220",
      "tests derived fact 'complete_response'"),
+    # a field computed from the record since a state was entered has its value only once the states are known
+    ("when: {bloody_stools_24h: {gt: 0}}", "when: {tacrolimus_trough_recorded: true}", "PW220",
+     "tests 'tacrolimus_trough_recorded', which is counted from when the patient entered 'rescue_tacrolimus'"),
     ("when: {bloody_stools_24h: {gt: 0}}", "when: {visible_blood: true}", "PW218",
      "cycle: visible_blood <- visible_blood"),
     ("when: {systolic_bp_mmhg: {gte: $bp_uncontrolled_systolic_mmhg}}", "when: {systolic_bp_mmhg: {gte: $bp_limit}}",

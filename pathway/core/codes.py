@@ -110,8 +110,9 @@ _ALL = [
          "A field under `compute:` is computed, directly or through other computed inputs, from itself."),
     Code("PW219", "rule file", "computed input that is not true/false",
          "Only a boolean field can be computed from a condition (true, false or unknown)."),
-    Code("PW220", "rule file", "computed input that tests a derived fact or built-in",
-         "A computation tests input fields only; the engine makes derived facts and the clock after the inputs."),
+    Code("PW220", "rule file", "computed input that tests a derived fact, built-in or state-counted field",
+         "A computation tests input fields only; the engine makes derived facts, the clock and the fields counted "
+         "from when a state was entered (an aggregate with `since`, `until` or `counted_from`) after the inputs."),
     Code("PW221", "rule file", "unknown decision point",
          "A rule's `decision` names no entry under `decision_points:` in pathway.yaml."),
     Code("PW222", "rule file", "kept fact derived outside its decision point",

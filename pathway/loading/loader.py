@@ -736,6 +736,12 @@ class _Loader:
                     self.diags.append(Diagnostic(doc.file, cmp.line, cmp.col, "PW220",
                                                  f"computed input '{name}' tests {kind} '{cmp.field}'; it may test input "
                                                  "fields only (the engine makes derived facts and the clock later)"))
+                elif (counted := _states_counted_from(authored.get(cmp.field))):
+                    self.diags.append(Diagnostic(doc.file, cmp.line, cmp.col, "PW220",
+                                                 f"computed input '{name}' tests '{cmp.field}', which is counted from "
+                                                 f"when the patient entered {counted}: that is worked out in each state "
+                                                 "the patient passes through, after the computed inputs, so it would "
+                                                 "never have a value here; test it in a rule instead"))
                 elif cmp.field not in inputs:
                     inputs.append(cmp.field)
             for k, src in enumerate(fdef.compute.evidence.sources):
@@ -1857,6 +1863,13 @@ def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, (int, float)):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))
+
+
+def _states_counted_from(field: FieldDef | None) -> str:
+    """For a field computed from the record over a window that depends on the states entered (``since``,
+    ``until``, ``counted_from``: ``Aggregate.states``), those states as text ("'a' or 'b'"); else empty."""
+    states = list(dict.fromkeys(field.aggregate.states)) if field is not None and field.aggregate is not None else []
+    return " or ".join(f"'{s}'" for s in states)
 
 
 def load_definition(name_or_path: str | os.PathLike[str], overrides: dict[str, Any] | None = None,
