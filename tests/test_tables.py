@@ -603,7 +603,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "emergency_colectomy_reminder"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion",
-        "discharged_without_the_criterion", "discharged_before_tpmt", "thiopurine_avoid_absent_tpmt",
+        "discharged_without_the_criterion", "response_not_held_after_discharge", "discharged_before_tpmt",
+        "thiopurine_avoid_absent_tpmt",
         "cdiff_positive_after_discharge", "cmv_positive_after_discharge", "ifx_infection", "ifx_contraindication_found",
         "ifx_hbv_dna_needed",
         # the calcineurin-inhibitor checks go on while the drug may be given at home
