@@ -202,7 +202,7 @@ def test_tacrolimus_troughs(d: PathwayDef) -> None:
     low = P.rule_text(_rule(d, "tac_trough_low"), d)
     assert low.due == ("tacrolimus trough is recorded and has never entered 'Maintenance with infliximab' and tacrolimus "
                        "dose within the doses seen per kg (or not recorded) and (the tacrolimus dose recorded with the "
-                       "trough or no tacrolimus dose recorded yet)")
+                       "trough or no tacrolimus dose recorded yet) and tacrolimus not stopped (or not recorded)")
     assert "tacrolimus trough ≥ 5 and < 10 ng/mL" in low.when
     assert "recalculates the tacrolimus dose from tacrolimus trough only with tacrolimus daily dose and weight " \
            "recorded: if not recorded, asks for it" in low.missing  # weight: the increase stops at a dose per kg

@@ -147,6 +147,10 @@ _MILD = {"day": 0, "bloody_stools_24h": 4, "pulse_bpm": 80, "temp_c": 37.0, "hb_
 _DAY3 = {"day": 3, "stool_freq_24h": 9, "visible_blood": True, "crp_mg_l": 80, "albumin_g_l": 30}
 #: The inputs of the day-3 indices (Oxford, Lindgren, CRP/albumin ratio, Ho).
 _DAY3_FIELDS = ("stool_freq_24h", "visible_blood", "crp_mg_l", "albumin_g_l", "transverse_colon_cm")
+#: A plain abdominal film, and the signs of systemic toxicity (Jalan), for the toxic megacolon backbone.
+_FILM_FIELDS = ("transverse_colon_cm", "caecum_cm")
+_TOXICITY_FIELDS = ("temp_c", "pulse_bpm", "neutrophils_10e9_l", "hb_g_dl", "dehydration", "altered_consciousness",
+                    "potassium_mmol_l", "systolic_bp_mmhg")
 _LABS = {"day": 3, "cholesterol_mmol_l": 4.5, "magnesium_mmol_l": 0.8, "creatinine_umol_l": 70,
          "active_serious_infection": False, "bp_uncontrolled": False, "cdiff_result": "negative",
          "cmv_biopsy_result": "negative"}
@@ -193,7 +197,7 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
             else:
                 patient[name] = value
         backbone = draw(st.sampled_from(["none", "admitted", "day3", "selection", "rescue", "rescue_course", "late",
-                                              "responded"]))
+                                              "responded", "film"]))
         events: list[dict[str, Any]] = []
         if backbone == "late":
             # severe only on reassessment: IV steroids (and their day count) start after admission
@@ -211,6 +215,20 @@ def courses(pathway: Pathway) -> SearchStrategy[dict[str, Any]]:
                                        if n in values and draw(st.booleans())}
             if relapse:
                 events.append({"day": draw(st.sampled_from([4, 5, 6])), **relapse})
+        if backbone == "film" and "transverse_colon_cm" in values:
+            # toxic megacolon and its parts (INV-001, INV-001b): a plain film drawn around the dilatation thresholds,
+            # then systemic toxicity, recorded or drawn from its signs, the same day or later (the film then older)
+            film_day = draw(st.sampled_from([1, 2, 3]))
+            film = {n: draw(st.sampled_from(values[n])) for n in _FILM_FIELDS if n in values and draw(st.booleans())}
+            if not film:
+                film = {"transverse_colon_cm": draw(st.sampled_from(values["transverse_colon_cm"]))}
+            events.append({"day": film_day, **film})
+            later: dict[str, Any] = {"day": film_day + draw(st.sampled_from([0, 0.5, 1, 2, 3]))}
+            if draw(st.booleans()):
+                later["systemic_toxicity"] = draw(st.booleans())
+            else:
+                later.update({n: draw(st.sampled_from(values[n])) for n in _TOXICITY_FIELDS if n in values})
+            events.append(later)
         if backbone in ("selection", "rescue", "rescue_course"):
             events += [dict(_DAY3), dict(_LABS)]
         if backbone in ("rescue", "rescue_course") and choices:

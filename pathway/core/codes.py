@@ -173,7 +173,8 @@ _ALL = [
          retired="since 0.2.0 an event earlier than the latest one is placed at its time in the timeline"),
     Code("PW407", "input", "decision not due",
          "A decision (e.g. rescue_choice) recorded in a state where it does not count; record it when the pathway "
-         "asks for it."),
+         "asks for it. Once the pathway has ended (a discharge, a colectomy) it never asks again: the refusal says so, "
+         "and what to do instead (a new course for a readmission, or correct the event that ended it)."),
     Code("PW408", "input", "bare number whose unit is ambiguous",
          "A bare number inside a `refuse` band of its field (plausible in two units, read differently by the "
          "pathway), or any bare number of a field with `unit_required`; give it as `{value, unit}`."),

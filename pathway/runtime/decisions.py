@@ -39,9 +39,32 @@ def refuse_untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str
         problems.append(Diagnostic(
             f"{where}.{name}", 0, 0, "PW407",
             f"'{name}' is a decision recorded in {titles}; the patient is in '{passed[-1]}', so it is not due: "
-            "record it when the pathway asks for it"))
+            + _instead(pathway, accepted, passed[-1])))
     if problems:
         raise InputError(problems)
+
+
+def _instead(pathway: Pathway, accepted: frozenset[str], state: str) -> str:
+    """What to do with a decision refused in ``state``: record it when the pathway asks for it while a state
+    that takes it can still be reached; where none can (the pathway has ended), say so and what to do instead."""
+    graph = pathway.graph
+    seen, todo = {state}, [state]
+    while todo:  # the states the pathway can still reach from here
+        for after in graph.successors(todo.pop()):
+            if after in accepted:
+                return "record it when the pathway asks for it"
+            if after not in seen:
+                seen.add(after)
+                todo.append(after)
+    spec = pathway.definition.spec.states[state]
+    if spec.kind == "terminal":
+        return (f"the pathway ended with '{spec.title}' and takes no decision after it, so nothing was recorded. "
+                "A readmission is a new admission on the pathway: start a new course for it and record the "
+                f"decision there. If '{spec.title}' was reached through an event recorded late or in error, correct "
+                "that event (amend or retract it) so that the pathway can take the decision")
+    return (f"no state in which it is taken can be reached from '{spec.title}', so the pathway will not ask for it "
+            "in this course and nothing was recorded. If an earlier event was recorded late or in error, correct "
+            "it (amend or retract it) so that the pathway can take the decision")
 
 
 def _acting_rules(pathway: Pathway, state: str, name: str, value: Any) -> list[Rule]:
