@@ -599,8 +599,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         for r in t.rows:  # no parameter name or operator in a cell
             assert all("$" not in c and not re.search(r"\b(gte|lte|gt|lt|not_in|eq|ne)\b", c) for c in r.cells.values())
     assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {
-        "vte_prophylaxis", "hypokalaemia", "hypomagnesaemia", "transfusion_threshold", "cdiff_positive",
-        "emergency_colectomy_reminder"}
+        "vte_prophylaxis", "vte_prophylaxis_with_massive_haemorrhage", "hypokalaemia", "hypomagnesaemia",
+        "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion",
         "discharged_without_the_criterion", "response_not_held_after_discharge", "discharged_before_tpmt",
