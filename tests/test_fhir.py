@@ -591,3 +591,18 @@ def test_a_fhir_session_restores_from_its_dump_and_goes_on_recognising_its_resou
     assert late["changes"]["operations"][0]["operation"] == "amend"
     assert restored.recorded_events()[5]["potassium_mmol_l"] == 7.8
     assert pw.restore(json.loads(json.dumps(restored.dump()))).result() == restored.result()
+
+
+def test_a_summary_fhir_result_is_the_full_one_without_the_trace(pw):
+    b = bundle()
+    late = resource(b, "d3-1988-5")
+    course = {**b, "entry": [e for e in b["entry"] if e["resource"]["id"] != "d3-1988-5"]}
+    full_session, _ = pw.start_fhir(course)
+    summary_session, _ = pw.start_fhir(course)
+    full = observe_fhir(full_session, late)
+    summary = observe_fhir(summary_session, late, detail="summary")
+    assert "trace" in full and "trace" not in summary
+    assert summary == {k: v for k, v in full.items() if k != "trace"}
+    assert summary_session.dump() == full_session.dump()  # the session itself keeps the whole trace
+    with pytest.raises(ValueError):
+        observe_fhir(summary_session, late, detail="brief")

@@ -29,6 +29,7 @@ The result returned is the session's result with ``changes`` (what the input cha
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -70,15 +71,17 @@ def start_fhir(pathway: Pathway, data: Any, *, doc: Located | None = None, name:
     return session, _apply(session, fin, doc)
 
 
-def observe_fhir(session: Session, data: Any, *, doc: Located | None = None, name: str = "fhir") -> dict[str, Any]:
-    """Apply a FHIR resource or Bundle to ``session`` (see the module docstring); the result after it.
+def observe_fhir(session: Session, data: Any, *, doc: Located | None = None, name: str = "fhir",
+                 detail: str = "full") -> dict[str, Any]:
+    """Apply a FHIR resource or Bundle to ``session`` (see the module docstring); the result after it
+    (``detail="summary"``: without the trace, as :meth:`Session.observe` gives it).
 
     A patient-record field (history) sent once the session has started is not applied (it is listed
     under ``fhir.ignored``). Raises InputError (PW430-PW437, PW413, and the session's own refusals,
     located at the resource); the session is then left exactly as it was."""
     fin = read_fhir(session.pathway.definition, data, doc=doc, name=name, patient_id=session.patient_id,
                     admission=session.admission)
-    return _apply(session, fin, doc)
+    return _apply(session, fin, doc, detail)
 
 
 def events_from_bundle(pathway: Pathway, data: Any, *, doc: Located | None = None,
@@ -239,7 +242,7 @@ class _Feed:
         if all(self.groups[t]["new"] for t in touched) and all(
                 latest is None or (d is not None and d >= latest) for d in days.values()):
             for time in sorted(touched):  # later than everything recorded: appended in time order
-                self.settle(time, session.observe)
+                self.settle(time, functools.partial(session.observe, detail="summary"))
             return
         self.rebuild(events, touched)
 
@@ -274,10 +277,11 @@ class _Feed:
                                                for k, (_day, i, kind, what) in enumerate(timeline)])))
         placed: dict[str, int] = {}
         for k, (_day, _arrival, kind, what) in enumerate(timeline):
+            # each moment's own result is not kept (only its changes, and here not even those): no trace copied
             if kind == "event":
-                fresh.observe(what)
+                fresh.observe(what, detail="summary")
             else:
-                self.settle(what, fresh.observe, log=False)
+                self.settle(what, functools.partial(fresh.observe, detail="summary"), log=False)
                 placed[what] = k
         first = min([placed[t] for t in touched if t in placed] + [index[t] for t in touched if t in index])
         revisions = list(session.state_values()["revisions"])
@@ -346,7 +350,7 @@ def _doc_path(path: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _apply(session: Session, fin: FhirInput, doc: Located | None) -> dict[str, Any]:
+def _apply(session: Session, fin: FhirInput, doc: Located | None, detail: str = "full") -> dict[str, Any]:
     feed = _Feed(session, fin, doc)
 
     def run() -> dict[str, Any]:
@@ -354,7 +358,7 @@ def _apply(session: Session, fin: FhirInput, doc: Located | None) -> dict[str, A
         return {"operation": "fhir" if feed.operations else "duplicate", "operations": feed.operations}
 
     try:
-        result = session.as_one(run)
+        result = session.as_one(run, detail=detail)
     except InputError as exc:  # nothing was applied (as_one put the session back)
         raise InputError(feed.locate(exc.diagnostics)) from None
     result["fhir"] = feed.report

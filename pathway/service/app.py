@@ -114,12 +114,6 @@ class Settings:
 Detail = Annotated[Literal["full", "summary"], Query(description="full: with the trace; summary: without it")]
 
 
-def _detailed(result: dict[str, Any], detail: str) -> dict[str, Any]:
-    if detail == "summary":
-        result.pop("trace", None)
-    return result
-
-
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """The summary projection of a result: where the patient is and what is asked of the team."""
     return {key: result[key] for key in SUMMARY_KEYS if key in result}
@@ -483,7 +477,7 @@ def create_app(pathway: Pathway, store: SessionStore, settings: Settings | None 
 
         def apply(session: Session) -> dict[str, Any]:
             if kind == "fhir":
-                return _detailed(observe_fhir(session, data), detail)
+                return observe_fhir(session, data, detail=detail)
             if kind == "event":
                 return session.observe(data, detail=detail)
             def each() -> dict[str, Any]:  # all the events or none
