@@ -222,3 +222,43 @@ def test_the_values_of_all_files_together_stay_within_the_load_budget(monkeypatc
         L.load_definition("asuc")
     assert any(d.code == "PW120" and "values in the pathway's files together" in d.message
                for d in info.value.diagnostics), info.value.diagnostics
+
+
+def _nodes(node: Any) -> int:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return 1 + sum(_nodes(k) + _nodes(v) for k, v in node.value)
+    if isinstance(node, yaml.SequenceNode):
+        return 1 + sum(_nodes(v) for v in node.value)
+    return 1
+
+
+_SCALARS = ["", "a", "x: y", "- z", "1", "-1.5", "a, b", "[c]", "{d}", "? e", None, True, 0]
+
+
+def _values(rng: Any, depth: int = 0) -> Any:
+    kind = rng.randrange(3) if depth < 4 else 0
+    if kind == 0:
+        return rng.choice(_SCALARS)
+    if kind == 1:
+        return [_values(rng, depth + 1) for _ in range(rng.randrange(5))]
+    return {rng.choice(["k", "key: x", "-", "", "?", "a,b"]) + str(i): _values(rng, depth + 1)
+            for i in range(rng.randrange(5))}
+
+
+@pytest.mark.parametrize("flow", [False, True, None])
+def test_the_bound_on_values_composed_at_once_is_never_below_the_values(flow: bool | None) -> None:
+    """libyaml composes a text longer than the budget at once when its separators bound its values within it
+    (the hazard log): that bound must never be below what the text composes to, in block or flow style."""
+    import random
+
+    import yaml
+
+    rng = random.Random(7)
+    texts = ["", "a:\nb:\n", "- \n-\n", "{a, b, c}", "[a, [b, {c}], ? d]", "? a\n? b\n", "{a: [], b: {}}", "- - - -"]
+    texts += [yaml.safe_dump(_values(rng), default_flow_style=flow, allow_unicode=True) for _ in range(400)]
+    for text in texts:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        values = 0 if node is None else _nodes(node)
+        assert values <= Y._most_values(text), text

@@ -398,15 +398,25 @@ def _within(node: yaml.Node, limits: Limits) -> int:
     return count if count <= limits.max_nodes else -1
 
 
+def _most_values(text: str) -> int:
+    """An upper bound of the values a YAML text without tags, anchors or aliases composes to. Each value is the
+    document, a mapping's key or value, or a sequence item. A key and its value share a ':' (or, without one, a
+    '?', a '{' or a ',' before the key); an item has a '-', a '[' or a ',' before it. Counting those characters
+    anywhere (in text too) can only count more; each counts twice (a key and its value)."""
+    return 1 + 2 * sum(text.count(c) for c in ":-,[{?")
+
+
 def _load_composed(text: str, file: str, limits: Limits) -> Located | None:
     """The document composed by libyaml, or None when it may hold a tag or an anchor, is broken or
     is beyond a limit: the other loaders then read it and report the problem in their words. A
     problem found while building the values (a duplicate key, a number out of range) is the one
     those loaders would report, at the same place, so it is raised."""
-    # Every value but a null after ':' or '-' takes a character of its own, so a text no longer than
-    # max_nodes composes (all at once, unlike the checking composer) to about max_nodes values at most.
+    # libyaml composes the whole text at once (unlike the checking composer, which counts as it goes): only a
+    # text bound to compose to no more than ``bound`` values. Every value but a null after ':' or '-' takes a
+    # character of its own, so a text no longer than that is; so is a longer one whose separators say so
+    # (:func:`_most_values`: the hazard log is long prose in few values).
     bound = limits.max_nodes if limits.compose_chars is None else limits.compose_chars
-    if _ComposedLoader is None or len(text) > bound or _may_tag_or_anchor(text):
+    if _ComposedLoader is None or _may_tag_or_anchor(text) or (len(text) > bound and _most_values(text) > bound):
         return None
     loader = _ComposedLoader(text)
     try:
