@@ -181,15 +181,26 @@ def evaluate(cond: Cond, facts: dict[str, Any],
 
     The engine fires rules in durable_rules; this evaluator serves effects that compute values
     from conditions (``score`` items), explanations and static checks. ``leaf`` may replace
-    :meth:`Cmp.holds` for the comparisons.
+    :meth:`Cmp.holds` for the comparisons (the condition is then walked, every item evaluated);
+    without one the condition runs compiled (:func:`_compile`), where an ``all`` stops at its first
+    false item and an ``any`` at its first true one.
     """
+    if leaf is None:
+        return _compiled(cond)(facts)
+    return _interpreted(cond, facts, leaf)
+
+
+def _interpreted(cond: Cond, facts: dict[str, Any],
+                 leaf: Callable[[Cmp, dict[str, Any]], bool | None] | None = None) -> bool | None:
+    """:func:`evaluate` walking the condition (the definition the compiled form follows, and the form a
+    ``leaf`` needs)."""
     kind = type(cond)
     if kind is Cmp:
         return leaf(cond, facts) if leaf is not None else cond.holds(facts)  # type: ignore[union-attr,arg-type]
     if kind is And or kind is Or:  # every item is evaluated (as before: none is skipped)
         any_false = any_true = any_unknown = False
         for c in cond.items:  # type: ignore[union-attr]
-            v = evaluate(c, facts, leaf)
+            v = _interpreted(c, facts, leaf)
             if v is True:
                 any_true = True
             elif v is False:
@@ -203,7 +214,7 @@ def evaluate(cond: Cond, facts: dict[str, Any],
         return True
     if isinstance(cond, Cmp):
         return leaf(cond, facts) if leaf is not None else cond.holds(facts)
-    values = [evaluate(c, facts, leaf) for c in cond.items]
+    values = [_interpreted(c, facts, leaf) for c in cond.items]
     if isinstance(cond, AtLeast):
         true = sum(1 for v in values if v is True)
         if true >= cond.n:
@@ -216,6 +227,107 @@ def evaluate(cond: Cond, facts: dict[str, Any],
     if any(v is True for v in values):
         return True
     return None if any(v is None for v in values) else False
+
+
+#: a condition's compiled form (:func:`_compile`) by its identity; the entry holds the condition, so its id is
+#: not reused while the entry lives (emptied when full: only the compiling is repeated)
+_COMPILED: dict[int, tuple[Cond, Callable[[dict[str, Any]], bool | None]]] = {}
+_COMPILED_MAX = 65536
+
+
+def _compiled(cond: Cond) -> Callable[[dict[str, Any]], bool | None]:
+    kept = _COMPILED.get(id(cond))
+    if kept is not None and kept[0] is cond:
+        return kept[1]
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    fn = _compile(cond)
+    _COMPILED[id(cond)] = (cond, fn)
+    return fn
+
+
+def _compile(cond: Cond) -> Callable[[dict[str, Any]], bool | None]:
+    """``cond`` as a function of the facts giving what :func:`_interpreted` gives (the same value, and the same
+    error from a comparison that fails): one closure per node, the node's constants bound once. An ``all``
+    stops at a false item and an ``any`` at a true one, whose value the rest cannot change (so a later item
+    holding a value that does not compare raises nothing); an ``at_least`` evaluates every item."""
+    kind = type(cond)
+    if kind is Cmp:
+        return _compile_cmp(cond)  # type: ignore[arg-type]
+    if kind is Always:
+        return _true
+    items = tuple(_compile(c) for c in cond.items)  # type: ignore[union-attr]
+    if kind is And:
+        def all_of(facts: dict[str, Any]) -> bool | None:
+            unknown = False
+            for f in items:
+                v = f(facts)
+                if v is False:
+                    return False
+                if v is None:
+                    unknown = True
+            return None if unknown else True
+        return all_of
+    if kind is Or:
+        def any_of(facts: dict[str, Any]) -> bool | None:
+            unknown = False
+            for f in items:
+                v = f(facts)
+                if v is True:
+                    return True
+                if v is None:
+                    unknown = True
+            return None if unknown else False
+        return any_of
+    n = cond.n  # type: ignore[union-attr]
+
+    def at_least(facts: dict[str, Any]) -> bool | None:
+        values = [f(facts) for f in items]
+        true = values.count(True)
+        if true >= n:
+            return True
+        return False if true + values.count(None) < n else None
+    return at_least
+
+
+def _true(facts: dict[str, Any]) -> bool | None:
+    return True
+
+
+def _compile_cmp(cmp: Cmp) -> Callable[[dict[str, Any]], bool | None]:
+    name, op, value = cmp.field, cmp.op, cmp.value
+    if op == "present":
+        wanted = bool(value)
+        return lambda facts: (facts.get(name) is not None) == wanted
+    if op in ("eq", "ne", "in", "not_in"):
+        return cmp.holds  # one test after the lookup: the method is as short as a closure
+    compare = {"gt": _gt, "gte": _gte, "lt": _lt, "lte": _lte}[op]
+
+    def ordered(facts: dict[str, Any]) -> bool | None:
+        actual = facts.get(name)
+        if actual is None:
+            return None
+        try:
+            return compare(actual, value)
+        except TypeError:
+            return cmp.holds(facts)  # the error the comparison always raised
+    return ordered
+
+
+def _gt(a: Any, b: Any) -> bool:
+    return cast(bool, a > b)
+
+
+def _gte(a: Any, b: Any) -> bool:
+    return cast(bool, a >= b)
+
+
+def _lt(a: Any, b: Any) -> bool:
+    return cast(bool, a < b)
+
+
+def _lte(a: Any, b: Any) -> bool:
+    return cast(bool, a <= b)
 
 
 def negate(cond: Cond) -> Cond:
