@@ -553,3 +553,29 @@ def test_day_text_says_when_a_value_was_recorded() -> None:
     assert day_text(3.104166666) == "day 3.104"
     # with the event's clock time: the day that time falls on
     assert day_text(4.375, "09:00") == "day 4 at 09:00"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_document_gives_the_day_a_provisional_field_s_current_value_was_recorded(pw, seed):
+    """``seen`` (the day each current value was recorded in an event) is worked out from the history when a
+    document is made: a 'pending' recorded while a result is current changes neither the value nor its day,
+    and a patient-record value has no day."""
+    import random
+
+    rng = random.Random(seed)
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    current, day_seen = None, None
+    for day in range(1, 7):
+        value = rng.choice(["pending", "negative", "positive", None])
+        s.observe({"day": day} if value is None else {"day": day, "cdiff_result": value})
+        if value is not None and not (value == "pending" and current not in (None, "pending")):
+            current, day_seen = value, day
+    doc = s.dump()
+    assert doc["seen"].get("cdiff_result") == day_seen
+    assert ("cdiff_result" in doc["seen"]) == (current is not None)
+    assert "bloody_stools_24h" in doc["seen"] and doc["seen"]["bloody_stools_24h"] == 0
+    assert all(name in doc["seen_hours"] for name in doc["seen"])
+    assert not set(doc["seen"]) & set(patient()) - {"id"}  # patient-record values: recorded in no event
+    restored = pw.restore(doc)  # the document's days match the replay's
+    assert restored.dump()["seen"] == doc["seen"]

@@ -80,6 +80,9 @@ class Pathway:
         self._order = {r.id: i for i, r in enumerate(definition.rules)}
         #: each field's validity (``timeline.validity``), worked out once: the facts read it at every event
         self.validities = _Validities(definition.fields)
+        #: the provisional values of each field that has some (FieldDef.provisional; SessionState.values)
+        self.provisional_values: dict[str, tuple[Any, ...]] = {
+            name: tuple(definition.fields[name].provisional) for name in sorted(definition.provisional)}
         self._rules_in: dict[str, tuple[Rule, ...]] = {}
         self._producers: dict[str, dict[str, list[str]]] = {}
         #: what this pathway decides with (files, profile, parameters; ``PathwayDef.fingerprint``), taken

@@ -128,7 +128,7 @@ def expired(pathway: Pathway, st: SessionState, name: str) -> dict[str, Any] | N
     window = window_hours(spec)
     if age is None or window is None or is_current(spec, age):
         return None
-    entries = st.history.get(name) or [[st.seen.get(name, 0), st.facts[name], st.seen_hours.get(name, 0.0), None]]
+    entries = st.history.get(name) or [[0, st.facts[name], st.seen_hours.get(name, 0.0), None]]
     day, value, _hours, event = entries[-1][:4]
     out: dict[str, Any] = {"last_value": value, "recorded_day": day, "age_hours": round(age, 2), "valid_hours": window}
     if event is not None and "time" in st.events[event]:

@@ -56,6 +56,7 @@ from pathway.runtime.state import (
     json_copy,
     kept_entry,
     pack,
+    shared_list,
     trace_entry,
 )
 from pathway.runtime.watchdogs import overdue_records
@@ -423,7 +424,7 @@ class Session:
             return day
         work = st.copy()
         work.admission = admission
-        work.warnings = warnings  # the event's own; kept only if the whole event is applied
+        work.warnings = shared_list([interned(w) for w in warnings])  # the event's own; kept only if the whole event is applied
         try:
             _step(self._pathway, work, day, _clock_hours(day, event, admission), values, event, replaying)
         except InputError as exc:
@@ -463,7 +464,7 @@ class Session:
         """Everything needed to resume this session later (JSON-ready), with the fingerprint of the
         pathway it runs under; :meth:`Pathway.restore` refuses it under any other rules."""
         d = self._pathway.definition
-        return self._st.to_doc(d.id, d.version, d.profile, self._pathway.fingerprint)
+        return self._st.to_doc(d.id, d.version, d.profile, self._pathway.fingerprint, self._pathway.provisional_values)
 
     def keep_acted(self, acted: list[dict[str, Any]]) -> None:
         """Set the moves taken on decisions that stand (a restore takes them from the document, before its replay)."""
@@ -498,7 +499,7 @@ class Session:
 
     def state_values(self) -> dict[str, Any]:
         """The document keys of this session's state, not copied (a restore compares them; never change them)."""
-        return self._st.values()
+        return self._st.values(self._pathway.provisional_values)
 
     @classmethod
     def load(cls, pathway: Pathway, doc: dict[str, Any]) -> Session:
@@ -529,7 +530,6 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                if name not in provisional or not (value in fields[name].provisional and name in st.facts
                                                   and st.facts[name] not in fields[name].provisional)}
     st.facts.update(current)
-    st.seen.update({name: day for name in current})
     st.seen_hours.update({name: hours for name in current})
     for name, value in values.items():
         st.record_value(name, history_entry(day, value, hours, index))
@@ -594,9 +594,9 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                           + overruled_records(st))
             st.current += overdue_records(pw, st, snapshot, derived, st.current, texts)
             # kept read only (a result copies what it shows): equal records shared between sessions
-            st.current = [interned(item) for item in st.current]
+            st.current = shared_list([interned(item) for item in st.current])
             # The result shows every fact derived during this event, in every state it passed.
-            st.derived = event_derived
+            st.derived = interned(event_derived)
             return
         firing, target = chosen
         if not pw.graph.has_edge(st.state, target):

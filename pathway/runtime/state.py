@@ -8,7 +8,10 @@ import json
 import marshal
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
 
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
            "trace_entry", "shared_keys",
@@ -220,6 +223,23 @@ def first_history(entry: list[Any]) -> list[Any]:
     return kept
 
 
+#: lists of shared items, shared in turn (keyed by the identities of their items; :func:`shared_list`)
+_LISTS: dict[tuple[int, ...], list[Any]] = {}
+
+
+def shared_list(items: list[Any]) -> list[Any]:
+    """A list holding the same objects as ``items`` (each already shared: :func:`interned`) kept by another
+    session, else ``items`` (kept for the next): for a list kept read only (replaced, never changed in place)."""
+    key = tuple(map(id, items))  # the table holds the list, so the ids of its items are not reused meanwhile
+    kept = _LISTS.get(key)
+    if kept is not None and len(kept) == len(items) and all(a is b for a, b in zip(kept, items, strict=True)):
+        return kept
+    if len(_LISTS) >= _SHARED_MAX:
+        _LISTS.clear()
+    _LISTS[key] = items
+    return items
+
+
 def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
     """The keys of a dict as a tuple shared by every dict of the same keys in the same order."""
     return _one_of(_KEYS, tuple(facts))
@@ -270,6 +290,7 @@ def forget_shared() -> None:
     _ONE.clear()
     _TRACE.clear()
     _HEADS.clear()
+    _LISTS.clear()
 
 
 def compact_entry(entry: Any) -> Any:
@@ -369,7 +390,6 @@ class SessionState:
     evaluations: list[Any] = field(default_factory=list)
     current: list[dict[str, Any]] = field(default_factory=list)  # rendered firings that make up "now"
     derived: dict[str, Any] = field(default_factory=dict)
-    seen: dict[str, float] = field(default_factory=dict)  # field -> day recorded (event values only)
     #: field -> [[day, value, hours, event index or None for the patient record], ...]
     history: dict[str, list[list[Any]]] = field(default_factory=dict)
     entered: dict[str, float] = field(default_factory=dict)  # state -> day first entered
@@ -423,7 +443,7 @@ class SessionState:
         new.__dict__.update(self.__dict__)
         new.facts, new.path, new.events = dict(self.facts), list(self.path), list(self.events)
         new.trace, new.evaluations, new.current = list(self.trace), list(self.evaluations), list(self.current)
-        new.derived, new.seen, new.history = dict(self.derived), dict(self.seen), dict(self.history)
+        new.derived, new.history = dict(self.derived), dict(self.history)
         new.entered = dict(self.entered)
         new.recorded_event, new.warnings = dict(self.recorded_event), list(self.warnings)
         new.seen_hours, new.frozen, new.revisions = dict(self.seen_hours), dict(self.frozen), list(self.revisions)
@@ -434,20 +454,25 @@ class SessionState:
         old = self.history.get(name)
         self.history[name] = [*old, entry] if old else first_history(entry)
 
-    def to_doc(self, pathway_id: str, version: str, profile: str | None, fingerprint: str) -> dict[str, Any]:
+    def to_doc(self, pathway_id: str, version: str, profile: str | None, fingerprint: str,
+               provisional: Mapping[str, Collection[Any]]) -> dict[str, Any]:
         """The JSON document of this state (deep copies: the caller may change it freely), with the
-        fingerprint of the pathway it ran under and the checksum of its recorded inputs."""
+        fingerprint of the pathway it ran under and the checksum of its recorded inputs (``provisional``: as
+        :meth:`values`)."""
         doc: dict[str, Any] = {"format": SESSION_FORMAT, "pathway": pathway_id, "version": version, "profile": profile,
                                "fingerprint": fingerprint}
-        doc.update(json_copy(self.values()))
+        doc.update(json_copy(self.values(provisional)))
         doc["checksum"] = inputs_checksum(doc["patient"], doc["events"], doc["revisions"], doc["acted"],
                                           doc.get("arrived"))
         return doc
 
-    def values(self) -> dict[str, Any]:
-        """The keys of the document that this state makes (not copied: read, never change them)."""
+    def values(self, provisional: Mapping[str, Collection[Any]]) -> dict[str, Any]:
+        """The keys of the document that this state makes (not copied: read, never change them);
+        ``provisional``: the provisional values of each field that has some (FieldDef.provisional), which
+        ``seen`` is worked out with (:func:`recorded_days`)."""
         out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
                for f in fields(self) if f.name not in _NOT_KEPT for value in (getattr(self, f.name),)}
+        out["seen"] = recorded_days(self.history, provisional)
         out["trace"] = [entry_dict(item) for item in self.trace]
         out["frozen"] = {name: kept_dict(kept) for name, kept in self.frozen.items()}
         out["acted"] = list(self.acted)
@@ -469,6 +494,31 @@ class SessionState:
         values["acted"] = tuple(values.get("acted") or ())
         values["arrived"] = tuple(values.get("arrived") or ())
         return cls(patient_id=str(doc["patient"]["id"]), **values)
+
+
+def recorded_days(history: dict[str, list[list[Any]]], provisional: Mapping[str, Collection[Any]]) -> dict[str, Any]:
+    """The day each field's current value was recorded in an event (the document's ``seen``; a value only in
+    the patient record has none), worked out from the history as the events set it: every recorded value
+    becomes the current one, except a provisional value ('pending') while a result is current."""
+    out: dict[str, Any] = {}
+    for name, entries in history.items():
+        pending = provisional.get(name)
+        if not pending:  # every value it recorded became the current one: the last, when an event recorded it
+            last = entries[-1]
+            if len(last) > 3 and last[3] is not None:
+                out[name] = last[0]
+            continue
+        current: Any = None
+        day: Any = None
+        for entry in entries:
+            value = entry[1]
+            if len(entry) < 4 or entry[3] is None:
+                current = value  # the patient record: current, recorded in no event
+            elif not (value in pending and current is not None and current not in pending):
+                current, day = value, entry[0]
+        if day is not None:
+            out[name] = day
+    return out
 
 
 def inputs_checksum(patient: Any, events: Any, revisions: Any = None, acted: Any = None, arrived: Any = None) -> str:
