@@ -575,7 +575,19 @@ def test_the_document_gives_the_day_a_provisional_field_s_current_value_was_reco
     assert doc["seen"].get("cdiff_result") == day_seen
     assert ("cdiff_result" in doc["seen"]) == (current is not None)
     assert "bloody_stools_24h" in doc["seen"] and doc["seen"]["bloody_stools_24h"] == 0
-    assert all(name in doc["seen_hours"] for name in doc["seen"])
+    assert set(doc["seen_hours"]) == set(doc["history"]) and all(name in doc["seen_hours"] for name in doc["seen"])
     assert not set(doc["seen"]) & set(patient()) - {"id"}  # patient-record values: recorded in no event
     restored = pw.restore(doc)  # the document's days match the replay's
     assert restored.dump()["seen"] == doc["seen"]
+
+
+def test_the_current_entry_of_a_provisional_field_is_the_result_a_later_pending_did_not_replace():
+    from pathway.runtime.state import current_entry
+
+    result, pending = [1, "negative", 30.0, 0], [2, "pending", 50.0, 1]
+    assert current_entry([result, pending], ("pending",)) is result  # its age counts from the result
+    assert current_entry([pending, result], ("pending",)) is result
+    assert current_entry([[0, "pending", 0.0, None], pending], ("pending",)) is pending  # pending over pending
+    assert current_entry([[0, "negative", 0.0, None], pending], ("pending",))[2] == 0.0  # the patient record
+    assert current_entry([result, pending], ()) is pending  # no provisional values: the last
+    assert current_entry([], ("pending",)) is None and current_entry(None, None) is None

@@ -20,7 +20,7 @@ from pathway.definition.clock import days_since, elapsed
 from pathway.definition.model import Aggregate
 from pathway.definition.timeline import is_current, window_hours
 from pathway.runtime.doses import num
-from pathway.runtime.state import SessionState, arrival, entry_move, kept_get
+from pathway.runtime.state import SessionState, arrival, current_entry, entry_move, kept_get
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,12 +34,12 @@ __all__ = ["values_now", "aggregate", "snapshot", "decision_counts", "age_hours"
 PATIENT_RECORD = -1
 
 
-def age_hours(st: SessionState, name: str) -> float | None:
-    """Hours since the field's latest value was recorded (None: never recorded, or no clock yet)."""
-    seen = st.seen_hours.get(name)
-    if seen is None or st.hours is None:
+def age_hours(pathway: Pathway, st: SessionState, name: str) -> float | None:
+    """Hours since the field's current value was recorded (None: never recorded, or no clock yet)."""
+    entry = current_entry(st.history.get(name), pathway.provisional_values.get(name))
+    if entry is None or st.hours is None:
         return None
-    return max(0.0, st.hours - seen)
+    return max(0.0, st.hours - float(entry[2]))
 
 
 def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -49,14 +49,15 @@ def values_now(pathway: Pathway, st: SessionState) -> tuple[dict[str, Any], dict
     d = pathway.definition
     validities = pathway.validities
     snap: dict[str, Any] = {}
-    now, seen_hours = st.hours, st.seen_hours
+    now, history, provisional = st.hours, st.history, pathway.provisional_values
     for name, value in st.facts.items():
         valid = validities[name]  # is_current, with each field's validity worked out once per pathway
         if valid.until is not None:
             snap[name] = value
             continue
-        seen = seen_hours.get(name)  # age_hours, inline
-        if seen is None or now is None or valid.holds(max(0.0, now - seen)):
+        entries = history.get(name)  # age_hours, inline
+        entry = (entries[-1] if entries else None) if name not in provisional else current_entry(entries, provisional[name])
+        if entry is None or now is None or valid.holds(max(0.0, now - entry[2])):
             snap[name] = value
     if not d.computed and not pathway.aggregates:
         return snap, {}
@@ -124,11 +125,11 @@ def expired(pathway: Pathway, st: SessionState, name: str) -> dict[str, Any] | N
     spec = pathway.definition.fields.get(name)
     if spec is None or spec.aggregate is not None or name not in st.facts:
         return None
-    age = age_hours(st, name)
+    age = age_hours(pathway, st, name)
     window = window_hours(spec)
     if age is None or window is None or is_current(spec, age):
         return None
-    entries = st.history.get(name) or [[0, st.facts[name], st.seen_hours.get(name, 0.0), None]]
+    entries = st.history.get(name) or [[0, st.facts[name], 0.0, None]]
     day, value, _hours, event = entries[-1][:4]
     out: dict[str, Any] = {"last_value": value, "recorded_day": day, "age_hours": round(age, 2), "valid_hours": window}
     if event is not None and "time" in st.events[event]:

@@ -530,7 +530,6 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                if name not in provisional or not (value in fields[name].provisional and name in st.facts
                                                   and st.facts[name] not in fields[name].provisional)}
     st.facts.update(current)
-    st.seen_hours.update({name: hours for name in current})
     for name, value in values.items():
         st.record_value(name, history_entry(day, value, hours, index))
     st.events.append(_entry(day, values, raw_event))
@@ -712,7 +711,7 @@ def start_session(pathway: Pathway, patient: dict[str, Any]) -> Session:
     # field has a validity window).
     return Session(pathway, SessionState(patient_id=pid, patient=copy.deepcopy(patient), admission=admission,
                                          facts=values, state=start, path=[start], entered={start: 0},
-                                         warnings=warnings, seen_hours={name: 0.0 for name in values},
+                                         warnings=warnings,
                                          history={name: first_history(history_entry(0, value, 0.0, None))
                                                   for name, value in values.items()}))
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
 
 __all__ = ["SessionState", "SESSION_FORMAT", "FORMATS", "upgrade", "inputs_checksum", "json_copy", "compact_entry",
            "trace_entry", "shared_keys",
@@ -399,7 +399,6 @@ class SessionState:
     #: event's own (a bare number accepted inside a ``warn`` ambiguity band)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     hours: float | None = None  # now, in hours since admission (exact when events give a time)
-    seen_hours: dict[str, float] = field(default_factory=dict)  # field -> hours recorded (0: patient record)
     #: derived fact -> what a decision point kept: value, day, event, decision point, rule, branch, facts, recorded
     #: (compact: :func:`kept_entry`, read with :func:`kept_get`; never changed in place: replaced)
     frozen: dict[str, Any] = field(default_factory=dict)
@@ -446,7 +445,7 @@ class SessionState:
         new.derived, new.history = dict(self.derived), dict(self.history)
         new.entered = dict(self.entered)
         new.recorded_event, new.warnings = dict(self.recorded_event), list(self.warnings)
-        new.seen_hours, new.frozen, new.revisions = dict(self.seen_hours), dict(self.frozen), list(self.revisions)
+        new.frozen, new.revisions = dict(self.frozen), list(self.revisions)
         return new
 
     def record_value(self, name: str, entry: list[Any]) -> None:
@@ -469,10 +468,10 @@ class SessionState:
     def values(self, provisional: Mapping[str, Collection[Any]]) -> dict[str, Any]:
         """The keys of the document that this state makes (not copied: read, never change them);
         ``provisional``: the provisional values of each field that has some (FieldDef.provisional), which
-        ``seen`` is worked out with (:func:`recorded_days`)."""
+        ``seen`` and ``seen_hours`` are worked out with (:func:`current_entry`)."""
         out = {f.name: (value.isoformat() if isinstance(value, datetime) else value)
                for f in fields(self) if f.name not in _NOT_KEPT for value in (getattr(self, f.name),)}
-        out["seen"] = recorded_days(self.history, provisional)
+        out["seen"], out["seen_hours"] = recorded_days(self.history, provisional), recorded_hours(self.history, provisional)
         out["trace"] = [entry_dict(item) for item in self.trace]
         out["frozen"] = {name: kept_dict(kept) for name, kept in self.frozen.items()}
         out["acted"] = list(self.acted)
@@ -496,28 +495,41 @@ class SessionState:
         return cls(patient_id=str(doc["patient"]["id"]), **values)
 
 
+def current_entry(entries: Sequence[Sequence[Any]] | None, pending: Collection[Any] | None) -> Sequence[Any] | None:
+    """The history entry of a field's current value (None: nothing recorded): the last, unless the field has
+    provisional values (``pending``), of which one never replaces a result as the current value (a value of the
+    patient record is current until an event records another)."""
+    if not entries:
+        return None
+    if not pending:
+        return entries[-1]
+    current: Sequence[Any] | None = None
+    for entry in entries:
+        if (len(entry) < 4 or entry[3] is None or current is None or entry[1] not in pending
+                or current[1] in pending):
+            current = entry
+    return current
+
+
 def recorded_days(history: dict[str, list[list[Any]]], provisional: Mapping[str, Collection[Any]]) -> dict[str, Any]:
     """The day each field's current value was recorded in an event (the document's ``seen``; a value only in
-    the patient record has none), worked out from the history as the events set it: every recorded value
-    becomes the current one, except a provisional value ('pending') while a result is current."""
+    the patient record has none): :func:`current_entry`."""
     out: dict[str, Any] = {}
     for name, entries in history.items():
-        pending = provisional.get(name)
-        if not pending:  # every value it recorded became the current one: the last, when an event recorded it
-            last = entries[-1]
-            if len(last) > 3 and last[3] is not None:
-                out[name] = last[0]
-            continue
-        current: Any = None
-        day: Any = None
-        for entry in entries:
-            value = entry[1]
-            if len(entry) < 4 or entry[3] is None:
-                current = value  # the patient record: current, recorded in no event
-            elif not (value in pending and current is not None and current not in pending):
-                current, day = value, entry[0]
-        if day is not None:
-            out[name] = day
+        entry = current_entry(entries, provisional.get(name))
+        if entry is not None and len(entry) > 3 and entry[3] is not None:
+            out[name] = entry[0]
+    return out
+
+
+def recorded_hours(history: dict[str, list[list[Any]]], provisional: Mapping[str, Collection[Any]]) -> dict[str, Any]:
+    """The clock hours each field's current value was recorded at (the document's ``seen_hours``; 0 for the
+    patient record): :func:`current_entry`."""
+    out: dict[str, Any] = {}
+    for name, entries in history.items():
+        entry = current_entry(entries, provisional.get(name))
+        if entry is not None:
+            out[name] = entry[2]
     return out
 
 
