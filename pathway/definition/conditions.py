@@ -30,7 +30,10 @@ rule nor its negation (``otherwise``) fires, and the rule's ``requires`` list re
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations, product
@@ -229,21 +232,24 @@ def _interpreted(cond: Cond, facts: dict[str, Any],
     return None if any(v is None for v in values) else False
 
 
-#: a condition's compiled form (:func:`_compile`) by its identity; the entry holds the condition, so its id is
-#: not reused while the entry lives (emptied when full: only the compiling is repeated)
-_COMPILED: dict[int, tuple[Cond, Callable[[dict[str, Any]], bool | None]]] = {}
-_COMPILED_MAX = 65536
+#: a condition's compiled form (:func:`_compile`) by its identity, with a weak reference to it: the entry goes
+#: when the condition does (a pathway loaded again compiles its own; none is kept alive by this table), and
+#: the compiled form holds no reference to the condition itself
+_COMPILED: dict[int, tuple[weakref.ref[Any], Callable[[dict[str, Any]], bool | None]]] = {}
 
 
 def _compiled(cond: Cond) -> Callable[[dict[str, Any]], bool | None]:
-    kept = _COMPILED.get(id(cond))
-    if kept is not None and kept[0] is cond:
+    key = id(cond)
+    kept = _COMPILED.get(key)
+    if kept is not None and kept[0]() is cond:
         return kept[1]
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.clear()
     fn = _compile(cond)
-    _COMPILED[id(cond)] = (cond, fn)
+    _COMPILED[key] = (weakref.ref(cond, functools.partial(_forget, key)), fn)
     return fn
+
+
+def _forget(key: int, _ref: weakref.ref[Any]) -> None:
+    _COMPILED.pop(key, None)
 
 
 def _compile(cond: Cond) -> Callable[[dict[str, Any]], bool | None]:
@@ -299,8 +305,9 @@ def _compile_cmp(cmp: Cmp) -> Callable[[dict[str, Any]], bool | None]:
     if op == "present":
         wanted = bool(value)
         return lambda facts: (facts.get(name) is not None) == wanted
+    twin = copy.copy(cmp)  # an equal test that is not the condition compiled (see _COMPILED)
     if op in ("eq", "ne", "in", "not_in"):
-        return cmp.holds  # one test after the lookup: the method is as short as a closure
+        return twin.holds  # one test after the lookup: the method is as short as a closure
     compare = {"gt": _gt, "gte": _gte, "lt": _lt, "lte": _lte}[op]
 
     def ordered(facts: dict[str, Any]) -> bool | None:
@@ -310,7 +317,7 @@ def _compile_cmp(cmp: Cmp) -> Callable[[dict[str, Any]], bool | None]:
         try:
             return compare(actual, value)
         except TypeError:
-            return cmp.holds(facts)  # the error the comparison always raised
+            return twin.holds(facts)  # the error the comparison always raised
     return ordered
 
 

@@ -118,6 +118,7 @@ def forget_shared() -> None:
     _PAIRS.clear()
     _OPTIONS.clear()
     _ENCODED.clear()
+    _PARTS.clear()
 
 
 def _option(pair: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -133,11 +134,27 @@ def _option(pair: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 def kept_view(shown: dict[str, Any]) -> tuple[Any, ...]:
-    """A :func:`view` as a session keeps it between results (compact; its items and options shared between
-    sessions and with no result): :func:`unkept_view` gives it back."""
-    return (shown["state"], tuple(shown["path"]), *(tuple(_pair(key, item) for key, item in shown[name].items())
-                                                    for name in SECTIONS),
-            tuple(_option(pair) for pair in shown["options"].items()))
+    """A :func:`view` as a session keeps it between results (compact; its items and options, and each of its
+    parts, shared between sessions and with no result): :func:`unkept_view` gives it back."""
+    return (shown["state"], _shared(tuple(shown["path"])),
+            *(_shared(tuple(_pair(key, item) for key, item in shown[name].items())) for name in SECTIONS),
+            _shared(tuple(_option(pair) for pair in shown["options"].items())))
+
+
+#: parts of kept views (tuples of shared pairs, or of state names), shared between sessions, keyed by the
+#: identities of their items (the table holds each part, so those ids are not reused meanwhile)
+_PARTS: dict[tuple[int, ...], tuple[Any, ...]] = {}
+
+
+def _shared(part: tuple[Any, ...]) -> tuple[Any, ...]:
+    key = tuple(map(id, part))
+    kept = _PARTS.get(key)
+    if kept is not None and len(kept) == len(part) and all(a is b for a, b in zip(kept, part, strict=True)):
+        return kept
+    if len(_PARTS) >= _PAIRS_MAX:
+        _PARTS.clear()
+    _PARTS[key] = part
+    return part
 
 
 def unkept_view(kept: tuple[Any, ...]) -> dict[str, Any]:

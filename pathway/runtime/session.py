@@ -57,6 +57,7 @@ from pathway.runtime.state import (
     kept_entry,
     pack,
     shared_list,
+    shared_path,
     trace_entry,
 )
 from pathway.runtime.watchdogs import overdue_records
@@ -596,6 +597,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
             st.current = shared_list([interned(item) for item in st.current])
             # The result shows every fact derived during this event, in every state it passed.
             st.derived = interned(event_derived)
+            # kept read only (a working copy copies them): equal ones shared between sessions
+            st.entered, st.recorded_event, st.path = interned(st.entered), interned(st.recorded_event), shared_path(st.path)
             return
         firing, target = chosen
         if not pw.graph.has_edge(st.state, target):

@@ -236,8 +236,25 @@ def shared_list(items: list[Any]) -> list[Any]:
         return kept
     if len(_LISTS) >= _SHARED_MAX:
         _LISTS.clear()
+    _PATHS.clear()
     _LISTS[key] = items
     return items
+
+
+#: state paths shared between sessions (lists of state names, keyed by the names)
+_PATHS: dict[tuple[str, ...], list[str]] = {}
+
+
+def shared_path(path: list[str]) -> list[str]:
+    """An equal path kept by another session, else ``path`` (kept for the next): for a path kept read only
+    (a working copy copies it before it moves the patient)."""
+    key = tuple(path)
+    kept = _PATHS.get(key)
+    if kept is None:
+        if len(_PATHS) >= _SHARED_MAX:
+            _PATHS.clear()
+        kept = _PATHS[key] = path
+    return kept
 
 
 def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
@@ -368,7 +385,7 @@ _OPTIONAL = {"warnings", "state_event", "recorded_event", "revisions", "acted", 
 _NOT_KEPT = {"patient_id", "unacted", "overruled", "evaluations", "evaluations_kept", "computed"}
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionState:
     """Everything a session knows. The session evaluates an event on :meth:`copy` and keeps the copy
     only when the whole event succeeded, so a refused event leaves the state as it was."""
@@ -438,8 +455,9 @@ class SessionState:
         entries themselves are never changed in place, so they are shared. ``history`` is a new dict
         whose lists are shared: an evaluation replaces the list of a field it records
         (:meth:`record_value`), never appends to it."""
-        new = self.__class__.__new__(self.__class__)  # dataclasses.replace without its checks and __init__
-        new.__dict__.update(self.__dict__)
+        new = _new_state(SessionState)  # dataclasses.replace without its checks and __init__
+        for name in _SLOTS:
+            setattr(new, name, getattr(self, name))
         new.facts, new.path, new.events = dict(self.facts), list(self.path), list(self.events)
         new.trace, new.evaluations, new.current = list(self.trace), list(self.evaluations), list(self.current)
         new.derived, new.history = dict(self.derived), dict(self.history)
@@ -493,6 +511,11 @@ class SessionState:
         values["acted"] = tuple(values.get("acted") or ())
         values["arrived"] = tuple(values.get("arrived") or ())
         return cls(patient_id=str(doc["patient"]["id"]), **values)
+
+
+#: the attributes of a SessionState (slots: no instance dict, a few hundred bytes less per open session)
+_SLOTS = tuple(f.name for f in fields(SessionState))
+_new_state = object.__new__
 
 
 def current_entry(entries: Sequence[Sequence[Any]] | None, pending: Collection[Any] | None) -> Sequence[Any] | None:
