@@ -92,6 +92,11 @@ CASES = [
     ("tacrolimus_to_thiopurine",
      rescue("tacrolimus", *RESCUE_RESPONSE),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "maintenance_thiopurine"], "tac_response"),
+    # tacrolimus recorded stopped on rescue, then a response: the same move, without the tacrolimus bridge
+    ("tacrolimus_stopped_then_response_to_thiopurine",
+     rescue("tacrolimus", {"day": 8, "tacrolimus_stopped": True}, *RESCUE_RESPONSE),
+     ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "maintenance_thiopurine"],
+     "tac_response_after_stop"),
     ("tacrolimus_to_vedolizumab",
      rescue("tacrolimus", *RESCUE_RESPONSE, prior_thiopurine_failure=True),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_tacrolimus", "maintenance_vedolizumab"],
