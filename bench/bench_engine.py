@@ -643,6 +643,11 @@ def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
     }
 
 
+#: the counts of ``--quick`` and of a full run (an option given replaces its count)
+QUICK = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100, "long": 400}
+FULL = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000, "long": 400}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts: the whole run under two minutes")
@@ -655,9 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold measurement")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    quick = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100, "long": 400}
-    full = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000, "long": 400}
-    for key, value in (quick if args.quick else full).items():
+    for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     began = time.perf_counter()

@@ -90,7 +90,12 @@ def _cell(text: str) -> str:
 
 def render(b: dict[str, Any]) -> str:
     m, s = b["machine"], b["settings"]
-    lines = [f"Measured by `./dev bench{' --quick' if s['quick'] else ''}` in one run: {m['platform']}, {m['python']}, "
+    # the options the run was given beyond --quick: counts other than its defaults (bench_engine.main)
+    from bench_engine import FULL, QUICK  # beside this script
+
+    defaults = QUICK if s["quick"] else FULL
+    given = "".join(f" --{k} {s[k]}" for k in defaults if k in s and s[k] != defaults[k])
+    lines = [f"Measured by `./dev bench{' --quick' if s['quick'] else ''}{given}` in one run: {m['platform']}, {m['python']}, "
              f"durable_rules {m['durable_rules']}, {m['cores']} cores (load average {m['load_average_start']} at the "
              f"start); {_n(s['baseline'])} synthetic journeys through every branch of the ASUC pathway.", ""]
     lines.append("| " + " | ".join(HEADER) + " |")
