@@ -111,3 +111,18 @@ def test_the_reasons_a_condition_holds_are_the_tests_it_holds_through():
     assert _true_tests(cond, {**facts, "latent_tb_untreated_recorded": True}) == [untreated, negative, infection]
     assert _true_tests(cond, {**facts, "active_serious_infection": False}) == []
     assert _false_tests(cond, {**facts, "active_serious_infection": False}) == [untreated, infection]
+
+
+def test_a_refused_decision_names_the_states_by_title_and_counts_the_rest(pw):
+    from pathway.runtime.decisions import _states_named
+
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    with pytest.raises(InputError) as info:
+        s.observe({"day": 2, "rescue_choice": "infliximab"})
+    message = info.value.diagnostics[0].message
+    assert "taken in 'Rescue therapy selection' (rescue_selection); the patient is in 'IV corticosteroids' (iv_steroids)" \
+        in message
+    taking = pw.definition.decisions["decision"]
+    named = _states_named(pw, taking)
+    assert len(taking) == 11 and named.endswith("and 7 other states") and named.count(" (") == 4

@@ -35,13 +35,29 @@ def refuse_untimely(pathway: Pathway, recorded: dict[str, Any], passed: list[str
     problems = []
     for name in untimely(pathway, recorded, passed):
         accepted = pathway.definition.decisions[name]
-        titles = ", ".join(sorted(accepted))
         problems.append(Diagnostic(
             f"{where}.{name}", 0, 0, "PW407",
-            f"'{name}' is a decision recorded in {titles}; the patient is in '{passed[-1]}', so it is not due: "
-            + _instead(pathway, accepted, passed[-1])))
+            f"'{name}' is a decision taken in {_states_named(pathway, accepted)}; the patient is in "
+            f"{_state_named(pathway, passed[-1])}, so it is not due: " + _instead(pathway, accepted, passed[-1])))
     if problems:
         raise InputError(problems)
+
+
+#: the states a refusal names one by one; beyond, it counts the others
+_NAMED_STATES = 4
+
+
+def _state_named(pathway: Pathway, state: str) -> str:
+    """``'Day-3 assessment' (day3_assessment)``: a state as a clinician and a rule author read it."""
+    return f"'{pathway.definition.spec.states[state].title}' ({state})"
+
+
+def _states_named(pathway: Pathway, states: frozenset[str]) -> str:
+    """The states that take a decision, in the pathway's order, the first few by title and the rest counted."""
+    ordered = [s for s in pathway.definition.spec.states if s in states]
+    shown = ", ".join(_state_named(pathway, s) for s in ordered[:_NAMED_STATES])
+    rest = len(ordered) - _NAMED_STATES
+    return shown if rest <= 0 else f"{shown} and {rest} other state{'s' if rest > 1 else ''}"
 
 
 def _instead(pathway: Pathway, accepted: frozenset[str], state: str) -> str:
