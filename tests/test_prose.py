@@ -215,9 +215,14 @@ def test_tacrolimus_troughs(d: PathwayDef) -> None:
 
 
 def test_states_decisions_and_the_clock(d: PathwayDef) -> None:
+    t = P.rule_text(_rule(d, "rescue_worsening"), d)
+    assert t.due == ("(in 'Rescue with tacrolimus' and on days 1 to 13 of the current state) or ((in 'Rescue with "
+                     "ciclosporin' or 'Rescue with infliximab') and on days 1 to 6 of the current state)")
     t = P.rule_text(_rule(d, "rescue_improving_at_deadline"), d)
-    assert t.due == ("(in 'Rescue with tacrolimus' and on days 14 to 16 of the current state) or ((in 'Rescue with "
-                     "ciclosporin' or 'Rescue with infliximab') and on days 7 to 9 of the current state)")
+    assert t.due == ("at least one of: (in 'Rescue with tacrolimus' and on days 14 to 16 of the current state and "
+                     "tacrolimus not stopped (or not recorded)), (in 'Rescue with ciclosporin' and on days 7 to 9 of the "
+                     "current state and ciclosporin not stopped (or not recorded)), (in 'Rescue with infliximab' and on "
+                     "days 7 to 9 of the current state)")
     assert P.rule_text(_rule(d, "choose_tacrolimus"), d).when == "rescue choice is tacrolimus and tacrolimus not contraindicated"
     assert P.rule_text(_rule(d, "tw_extra_criteria"), d).due == "before day 1 of the current state"
     assert P.overdue_text("rescue_selection", d) == "from day 1 of the current state"
