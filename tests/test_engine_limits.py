@@ -327,3 +327,59 @@ def test_validate_and_check_report_the_located_code(rules_copy, capsys):
     assert report.exit_code() == 1
     assert [(f.line, f.col) for f in report.findings if "[PW305]" in f.message] == [(line, 5)]
 
+
+def _counting(monkeypatch, refuse=lambda name, text: False):
+    """Wrap durable's ruleset creation and deletion: the handles created, and those of them not deleted since;
+    ``refuse(name, text)`` makes a creation fail."""
+    created: list[int] = []
+    live: set[int] = set()
+    create, delete = durable_rules_engine.create_ruleset, durable_rules_engine.delete_ruleset
+
+    def counted_create(name, text):
+        if refuse(name, text):
+            raise durable_rules_engine.error("Could not create ruleset, error code: 106")
+        handle = create(name, text)
+        created.append(handle)
+        live.add(handle)
+        return handle
+
+    def counted_delete(handle):
+        live.discard(handle)  # (the rulesets of engines collected earlier are freed here too)
+        return delete(handle)
+
+    monkeypatch.setattr(durable_rules_engine, "create_ruleset", counted_create)
+    monkeypatch.setattr(durable_rules_engine, "delete_ruleset", counted_delete)
+    return created, live
+
+
+def test_a_rule_durable_refuses_at_registration_is_a_located_error_and_nothing_stays_registered(
+        rules_copy, monkeypatch, capsys):
+    # The compiler's check turned off: durable's own refusal (error 113) is what is reported, at the rule.
+    import pathway.runtime.compile as comp
+
+    line = _big_any(rules_copy, 14)
+    monkeypatch.setattr(comp, "MAX_PATTERN_EXPRESSIONS", 10 ** 6)
+    created, live = _counting(monkeypatch)
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(rules_copy, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.file, diag.line, diag.col) == ("PW306", str(rules_copy / "steroids.yaml"), line, 5)
+    assert "rule 'big_any' of state 'iv_steroids'" in diag.message and "error code: 113" in diag.message
+    assert len(created) > 1 and not live  # the rulesets registered before it were freed, and the probes
+    from pathway.cli.main import main
+
+    assert main(["validate", str(rules_copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"steroids.yaml:{line}:5: rule 'big_any' of state 'iv_steroids'" in err and "[PW306]" in err
+    assert "Traceback" not in err
+
+
+def test_a_ruleset_durable_refuses_as_a_whole_names_its_state_and_rules(rules_copy, monkeypatch):
+    created, live = _counting(monkeypatch, lambda name, text: name == "asuc.rescue_selection")
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(rules_copy, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.file, diag.line) == ("PW306", str(rules_copy / "pathway.yaml"), 1)
+    assert "state 'rescue_selection'" in diag.message and "ruleset 'asuc.rescue_selection'" in diag.message
+    assert "error code: 106" in diag.message and "avoid_drugs" in diag.message
+    assert len(created) > 1 and not live
