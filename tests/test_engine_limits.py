@@ -6,12 +6,20 @@ import json
 import threading
 from pathlib import Path
 
+import durable_rules_engine
 import pytest
 from cases import ADMIT, DAY3_FAIL, patient, to_rescue
 from durable import engine as durable_engine
 
 from pathway import EngineError, EngineLimitError, load_pathway
-from pathway.runtime.compile import MAX_ALPHA_STACK, MAX_IDENTICAL_CONDITIONS, MAX_RULES_PER_RULESET, alpha_stack_bound
+from pathway.runtime.compile import (
+    MAX_ALPHA_STACK,
+    MAX_IDENTICAL_CONDITIONS,
+    MAX_PATTERN_EXPRESSIONS,
+    MAX_RULES_PER_RULESET,
+    alpha_stack_bound,
+    pattern_expressions,
+)
 
 
 class _QuietHost(durable_engine.Host):
@@ -195,3 +203,183 @@ def test_conflicting_moves_at_equal_priority_are_an_error(rules_copy):
 def test_loads_are_cached_so_rulesets_are_registered_once():
     assert load_pathway("asuc") is load_pathway("asuc")
     assert load_pathway("asuc") is not load_pathway("asuc", parameters={"oxford_crp_mg_l": 50})
+
+
+def _groups(n: int, kind: str = "case") -> dict:
+    """One pattern of ``n`` nested 'and'/'or' groups: an '$and' holding n - 1 '$or's."""
+    return {"$and": [{"_k": kind}] + [{"$or": [{f"a{i}": 1}, {f"b{i}": 2}]} for i in range(n - 1)]}
+
+
+def _registers(ruleset: dict) -> str:
+    try:
+        handle = durable_rules_engine.create_ruleset("limit", json.dumps(ruleset))
+    except Exception as exc:  # durable_rules_engine.error
+        return str(exc)
+    durable_rules_engine.delete_ruleset(handle)
+    return "ok"
+
+
+def test_durable_expression_limit_is_what_the_compiler_assumes():
+    # Each '$and'/'$or' of one pattern takes two of its 31 expression entries (MAX_SEQUENCE_EXPRESSIONS 32 in
+    # rete.h): 15 groups register, the 16th fails with error 113; a test of another pattern's value takes one.
+    assert MAX_PATTERN_EXPRESSIONS == 31
+    for n, ok in ((15, True), (16, False)):
+        assert pattern_expressions(_groups(n)) == 2 * n
+        assert (_registers({"r": {"all": [{"m": _groups(n)}]}}) == "ok") is ok
+    nested = {"x": 1}
+    for _ in range(16):
+        nested = {"$and": [nested]}
+    assert pattern_expressions(nested) == 32 and "error code: 113" in _registers({"r": {"all": [{"m": nested}]}})
+    # the limit is per pattern (per fact joined), not per rule or per ruleset
+    assert _registers({"r": {"all": [{"m": _groups(15)}, {"d0": _groups(15, "derived")}]},
+                       "s": {"all": [{"m": _groups(15)}]}}) == "ok"
+    joins = [{"$gt": {f"y{j}": {"first": "z"}}} for j in range(4)]
+    for k, ok in ((3, True), (4, False)):
+        pattern = {"$and": _groups(14)["$and"] + joins[:k]}
+        assert pattern_expressions(pattern) == 28 + k
+        assert (_registers({"r": {"all": [{"first": {"_k": "x"}}, {"m": pattern}]}}) == "ok") is ok
+
+
+def _big_any(folder: Path, alternatives: int) -> int:
+    """Add to steroids.yaml a rule whose 'when' is an 'any' of ``alternatives`` 'all' blocks; its 'then' branch
+    compiles into one pattern of ``alternatives + 2`` groups. Returns the line of the rule."""
+    path = folder / "steroids.yaml"
+    text = path.read_text(encoding="utf-8")
+    lines = ["", "  - id: big_any", "    title: A rule with a large any", "    in: iv_steroids", "    when:", "      any:"]
+    for i in range(alternatives):
+        lines += ["        - all:", f"            - stool_freq_24h: {{gt: {i}}}", f"            - crp_mg_l: {{lt: {100 + i}}}"]
+    lines += ["    then:", "      - recommend: {kind: advice, text: The large rule fired.}",
+              "    evidence: {sources: [Turner-2007], strength: M, status: verified}", ""]
+    path.write_text(text + "\n".join(lines), encoding="utf-8")
+    return text.count("\n") + 2
+
+
+def test_a_condition_too_large_for_durable_is_refused_at_its_rule(rules_copy):
+    line = _big_any(rules_copy, 14)  # 16 groups
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(rules_copy, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.file, diag.line, diag.col) == ("PW305", str(rules_copy / "steroids.yaml"), line, 5)
+    assert "rule 'big_any'" in diag.message and "16 'and'/'or' groups" in diag.message
+    assert "at most 15" in diag.message and "error 113" in diag.message and "derive" in diag.message
+
+
+def test_a_condition_just_under_the_limit_loads_and_runs(rules_copy):
+    _big_any(rules_copy, 13)  # 15 groups
+    pw = load_pathway(rules_copy, cache=False)
+    (name,) = [n for n in pw.compiled.bindings if n.startswith("big_any.")]
+    (ruleset,) = [rs for rs in pw.compiled.rulesets.values() if name in rs]
+    assert max(pattern_expressions(next(iter(p.values()))) for p in ruleset[name]["all"]) == MAX_PATTERN_EXPRESSIONS - 1
+    s = pw.start(patient())
+    s.observe(dict(ADMIT))
+    result = s.observe({"day": 1, "stool_freq_24h": 5, "crp_mg_l": 50})
+    assert "big_any" in [r["rule"] for r in result["recommendations"]]
+
+
+def _wide_rule(tmp_path: Path, when: str, effects: str) -> Path:
+    folder = _synthetic(tmp_path, 1)
+    (folder / "rules.yaml").write_text(
+        "rules:\n  - id: wide\n    title: Wide\n    in: s0\n    requires: [x]\n    when:\n" + when + effects
+        + "    evidence: {sources: [SRC], strength: G, status: verified}\n", encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("size, ok", [(14, False), (13, True)])
+def test_the_otherwise_branch_is_counted_too(tmp_path, size, ok):
+    # 'otherwise' negates 'when': an 'all' of n 'any's (n + 1 groups) becomes an 'any' of n 'all's (n + 2)
+    when = "      all:\n" + "".join(f"        - any: [{{x: {{gte: {i}}}}}, {{x: {{lt: -{i}}}}}]\n" for i in range(size))
+    folder = _wide_rule(tmp_path, when, "    then: [{recommend: {text: wide}}]\n    otherwise: [{recommend: {text: no}}]\n")
+    if ok:
+        pw = load_pathway(folder, cache=False)
+        assert pw.start({"id": "x"}).observe({"day": 0, "x": 0.5})["recommendations"][0]["text"] == "no"
+        return
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(folder, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.line) == ("PW305", 2)
+    assert "'otherwise'" in diag.message and f"{size + 2} 'and'/'or' groups" in diag.message
+
+
+def test_the_if_missing_branch_is_counted_too(tmp_path):
+    # 'if_missing' reads each test as "this, or missing": 15 tests in an 'all' take one group in 'then', 16 here
+    when = "      all:\n" + "".join(f"        - x: {{gte: {i}}}\n" for i in range(15))
+    folder = _wide_rule(tmp_path, when, "    then: [{score: {name: flag, terms: [{field: x}]}}]\n"
+                                        "    if_missing: [{recommend: {text: missing}}]\n")
+    spec = folder / "pathway.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("flag: {title: Flag}", "flag: {title: Flag, type: number}"),
+                    encoding="utf-8")
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(folder, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.line) == ("PW305", 2)
+    assert "'if_missing'" in diag.message and "16 'and'/'or' groups" in diag.message
+
+
+def test_validate_and_check_report_the_located_code(rules_copy, capsys):
+    from pathway.analysis.check import check_pathway
+    from pathway.cli.main import main
+
+    line = _big_any(rules_copy, 14)
+    assert main(["validate", str(rules_copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"steroids.yaml:{line}:5: rule 'big_any'" in err and "[PW305]" in err and "Traceback" not in err
+    report = check_pathway(rules_copy)
+    assert report.exit_code() == 1
+    assert [(f.line, f.col) for f in report.findings if "[PW305]" in f.message] == [(line, 5)]
+
+
+def _counting(monkeypatch, refuse=lambda name, text: False):
+    """Wrap durable's ruleset creation and deletion: the handles created, and those of them not deleted since;
+    ``refuse(name, text)`` makes a creation fail."""
+    created: list[int] = []
+    live: set[int] = set()
+    create, delete = durable_rules_engine.create_ruleset, durable_rules_engine.delete_ruleset
+
+    def counted_create(name, text):
+        if refuse(name, text):
+            raise durable_rules_engine.error("Could not create ruleset, error code: 106")
+        handle = create(name, text)
+        created.append(handle)
+        live.add(handle)
+        return handle
+
+    def counted_delete(handle):
+        live.discard(handle)  # (the rulesets of engines collected earlier are freed here too)
+        return delete(handle)
+
+    monkeypatch.setattr(durable_rules_engine, "create_ruleset", counted_create)
+    monkeypatch.setattr(durable_rules_engine, "delete_ruleset", counted_delete)
+    return created, live
+
+
+def test_a_rule_durable_refuses_at_registration_is_a_located_error_and_nothing_stays_registered(
+        rules_copy, monkeypatch, capsys):
+    # The compiler's check turned off: durable's own refusal (error 113) is what is reported, at the rule.
+    import pathway.runtime.compile as comp
+
+    line = _big_any(rules_copy, 14)
+    monkeypatch.setattr(comp, "MAX_PATTERN_EXPRESSIONS", 10 ** 6)
+    created, live = _counting(monkeypatch)
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(rules_copy, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.file, diag.line, diag.col) == ("PW306", str(rules_copy / "steroids.yaml"), line, 5)
+    assert "rule 'big_any' of state 'iv_steroids'" in diag.message and "error code: 113" in diag.message
+    assert len(created) > 1 and not live  # the rulesets registered before it were freed, and the probes
+    from pathway.cli.main import main
+
+    assert main(["validate", str(rules_copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"steroids.yaml:{line}:5: rule 'big_any' of state 'iv_steroids'" in err and "[PW306]" in err
+    assert "Traceback" not in err
+
+
+def test_a_ruleset_durable_refuses_as_a_whole_names_its_state_and_rules(rules_copy, monkeypatch):
+    created, live = _counting(monkeypatch, lambda name, text: name == "asuc.rescue_selection")
+    with pytest.raises(EngineLimitError) as info:
+        load_pathway(rules_copy, cache=False)
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.file, diag.line) == ("PW306", str(rules_copy / "pathway.yaml"), 1)
+    assert "state 'rescue_selection'" in diag.message and "ruleset 'asuc.rescue_selection'" in diag.message
+    assert "error code: 106" in diag.message and "avoid_drugs" in diag.message
+    assert len(created) > 1 and not live

@@ -159,6 +159,14 @@ _ALL = [
          "More engine rules on an identical condition than the measured limit."),
     Code("PW304", "engine limit", "alpha network too deep",
          "Rules diverging under one node would overflow durable_rules' alpha-walk stack."),
+    Code("PW305", "engine limit", "condition too large for one engine rule",
+         "A rule's condition (its 'when', negated for 'otherwise', or its 'if_missing' test) compiles into more "
+         "nested 'and'/'or' groups on one fact than durable_rules registers (15; error 113); derive an "
+         "intermediate fact from part of it."),
+    Code("PW306", "engine limit", "ruleset refused by durable_rules",
+         "durable_rules refused a compiled ruleset when the pathway was loaded (an error code of its C core that "
+         "no check of the compiler foresaw): reported at each rule it refuses alone, or naming the state and the "
+         "rules of the ruleset; nothing stays registered."),
     Code("PW400", "input", "not a case, patient or event",
          "The case file is missing or not a mapping with `patient` and `events`; a patient without an id; "
          "an event without `day` or `time`."),

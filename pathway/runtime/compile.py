@@ -53,7 +53,9 @@ __all__ = [
     "MAX_RULES_PER_RULESET",
     "MAX_IDENTICAL_CONDITIONS",
     "MAX_ALPHA_STACK",
+    "MAX_PATTERN_EXPRESSIONS",
     "alpha_stack_bound",
+    "pattern_expressions",
     "ruleset_name",
     "engine_safe",
     "engine_reads",
@@ -70,6 +72,13 @@ MAX_IDENTICAL_CONDITIONS = 64
 #: with error 303 (measured: 64 rules diverging under one node pass, 65 fail). The compiler
 #: computes an upper bound of that stack for every ruleset and keeps a margin below 64.
 MAX_ALPHA_STACK = 60
+#: durable_rules keeps the tests of one pattern of a rule (the case snapshot, or one derived fact it joins) in a
+#: fixed sequence of 32 entries (``MAX_SEQUENCE_EXPRESSIONS`` in rete.h) and refuses the ruleset with error 113
+#: (``ERR_EXPRESSION_LIMIT_EXCEEDED``) when an entry reaches the 32nd: each ``$and`` and ``$or`` takes two (its
+#: start and its end), a comparison with a constant none (it is an alpha node), a comparison with a value of
+#: another pattern one (the compiler writes none). Measured: 15 groups in one pattern register, 16 fail; two
+#: patterns of 15 each in one rule register. The count does not depend on the facts, so there is no margin.
+MAX_PATTERN_EXPRESSIONS = 31
 
 
 @dataclass(frozen=True)
@@ -199,9 +208,12 @@ def _expand(rule: Rule, branch: Branch, cond: C.Cond, out: dict[str, Any], bindi
                                 f"rule '{rule.id}' expands into {len(dnf)} engine rules (limit {C.MAX_DNF_TERMS}); "
                                 "move derived-fact tests out of large 'any' blocks or derive an intermediate fact"))
         return
-    for k, conj in enumerate(dnf):
+    compiled = [_patterns(conj) for conj in dnf]
+    if not _check_expressions(rule, branch, compiled, diags):
+        return
+    for k, (conj, patterns) in enumerate(zip(dnf, compiled, strict=True)):
         name = f"{rule.id}.{branch}.{k}"
-        out[name] = {"all": _patterns(conj), "pri": priority, "run": name}
+        out[name] = {"all": patterns, "pri": priority, "run": name}
         seen: dict[str, bool] = {}
         for clause in conj:
             for cmp in C.fields_of(clause):
@@ -486,3 +498,42 @@ def _check_limits(definition: PathwayDef, state: str, name: str, out: dict[str, 
         diags.append(Diagnostic(pfile, 1, 1, "PW303",
                                 f"state '{state}' has {count} rules on one identical condition; the limit is "
                                 f"{MAX_IDENTICAL_CONDITIONS} (durable_rules crashes at 256)"))
+
+
+def pattern_expressions(expr: Any) -> int:
+    """The entries of durable_rules' expression sequence that one pattern's condition takes (see
+    :data:`MAX_PATTERN_EXPRESSIONS`): two for each ``$and`` and ``$or``, one for each comparison with a value
+    of another pattern (``{"$gt": {"x": {"first": "y"}}}``, which the compiler never writes)."""
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return 0
+    ((key, body),) = expr.items()
+    if key in ("$and", "$or") and isinstance(body, list):
+        return 2 + sum(pattern_expressions(item) for item in body)
+    if isinstance(body, dict) and len(body) == 1 and isinstance(next(iter(body.values())), dict):
+        return 1
+    return 0
+
+
+#: what each branch's condition is, for PW305
+_BRANCH_TEST = {
+    "then": "its 'when' (with 'due')",
+    "else": "its 'when' negated for 'otherwise' (an 'all' becomes an 'any' and the reverse)",
+    "missing": "its 'if_missing' test (each value tested reads 'this, or missing', one 'or' each)",
+}
+
+
+def _check_expressions(rule: Rule, branch: Branch, compiled: list[list[dict[str, Any]]],
+                       diags: list[Diagnostic]) -> bool:
+    """PW305 when a pattern of one of the engine rules of ``rule``'s ``branch`` holds more 'and'/'or' groups
+    than durable_rules registers (:data:`MAX_PATTERN_EXPRESSIONS`); True when every pattern fits."""
+    limit = MAX_PATTERN_EXPRESSIONS
+    worst = max((pattern_expressions(expr) for patterns in compiled for p in patterns for expr in p.values()),
+                default=0)
+    if worst <= limit:
+        return True
+    diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW305",
+                            f"rule '{rule.id}': {_BRANCH_TEST[branch]} compiles into {worst // 2} 'and'/'or' "
+                            f"groups on one fact; durable_rules holds at most {limit // 2} (error 113 when the "
+                            "pathway is loaded); split the rule: derive an intermediate fact from part of the "
+                            "condition in a rule of its own, and test that fact here"))
+    return False

@@ -12,6 +12,10 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
 - creating and deleting a ruleset per patient leaks: rulesets are registered once per
   loaded pathway, on a host of its own (names are per host, so two pathways never clash);
 - ``set_rulesets`` mutates its argument: it gets a deep copy;
+- its C core refuses a ruleset it cannot build with an error code (113: a pattern with more than 15
+  ``$and``/``$or`` groups, which the compiler refuses first, PW305): rulesets are registered one at a
+  time, a refusal frees the ones registered before it and raises :class:`EngineLimitError` (PW306)
+  at the rules durable refuses alone, or naming the state and the rules of the ruleset;
 - a message no rule matches raises ``MessageNotHandledException`` (status 1 of the core call):
   read as "no rule matched", the message was not stored;
 - the Host swallows exceptions inside actions into session state: the engine runs actions
@@ -57,7 +61,7 @@ from typing import Any
 import durable_rules_engine as _core
 from durable import engine as durable_engine
 
-from pathway.core.errors import EngineError
+from pathway.core.errors import Diagnostic, EngineError, EngineLimitError, PathwayError
 from pathway.definition import conditions as C
 from pathway.definition.effects import Derive, Effect, Score, compute_score
 from pathway.definition.pathway import Rule
@@ -228,6 +232,73 @@ def _for_durable(rulesets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return {name: {rule: dict(body) for rule, body in ruleset.items()} for name, ruleset in rulesets.items()}
 
 
+def _register(host: _Host, compiled: CompiledPathway) -> dict[str, Any]:
+    """Register the rulesets of ``compiled`` on ``host`` one at a time; their handles (the caller holds ``_CORE``).
+
+    A ruleset durable_rules refuses (an error code of its C core) raises :class:`EngineLimitError` (PW306) once
+    every ruleset was tried; the rulesets registered are freed first, so nothing stays in the core.
+    """
+    handles: dict[str, Any] = {}
+    refused: dict[str, str] = {}
+    try:
+        for name, ruleset in _for_durable(compiled.rulesets).items():
+            try:
+                host.set_rulesets({name: ruleset})
+            except PathwayError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - durable_rules_engine.error, or its Python layer's own
+                refused[name] = str(exc) or type(exc).__name__
+                continue
+            handles[name] = host.get_ruleset(name)._handle
+    except BaseException:
+        _delete_rulesets(handles, {}, set())
+        raise
+    if refused:
+        _delete_rulesets(handles, {}, set())
+        raise EngineLimitError(_refusals(compiled, refused))
+    return handles
+
+
+def _refused_alone(name: str, ruleset: dict[str, Any]) -> dict[str, str]:
+    """The rules of a ruleset that durable_rules refuses when each is registered alone (and why); each one it
+    takes is freed at once."""
+    refused: dict[str, str] = {}
+    for rule_name, body in ruleset.items():
+        text = json.dumps({rule_name: {k: v for k, v in body.items() if k != "run"}}, ensure_ascii=False)
+        try:
+            handle = _core.create_ruleset(f"{name}#alone", text)
+        except Exception as exc:  # noqa: BLE001 - durable_rules_engine.error
+            refused[rule_name] = str(exc) or type(exc).__name__
+        else:
+            _core.delete_ruleset(handle)
+    return refused
+
+
+def _refusals(compiled: CompiledPathway, refused: dict[str, str]) -> list[Diagnostic]:
+    """PW306 for each refused ruleset: at each pathway rule whose engine rules durable_rules refuses alone, or,
+    when it takes every rule alone, at pathway.yaml naming the state and the rules of the ruleset."""
+    state_of = {name: state for state, names in compiled.state_rulesets.items() for name in names}
+    diags: list[Diagnostic] = []
+    for name, error in refused.items():
+        state = state_of.get(name, "?")
+        alone: dict[str, tuple[Rule, str, str]] = {}
+        for engine_rule, why in _refused_alone(name, compiled.rulesets[name]).items():
+            rule = compiled.bindings[engine_rule].rule
+            alone.setdefault(rule.id, (rule, engine_rule, why))
+        for rule, engine_rule, why in alone.values():
+            diags.append(Diagnostic(rule.file, rule.line, rule.col, "PW306",
+                                    f"rule '{rule.id}' of state '{state}' was refused by durable_rules when the "
+                                    f"pathway was loaded (engine rule '{engine_rule}': {why}); no check of the "
+                                    "compiler foresaw it: simplify or split the rule"))
+        if not alone:
+            rules = ", ".join(dict.fromkeys(compiled.bindings[r].rule.id for r in compiled.rulesets[name]))
+            diags.append(Diagnostic(str(compiled.definition.root / "pathway.yaml"), 1, 1, "PW306",
+                                    f"state '{state}': durable_rules refused its ruleset '{name}' when the pathway "
+                                    f"was loaded ({error}), though it takes each of its rules alone; the rules of "
+                                    f"that ruleset: {rules}; split the state"))
+    return diags
+
+
 class Engine:
     """Evaluates one state's rules on one snapshot at a time, with real forward chaining.
 
@@ -244,8 +315,7 @@ class Engine:
         self._host = _Host(compiled.bindings)
         with _CORE:
             _free_collected()
-            self._host.set_rulesets(_for_durable(compiled.rulesets))
-        self._handles = {name: self._host.get_ruleset(name)._handle for name in compiled.rulesets}
+            self._handles = _register(self._host, compiled)
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
         self._actioned: set[str] = set()  # rulesets where an action ran on sid "0" (see the module notes)
         # Queues the rulesets for freeing when this engine is closed or collected (freed at once by close, else at
