@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from pathway.runtime.result import STATUS_ORDER, offer_status
-from pathway.runtime.state import json_copy
+from pathway.runtime.state import json_copy, shared_list
 
 __all__ = ["view", "differences", "SECTIONS", "compared_view", "recorded_view", "kept_view", "unkept_view"]
 
@@ -118,7 +118,6 @@ def forget_shared() -> None:
     _PAIRS.clear()
     _OPTIONS.clear()
     _ENCODED.clear()
-    _PARTS.clear()
 
 
 def _option(pair: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -136,25 +135,9 @@ def _option(pair: tuple[Any, Any]) -> tuple[Any, Any]:
 def kept_view(shown: dict[str, Any]) -> tuple[Any, ...]:
     """A :func:`view` as a session keeps it between results (compact; its items and options, and each of its
     parts, shared between sessions and with no result): :func:`unkept_view` gives it back."""
-    return (shown["state"], _shared(tuple(shown["path"])),
-            *(_shared(tuple(_pair(key, item) for key, item in shown[name].items())) for name in SECTIONS),
-            _shared(tuple(_option(pair) for pair in shown["options"].items())))
-
-
-#: parts of kept views (tuples of shared pairs, or of state names), shared between sessions, keyed by the
-#: identities of their items (the table holds each part, so those ids are not reused meanwhile)
-_PARTS: dict[tuple[int, ...], tuple[Any, ...]] = {}
-
-
-def _shared(part: tuple[Any, ...]) -> tuple[Any, ...]:
-    key = tuple(map(id, part))
-    kept = _PARTS.get(key)
-    if kept is not None and len(kept) == len(part) and all(a is b for a, b in zip(kept, part, strict=True)):
-        return kept
-    if len(_PARTS) >= _PAIRS_MAX:
-        _PARTS.clear()
-    _PARTS[key] = part
-    return part
+    return (shown["state"], shared_list(tuple(shown["path"])),
+            *(shared_list(tuple(_pair(key, item) for key, item in shown[name].items())) for name in SECTIONS),
+            shared_list(tuple(_option(pair) for pair in shown["options"].items())))
 
 
 def unkept_view(kept: tuple[Any, ...]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import json
 import marshal
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -156,17 +156,17 @@ _HEADS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 def _shared_head(head: tuple[Any, ...]) -> tuple[Any, ...]:
     """An equal head kept before (names, key tuples and flags: equal means the same), else ``head``."""
-    return _one_of(_HEADS, head)
+    return cast("tuple[Any, ...]", _one_of(_HEADS, head))
 
 
-def _one_of(table: dict[tuple[Any, ...], tuple[Any, ...]], value: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The tuple equal to ``value`` kept in ``table`` (kept there now if none was; the table is emptied when full:
-    only the sharing is lost)."""
-    kept = table.get(value)
+def _one_of(table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any = None) -> Any:
+    """The value kept in ``table`` under ``key`` (``value``, by default the key itself, kept there now if none
+    was; the table is emptied when full: only the sharing is lost)."""
+    kept = table.get(key)
     if kept is None:
         if len(table) >= _KEYS_MAX:
             table.clear()
-        kept = table[value] = value
+        kept = table[key] = key if value is None else value
     return kept
 
 
@@ -224,19 +224,22 @@ def first_history(entry: list[Any]) -> list[Any]:
 
 
 #: lists of shared items, shared in turn (keyed by the identities of their items; :func:`shared_list`)
-_LISTS: dict[tuple[int, ...], list[Any]] = {}
+_LISTS: dict[tuple[int, ...], Any] = {}
+_Items = TypeVar("_Items", list[Any], tuple[Any, ...])
 
 
-def shared_list(items: list[Any]) -> list[Any]:
-    """A list holding the same objects as ``items`` (each already shared: :func:`interned`) kept by another
-    session, else ``items`` (kept for the next): for a list kept read only (replaced, never changed in place)."""
-    key = tuple(map(id, items))  # the table holds the list, so the ids of its items are not reused meanwhile
+def shared_list(items: _Items) -> _Items:
+    """A list (or tuple) holding the same objects as ``items`` (each already shared: :func:`interned`) kept by
+    another session, else ``items`` (kept for the next): for one kept read only (replaced, never changed in
+    place)."""
+    # the table holds the list, so the ids of its items are not reused meanwhile; a list and a tuple of the
+    # same items (empty ones) are not the same value
+    key = (id(type(items)), *map(id, items))
     kept = _LISTS.get(key)
     if kept is not None and len(kept) == len(items) and all(a is b for a, b in zip(kept, items, strict=True)):
-        return kept
+        return cast(_Items, kept)
     if len(_LISTS) >= _SHARED_MAX:
         _LISTS.clear()
-    _PATHS.clear()
     _LISTS[key] = items
     return items
 
@@ -248,18 +251,12 @@ _PATHS: dict[tuple[str, ...], list[str]] = {}
 def shared_path(path: list[str]) -> list[str]:
     """An equal path kept by another session, else ``path`` (kept for the next): for a path kept read only
     (a working copy copies it before it moves the patient)."""
-    key = tuple(path)
-    kept = _PATHS.get(key)
-    if kept is None:
-        if len(_PATHS) >= _SHARED_MAX:
-            _PATHS.clear()
-        kept = _PATHS[key] = path
-    return kept
+    return cast("list[str]", _one_of(_PATHS, tuple(path), path))
 
 
 def shared_keys(facts: dict[str, Any]) -> tuple[Any, ...]:
     """The keys of a dict as a tuple shared by every dict of the same keys in the same order."""
-    return _one_of(_KEYS, tuple(facts))
+    return cast("tuple[Any, ...]", _one_of(_KEYS, tuple(facts)))
 
 
 def trace_entry(event: int, day: float, state: str, rule: str, branch: str, facts: Any, missing: Any,
@@ -308,6 +305,7 @@ def forget_shared() -> None:
     _TRACE.clear()
     _HEADS.clear()
     _LISTS.clear()
+    _PATHS.clear()
 
 
 def compact_entry(entry: Any) -> Any:
