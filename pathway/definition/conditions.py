@@ -263,28 +263,19 @@ def _compile(cond: Cond) -> Callable[[dict[str, Any]], bool | None]:
     if kind is Always:
         return _true
     items = tuple(_compile(c) for c in cond.items)  # type: ignore[union-attr]
-    if kind is And:
-        def all_of(facts: dict[str, Any]) -> bool | None:
+    if kind is And or kind is Or:
+        settles = kind is Or  # the value of an item that settles the whole: false for an 'all', true for an 'any'
+
+        def junction(facts: dict[str, Any]) -> bool | None:
             unknown = False
             for f in items:
                 v = f(facts)
-                if v is False:
-                    return False
+                if v is settles:
+                    return settles
                 if v is None:
                     unknown = True
-            return None if unknown else True
-        return all_of
-    if kind is Or:
-        def any_of(facts: dict[str, Any]) -> bool | None:
-            unknown = False
-            for f in items:
-                v = f(facts)
-                if v is True:
-                    return True
-                if v is None:
-                    unknown = True
-            return None if unknown else False
-        return any_of
+            return None if unknown else not settles
+        return junction
     n = cond.n  # type: ignore[union-attr]
 
     def at_least(facts: dict[str, Any]) -> bool | None:
