@@ -524,12 +524,12 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     index = len(st.events)
     st.day = day
     st.hours = hours
-    fields = d.fields
     # a provisional value ('pending') never replaces a result as the current value (FieldDef.provisional)
-    provisional = d.provisional
+    # (the same reading as state.current_entry, which the document and the ages use)
+    provisional = pw.provisional_values
     current = {name: value for name, value in values.items()
-               if name not in provisional or not (value in fields[name].provisional and name in st.facts
-                                                  and st.facts[name] not in fields[name].provisional)}
+               if name not in provisional or not (value in provisional[name] and name in st.facts
+                                                  and st.facts[name] not in provisional[name])}
     st.facts.update(current)
     for name, value in values.items():
         st.record_value(name, history_entry(day, value, hours, index))
