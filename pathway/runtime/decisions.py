@@ -174,7 +174,7 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
             continue
         rules = _acting_rules(pathway, st.state, name, value)
         whys = [_why(pathway, r, facts, waiting, producers) for r in rules]
-        reasons = [text for text, _ in whys] or [f"no rule acts on it in '{d.spec.states[st.state].title}'"]
+        reasons = [text + _because(pathway, r, facts, firings) for (text, _), r in zip(whys, rules)] or [f"no rule acts on it in '{d.spec.states[st.state].title}'"]
         missing = list(dict.fromkeys(f for _, fields in whys for f in fields))
         shown = str(value).lower() if isinstance(value, bool) else value
         text = f"Decision recorded ({name}: {shown}) but not acted on: " + "; ".join(reasons) + "."
@@ -260,17 +260,11 @@ def _known(pathway: Pathway, rule_id: Any) -> bool:
     return True
 
 
-def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], snapshot: dict[str, Any],
-                   derived: dict[str, Any], firings: list[Firing]) -> dict[str, Any]:
-    """What is said of a move on a decision that stands (``entry``, from ``st.acted``) although the rules,
-    on what is recorded now, would not take it: the decision, the move, and why the rules would not."""
+def _because(pathway: Pathway, rule: Rule, facts: dict[str, Any], firings: list[Firing]) -> str:
+    """What makes the derived facts that fail ``rule`` what they are: for each, the rule that derived it
+    and the recorded values that settled it (`` ('Infliximab eligibility': latent TB untreated)``); empty
+    when no derived fact fails it."""
     d = pathway.definition
-    rule = pathway.rule(entry["rule"])
-    name, value = entry["field"], entry["value"]
-    facts = {k: v for k, v in snapshot.items() if v is not None}
-    facts.update(derived)
-    waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
-    why, _ = _why(pathway, rule, facts, waiting, pathway.producers_in(st.state))
     because = []
     for c in _false_tests(rule.when, facts):
         if not c.derived:
@@ -283,8 +277,21 @@ def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], sn
             held = [prose.recorded_value(x.field, facts.get(x.field), d) for x in tests]
             if held:
                 because.append(f"'{source.title}': " + ", ".join(dict.fromkeys(held)))
-    if because:
-        why += " (" + "; ".join(dict.fromkeys(because)) + ")"
+    return " (" + "; ".join(dict.fromkeys(because)) + ")" if because else ""
+
+
+def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], snapshot: dict[str, Any],
+                   derived: dict[str, Any], firings: list[Firing]) -> dict[str, Any]:
+    """What is said of a move on a decision that stands (``entry``, from ``st.acted``) although the rules,
+    on what is recorded now, would not take it: the decision, the move, and why the rules would not."""
+    d = pathway.definition
+    rule = pathway.rule(entry["rule"])
+    name, value = entry["field"], entry["value"]
+    facts = {k: v for k, v in snapshot.items() if v is not None}
+    facts.update(derived)
+    waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
+    why, _ = _why(pathway, rule, facts, waiting, pathway.producers_in(st.state))
+    why += _because(pathway, rule, facts, firings)
     shown = str(value).lower() if isinstance(value, bool) else value
     moved = _when(st, entry["event"], entry["day"])
     recorded = entry["recorded"]
