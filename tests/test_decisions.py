@@ -131,8 +131,8 @@ def test_a_refused_decision_names_the_states_by_title_and_counts_the_rest(pw):
 def test_the_sequential_wait_reads_every_value_the_eligibility_of_its_agent_requires(pw):
     """sequential_choice_waiting holds the default colectomy only while the chosen agent's eligibility is not
     known (second_agent_eligibility_open); an exclusion cannot be tested for being unknown, so the rule deriving
-    it names the eligibility rules' required values. A value added to an eligibility rule and not here would let a decision waiting for it be refused
-    instead of held: this keeps the two lists equal."""
+    it names the eligibility rules' required values. A value added to an eligibility rule and not there would let
+    a decision waiting for it be refused instead of held: this keeps the lists equal."""
     from pathway.definition import conditions as C
 
     rule = pw.rule("second_agent_eligibility")

@@ -174,7 +174,8 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
             continue
         rules = _acting_rules(pathway, st.state, name, value)
         whys = [_why(pathway, r, facts, waiting, producers) for r in rules]
-        reasons = [text + _because(pathway, r, facts, firings) for (text, _), r in zip(whys, rules)] or [f"no rule acts on it in '{d.spec.states[st.state].title}'"]
+        reasons = ([text + _because(pathway, r, facts, firings) for (text, _), r in zip(whys, rules, strict=True)]
+                   or [f"no rule acts on it in '{d.spec.states[st.state].title}'"])
         missing = list(dict.fromkeys(f for _, fields in whys for f in fields))
         shown = str(value).lower() if isinstance(value, bool) else value
         text = f"Decision recorded ({name}: {shown}) but not acted on: " + "; ".join(reasons) + "."
