@@ -76,3 +76,18 @@ def test_run_reads_a_case_from_standard_input():
                          input='{"patient": {"id": "x"}, "events": [{"day": 0, "pulse_bpm": 500}]}',
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "<stdin>:1:" in bad.stderr and "implausible pulse_bpm = 500" in bad.stderr
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly():
+    """``pathway evidence asuc | head -1``: the reader goes after one line; the command stops with 141 (as a shell
+    reports SIGPIPE) and writes nothing to standard error (no BrokenPipeError traceback). The listing (over 100 KB)
+    is larger than a pipe's buffer (64 KB), so the command is still writing when the reader goes."""
+    with subprocess.Popen([sys.executable, "-m", "pathway", "evidence", "asuc"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    assert first.strip() and err == b"", err.decode(errors="replace")[-500:]
+    assert code == 141

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -107,6 +108,23 @@ def _build_frozen(command: str | None) -> argparse.ArgumentParser:
             gc.enable()
 
 
+#: The exit status of a command whose reader closed the pipe (``pathway hazards asuc | head -1``): 128 + SIGPIPE,
+#: as a shell reports a command the signal ended.
+EXIT_PIPE_CLOSED = 141
+
+
+def _reader_gone() -> int:
+    """The output's reader closed the pipe: stop quietly. Standard output is pointed at the null device so that
+    the interpreter's own flush at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a replaced sys.stdout): nothing left to flush there
+        pass
+    return EXIT_PIPE_CLOSED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _escape_unencodable()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -117,7 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code not in (0, None) else EXIT_OK
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader gone (``| head``) shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except DefinitionError as exc:
         print_diags(exc.diagnostics)
         print(f"{len(exc.diagnostics)} problem(s) found", file=sys.stderr)
