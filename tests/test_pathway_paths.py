@@ -41,6 +41,11 @@ CASES = [
      {"patient": patient(), "events": [*RESPONDED, {"day": 5, "stool_freq_24h": 10, "bloody_stools_24h": 4,
                                                     "visible_blood": True, "crp_mg_l": 90}]},
      ["suspected_asuc", "iv_steroids", "steroid_response", "rescue_selection"], "response_lost_after_steroid_response"),
+    # a response lost (visible blood, 5 stools) and still lost on the last IV steroid day: an incomplete response
+    ("responder_still_lost_on_day_7",
+     {"patient": patient(), "events": [*RESPONDED, {"day": 5, "stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 20},
+                                       {"day": 7, "stool_freq_24h": 5, "visible_blood": True, "crp_mg_l": 20}]},
+     ["suspected_asuc", "iv_steroids", "steroid_response", "rescue_selection"], "response_lost_on_final_steroid_day"),
     ("thiopurine_maintenance_discharged",
      rescue("ciclosporin", *RESCUE_RESPONSE, {"day": 12, "discharge": True}),
      ["suspected_asuc", "iv_steroids", "rescue_selection", "rescue_ciclosporin", "maintenance_thiopurine", "discharged"],
