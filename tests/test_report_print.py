@@ -46,8 +46,10 @@ SIGNATORIES = ["Dr Ada Lovelace: chair, guideline committee", "Sam Patel: clinic
 #: again on rescue and the film with toxicity were added, with about twenty rules acting after the discharge
 #: (the discharged state's decision table); 211 once worse-after-better, the tacrolimus trough guards, contradicted
 #: screening, the infliximab hold, the 8-weekly schedule and no discharge during an infection were added (48
-#: hazards, 817 scenarios).
-MAX_PAGES = 240
+#: hazards, 817 scenarios); 247 once the calcineurin-inhibitor stop texts, the response hold read from the chart, the
+#: refused second-line rescue, the lost response on the last IV steroid day and the tacrolimus bridge checks were
+#: added (55 hazards, 1,045 scenarios).
+MAX_PAGES = 280
 #: Sections every report of a pathway that loads has (others may come between them).
 SECTIONS = ("Diagram", "Static checks", "Rules", "Hazard log", "Parameters", "Sources")
 
