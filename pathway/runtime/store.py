@@ -80,10 +80,6 @@ _META = "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTE
 _ADDED = {"rev": "0", "tail": "0", "chain": "NULL"}
 
 
-#: ``UPDATE ... RETURNING`` (SQLite 3.35 and later)
-_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
-
-
 class SqliteSessionStore(SessionStore, prefixes=("",)):
     """The embedded backend: one SQLite file (WAL), shared by the threads and processes that open it.
 
@@ -136,24 +132,18 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
         try:
             for w in writes:
                 key = (w.pathway_id, w.patient_id)
-                if not w.snapshot:  # a log row: the row moves only from the revision it was loaded at
-                    revision = self._next_revision()
-                    moved = db.execute("UPDATE sessions SET state = ?, events = ?, rev = ?, tail = ?, chain = ? "
-                                       "WHERE pathway = ? AND patient_id = ? AND rev = ?",
-                                       (w.state, w.events, revision, w.tail, w.chain, *key, w.expected)).rowcount
-                    if moved != 1:
-                        row = db.execute("SELECT rev FROM sessions WHERE pathway = ? AND patient_id = ?", key).fetchone()
-                        raise self._conflict(w.pathway_id, w.patient_id, w.expected, None if row is None else int(row[0]))
-                    db.execute("INSERT INTO session_log (pathway, patient_id, seq, body) VALUES (?, ?, ?, ?)",
-                               (*key, w.tail, w.text))
-                    out.append(revision)
-                    continue
                 row = db.execute("SELECT rev FROM sessions WHERE pathway = ? AND patient_id = ?", key).fetchone()
                 current = None if row is None else int(row[0])
                 if current != w.expected:
                     raise self._conflict(w.pathway_id, w.patient_id, w.expected, current)
-                revision = self._next_revision()
-                if row is None:
+                db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev'")
+                revision = int(db.execute("SELECT value FROM store_meta WHERE key = 'rev'").fetchone()[0])
+                if not w.snapshot:
+                    db.execute("INSERT INTO session_log (pathway, patient_id, seq, body) VALUES (?, ?, ?, ?)",
+                               (*key, w.tail, w.text))
+                    db.execute("UPDATE sessions SET state = ?, events = ?, rev = ?, tail = ?, chain = ? "
+                               "WHERE pathway = ? AND patient_id = ?", (w.state, w.events, revision, w.tail, w.chain, *key))
+                elif row is None:
                     db.execute("INSERT INTO sessions (version, state, events, rev, tail, chain, pathway, patient_id) "
                                "VALUES (?, ?, ?, ?, 0, ?, ?, ?)", (w.version, w.state, w.events, revision, w.chain, *key))
                     db.execute("INSERT OR REPLACE INTO session_doc (doc, pathway, patient_id) VALUES (?, ?, ?)",
@@ -170,15 +160,6 @@ class SqliteSessionStore(SessionStore, prefixes=("",)):
             db.execute("ROLLBACK")
             raise
         return out
-
-    def _next_revision(self) -> int:
-        """The counter of revisions moved on by one, inside the write's transaction (one statement where SQLite
-        has RETURNING, 3.35 and later)."""
-        if _RETURNING:
-            return int(self._db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev' RETURNING value")
-                       .fetchone()[0])
-        self._db.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'rev'")
-        return int(self._db.execute("SELECT value FROM store_meta WHERE key = 'rev'").fetchone()[0])
 
     def _read(self, pathway_id: str, patient_id: str) -> Stored | None:
         key = (pathway_id, patient_id)
