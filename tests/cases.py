@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 PATIENT: dict[str, Any] = {
@@ -52,3 +53,12 @@ def rescue(agent: str, *later: dict[str, Any], **patient_overrides: Any) -> dict
     case["events"].append({"day": 3, "rescue_choice": agent})
     case["events"].extend(later)
     return case
+
+
+def without_clock(result: dict[str, Any]) -> dict[str, Any]:
+    """The result with the clock time of each recheck's last value left out: a bundle gives every observation its
+    time, which the recheck names ("on day 3 at 2026-03-05T08:00:00Z"); the case file gives days only."""
+    out = dict(result)
+    out["data_required"] = [{k: (re.sub(r" at \d{4}-\d\d-\d\dT[\d:.]+Z", "", v) if k == "text" else v)
+                             for k, v in item.items() if k != "recorded_time"} for item in result["data_required"]]
+    return out

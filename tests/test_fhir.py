@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cases import without_clock
 
 from pathway import InputError, events_from_bundle, load_pathway, observe_fhir
 from pathway.authoring.fhirmap import BEGIN, END, mapping_markdown
@@ -31,14 +31,6 @@ LOINC, UCUM, LOCAL = "http://loinc.org", "http://unitsofmeasure.org", "urn:asuc-
 CLINICAL = ("state", "path", "recommendations", "options", "proposals", "data_required", "alerts", "frozen",
             "unverified_rules", "day", "state_title", "patient_id", "computed")
 
-
-def _without_clock(result: dict[str, Any]) -> dict[str, Any]:
-    """The result with the clock time of each recheck's last value left out: a bundle gives every observation its
-    time, which the recheck names ("on day 3 at 2026-03-05T08:00:00Z"); the case file gives days only."""
-    out = dict(result)
-    out["data_required"] = [{k: (re.sub(r" at \d{4}-\d\d-\d\dT[\d:.]+Z", "", v) if k == "text" else v)
-                             for k, v in item.items() if k != "recorded_time"} for item in result["data_required"]]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +72,7 @@ def test_the_demo_bundle_gives_the_result_of_the_demo_case_file(pw):
     expected = pw.run_case(case)
     session, result = pw.start_fhir(bundle())
     assert result["state"] == "maintenance_thiopurine"
-    clock_free = _without_clock(result)
+    clock_free = without_clock(result)
     assert {k: clock_free[k] for k in CLINICAL} == {k: expected[k] for k in CLINICAL}
     # the history went into the patient record, the age from birthDate on the admission day
     patient = session.dump()["patient"]
@@ -119,7 +111,7 @@ def test_pathway_run_prints_the_case_file_result_and_names_what_it_did_not_read(
 
     fhir, case = run(str(BUNDLE)), run(str(DEMO))
     assert fhir.returncode == 0 and case.returncode == 0
-    a, b = _without_clock(json.loads(fhir.stdout)), json.loads(case.stdout)
+    a, b = without_clock(json.loads(fhir.stdout)), json.loads(case.stdout)
     assert sorted(k for k in a if a[k] != b[k]) == ["trace"]
     assert "Observation/d0-2951-2" in fhir.stderr and "Condition is not read" in fhir.stderr
     text = run(str(BUNDLE), "--format", "text", "--fhir")
