@@ -263,7 +263,7 @@ def _known(pathway: Pathway, rule_id: Any) -> bool:
 
 def _because(pathway: Pathway, rule: Rule, facts: dict[str, Any], firings: list[Firing]) -> str:
     """What makes the derived facts that fail ``rule`` what they are: for each, the rule that derived it
-    and the recorded values that settled it (`` ('Infliximab eligibility': latent TB untreated)``); empty
+    and the recorded values that settled it (`` ('Infliximab eligibility': latent TB screening: untreated)``); empty
     when no derived fact fails it."""
     d = pathway.definition
     because = []
