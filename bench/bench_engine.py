@@ -23,7 +23,8 @@ What one run measures (``--quick``: smaller counts, under two minutes):
    place (``pathway.loading.stored``: every start after the first), without it, and the first start, which
    writes it; and of ``python -c "import pathway"`` (as ``time`` shows it);
 5. *memory*: bytes per open session (tracemalloc) with ``--sessions`` sessions open after 3 events
-   each; resident memory (VmRSS) after 1k and after ``--patients`` sequential patients (flat?);
+   each; resident memory (VmRSS) and Python's allocated blocks at every tenth of ``--patients`` sequential
+   patients, and what the second half of them added (flat: nothing that stays);
 6. *store*: SessionStore events saved per second as they arrive (wall time: a save waits for the disk):
    whole documents per save (the baseline, in the same run), log rows per save, and a batch per round;
    loads/s by the writing store and verified by another, each load compared with the session saved; on
@@ -389,22 +390,36 @@ def measure_long(pw: Any, events: int) -> dict[str, Any]:
 
 
 def measure_flat(pw: Any, patients: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
-    """Resident memory over sequential patients (each session dropped after its journey)."""
+    """Memory over sequential patients (each session dropped after its journey), sampled at every tenth of the
+    run: resident memory (VmRSS) and the blocks Python's allocator holds (``sys.getallocatedblocks``: live
+    objects, whatever the allocator keeps of freed ones). Flat: the second half of the run adds nothing that
+    stays."""
     gc.collect()
     before = _rss_kb()
     rss_1k = 0
+    marks = {max(1, patients * k // 10) for k in range(1, 11)}
+    samples: list[dict[str, Any]] = []
     start = time.perf_counter()
     for i in range(patients):
         c = case(i)
         s = pw.start(c["patient"])
         for event in c["events"]:
             s.observe(event)
+        del s
         if i + 1 == 1000:
             rss_1k = _rss_kb()
+        if i + 1 in marks:
+            gc.collect()
+            samples.append({"patients": i + 1, "rss_mb": round(_rss_kb() / 1024, 1),
+                            "python_blocks": sys.getallocatedblocks()})
     seconds = time.perf_counter() - start
+    half = next(x for x in samples if x["patients"] >= patients // 2)
+    last = samples[-1]
     return {"patients": patients, "seconds": round(seconds, 1), "journeys_per_s": round(patients / seconds, 1),
             "rss_mb_before": round(before / 1024, 1), "rss_mb_after_1k": round(rss_1k / 1024, 1),
-            "rss_mb_after_all": round(_rss_kb() / 1024, 1)}
+            "rss_mb_after_all": round(_rss_kb() / 1024, 1), "samples": samples,
+            "second_half_rss_mb": round(last["rss_mb"] - half["rss_mb"], 1),
+            "second_half_python_blocks": last["python_blocks"] - half["python_blocks"]}
 
 
 def measure_sessions(pw: Any, count: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
@@ -645,7 +660,7 @@ def measure_cold(pathway: str, runs: int) -> dict[str, Any]:
 
 #: the counts of ``--quick`` and of a full run (an option given replaces its count)
 QUICK = {"baseline": 300, "patients": 0, "sessions": 1_000, "store": 100, "long": 400}
-FULL = {"baseline": 2_000, "patients": 20_000, "sessions": 10_000, "store": 1_000, "long": 400}
+FULL = {"baseline": 2_000, "patients": 100_000, "sessions": 10_000, "store": 1_000, "long": 400}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -744,7 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     if "flat" in memory:
         f = memory["flat"]
         say(f"sequential       {f['patients']:,} patients at {f['journeys_per_s']:,.0f} journeys/s; VmRSS "
-            f"{f['rss_mb_before']} MB before, {f['rss_mb_after_1k']} MB after 1k, {f['rss_mb_after_all']} MB after all")
+            f"{f['rss_mb_before']} MB before, {f['rss_mb_after_1k']} MB after 1k, {f['rss_mb_after_all']} MB after all; "
+            "by tenths " + ", ".join(str(x["rss_mb"]) for x in f["samples"])
+            + f" MB; second half {f['second_half_rss_mb']:+} MB, {f['second_half_python_blocks']:+,} Python blocks")
 
     numbers["store"] = stores = measure_stores(pw, args.store, case)
     lap("store")

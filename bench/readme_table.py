@@ -70,8 +70,16 @@ def rows(b: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
     flat = memory.get("flat")
     if flat:
-        out.append((f"Resident memory over {_n(flat['patients'])} sequential patients (after 1k → after all)",
-                    f"{flat['rss_mb_after_1k']} MB → {flat['rss_mb_after_all']} MB", "flat"))
+        samples = flat.get("samples") or []
+        if samples:
+            first, half = samples[0], next(x for x in samples if x["patients"] >= flat["patients"] // 2)
+            out.append((f"Resident memory over {_n(flat['patients'])} sequential patients: after {_n(first['patients'])}"
+                        f" → after {_n(half['patients'])} → after all (VmRSS); growth over the second half",
+                        f"{first['rss_mb']} → {half['rss_mb']} → {samples[-1]['rss_mb']} MB; "
+                        f"{flat['second_half_rss_mb']:+} MB", "flat"))
+        else:
+            out.append((f"Resident memory over {_n(flat['patients'])} sequential patients (after 1k → after all)",
+                        f"{flat['rss_mb_after_1k']} MB → {flat['rss_mb_after_all']} MB", "flat"))
     for name, store in b["store"].items():
         label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(name, name)
         out.append((f"SessionStore on {label}: events saved/s as they arrive, one save each (whole documents → "

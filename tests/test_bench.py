@@ -24,7 +24,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PATHWAY_TEST_POSTGRES", None)
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_engine.py"), "--baseline", "6", "--sessions", "12",
-                           "--store", "4", "--patients", "0", "--long", "20", "--cold-runs", "1", "--json", str(out)],
+                           "--store", "4", "--patients", "20", "--long", "20", "--cold-runs", "1", "--json", str(out)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text(encoding="utf-8"))
@@ -45,12 +45,16 @@ def test_every_section_is_written(run):
     # validate with the cache of loaded pathways in place, without it, and the first start that writes it
     assert all(run["cold"][k] > 0 for k in ("validate_wall_ms", "validate_uncached_wall_ms", "validate_first_wall_ms"))
     assert run["memory"]["sessions"] == 12 and run["memory"]["bytes_per_session"] > 0
+    flat = run["memory"]["flat"]  # sampled at every tenth of the sequential patients
+    assert flat["patients"] == 20 and [x["patients"] for x in flat["samples"]] == list(range(2, 21, 2))
+    assert all(x["rss_mb"] > 0 and x["python_blocks"] > 0 for x in flat["samples"])
+    assert flat["second_half_python_blocks"] == flat["samples"][-1]["python_blocks"] - flat["samples"][4]["python_blocks"]
     long = run["long"]
     assert long["events"] == 20 and long["trace_entries"] > 20
     assert all(long[k] > 0 for k in ("full_first_ms", "full_last_ms", "summary_first_ms", "summary_last_ms"))
     assert set(run["store"]) == {"sqlite"} and run["store"]["sqlite"]["sessions"] == 4
     for line in ("engine ", "core floor", "engine / floor", "durable Host API", "long course", "cold load", "open sessions",
-                 "store sqlite"):
+                 "sequential", "store sqlite"):
         assert line in run["_stdout"]
 
 
@@ -83,7 +87,8 @@ def test_the_readme_table_renders_from_the_json_and_parses(run, tmp_path, capsys
     assert len(body) == len(readme_table.rows(run))
     for start in ("Engine:", "Floor:", "Engine time ÷ floor", "`observe` CPU", "`observe` CPU time in one long course",
                   "Cold `pathway validate asuc`",
-                  "Cold `python -c", "Cold load, CPU time:", "Memory per open session", "SessionStore on SQLite"):
+                  "Cold `python -c", "Cold load, CPU time:", "Memory per open session", "Resident memory over 20 sequential",
+                  "SessionStore on SQLite"):
         assert any(label.startswith(start) for label in labels), start
     assert f"{run['floor']['engine_over_floor']:.2f}x" in text
 
