@@ -52,12 +52,15 @@ def no_files(monkeypatch: pytest.MonkeyPatch):
     return arm
 
 
-def demo_results(definition) -> str:
+def demo_case() -> dict:
     import yaml
 
-    case = yaml.safe_load(DEMO.read_text())
+    return yaml.safe_load(DEMO.read_text())  # type: ignore[no-any-return]
+
+
+def demo_results(definition) -> str:
     with Pathway(definition) as pw:
-        return json.dumps(pw.run_case(case), sort_keys=True, default=str)
+        return json.dumps(pw.run_case(demo_case()), sort_keys=True, default=str)
 
 
 def test_a_second_load_comes_from_the_cache_and_decides_the_same(cache: Path, rules_copy: Path, no_files) -> None:
@@ -206,3 +209,60 @@ def test_a_file_changed_while_it_was_loaded_is_not_kept(cache: Path, rules_copy:
     monkeypatch.setattr(loader_module, "load_yaml_file", read)
     load_definition(rules_copy)
     assert len(entries(cache)) == 1
+
+
+def test_rulesets_durable_took_before_are_registered_when_a_patient_first_reaches_their_state(
+        cache: Path, rules_copy: Path, no_files, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Pathway(load_definition(rules_copy))
+    assert first.engine.registered == sorted(first.compiled.rulesets)  # a load from the files: every one, now
+    assert stored.registered_before(first.definition)
+    fresh = demo_results(first.definition)
+    no_files()
+    again = Pathway(load_definition(rules_copy))
+    assert again.engine.registered == []  # taken before: none until a patient needs it
+    case = demo_case()
+    s = again.start(case["patient"])
+    path = s.observe(case["events"][0])["path"]
+    reached = set(again.engine.registered)
+    assert reached and reached <= {name for state in path for name in again.compiled.state_rulesets.get(state, [])}
+    assert demo_results(again.definition) == fresh
+
+
+def test_a_compiled_form_durable_never_took_is_registered_at_once_and_then_kept_as_taken(
+        cache: Path, rules_copy: Path) -> None:
+    from pathway.runtime.compile import compile_kept
+
+    definition = load_definition(rules_copy)
+    compile_kept(definition)  # kept as `pathway validate` keeps another profile's: compiled, never registered
+    assert stored.stored_compiled(definition) is not None and not stored.registered_before(definition)
+    pw = Pathway(definition)
+    assert pw.engine.registered == sorted(pw.compiled.rulesets)
+    assert stored.registered_before(definition)
+    again = load_definition(rules_copy)
+    assert stored.registered_before(again) and stored.stored_compiled(again) is not None
+
+
+def test_a_ruleset_refused_on_first_use_fails_the_evaluation_and_changes_nothing(
+        cache: Path, rules_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import durable_rules_engine
+
+    from pathway.core.errors import EngineError
+
+    Pathway(load_definition(rules_copy))
+    pw = Pathway(load_definition(rules_copy))
+    assert pw.engine.registered == []
+    create = durable_rules_engine.create_ruleset
+
+    def refuse(name, text):
+        if name.startswith("asuc.iv_steroids"):
+            raise durable_rules_engine.error("Could not create ruleset, error code: 106")
+        return create(name, text)
+
+    monkeypatch.setattr(durable_rules_engine, "create_ruleset", refuse)
+    case = demo_case()
+    s = pw.start(case["patient"])
+    before = s.result()
+    with pytest.raises(EngineError, match="refused a ruleset it took before") as info:
+        s.observe(case["events"][0])
+    assert "error code: 106" in str(info.value)
+    assert s.result() == before

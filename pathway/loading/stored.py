@@ -43,19 +43,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathway.definition.pathway import PathwayDef
 
-__all__ = ["cache_folder", "stored_definition", "keep_definition", "stored_compiled", "keep_compiled", "MAX_ENTRIES",
-           "FORMAT"]
+__all__ = ["cache_folder", "stored_definition", "keep_definition", "stored_compiled", "keep_compiled", "registered_before",
+           "MAX_ENTRIES", "FORMAT"]
 
 #: the layout of an entry; raised whenever what an entry holds changes shape
-FORMAT = 1
+FORMAT = 2
 #: entries kept in the folder; the least recently written beyond this are removed when one is written
 MAX_ENTRIES = 64
 _SUFFIX = ".pathway-cache"
 
 _lock = threading.Lock()
 _code: str | None = None
-#: id(definition) -> (a weak reference to it, the entry's path, its manifest, the compiled form or None)
-_known: dict[int, tuple[weakref.ref[Any], Path, dict[str, Any], Any]] = {}
+#: id(definition) -> (a weak reference to it, the entry's path, its manifest, the compiled form or None, whether
+#: durable_rules took that compiled form's rulesets)
+_known: dict[int, tuple[weakref.ref[Any], Path, dict[str, Any], Any, bool]] = {}
 
 
 def cache_folder() -> Path | None:
@@ -75,15 +76,23 @@ def cache_folder() -> Path | None:
 
 def _code_stamp() -> str:
     """This package's version and each module's name, size and modification time; Python's and pydantic's
-    versions (worked out once per process)."""
+    versions; the path, size and modification time of durable_rules' C core (an entry records that the core
+    took its rulesets) (worked out once per process)."""
     global _code
     if _code is None:
+        import importlib.util
+
         import pydantic.version
 
         from pathway.core.version import __version__
 
         package = Path(__file__).resolve().parent.parent
         h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{sys.version}\0{pydantic.version.VERSION}\0".encode())
+        core = importlib.util.find_spec("durable_rules_engine")
+        origin = core.origin if core is not None else None
+        if origin:
+            info = os.stat(origin)
+            h.update(f"{origin}\0{info.st_size}\0{info.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
         for folder, dirs, files in sorted(os.walk(package)):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(files):
@@ -160,29 +169,29 @@ def stored_definition(root: Path, profile: str | None, overrides: dict[str, Any]
             if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
                     or _manifest(root, [name for name, _ in manifest.get("files", [])]) != manifest):
                 return None
-            definition, compiled = pickle.load(f)
+            definition, compiled, registered = pickle.load(f)
     except Exception:  # noqa: BLE001 - a truncated, foreign or stale entry is no entry: the files are loaded
         return None
-    _remember(definition, path, manifest, compiled)
+    _remember(definition, path, manifest, compiled, registered is True and compiled is not None)
     return definition  # type: ignore[no-any-return]
 
 
-def _remember(definition: Any, path: Path, manifest: dict[str, Any], compiled: Any) -> None:
+def _remember(definition: Any, path: Path, manifest: dict[str, Any], compiled: Any, registered: bool) -> None:
     key = id(definition)
 
     def forget(_ref: Any, key: int = key, known: dict[int, Any] = _known) -> None:
         known.pop(key, None)  # atomic; also at interpreter exit, when this module's names may be gone
 
     with _lock:
-        _known[key] = (weakref.ref(definition, forget), path, manifest, compiled)
+        _known[key] = (weakref.ref(definition, forget), path, manifest, compiled, registered)
 
 
-def _entry_of(definition: Any) -> tuple[Path, dict[str, Any], Any] | None:
+def _entry_of(definition: Any) -> tuple[Path, dict[str, Any], Any, bool] | None:
     with _lock:
         known = _known.get(id(definition))
     if known is None or known[0]() is not definition:
         return None
-    return known[1], known[2], known[3]
+    return known[1], known[2], known[3], known[4]
 
 
 def keep_definition(root: Path, profile: str | None, overrides: dict[str, Any] | None,
@@ -200,8 +209,8 @@ def keep_definition(root: Path, profile: str | None, overrides: dict[str, Any] |
         path = _entry_path(folder, root, profile, overrides)
     except (OSError, ValueError):
         return
-    if _write(folder, path, manifest, definition, None):
-        _remember(definition, path, manifest, None)
+    if _write(folder, path, manifest, definition, None, False):
+        _remember(definition, path, manifest, None, False)
 
 
 def stored_compiled(definition: Any) -> Any:
@@ -210,19 +219,28 @@ def stored_compiled(definition: Any) -> Any:
     return None if entry is None else entry[2]
 
 
-def keep_compiled(definition: Any, compiled: Any) -> None:
-    """Keep the compiled form of a definition that came from (or went into) the cache, beside it."""
+def registered_before(definition: Any) -> bool:
+    """durable_rules' C core took every ruleset of the compiled form kept with this definition (:func:`keep_compiled`
+    with ``registered``), in a process of this code and this core: registering them again cannot be refused."""
     entry = _entry_of(definition)
-    if entry is None or entry[2] is not None:
+    return entry is not None and entry[3]
+
+
+def keep_compiled(definition: Any, compiled: Any, registered: bool = False) -> None:
+    """Keep the compiled form of a definition that came from (or went into) the cache, beside it; ``registered``:
+    durable_rules' core has just taken all its rulesets (an entry kept without it is written again to say so)."""
+    entry = _entry_of(definition)
+    if entry is None or (entry[2] is not None and (entry[3] or not registered)):
         return
-    path, manifest, _ = entry
-    if _write(path.parent, path, manifest, definition, compiled):
-        _remember(definition, path, manifest, compiled)
+    path, manifest, _, _ = entry
+    if _write(path.parent, path, manifest, definition, compiled, registered):
+        _remember(definition, path, manifest, compiled, registered)
 
 
-def _write(folder: Path, path: Path, manifest: dict[str, Any], definition: Any, compiled: Any) -> bool:
+def _write(folder: Path, path: Path, manifest: dict[str, Any], definition: Any, compiled: Any,
+           registered: bool) -> bool:
     try:
-        payload = pickle.dumps((definition, compiled), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((definition, compiled, registered), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - something in it does not pickle: it is simply not kept
         return False
     try:

@@ -19,6 +19,7 @@ from pathway.definition.effects import Derive
 from pathway.definition.model import FieldDef, Validity
 from pathway.definition.pathway import BUILTIN_NAMES, PathwayDef, Rule
 from pathway.definition.timeline import validity
+from pathway.loading import stored
 from pathway.loading.loader import DEFAULT_PATHWAY, load_definition, resolve_pathway_dir
 from pathway.runtime.compile import CompiledPathway, compile_kept
 from pathway.runtime.engine import Engine
@@ -40,8 +41,13 @@ class Pathway:
 
     def __init__(self, definition: PathwayDef):
         self.definition = definition
-        self.compiled: CompiledPathway = compile_kept(definition)
-        self.engine = Engine(self.compiled)
+        self.compiled: CompiledPathway = compile_kept(definition, keep=False)
+        # Rulesets durable_rules took before (the cache of loaded pathways says so) are registered when a patient
+        # first reaches their state; others now, where a refusal is a load error (PW306), and then kept as taken.
+        taken = stored.registered_before(definition)
+        self.engine = Engine(self.compiled, on_first_use=taken)
+        if not taken:
+            stored.keep_compiled(definition, self.compiled, registered=True)
         self.builtins = set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in definition.spec.states}
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}

@@ -275,14 +275,16 @@ def _engine_rules(rule: Rule, out: dict[str, Any], bindings: dict[str, Binding],
                 missing_priority, diags)
 
 
-def compile_kept(definition: PathwayDef, like: CompiledPathway | None = None) -> CompiledPathway:
+def compile_kept(definition: PathwayDef, like: CompiledPathway | None = None, keep: bool = True) -> CompiledPathway:
     """:func:`compile_pathway`, or the compiled form kept on disk with a definition that the cache gave or
-    took (:mod:`pathway.loading.stored`): the same rulesets, without building them again."""
+    took (:mod:`pathway.loading.stored`): the same rulesets, without building them again. ``keep=False``: one
+    compiled here is not kept yet (the caller keeps it once durable_rules took its rulesets)."""
     kept = stored.stored_compiled(definition)
     if isinstance(kept, CompiledPathway) and kept.definition is definition:
         return kept
     compiled = compile_pathway(definition, like)
-    stored.keep_compiled(definition, compiled)
+    if keep:
+        stored.keep_compiled(definition, compiled)
     return compiled
 
 

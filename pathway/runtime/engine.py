@@ -259,6 +259,19 @@ def _register(host: _Host, compiled: CompiledPathway) -> dict[str, Any]:
     return handles
 
 
+def _register_now(host: _Host, compiled: CompiledPathway, name: str) -> Any:
+    """Register one ruleset of ``compiled`` on ``host`` (an engine that registers on first use, see
+    :class:`Engine`); its handle. A refusal raises :class:`EngineError` naming the rules (the caller holds ``_CORE``)."""
+    try:
+        host.set_rulesets(_for_durable({name: compiled.rulesets[name]}))
+    except PathwayError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - durable_rules_engine.error, or its Python layer's own
+        found = "; ".join(d.message for d in _refusals(compiled, {name: str(exc) or type(exc).__name__}))
+        raise EngineError(f"durable_rules refused a ruleset it took before under these rules: {found}") from None
+    return host.get_ruleset(name)._handle
+
+
 def _refused_alone(name: str, ruleset: dict[str, Any]) -> dict[str, str]:
     """The rules of a ruleset that durable_rules refuses when each is registered alone (and why); each one it
     takes is freed at once."""
@@ -309,20 +322,24 @@ class Engine:
     durable's session state, so the Host's per-action state round trip is skipped.
     """
 
-    def __init__(self, compiled: CompiledPathway):
+    def __init__(self, compiled: CompiledPathway, *, on_first_use: bool = False):
         self.compiled = compiled
         self._lock = threading.Lock()
         self._host = _Host(compiled.bindings)
-        with _CORE:
-            _free_collected()
-            self._handles = _register(self._host, compiled)
+        #: each ruleset's handle in the C core; with ``on_first_use`` (rulesets durable_rules took before, in a
+        #: process of this code: Pathway knows it from the cache of loaded pathways), a ruleset is registered at the
+        #: first evaluation that runs it, so a start registers only the states its patients reach
+        self._handles: dict[str, Any] = {}
+        if not on_first_use:
+            with _CORE:
+                _free_collected()
+                self._handles.update(_register(self._host, compiled))
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
         self._actioned: set[str] = set()  # rulesets where an action ran on sid "0" (see the module notes)
         # Queues the rulesets for freeing when this engine is closed or collected (freed at once by close, else at
-        # the next safe point: _free_collected); it holds the handles, the sid counters and that set (never the
-        # engine), so it does not keep the engine alive.
-        self._release_rulesets = weakref.finalize(self, _collected, dict(self._handles), self._sids,
-                                                  self._actioned)
+        # the next safe point: _free_collected); it holds the handles (the engine's own dict: a ruleset registered
+        # later is freed too), the sid counters and that set (never the engine), so it does not keep the engine alive.
+        self._release_rulesets = weakref.finalize(self, _collected, self._handles, self._sids, self._actioned)
         self._release_rulesets.atexit = False  # the process frees everything at exit anyway
         self._fields = {name: b.fields for name, b in compiled.bindings.items()}
         # The effects an action must apply inside the engine (derived facts and scores).
@@ -354,6 +371,11 @@ class Engine:
         self._asking_in: dict[str, tuple[tuple[Rule, tuple[str, ...]], ...]] = {}
         self.retired_sids = 0
         self.evaluations = 0
+
+    @property
+    def registered(self) -> list[str]:
+        """The rulesets registered in durable_rules' core now (all of them, unless they are registered on first use)."""
+        return sorted(self._handles)
 
     @property
     def closed(self) -> bool:
@@ -448,7 +470,9 @@ class Engine:
 
     def _run_one(self, ruleset: str, snapshot: dict[str, Any], frozen: dict[str, Any]) -> _Context:
         sid = f"{self._sids[ruleset]}"
-        handle = self._handles[ruleset]
+        handle = self._handles.get(ruleset)
+        if handle is None:  # registered on first use (the caller holds _CORE)
+            handle = self._handles[ruleset] = _register_now(self._host, self.compiled, ruleset)
         tested = self._tested[ruleset]
         fact = {k: v for k, v in snapshot.items() if v is not None and k in tested}
         fact["_k"] = "case"
