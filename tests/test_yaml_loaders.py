@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pathway.core import yamlsafe as Y
+from pathway.core import yamlparse as Y
+from pathway.core import yamlsafe as S
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "rules").rglob("*.yaml"))
@@ -58,12 +59,12 @@ def test_the_shipped_rule_files_are_many():
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_rule_file_reads_the_same_through_every_loader(path):
     text = path.read_text(encoding="utf-8")
-    composed = Y._load_composed(text, "f.yaml", Y.RULE_FILE_LIMITS)
+    composed = Y._load_composed(text, "f.yaml", S.RULE_FILE_LIMITS)
     assert composed is not None  # the fastest way reads every shipped file
-    expected = _seen(_pure(text, Y.RULE_FILE_LIMITS))
+    expected = _seen(_pure(text, S.RULE_FILE_LIMITS))
     assert _seen(composed) == expected
-    assert _seen(_events(text, Y.RULE_FILE_LIMITS)) == expected
-    assert _seen(_public(text, Y.RULE_FILE_LIMITS)) == expected
+    assert _seen(_events(text, S.RULE_FILE_LIMITS)) == expected
+    assert _seen(_public(text, S.RULE_FILE_LIMITS)) == expected
 
 
 SMALL = Y.Limits(max_bytes=10_000, max_depth=4, max_aliases=3, max_nodes=40, max_string=30, numbers=True)
@@ -123,7 +124,7 @@ BROKEN = {
 
 @needs_libyaml
 @pytest.mark.parametrize("name", sorted(BROKEN))
-@pytest.mark.parametrize("limits", [SMALL, TIGHT, Y.RULE_FILE_LIMITS, Y.DOCUMENT_LIMITS],
+@pytest.mark.parametrize("limits", [SMALL, TIGHT, S.RULE_FILE_LIMITS, Y.DOCUMENT_LIMITS],
                          ids=["small", "tight", "rule", "document"])
 def test_broken_and_odd_files_give_the_same_outcome_as_the_pure_loader(name, limits):
     text = BROKEN[name]
@@ -138,7 +139,7 @@ def test_the_broken_set_finds_problems_and_the_limits_trip():
 
 def test_the_pure_loader_is_the_fallback_without_libyaml(monkeypatch):
     text = (ROOT / "rules" / "asuc" / "pathway.yaml").read_text(encoding="utf-8")
-    expected = _seen(_pure(text, Y.RULE_FILE_LIMITS))
+    expected = _seen(_pure(text, S.RULE_FILE_LIMITS))
     used: list[str] = []
     real = Y._load
 
@@ -149,9 +150,9 @@ def test_the_pure_loader_is_the_fallback_without_libyaml(monkeypatch):
     monkeypatch.setattr(Y, "_ComposedLoader", None)
     monkeypatch.setattr(Y, "_FastLoader", None)
     monkeypatch.setattr(Y, "_load", spy)
-    assert _seen(Y.load_yaml_text(text, "f.yaml", Y.RULE_FILE_LIMITS)) == expected
+    assert _seen(Y.load_yaml_text(text, "f.yaml", S.RULE_FILE_LIMITS)) == expected
     with pytest.raises(Y.YamlProblem) as info:
-        Y.load_yaml_text("a: [1\n", "f.yaml", Y.RULE_FILE_LIMITS)
+        Y.load_yaml_text("a: [1\n", "f.yaml", S.RULE_FILE_LIMITS)
     assert info.value.diagnostic.code == "PW100"
     assert used == ["_StrictLoader", "_StrictLoader"]
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pathway.core.yamlsafe import DOCUMENT_LIMITS, _load, _StrictLoader, load_yaml_text
+from pathway.core.yamlparse import DOCUMENT_LIMITS, _load, _StrictLoader, load_yaml_text
 from pathway.loading.cases import load_case_text
 
 
