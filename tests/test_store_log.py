@@ -385,3 +385,32 @@ def test_a_sqlite_row_whose_document_is_gone_is_refused_and_not_replaced(tmp_pat
             store.load(pw, "p-1")
         with pytest.raises(SessionConflict):  # a new session of that patient does not overwrite the row
             store.save(pw.start(patient()))
+
+
+def test_a_log_row_is_the_json_of_its_events_and_of_what_the_session_shows():
+    """A log row's text is written from each firing record's JSON, kept once per process: the same bytes as the
+    JSON of the whole row, after every event of the first 150 scenarios (records shared between sessions)."""
+    from pathway.runtime.storebase import _ENCODE, row_text
+
+    cache: dict[Any, Any] = {}
+    rows = 0
+    for n, ls in enumerate(list(scenarios())[:150]):
+        sc = ls.scenario
+        k = (sc.profile, tuple(sorted(sc.parameters.items())))
+        if k not in cache:
+            cache[k] = load_pathway("asuc", profile=sc.profile, parameters=dict(sc.parameters) or None)
+        try:
+            s = cache[k].start(dict(copy.deepcopy(sc.case.patient), id=f"s{n}"))
+        except Exception:  # a scenario of a refused patient
+            continue
+        for event in sc.case.events:
+            try:
+                s.observe(copy.deepcopy(event))
+            except Exception:  # a scenario of a refused event
+                break
+            added, shown = [event], s.shown_record()
+            assert row_text(added, shown) == _ENCODE({"events": added, "shown": shown}), sc.id
+            rows += 1
+    assert rows > 300
+    with pytest.raises(ValueError):  # what is not JSON is refused as before (the store says PW520)
+        row_text([], {"state": "s", "path": [], "current": [{"score": float("nan")}], "warnings": []})

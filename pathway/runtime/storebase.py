@@ -39,6 +39,33 @@ CACHE_SESSIONS = 256
 
 #: one encoder for every row (a new one per call costs as much as a short row)
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+#: the JSON of the firing records a log row shows (``current``: 90 % of a row's bytes), keyed by the record's id and
+#: holding the record (so the id is not reused meanwhile): sessions share equal records, and a shared record is never
+#: changed in place (:func:`pathway.runtime.state.interned`); emptied when full (only the time is lost)
+_RECORD_TEXTS: dict[int, tuple[Any, str]] = {}
+_RECORD_TEXTS_MAX = 8192
+
+
+def _record_text(record: Any) -> str:
+    kept = _RECORD_TEXTS.get(id(record))
+    if kept is not None and kept[0] is record:
+        return kept[1]
+    text = _ENCODE(record)
+    if len(_RECORD_TEXTS) >= _RECORD_TEXTS_MAX:
+        _RECORD_TEXTS.clear()
+    _RECORD_TEXTS[id(record)] = (record, text)
+    return text
+
+
+def row_text(events: list[dict[str, Any]], shown: dict[str, Any]) -> str:
+    """The text of a log row, ``{"events": [...], "shown": {...}}`` as :data:`_ENCODE` writes it (the same bytes), each
+    firing record of ``shown["current"]`` encoded once per process (see :data:`_RECORD_TEXTS`). ``shown``: the keys of
+    :meth:`Session.shown_record`, in its order."""
+    if list(shown) != ["state", "path", "current", "warnings"]:
+        return _ENCODE({"events": events, "shown": shown})
+    current = "[" + ",".join(map(_record_text, shown["current"])) + "]"
+    return (f'{{"events":{_ENCODE(events)},"shown":{{"state":{_ENCODE(shown["state"])},"path":{_ENCODE(shown["path"])},'
+            f'"current":{current},"warnings":{_ENCODE(shown["warnings"])}}}}}')
 
 
 class SessionNotFound(PathwayError):
@@ -264,7 +291,7 @@ class SessionStore:
         try:
             if mark is not None and added is not None:
                 shown = session.shown_record()
-                text = _ENCODE({"events": added, "shown": shown})
+                text = row_text(added, shown)
                 body = text.encode("utf-8")  # a lone surrogate in a text value has no UTF-8 form
                 return Write(pathway_id, patient_id, mark.revision, False, text, pw.definition.version, shown["state"],
                              len(mark.record[0]) + len(added), mark.tail + 1, link(mark.chain, body))
