@@ -140,3 +140,23 @@ def test_the_sequential_wait_reads_every_value_the_eligibility_of_its_agent_requ
     for eligibility in ("infliximab_eligibility", "ciclosporin_eligibility"):
         required = set(pw.rule(eligibility).requires)
         assert required and required <= absent, (eligibility, sorted(required - absent))
+
+
+def test_a_refusal_names_what_settled_an_exclusion_only_where_the_exclusion_is_the_reason(pw):
+    # Sequential ciclosporin recorded on infliximab day 2 with uncontrolled blood pressure: its rule is not due until
+    # the response is judged (rescue_response_day). That is the reason given; the exclusion (a reason of "does not hold")
+    # is not appended to it. On the day it is due, the exclusion is the reason, with the value that settled it.
+    s = pw.start(patient(specialist_centre=True))
+    for event in rescue("infliximab")["events"]:
+        s.observe(event)
+    s.observe({"day": 5, "bp_uncontrolled": True})
+    r = s.observe({"day": 5, "sequential_rescue_choice": "ciclosporin"})
+    (alert,) = [a for a in r["alerts"] if a["rule"] == "decision.sequential_rescue_choice"]
+    assert "is not due yet" in alert["text"] and "does not hold" not in alert["text"]
+    assert "blood pressure" not in alert["text"].lower().replace("sequential rescue with ciclosporin", "")
+    labs = {k: v for k, v in RESCUE_LABS.items() if k != "day"}
+    s.observe({"day": 10, **NO_RESPONSE, **labs, "albumin_g_l": 30, "bp_uncontrolled": True})
+    r = s.observe({"day": 10, "sequential_rescue_choice": "ciclosporin"})
+    (alert,) = [a for a in r["alerts"] if a["rule"] == "decision.sequential_rescue_choice"]
+    assert "does not hold" in alert["text"] and "ciclosporin_excluded is true" in alert["text"]
+    assert "(" in alert["text"].split("ciclosporin_excluded is true", 1)[1]  # what settled the exclusion

@@ -126,15 +126,17 @@ def _true_tests(cond: C.Cond, facts: dict[str, Any]) -> list[C.Cmp]:
     return list(C.fields_of(cond))
 
 
-def _why(pathway: Pathway, rule: Rule, facts: dict[str, Any], waiting: dict[str, tuple[str, ...]],
+def _why(pathway: Pathway, rule: Rule, facts: dict[str, Any], firings: list[Firing], waiting: dict[str, tuple[str, ...]],
          producers: dict[str, list[str]]) -> tuple[str, list[str]]:
-    """Why ``rule`` did not act: the tests that fail, or what it waits for (and the fields to record: a
-    value computed from the record by the fields it is computed from)."""
+    """Why ``rule`` did not act: the tests that fail (with what settled the derived facts among them, :func:`_because`),
+    or what it waits for (and the fields to record: a value computed from the record by the fields it is computed
+    from)."""
     if C.evaluate(rule.due, facts) is not True:
         return f"'{rule.title}' is not due yet", []
     failing = _false_tests(rule.when, facts)
     if failing:
-        return f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(c, facts) for c in failing)), []
+        return (f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(c, facts) for c in failing))
+                + _because(pathway, rule, facts, firings), [])
     missing: list[str] = []
     for c in C.fields_of(rule.when):
         if c.holds(facts) is not None:
@@ -173,9 +175,8 @@ def blocked_records(pathway: Pathway, st: SessionState, snapshot: dict[str, Any]
         if said:
             continue
         rules = _acting_rules(pathway, st.state, name, value)
-        whys = [_why(pathway, r, facts, waiting, producers) for r in rules]
-        reasons = ([text + _because(pathway, r, facts, firings) for (text, _), r in zip(whys, rules, strict=True)]
-                   or [f"no rule acts on it in '{d.spec.states[st.state].title}'"])
+        whys = [_why(pathway, r, facts, firings, waiting, producers) for r in rules]
+        reasons = [text for text, _ in whys] or [f"no rule acts on it in '{d.spec.states[st.state].title}'"]
         missing = list(dict.fromkeys(f for _, fields in whys for f in fields))
         shown = str(value).lower() if isinstance(value, bool) else value
         text = f"Decision recorded ({name}: {shown}) but not acted on: " + "; ".join(reasons) + "."
@@ -291,8 +292,7 @@ def overruled_item(pathway: Pathway, st: SessionState, entry: dict[str, Any], sn
     facts = {k: v for k, v in snapshot.items() if v is not None}
     facts.update(derived)
     waiting = {f.rule: f.missing for f in firings if f.branch == "missing"}
-    why, _ = _why(pathway, rule, facts, waiting, pathway.producers_in(st.state))
-    why += _because(pathway, rule, facts, firings)
+    why, _ = _why(pathway, rule, facts, firings, waiting, pathway.producers_in(st.state))
     shown = str(value).lower() if isinstance(value, bool) else value
     moved = _when(st, entry["event"], entry["day"])
     recorded = entry["recorded"]
