@@ -383,3 +383,29 @@ def test_a_ruleset_durable_refuses_as_a_whole_names_its_state_and_rules(rules_co
     assert "state 'rescue_selection'" in diag.message and "ruleset 'asuc.rescue_selection'" in diag.message
     assert "error code: 106" in diag.message and "avoid_drugs" in diag.message
     assert len(created) > 1 and not live
+
+
+
+def test_validate_asks_durable_to_take_each_profile_s_own_rulesets(rules_copy, monkeypatch, capsys):
+    # The default profile's tacrolimus ruleset is taken; the ones the other profiles compile for themselves (their
+    # tacrolimus rules differ) are refused: `pathway validate` reports it at the ruleset, naming the profile (PW306),
+    # where before it compiled the other profiles without registering them. A ruleset a profile shares with the
+    # default is not registered again.
+    from pathway.cli.main import main
+
+    names: list[str] = []
+
+    def refuse(name, text):
+        names.append(name)
+        return name == "asuc.rescue_tacrolimus" and names.count(name) > 1  # taken the first time only
+
+    created, live = _counting(monkeypatch, refuse)
+    assert main(["validate", str(rules_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "[PW306]" in err and "ruleset 'asuc.rescue_tacrolimus'" in err and "Traceback" not in err
+    assert "profile 'tac_high_start'" in err and "profile 'nice'" in err
+    # the rulesets registered to check the profiles were freed: those left are the default's engine's (freed when
+    # that pathway is collected)
+    assert len(live) == 22 and len(created) > 22 + 10
+    assert names.count("asuc.iv_steroids") == 1  # shared with the default: not registered again
+    assert names.count("asuc.rescue_tacrolimus") == 3  # the default's, then each profile's own

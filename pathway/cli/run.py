@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,16 @@ from pathway.cli.common import (
     parameters,
     paused_gc,
 )
-from pathway.core.errors import DefinitionError, Diagnostic, InputError, display_path
+from pathway.core.errors import DefinitionError, Diagnostic, EngineLimitError, InputError, display_path
 from pathway.core.text import inert, one_line
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, load_yaml_text
 from pathway.definition.graph import transition_pairs
+from pathway.loading import stored
 from pathway.loading.cases import read_case_document
 from pathway.loading.loader import DEFAULT_PATHWAY, load_every_profile, shipped_rules_dir
 from pathway.runtime.api import Pathway, load_pathway
 from pathway.runtime.compile import compile_kept
+from pathway.runtime.engine import check_registration
 
 __all__ = ["add_command"]
 
@@ -130,8 +133,18 @@ def _validated(name: str, parameters: dict[str, Any]) -> int:
             if profile is None:
                 pathway = Pathway(definition)
             elif definition is not default:  # the default profile by its name: compiled above
-                # states whose rules this profile leaves as they are take the default's rulesets
-                compile_kept(definition, like=pathway.compiled if pathway is not None else None)
+                # states whose rules this profile leaves as they are take the default's rulesets (registered with
+                # it); durable_rules is asked to take the others, once (the cache of loaded pathways records it)
+                like = pathway.compiled if pathway is not None else None
+                compiled = compile_kept(definition, like=like, keep=False)
+                if not stored.registered_before(definition):
+                    try:
+                        check_registration(compiled, [name for name, ruleset in compiled.rulesets.items()
+                                                      if like is None or ruleset is not like.rulesets.get(name)])
+                    except EngineLimitError as exc:  # refused under this profile only: said so
+                        raise EngineLimitError([replace(d, message=f"under profile '{profile}': {d.message}")
+                                                for d in exc.diagnostics]) from None
+                    stored.keep_compiled(definition, compiled, registered=True)
         except DefinitionError as exc:  # an engine limit (PW30x) under one profile
             diags.extend(d for d in exc.diagnostics if d not in diags)
     if diags or pathway is None:

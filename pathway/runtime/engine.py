@@ -54,7 +54,7 @@ import copy
 import json
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,16 +232,18 @@ def _for_durable(rulesets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return {name: {rule: dict(body) for rule, body in ruleset.items()} for name, ruleset in rulesets.items()}
 
 
-def _register(host: _Host, compiled: CompiledPathway) -> dict[str, Any]:
-    """Register the rulesets of ``compiled`` on ``host`` one at a time; their handles (the caller holds ``_CORE``).
+def _register(host: _Host, compiled: CompiledPathway, names: Collection[str] | None = None) -> dict[str, Any]:
+    """Register the rulesets of ``compiled`` (those of ``names`` only, when given) on ``host`` one at a time; their
+    handles (the caller holds ``_CORE``).
 
     A ruleset durable_rules refuses (an error code of its C core) raises :class:`EngineLimitError` (PW306) once
     every ruleset was tried; the rulesets registered are freed first, so nothing stays in the core.
     """
     handles: dict[str, Any] = {}
     refused: dict[str, str] = {}
+    chosen = compiled.rulesets if names is None else {n: r for n, r in compiled.rulesets.items() if n in names}
     try:
-        for name, ruleset in _for_durable(compiled.rulesets).items():
+        for name, ruleset in _for_durable(chosen).items():
             try:
                 host.set_rulesets({name: ruleset})
             except PathwayError:
@@ -257,6 +259,15 @@ def _register(host: _Host, compiled: CompiledPathway) -> dict[str, Any]:
         _delete_rulesets(handles, {}, set())
         raise EngineLimitError(_refusals(compiled, refused))
     return handles
+
+
+def check_registration(compiled: CompiledPathway, names: Collection[str]) -> None:
+    """Register the rulesets ``names`` of ``compiled`` on a host of their own and free them again: durable_rules takes
+    them, or :class:`EngineLimitError` (PW306) says where it refuses (``pathway validate`` checks each profile's own
+    rulesets so, without keeping an engine for it)."""
+    with _CORE:
+        _free_collected()
+        _delete_rulesets(_register(_Host(compiled.bindings), compiled, names), {}, set())
 
 
 def _register_now(host: _Host, compiled: CompiledPathway, name: str) -> Any:
