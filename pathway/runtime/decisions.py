@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pathway.core.errors import Diagnostic, InputError
 from pathway.definition import conditions as C
 from pathway.definition import prose
+from pathway.definition.clock import DAYS_SINCE_PREFIX
 from pathway.definition.effects import Alert, Transition, derived_by
 from pathway.definition.pathway import Rule
 from pathway.definition.timeline import day_text
@@ -94,8 +95,16 @@ def _acting_rules(pathway: Pathway, state: str, name: str, value: Any) -> list[R
     return out
 
 
-def _word(cmp: C.Cmp, facts: dict[str, Any]) -> str:
+def _word(pathway: Pathway, cmp: C.Cmp, facts: dict[str, Any]) -> str:
     actual = facts.get(cmp.field)
+    states = pathway.definition.spec.states
+    entered = cmp.field[len(DAYS_SINCE_PREFIX):] if cmp.field.startswith(DAYS_SINCE_PREFIX) else None
+    if entered in states:  # a clock of the states entered: said as the state and when (the field's name beside it)
+        title = states[entered].title or entered
+        if actual is None:
+            return f"'{title}' was not entered ({cmp.field})"
+        days = prose.number_text(actual)
+        return f"'{title}' was entered {days} day{'' if days == '1' else 's'} ago ({cmp.field} is {days})"
     if actual is None:
         return f"{cmp.field} is not known"
     shown = str(actual).lower() if isinstance(actual, bool) else actual
@@ -135,7 +144,7 @@ def _why(pathway: Pathway, rule: Rule, facts: dict[str, Any], firings: list[Firi
         return f"'{rule.title}' is not due yet", []
     failing = _false_tests(rule.when, facts)
     if failing:
-        return (f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(c, facts) for c in failing))
+        return (f"'{rule.title}' does not hold: " + "; ".join(dict.fromkeys(_word(pathway, c, facts) for c in failing))
                 + _because(pathway, rule, facts, firings), [])
     missing: list[str] = []
     for c in C.fields_of(rule.when):
