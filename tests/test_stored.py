@@ -233,7 +233,7 @@ def test_a_compiled_form_durable_never_took_is_registered_at_once_and_then_kept_
     from pathway.runtime.compile import compile_kept
 
     definition = load_definition(rules_copy)
-    compile_kept(definition)  # kept as `pathway validate` keeps another profile's: compiled, never registered
+    compile_kept(definition)  # kept as `pathway check` and `pathway table` keep it: compiled, never registered
     assert stored.stored_compiled(definition) is not None and not stored.registered_before(definition)
     pw = Pathway(definition)
     assert pw.engine.registered == sorted(pw.compiled.rulesets)

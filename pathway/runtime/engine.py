@@ -274,13 +274,10 @@ def _register_now(host: _Host, compiled: CompiledPathway, name: str) -> Any:
     """Register one ruleset of ``compiled`` on ``host`` (an engine that registers on first use, see
     :class:`Engine`); its handle. A refusal raises :class:`EngineError` naming the rules (the caller holds ``_CORE``)."""
     try:
-        host.set_rulesets(_for_durable({name: compiled.rulesets[name]}))
-    except PathwayError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - durable_rules_engine.error, or its Python layer's own
-        found = "; ".join(d.message for d in _refusals(compiled, {name: str(exc) or type(exc).__name__}))
+        return _register(host, compiled, (name,))[name]
+    except EngineLimitError as exc:
+        found = "; ".join(d.message for d in exc.diagnostics)
         raise EngineError(f"durable_rules refused a ruleset it took before under these rules: {found}") from None
-    return host.get_ruleset(name)._handle
 
 
 def _refused_alone(name: str, ruleset: dict[str, Any]) -> dict[str, str]:
