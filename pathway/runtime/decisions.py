@@ -97,14 +97,14 @@ def _acting_rules(pathway: Pathway, state: str, name: str, value: Any) -> list[R
 
 def _word(pathway: Pathway, cmp: C.Cmp, facts: dict[str, Any]) -> str:
     actual = facts.get(cmp.field)
-    states = pathway.definition.spec.states
-    entered = cmp.field[len(DAYS_SINCE_PREFIX):] if cmp.field.startswith(DAYS_SINCE_PREFIX) else None
-    if entered in states:  # a clock of the states entered: said as the state and when (the field's name beside it)
-        title = states[entered].title or entered
+    d = pathway.definition
+    entered = cmp.field[len(DAYS_SINCE_PREFIX):]
+    if cmp.field.startswith(DAYS_SINCE_PREFIX) and entered in d.spec.states:
+        # a clock of the states entered: said as the state and when (the field's name beside it)
         if actual is None:
-            return f"'{title}' was not entered ({cmp.field})"
+            return f"{prose.state_name(entered, d)} was not entered ({cmp.field})"
         days = prose.number_text(actual)
-        return f"'{title}' was entered {days} day{'' if days == '1' else 's'} ago ({cmp.field} is {days})"
+        return f"{prose.state_name(entered, d)} was entered {days} day{'' if days == '1' else 's'} ago ({cmp.field} is {days})"
     if actual is None:
         return f"{cmp.field} is not known"
     shown = str(actual).lower() if isinstance(actual, bool) else actual
