@@ -422,6 +422,27 @@ def measure_flat(pw: Any, patients: int, case: Callable[[int], dict[str, Any]]) 
             "second_half_python_blocks": last["python_blocks"] - half["python_blocks"]}
 
 
+_FLAT_CHILD = r"""
+import json, random, sys
+sys.path.insert(0, sys.argv[1])
+import bench_engine
+from pathway import load_pathway
+patients, seed = int(sys.argv[2]), int(sys.argv[3])
+pw = load_pathway("asuc")
+flat = bench_engine.measure_flat(pw, patients, lambda i: bench_engine.synthetic_case(i, random.Random(seed * 1_000_003 + i)))
+print(json.dumps(flat))
+"""
+
+
+def flat_in_child(patients: int, seed: int) -> dict[str, Any]:
+    """:func:`measure_flat` in a fresh process: resident memory is a high-water mark, so in this one (after the sessions
+    kept open) it would say nothing of the patients run one after another."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", _FLAT_CHILD, str(ROOT / "bench"), str(patients), str(seed)], check=True,
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def measure_sessions(pw: Any, count: int, case: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
     """Bytes per open session: ``count`` sessions kept open after (up to) 3 events each."""
     cases = [case(i) for i in range(count)]
@@ -751,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
 
     memory = measure_sessions(pw, args.sessions, case)
     if args.patients:
-        memory["flat"] = measure_flat(pw, args.patients, case)
+        memory["flat"] = flat_in_child(args.patients, args.seed)
     numbers["memory"] = memory
     lap("memory")
     say(f"open sessions    {memory['bytes_per_session']:,} bytes each ({memory['sessions']:,} open, "
