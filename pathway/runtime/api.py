@@ -42,8 +42,8 @@ class Pathway:
     def __init__(self, definition: PathwayDef):
         self.definition = definition
         self.compiled: CompiledPathway = compile_kept(definition, keep=False)
-        # Rulesets durable_rules took before (the cache of loaded pathways says so) are registered when a patient
-        # first reaches their state; others now, where a refusal is a load error (PW306), and then kept as taken.
+        # Rulesets durable_rules took before (the cache of loaded pathways says so) are registered at the first
+        # evaluation; others now, where a refusal is a load error (PW306), and then kept as taken.
         taken = stored.registered_before(definition)
         self.engine = Engine(self.compiled, on_first_use=taken)
         if not taken:

@@ -12,6 +12,11 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
 - creating and deleting a ruleset per patient leaks: rulesets are registered once per
   loaded pathway, on a host of its own (names are per host, so two pathways never clash);
 - ``set_rulesets`` mutates its argument: it gets a deep copy;
+- every ruleset of a host is registered before the host's first evaluation (at load, or at the first evaluation
+  of a pathway taken from the cache of loaded pathways), never one after others of the same host have run: a
+  version that registered each state's rulesets when a patient first reached it crashed a course of two patients
+  (a segfault in 3 runs, a hang in 1) on a loaded machine; the crash was not seen again in 30 later runs of that
+  version, so its cause is not known, and rulesets are only ever created in the order the eager load creates them;
 - its C core refuses a ruleset it cannot build with an error code (113: a pattern with more than 15
   ``$and``/``$or`` groups, which the compiler refuses first, PW305): rulesets are registered one at a
   time, a refusal frees the ones registered before it and raises :class:`EngineLimitError` (PW306)
@@ -270,11 +275,12 @@ def check_registration(compiled: CompiledPathway, names: Collection[str]) -> Non
         _delete_rulesets(_register(_Host(compiled.bindings), compiled, names), {}, set())
 
 
-def _register_now(host: _Host, compiled: CompiledPathway, name: str) -> Any:
-    """Register one ruleset of ``compiled`` on ``host`` (an engine that registers on first use, see
-    :class:`Engine`); its handle. A refusal raises :class:`EngineError` naming the rules (the caller holds ``_CORE``)."""
+def _register_taken(host: _Host, compiled: CompiledPathway) -> dict[str, Any]:
+    """Register every ruleset of ``compiled``, which durable_rules took before (an engine that registers on first
+    use, see :class:`Engine`); their handles. A refusal all the same raises :class:`EngineError` naming the rules,
+    and frees those registered (the caller holds ``_CORE``)."""
     try:
-        return _register(host, compiled, (name,))[name]
+        return _register(host, compiled)
     except EngineLimitError as exc:
         found = "; ".join(d.message for d in exc.diagnostics)
         raise EngineError(f"durable_rules refused a ruleset it took before under these rules: {found}") from None
@@ -335,8 +341,9 @@ class Engine:
         self._lock = threading.Lock()
         self._host = _Host(compiled.bindings)
         #: each ruleset's handle in the C core; with ``on_first_use`` (rulesets durable_rules took before, in a
-        #: process of this code: Pathway knows it from the cache of loaded pathways), a ruleset is registered at the
-        #: first evaluation that runs it, so a start registers only the states its patients reach
+        #: process of this code: Pathway knows it from the cache of loaded pathways) they are all registered at the
+        #: first evaluation, so a start that evaluates nothing (``pathway validate``) registers none. All at once,
+        #: never a state's rulesets when a patient first reaches it: see the module notes
         self._handles: dict[str, Any] = {}
         if not on_first_use:
             with _CORE:
@@ -479,8 +486,9 @@ class Engine:
     def _run_one(self, ruleset: str, snapshot: dict[str, Any], frozen: dict[str, Any]) -> _Context:
         sid = f"{self._sids[ruleset]}"
         handle = self._handles.get(ruleset)
-        if handle is None:  # registered on first use (the caller holds _CORE)
-            handle = self._handles[ruleset] = _register_now(self._host, self.compiled, ruleset)
+        if handle is None:  # the first evaluation of an engine that registers on first use (the caller holds _CORE)
+            self._handles.update(_register_taken(self._host, self.compiled))
+            handle = self._handles[ruleset]
         tested = self._tested[ruleset]
         fact = {k: v for k, v in snapshot.items() if v is not None and k in tested}
         fact["_k"] = "case"
