@@ -11,12 +11,13 @@ What one run measures (``--quick``: smaller counts, under two minutes):
    second of this process's CPU time (``time.process_time``): one core's worth, and steady on a
    machine shared with other work, where wall time is not;
 2. *core-call replay floor*: every call the engine made into durable_rules' C core
-   (``durable_rules_engine``: assert, start and complete action, retract, get_facts) for those
+   (``durable_rules_engine``: assert, start and complete action, delete_state or retract, get_facts) for those
    patients is recorded with its pre-encoded arguments, then replayed straight into the core on
    freshly registered rulesets (checked: every replayed call returns what it returned to the
    engine). No wrapper can do less; ``engine ÷ floor`` is what the engine costs above it;
 3. *durable Host API*: the same evaluations through durable_rules' Python Host (assert the
-   snapshot, actions assert the derived facts, retract): what a plain durable_rules program pays;
+   snapshot, actions assert the derived facts, then the state deleted where an action ran, else retracted, as the
+   engine does): what a plain durable_rules program pays;
 4. *cold load*: in a fresh process each time, median of 5: the CPU time of imports, YAML, the checked
    definition, compile, ruleset registration (from the rule files); and the wall time of ``pathway validate
    asuc`` (and its CPU time, the wall time without competing processes) with the cache of loaded pathways in
@@ -147,6 +148,7 @@ def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str
         fact["_k"] = "case"
         fact["sid"] = "0"
         host.asserted = []
+        fired = host.firings
         try:
             host.assert_fact(ruleset, fact)
             host.asserted.insert(0, fact)
@@ -159,7 +161,9 @@ def run_raw(compiled: Any, evaluations: list[tuple[str, dict[str, Any], dict[str
                 host.asserted.append(message)
             except MessageNotHandledException:
                 pass
-        if host.asserted:
+        if host.firings != fired:  # as the engine does: durable's retraction is unsafe where an action ran
+            host.delete_state(ruleset, "0")
+        elif host.asserted:
             host.retract_facts(ruleset, list(reversed(host.asserted)))
     return time.process_time() - start
 
@@ -174,7 +178,7 @@ class _CoreRecorder:
 
     def __getattr__(self, name: str) -> Any:
         function = getattr(self._core, name)
-        if name.startswith(("delete_", "create_", "set_")):  # the ruleset's life, not an evaluation
+        if name.startswith(("delete_ruleset", "create_", "set_")):  # the ruleset's life, not an evaluation
             return function
         calls = self.calls
 

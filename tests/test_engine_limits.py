@@ -138,6 +138,51 @@ def test_engine_sessions_are_empty_after_every_evaluation(pw):
     assert pw.engine.retired_sids == 0
 
 
+def test_durable_never_retracts_from_a_state_an_action_ran_on(rules_copy, monkeypatch):
+    """durable_rules' retraction writes past a frame on a state where an action ran (the engine module notes): such a
+    state is deleted whole after its evaluation, and retraction goes only to a state no action ever ran on."""
+    from pathway.runtime import engine as engine_module
+
+    core = engine_module._core
+    acted: set[object] = set()  # handles whose state ran an action and was not deleted since
+    seen = {"acted": 0, "deleted": 0, "retracted": 0}
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(core, name)
+
+        def start_action_for_state(self, handle: object, state: object) -> object:
+            started = core.start_action_for_state(handle, state)
+            if started:
+                acted.add(handle)
+                seen["acted"] += 1
+            return started
+
+        def retract_facts(self, handle: object, text: str) -> object:
+            assert handle not in acted, "a retraction was sent to a state an action ran on"
+            seen["retracted"] += 1
+            return core.retract_facts(handle, text)
+
+        def delete_state(self, handle: object, sid: str) -> object:
+            assert handle in acted, "a state no action ran on was deleted (its action context was never set)"
+            acted.discard(handle)
+            seen["deleted"] += 1
+            return core.delete_state(handle, sid)
+
+    monkeypatch.setattr(engine_module, "_core", Spy())
+    pw = load_pathway(rules_copy, cache=False)
+    s = pw.start(patient(id="no-retract"))
+    for event in to_rescue()["events"]:
+        s.observe(event)
+        assert not acted  # every state an action ran on was deleted with its evaluation
+    assert s.result()["state"] == "rescue_selection"
+    assert seen["acted"] == seen["deleted"] > 0
+    for name in pw.compiled.rulesets:  # the next evaluation finds the sid empty all the same
+        assert _facts(pw, name) == []
+    assert pw.engine.retired_sids == 0
+    pw.close()
+
+
 def test_an_exception_inside_an_action_is_raised_and_nothing_is_applied(rules_copy, monkeypatch):
     pw = load_pathway(rules_copy, cache=False)
     s = pw.start(patient())

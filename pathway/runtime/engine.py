@@ -4,11 +4,22 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
 
 - a ruleset holds at most 1,024 live sessions (sids): patient sessions do not hold a sid.
   A sid is the working memory of *one* evaluation: the case snapshot is asserted, rules fire
-  and derive facts (which fire further rules), then every asserted fact is retracted and the
-  sid is verified empty before it is used again. Open patient sessions are plain objects
+  and derive facts (which fire further rules), then the sid is left empty for the next evaluation
+  (its state deleted, or its facts retracted: see the next item). Open patient sessions are plain objects
   (and rows in the store), so any number can be open at once;
-- ``delete_state`` segfaults on a sid that still holds facts: it is never called; a sid
-  that cannot be verified empty is retired and a fresh one used (bounded, see MAX_RETIRED);
+- its retraction corrupts the heap on a state where an action ran: completing an action frees the action's frame
+  but leaves it flagged as dispatching and listed under each of its facts; retracting such a fact later finds the
+  flag, takes the frame for one being dispatched and clears the fact out of it with a loop bounded by a count it
+  never lowers, which runs past the frame's 16 slots and writes zeros into whatever memory follows (found with a
+  build of the core that checks its bounds: the first scenario of the library does it; the crashes seen before,
+  frees of pointers whose low 32 bits were zero, fit it). So a state on which an action ran is never retracted
+  from: it is deleted whole after its evaluation (``delete_state`` frees its pools without that walk)
+  and made afresh by the next one. Retraction is used only on a state no action ever ran on (nothing was ever
+  dispatched in it), and the sid is then checked empty;
+- ``delete_state`` frees the state's action context, which the core never initialises for a new state: it is
+  called only on a state where an action started (the context is set, and cleared when the agenda empties);
+- a sid that cannot be left empty so (a core call failed, or an action was left started) is retired, never
+  touched again, and a fresh one is used (bounded, see MAX_RETIRED_SIDS);
 - creating and deleting a ruleset per patient leaks: rulesets are registered once per
   loaded pathway, on a host of its own (names are per host, so two pathways never clash);
 - ``set_rulesets`` mutates its argument: it gets a deep copy;
@@ -16,7 +27,8 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
   of a pathway taken from the cache of loaded pathways), never one after others of the same host have run: a
   version that registered each state's rulesets when a patient first reached it crashed a course of two patients
   (a segfault in 3 runs, a hang in 1) on a loaded machine; the crash was not seen again in 30 later runs of that
-  version, so its cause is not known, and rulesets are only ever created in the order the eager load creates them;
+  version (the retraction fault above is the likely cause), and rulesets are only ever created in the order the
+  eager load creates them;
 - its C core refuses a ruleset it cannot build with an error code (113: a pattern with more than 15
   ``$and``/``$or`` groups, which the compiler refuses first, PW305): rulesets are registered one at a
   time, a refusal frees the ones registered before it and raises :class:`EngineLimitError` (PW306)
@@ -32,25 +44,13 @@ durable-rules 2.0.28 hazards this module owns (measured, see the project notes):
 - the host's wall-clock dispatch threads are never started (clinical time comes from data,
   and no second thread ever touches the engine); evaluations are serialised by a lock;
 - a ruleset lives in the C core until ``delete_ruleset`` (the Python objects do not free it; each
-  load of the ASUC pathway kept ~5 MB), and a sid's state until ``delete_state`` (deleting the
-  ruleset alone still kept ~1.4 MB per load that had run a patient). The core never initialises a
-  new state's action context, and ``delete_state`` frees it: on a state that never started an
-  action that is a free of garbage (the segfault above; "free(): invalid pointer" at random).
-  Starting an action sets the context and completing it clears it, so :meth:`Engine.close`, or
-  the engine being garbage collected (a ``weakref.finalize``, so only once nothing can evaluate
-  any more), deletes the state of the sid only where an action ran on it (the sid is verified
-  empty after every evaluation), then every ruleset. Deletion never runs inside the collector: it
-  runs wherever Python allocates, inside another engine's evaluation too (between starting and
-  completing an action), so the finalizer queues the rulesets and they are freed at the next
-  registration, evaluation or close, under the lock every call into the core holds (heap
-  corruption was seen in processes that load and drop many pathways: "malloc(): invalid next
-  size" in a test run, segfaults in mutation workers); a state that never ran an action is left
-  inside its deleted ruleset (a small leak, not a crash), and a ruleset that retired a sid (which
-  may still hold facts) is not touched at all. Not calling ``delete_state`` costs ~6 MB per load
-  that ran patients (200 loads: 1.3 GB against 104 MB). One crash inside ``delete_state`` was seen
-  all the same, in a process that had loaded a few hundred mutated pathways (under
-  ``PYTHONMALLOC=debug``; not reproduced in 400 plain loads nor in a second such run): the cause is
-  not known. Mutation testing runs in worker processes that are replaced when one stops reporting.
+  load of the ASUC pathway kept ~5 MB). :meth:`Engine.close`, or the engine being garbage collected (a
+  ``weakref.finalize``, so only once nothing can evaluate any more), deletes every ruleset. Deletion never runs
+  inside the collector: it runs wherever Python allocates, inside another engine's evaluation too (between starting
+  and completing an action), so the finalizer queues the rulesets and they are freed at the next registration,
+  evaluation or close, under the lock every call into the core holds. A state left in a ruleset never ran an
+  action, so it is not deleted (a small leak, not a crash), and a ruleset that retired a sid is not touched at
+  all. Mutation testing runs in worker processes that are replaced when one stops reporting.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ class _Context:
     errors: list[str] = field(default_factory=list)
     #: an action was left started (the agenda did not settle, or a core call failed): the sid is not reused
     broken: bool = False
+    #: an action started on the sid's state in this evaluation: the state is deleted, never retracted
+    acted: bool = False
 
 
 def _durable_float(value: float) -> str:
@@ -193,12 +195,12 @@ _CORE = threading.Lock()
 #: the rulesets of engines the garbage collector took, waiting to be freed at the next safe point
 #: (:func:`_free_collected`); a collection runs wherever Python allocates, inside another engine's evaluation too
 #: (between starting and completing an action), so the finalizer only queues them
-_COLLECTED: list[tuple[dict[str, Any], dict[str, int], set[str]]] = []
+_COLLECTED: list[tuple[dict[str, Any], dict[str, int]]] = []
 
 
-def _collected(handles: dict[str, Any], retired: dict[str, int], actioned: set[str]) -> None:
+def _collected(handles: dict[str, Any], retired: dict[str, int]) -> None:
     """An engine's finalizer: queue its rulesets for :func:`_free_collected` (no call into the core here)."""
-    _COLLECTED.append((handles, retired, actioned))
+    _COLLECTED.append((handles, retired))
 
 
 def _free_collected() -> None:
@@ -212,15 +214,14 @@ def pending_rulesets() -> int:
     return len(_COLLECTED)
 
 
-def _delete_rulesets(handles: dict[str, Any], retired: dict[str, int], actioned: set[str]) -> None:
-    """Free the C core's rulesets of an engine, with the state of sid "0" where an action ran on
-    it (never a ruleset with a retired sid: see the module notes)."""
+def _delete_rulesets(handles: dict[str, Any], retired: dict[str, int]) -> None:
+    """Free the C core's rulesets of an engine (never a ruleset with a retired sid: see the module notes). A state
+    left in one never ran an action (those are deleted after their evaluation), so it is not deleted: its action
+    context was never set."""
     for name, handle in handles.items():
         if retired.get(name, 0) != 0:
             continue
         try:
-            if name in actioned:  # its action context is set; the sid was verified empty after use
-                _core.delete_state(handle, "0")
             _core.delete_ruleset(handle)
         except Exception:  # noqa: BLE001 - freeing memory must not fail a caller (or the collector)
             pass
@@ -258,10 +259,10 @@ def _register(host: _Host, compiled: CompiledPathway, names: Collection[str] | N
                 continue
             handles[name] = host.get_ruleset(name)._handle
     except BaseException:
-        _delete_rulesets(handles, {}, set())
+        _delete_rulesets(handles, {})
         raise
     if refused:
-        _delete_rulesets(handles, {}, set())
+        _delete_rulesets(handles, {})
         raise EngineLimitError(_refusals(compiled, refused))
     return handles
 
@@ -272,7 +273,7 @@ def check_registration(compiled: CompiledPathway, names: Collection[str]) -> Non
     rulesets so, without keeping an engine for it)."""
     with _CORE:
         _free_collected()
-        _delete_rulesets(_register(_Host(compiled.bindings), compiled, names), {}, set())
+        _delete_rulesets(_register(_Host(compiled.bindings), compiled, names), {})
 
 
 def _register_taken(host: _Host, compiled: CompiledPathway) -> dict[str, Any]:
@@ -350,11 +351,10 @@ class Engine:
                 _free_collected()
                 self._handles.update(_register(self._host, compiled))
         self._sids: dict[str, int] = {name: 0 for name in compiled.rulesets}
-        self._actioned: set[str] = set()  # rulesets where an action ran on sid "0" (see the module notes)
         # Queues the rulesets for freeing when this engine is closed or collected (freed at once by close, else at
         # the next safe point: _free_collected); it holds the handles (the engine's own dict: a ruleset registered
-        # later is freed too), the sid counters and that set (never the engine), so it does not keep the engine alive.
-        self._release_rulesets = weakref.finalize(self, _collected, self._handles, self._sids, self._actioned)
+        # later is freed too) and the sid counters (never the engine), so it does not keep the engine alive.
+        self._release_rulesets = weakref.finalize(self, _collected, self._handles, self._sids)
         self._release_rulesets.atexit = False  # the process frees everything at exit anyway
         self._fields = {name: b.fields for name, b in compiled.bindings.items()}
         # The effects an action must apply inside the engine (derived facts and scores).
@@ -505,8 +505,7 @@ class Engine:
             if state_handle is not None:
                 started = _core.start_action_for_state(handle, state_handle)
                 pending = started[1] if started else None
-                if pending and sid == "0":
-                    self._actioned.add(ruleset)
+                ctx.acted = bool(pending)
                 left = self._activation_bound[ruleset]
                 while pending:
                     left -= 1
@@ -567,8 +566,19 @@ class Engine:
             self._assert(ctx, handle, self._derived_text(name, value, ctx.sid))
 
     def _release(self, ctx: _Context, handle: Any) -> None:
-        """Retract everything this evaluation asserted and check the sid is empty."""
-        clean = not ctx.broken
+        """Leave the sid empty for the next evaluation: its state deleted whole where an action ran on it, else
+        everything this evaluation asserted retracted and the sid checked empty (see the module notes); a sid that
+        cannot be left so is retired, never touched again."""
+        if ctx.broken:  # an action may be left started, or a core call failed half way: the state is not touched
+            self._retire(ctx)
+            return
+        if ctx.acted:  # durable_rules' retraction is unsafe on it: the state is deleted, and made afresh next time
+            try:
+                _core.delete_state(handle, ctx.sid)
+            except Exception:  # noqa: BLE001
+                self._retire(ctx)
+            return
+        clean = True
         if ctx.asserted:
             try:
                 result = _core.retract_facts(handle, "[" + ",".join(reversed(ctx.asserted)) + "]")
@@ -581,8 +591,11 @@ class Engine:
             except Exception:  # noqa: BLE001
                 clean = False
         if not clean:
-            # Never delete_state a sid that may hold facts (segfault): retire it instead.
-            self.retired_sids += 1
-            self._sids[ctx.ruleset] += 1
-            if self.retired_sids > MAX_RETIRED_SIDS:
-                raise EngineError("too many engine sessions could not be cleaned; reload the pathway")
+            self._retire(ctx)
+
+    def _retire(self, ctx: _Context) -> None:
+        """Never use this sid again (its state is left as it is: deleting it could free what was never set)."""
+        self.retired_sids += 1
+        self._sids[ctx.ruleset] += 1
+        if self.retired_sids > MAX_RETIRED_SIDS:
+            raise EngineError("too many engine sessions could not be cleaned; reload the pathway")
