@@ -615,9 +615,9 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         # 5-10 ng/mL target, the ciclosporin monitoring reminder and the plan to stop it from about 12 weeks
         "tac_hypertension", "tac_tremor_or_headache", "tac_trough_overdue", "tac_target_lowered",
         "csa_oral_monitoring", "csa_stop_plan", "tac_stop_plan",
-        # a bridge with no trough ever recorded: the first trough is asked for at a clinic visit; a toxic trough never
-        # rechecked stays critical there
-        "tac_first_trough_due", "tac_toxic_trough_not_rechecked",
+        # a bridge with no trough ever recorded: the first trough is asked for at a clinic visit; a toxic trough, or a
+        # high one with a raised creatinine, never rechecked stays critical there
+        "tac_first_trough_due", "tac_toxic_trough_not_rechecked", "tac_renal_withhold_not_rechecked",
         # a calcineurin inhibitor recorded stopped before about 12 weeks: an informational note
         "csa_stopped_before_bridge", "tac_stopped_before_bridge",
         # tacrolimus titrated at clinic visits (a bridge to the thiopurine), infliximab infusions still due
