@@ -275,7 +275,7 @@ EXPECTED = {
     ("creatinine", "µmol/L"): 10, ("creatinine", "mg/dL"): 884,
     ("cholesterol", "mmol/L"): 10, ("cholesterol", "mg/dL"): 10 / 38.67,
     ("glucose", "mmol/L"): 10, ("glucose", "mg/dL"): 10 / 18,
-    ("drug_level", "ng/mL"): 10, ("drug_level", "µg/L"): 10,
+    ("drug_level", "ng/mL"): 10, ("drug_level", "µg/L"): 10, ("drug_level", "mg/L"): 10000, ("drug_level", "µg/mL"): 10000,
     ("cell_count", "10^9/L"): 10, ("cell_count", "10^3/µL"): 10, ("cell_count", "/µL"): 0.01, ("cell_count", "/mm3"): 0.01,
     ("length", "cm"): 10, ("length", "mm"): 1,
     "/min": 10, "/24 h": 10, "mm/h": 10, "mmHg": 10, "10^9/L": 10, "mg/day": 10,

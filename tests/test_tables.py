@@ -621,7 +621,7 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         # a calcineurin inhibitor recorded stopped before about 12 weeks: an informational note
         "csa_stopped_before_bridge", "tac_stopped_before_bridge",
         # tacrolimus titrated at clinic visits (a bridge to the thiopurine), infliximab infusions still due
-        "tac_trough_low", "tac_trough_far_below", "tac_trough_high", "tac_trough_in_range",
+        "tac_trough_low", "tac_trough_far_below", "tac_trough_undetectable", "tac_trough_high", "tac_trough_in_range",
         "tac_restart_after_toxic_trough", "tac_maint_trough_low", "tac_maint_trough_high",
         "tac_maint_restart_after_toxic_trough", "tac_trough_before_dose_change", "tac_dose_outside_range",
         "tac_dose_with_trough_needed",

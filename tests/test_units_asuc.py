@@ -64,6 +64,7 @@ BANDS = {
     "creatinine_umol_l": [("mg/dL", (10, 22.6), "refuse")],
     "cholesterol_mmol_l": [("mg/dL", (19.4, 20), "refuse")],
     "hb_g_dl": [("g/L", (20, 25), "refuse"), ("mmol/L", (5.0, 10.5), "warn")],
+    "tacrolimus_trough_ng_ml": [("mg/L", (0.001, 0.1), "refuse")],
 }
 
 
@@ -95,6 +96,7 @@ def _bare(pw: Any, field: str, value: float) -> tuple[str, dict[str, Any] | None
     ("creatinine_umol_l", None, 10, 22.6, 22.7),
     ("cholesterol_mmol_l", 19.3, 19.4, 20, None),
     ("crp_mg_l", 0.49, 0.5, 80, 80.1),
+    ("tacrolimus_trough_ng_ml", 0, 0.001, 0.1, 0.11),  # 0: nothing measured, read as ng/mL
 ])
 def test_band_edges_of_the_shipped_fields(pw: Any, field: str, below: float | None, low: float, high: float,
                                           above: float | None) -> None:

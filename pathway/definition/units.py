@@ -29,7 +29,9 @@ CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, Fraction]]]] = {
     "potassium": ("mmol/L", {"mEq/L": (0, Fraction(1))}),
     "creatinine": ("µmol/L", {"mg/dL": (0, Fraction("88.4")), "umol/L": (0, Fraction(1))}),
     "glucose": ("mmol/L", {"mg/dL": (0, 1 / Fraction(18))}),
-    "drug_level": ("ng/mL", {"µg/L": (0, Fraction(1)), "ug/L": (0, Fraction(1))}),
+    # 1 mg/L = 1 µg/mL = 1000 µg/L = 1000 ng/mL
+    "drug_level": ("ng/mL", {"µg/L": (0, Fraction(1)), "ug/L": (0, Fraction(1)), "mg/L": (0, Fraction(1000)),
+                             "µg/mL": (0, Fraction(1000)), "ug/mL": (0, Fraction(1000))}),
     "weight": ("kg", {"g": (0, Fraction(1, 1000)), "lb": (0, Fraction("0.45359237"))}),
     "length": ("cm", {"mm": (0, Fraction(1, 10))}),
     "cell_count": ("10^9/L", {"10^3/µL": (0, Fraction(1)), "10^3/uL": (0, Fraction(1)), "/µL": (0, Fraction(1, 1000)),
