@@ -599,8 +599,10 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         for r in t.rows:  # no parameter name or operator in a cell
             assert all("$" not in c and not re.search(r"\b(gte|lte|gt|lt|not_in|eq|ne)\b", c) for c in r.cells.values())
     assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {
-        "vte_prophylaxis", "vte_prophylaxis_with_massive_haemorrhage", "hypokalaemia", "hypomagnesaemia",
-        "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder"}
+        "vte_prophylaxis", "vte_prophylaxis_with_massive_haemorrhage", "hypokalaemia", "hyperkalaemia", "hypomagnesaemia",
+        "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder",
+        # tacrolimus stopped before the operation: its toxicity outlasts the stop
+        "tac_toxic_trough_after_stop", "tac_renal_after_stop"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion",
         "discharged_without_the_criterion", "response_not_held_after_discharge", "discharged_before_tpmt",
@@ -618,8 +620,10 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         # a bridge with no trough ever recorded: the first trough is asked for at a clinic visit; a toxic trough, or a
         # high one with a raised creatinine, never rechecked stays critical there
         "tac_first_trough_due", "tac_toxic_trough_not_rechecked", "tac_renal_withhold_not_rechecked",
-        # a calcineurin inhibitor recorded stopped before about 12 weeks: an informational note
-        "csa_stopped_before_bridge", "tac_stopped_before_bridge",
+        # a calcineurin inhibitor recorded stopped before about 12 weeks: an informational note; tacrolimus toxicity
+        # after the stop, and a high potassium whatever the drug
+        "csa_stopped_before_bridge", "tac_stopped_before_bridge", "tac_toxic_trough_after_stop", "tac_renal_after_stop",
+        "hyperkalaemia",
         # tacrolimus titrated at clinic visits (a bridge to the thiopurine), infliximab infusions still due
         "tac_trough_low", "tac_trough_far_below", "tac_trough_undetectable", "tac_trough_high", "tac_trough_in_range",
         "tac_restart_after_toxic_trough", "tac_maint_trough_low", "tac_maint_trough_high",
