@@ -599,8 +599,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         for r in t.rows:  # no parameter name or operator in a cell
             assert all("$" not in c and not re.search(r"\b(gte|lte|gt|lt|not_in|eq|ne)\b", c) for c in r.cells.values())
     assert {r.rule for r in asuc_checked["colectomy"].rows if r.rule} == {
-        "vte_prophylaxis", "vte_prophylaxis_with_massive_haemorrhage", "hypokalaemia", "hyperkalaemia", "hypomagnesaemia",
-        "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder",
+        "vte_prophylaxis", "vte_prophylaxis_with_massive_haemorrhage", "hypokalaemia", "hyperkalaemia",
+        "potassium_not_rechecked", "hypomagnesaemia", "transfusion_threshold", "cdiff_positive", "emergency_colectomy_reminder",
         # tacrolimus stopped before the operation: its toxicity outlasts the stop
         "tac_toxic_trough_after_stop", "tac_renal_after_stop"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
