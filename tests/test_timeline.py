@@ -156,28 +156,15 @@ def test_an_aggregates_values_belong_to_its_field(rules_copy):
     assert diags[0].line > 0
 
 
-def test_since_change_of_and_since_current_value_of():
-    # x on events 0-3; s recorded true in event 1, again true in event 2, then false in event 3
+def test_since_change_of_counts_from_the_last_change():
+    # x on events 0-3; s recorded true in event 1, again true in event 2
     hist = dict(H, s=[[0.5, True, 12.0, 1], [2, True, 48.0, 2]])
     st = _state(hist, 3.9)
-    # a first value is no change: since_change_of keeps every value
+    # a first value, or the same value recorded again, is no change: every value counts
     assert aggregate(st, Aggregate(of="x", fn="count", since_change_of="s")) == 3
-    # since s took the value it holds now (in event 1, its first value; event 2 repeats it): events 1-3
-    assert aggregate(st, Aggregate(of="x", fn="first", since_current_value_of="s")) == 7.0
-    assert aggregate(st, Aggregate(of="x", fn="count", since_current_value_of="s")) == 3  # days 0 (event 1), 2, 3
-    hist["s"].append([3, False, 72.0, 3])  # s changes in event 3: only x of event 3 counts, for both keys
-    assert aggregate(st, Aggregate(of="x", fn="first", since_current_value_of="s")) == 4.0
+    hist["s"].append([3, False, 72.0, 3])  # s changes in event 3: only x of event 3 counts
     assert aggregate(st, Aggregate(of="x", fn="first", since_change_of="s")) == 4.0
-    # never recorded: nothing was recorded since it took a value
-    assert aggregate(st, Aggregate(of="x", fn="last", since_current_value_of="t")) is None
-    assert aggregate(st, Aggregate(of="x", fn="ever", since_current_value_of="t")) is False
-
-
-def test_since_current_value_of_names_a_field(rules_copy):
-    diags = _broken(rules_copy, "fields.yaml", "since_current_value_of: tacrolimus_stopped}",
-                    "since_current_value_of: tacrolimus_stoped}")
-    assert [d.code for d in diags] == ["PW202"] and "unknown field 'tacrolimus_stoped'" in diags[0].message
-    assert diags[0].line > 0
+    assert aggregate(st, Aggregate(of="x", fn="count", since_change_of="s")) == 1
 
 
 def test_since_a_state_counts_from_its_entry():

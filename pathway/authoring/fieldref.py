@@ -198,8 +198,6 @@ def aggregate_text(agg: Aggregate) -> str:
         out += ", recorded after the move into it"
     if agg.since_change_of is not None:
         out += f", recorded since `{agg.since_change_of}` last changed"
-    if agg.since_current_value_of is not None:
-        out += f", recorded since `{agg.since_current_value_of}` took its current value"
     if agg.confirmed_by is not None:
         out += (f", the last confirmed by `{agg.confirmed_by}` (the first recorded while none is confirmed, or the"
                 " last confirmation was withdrawn)")

@@ -213,8 +213,6 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "min_days": "Fewer days with a value in the window than this give no value (unknown), e.g. 2 for "
                     "'on each of the last 2 days'.",
         "since_change_of": "Only values recorded in the event in which this other field last changed, or later.",
-        "since_current_value_of": "Only values recorded in the event in which this other field took the value it "
-                                  "holds now (its first value included), or later; none while it was never recorded.",
         "confirmed_by": "The value last confirmed: the last value recorded in or before the last event that recorded this "
                         "yes/no field, when that is true (among the values recorded by then, not one recorded or "
                         "amended afterwards); else the first value recorded (fn: last, no window).",

@@ -267,9 +267,6 @@ class Aggregate(_Model):
     value (differing from the one recorded before it), or later: a trough on the dose given now, not
     on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
     change).
-    ``since_current_value_of``: only values recorded in the event in which another field took the value it
-    holds now (its first value included), or later: a trough recorded since tacrolimus was recorded stopped,
-    not the one the stop answered; no value while that field has never been recorded.
     ``confirmed_by`` (with ``fn: last``, and no window of its own): the value last confirmed, where another
     field, a yes/no, records a confirmation: the last value recorded in or before the last event that recorded
     that field, when that recording is true, among the values recorded by the time it was recorded (a value
@@ -307,7 +304,6 @@ class Aggregate(_Model):
     min_days: int = Field(default=1, ge=1)
     after_entry: bool = False
     since_change_of: str | None = None
-    since_current_value_of: str | None = None
     confirmed_by: str | None = None
     per: str | None = None
     counted_from: str | None = None

@@ -996,7 +996,7 @@ class _Loader:
             parts = [(agg, apath)] + ([(agg.baseline, apath + ("fall_from" if agg.fall_from is not None else "rise_from",))]
                                       if agg.baseline is not None else [])
             for part, part_path in parts:
-                for key in ("since_change_of", "since_current_value_of", "confirmed_by"):
+                for key in ("since_change_of", "confirmed_by"):
                     other = getattr(part, key)
                     if other is not None and other not in fields:
                         self.diags.append(fdoc.diag(part_path + (key,), "PW202", f"unknown field '{other}'",
@@ -1008,7 +1008,6 @@ class _Loader:
                     self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",
                                                 f"'confirmed_by' names a yes/no field; '{part.confirmed_by}' is {mark.type}"))
                 windowed = [k for k in ("from_day", "to_day", "within", "since", "until", "after_entry", "since_change_of",
-                                        "since_current_value_of",
                                         "counted_from", "values", "min_days", "or_else") if k in part.model_fields_set]
                 if part.fn != "last" or windowed:
                     self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",

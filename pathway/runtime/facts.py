@@ -164,18 +164,6 @@ def _last_change(st: SessionState, name: str) -> int | None:
     return None
 
 
-def _current_value_from(st: SessionState, name: str) -> int | None:
-    """The event in which ``name`` took the value it holds now (its first value included); None when it was
-    never recorded."""
-    entries = st.history.get(name) or ()
-    if not entries:
-        return None
-    i = len(entries) - 1
-    while i > 0 and entries[i - 1][1] == entries[-1][1]:
-        i -= 1
-    return entry_event(entries[i])
-
-
 def entry_event(entry: Sequence[Any]) -> int:
     """The event a history entry was recorded in (PATIENT_RECORD for the patient record)."""
     return PATIENT_RECORD if len(entry) < 4 or entry[3] is None else int(entry[3])
@@ -250,12 +238,6 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
     if agg.confirmed_by is not None:
         return _confirmed_value(st, entries or (), agg.confirmed_by)
     changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
-    if agg.since_current_value_of is not None:
-        taken = _current_value_from(st, agg.since_current_value_of)
-        if taken is None:
-            entries = []  # never recorded: no value recorded since it took one
-        elif changed is None or taken > changed:
-            changed = taken
     from_day, to_day, within, hours_now, among = agg.from_day, agg.to_day, agg.within, st.hours, agg.values
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
