@@ -12,12 +12,14 @@ from cases import ADMIT, DAY3_FAIL, patient, to_rescue
 from durable import engine as durable_engine
 
 from pathway import EngineError, EngineLimitError, load_pathway
+from pathway.loading.loader import load_definition
 from pathway.runtime.compile import (
     MAX_ALPHA_STACK,
     MAX_IDENTICAL_CONDITIONS,
     MAX_PATTERN_EXPRESSIONS,
     MAX_RULES_PER_RULESET,
     alpha_stack_bound,
+    compile_pathway,
     pattern_expressions,
 )
 
@@ -443,6 +445,7 @@ def test_validate_asks_durable_to_take_each_profile_s_own_rulesets(rules_copy, m
         names.append(name)
         return name == "asuc.rescue_tacrolimus" and names.count(name) > 1  # taken the first time only
 
+    default = len(compile_pathway(load_definition(rules_copy)).rulesets)  # the default profile's own rulesets
     created, live = _counting(monkeypatch, refuse)
     assert main(["validate", str(rules_copy)]) == 2
     err = capsys.readouterr().err
@@ -450,6 +453,6 @@ def test_validate_asks_durable_to_take_each_profile_s_own_rulesets(rules_copy, m
     assert "profile 'tac_high_start'" in err and "profile 'nice'" in err
     # the rulesets registered to check the profiles were freed: those left are the default's engine's (freed when
     # that pathway is collected)
-    assert len(live) == 22 and len(created) > 22 + 10
+    assert default >= 20 and len(live) == default and len(created) > default + 10
     assert names.count("asuc.iv_steroids") == 1  # shared with the default: not registered again
     assert names.count("asuc.rescue_tacrolimus") == 3  # the default's, then each profile's own
