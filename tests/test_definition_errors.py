@@ -136,6 +136,12 @@ BROKEN = [
      "          max_mg_per_kg_per_day: $tac_dose_max_mg_kg_day\n",
      "          max_change_fraction: $tac_max_change_fraction_far_below\n          max_mg_per_kg_per_day: $tac_dose_max\n",
      "PW203", "unknown parameter 'tac_dose_max'", "tac_dose_max_mg_kg_day", "max_mg_per_kg_per_day"),
+    ("aggregate_day_unknown_parameter", "fields.yaml", "                from_day: $tac_low_target_after_day}\n",
+     "                from_day: $tac_low_target_after}\n",
+     "PW203", "unknown parameter 'tac_low_target_after'", "tac_low_target_after_day", "from_day"),
+    ("aggregate_day_parameter_not_a_day", "fields.yaml", "                from_day: $tac_low_target_after_day}\n",
+     "                from_day: $tw_use_crp_for_esr}\n",
+     "PW112", "'from_day' is a day from 0 to 3650; parameter 'tw_use_crp_for_esr' is True", None, "from_day"),
 ]
 
 

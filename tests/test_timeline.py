@@ -602,3 +602,25 @@ def test_the_current_entry_of_a_provisional_field_is_the_result_a_later_pending_
     assert current_entry([[0, "negative", 0.0, None], pending], ("pending",))[2] == 0.0  # the patient record
     assert current_entry([result, pending], ()) is pending  # no provisional values: the last
     assert current_entry([], ("pending",)) is None and current_entry(None, None) is None
+
+
+def test_an_aggregate_day_given_as_a_parameter_follows_the_parameter():
+    # tacrolimus_trough_on_lower_target counts troughs from day $tac_low_target_after_day of tacrolimus: a trough of
+    # 8 ng/mL on tacrolimus day 11, no trough after it, on tacrolimus day 15. With the target lowered from day 14 it
+    # was drawn below 10-15 (an increase was advised) and is overdue; lowered from day 10, it was drawn in 5-10 on
+    # the dose given and is not. A window fixed at day 14 would call it overdue under both.
+    def overdue(after_day: int | None) -> bool:
+        pw = load_pathway("asuc", parameters=None if after_day is None else {"tac_low_target_after_day": after_day})
+        field = pw.definition.fields["tacrolimus_trough_on_lower_target"]
+        assert field.aggregate is not None and field.aggregate.from_day == (14 if after_day is None else after_day)
+        s = pw.start(patient(id="agg-param"))
+        for event in (ADMIT, DAY3_FAIL, RESCUE_LABS, {"day": 3, "rescue_choice": "tacrolimus"},
+                      {"day": 4, "tacrolimus_daily_dose_mg": 7},
+                      {"day": 14, "tacrolimus_trough_ng_ml": 8, "tacrolimus_daily_dose_mg": 7, "creatinine_umol_l": 72,
+                       "magnesium_mmol_l": 0.8, "glucose_mmol_l": 6}):
+            s.observe(event)
+        result = s.observe({"day": 18, "stool_freq_24h": 4, "visible_blood": False})
+        return any(a["rule"] == "tac_trough_overdue" for a in result["alerts"])
+
+    assert overdue(None)
+    assert not overdue(10)

@@ -172,12 +172,18 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _day(day: float | str) -> str:
+    """A window's day as written: a number, or its ``$parameter`` (the parameters are listed with their values)."""
+    return f"`{day}`" if isinstance(day, str) else f"{day:g}"
+
+
 def aggregate_text(agg: Aggregate) -> str:
     """``max of `transverse_colon_cm` over days 0–3`` (with ``within`` and ``since`` when given)."""
     what = {"ever": "whether any", "count": "number of days with"}.get(agg.fn, agg.fn + " of")
+    first, last = _day(agg.from_day), _day(agg.to_day)
     days = "" if (agg.from_day, agg.to_day) == (0, MAX_DAY) else (
-        f" on day {agg.from_day:g}" if agg.from_day == agg.to_day else
-        f" over days {agg.from_day:g}–{agg.to_day:g}" if agg.to_day != MAX_DAY else f" from day {agg.from_day:g}")
+        f" on day {first}" if agg.from_day == agg.to_day else
+        f" over days {first}–{last}" if agg.to_day != MAX_DAY else f" from day {first}")
     if days and agg.counted_from is not None:
         days += f" counted from the first entry into `{agg.counted_from}`"
     out = f"{what} `{agg.of}`{days}"

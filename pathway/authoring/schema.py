@@ -196,8 +196,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "of": "The field whose recorded values are aggregated.",
         "fn": "mean, first, last, min, max, count (days with a value; 0 when none) or ever (true when a value was "
               "recorded, false when none was).",
-        "from_day": "First clinical day of the window (day 3 runs from 72 h to 96 h after admission).",
-        "to_day": "Last clinical day of the window (included).",
+        "from_day": "First clinical day of the window (day 3 runs from 72 h to 96 h after admission); a number or "
+                    "$parameter.",
+        "to_day": "Last clinical day of the window (included); a number or $parameter.",
         "within": "Only values recorded within this span back from now ({hours: N} or {days: N}).",
         "since": "Only values recorded since this state was first entered (a list: the last entered of them).",
         "until": "Only values recorded up to the moment this state was first entered, the event that moved the "
@@ -758,6 +759,7 @@ def model_schemas() -> dict[str, dict[str, Any]]:
                                          "States, transitions, parameters, derived facts and the list of rule files.")
     fields = _file_schema(M.FieldsFile, classes)
     fields.setdefault("$defs", {}).update(_condition_defs())
+    fields = _walk(fields, _parameter_refs)  # an aggregate's days: a number or a $parameter
     out["fields.schema.json"] = _finish(fields, "Fields file (fields.yaml)",
                                         "Every input field of a case or event: type, canonical unit, plausible range, "
                                         "how a computed input is computed, and checks between values of one event.")

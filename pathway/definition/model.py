@@ -280,6 +280,8 @@ class Aggregate(_Model):
     weight: ``per: weight_kg``); not recorded while that field has none (or it is 0). Not with a baseline.
     ``counted_from``: ``from_day`` and ``to_day`` count from the patient's first entry into this state
     instead of from admission (days 1-3 of IV steroids; no value before the state is entered).
+    ``from_day`` and ``to_day`` may name a parameter (``from_day: $tac_low_target_after_day``): the window then
+    follows the parameter under every profile and override.
     ``min_days``: fewer clinical days with a value in the window than this gives no value (not
     recorded), so "on each of the last 2 days" is unknown, not false, while a day is missing.
     ``or_else`` is used when the window holds no value (e.g. the first value on a treatment when none
@@ -292,8 +294,9 @@ class Aggregate(_Model):
 
     of: str
     fn: Literal["mean", "first", "last", "min", "max", "count", "ever"]
-    from_day: float = 0
-    to_day: float = MAX_DAY
+    #: a number, or a ``$parameter`` as written; a loaded definition holds the number (the loader resolves it)
+    from_day: float | str = 0
+    to_day: float | str = MAX_DAY
     within: Window | None = None
     since: str | list[str] | None = None
     until: str | list[str] | None = None

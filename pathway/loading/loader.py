@@ -421,7 +421,7 @@ class _Loader:
             computed = self._computed(fdoc, fields_file, spec, params)
             consistency = self._consistency(fdoc, fields_file, params)
         if fdoc is not None and fields_file is not None:
-            self._check_timeline(fdoc, spec, fields_file.fields, fields)
+            self._check_timeline(fdoc, spec, fields_file.fields, fields, params)
         points = self._decisions(pdoc, spec, params)
         fields["state"] = None  # resolved below
 
@@ -964,11 +964,18 @@ class _Loader:
         return out
 
     def _check_timeline(self, fdoc: Located, spec: PathwayFile, authored: dict[str, FieldDef],
-                        fields: dict[str, FieldDef | None]) -> None:
+                        fields: dict[str, FieldDef | None], params: dict[str, Any]) -> None:
         """Validity windows and history (computed) fields of fields.yaml: one form of validity each,
-        windows with a length, aggregates whose window and type make sense."""
-        for name, fdef in authored.items():
+        windows with a length, aggregates whose window and type make sense. An aggregate's days given as
+        ``$parameters`` are resolved in ``fields`` (the definition's)."""
+        for name, authored_def in authored.items():
             where = ("fields", name)
+            fdef = authored_def
+            if fdef.aggregate is not None:
+                resolved = self._resolve_days(fdoc, where + ("aggregate",), fdef.aggregate, params)
+                if resolved is not fdef.aggregate:
+                    fdef = fdef.model_copy(update={"aggregate": resolved})
+                    fields[name] = fdef
             v = fdef.valid_for
             if v is not None and fdef.valid_for_days is not None:
                 self.diags.append(fdoc.diag(where + ("valid_for_days",), "PW112",
@@ -1069,6 +1076,34 @@ class _Loader:
                 self.diags.append(fdoc.diag(where + ("type",), "PW112",
                                             f"'{agg.fn}' of '{agg.of}' gives {' or '.join(wanted)}, not {fdef.type}"))
 
+    def _resolve_days(self, fdoc: Located, apath: tuple[Any, ...], agg: Aggregate, params: dict[str, Any]) -> Aggregate:
+        """``agg`` with its ``from_day`` and ``to_day`` (and those of its baseline and ``or_else``) as numbers: a
+        ``$parameter`` replaced by its value (a day from 0 to MAX_DAY); a problem is reported and the day put at
+        the window's widest, so the checks that follow still run."""
+        update: dict[str, Any] = {}
+        for key, widest in (("from_day", 0.0), ("to_day", float(MAX_DAY))):
+            raw = getattr(agg, key)
+            if not isinstance(raw, str):
+                continue
+            param = raw[1:] if raw.startswith("$") else None
+            value = params.get(param) if param is not None else None
+            if param is None or param not in params:
+                self.diags.append(_parameter_problem(fdoc, apath + (key,), raw, params))
+                update[key] = widest
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_DAY:
+                self.diags.append(fdoc.diag(apath + (key,), "PW112",
+                                            f"'{key}' is a day from 0 to {MAX_DAY}; parameter '{param}' is {value!r}"))
+                update[key] = widest
+            else:
+                update[key] = float(value)
+        for key in ("fall_from", "rise_from", "or_else"):
+            part = getattr(agg, key)
+            if part is not None:
+                done = self._resolve_days(fdoc, apath + (key,), part, params)
+                if done is not part:
+                    update[key] = done
+        return agg.model_copy(update=update) if update else agg
+
     def _check_window(self, fdoc: Located, apath: tuple[Any, ...], agg: Aggregate, spec: PathwayFile) -> None:
         """The window of one aggregate: known states, a window with one length, days in order."""
         for key in ("since", "until"):
@@ -1082,7 +1117,7 @@ class _Loader:
             self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' needs 'hours' or 'days'"))
         if agg.within is not None and agg.within.hours is not None and agg.within.days is not None:
             self.diags.append(fdoc.diag(apath + ("within",), "PW112", "'within' takes 'hours' or 'days', not both"))
-        if agg.from_day > agg.to_day:
+        if not isinstance(agg.from_day, str) and not isinstance(agg.to_day, str) and agg.from_day > agg.to_day:
             self.diags.append(fdoc.diag(apath + ("to_day",), "PW112",
                                         f"'to_day' {agg.to_day:g} comes before 'from_day' {agg.from_day:g}"))
         if agg.counted_from is not None and agg.counted_from not in spec.states:

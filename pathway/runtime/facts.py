@@ -13,7 +13,7 @@ false is recorded. An expired recorded value counts as not recorded.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pathway.definition import conditions as C
 from pathway.definition.clock import days_since, elapsed
@@ -231,14 +231,16 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
         if start is None:
             return None  # days counted from a state not entered: the window has not begun
         origin = start
-    if math.floor(elapsed(now_day, origin)) < agg.from_day:
+    # days as numbers: the loader resolves a $parameter (Aggregate.from_day)
+    from_day, to_day = cast(float, agg.from_day), cast(float, agg.to_day)
+    if math.floor(elapsed(now_day, origin)) < from_day:
         return None  # the window has not begun
     after_event = (st.state_event if agg.after_entry and since is not None and since[0] == st.state
                    else None)
     if agg.confirmed_by is not None:
         return _confirmed_value(st, entries or (), agg.confirmed_by)
     changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
-    from_day, to_day, within, hours_now, among = agg.from_day, agg.to_day, agg.within, st.hours, agg.values
+    within, hours_now, among = agg.within, st.hours, agg.values
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
     floor = math.floor
