@@ -621,6 +621,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         # a bridge with no trough ever recorded: the first trough is asked for at a clinic visit; a toxic trough, or a
         # high one with a raised creatinine, never rechecked stays critical there
         "tac_first_trough_due", "tac_toxic_trough_not_rechecked", "tac_renal_withhold_not_rechecked",
+        # a raised creatinine (and on ciclosporin a low magnesium or an uncontrolled blood pressure) never rechecked
+        "tac_creatinine_not_rechecked", "csa_toxicity_not_rechecked",
         # a calcineurin inhibitor recorded stopped before about 12 weeks: an informational note; tacrolimus toxicity
         # after the stop, and a high potassium whatever the drug
         "csa_stopped_before_bridge", "tac_stopped_before_bridge", "tac_toxic_trough_after_stop", "tac_renal_after_stop",
