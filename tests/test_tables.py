@@ -602,8 +602,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "vte_prophylaxis", "vte_prophylaxis_with_massive_haemorrhage", "hypokalaemia", "hyperkalaemia",
         "hyperkalaemia_severe", "potassium_not_rechecked", "hypomagnesaemia", "transfusion_threshold", "cdiff_positive",
         "emergency_colectomy_reminder",
-        # tacrolimus stopped before the operation: its toxicity outlasts the stop
-        "tac_toxic_trough_after_stop", "tac_renal_after_stop"}
+        # a calcineurin inhibitor stopped before the operation: its toxicity outlasts the stop
+        "tac_toxic_trough_after_stop", "tac_renal_after_stop", "csa_renal_after_stop"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "deterioration_after_discharge", "discharged_before_the_criterion",
         "discharged_without_the_criterion", "response_not_held_after_discharge", "discharged_before_tpmt",
@@ -626,6 +626,7 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         # a calcineurin inhibitor recorded stopped before about 12 weeks: an informational note; tacrolimus toxicity
         # after the stop, and a high potassium whatever the drug
         "csa_stopped_before_bridge", "tac_stopped_before_bridge", "tac_toxic_trough_after_stop", "tac_renal_after_stop",
+        "csa_renal_after_stop",
         "hyperkalaemia", "hyperkalaemia_severe", "hypokalaemia",
         # tacrolimus titrated at clinic visits (a bridge to the thiopurine), infliximab infusions still due
         "tac_trough_low", "tac_trough_far_below", "tac_trough_undetectable", "tac_trough_high", "tac_trough_in_range",
