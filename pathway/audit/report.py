@@ -373,8 +373,12 @@ def _section_computed(d: PathwayDef) -> str:
                     f"<td>{_e(prose.computed_recorded_text(comp))}</td><td>{srcs}"
                     + (f'<br><span class="muted">{_e(ev.note)}</span>' if ev.note else "")
                     + f"</td><td>{_e(ev.strength)}</td><td>{_pill(ev.status, ev.status)}</td></tr>")
-    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td><code>{_e(c.must_hold())}</code></td>"
-                     f"<td>{_e(c.title)}</td></tr>" for c in d.consistency)
+    # a forbidden combination in the words the rules are shown in (parameters as their values); two fields compared
+    # as written
+    checks = "".join(f"<tr><td><code>{_e(c.id)}</code></td><td>"
+                     + (f"not: {_e(prose.condition_text(c.forbid, d))}" if c.forbid is not None
+                        else f"<code>{_e(c.must_hold())}</code>")
+                     + f"</td><td>{_e(c.title)}</td></tr>" for c in d.consistency)
     return ('<h2 id="computed">Computed inputs</h2><p>True/false inputs computed from other inputs when not recorded: '
             "true when the condition is definitely true, false when it is definitely false, no value otherwise. A value "
             "recorded in the same event as, or after, the newest input used wins, unless the field keeps a recorded true.</p>"
