@@ -1083,19 +1083,9 @@ class _Loader:
         update: dict[str, Any] = {}
         for key, widest in (("from_day", 0.0), ("to_day", float(MAX_DAY))):
             raw = getattr(agg, key)
-            if not isinstance(raw, str):
-                continue
-            param = raw[1:] if raw.startswith("$") else None
-            value = params.get(param) if param is not None else None
-            if param is None or param not in params:
-                self.diags.append(_parameter_problem(fdoc, apath + (key,), raw, params))
-                update[key] = widest
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_DAY:
-                self.diags.append(fdoc.diag(apath + (key,), "PW112",
-                                            f"'{key}' is a day from 0 to {MAX_DAY}; parameter '{param}' is {value!r}"))
-                update[key] = widest
-            else:
-                update[key] = float(value)
+            if isinstance(raw, str):
+                day = self._window_day(fdoc, apath + (key,), key, raw, params)
+                update[key] = widest if day is None else day[0]
         for key in ("fall_from", "rise_from", "or_else"):
             part = getattr(agg, key)
             if part is not None:
@@ -1103,6 +1093,25 @@ class _Loader:
                 if done is not part:
                     update[key] = done
         return agg.model_copy(update=update) if update else agg
+
+    def _window_day(self, doc: Located, where: tuple[Any, ...], key: str, raw: Any,
+                    params: dict[str, Any]) -> tuple[float, str | None] | None:
+        """A window's day (a decision point's, an aggregate's): a number, or a ``$parameter`` whose value is one,
+        from 0 to MAX_DAY; with the parameter's name. None when it is not one (the problem is reported at ``where``)."""
+        param = None
+        value = raw
+        if isinstance(raw, str):
+            param = raw[1:] if raw.startswith("$") else None
+            if param is None or param not in params:
+                self.diags.append(_parameter_problem(doc, where, raw, params))
+                return None
+            value = params[param]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_DAY:
+            problem = (f"'{key}' is a day from 0 to {MAX_DAY}; parameter '{param}' is {value!r}" if param is not None
+                       else f"'{key}' must be a day from 0 to {MAX_DAY}, not {value!r}")
+            self.diags.append(doc.diag(where, "PW112", problem))
+            return None
+        return float(value), param
 
     def _check_window(self, fdoc: Located, apath: tuple[Any, ...], agg: Aggregate, spec: PathwayFile) -> None:
         """The window of one aggregate: known states, a window with one length, days in order."""
@@ -1137,19 +1146,10 @@ class _Loader:
         for name, ddef in spec.decision_points.items():
             bounds: list[tuple[float, str | None]] = []
             for key in ("from_day", "before_day"):
-                raw = getattr(ddef, key)
-                where = ("decision_points", name, key)
-                param = None
-                if isinstance(raw, str):
-                    param = raw[1:] if raw.startswith("$") else None
-                    if param is None or param not in params:
-                        self.diags.append(_parameter_problem(pdoc, where, raw, params))
-                        break
-                    raw = params[param]
-                if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= MAX_DAY:
-                    self.diags.append(pdoc.diag(where, "PW112", f"'{key}' must be a day from 0 to {MAX_DAY}, not {raw!r}"))
+                day = self._window_day(pdoc, ("decision_points", name, key), key, getattr(ddef, key), params)
+                if day is None:
                     break
-                bounds.append((float(raw), param))
+                bounds.append(day)
             if len(bounds) != 2:
                 continue
             (start, start_param), (end, end_param) = bounds
