@@ -76,6 +76,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         stacks.close()
 
 
+# A test marked `once` checks the rule library itself (every threshold mutant against the whole scenario library):
+# its outcome does not depend on the interpreter, whose engine behaviour the other tests check under each version.
+# `./dev test` runs the suite under every supported CPython at once and names in PATHWAY_TEST_ONCE_UNDER the one
+# (X.Y) that runs these; under the others they are skipped, saying where they ran. Unset, every test runs.
+_ONCE_UNDER = os.environ.get("PATHWAY_TEST_ONCE_UNDER", "")
+_HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
+_once = {"collected": 0, "run_here": True}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    once = [item for item in items if item.get_closest_marker("once") is not None]
+    _once["collected"] = len(once)
+    if _ONCE_UNDER and _ONCE_UNDER != _HERE:
+        _once["run_here"] = False
+        skip = pytest.mark.skip(reason=f"checks the rule library, not the interpreter: run under CPython {_ONCE_UNDER} "
+                                       "in this run (PATHWAY_TEST_ONCE_UNDER)")
+        for item in once:
+            item.add_marker(skip)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     global _total
     _total = len(session.items)
@@ -105,6 +125,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "exitstatus": int(exitstatus),
         "collected": session.testscollected,
         "outcomes": {k: len(stats.get(k, [])) for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")},
+        # the tests marked `once` collected, and whether this interpreter ran them (./dev checks one version did)
+        "once": dict(_once),
         # CPU time of the run and of the processes it waited for (dot, Chromium, subprocesses): the work it took,
         # which other load on a shared machine does not inflate as it does the wall time (./dev prints both)
         "cpu_seconds": round(sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage,

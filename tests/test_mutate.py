@@ -199,6 +199,7 @@ rule_files:
     assert "'parameter' narrows only PW627" in out and "unknown parameter 'oxford_crp'" in out
 
 
+@pytest.mark.once
 def test_the_library_notices_every_threshold_mutant() -> None:
     """Every numeric parameter one step each way and every comparison flipped, against the whole
     scenario library: no mutant survives unexplained (one is explained in pathway.yaml)."""
