@@ -80,6 +80,25 @@ def test_a_wrong_expectation_names_the_file_and_line(tmp_path):
     assert "expected: 3" in outcome.report() and "actual:   2" in outcome.report()
 
 
+
+def test_an_option_matches_a_rule_only_among_the_rules_that_made_it(tmp_path):
+    """``{option: ciclosporin, rule: R}`` holds when R is one of the rules behind the option (a reason against it
+    included), and fails naming the option when it is not."""
+    text = (LIBRARY / "sequential-cautions.yaml").read_text(encoding="utf-8")
+    head, _, rest = text.partition("\n- id: seq-csa-seizure-history-on-the-decision-day-is-said")
+    one = "scenarios:\n- id: seq-csa-seizure-history-on-the-decision-day-is-said" + rest
+    path = tmp_path / "option.yaml"
+    path.write_text(one, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    assert run_scenario(loaded).passed
+    other = one.replace("rule: ciclosporin_seizure_history}", "rule: ciclosporin_reason_cholesterol}")
+    assert other != one
+    path.write_text(other, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    outcome = run_scenario(loaded)
+    assert not outcome.passed and "rule: ciclosporin_reason_cholesterol" in outcome.report()
+
+
 def test_pathway_test_command_reports_coverage_and_fails_on_a_failure(tmp_path, capsys):
     assert main(["test", "asuc", "--coverage", "--json", str(tmp_path / "out.json")]) == 0
     out = capsys.readouterr().out

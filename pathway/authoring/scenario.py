@@ -69,7 +69,8 @@ class _M(BaseModel):
 class Matcher(_M):
     """Matches a recommendation, alert or option when every given key matches."""
 
-    rule: str | None = None
+    rule: str | None = Field(default=None, description="the rule that gave the item (options: one of the rules that "
+                                                          "made the option, its reasons for and against included)")
     kind: str | None = None
     medication: str | None = Field(default=None, description="medication name (recommendations)")
     level: str | None = None
@@ -242,6 +243,11 @@ def is_scenario_file(path: Path) -> bool:
 
 
 def _matches(item: dict[str, Any], m: Matcher) -> bool:
+    rules = item.get("rules")
+    if m.rule is not None and "rule" not in item and isinstance(rules, list):  # an option: the rules that made it
+        if m.rule not in rules:
+            return False
+        m = m.model_copy(update={"rule": None})
     checks = {
         "rule": item.get("rule"),
         "kind": item.get("kind"),
