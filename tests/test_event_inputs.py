@@ -218,6 +218,34 @@ def test_observe_names_the_refused_event(fresh):
     assert info.value.event == 2 and info.value.diagnostics[0].file == "events[2].crp_mg_l"
 
 
+
+def test_a_clock_time_in_a_course_dated_by_day_without_an_admission_time_is_refused(fresh):
+    """Events given by day count from the admission; with no admission time a clock time has nothing to count
+    from, and taking it as the admission would place it at day 0, before the events already recorded (a CRP of
+    today read as the admission CRP). Refused, located, nothing applied; with an admission time it is placed."""
+    s = fresh.start(patient())
+    s.observe(dict(ADMIT))
+    s.observe({"day": 2, "stool_freq_24h": 6, "visible_blood": True})
+    before = strict(s.dump())
+    with pytest.raises(InputError) as info:
+        s.observe({"time": "2026-03-04T10:00", "crp_mg_l": 80})
+    (d,) = info.value.diagnostics
+    assert (d.code, d.file, info.value.event) == ("PW405", "events[2].time", 2)
+    assert "admission_time" in d.message and "day" in d.message
+    assert strict(s.dump()) == before
+    # the same event where the admission time is known: placed at its time, after the day-2 event
+    timed = fresh.start(patient(admission_time="2026-03-02T08:00"))
+    timed.observe(dict(ADMIT))
+    timed.observe({"day": 2, "stool_freq_24h": 6, "visible_blood": True})
+    result = timed.observe({"time": "2026-03-04T10:00", "crp_mg_l": 80})
+    assert result["changes"]["operation"] != "insert" and timed.dump()["day"] == pytest.approx(2.0833, abs=1e-4)
+    # a course dated by clock times from its first event: a later event may still be given by day
+    clocked = fresh.start(patient())
+    clocked.observe({"time": "2026-03-02T08:00", **{k: v for k, v in ADMIT.items() if k != "day"}})
+    clocked.observe({"day": 1, "crp_mg_l": 70})
+    assert clocked.dump()["day"] == 1
+
+
 # -- patient records ---------------------------------------------------------------------------
 
 PATIENTS = [

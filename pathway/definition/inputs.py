@@ -402,12 +402,16 @@ def _event_id(value: Any, where: str, out: list[Diagnostic]) -> None:
 
 def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], *, where: str,
                    admission: datetime | None,
-                   checks: Sequence[Consistency] = ()) -> tuple[float, dict[str, Any], datetime | None, list[dict[str, Any]]]:
+                   checks: Sequence[Consistency] = (),
+                   dated_by_day: bool = False) -> tuple[float, dict[str, Any], datetime | None, list[dict[str, Any]]]:
     """Return (clinical day, canonical values, admission time to keep, input warnings); raise InputError
     otherwise (see :func:`validate_patient` for the warnings). An event may come earlier than the
     events before it (a late result): the session places it in its timeline.
 
     ``checks`` compare values given together in this event (``consistency:`` in the fields file).
+    ``dated_by_day``: the course already holds events, all given by ``day``, and no admission time is known: a
+    clock ``time`` has nothing to count from (taken as the admission, it would be placed at day 0, before them),
+    so it is refused (PW405).
     """
     out: list[Diagnostic] = []
     warnings: list[dict[str, Any]] = []
@@ -427,7 +431,12 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
             day = float(raw) + 0.0
     elif "time" in event:
         when = _parse_time(event["time"], f"{where}.time", out)
-        if when is not None:
+        if when is not None and admission is None and dated_by_day:
+            out.append(_diag(f"{where}.time", "PW405",
+                             f"time {event['time']} cannot be placed: the events before it are given by 'day' and the "
+                             "patient has no admission_time to count a clock time from",
+                             "give this event's 'day' (0 = admission), or record the patient's admission_time"))
+        elif when is not None:
             admission = admission or when
             day = round((when - admission).total_seconds() / 86400.0, 4)
             if day < 0:

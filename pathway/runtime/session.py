@@ -347,7 +347,7 @@ class Session:
         st = self._st
         d = self._pathway.definition
         return validate_event(event, d.fields, self._pathway.builtins, where=where, admission=st.admission,
-                              checks=d.consistency)
+                              checks=d.consistency, dated_by_day=st.admission is None and bool(st.events))
 
     def _validated_day(self, event: dict[str, Any], index: int) -> float:
         try:
