@@ -613,8 +613,8 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "ifx_hbv_dna_needed",
         # the calcineurin-inhibitor checks go on while the drug may be given at home
         "csa_adverse_effects", "csa_infection", "csa_creatinine_rise", "cni_hyperkalaemia", "csa_beyond_six_months",
-        "csa_neurotoxicity", "tac_trough_toxic", "tac_creatinine_rise", "tac_creatinine_high", "tac_hypomagnesaemia", "tac_hyperglycaemia",
-        "tac_infection", "tac_beyond_six_months",
+        "csa_neurotoxicity", "tac_trough_toxic", "tac_creatinine_rise", "tac_creatinine_high", "tac_hypomagnesaemia",
+        "tac_hyperglycaemia", "tac_infection", "tac_beyond_six_months",
         # and the bridge's own checks and its stop: blood pressure, tremor or headache, an overdue trough, the
         # 5-10 ng/mL target, the ciclosporin monitoring reminder and the plan to stop it from about 12 weeks
         "tac_hypertension", "tac_tremor_or_headache", "tac_trough_overdue", "tac_target_lowered",
