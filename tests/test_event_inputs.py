@@ -184,6 +184,21 @@ def test_a_time_exactly_at_the_end_of_the_clinical_clock_is_accepted(fresh):
     assert s.dump()["day"] == MAX_DAY
 
 
+def test_a_time_a_second_past_the_end_of_the_clinical_clock_is_refused(fresh):
+    """The range is checked on the exact time: one second past the end rounds to the last day (4 places), but its
+    clock hours are past the end, which a session document could not hold (found by the event fuzzer)."""
+    s = _admitted(fresh)
+    before = strict(s.dump())
+    late = (datetime.fromisoformat(ADMITTED) + timedelta(days=MAX_DAY, seconds=1)).isoformat()
+    with pytest.raises(InputError) as info:
+        s.observe({"time": late, "crp_mg_l": 20})
+    assert [(d.code, d.file) for d in info.value.diagnostics] == [("PW405", "events[1].time")]
+    assert strict(s.dump()) == before
+    early = (datetime.fromisoformat(ADMITTED) - timedelta(seconds=1)).isoformat()
+    with pytest.raises(InputError, match="before admission"):
+        s.observe({"time": early, "crp_mg_l": 20})
+
+
 def test_numbers_are_normalised_on_the_way_in(fresh):
     class Float(float):
         pass

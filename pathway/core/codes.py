@@ -176,7 +176,8 @@ _ALL = [
          "A value of the wrong type for its field (text for a number, an unknown enum value, a malformed quantity)."),
     Code("PW403", "input", "implausible value", "A value outside the field's plausible range (often a unit mix-up)."),
     Code("PW404", "input", "unknown unit", "A `{value, unit}` quantity in a unit the field does not accept."),
-    Code("PW405", "input", "bad time", "`day` out of range, `time` not ISO 8601, or both given."),
+    Code("PW405", "input", "bad time", "`day` out of range, `time` not ISO 8601, or both given; a `time` after events "
+                                       "given by `day` with no `admission_time`."),
     Code("PW406", "input", "events out of order", "An event earlier than the one before it.",
          retired="since 0.2.0 an event earlier than the latest one is placed at its time in the timeline"),
     Code("PW407", "input", "decision not due",
