@@ -438,11 +438,12 @@ def validate_event(event: Any, fields: dict[str, FieldDef], builtins: set[str], 
                              "give this event's 'day' (0 = admission), or record the patient's admission_time"))
         elif when is not None:
             admission = admission or when
-            # the range is checked on the exact time, not on the day rounded to 4 places: a second past the end of
-            # the clinical clock rounds to its last day, and its clock hours would still be past the end
+            # the end of the clinical clock is checked on the exact time, not on the day rounded to 4 places: a second
+            # past the end rounds to its last day, and its clock hours would still be past the end; a value a few
+            # seconds before the admission time (bloods in the emergency department) rounds to day 0 and is kept
             exact = (when - admission).total_seconds() / 86400.0
             day = round(exact, 4)
-            if exact < 0:
+            if day < 0:
                 out.append(_diag(f"{where}.time", "PW405", f"time {event['time']} is before admission"))
                 day = None
             elif exact > MAX_DAY:
