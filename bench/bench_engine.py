@@ -14,7 +14,10 @@ What one run measures (``--quick``: smaller counts, under two minutes):
    (``durable_rules_engine``: assert, start and complete action, delete_state or retract, get_facts) for those
    patients is recorded with its pre-encoded arguments, then replayed straight into the core on
    freshly registered rulesets (checked: every replayed call returns what it returned to the
-   engine). No wrapper can do less; ``engine ÷ floor`` is what the engine costs above it;
+   engine). No wrapper can do less; ``engine ÷ floor`` is what the engine costs above it. The same
+   calls are also timed where the engine makes them (*core in place*), and replayed with 1 MiB of memory
+   written between calls: the replay runs with the core's data in the processor's caches, which any work
+   between calls (the engine's own Python) takes out, so the core costs more in place than in the replay;
 3. *durable Host API*: the same evaluations through durable_rules' Python Host (assert the
    snapshot, actions assert the derived facts, then the state deleted where an action ran, else retracted, as the
    engine does): what a plain durable_rules program pays;
@@ -237,6 +240,81 @@ def replay_floor(pw: Any, calls: list[tuple[str, tuple[Any, ...], Any]]) -> dict
     return {"seconds": seconds, "calls": len(calls), "mismatches": mismatches, "calls_by_function": counts}
 
 
+class _TimedCore:
+    """Stands in for ``durable_rules_engine`` inside the engine module: forwards every call and adds its CPU
+    time (``time.thread_time_ns``) to ``spent``."""
+
+    def __init__(self, core: Any):
+        self._core = core
+        self.spent = 0
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self._core, name)
+        if name.startswith(("delete_ruleset", "create_", "set_")):
+            return function
+        clock = time.thread_time_ns
+
+        def call(*args: Any) -> Any:
+            t0 = clock()
+            try:
+                return function(*args)
+            finally:
+                self.spent += clock() - t0
+                self.calls += 1
+
+        return call
+
+
+def _clock_cost_ns(samples: int = 200_000) -> float:
+    """What one pair of ``thread_time_ns`` readings around a call adds to it (subtracted from the timed calls)."""
+    clock = time.thread_time_ns
+    start = clock()
+    for _ in range(samples):
+        clock()
+    return (clock() - start) / samples
+
+
+def in_place_core(pw: Any, cases: list[dict[str, Any]], calls: list[tuple[str, tuple[Any, ...], Any]]) -> dict[str, Any]:
+    """The engine's core calls timed where the engine makes them (the same journeys again), and the floor's replay
+    with 1 MiB of memory written between calls (each timed): what the core costs when other work has taken its
+    data out of the processor's caches, as the engine's own Python work between calls does."""
+    import durable_rules_engine
+
+    from pathway.runtime import engine as engine_module
+    from pathway.runtime.engine import Engine
+
+    timed = _TimedCore(durable_rules_engine)
+    original = engine_module._core
+    engine_module._core = timed
+    try:
+        gc.collect()
+        for c in cases:
+            s = pw.start(c["patient"])
+            for event in c["events"]:
+                s.observe(event)
+    finally:
+        engine_module._core = original
+    cost = _clock_cost_ns()
+    in_place = max(0.0, (timed.spent - timed.calls * cost) / 1e9)
+    fresh = Engine(pw.compiled)
+    handles = {old: fresh._handles[name] for name, old in pw.engine._handles.items()}
+    ops = [(getattr(durable_rules_engine, name), (handles[args[0]], *args[1:])) for name, args, _ in calls]
+    other = [bytearray(64 * 1024) for _ in range(16)]  # 1 MiB, half the L2 cache of this machine class or less
+    clock, spent = time.thread_time_ns, 0
+    gc.collect()
+    for function, args in ops:
+        for block in other:
+            block[::64] = bytes(1024)  # one write per 64-byte cache line
+        t0 = clock()
+        function(*args)
+        spent += clock() - t0
+    fresh.close()
+    evicted = max(0.0, (spent - len(ops) * cost) / 1e9)
+    return {"in_place_seconds": round(in_place, 3), "in_place_calls": timed.calls,
+            "evicted_replay_seconds": round(evicted, 3), "clock_cost_ns": round(cost, 1)}
+
+
 def percentile(values: list[int], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -341,6 +419,7 @@ def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any]
                          "update recording_core() in bench/bench_engine.py")
     replay = replay_floor(pw, core.calls)
     evaluate_s = evaluate_run(pw, cases)
+    placed = in_place_core(pw, cases, core.calls)
     floor = {
         "seconds": round(replay["seconds"], 3), "core_calls": replay["calls"], "mismatches": replay["mismatches"],
         "calls_per_event": round(replay["calls"] / max(events, 1), 1),
@@ -351,6 +430,11 @@ def measure_engine(pw: Any, cases: list[dict[str, Any]]) -> tuple[dict[str, Any]
         # Engine.evaluate alone (rules of one state on one snapshot), against the same floor
         "evaluate_seconds": round(evaluate_s, 3),
         "evaluate_over_floor": round(evaluate_s / replay["seconds"], 2),
+        # the same calls timed where the engine makes them, and replayed with the caches emptied between calls
+        **placed,
+        "in_place_over_floor": round(placed["in_place_seconds"] / replay["seconds"], 2),
+        "evicted_over_floor": round(placed["evicted_replay_seconds"] / replay["seconds"], 2),
+        "engine_over_in_place": round(seconds / placed["in_place_seconds"], 2) if placed["in_place_seconds"] else None,
     }
     # 4. durable's Host API on the same evaluations.
     host: dict[str, Any] = {"measured": host_ok}
@@ -753,6 +837,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{floor['us_per_event']} us per event, {floor['mismatches']} mismatches)")
     say(f"engine / floor   {floor['engine_over_floor']}x whole journeys; Engine.evaluate alone "
         f"{floor['evaluate_over_floor']}x ({floor['evaluate_seconds']} s CPU)")
+    say(f"core in place    {floor['in_place_seconds']} s CPU for the same {floor['in_place_calls']} calls timed where the "
+        f"engine makes them ({floor['in_place_over_floor']}x the floor; replayed with 1 MiB written between calls: "
+        f"{floor['evicted_over_floor']}x); engine / core in place {floor['engine_over_in_place']}x")
     if host["measured"]:
         say(f"durable Host API {host['journeys_per_s']:>9,.0f} journeys/s {host['events_per_s']:>9,.0f} events/s"
             f"  (the engine's {host['evaluations']} evaluations through durable's Python Host; "
