@@ -53,7 +53,8 @@ def test_every_section_is_written(run):
     assert long["events"] == 20 and long["trace_entries"] > 20
     assert all(long[k] > 0 for k in ("full_first_ms", "full_last_ms", "summary_first_ms", "summary_last_ms"))
     assert set(run["store"]) == {"sqlite"} and run["store"]["sqlite"]["sessions"] == 4
-    for line in ("engine ", "core floor", "engine / floor", "core in place", "durable Host API", "long course", "cold load", "open sessions",
+    for line in ("engine ", "core floor", "engine / floor", "core in place", "durable Host API",
+                 "long course", "cold load", "open sessions",
                  "sequential", "store sqlite"):
         assert line in run["_stdout"]
 
@@ -92,7 +93,8 @@ def test_the_readme_table_renders_from_the_json_and_parses(run, tmp_path, capsys
     assert all(len(row) == len(readme_table.HEADER) for row in body)
     labels = [row[0] for row in body]
     assert len(body) == len(readme_table.rows(run))
-    for start in ("Engine:", "Floor:", "Engine time ÷ floor", "The same core calls timed where", "`observe` CPU", "`observe` CPU time in one long course",
+    for start in ("Engine:", "Floor:", "Engine time ÷ floor", "The same core calls timed where",
+                  "`observe` CPU", "`observe` CPU time in one long course",
                   "Cold `pathway validate asuc`",
                   "Cold `python -c", "Cold load, CPU time:", "Memory per open session", "Resident memory over 20 sequential",
                   "SessionStore on SQLite"):
