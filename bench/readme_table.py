@@ -52,6 +52,10 @@ def rows(b: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("`observe` CPU time p50 / p95 / p99",
          f"{cpu['p50']:.2f} / {cpu['p95']:.2f} / {cpu['p99']:.2f} ms", "p99 ≤ 0.5 ms"),
     ]
+    if "in_place_observe_ms" in floor:
+        core = floor["in_place_observe_ms"]
+        out.append(("The core's calls inside each `observe`, CPU time p50 / p95 / p99",
+                    f"{core['p50']:.2f} / {core['p95']:.2f} / {core['p99']:.2f} ms", ""))
     long = b.get("long")
     if long:
         out.append((f"`observe` CPU time in one long course, first → last 10 % of {_n(long['events'])} observations "

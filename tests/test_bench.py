@@ -73,6 +73,8 @@ def test_the_floor_replays_exactly_the_engine_s_core_calls(run):
     assert floor["in_place_calls"] == floor["core_calls"]
     assert 0 < floor["in_place_seconds"] and 0 < floor["evicted_replay_seconds"]
     assert floor["engine_over_in_place"] > 1
+    core = floor["in_place_observe_ms"]
+    assert 0 < core["p50"] <= core["p95"] <= core["p99"] < run["engine"]["observe_cpu_ms"]["max"]
     assert run["host"]["measured"] is True and run["host"]["evaluations"] > 0
 
 
@@ -94,7 +96,7 @@ def test_the_readme_table_renders_from_the_json_and_parses(run, tmp_path, capsys
     labels = [row[0] for row in body]
     assert len(body) == len(readme_table.rows(run))
     for start in ("Engine:", "Floor:", "Engine time ÷ floor", "The same core calls timed where",
-                  "`observe` CPU", "`observe` CPU time in one long course",
+                  "`observe` CPU", "The core's calls inside each `observe`", "`observe` CPU time in one long course",
                   "Cold `pathway validate asuc`",
                   "Cold `python -c", "Cold load, CPU time:", "Memory per open session", "Resident memory over 20 sequential",
                   "SessionStore on SQLite"):
