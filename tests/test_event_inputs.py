@@ -106,6 +106,9 @@ REFUSED = [
     ({"day": 1, "id": ["e", 1]}, "PW402", "events[1].id"),
     ({"day": 1, "id": 10 ** 16}, "PW410", "events[1].id"),
     ({"day": 1, "id": "e\ud800"}, "PW411", "events[1].id"),
+    # built-in fields the session sets: a proposal of the current evaluation, the days since a state, the clock
+    ({"day": 1, "proposed_colectomy": True}, "PW401", "events[1].proposed_colectomy"),
+    ({"day": 1, "days_since_iv_steroids": 2}, "PW401", "events[1].days_since_iv_steroids"),
     # keys and values that used to fail while the error was being written
     ({"day": 1, 10 ** 5000: 1}, "PW401", "events[1].<an integer of about 5001 digits>"),
     ({"day": 1, ("a", "b"): 1}, "PW401", "events[1].('a', 'b')"),

@@ -37,7 +37,7 @@ from pathway.core.yamlsafe import RULE_FILE_LIMITS, YamlProblem, load_yaml_file,
 from pathway.definition import conditions as C
 from pathway.definition import effects as E
 from pathway.definition import prose
-from pathway.definition.clock import MAX_DAY, days_since
+from pathway.definition.clock import MAX_DAY, days_since, proposed
 from pathway.definition.model import Aggregate, FieldDef, ProfileFile, RuleDef
 from pathway.definition.pathway import BUILTIN_NAMES, CHECK_SYMBOLS, PathwayDef, Rule, builtin_fields
 from pathway.definition.timeline import hours_text, validity_text
@@ -432,8 +432,16 @@ def field_reference(definition: PathwayDef) -> str:
         testers = set().union(*(usage.tested.get(n, set()) for n in per_state))
         meaning = f"Days since the state was first entered (one per state, e.g. `{per_state[0]}`)"
         rows.append([_code(days_since("<state>")), "number", "day", meaning, _rules(testers)])
+    per_proposal = [proposed(s) for s in spec.states if proposed(s) in definition.fields]
+    if per_proposal:
+        testers = set().union(*(usage.tested.get(n, set()) for n in per_proposal))
+        meaning = ("True while a rule of the same evaluation proposes moving to the state (one per state, e.g. "
+                   f"`{per_proposal[0]}`; false otherwise): set after the rules that propose have run, read only by "
+                   "rules that advise")
+        rows.append([_code(proposed("<state>")), "boolean", "—", meaning, _rules(testers)])
     extra = [n for n, f in definition.fields.items()
-             if f is not None and n not in authored and n not in BUILTIN_NAMES and n not in per_state]
+             if f is not None and n not in authored and n not in BUILTIN_NAMES and n not in per_state
+             and n not in per_proposal]
     for name in extra:
         field = definition.fields[name]
         rows.append([_code(name), field.type, _t(field.unit or "—"), _t(field.title), _rules(usage.tested.get(name, set()))])

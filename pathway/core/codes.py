@@ -118,6 +118,9 @@ _ALL = [
     Code("PW222", "rule file", "kept fact derived outside its decision point",
          "A derived fact kept by a decision point is derived by a rule of another decision point or of none; "
          "that rule would fire beside the kept value."),
+    Code("PW223", "rule file", "rule that reads a proposal and derives, scores, moves or proposes",
+         "A rule that tests a built-in `proposed_<state>` field may only advise (recommend, dose, alert, require, "
+         "offer): the session evaluates again with the proposals of the first pass, which must not change them."),
     Code("PW230", "rule file", "unknown rule named as a hazard mitigation",
          "A hazard of the hazards file lists under 'mitigations: rules' a rule id that no rule file defines."),
     Code("PW231", "rule file", "unknown parameter named as a hazard mitigation",

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 __all__ = ["MAX_DAY", "TIME_FIELDS", "DAYS_SINCE_PREFIX", "days_since", "elapsed", "is_days_since", "utc_naive",
-           "hours_between", "parse_time", "MAX_TIME_TEXT"]
+           "hours_between", "parse_time", "MAX_TIME_TEXT", "PROPOSED_PREFIX", "proposed", "is_proposed"]
 
 #: The last clinical day a course may reach (ten years after admission).
 MAX_DAY = 3650
@@ -21,6 +21,21 @@ DAYS_SINCE_PREFIX = "days_since_"
 def days_since(state: str) -> str:
     """The field that counts the days since ``state`` was first entered."""
     return DAYS_SINCE_PREFIX + state
+
+
+#: ``proposed_<state>``: a rule of the same evaluation proposes moving to the state (one field per state; see
+#: :func:`proposed`)
+PROPOSED_PREFIX = "proposed_"
+
+
+def proposed(state: str) -> str:
+    """The built-in field that is true while a rule of the current evaluation proposes moving to ``state``: set by
+    the session after the rules that propose have run (they may not read it; the rules that read it only advise)."""
+    return PROPOSED_PREFIX + state
+
+
+def is_proposed(name: str) -> bool:
+    return name.startswith(PROPOSED_PREFIX)
 
 
 def elapsed(day: float, start: float) -> float:

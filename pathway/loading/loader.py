@@ -27,7 +27,7 @@ from pathway.core.yamlsafe import (
     validation_diagnostics,
 )
 from pathway.definition import conditions as C
-from pathway.definition.clock import MAX_DAY, days_since
+from pathway.definition.clock import MAX_DAY, days_since, is_proposed, proposed
 from pathway.definition.coding import ObservationMap, OrderMap, Terminology
 from pathway.definition.effects import (
     TEMPLATE_RE,
@@ -394,10 +394,19 @@ class _Loader:
             if name in spec.derived and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml",
                                             key=True))
+        for name in fields:
+            if (is_proposed(name) and name[len("proposed_"):] in spec.states
+                    or name in {days_since(sid) for sid in spec.states}) and fdoc:
+                self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined",
+                                            key=True))
         fields.update(builtin_fields())
         for sid, sdef in spec.states.items():
             fields[days_since(sid)] = FieldDef(type="number", title=f"Days since '{sdef.title}' was first entered",
                                                    unit="day", range=(0, MAX_DAY))
+            # true while a rule of the same evaluation proposes the move (see clock.proposed)
+            title = sdef.title[:1].lower() + sdef.title[1:]
+            fields[proposed(sid)] = FieldDef(type="boolean", title=f"A move to '{sdef.title}' proposed now",
+                                             short=f"{title} proposed", short_false=f"{title} not proposed")
         for name, fdef in list(fields.items()):
             if fdef is not None and fdef.aggregate is not None and fdef.aggregate.of not in fields and fdoc:
                 self.diags.append(fdoc.diag(("fields", name, "aggregate", "of"), "PW202",
@@ -453,6 +462,7 @@ class _Loader:
         fields.pop("state")
         if not self.diags:  # with broken rules the set of derivations is incomplete
             self.diags.extend(underived_tests(rules))
+            self.diags.extend(proposal_readers(rules))
             self.diags.extend(untimely_decision_tests(rules, decisions))
         kept = self._kept(rules) if not self.diags else {}
         invariants: tuple[Invariant, ...] = ()
@@ -698,7 +708,8 @@ class _Loader:
         """
         authored = ffile.fields
         state_names = set(spec.states)
-        not_inputs = set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in state_names}
+        not_inputs = (set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in state_names}
+                      | {proposed(s) for s in state_names})
 
         def field_type(name: str) -> tuple[str, list[str]] | None:
             if name == "state":
@@ -706,6 +717,8 @@ class _Loader:
             f = authored.get(name) or builtin_fields().get(name)
             if f is None and name in {days_since(s) for s in state_names}:
                 return ("number", [])
+            if f is None and name in {proposed(s) for s in state_names}:
+                return ("boolean", [])
             return (f.type, list(f.values)) if f is not None else None
 
         def derived_type(name: str) -> tuple[str, list[str]] | None:
@@ -1885,6 +1898,29 @@ def underived_tests(rules: list[Rule]) -> list[Diagnostic]:
                     f"derived fact '{cmp.field}' is tested here but no rule derives it "
                     f"(add 'derive: {{{cmp.field}: ...}}' to a rule)"))
     return list(out.values())
+
+
+def proposal_readers(rules: list[Rule]) -> list[Diagnostic]:
+    """PW223: a rule that tests a ``proposed_<state>`` field derives, scores, moves or proposes.
+
+    The session sets ``proposed_<state>`` from the proposals of an evaluation and evaluates again when one is
+    made (clock.proposed); that is sound only while nothing the proposals rest on can change in the second pass:
+    a rule that reads a proposal only advises (recommend, dose, alert, require, offer). Reported at the test.
+    """
+    out: list[Diagnostic] = []
+    for rule in rules:
+        tests = [c for cond in (rule.due, rule.when) for c in C.fields_of(cond) if is_proposed(c.field)]
+        if not tests:
+            continue
+        kinds = sorted({type(e).__name__.lower() for e in (*rule.then, *rule.otherwise, *rule.if_missing)
+                        if isinstance(e, (Derive, Score, Transition, Propose))})
+        if kinds:
+            first = tests[0]
+            out.append(Diagnostic(rule.file, first.line, first.col, "PW223",
+                                  f"rule '{rule.id}' tests '{first.field}' and also has {', '.join(kinds)} effects: a "
+                                  "rule that reads a proposal may only advise (recommend, dose, alert, require, offer)",
+                                  "move the derivation, move or proposal into a rule that does not read the proposal"))
+    return out
 
 
 #: the values an effect's text may name besides fields, derived facts and parameters

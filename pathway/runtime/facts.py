@@ -328,4 +328,6 @@ def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[s
         for state, entered in st.entered.items():
             snap[days_since(state)] = num(st.day - entered)
     snap["state"] = st.state
+    for name in pathway.proposals_read.values():  # set true by the session where a rule of the evaluation proposes
+        snap[name] = False
     return snap

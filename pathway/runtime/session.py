@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pathway.core.errors import Diagnostic, EngineError, InputError, TransitionRefused
 from pathway.definition.clock import hours_between, parse_time
-from pathway.definition.effects import Transition, derived_by
+from pathway.definition.effects import Propose, Transition, derived_by
 from pathway.definition.inputs import free_form_problem, shown_value, validate_event, validate_patient
 from pathway.runtime import changes, facts
 from pathway.runtime.decisions import (
@@ -555,6 +555,8 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
     for _hop in range(len(d.spec.states) + 1):
         snapshot = facts.snapshot(pw, st, values_now)
         firings, derived = pw.engine.evaluate(st.state, snapshot, frozen)
+        if st.state in pw.reads_proposals:
+            firings, derived, snapshot = _with_proposals(pw, st.state, snapshot, frozen, firings, derived)
         derived = interned(derived)
         st.derived = derived
         event_derived.update({k: v for k, v in derived.items() if k not in frozen})
@@ -613,6 +615,23 @@ def _step(pw: Pathway, st: SessionState, day: float, hours: float, values: dict[
                 st.acted += (acted,)
         _enter(st, target, index, day, passed)
     raise EngineError(f"more than {len(d.spec.states)} transitions in one event: the rules loop")
+
+
+def _with_proposals(pw: Pathway, state: str, snapshot: dict[str, Any], frozen: dict[str, Any], firings: list[Firing],
+                    derived: dict[str, Any]) -> tuple[list[Firing], dict[str, Any], dict[str, Any]]:
+    """The evaluation again with ``proposed_<state>`` true for each move a rule of it proposes (false in the
+    first), when a rule of the state reads one: those rules only advise (PW223), so the firings that propose, move
+    or derive are those of the first pass, and the second gives every firing of the evaluation."""
+    made = {e.to for f in firings for e in f.effects if isinstance(e, Propose)}
+    names = [pw.proposals_read[target] for target in sorted(made) if target in pw.proposals_read]
+    if not names:
+        return firings, derived, snapshot
+    snapshot = {**snapshot, **dict.fromkeys(names, True)}
+    again, derived_again = pw.engine.evaluate(state, snapshot, frozen)
+    if derived_again != derived or {e.to for f in again for e in f.effects if isinstance(e, Propose)} != made:
+        raise EngineError(f"the rules of state '{state}' that read a proposal changed what is derived or proposed; "
+                          "nothing was applied")
+    return again, derived_again, snapshot
 
 
 def _enter(st: SessionState, target: str, index: int, day: float, passed: list[str]) -> None:
