@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cases import ADMIT, DAY3_FAIL, NO_RESPONSE, RESCUE_RESPONSE, patient, rescue, to_rescue
+from cases import ADMIT, DAY3_FAIL, NO_RESPONSE, RESCUE_RESPONSE, RESPONSE, patient, rescue, to_rescue
 
 NOT_ASUC = {"day": 0, "bloody_stools_24h": 4, "pulse_bpm": 100}
 RESPONDED = [dict(ADMIT), {"day": 3, "stool_freq_24h": 2, "visible_blood": False, "crp_mg_l": 8}]
@@ -304,12 +304,27 @@ def test_steroid_regimen_and_vte_on_entry(pw):
 
 
 def test_infliximab_is_dated_infusions_not_a_daily_drug(pw):
-    result = pw.run_case(rescue("infliximab", {"day": 50, "stool_freq_24h": 9, "visible_blood": True}))
-    med = next(r["medication"] for r in result["recommendations"] if r["rule"] == "ifx_induction")
+    early = pw.run_case(rescue("infliximab", {"day": 5, "stool_freq_24h": 9, "visible_blood": True}))
+    med = next(r["medication"] for r in early["recommendations"] if r["rule"] == "ifx_induction")
     assert "daily_mg" not in med and "times_per_day" not in med
     assert [a["course_day"] for a in med["administrations"]] == [0, 14, 42] and med["then_every_days"] == 56
-    assert [a["day"] for a in med["administrations"]] == [3, 17, 45]
-    assert med["next_day"] == 101  # after day 45, every 56 days: 101 is the first from day 50 on
+    assert [a["day"] for a in med["administrations"]] == [3, 17, 45] and med["next_day"] == 17
+    # after a response, in maintenance: after day 45, every 56 days: 101 is the first from day 50 on
+    result = pw.run_case(rescue("infliximab", {"day": 5, "stool_freq_24h": 3, "visible_blood": False, "crp_mg_l": 20},
+                                {"day": 6, **RESPONSE}, {"day": 50, **RESPONSE}))
+    med = next(r["medication"] for r in result["recommendations"] if r["rule"] == "infliximab_every_8_weeks")
+    assert [a["day"] for a in med["administrations"]] == [3, 17, 45] and med["then_every_days"] == 56
+    assert med["next_day"] == 101
+
+
+def test_no_infusion_is_scheduled_while_colectomy_is_proposed(pw):
+    """Still no response on day 50 of the course (no decision recorded): colectomy is proposed and no infusion is
+    scheduled beside it; the hold says so."""
+    result = pw.run_case(rescue("infliximab", {"day": 50, **NO_RESPONSE}))
+    assert [p["to"] for p in result["proposals"]] == ["colectomy"]
+    rules = {r["rule"] for r in result["recommendations"]}
+    assert "ifx_infusions_while_colectomy_proposed" in rules and "ifx_induction" not in rules
+    assert not [r for r in result["recommendations"] if (r.get("medication") or {}).get("name") == "infliximab"]
 
 
 def test_a_decision_resting_on_an_unverified_exclusion_says_so(pw):
