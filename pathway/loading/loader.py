@@ -394,9 +394,9 @@ class _Loader:
             if name in spec.derived and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is also a derived fact in pathway.yaml",
                                             key=True))
+        per_state = {days_since(sid) for sid in spec.states} | {proposed(sid) for sid in spec.states}
         for name in fields:
-            if (is_proposed(name) and name[len("proposed_"):] in spec.states
-                    or name in {days_since(sid) for sid in spec.states}) and fdoc:
+            if name in per_state and fdoc:
                 self.diags.append(fdoc.diag(("fields", name), "PW112", f"'{name}' is a built-in field and cannot be redefined",
                                             key=True))
         fields.update(builtin_fields())
@@ -708,16 +708,17 @@ class _Loader:
         """
         authored = ffile.fields
         state_names = set(spec.states)
-        not_inputs = (set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in state_names}
-                      | {proposed(s) for s in state_names})
+        since_fields = {days_since(s) for s in state_names}
+        proposal_fields = {proposed(s) for s in state_names}
+        not_inputs = set(BUILTIN_NAMES) | {"state"} | since_fields | proposal_fields
 
         def field_type(name: str) -> tuple[str, list[str]] | None:
             if name == "state":
                 return ("enum", sorted(state_names))
             f = authored.get(name) or builtin_fields().get(name)
-            if f is None and name in {days_since(s) for s in state_names}:
+            if f is None and name in since_fields:
                 return ("number", [])
-            if f is None and name in {proposed(s) for s in state_names}:
+            if f is None and name in proposal_fields:
                 return ("boolean", [])
             return (f.type, list(f.values)) if f is not None else None
 

@@ -14,7 +14,7 @@ from pathway.core.errors import Diagnostic, InputError
 from pathway.core.yamlsafe import Located
 from pathway.definition import conditions as C
 from pathway.definition.case import case_problem
-from pathway.definition.clock import days_since, is_proposed, proposed
+from pathway.definition.clock import PROPOSED_PREFIX, days_since, is_proposed, proposed
 from pathway.definition.effects import Derive
 from pathway.definition.model import FieldDef, Validity
 from pathway.definition.pathway import BUILTIN_NAMES, PathwayDef, Rule
@@ -52,11 +52,16 @@ class Pathway:
                          | {proposed(s) for s in definition.spec.states})
         #: the ``proposed_<state>`` fields some rule tests (false in every snapshot, then true where a rule of the
         #: evaluation proposes the move: see session._step), and the states whose rules test one
-        read = {c.field for r in definition.rules for cond in (r.due, r.when) for c in C.fields_of(cond)
-                if is_proposed(c.field) and c.field[len("proposed_"):] in definition.spec.states}
-        self.proposals_read = {name[len("proposed_"):]: name for name in sorted(read)}
-        self.reads_proposals = frozenset(s for r in definition.rules for s in r.states
-                                         if any(is_proposed(c.field) for cond in (r.due, r.when) for c in C.fields_of(cond)))
+        #: (the loader refuses a field of a state the pathway does not have)
+        read: set[str] = set()
+        readers: set[str] = set()
+        for r in definition.rules:
+            tested = {c.field for cond in (r.due, r.when) for c in C.fields_of(cond) if is_proposed(c.field)}
+            if tested:
+                read |= tested
+                readers.update(r.states)
+        self.proposals_read = {name.removeprefix(PROPOSED_PREFIX): name for name in sorted(read)}
+        self.reads_proposals = frozenset(readers)
         #: computed fields (``aggregate:`` in fields.yaml), filled by the session from recorded values
         self.aggregates = {n: f for n, f in definition.fields.items() if f is not None and f.aggregate is not None}
         self.builtins |= set(self.aggregates)
