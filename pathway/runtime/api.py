@@ -50,8 +50,8 @@ class Pathway:
             stored.keep_compiled(definition, self.compiled, registered=True)
         self.builtins = (set(BUILTIN_NAMES) | {"state"} | {days_since(s) for s in definition.spec.states}
                          | {proposed(s) for s in definition.spec.states})
-        #: the ``proposed_<state>`` fields some rule tests (false in every snapshot, then true where a rule of the
-        #: evaluation proposes the move: see session._step), and the states whose rules test one
+        #: the ``proposed_<state>`` fields some rule tests (false in the snapshots of the states that read one, true
+        #: where a rule of the evaluation proposes the move: see session._step), and the states whose rules test one
         #: (the loader refuses a field of a state the pathway does not have)
         read: set[str] = set()
         readers: set[str] = set()

@@ -328,6 +328,7 @@ def snapshot(pathway: Pathway, st: SessionState, base: dict[str, Any]) -> dict[s
         for state, entered in st.entered.items():
             snap[days_since(state)] = num(st.day - entered)
     snap["state"] = st.state
-    for name in pathway.proposals_read.values():  # set true by the session where a rule of the evaluation proposes
-        snap[name] = False
+    if st.state in pathway.reads_proposals:  # only where a rule reads one: set true by the session where a rule
+        for name in pathway.proposals_read.values():  # of the evaluation proposes
+            snap[name] = False
     return snap
