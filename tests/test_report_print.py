@@ -48,8 +48,10 @@ SIGNATORIES = ["Dr Ada Lovelace: chair, guideline committee", "Sam Patel: clinic
 #: screening, the infliximab hold, the 8-weekly schedule and no discharge during an infection were added (48
 #: hazards, 817 scenarios); 247 once the calcineurin-inhibitor stop texts, the response hold read from the chart, the
 #: refused second-line rescue, the lost response on the last IV steroid day and the tacrolimus bridge checks were
-#: added (55 hazards, 1,045 scenarios).
-MAX_PAGES = 280
+#: added (55 hazards, 1,045 scenarios); 282 once the holds beside a colectomy proposal (the next infliximab infusion,
+#: the discharge) and the rules for a deterioration not reassessed (on rescue, in maintenance, after the discharge)
+#: were added (73 hazards, 1,261 scenarios).
+MAX_PAGES = 310
 #: Sections every report of a pathway that loads has (others may come between them).
 SECTIONS = ("Diagram", "Static checks", "Rules", "Hazard log", "Parameters", "Sources")
 
