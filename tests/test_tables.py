@@ -606,7 +606,7 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "tac_toxic_trough_after_stop", "tac_renal_after_stop", "csa_renal_after_stop"}
     assert {r.rule for r in asuc_checked["discharged"].rows if r.rule} == {
         "emergency_after_discharge", "dilated_colon_after_discharge", "deterioration_after_discharge",
-        "deterioration_after_discharge_not_reassessed",
+        "deterioration_after_discharge_not_reassessed", "ifx_infusions_beside_emergency_after_discharge",
         "discharged_before_the_criterion",
         "discharged_without_the_criterion", "response_not_held_after_discharge", "discharged_before_tpmt",
         "thiopurine_avoid_absent_tpmt",
