@@ -81,6 +81,32 @@ def test_a_wrong_expectation_names_the_file_and_line(tmp_path):
 
 
 
+def test_an_expectation_naming_no_rule_of_the_pathway_fails_with_its_line(tmp_path):
+    """``absent: [{rule: <a typo>}]`` would hold whatever the engine does: a rule name the pathway does not have
+    fails the scenario, at its line, with the closest rule named; the engine's own entries (``overdue.<state>``) pass."""
+    text = (LIBRARY / "worse-earlier-on-rescue.yaml").read_text(encoding="utf-8")
+    head, _, rest = text.partition("\n- id: worse-on-infliximab-then-clearly-better-asks-nothing")
+    one = "scenarios:\n- id: worse-on-infliximab-then-clearly-better-asks-nothing" + rest.split("\n- id:")[0]
+    path = tmp_path / "typo.yaml"
+    path.write_text(one, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    assert run_scenario(loaded).passed
+    typo = one.replace("- {rule: rescue_worse_earlier_not_reassessed}", "- {rule: rescue_worse_earlier_not_reasessed}")
+    assert typo != one
+    path.write_text(typo, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    outcome = run_scenario(loaded)
+    line = typo.splitlines().index(next(x for x in typo.splitlines() if "not_reasessed" in x)) + 1
+    assert not outcome.passed
+    assert f"typo.yaml:{line}: scenario 'worse-on-infliximab-then-clearly-better-asks-nothing': alerts: names no rule" \
+        in outcome.report()
+    assert "did you mean 'rescue_worse_earlier_not_reassessed'?" in outcome.report()
+    engine = one.replace("- {rule: rescue_worse_earlier_not_reassessed}", "- {rule: overdue.rescue_ciclosporin}")
+    path.write_text(engine, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    assert run_scenario(loaded).passed
+
+
 def test_an_option_matches_a_rule_only_among_the_rules_that_made_it(tmp_path):
     """``{option: ciclosporin, rule: R}`` holds when R is one of the rules behind the option (a reason against it
     included), and fails naming the option when it is not."""

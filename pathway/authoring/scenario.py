@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pathway.core.errors import DefinitionError, Diagnostic, InputError, PathwayError, display_path
+from pathway.core.errors import DefinitionError, Diagnostic, InputError, PathwayError, display_path, suggest
 from pathway.core.yamlsafe import Located, YamlProblem, load_yaml_file, validation_diagnostics
 from pathway.runtime.api import Pathway, load_pathway
 
@@ -346,6 +346,7 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     assert session is not None
     result = session.result()
     outcome.result = result
+    rule_ids = {r.id for r in pw.definition.rules}
     outcome.rules_fired = {t["rule"] for t in result["trace"]}
     outcome.edges_taken = {(t["from"], t["to"]) for t in result["trace"] if "to" in t}
     if exp.state is not None and result["state"] != exp.state:
@@ -362,6 +363,13 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         ml: MatchList | None = getattr(exp, key)
         if ml is None:
             continue
+        for kind in ("present", "absent"):  # a rule the pathway does not have: "absent" would pass whatever happens
+            for j, m in enumerate(getattr(ml, kind)):
+                # the engine's own entries are named with a dot (input.<field>, decision.<field>, overdue.<state>)
+                if m.rule is not None and "." not in m.rule and m.rule not in rule_ids:
+                    hint = suggest(m.rule, rule_ids)
+                    bad(("expect", key, kind, j, "rule"), f"{key}: names no rule of the pathway",
+                        "a rule of the pathway", m.rule + (f" (did you mean '{hint}'?)" if hint else ""))
         items = result[key]
         for j, m in enumerate(ml.present):
             if not any(_matches(x, m) for x in items):
