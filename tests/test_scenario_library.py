@@ -105,6 +105,13 @@ def test_an_expectation_naming_no_rule_of_the_pathway_fails_with_its_line(tmp_pa
     path.write_text(engine, encoding="utf-8")
     (loaded,) = load_scenarios(path)
     assert run_scenario(loaded).passed
+    never = one.replace("  expect:\n", "  expect:\n    not_fired: [rescue_worsenning]\n", 1)
+    assert never != one
+    path.write_text(never, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    outcome = run_scenario(loaded)
+    assert not outcome.passed and "not_fired: names no rule of the pathway" in outcome.report()
+    assert "did you mean 'rescue_worsening'?" in outcome.report()
 
 
 def test_an_option_matches_a_rule_only_among_the_rules_that_made_it(tmp_path):

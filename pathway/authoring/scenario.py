@@ -436,7 +436,11 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         if rule not in outcome.rules_fired:
             bad(("expect", "fired", j), "rule fired", rule, "never fired")
     for j, rule in enumerate(exp.not_fired):
-        if rule in outcome.rules_fired:
+        if "." not in rule and rule not in rule_ids:  # would hold whatever happens
+            hint = suggest(rule, rule_ids)
+            bad(("expect", "not_fired", j), "not_fired: names no rule of the pathway", "a rule of the pathway",
+                rule + (f" (did you mean '{hint}'?)" if hint else ""))
+        elif rule in outcome.rules_fired:
             bad(("expect", "not_fired", j), "rule should not fire", rule, "fired")
     outcome.passed = not fail
     return outcome
