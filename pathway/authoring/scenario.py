@@ -347,6 +347,14 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     result = session.result()
     outcome.result = result
     rule_ids = {r.id for r in pw.definition.rules}
+
+    def no_rule(name: str) -> str | None:
+        """``name`` with the closest rule when it names no rule of the pathway; None for a rule or an engine entry
+        (named with a dot: ``input.<field>``, ``decision.<field>``, ``overdue.<state>``)."""
+        if "." in name or name in rule_ids:
+            return None
+        hint = suggest(name, rule_ids)
+        return name + (f" (did you mean '{hint}'?)" if hint else "")
     outcome.rules_fired = {t["rule"] for t in result["trace"]}
     outcome.edges_taken = {(t["from"], t["to"]) for t in result["trace"] if "to" in t}
     if exp.state is not None and result["state"] != exp.state:
@@ -365,11 +373,9 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
             continue
         for kind in ("present", "absent"):  # a rule the pathway does not have: "absent" would pass whatever happens
             for j, m in enumerate(getattr(ml, kind)):
-                # the engine's own entries are named with a dot (input.<field>, decision.<field>, overdue.<state>)
-                if m.rule is not None and "." not in m.rule and m.rule not in rule_ids:
-                    hint = suggest(m.rule, rule_ids)
-                    bad(("expect", key, kind, j, "rule"), f"{key}: names no rule of the pathway",
-                        "a rule of the pathway", m.rule + (f" (did you mean '{hint}'?)" if hint else ""))
+                if m.rule is not None and (unknown := no_rule(m.rule)):
+                    bad(("expect", key, kind, j, "rule"), f"{key}: names no rule of the pathway", "a rule of the pathway",
+                        unknown)
         items = result[key]
         for j, m in enumerate(ml.present):
             if not any(_matches(x, m) for x in items):
@@ -436,10 +442,8 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
         if rule not in outcome.rules_fired:
             bad(("expect", "fired", j), "rule fired", rule, "never fired")
     for j, rule in enumerate(exp.not_fired):
-        if "." not in rule and rule not in rule_ids:  # would hold whatever happens
-            hint = suggest(rule, rule_ids)
-            bad(("expect", "not_fired", j), "not_fired: names no rule of the pathway", "a rule of the pathway",
-                rule + (f" (did you mean '{hint}'?)" if hint else ""))
+        if unknown := no_rule(rule):  # would hold whatever happens
+            bad(("expect", "not_fired", j), "not_fired: names no rule of the pathway", "a rule of the pathway", unknown)
         elif rule in outcome.rules_fired:
             bad(("expect", "not_fired", j), "rule should not fire", rule, "fired")
     outcome.passed = not fail
