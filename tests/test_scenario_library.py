@@ -19,6 +19,19 @@ def library():
     return run_scenarios(discover([LIBRARY]), "asuc")
 
 
+def _one(file: str, scenario_id: str) -> str:
+    """One scenario of a library file, as a scenario file of its own."""
+    rest = (LIBRARY / file).read_text(encoding="utf-8").partition(f"\n- id: {scenario_id}")[2]
+    return f"scenarios:\n- id: {scenario_id}" + rest.split("\n- id:")[0]
+
+
+def _outcome(path, text: str):
+    """``text`` written to ``path`` and its one scenario run."""
+    path.write_text(text, encoding="utf-8")
+    (loaded,) = load_scenarios(path)
+    return run_scenario(loaded)
+
+
 def test_library_has_at_least_40_scenarios_and_all_pass(library):
     outcomes, _ = library
     assert len(outcomes) >= 40
@@ -84,32 +97,22 @@ def test_a_wrong_expectation_names_the_file_and_line(tmp_path):
 def test_an_expectation_naming_no_rule_of_the_pathway_fails_with_its_line(tmp_path):
     """``absent: [{rule: <a typo>}]`` would hold whatever the engine does: a rule name the pathway does not have
     fails the scenario, at its line, with the closest rule named; the engine's own entries (``overdue.<state>``) pass."""
-    text = (LIBRARY / "worse-earlier-on-rescue.yaml").read_text(encoding="utf-8")
-    head, _, rest = text.partition("\n- id: worse-on-infliximab-then-clearly-better-asks-nothing")
-    one = "scenarios:\n- id: worse-on-infliximab-then-clearly-better-asks-nothing" + rest.split("\n- id:")[0]
+    one = _one("worse-earlier-on-rescue.yaml", "worse-on-infliximab-then-clearly-better-asks-nothing")
     path = tmp_path / "typo.yaml"
-    path.write_text(one, encoding="utf-8")
-    (loaded,) = load_scenarios(path)
-    assert run_scenario(loaded).passed
+    assert _outcome(path, one).passed
     typo = one.replace("- {rule: rescue_worse_earlier_not_reassessed}", "- {rule: rescue_worse_earlier_not_reasessed}")
     assert typo != one
-    path.write_text(typo, encoding="utf-8")
-    (loaded,) = load_scenarios(path)
-    outcome = run_scenario(loaded)
+    outcome = _outcome(path, typo)
     line = typo.splitlines().index(next(x for x in typo.splitlines() if "not_reasessed" in x)) + 1
     assert not outcome.passed
     assert f"typo.yaml:{line}: scenario 'worse-on-infliximab-then-clearly-better-asks-nothing': alerts: names no rule" \
         in outcome.report()
     assert "did you mean 'rescue_worse_earlier_not_reassessed'?" in outcome.report()
     engine = one.replace("- {rule: rescue_worse_earlier_not_reassessed}", "- {rule: overdue.rescue_ciclosporin}")
-    path.write_text(engine, encoding="utf-8")
-    (loaded,) = load_scenarios(path)
-    assert run_scenario(loaded).passed
+    assert _outcome(path, engine).passed
     never = one.replace("  expect:\n", "  expect:\n    not_fired: [rescue_worsenning]\n", 1)
     assert never != one
-    path.write_text(never, encoding="utf-8")
-    (loaded,) = load_scenarios(path)
-    outcome = run_scenario(loaded)
+    outcome = _outcome(path, never)
     assert not outcome.passed and "not_fired: names no rule of the pathway" in outcome.report()
     assert "did you mean 'rescue_worsening'?" in outcome.report()
 
@@ -117,18 +120,12 @@ def test_an_expectation_naming_no_rule_of_the_pathway_fails_with_its_line(tmp_pa
 def test_an_option_matches_a_rule_only_among_the_rules_that_made_it(tmp_path):
     """``{option: ciclosporin, rule: R}`` holds when R is one of the rules behind the option (a reason against it
     included), and fails naming the option when it is not."""
-    text = (LIBRARY / "sequential-cautions.yaml").read_text(encoding="utf-8")
-    head, _, rest = text.partition("\n- id: seq-csa-seizure-history-on-the-decision-day-is-said")
-    one = "scenarios:\n- id: seq-csa-seizure-history-on-the-decision-day-is-said" + rest
+    one = _one("sequential-cautions.yaml", "seq-csa-seizure-history-on-the-decision-day-is-said")
     path = tmp_path / "option.yaml"
-    path.write_text(one, encoding="utf-8")
-    (loaded,) = load_scenarios(path)
-    assert run_scenario(loaded).passed
+    assert _outcome(path, one).passed
     other = one.replace("rule: ciclosporin_seizure_history}", "rule: ciclosporin_reason_cholesterol}")
     assert other != one
-    path.write_text(other, encoding="utf-8")
-    (loaded,) = load_scenarios(path)
-    outcome = run_scenario(loaded)
+    outcome = _outcome(path, other)
     assert not outcome.passed and "rule: ciclosporin_reason_cholesterol" in outcome.report()
 
 
