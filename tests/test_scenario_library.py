@@ -117,6 +117,22 @@ def test_an_expectation_naming_no_rule_of_the_pathway_fails_with_its_line(tmp_pa
     assert "did you mean 'rescue_worsening'?" in outcome.report()
 
 
+def test_an_excluded_field_the_pathway_does_not_have_fails_with_its_line(tmp_path):
+    """``data_required_excludes: [<a typo>]`` would hold whatever the engine asks for: a field name the pathway does
+    not have fails the scenario, at its line, with the closest field named."""
+    one = _one("after-discharge.yaml", "no-stool-count-a-week-after-discharge-asks-nothing")
+    path = tmp_path / "typo.yaml"
+    assert _outcome(path, one).passed
+    typo = one.replace("data_required_excludes: [stool_freq_24h]", "data_required_excludes: [stool_frequency_24h]")
+    assert typo != one
+    outcome = _outcome(path, typo)
+    line = typo.splitlines().index(next(x for x in typo.splitlines() if "stool_frequency_24h" in x)) + 1
+    assert not outcome.passed
+    assert (f"typo.yaml:{line}: scenario 'no-stool-count-a-week-after-discharge-asks-nothing': "
+            "data_required_excludes: names no field of the pathway") in outcome.report()
+    assert "did you mean 'stool_freq_24h'?" in outcome.report()
+
+
 def test_an_option_matches_a_rule_only_among_the_rules_that_made_it(tmp_path):
     """``{option: ciclosporin, rule: R}`` holds when R is one of the rules behind the option (a reason against it
     included), and fails naming the option when it is not."""

@@ -410,8 +410,13 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     for j, name in enumerate(exp.data_required_includes):
         if name not in required:
             bad(("expect", "data_required_includes", j), "data required includes", name, sorted(required))
+    fields = pw.definition.fields
     for j, name in enumerate(exp.data_required_excludes):
-        if name in required:
+        if name not in fields:  # a field the pathway does not have is never required: would hold whatever happens
+            hint = suggest(name, fields)
+            bad(("expect", "data_required_excludes", j), "data_required_excludes: names no field of the pathway",
+                "a field of the pathway", name + (f" (did you mean '{hint}'?)" if hint else ""))
+        elif name in required:
             bad(("expect", "data_required_excludes", j), "data required should not include", name, sorted(required))
     for name, value in exp.derived.items():
         if result["derived"].get(name) != value:
