@@ -527,15 +527,16 @@ def test_two_rescue_agents_in_one_order_set_are_critical(pw):
 def test_oral_ciclosporin_with_low_cholesterol_is_not_compared_with_the_iv_dose(pw):
     # §5.2 (GastroTrain): cholesterol below 3.0 mmol/L raises the seizure risk of IV ciclosporin and oral
     # ciclosporin is suggested instead; the oral dose (5.5 mg/kg/day in two doses, CONSTRUCT) is several times
-    # the IV 2 mg/kg/day, so an oral order is neither a critical overdose nor to be changed to the IV infusion
+    # the IV 2 mg/kg/day, so an oral order is neither a critical overdose nor to be changed to the IV infusion;
+    # the pathway computes no IV dose beside the low cholesterol (csa_iv_dose), so the dose is said to be unchecked
     session = _session(pw, to_rescue())
     session.observe({"day": 3, "cholesterol_mmol_l": 2.5})
     oral = _order({"coding": [CICLOSPORIN]}, mg=200, per_day=2, route=ORAL, order_id="draft-csa")
     cards = _valid(order_cards(pw, session, [oral]))
     kinds = _kinds(cards)
-    assert kinds == {"order-caution": "warning", "order-route": "warning"}
-    route = next(c for c in cards if _ext(c)["kind"] == "order-route")
-    assert "oral dose not checked" in route["summary"] and "suggestions" not in route
+    assert kinds == {"order-caution": "warning", "order-dose-unchecked": "warning"}
+    unchecked = next(c for c in cards if _ext(c)["kind"] == "order-dose-unchecked")
+    assert "dose not checked" in unchecked["summary"] and "suggestions" not in unchecked
     assert not any(c["indicator"] == "critical" for c in cards)
 
 

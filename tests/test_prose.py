@@ -150,7 +150,10 @@ def test_a_rule_switched_off_names_the_setting(d: PathwayDef) -> None:
     assert t.missing == [] and t.otherwise is None
     nice = load_definition("asuc", profile="nice")
     t = P.rule_text(_rule(nice, "nice_infliximab_second_line"), nice)
-    assert not t.switched_off and t.when == "ciclosporin not contraindicated and infliximab not contraindicated"
+    assert not t.switched_off and t.when == (
+        "infliximab not contraindicated and creatinine ≤ 130 µmol/L (or not recorded) and no active serious infection "
+        "(or not recorded) and no uncontrolled hypertension (or not recorded) and no current malignancy (or not "
+        "recorded) and no immunodeficiency (or not recorded)")
 
 
 def test_values_follow_the_profile() -> None:

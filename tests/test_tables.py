@@ -187,7 +187,11 @@ def test_rescue_selection_rows_and_profiles(asuc_checked: dict[str, DecisionTabl
     # under the NICE profile the ciclosporin-first rule is live and infliximab comes second
     nice = decision_table(_compiled(profile="nice"), "rescue_selection")
     live = _rows(nice, "nice_infliximab_second_line")
-    assert not live[0].never and live[0].cells == {"ciclosporin_excluded": "false", "infliximab_excluded": "false"}
+    # while no exclusion of ciclosporin is known: known eligible, or a result it needs still pending
+    assert not live[0].never and live[0].cells == {
+        "infliximab_excluded": "false", "creatinine_umol_l": "≤ 130 or not recorded",
+        "active_serious_infection": "false or not recorded", "bp_uncontrolled": "false or not recorded",
+        "malignancy_current": "false or not recorded", "immunodeficiency": "false or not recorded"}
     assert "option infliximab: caution, rank 2" in live[0].advice  # cautioned by the policy (TA163)
     assert "option infliximab: available, rank 2" in _rows(nice, "infliximab_eligibility", "otherwise")[0].advice
     assert any("under profile 'nice'" in n and "Rescue agent policy = ciclosporin_first" in n for n in nice.notes)
