@@ -32,6 +32,16 @@ def _outcome(path, text: str):
     return run_scenario(loaded)
 
 
+def _misspelt(path, one: str, right: str, wrong: str):
+    """The scenario ``one`` passes; with ``right`` replaced by ``wrong`` it is run again: its outcome, and the line
+    (1-based) of the first line holding ``wrong``."""
+    assert _outcome(path, one).passed
+    typo = one.replace(right, wrong)
+    assert typo != one
+    lines = typo.splitlines()
+    return _outcome(path, typo), lines.index(next(x for x in lines if wrong in x)) + 1
+
+
 def test_library_has_at_least_40_scenarios_and_all_pass(library):
     outcomes, _ = library
     assert len(outcomes) >= 40
@@ -99,11 +109,8 @@ def test_an_expectation_naming_no_rule_of_the_pathway_fails_with_its_line(tmp_pa
     fails the scenario, at its line, with the closest rule named; the engine's own entries (``overdue.<state>``) pass."""
     one = _one("worse-earlier-on-rescue.yaml", "worse-on-infliximab-then-clearly-better-asks-nothing")
     path = tmp_path / "typo.yaml"
-    assert _outcome(path, one).passed
-    typo = one.replace("- {rule: rescue_worse_earlier_not_reassessed}", "- {rule: rescue_worse_earlier_not_reasessed}")
-    assert typo != one
-    outcome = _outcome(path, typo)
-    line = typo.splitlines().index(next(x for x in typo.splitlines() if "not_reasessed" in x)) + 1
+    outcome, line = _misspelt(path, one, "- {rule: rescue_worse_earlier_not_reassessed}",
+                              "- {rule: rescue_worse_earlier_not_reasessed}")
     assert not outcome.passed
     assert f"typo.yaml:{line}: scenario 'worse-on-infliximab-then-clearly-better-asks-nothing': alerts: names no rule" \
         in outcome.report()
@@ -121,12 +128,8 @@ def test_an_excluded_field_the_pathway_does_not_have_fails_with_its_line(tmp_pat
     """``data_required_excludes: [<a typo>]`` would hold whatever the engine asks for: a field name the pathway does
     not have fails the scenario, at its line, with the closest field named."""
     one = _one("after-discharge.yaml", "no-stool-count-a-week-after-discharge-asks-nothing")
-    path = tmp_path / "typo.yaml"
-    assert _outcome(path, one).passed
-    typo = one.replace("data_required_excludes: [stool_freq_24h]", "data_required_excludes: [stool_frequency_24h]")
-    assert typo != one
-    outcome = _outcome(path, typo)
-    line = typo.splitlines().index(next(x for x in typo.splitlines() if "stool_frequency_24h" in x)) + 1
+    outcome, line = _misspelt(tmp_path / "typo.yaml", one, "data_required_excludes: [stool_freq_24h]",
+                              "data_required_excludes: [stool_frequency_24h]")
     assert not outcome.passed
     assert (f"typo.yaml:{line}: scenario 'no-stool-count-a-week-after-discharge-asks-nothing': "
             "data_required_excludes: names no field of the pathway") in outcome.report()
