@@ -639,7 +639,7 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "tac_trough_low", "tac_trough_far_below", "tac_trough_undetectable", "tac_trough_high", "tac_trough_in_range",
         "tac_restart_after_toxic_trough", "tac_maint_trough_low", "tac_maint_trough_high",
         "tac_maint_restart_after_toxic_trough", "tac_trough_before_dose_change", "tac_dose_outside_range",
-        "tac_dose_with_trough_needed",
+        "tac_dose_with_trough_needed", "tac_trough_before_steady_state",
         "infliximab_maintenance",
         "infliximab_every_8_weeks",
         # a new weight far from the previous one, while the infliximab infusions go on at home

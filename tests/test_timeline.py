@@ -167,6 +167,34 @@ def test_since_change_of_counts_from_the_last_change():
     assert aggregate(st, Aggregate(of="x", fn="count", since_change_of="s")) == 1
 
 
+def test_settled_keeps_the_values_recorded_long_enough_after_the_change():
+    # x at 0, 12, 48 and 93.6 h; s (a dose) recorded 4 in event 0, changed to 8 in event 1 (12 h)
+    hist = dict(H, s=[[0, 4, 0.0, 0], [0.5, 8, 12.0, 1]])
+    settled = Window(hours=36)
+    # x of events 1-3 is on the dose since the change; 36 h after it (48 h) and later are settled: 48.0 and 93.6 h
+    assert aggregate(_state(hist, 3.9), Aggregate(of="x", fn="count", since_change_of="s")) == 3
+    assert aggregate(_state(hist, 3.9), Aggregate(of="x", fn="count", since_change_of="s", settled=settled)) == 2
+    assert aggregate(_state(hist, 3.9), Aggregate(of="x", fn="first", since_change_of="s", settled=settled)) == 5.0
+    # exactly the span after the change counts; a moment less does not
+    assert aggregate(_state(hist, 3.9), Aggregate(of="x", fn="first", since_change_of="s",
+                                                  settled=Window(hours=36.1))) == 4.0
+    # the same dose recorded again restarts nothing; a new change does (event 3 at 93.6 h: nothing settled yet)
+    hist["s"].append([2, 8, 48.0, 2])
+    assert aggregate(_state(hist, 3.9), Aggregate(of="x", fn="count", since_change_of="s", settled=settled)) == 2
+    hist["s"].append([3.9, 12, 93.6, 3])
+    assert aggregate(_state(hist, 3.9), Aggregate(of="x", fn="ever", since_change_of="s", settled=settled)) is False
+    # never changed (its first value is no change): none is left out
+    first = dict(H, s=[[0, 4, 0.0, 0]])
+    assert aggregate(_state(first, 3.9), Aggregate(of="x", fn="count", since_change_of="s", settled=settled)) == 3
+
+
+def test_settled_needs_since_change_of(rules_copy):
+    diags = _broken(rules_copy, "fields.yaml", "fn: ever, since_change_of: tacrolimus_daily_dose_mg, settled: {hours: 48}}",
+                    "fn: ever, settled: {hours: 48}}")
+    assert [d.code for d in diags] == ["PW112"] and "'settled' counts from the last change" in diags[0].message
+    assert diags[0].line > 0
+
+
 def test_since_a_state_counts_from_its_entry():
     st = _state(H, 3.9, entered={"a": 0, "b": 2})
     assert aggregate(st, Aggregate(of="x", fn="count", since="b")) == 2

@@ -204,6 +204,8 @@ def aggregate_text(agg: Aggregate) -> str:
         out += ", recorded after the move into it"
     if agg.since_change_of is not None:
         out += f", recorded since `{agg.since_change_of}` last changed"
+        if agg.settled is not None and agg.settled.span_hours is not None:
+            out += f" and at least {hours_text(agg.settled.span_hours)} after it"
     if agg.confirmed_by is not None:
         out += (f", the last confirmed by `{agg.confirmed_by}` (the first recorded while none is confirmed, or the"
                 " last confirmation was withdrawn)")

@@ -214,6 +214,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "min_days": "Fewer days with a value in the window than this give no value (unknown), e.g. 2 for "
                     "'on each of the last 2 days'.",
         "since_change_of": "Only values recorded in the event in which this other field last changed, or later.",
+        "settled": "With since_change_of: only values recorded at least this long after that change (a trough at "
+                   "steady state on the dose given now).",
         "confirmed_by": "The value last confirmed: the last value recorded in or before the last event that recorded this "
                         "yes/no field, when that is true (among the values recorded by then, not one recorded or "
                         "amended afterwards); else the first value recorded (fn: last, no window).",

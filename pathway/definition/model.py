@@ -266,7 +266,9 @@ class Aggregate(_Model):
     ``since_change_of``: only values recorded in the event in which another field last took a new
     value (differing from the one recorded before it), or later: a trough on the dose given now, not
     on an earlier dose (a value of that field recorded again unchanged, or its first value, is no
-    change).
+    change). ``settled`` (with ``since_change_of``): only values recorded at least that long after the event in
+    which that field last changed (a trough at steady state on the dose given now, not one drawn while the level is
+    still rising); with no change, none is left out.
     ``confirmed_by`` (with ``fn: last``, and no window of its own): the value last confirmed, where another
     field, a yes/no, records a confirmation: the last value recorded in or before the last event that recorded
     that field, when that recording is true, among the values recorded by the time it was recorded (a value
@@ -307,6 +309,7 @@ class Aggregate(_Model):
     min_days: int = Field(default=1, ge=1)
     after_entry: bool = False
     since_change_of: str | None = None
+    settled: Window | None = None
     confirmed_by: str | None = None
     per: str | None = None
     counted_from: str | None = None

@@ -1022,6 +1022,10 @@ class _Loader:
                     if other is not None and other not in fields:
                         self.diags.append(fdoc.diag(part_path + (key,), "PW202", f"unknown field '{other}'",
                                                     suggest(other, list(fields))))
+                if part.settled is not None and part.since_change_of is None:
+                    self.diags.append(fdoc.diag(part_path + ("settled",), "PW112",
+                                                "'settled' counts from the last change of the field named by "
+                                                "'since_change_of'; give it"))
                 if part.confirmed_by is None:
                     continue
                 mark = fields.get(part.confirmed_by)
@@ -1029,7 +1033,8 @@ class _Loader:
                     self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",
                                                 f"'confirmed_by' names a yes/no field; '{part.confirmed_by}' is {mark.type}"))
                 windowed = [k for k in ("from_day", "to_day", "within", "since", "until", "after_entry", "since_change_of",
-                                        "counted_from", "values", "min_days", "or_else") if k in part.model_fields_set]
+                                        "settled", "counted_from", "values", "min_days", "or_else")
+                            if k in part.model_fields_set]
                 if part.fn != "last" or windowed:
                     self.diags.append(fdoc.diag(part_path + ("confirmed_by",), "PW112",
                                                 "'confirmed_by' gives the value last confirmed: it takes fn: last and no "

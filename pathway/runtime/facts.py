@@ -152,15 +152,15 @@ def _entered(st: SessionState, ref: str | list[str] | None) -> tuple[str, float]
     return None if best is None else (best[1], best[0])
 
 
-def _last_change(st: SessionState, name: str) -> int | None:
-    """The event in which ``name`` last took a value other than the one recorded before it (None: it
-    never changed; its first value is no change)."""
+def _last_change(st: SessionState, name: str) -> tuple[int, float] | None:
+    """The event in which ``name`` last took a value other than the one recorded before it, and its clock
+    hours (None: it never changed; its first value is no change)."""
     entries = st.history.get(name) or ()
     for i in range(len(entries) - 1, 0, -1):
         value, before = entries[i][1], entries[i - 1][1]
         if value != before:
             event = entries[i][3] if len(entries[i]) > 3 else None
-            return PATIENT_RECORD if event is None else int(event)
+            return (PATIENT_RECORD if event is None else int(event)), float(entries[i][2])
     return None
 
 
@@ -239,7 +239,11 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
                    else None)
     if agg.confirmed_by is not None:
         return _confirmed_value(st, entries or (), agg.confirmed_by)
-    changed = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
+    change = _last_change(st, agg.since_change_of) if agg.since_change_of is not None else None
+    changed = change[0] if change is not None else None
+    # with ``settled``: values recorded at least that long after the change count (its hours: when it changed)
+    settled_from = change[1] if change is not None and agg.settled is not None else None
+    settled = agg.settled
     within, hours_now, among = agg.within, st.hours, agg.values
     since_day = since[1] if since is not None else None
     until_day = math.floor(until[1]) if until is not None else None
@@ -258,6 +262,8 @@ def _window_value(st: SessionState, agg: Aggregate) -> Any:
             continue  # after the clinical day the state was entered
         if changed is not None and (len(entry) < 4 or entry[3] is None or entry[3] < changed):
             continue  # recorded before the event in which the other field last changed
+        if settled_from is not None and settled is not None and settled.holds(entry[2] - settled_from):
+            continue  # recorded too soon after that change (not settled yet)
         if within is not None and (hours_now is None or not within.holds(hours_now - entry[2])):
             continue
         if among is not None and entry[1] not in among:
