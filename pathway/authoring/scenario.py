@@ -292,6 +292,12 @@ def _pathway_for(ls: LoadedScenario, default: str | os.PathLike[str], cache: dic
     return cache[key]
 
 
+def _with_hint(name: str, known: Any) -> str:
+    """``name`` followed by the closest of ``known`` (a name the pathway does not have, as a failure shows it)."""
+    hint = suggest(name, known)
+    return name + (f" (did you mean '{hint}'?)" if hint else "")
+
+
 def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
                  cache: dict[Any, Pathway] | None = None) -> ScenarioOutcome:
     """Run one scenario and compare; failures name the scenario file and the expectation's line."""
@@ -351,10 +357,7 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     def no_rule(name: str) -> str | None:
         """``name`` with the closest rule when it names no rule of the pathway; None for a rule or an engine entry
         (named with a dot: ``input.<field>``, ``decision.<field>``, ``overdue.<state>``)."""
-        if "." in name or name in rule_ids:
-            return None
-        hint = suggest(name, rule_ids)
-        return name + (f" (did you mean '{hint}'?)" if hint else "")
+        return None if "." in name or name in rule_ids else _with_hint(name, rule_ids)
     outcome.rules_fired = {t["rule"] for t in result["trace"]}
     outcome.edges_taken = {(t["from"], t["to"]) for t in result["trace"] if "to" in t}
     if exp.state is not None and result["state"] != exp.state:
@@ -413,9 +416,8 @@ def run_scenario(ls: LoadedScenario, pathway: str | os.PathLike[str] = "asuc",
     fields = pw.definition.fields
     for j, name in enumerate(exp.data_required_excludes):
         if name not in fields:  # a field the pathway does not have is never required: would hold whatever happens
-            hint = suggest(name, fields)
             bad(("expect", "data_required_excludes", j), "data_required_excludes: names no field of the pathway",
-                "a field of the pathway", name + (f" (did you mean '{hint}'?)" if hint else ""))
+                "a field of the pathway", _with_hint(name, fields))
         elif name in required:
             bad(("expect", "data_required_excludes", j), "data required should not include", name, sorted(required))
     for name, value in exp.derived.items():
