@@ -74,15 +74,17 @@ def test_the_demo_bundle_gives_the_result_of_the_demo_case_file(pw):
     assert result["state"] == "maintenance_thiopurine"
     clock_free = without_clock(result)
     assert {k: clock_free[k] for k in CLINICAL} == {k: expected[k] for k in CLINICAL}
-    # the history went into the patient record, the age from birthDate on the admission day
+    # the age went into the patient record, from birthDate on the admission day; the history, which may also be taken
+    # on the ward, into the event of its time (here the admission)
     patient = session.dump()["patient"]
-    assert patient["age_years"] == 34 and patient["prior_anti_tnf_failure"] is True
+    assert patient["age_years"] == 34 and "prior_anti_tnf_failure" not in patient
     assert patient["admission_time"] == "2026-03-02T08:00:00Z"
     # one event per clinical moment, each naming its resources
     events = session.recorded_events()
     assert [e["id"] for e in events] == ["fhir:2026-03-02T08:00:00Z", "fhir:2026-03-03T08:00:00Z", "fhir:2026-03-05T08:00:00Z",
                                          "fhir:2026-03-08T08:00:00Z", "fhir:2026-03-11T08:00:00Z", "fhir:2026-03-12T08:00:00Z",
                                          "fhir:2026-03-13T08:00:00Z"]
+    assert events[0]["prior_anti_tnf_failure"] is True
     day3 = events[2]
     assert day3["rescue_choice"] == "tacrolimus" and day3["crp_mg_l"] == 52.0 and day3["given"]["crp_mg_l"] == {
         "value": 5.2, "unit": "mg/dL"}
@@ -150,7 +152,7 @@ def test_resources_arriving_one_at_a_time_in_any_order_give_the_same_result(pw):
         session, _ = pw.start_fhir(header(bundle()))
         history = [r for r in order if r.get("code", {}).get("coding", [{}])[0].get("code") in (
             "prior_anti_tnf_failure", "prior_thiopurine_failure", "demyelinating_disease")]
-        # history belongs to the patient record, which the session started without: give it first
+        # the history first, with the admission (it is recorded in the event of its time either way)
         session, _ = pw.start_fhir({**header(bundle()), "entry": header(bundle())["entry"]
                                     + [{"resource": r} for r in history]})
         for r in order:

@@ -231,7 +231,7 @@ def test_asuc_hazards_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hazards", "asuc"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Hazard log of asuc ") and "0 fail, 0 unknown" in out
-    assert "HAZ-081  [mitigated]" in out and "81 hazard(s): 81 mitigated" in out
+    assert "HAZ-082  [mitigated]" in out and "82 hazard(s): 82 mitigated" in out
     # the safety case holds under every profile: no hazard without mitigation or verification
     for profile in ("default", "nice", "tac_high_start"):
         assert main(["check", "asuc", "--profile", profile, "--strict"]) == 0, profile

@@ -615,8 +615,10 @@ def test_without_a_state_every_decision_state_has_a_table(asuc_checked: dict[str
         "discharged_without_the_criterion", "response_not_held_after_discharge", "discharged_before_tpmt",
         "thiopurine_avoid_absent_tpmt",
         "cdiff_positive_after_discharge", "cmv_positive_after_discharge", "ifx_infection", "ifx_contraindication_found",
-        "ifx_heart_failure_found",
+        "ifx_heart_failure_found", "ifx_demyelination_found",
         "ifx_hbv_dna_needed",
+        # the thiopurine maintenance goes on at home: its dose by TPMT, once TPMT is known (a result back in clinic)
+        "thiopurine_dose", "thiopurine_dose_low_tpmt",
         # the calcineurin-inhibitor checks go on while the drug may be given at home
         "csa_adverse_effects", "csa_infection", "csa_creatinine_rise", "cni_hyperkalaemia", "csa_beyond_six_months",
         "csa_neurotoxicity", "tac_trough_toxic", "tac_creatinine_rise", "tac_creatinine_high", "tac_hypomagnesaemia",
